@@ -1,0 +1,72 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The built-in guest's workloads, written once in freestanding C and compiled
+ * both into the guest kernel (guests/kernel) and into ferryd's soft backend
+ * (hyp/exec-soft). Everything a workload must keep across save, restore and
+ * migration lives in guest memory (struct wl_state and the tables after it,
+ * in the arena at FERRY_ARENA_GPA); the wl_ctx is rebuilt on every start.
+ *
+ * Freestanding: no libc. Only <stdint.h>, <stddef.h>, <stdbool.h>.
+ */
+#ifndef GUESTS_WORKLOAD_H
+#define GUESTS_WORKLOAD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* What the workloads need from where they run: the guest kernel implements it
+ * with hypercalls and the TSC, the soft backend with ferryd's own calls. */
+struct wl_platform {
+	/* Guest system time in ns (Xen's vcpu_time_info clock). */
+	uint64_t (*now_ns)(void *opaque);
+	/* Console output, not NUL-terminated. */
+	void (*console)(void *opaque, const char *s, size_t len);
+	/* Sleep until the system time reaches deadline_ns or an event arrives
+	 * (set_timer_op + SCHEDOP_block). May return early. */
+	void (*block_until)(void *opaque, uint64_t deadline_ns);
+	/* SCHEDOP_shutdown with a SHUTDOWN_* reason; does not return in the
+	 * guest, returns in the soft backend (which then stops the vCPU). */
+	void (*shutdown)(void *opaque, unsigned reason);
+	void *opaque;
+};
+
+/* Workload kinds, stored in guest memory. */
+enum wl_kind { WL_IDLE = 1, WL_DIRTY = 2, WL_VERIFY = 3 };
+
+struct wl_ctx {
+	const struct wl_platform *plat;
+	/* Host address of guest-physical 0 (0 inside the guest, the guest
+	 * mapping's base in ferryd). Guest memory stores only gpas. */
+	uintptr_t mem_base;
+	uint64_t mem_size; /* bytes of guest RAM */
+	struct wl_state *st; /* at mem_base + FERRY_ARENA_GPA */
+};
+
+/*
+ * Attach to guest memory. If the arena holds no initialised state (first
+ * boot), parse cmdline ("workload=verify ws=64M rate=20M pattern=seq"; keys
+ * the workload does not know are ignored) and lay out the state. On an
+ * already initialised arena (resume in a new process), keep it.
+ * Returns 0, or -22 (EINVAL) for a bad command line after printing why on
+ * the console.
+ */
+int wl_attach(struct wl_ctx *ctx, const struct wl_platform *plat,
+	      uintptr_t mem_base, uint64_t mem_size, const char *cmdline);
+
+/*
+ * Run one slice of work of at most about 10 ms, then return. Before working
+ * it polls struct ferry_ctl (at FERRY_CTL_GPA): a shutdown request is
+ * carried out through plat->shutdown, and a changed resume_count makes
+ * verify check all pages and print its resume line.
+ */
+void wl_run_slice(struct wl_ctx *ctx);
+
+/* For tests and ferryd: guest-memory records of what the workload wrote. */
+/* gpa of the first working-set page and the number of pages. */
+uint64_t wl_ws_gpa(const struct wl_ctx *ctx);
+uint64_t wl_ws_pages(const struct wl_ctx *ctx);
+/* Per-page write generation (incremented on each write of that page). */
+uint32_t wl_page_gen(const struct wl_ctx *ctx, uint64_t page_index);
+
+#endif

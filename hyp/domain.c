@@ -1,0 +1,635 @@
+// SPDX-License-Identifier: MIT
+/* Domains: lifecycle, lookup, pause, guest-requested shutdown and crash. */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/bitmap.h"
+#include "common/compiler.h"
+#include "common/err.h"
+#include "common/log.h"
+#include "internal.h"
+
+
+/* Under h->lock. */
+static struct hyp_domain *find_locked(struct hyp *h, uint32_t domid)
+{
+	for (struct hyp_domain *d = h->domains; d; d = d->next)
+		if (d->domid == domid)
+			return d;
+	return NULL;
+}
+
+static struct hyp_domain *find_name_locked(struct hyp *h, const char *name)
+{
+	for (struct hyp_domain *d = h->domains; d; d = d->next)
+		if (!strcmp(d->cfg.name, name))
+			return d;
+	return NULL;
+}
+
+int hyp_domain_get(struct hyp *h, uint32_t domid, struct hyp_domain **out)
+{
+	struct hyp_domain *d;
+
+	pthread_mutex_lock(&h->lock);
+	d = find_locked(h, domid);
+	if (d)
+		d->refs++;
+	pthread_mutex_unlock(&h->lock);
+	if (!d)
+		return -ENOENT;
+	*out = d;
+	return 0;
+}
+
+/* Frees everything once the last reference goes; vCPU threads are gone. */
+static void dom_free(struct hyp_domain *d)
+{
+	for (unsigned i = 0; i < d->nvcpus; i++)
+		if (d->vcpus[i].exec)
+			d->ops->vcpu_fini(&d->vcpus[i]);
+	if (d->exec)
+		d->ops->dom_fini(d);
+	if (d->p2m) {
+		mem_release(&d->h->mem, d->p2m, d->maxmem_bytes >> PAGE_SHIFT);
+		free(d->p2m);
+	}
+	if (d->hva)
+		munmap(d->hva, d->maxmem_bytes);
+	free(d->host_dirty);
+	console_fini(d);
+	pthread_mutex_destroy(&d->lock);
+	pthread_cond_destroy(&d->cond);
+	free(d);
+}
+
+void hyp_domain_put(struct hyp_domain *d)
+{
+	struct hyp *h = d->h;
+	int refs;
+
+	pthread_mutex_lock(&h->lock);
+	refs = --d->refs;
+	pthread_mutex_unlock(&h->lock);
+	if (!refs)
+		dom_free(d);
+}
+
+void dom_set_state(struct hyp_domain *d, enum hyp_dom_state s)
+{
+	bool changed;
+
+	pthread_mutex_lock(&d->lock);
+	changed = d->state != s;
+	d->state = s;
+	pthread_mutex_unlock(&d->lock);
+	if (changed && d->h->ev.state)
+		d->h->ev.state(d->h->ev.opaque, d->domid, s);
+}
+
+static void kick_all(struct hyp_domain *d)
+{
+	for (unsigned i = 0; i < d->nvcpus; i++) {
+		struct hyp_vcpu *v = &d->vcpus[i];
+
+		if (v->thread_started)
+			d->ops->vcpu_kick(v);
+	}
+}
+
+/* Stops and joins every vCPU thread. */
+static void stop_vcpus(struct hyp_domain *d)
+{
+	pthread_mutex_lock(&d->lock);
+	d->stopping = true;
+	for (unsigned i = 0; i < d->nvcpus; i++)
+		d->vcpus[i].kicked = true;
+	pthread_cond_broadcast(&d->cond);
+	pthread_mutex_unlock(&d->lock);
+	kick_all(d);
+	for (unsigned i = 0; i < d->nvcpus; i++) {
+		struct hyp_vcpu *v = &d->vcpus[i];
+
+		if (v->thread_started && !pthread_equal(v->thread, pthread_self())) {
+			pthread_join(v->thread, NULL);
+			v->thread_started = false;
+		}
+	}
+}
+
+static int check_config(struct hyp *h, const struct hyp_dom_config *c,
+			const struct hyp_exec_ops **ops)
+{
+	if (!c->name[0]) {
+		log_err("domain config has no name");
+		return -FERRY_EBADCFG;
+	}
+	if (!c->memory_mb || c->maxmem_mb < c->memory_mb) {
+		log_err("%s: memory %llu MiB must be > 0 and <= maxmem %llu MiB", c->name,
+			(unsigned long long)c->memory_mb, (unsigned long long)c->maxmem_mb);
+		return -FERRY_EBADCFG;
+	}
+	if (c->memory_mb < 8) {
+		log_err("%s: memory %llu MiB is below the 8 MiB minimum", c->name,
+			(unsigned long long)c->memory_mb);
+		return -FERRY_EBADCFG;
+	}
+	if (!c->vcpus || c->vcpus > HYP_MAX_VCPUS) {
+		log_err("%s: vcpus %u out of range 1..%u", c->name, c->vcpus, HYP_MAX_VCPUS);
+		return -FERRY_EBADCFG;
+	}
+	*ops = c->backend[0] ? hyp_backend_by_name(c->backend) : h->default_ops;
+	if (!*ops) {
+		log_err("%s: unknown backend '%s' (expected kvm or soft)", c->name, c->backend);
+		return -FERRY_EBADCFG;
+	}
+	if (*ops != h->default_ops && (*ops)->probe())
+		return -FERRY_ENOKVM;
+	return 0;
+}
+
+static int dom_load(struct hyp_domain *d)
+{
+	const char *kernel = d->cfg.kernel[0] ? d->cfg.kernel : d->h->guest_elf;
+	uint64_t entry;
+	int err;
+
+	if (d->ops->loads_kernel) {
+		err = hyp_loader_load_elf(d->hva, d->mem_bytes, kernel, &entry);
+		if (err) {
+			log_err("d%u: cannot load kernel %s: %s", d->domid, kernel,
+				strerror(-err));
+			return err;
+		}
+		d->entry = entry;
+	}
+	err = hyp_loader_setup_boot(d->hva, d->mem_bytes, d->cfg.cmdline,
+				    d->ops->loads_kernel);
+	if (err)
+		log_err("d%u: cannot set up the boot information: %s", d->domid,
+			strerror(-err));
+	return err;
+}
+
+int hyp_domain_create(struct hyp *h, const struct hyp_dom_config *cfg,
+		      bool start_paused, uint32_t *domid)
+{
+	const struct hyp_exec_ops *ops;
+	struct hyp_domain *d, **pp;
+	uint64_t pages, maxpages, free_pages;
+	int err;
+
+	err = check_config(h, cfg, &ops);
+	if (err)
+		return err;
+	d = calloc(1, sizeof(*d));
+	if (!d)
+		return -ENOMEM;
+	d->h = h;
+	d->cfg = *cfg;
+	d->ops = ops;
+	d->refs = 1;
+	d->paused = true;
+	d->state = HYP_DOM_PAUSED;
+	d->nvcpus = cfg->vcpus;
+	d->con_log_fd = -1;
+	snprintf(d->cfg.backend, sizeof(d->cfg.backend), "%s", ops->name);
+	pthread_mutex_init(&d->lock, NULL);
+	pthread_cond_init(&d->cond, NULL);
+	pthread_mutex_init(&d->con_lock, NULL);
+	d->mem_bytes = cfg->memory_mb << 20;
+	d->maxmem_bytes = cfg->maxmem_mb << 20;
+	pages = d->mem_bytes >> PAGE_SHIFT;
+	maxpages = d->maxmem_bytes >> PAGE_SHIFT;
+
+	/* Name check and domid allocation in one critical section. */
+	pthread_mutex_lock(&h->lock);
+	if (find_name_locked(h, cfg->name)) {
+		pthread_mutex_unlock(&h->lock);
+		log_err("domain name '%s' is already in use", cfg->name);
+		err = -EEXIST;
+		goto err_free;
+	}
+	pthread_mutex_lock(&h->mem.lock);
+	free_pages = h->mem.nfree;
+	pthread_mutex_unlock(&h->mem.lock);
+	if (pages > free_pages) {
+		pthread_mutex_unlock(&h->lock);
+		log_err("%s: domain needs %llu MiB, %llu MiB free of %llu MiB", cfg->name,
+			(unsigned long long)cfg->memory_mb,
+			(unsigned long long)(free_pages >> 8),
+			(unsigned long long)(h->mem.nframes >> 8));
+		err = -ENOMEM;
+		goto err_free;
+	}
+	d->domid = h->next_domid++;
+	pthread_mutex_unlock(&h->lock);
+
+	d->hva = mmap(NULL, d->maxmem_bytes, PROT_NONE,
+		      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	d->p2m = malloc(maxpages * sizeof(*d->p2m));
+	d->host_dirty = calloc(BITMAP_WORDS(maxpages), 8);
+	if (d->hva == MAP_FAILED || !d->p2m || !d->host_dirty) {
+		if (d->hva == MAP_FAILED)
+			d->hva = NULL;
+		err = -ENOMEM;
+		goto err_free;
+	}
+	memset(d->p2m, 0xff, maxpages * sizeof(*d->p2m));
+	err = mem_populate(&h->mem, d->domid, d->p2m, d->hva, 0, pages);
+	if (err) {
+		log_err("d%u: cannot populate %llu MiB of guest memory: %s", d->domid,
+			(unsigned long long)cfg->memory_mb, strerror(-err));
+		goto err_free;
+	}
+	err = console_init(d);
+	if (err)
+		goto err_free;
+	err = dom_load(d);
+	if (err)
+		goto err_free;
+	err = ops->dom_init(d);
+	if (err)
+		goto err_free;
+	for (unsigned i = 0; i < d->nvcpus; i++) {
+		d->vcpus[i].d = d;
+		d->vcpus[i].id = i;
+		err = ops->vcpu_init(&d->vcpus[i]);
+		if (err)
+			goto err_stop;
+	}
+	for (unsigned i = 0; i < d->nvcpus; i++) {
+		err = vcpu_start(&d->vcpus[i]);
+		if (err)
+			goto err_stop;
+	}
+
+	pthread_mutex_lock(&h->lock);
+	for (pp = &h->domains; *pp; pp = &(*pp)->next)
+		;
+	*pp = d;
+	d->listed = true;
+	h->ndomains++;
+	pthread_mutex_unlock(&h->lock);
+	log_info("d%u: created '%s' (%s, %llu MiB, %u vCPUs)", d->domid, cfg->name,
+		 ops->name, (unsigned long long)cfg->memory_mb, cfg->vcpus);
+	*domid = d->domid;
+	if (!start_paused)
+		return hyp_domain_unpause(h, d->domid);
+	return 0;
+
+err_stop:
+	stop_vcpus(d);
+err_free:
+	dom_free(d);
+	return err;
+}
+
+int hyp_domain_destroy(struct hyp *h, uint32_t domid)
+{
+	struct hyp_domain *d, **pp;
+
+	pthread_mutex_lock(&h->lock);
+	for (pp = &h->domains; *pp && (*pp)->domid != domid; pp = &(*pp)->next)
+		;
+	d = *pp;
+	if (!d) {
+		pthread_mutex_unlock(&h->lock);
+		return -ENOENT;
+	}
+	*pp = d->next;
+	d->listed = false;
+	h->ndomains--;
+	pthread_mutex_unlock(&h->lock);
+
+	dom_set_state(d, HYP_DOM_DYING);
+	stop_vcpus(d);
+	log_info("d%u: destroyed '%s'", d->domid, d->cfg.name);
+	if (h->ev.gone)
+		h->ev.gone(h->ev.opaque, d->domid);
+	hyp_domain_put(d);
+	return 0;
+}
+
+/* Waits until every vCPU thread is parked or gone. Under d->lock. */
+static void wait_parked_locked(struct hyp_domain *d)
+{
+	for (;;) {
+		bool all = true;
+
+		for (unsigned i = 0; i < d->nvcpus; i++)
+			if (d->vcpus[i].thread_started && !d->vcpus[i].parked &&
+			    !d->vcpus[i].exited)
+				all = false;
+		if (all)
+			return;
+		pthread_cond_wait(&d->cond, &d->lock);
+	}
+}
+
+int hyp_domain_pause(struct hyp *h, uint32_t domid)
+{
+	struct hyp_domain *d;
+	int err = hyp_domain_get(h, domid, &d);
+
+	if (err)
+		return err;
+	pthread_mutex_lock(&d->lock);
+	if (d->state == HYP_DOM_SHUTDOWN || d->state == HYP_DOM_CRASHED) {
+		pthread_mutex_unlock(&d->lock);
+		hyp_domain_put(d);
+		return -EINVAL;
+	}
+	d->paused = true;
+	for (unsigned i = 0; i < d->nvcpus; i++)
+		d->vcpus[i].kicked = true;
+	pthread_cond_broadcast(&d->cond);
+	pthread_mutex_unlock(&d->lock);
+	kick_all(d);
+	pthread_mutex_lock(&d->lock);
+	wait_parked_locked(d);
+	pthread_mutex_unlock(&d->lock);
+	dom_set_state(d, HYP_DOM_PAUSED);
+	hyp_domain_put(d);
+	return 0;
+}
+
+int hyp_domain_unpause(struct hyp *h, uint32_t domid)
+{
+	struct hyp_domain *d;
+	int err = hyp_domain_get(h, domid, &d);
+
+	if (err)
+		return err;
+	pthread_mutex_lock(&d->lock);
+	if (d->state != HYP_DOM_PAUSED) {
+		pthread_mutex_unlock(&d->lock);
+		hyp_domain_put(d);
+		return d->state == HYP_DOM_RUNNING || d->state == HYP_DOM_BLOCKED ? 0
+										  : -EINVAL;
+	}
+	d->paused = false;
+	pthread_cond_broadcast(&d->cond);
+	pthread_mutex_unlock(&d->lock);
+	dom_set_state(d, HYP_DOM_RUNNING);
+	hyp_domain_put(d);
+	return 0;
+}
+
+int hyp_domain_shutdown(struct hyp *h, uint32_t domid, bool reboot)
+{
+	struct ferry_ctl ctl;
+	struct hyp_domain *d;
+	int err = hyp_domain_get(h, domid, &d);
+
+	if (err)
+		return err;
+	err = hyp_gmem_read(d, FERRY_CTL_GPA, &ctl, sizeof(ctl));
+	if (!err) {
+		ctl.shutdown_req = reboot ? FERRY_CTL_REQ_REBOOT : FERRY_CTL_REQ_POWEROFF;
+		err = hyp_gmem_write(d, FERRY_CTL_GPA, &ctl, sizeof(ctl));
+	}
+	if (!err) {
+		/* Wake blocked vCPUs so the guest sees the request now. */
+		pthread_mutex_lock(&d->lock);
+		for (unsigned i = 0; i < d->nvcpus; i++)
+			d->vcpus[i].kicked = true;
+		pthread_cond_broadcast(&d->cond);
+		pthread_mutex_unlock(&d->lock);
+		log_info("d%u: %s requested", domid, reboot ? "reboot" : "shutdown");
+	}
+	hyp_domain_put(d);
+	return err;
+}
+
+struct reaper_job {
+	struct hyp *h;
+	uint32_t domid;
+	bool restart;
+	struct hyp_dom_config cfg;
+};
+
+static void *reaper(void *arg)
+{
+	struct reaper_job *j = arg;
+	uint32_t id;
+
+	hyp_domain_destroy(j->h, j->domid);
+	if (j->restart) {
+		if (hyp_domain_create(j->h, &j->cfg, false, &id) == 0)
+			log_info("'%s' restarted as d%u", j->cfg.name, id);
+		else
+			log_err("'%s' could not be restarted", j->cfg.name);
+	}
+	free(j);
+	return NULL;
+}
+
+static const char *const reason_names[] = { "poweroff", "reboot", "suspend",
+					    "crash", "watchdog" };
+
+void dom_guest_shutdown(struct hyp_domain *d, unsigned reason)
+{
+	enum hyp_on_event action;
+	struct reaper_job *j;
+	pthread_t t;
+	pthread_attr_t attr;
+
+	switch (reason) {
+	case SHUTDOWN_poweroff: action = d->cfg.on_poweroff; break;
+	case SHUTDOWN_reboot: action = d->cfg.on_reboot; break;
+	case SHUTDOWN_suspend: action = HYP_ON_PRESERVE; break;
+	default: action = d->cfg.on_crash; break;
+	}
+	log_info("d%u: guest shut down (%s), action %s", d->domid,
+		 reason < 5 ? reason_names[reason] : "unknown",
+		 action == HYP_ON_DESTROY ? "destroy"
+		 : action == HYP_ON_RESTART ? "restart" : "preserve");
+	pthread_mutex_lock(&d->lock);
+	d->shutdown_reason = reason;
+	d->stopping = true;
+	for (unsigned i = 0; i < d->nvcpus; i++)
+		d->vcpus[i].kicked = true;
+	pthread_cond_broadcast(&d->cond);
+	pthread_mutex_unlock(&d->lock);
+	kick_all(d);
+	dom_set_state(d, reason == SHUTDOWN_crash || reason == SHUTDOWN_watchdog
+				 ? HYP_DOM_CRASHED : HYP_DOM_SHUTDOWN);
+	if (action == HYP_ON_PRESERVE)
+		return;
+	/* Destroy joins the vCPU threads, one of which is us: hand it off. */
+	j = calloc(1, sizeof(*j));
+	if (!j)
+		return;
+	j->h = d->h;
+	j->domid = d->domid;
+	j->restart = action == HYP_ON_RESTART;
+	j->cfg = d->cfg;
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	if (pthread_create(&t, &attr, reaper, j)) {
+		log_err("d%u: cannot start the reaper; domain left shut down", d->domid);
+		free(j);
+	}
+	pthread_attr_destroy(&attr);
+}
+
+void dom_crash(struct hyp_domain *d)
+{
+	dom_guest_shutdown(d, SHUTDOWN_crash);
+}
+
+int hyp_domain_lookup(struct hyp *h, const char *s, uint32_t *domid)
+{
+	struct hyp_domain *d;
+	char *end;
+	unsigned long id;
+
+	pthread_mutex_lock(&h->lock);
+	d = find_name_locked(h, s);
+	if (!d) {
+		id = strtoul(s, &end, 10);
+		if (*s && !*end)
+			d = find_locked(h, (uint32_t)id);
+	}
+	if (d)
+		*domid = d->domid;
+	pthread_mutex_unlock(&h->lock);
+	return d ? 0 : -ENOENT;
+}
+
+static double vcpu_cpu_s(struct hyp_vcpu *v)
+{
+	struct timespec ts;
+	uint64_t ns = v->cpu_ns_done;
+
+	if (v->thread_started && !v->exited && !clock_gettime(v->cpu_clock, &ts))
+		ns += (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+	return (double)ns / 1e9;
+}
+
+int hyp_domain_info(struct hyp *h, uint32_t domid, struct hyp_dom_info *out)
+{
+	struct hyp_domain *d;
+	int err = hyp_domain_get(h, domid, &d);
+	bool all_blocked = true;
+
+	if (err)
+		return err;
+	memset(out, 0, sizeof(*out));
+	out->domid = d->domid;
+	snprintf(out->name, sizeof(out->name), "%s", d->cfg.name);
+	out->memory_kb = d->mem_bytes >> 10;
+	out->maxmem_kb = d->maxmem_bytes >> 10;
+	out->vcpus = d->nvcpus;
+	out->backend = d->ops->name;
+	pthread_mutex_lock(&d->lock);
+	out->state = d->state;
+	out->shutdown_reason = d->shutdown_reason;
+	for (unsigned i = 0; i < d->nvcpus; i++) {
+		out->cpu_time_s += vcpu_cpu_s(&d->vcpus[i]);
+		if (!d->vcpus[i].blocked)
+			all_blocked = false;
+	}
+	pthread_mutex_unlock(&d->lock);
+	if (out->state == HYP_DOM_RUNNING && all_blocked)
+		out->state = HYP_DOM_BLOCKED;
+	hyp_domain_put(d);
+	return 0;
+}
+
+int hyp_domain_config(struct hyp *h, uint32_t domid, struct hyp_dom_config *out)
+{
+	struct hyp_domain *d;
+	int err = hyp_domain_get(h, domid, &d);
+
+	if (err)
+		return err;
+	*out = d->cfg;
+	hyp_domain_put(d);
+	return 0;
+}
+
+int hyp_domain_list(struct hyp *h, uint32_t *ids, unsigned max)
+{
+	unsigned n = 0;
+
+	pthread_mutex_lock(&h->lock);
+	for (struct hyp_domain *d = h->domains; d && n < max; d = d->next)
+		ids[n++] = d->domid;
+	pthread_mutex_unlock(&h->lock);
+	return (int)n;
+}
+
+/* ---- gmem.h ------------------------------------------------------------ */
+
+void hyp_domain_gmem(struct hyp_domain *d, struct hyp_gmem *out)
+{
+	out->hva = d->hva;
+	out->size = d->mem_bytes;
+	out->npages = d->mem_bytes >> PAGE_SHIFT;
+}
+
+uint32_t hyp_domain_id(struct hyp_domain *d) { return d->domid; }
+const char *hyp_domain_backend_name(struct hyp_domain *d) { return d->ops->name; }
+unsigned hyp_domain_nvcpus(struct hyp_domain *d) { return d->nvcpus; }
+
+static bool gpa_ok(struct hyp_domain *d, uint64_t gpa, uint64_t len)
+{
+	return len <= d->mem_bytes && gpa <= d->mem_bytes - len;
+}
+
+void hyp_gmem_mark_dirty(struct hyp_domain *d, uint64_t gpa, uint64_t len)
+{
+	if (!len || !gpa_ok(d, gpa, len))
+		return;
+	for (uint64_t p = gpa >> PAGE_SHIFT; p <= (gpa + len - 1) >> PAGE_SHIFT; p++)
+		bitmap_set_atomic(d->host_dirty, p);
+}
+
+int hyp_gmem_write(struct hyp_domain *d, uint64_t gpa, const void *src, uint64_t len)
+{
+	if (!gpa_ok(d, gpa, len))
+		return -EFAULT;
+	memcpy(d->hva + gpa, src, len);
+	hyp_gmem_mark_dirty(d, gpa, len);
+	return 0;
+}
+
+int hyp_gmem_read(struct hyp_domain *d, uint64_t gpa, void *dst, uint64_t len)
+{
+	if (!gpa_ok(d, gpa, len))
+		return -EFAULT;
+	memcpy(dst, d->hva + gpa, len);
+	return 0;
+}
+
+uint64_t hyp_gmem_take_host_dirty(struct hyp_domain *d, uint64_t *bitmap)
+{
+	uint64_t words = BITMAP_WORDS(d->mem_bytes >> PAGE_SHIFT), n = 0;
+
+	for (uint64_t i = 0; i < words; i++) {
+		uint64_t w = __atomic_exchange_n(&d->host_dirty[i], 0, __ATOMIC_ACQ_REL);
+
+		if (w) {
+			n += (uint64_t)__builtin_popcountll(w & ~bitmap[i]);
+			bitmap[i] |= w;
+		}
+	}
+	return n;
+}
+
+void hyp_kvm_set_ring_full_hook(struct hyp_domain *d, hyp_ring_full_fn fn,
+				void *opaque)
+{
+	pthread_mutex_lock(&d->lock);
+	d->ring_full = fn;
+	d->ring_full_opaque = opaque;
+	pthread_mutex_unlock(&d->lock);
+}

@@ -1,0 +1,68 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Provider API over a domain's guest memory, for log-dirty backends, the
+ * save and restore paths and tests. Obtain a domain reference with
+ * hyp_domain_get() and drop it with hyp_domain_put(); the domain's memory
+ * stays mapped while a reference is held.
+ */
+#ifndef HYP_GMEM_H
+#define HYP_GMEM_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct hyp;
+struct hyp_domain;
+struct kvm_dirty_gfn;
+
+int hyp_domain_get(struct hyp *h, uint32_t domid, struct hyp_domain **out);
+void hyp_domain_put(struct hyp_domain *d);
+
+struct hyp_gmem {
+	uint8_t *hva;	 /* host mapping of guest-physical 0 */
+	uint64_t size;	 /* bytes of guest-physical space mapped */
+	uint64_t npages; /* size / 4096 */
+};
+void hyp_domain_gmem(struct hyp_domain *d, struct hyp_gmem *out);
+uint32_t hyp_domain_id(struct hyp_domain *d);
+const char *hyp_domain_backend_name(struct hyp_domain *d); /* "kvm"/"soft" */
+unsigned hyp_domain_nvcpus(struct hyp_domain *d);
+
+/*
+ * Every write ferryd itself makes into guest memory goes through here: it
+ * copies and marks the pages in the domain's host-dirty bitmap, which KVM's
+ * dirty log cannot see. Bounds-checked: -EFAULT outside guest RAM.
+ */
+int hyp_gmem_write(struct hyp_domain *d, uint64_t gpa, const void *src,
+		   uint64_t len);
+/* Marks pages written through other means (e.g. a restore's bulk copy). */
+void hyp_gmem_mark_dirty(struct hyp_domain *d, uint64_t gpa, uint64_t len);
+int hyp_gmem_read(struct hyp_domain *d, uint64_t gpa, void *dst, uint64_t len);
+/*
+ * ORs the host-dirty bitmap into bitmap (npages bits) and clears it.
+ * Returns the number of bits newly set in bitmap.
+ */
+uint64_t hyp_gmem_take_host_dirty(struct hyp_domain *d, uint64_t *bitmap);
+
+/* ---- KVM specifics, valid only when the backend is "kvm" -------------- */
+int hyp_kvm_vm_fd(struct hyp_domain *d);
+/* Turns KVM_MEM_LOG_DIRTY_PAGES on or off on every memslot of the domain. */
+int hyp_kvm_set_dirty_logging(struct hyp_domain *d, bool on);
+unsigned hyp_kvm_nslots(struct hyp_domain *d);
+/* Slot i: KVM slot number, first gpa and size in bytes. */
+void hyp_kvm_slot(struct hyp_domain *d, unsigned i, uint32_t *slot,
+		  uint64_t *gpa, uint64_t *size);
+/* Dirty ring of vCPU i (NULL when the domain was not created with
+ * logdirty = "ring"), its entry count via *entries. */
+struct kvm_dirty_gfn *hyp_kvm_vcpu_ring(struct hyp_domain *d, unsigned i,
+					uint32_t *entries);
+/*
+ * The vCPU threads call fn when KVM exits with KVM_EXIT_DIRTY_RING_FULL;
+ * fn harvests and resets the rings. Set while logging is enabled, cleared
+ * with fn = NULL.
+ */
+typedef void (*hyp_ring_full_fn)(void *opaque, unsigned vcpu);
+void hyp_kvm_set_ring_full_hook(struct hyp_domain *d, hyp_ring_full_fn fn,
+				void *opaque);
+
+#endif

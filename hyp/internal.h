@@ -1,0 +1,185 @@
+/* SPDX-License-Identifier: MIT */
+/* Private to hyp/: the structures behind the opaque handles. */
+#ifndef HYP_INTERNAL_H
+#define HYP_INTERNAL_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "hyp/abi.h"
+#include "hyp/gmem.h"
+#include "hyp/hyp.h"
+
+#define CONSOLE_RING 65536
+
+/* ---- machine memory (mem.c) ------------------------------------------- */
+
+#define M2P_INVALID UINT64_MAX
+#define MFN_INVALID UINT32_MAX
+
+struct hyp_mem {
+	int memfd;		/* the pool: a sparse memfd, one frame per 4 KiB */
+	uint64_t nframes;
+	uint64_t nfree;
+	uint64_t *free_map;	/* bit set = frame free */
+	uint64_t cursor;	/* next-fit search start */
+	uint64_t *m2p;		/* frame -> (domid << 48 | gfn), lazily touched */
+	pthread_mutex_t lock;
+};
+
+int mem_init(struct hyp_mem *m, uint64_t bytes);
+void mem_fini(struct hyp_mem *m);
+/* Allocates frames for gfns [gfn, gfn + n) of domid, filling p2m[] and
+ * mapping each extent at hva + gfn * 4 KiB. All or nothing. */
+int mem_populate(struct hyp_mem *m, uint32_t domid, uint32_t *p2m,
+		 uint8_t *hva, uint64_t gfn, uint64_t n);
+/* Returns every frame in p2m[0..n) to the pool (punching holes). */
+void mem_release(struct hyp_mem *m, uint32_t *p2m, uint64_t n);
+
+/* ---- execution backends (exec-kvm/, exec-soft/) ------------------------ */
+
+struct hyp_vcpu;
+struct hyp_domain;
+
+enum hyp_exit_kind {
+	HYP_EXIT_NONE,	    /* nothing to do (kicked, slice done) */
+	HYP_EXIT_HCALL,	    /* hypercall in hc */
+	HYP_EXIT_CRASH,	    /* the guest is beyond saving; reason logged */
+	HYP_EXIT_STOPPED,   /* this vCPU is done (soft: guest shut down) */
+};
+
+struct hyp_exit {
+	enum hyp_exit_kind kind;
+	uint64_t nr;
+	uint64_t arg[5];
+};
+
+/*
+ * An execution backend, chosen once per domain. Every hook is mandatory.
+ * dom_init runs once the guest memory is populated and loaded; vcpu_*
+ * hooks run on the vCPU's own thread except vcpu_kick (any thread).
+ */
+struct hyp_exec_ops {
+	const char *name;
+	/* 0 if the backend can run here; logs why not otherwise. */
+	int (*probe)(void);
+	int (*dom_init)(struct hyp_domain *d);
+	void (*dom_fini)(struct hyp_domain *d);
+	/* Create vCPU state and set its boot registers. Runs on the creating
+	 * thread, before the vCPU thread starts. */
+	int (*vcpu_init)(struct hyp_vcpu *v);
+	void (*vcpu_fini)(struct hyp_vcpu *v);
+	/* Run until something needs ferryd; fills *ex. */
+	int (*vcpu_run)(struct hyp_vcpu *v, struct hyp_exit *ex);
+	/* Completes a hypercall reported by vcpu_run with its result. */
+	void (*vcpu_hcall_done)(struct hyp_vcpu *v, int64_t ret);
+	/* Makes a running vcpu_run return soon (any thread). */
+	void (*vcpu_kick)(struct hyp_vcpu *v);
+	/* Guest system time in ns (the clock set_timer_op deadlines use). */
+	uint64_t (*now_ns)(struct hyp_domain *d);
+	/* The guest mapped shared_info at gpa (vcpu_info time records). */
+	void (*shared_info_mapped)(struct hyp_domain *d, uint64_t gpa);
+	/* Whether the guest ELF and page tables are needed (soft: no). */
+	bool loads_kernel;
+};
+
+extern const struct hyp_exec_ops hyp_exec_ops_kvm;
+extern const struct hyp_exec_ops hyp_exec_ops_soft;
+/* NULL for an unknown name. */
+const struct hyp_exec_ops *hyp_backend_by_name(const char *name);
+
+/* ---- domains ----------------------------------------------------------- */
+
+struct hyp_vcpu {
+	struct hyp_domain *d;
+	unsigned id;
+	pthread_t thread;
+	bool thread_started;
+	bool parked;		/* waiting while paused (under d->lock) */
+	bool blocked;		/* in SCHEDOP_block */
+	bool kicked;		/* wake a block early (under d->lock) */
+	bool exited;		/* the thread has left its loop */
+	uint64_t timer_ns;	/* set_timer_op deadline, 0 = none */
+	uint64_t cpu_ns_done;	/* CPU time of the finished thread */
+	clockid_t cpu_clock;
+	void *exec;		/* backend-private */
+};
+
+struct hyp_domain {
+	struct hyp *h;
+	uint32_t domid;
+	struct hyp_dom_config cfg;
+	const struct hyp_exec_ops *ops;
+	void *exec;		/* backend-private */
+
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	int refs;		/* under h->lock */
+	enum hyp_dom_state state;
+	unsigned shutdown_reason;
+	bool paused;
+	bool stopping;		/* vCPU threads must exit */
+	bool listed;		/* still in h->domains */
+
+	uint8_t *hva;		/* guest-physical view, maxmem bytes reserved */
+	uint64_t mem_bytes;	/* populated: [0, mem_bytes) */
+	uint64_t maxmem_bytes;
+	uint32_t *p2m;		/* gfn -> mfn */
+	uint64_t *host_dirty;	/* pages ferryd wrote, see hyp_gmem_write */
+	uint64_t shared_info_gpa;
+	uint64_t entry;		/* kernel entry point (kvm) */
+	uint64_t callback_vector;
+
+	hyp_ring_full_fn ring_full;
+	void *ring_full_opaque;
+
+	unsigned nvcpus;
+	struct hyp_vcpu vcpus[HYP_MAX_VCPUS];
+
+	/* console (console.c), under con_lock */
+	pthread_mutex_t con_lock;
+	char *con_ring;
+	uint64_t con_head;
+	int con_log_fd;
+
+	struct hyp_domain *next;
+};
+
+struct hyp {
+	pthread_mutex_t lock;
+	struct hyp_mem mem;
+	const struct hyp_exec_ops *default_ops;
+	unsigned pcpus;
+	char state_dir[HYP_PATH_MAX];
+	char guest_elf[HYP_PATH_MAX];
+	struct hyp_events ev;
+	uint32_t next_domid;
+	struct hyp_domain *domains; /* in domid order */
+	unsigned ndomains;
+};
+
+/* domain.c */
+void dom_set_state(struct hyp_domain *d, enum hyp_dom_state s);
+/* The guest asked to stop with reason (SHUTDOWN_*): apply on_* action. */
+void dom_guest_shutdown(struct hyp_domain *d, unsigned reason);
+/* Crash from a backend (message already logged). */
+void dom_crash(struct hyp_domain *d);
+
+/* vcpu.c */
+int vcpu_start(struct hyp_vcpu *v);
+/* Sleep in SCHEDOP_block until the timer, a kick, pause or stop. */
+void vcpu_block(struct hyp_vcpu *v);
+
+/* hypercall.c: dispatch one hypercall, returns the value for rax. */
+int64_t hyp_hypercall(struct hyp_vcpu *v, uint64_t nr, const uint64_t *arg);
+
+/* console.c */
+int console_init(struct hyp_domain *d);
+void console_fini(struct hyp_domain *d);
+void console_put(struct hyp_domain *d, const char *buf, size_t len);
+
+/* loader.c (built-in guest and ELF kernels) */
+#include "loader.h"
+
+#endif

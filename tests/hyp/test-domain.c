@@ -1,0 +1,177 @@
+// SPDX-License-Identifier: MIT
+/* Domain lifecycle, memory accounting and the built-in guest, per backend. */
+#include <criterion/criterion.h>
+#include <criterion/parameterized.h>
+#include <errno.h>
+
+#include "harness.h"
+#include "hyp/gmem.h"
+
+/* Parameters are copied into each test process: no pointers inside. */
+struct backend {
+	char name[8];
+};
+static struct backend backends[] = { { "soft" }, { "kvm" } };
+
+ParameterizedTestParameters(domain, verify_runs_clean)
+{
+	return cr_make_param_array(struct backend, backends, 2);
+}
+
+/* The built-in guest boots and verify sweeps its memory without a mismatch. */
+ParameterizedTest(struct backend *backend, domain, verify_runs_clean, .timeout = 60)
+{
+	harness_need_backend(backend->name);
+	struct hyp *h = harness_hyp(backend->name, 256);
+	struct hyp_dom_config c = harness_cfg("v", 64, "workload=verify ws=8M rate=8M");
+	uint32_t id;
+
+	cr_assert_eq(hyp_domain_create(h, &c, false, &id), 0);
+	cr_assert(harness_wait_console(h, id, "verify: sweep", 2, 20),
+		  "no two verify sweeps; console:\n%s", harness_console(h, id));
+	cr_expect(strstr(harness_console(h, id), "ferry-guest: booted"),
+		  "no boot line; console:\n%s", harness_console(h, id));
+	cr_expect_null(strstr(harness_console(h, id), "mismatches=1"));
+	cr_expect(strstr(harness_console(h, id), "mismatches=0"));
+	cr_expect_null(strstr(harness_console(h, id), "verify: mismatch"));
+	cr_assert_eq(hyp_domain_destroy(h, id), 0);
+	hyp_destroy(h);
+}
+
+ParameterizedTestParameters(domain, lifecycle)
+{
+	return cr_make_param_array(struct backend, backends, 2);
+}
+
+/* Ids grow and are never reused, names are unique, pause parks the vCPUs,
+ * and destroy gives every frame back to the pool. */
+ParameterizedTest(struct backend *backend, domain, lifecycle, .timeout = 60)
+{
+	harness_need_backend(backend->name);
+	struct hyp *h = harness_hyp(backend->name, 256);
+	struct hyp_dom_config c = harness_cfg("a", 64, "workload=idle");
+	struct hyp_info before, during, after;
+	struct hyp_dom_info di;
+	uint32_t a, b, a2;
+
+	hyp_get_info(h, &before);
+	cr_assert_eq(hyp_domain_create(h, &c, false, &a), 0);
+	cr_expect_eq(a, 1);
+	cr_expect_eq(hyp_domain_create(h, &c, false, &b), -EEXIST, "duplicate name accepted");
+	snprintf(c.name, sizeof(c.name), "b");
+	cr_assert_eq(hyp_domain_create(h, &c, true, &b), 0);
+	cr_expect_eq(b, 2);
+	hyp_get_info(h, &during);
+	cr_expect_eq(before.free_bytes - during.free_bytes, 128ULL << 20);
+
+	cr_assert_eq(hyp_domain_info(h, b, &di), 0);
+	cr_expect_eq(di.state, HYP_DOM_PAUSED, "created paused, state %d", di.state);
+	cr_assert_eq(hyp_domain_pause(h, a), 0);
+	cr_assert_eq(hyp_domain_info(h, a, &di), 0);
+	cr_expect_eq(di.state, HYP_DOM_PAUSED);
+	cr_assert_eq(hyp_domain_unpause(h, a), 0);
+	cr_assert_eq(hyp_domain_lookup(h, "b", &b), 0);
+	cr_expect_eq(b, 2);
+	cr_expect_eq(hyp_domain_lookup(h, "nope", &b), -ENOENT);
+
+	cr_assert_eq(hyp_domain_destroy(h, a), 0);
+	cr_expect_eq(hyp_domain_destroy(h, a), -ENOENT);
+	snprintf(c.name, sizeof(c.name), "a");
+	cr_assert_eq(hyp_domain_create(h, &c, false, &a2), 0);
+	cr_expect_eq(a2, 3, "domid reused: %u", a2);
+	cr_assert_eq(hyp_domain_destroy(h, a2), 0);
+	cr_assert_eq(hyp_domain_destroy(h, 2), 0);
+	hyp_get_info(h, &after);
+	cr_expect_eq(after.free_bytes, before.free_bytes, "frames leaked");
+	hyp_destroy(h);
+}
+
+Test(domain, memory_beyond_pool_refused)
+{
+	struct hyp *h = harness_hyp("soft", 64);
+	struct hyp_dom_config c = harness_cfg("big", 128, "workload=idle");
+	struct hyp_info info;
+	uint32_t id;
+
+	cr_expect_eq(hyp_domain_create(h, &c, false, &id), -ENOMEM);
+	hyp_get_info(h, &info);
+	cr_expect_eq(info.free_bytes, 64ULL << 20);
+	cr_expect_eq(info.ndomains, 0);
+	hyp_destroy(h);
+}
+
+ParameterizedTestParameters(domain, guest_shutdown)
+{
+	return cr_make_param_array(struct backend, backends, 2);
+}
+
+/* xl shutdown: the guest sees the request, shuts itself down, and the
+ * default on_poweroff (destroy) removes it. */
+ParameterizedTest(struct backend *backend, domain, guest_shutdown, .timeout = 60)
+{
+	harness_need_backend(backend->name);
+	struct hyp *h = harness_hyp(backend->name, 256);
+	struct hyp_dom_config c = harness_cfg("s", 32, "workload=idle");
+	struct hyp_dom_info di;
+	uint32_t id;
+	double end;
+
+	cr_assert_eq(hyp_domain_create(h, &c, false, &id), 0);
+	cr_assert(harness_wait_console(h, id, "workload: idle", 1, 20), "console:\n%s",
+		  harness_console(h, id));
+	cr_assert_eq(hyp_domain_shutdown(h, id, false), 0);
+	end = harness_now() + 10;
+	while (hyp_domain_info(h, id, &di) == 0 && harness_now() < end)
+		usleep(20000);
+	cr_expect_eq(hyp_domain_info(h, id, &di), -ENOENT, "domain still there, state %d",
+		     di.state);
+	hyp_destroy(h);
+}
+
+ParameterizedTestParameters(domain, crash_preserved)
+{
+	return cr_make_param_array(struct backend, backends, 2);
+}
+
+/* A guest that cannot run its workload crashes; on_crash=preserve keeps it. */
+ParameterizedTest(struct backend *backend, domain, crash_preserved, .timeout = 60)
+{
+	harness_need_backend(backend->name);
+	struct hyp *h = harness_hyp(backend->name, 256);
+	struct hyp_dom_config c = harness_cfg("c", 32, "workload=verify ws=1G");
+	struct hyp_dom_info di = { 0 };
+	uint32_t id;
+	double end;
+
+	c.on_crash = HYP_ON_PRESERVE;
+	cr_assert_eq(hyp_domain_create(h, &c, false, &id), 0);
+	end = harness_now() + 20;
+	while (hyp_domain_info(h, id, &di) == 0 && di.state != HYP_DOM_CRASHED &&
+	       harness_now() < end)
+		usleep(20000);
+	cr_expect_eq(di.state, HYP_DOM_CRASHED, "state %d; console:\n%s", di.state,
+		     harness_console(h, id));
+	cr_assert_eq(hyp_domain_destroy(h, id), 0);
+	hyp_destroy(h);
+}
+
+/* ferryd's own writes into guest memory are marked dirty. */
+Test(domain, host_writes_marked)
+{
+	struct hyp *h = harness_hyp("soft", 64);
+	struct hyp_dom_config c = harness_cfg("w", 16, "workload=idle");
+	struct hyp_domain *d;
+	uint64_t bitmap[(16 << 20) / 4096 / 64] = { 0 };
+	uint32_t id;
+
+	cr_assert_eq(hyp_domain_create(h, &c, true, &id), 0);
+	cr_assert_eq(hyp_domain_get(h, id, &d), 0);
+	hyp_gmem_take_host_dirty(d, bitmap);
+	memset(bitmap, 0, sizeof(bitmap));
+	cr_assert_eq(hyp_gmem_write(d, 0x5000 - 2, "abcd", 4), 0);
+	cr_expect_eq(hyp_gmem_take_host_dirty(d, bitmap), 2);
+	cr_expect_eq(bitmap[0], 0x30);
+	cr_expect_eq(hyp_gmem_write(d, (16 << 20) - 2, "abcd", 4), -EFAULT);
+	hyp_domain_put(d);
+	hyp_destroy(h);
+}
