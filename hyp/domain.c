@@ -161,20 +161,14 @@ static int dom_load(struct hyp_domain *d)
 	int err;
 
 	if (d->ops->loads_kernel) {
+		/* The loader logs what is wrong with the image. */
 		err = hyp_loader_load_elf(d->hva, d->mem_bytes, kernel, &entry);
-		if (err) {
-			log_err("d%u: cannot load kernel %s: %s", d->domid, kernel,
-				strerror(-err));
+		if (err)
 			return err;
-		}
 		d->entry = entry;
 	}
-	err = hyp_loader_setup_boot(d->hva, d->mem_bytes, d->cfg.cmdline,
-				    d->ops->loads_kernel);
-	if (err)
-		log_err("d%u: cannot set up the boot information: %s", d->domid,
-			strerror(-err));
-	return err;
+	return hyp_loader_setup_boot(d->hva, d->mem_bytes, d->cfg.cmdline,
+				     d->ops->loads_kernel);
 }
 
 int hyp_domain_create(struct hyp *h, const struct hyp_dom_config *cfg,

@@ -239,6 +239,11 @@ static int set_boot_state(struct hyp_vcpu *v, struct kvm_vcpu *kv)
 	r.rflags = 2;
 	if (ioctl(kv->fd, KVM_SET_REGS, &r) < 0)
 		return -errno;
+	/* With the in-kernel LAPIC, APs would wait for INIT/SIPI: every vCPU
+	 * enters directly, as Xen's PVH vCPUs do. */
+	if (v->id && ioctl(kv->fd, KVM_SET_MP_STATE,
+			   &(struct kvm_mp_state){ .mp_state = KVM_MP_STATE_RUNNABLE }) < 0)
+		return -errno;
 	return 0;
 }
 
