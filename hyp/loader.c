@@ -101,6 +101,8 @@ static int check_ehdr(const char *path, const Elf64_Ehdr *eh, size_t len)
 		why = "not an executable (ET_EXEC)";
 	else if (eh->e_phentsize != sizeof(Elf64_Phdr) || !eh->e_phnum)
 		why = "bad program header size or count";
+	else if (eh->e_phoff % 8)
+		why = "misaligned program headers";
 	else if (eh->e_phoff > len ||
 		 (len - eh->e_phoff) / sizeof(Elf64_Phdr) < eh->e_phnum)
 		why = "program headers beyond the end of the file";
@@ -114,17 +116,31 @@ static int check_ehdr(const char *path, const Elf64_Ehdr *eh, size_t len)
 int hyp_loader_load_elf(void *mem, uint64_t mem_size, const char *path,
 			uint64_t *entry)
 {
-	const Elf64_Ehdr *eh;
-	const Elf64_Phdr *ph;
-	bool entry_ok = false;
 	uint8_t *img = NULL;
 	size_t len = 0;
-	unsigned i;
 	int err;
 
 	err = read_file(path, &img, &len);
 	if (err)
 		return err;
+	err = hyp_loader_load_elf_image(mem, mem_size, img, len, path, entry);
+	free(img);
+	return err;
+}
+
+int hyp_loader_load_elf_image(void *mem, uint64_t mem_size, const uint8_t *img,
+			      size_t len, const char *path, uint64_t *entry)
+{
+	const Elf64_Ehdr *eh;
+	const Elf64_Phdr *ph;
+	bool entry_ok = false;
+	unsigned i;
+	int err;
+
+	if (len < sizeof(Elf64_Ehdr) || (uintptr_t)img % 8) {
+		log_err("loader: %s: too short or misaligned for an ELF header", path);
+		return -ENOEXEC;
+	}
 	eh = (const Elf64_Ehdr *)img;
 	err = check_ehdr(path, eh, len);
 	if (err)
@@ -169,17 +185,17 @@ int hyp_loader_load_elf(void *mem, uint64_t mem_size, const char *path,
 
 	for (i = 0; i < eh->e_phnum; i++) {
 		const Elf64_Phdr *p = &ph[i];
-		uint8_t *dst = (uint8_t *)mem + p->p_paddr;
+		uint8_t *dst;
 
 		if (p->p_type != PT_LOAD || !p->p_memsz)
 			continue;
+		dst = (uint8_t *)mem + p->p_paddr;
 		memcpy(dst, img + p->p_offset, p->p_filesz);
 		memset(dst + p->p_filesz, 0, p->p_memsz - p->p_filesz);
 	}
 	*entry = eh->e_entry;
 	err = 0;
 out:
-	free(img);
 	return err;
 }
 

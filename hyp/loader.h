@@ -8,6 +8,7 @@
 #define HYP_LOADER_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 /*
@@ -22,6 +23,13 @@
  */
 int hyp_loader_load_elf(void *mem, uint64_t mem_size, const char *path,
 			uint64_t *entry);
+
+/*
+ * The same from an image in memory (img: len bytes, 8-byte aligned,
+ * borrowed); what names it in messages. Fuzzed by tests/fuzz/fuzz-elf.c.
+ */
+int hyp_loader_load_elf_image(void *mem, uint64_t mem_size, const uint8_t *img,
+			      size_t len, const char *what, uint64_t *entry);
 
 /*
  * Writes the boot structures: hvm_start_info at FERRY_START_INFO_GPA

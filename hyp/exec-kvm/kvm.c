@@ -318,13 +318,13 @@ static void kvm_vcpu_fini(struct hyp_vcpu *v)
 
 static int write_time_msr(struct hyp_vcpu *v, struct kvm_vcpu *kv)
 {
-	struct {
-		struct kvm_msrs hdr;
-		struct kvm_msr_entry e;
-	} m = { .hdr.nmsrs = 1, .e = { .index = MSR_KVM_SYSTEM_TIME_NEW,
-				       .data = kv->time_msr } };
+	uint64_t buf[(sizeof(struct kvm_msrs) + sizeof(struct kvm_msr_entry)) / 8] = { 0 };
+	struct kvm_msrs *m = (struct kvm_msrs *)buf;
 
-	if (ioctl(kv->fd, KVM_SET_MSRS, &m) != 1) {
+	m->nmsrs = 1;
+	m->entries[0].index = MSR_KVM_SYSTEM_TIME_NEW;
+	m->entries[0].data = kv->time_msr;
+	if (ioctl(kv->fd, KVM_SET_MSRS, m) != 1) {
 		log_err("d%u v%u: cannot enable kvmclock at 0x%llx", v->d->domid, v->id,
 			(unsigned long long)kv->time_msr);
 		return -EIO;
