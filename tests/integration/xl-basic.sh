@@ -1,0 +1,146 @@
+#!/usr/bin/env bash
+# xl against a real ferryd (soft backend): create, list, pause/unpause,
+# console, refusals, destroy, clean stop.
+# Usage: tests/integration/xl-basic.sh BUILD_DIR
+set -euo pipefail
+
+BUILD=${1:?usage: $0 BUILD_DIR}
+BUILD=$(cd "$BUILD" && pwd)
+XL="$BUILD/xl"
+FERRYD="$BUILD/ferryd"
+TMP=$(mktemp -d /tmp/ferry-xl-basic.XXXXXX)
+RUN="$TMP/run"
+STATE="$TMP/state"
+export FERRY_SOCKET="$RUN/ferryd.sock"
+passed=0
+failed=0
+ferryd_pid=
+
+cleanup() {
+	if [[ -n "$ferryd_pid" ]] && kill -0 "$ferryd_pid" 2>/dev/null; then
+		kill -TERM "$ferryd_pid" 2>/dev/null || true
+		wait "$ferryd_pid" 2>/dev/null || true
+	fi
+	rm -rf "$TMP"
+}
+trap cleanup EXIT
+
+ok() { passed=$((passed + 1)); echo "ok   - $*"; }
+not_ok() { failed=$((failed + 1)); echo "FAIL - $*"; }
+check() { # check DESCRIPTION COMMAND...
+	local what=$1; shift
+	if "$@"; then ok "$what"; else not_ok "$what"; fi
+}
+xl() { timeout 20 "$XL" "$@"; }
+# The 6-letter state column of a domain in `xl list`.
+state_of() { xl list "$1" | awk -v n="$1" '$1 == n { print $5 }'; }
+wait_state() { # wait_state DOMAIN LETTERS: up to 10 s
+	local i
+	for ((i = 0; i < 100; i++)); do
+		[[ "$(state_of "$1" 2>/dev/null)" == "$2" ]] && return 0
+		sleep 0.1
+	done
+	return 1
+}
+running() { # running or blocked (an idle vCPU): up to 10 s
+	local i
+	for ((i = 0; i < 100; i++)); do
+		case "$(state_of "$1" 2>/dev/null)" in r-----|-b----) return 0 ;; esac
+		sleep 0.1
+	done
+	return 1
+}
+
+for f in "$XL" "$FERRYD"; do
+	[[ -x "$f" ]] || { echo "missing $f (build first)"; exit 1; }
+done
+
+cat > "$TMP/vm1.cfg" <<'CFG'
+name = "vm1"
+memory = 128
+vcpus = 1
+extra = "workload=verify ws=8M rate=4M"
+CFG
+
+timeout 120 "$FERRYD" --foreground --backend soft --memory 1G \
+	--run-dir "$RUN" --state-dir "$STATE" >"$TMP/ferryd.out" 2>&1 &
+ferryd_pid=$!
+for ((i = 0; i < 100; i++)); do
+	[[ -S "$FERRY_SOCKET" ]] && break
+	sleep 0.1
+done
+check "ferryd listens on $FERRY_SOCKET" test -S "$FERRY_SOCKET"
+check "socket is mode 0600" test "$(stat -c %a "$FERRY_SOCKET")" = 600
+check "run dir is mode 0700" test "$(stat -c %a "$RUN")" = 700
+
+if timeout 10 "$FERRYD" --foreground --backend soft --run-dir "$RUN" \
+	--state-dir "$STATE" >"$TMP/second.out" 2>&1; then
+	not_ok "a second ferryd on the same run dir is refused"
+else
+	check "a second ferryd on the same run dir is refused" \
+		grep -q "already owns" "$TMP/second.out"
+fi
+
+check "xl create" xl create "$TMP/vm1.cfg"
+check "xl list header is Xen's" bash -c \
+	"timeout 20 '$XL' list | head -1 | grep -qxF \$'Name                                        ID   Mem VCPUs\tState\tTime(s)'"
+check "vm1 is running" running vm1
+check "xl list shows 128 MiB, 1 vCPU" bash -c \
+	"timeout 20 '$XL' list vm1 | awk '\$1 == \"vm1\" && \$3 == 128 && \$4 == 1 { f = 1 } END { exit !f }'"
+
+check "xl pause" xl pause vm1
+check "paused state is --p---" wait_state vm1 --p---
+check "xl unpause" xl unpause vm1
+check "running again after unpause" running vm1
+
+# Piped, xl console streams until the domain goes; sample it a few times.
+: >"$TMP/console.out"
+for ((i = 0; i < 10; i++)); do
+	timeout 2 "$XL" console vm1 >>"$TMP/console.out" 2>&1 || true
+	grep -q "verify: sweep" "$TMP/console.out" && break
+done
+check "console output contains 'verify: sweep'" grep -q "verify: sweep" "$TMP/console.out"
+
+if xl create "$TMP/vm1.cfg" >"$TMP/dup.out" 2>&1; then
+	not_ok "a duplicate name is refused"
+else
+	check "a duplicate name is refused" grep -q "xl: domain 'vm1' already exists" "$TMP/dup.out"
+fi
+
+if xl create "$TMP/vm1.cfg" 'name="big"' 'memory=4096' >"$TMP/big.out" 2>&1; then
+	not_ok "memory beyond the pool is refused"
+else
+	check "memory beyond the pool is refused" grep -q "domain needs 4096 MiB" "$TMP/big.out"
+fi
+check "the refused domain does not exist" bash -c "! timeout 20 '$XL' list big >/dev/null 2>&1"
+
+check "xl list -l prints the config" bash -c \
+	"timeout 20 '$XL' list -l vm1 | grep -q '\"cmdline\": \"workload=verify ws=8M rate=4M\"'"
+check "xl info shows total_memory" bash -c "timeout 20 '$XL' info | grep -q '^total_memory *: 1024$'"
+check "xl dmesg shows the create" bash -c "timeout 20 '$XL' dmesg | grep -q \"created 'vm1'\""
+
+check "xl destroy" xl destroy vm1
+check "vm1 is gone from xl list" bash -c "! timeout 20 '$XL' list | grep -q '^vm1 '"
+if xl destroy vm1 >"$TMP/gone.out" 2>&1; then
+	not_ok "destroying a missing domain fails"
+else
+	check "destroying a missing domain fails" grep -qxF "xl: domain 'vm1' does not exist" "$TMP/gone.out"
+fi
+
+kill -TERM "$(cat "$RUN/ferryd.pid")"
+if wait "$ferryd_pid"; then ok "ferryd stops cleanly on SIGTERM"; else not_ok "ferryd stops cleanly on SIGTERM"; fi
+ferryd_pid=
+check "the socket is removed" test ! -e "$RUN/ferryd.sock"
+if timeout 20 "$XL" list >"$TMP/noconn.out" 2>&1; then
+	not_ok "xl without a daemon fails"
+else
+	check "xl without a daemon names the socket" grep -qxF \
+		"xl: cannot connect to ferryd at $RUN/ferryd.sock: No such file or directory" "$TMP/noconn.out"
+fi
+
+if ((failed)); then
+	echo "--- ferryd output"
+	cat "$TMP/ferryd.out" || true
+fi
+echo "$passed passed, $failed failed"
+((failed == 0))

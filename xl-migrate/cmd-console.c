@@ -1,0 +1,140 @@
+// SPDX-License-Identifier: MIT
+/*
+ * xl console DOMAIN: prints the recent output, then streams. On a terminal
+ * the terminal goes raw and Ctrl-] (0x1d) detaches, restoring it; piped,
+ * it just streams. Either way it ends when the domain is destroyed.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include "xl.h"
+
+#define CTRL_RBRACKET 0x1d
+
+static void out(const char *s, size_t len)
+{
+	fwrite(s, 1, len, stdout);
+	fflush(stdout);
+}
+
+/* Handles one message; returns 1 when the console session is over. */
+static int console_msg(yajl_val msg, long long domid)
+{
+	const char *ev = xlm_json_str(msg, "event");
+	long long d = -1;
+
+	if (!ev || !xlm_json_int(msg, "domid", &d) || d != domid)
+		return 0;
+	if (!strcmp(ev, "console")) {
+		const char *data = xlm_json_str(msg, "data");
+
+		if (data)
+			out(data, strlen(data));
+		return 0;
+	}
+	if (!strcmp(ev, "domain")) {
+		const char *st = xlm_json_str(msg, "state");
+
+		return st && !strcmp(st, "destroyed");
+	}
+	return 0;
+}
+
+int xlm_console_run(struct xlm_client *c, const char *domain)
+{
+	struct termios saved, raw;
+	bool tty = isatty(STDIN_FILENO) && isatty(STDOUT_FILENO);
+	yajl_val root, result;
+	long long domid = -1;
+	const char *text;
+	int rc = 0;
+
+	if (xlm_call_domain(c, "console-attach", domain, &root, &result))
+		return XL_EXIT_FAIL;
+	xlm_json_int(result, "domid", &domid);
+	text = xlm_json_str(result, "output");
+	if (text)
+		out(text, strlen(text));
+	yajl_tree_free(root);
+
+	if (tty && tcgetattr(STDIN_FILENO, &saved) == 0) {
+		raw = saved;
+		cfmakeraw(&raw);
+		/* Keep output post-processing so guest "\n" still returns the carriage. */
+		raw.c_oflag |= OPOST | ONLCR;
+		tcsetattr(STDIN_FILENO, TCSANOW, &raw);
+	} else {
+		tty = false;
+	}
+	for (;;) {
+		struct pollfd pfd[2] = {
+			{ .fd = c->fd, .events = POLLIN },
+			{ .fd = STDIN_FILENO, .events = POLLIN },
+		};
+		yajl_val msg;
+		int n;
+
+		while ((n = xlm_client_next(c, 0, &msg)) == 1) {
+			int done = console_msg(msg, domid);
+
+			yajl_tree_free(msg);
+			if (done)
+				goto out;
+		}
+		if (n < 0) {
+			if (n != -EPIPE || !tty)
+				rc = xlm_fail("console: %s", c->err[0] ? c->err : strerror(-n));
+			else
+				rc = xlm_fail("console: ferryd closed the connection");
+			goto out;
+		}
+		if (poll(pfd, tty ? 2 : 1, -1) < 0 && errno != EINTR) {
+			rc = xlm_fail("console: %s", strerror(errno));
+			goto out;
+		}
+		if (tty && (pfd[1].revents & POLLIN)) {
+			char buf[64];
+			ssize_t got = read(STDIN_FILENO, buf, sizeof(buf));
+
+			if (got <= 0 || memchr(buf, CTRL_RBRACKET, (size_t)got))
+				goto out;
+			/* Console input is not carried yet; keystrokes are dropped. */
+		}
+	}
+out:
+	if (tty) {
+		tcsetattr(STDIN_FILENO, TCSANOW, &saved);
+		fputc('\n', stdout);
+	}
+	return rc;
+}
+
+int xlm_cmd_console(int argc, char **argv)
+{
+	struct xlm_client c;
+	int opt, status, rc;
+
+	while ((opt = xlm_getopt(argc, argv, "console", "t:n:", 1, &status)) != -1) {
+		switch (opt) {
+		case -2: return status;
+		case 't':
+			if (strcmp(optarg, "pv"))
+				return xlm_fail("console: unsupported console type '%s' (only pv)",
+						optarg);
+			break;
+		case 'n':
+			if (strcmp(optarg, "0"))
+				return xlm_fail("console: domain has no console %s", optarg);
+			break;
+		}
+	}
+	if (xlm_connect(&c))
+		return XL_EXIT_FAIL;
+	rc = xlm_console_run(&c, argv[optind]);
+	xlm_client_close(&c);
+	return rc;
+}

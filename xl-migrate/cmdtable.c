@@ -1,0 +1,93 @@
+// SPDX-License-Identifier: MIT
+/* xl's verbs with Xen's descriptions, usage lines and options. */
+#include <stdio.h>
+#include <string.h>
+
+#include "xl.h"
+
+const struct xlm_cmd xlm_cmds[] = {
+	{ "create", xlm_cmd_create,
+	  "Create a domain from config file <filename>",
+	  "<ConfigFile> [options] [vars]",
+	  "-h                      Print this help.\n"
+	  "-p                      Leave the domain paused after\n"
+	  "                        it is created.\n"
+	  "-n, --dryrun            Dry run - prints the resulting configuration.\n"
+	  "-c                      Connect to the console after the domain is created.\n"
+	  "vars                    KEY=VALUE lines that override the file,\n"
+	  "                        e.g. 'memory=512' 'extra=\"workload=idle\"'." },
+	{ "list", xlm_cmd_list,
+	  "List information about all/some domains",
+	  "[options] [Domain]",
+	  "-l, --long              Output all VM details" },
+	{ "destroy", xlm_cmd_destroy,
+	  "Terminate a domain immediately",
+	  "<Domain>", NULL },
+	{ "shutdown", xlm_cmd_shutdown,
+	  "Issue a shutdown signal to a domain",
+	  "[options] <Domain>",
+	  "-h                      Print this help.\n"
+	  "-w, --wait              Wait for guest to shutdown." },
+	{ "reboot", xlm_cmd_reboot,
+	  "Issue a reboot signal to a domain",
+	  "[options] <Domain>",
+	  "-h                      Print this help." },
+	{ "pause", xlm_cmd_pause,
+	  "Pause execution of a domain",
+	  "<Domain>", NULL },
+	{ "unpause", xlm_cmd_unpause,
+	  "Unpause a paused domain",
+	  "<Domain>", NULL },
+	{ "console", xlm_cmd_console,
+	  "Attach to domain's console",
+	  "[options] <Domain>",
+	  "-t <type>       console type, pv (the only one)\n"
+	  "-n <number>     console number (0, the only one)\n"
+	  "On a terminal, Ctrl-] detaches." },
+	{ "info", xlm_cmd_info,
+	  "Get information about Xen host",
+	  "", NULL },
+	{ "dmesg", xlm_cmd_dmesg,
+	  "Read dmesg buffer",
+	  "", NULL },
+	{ "help", xlm_cmd_help,
+	  "Print help for a command, or the list of commands",
+	  "[<command>]", NULL },
+};
+
+const size_t xlm_ncmds = ARRAY_SIZE(xlm_cmds);
+
+const struct xlm_cmd *xlm_cmd_find(const char *name)
+{
+	for (size_t i = 0; i < xlm_ncmds; i++)
+		if (!strcmp(xlm_cmds[i].name, name))
+			return &xlm_cmds[i];
+	return NULL;
+}
+
+void xlm_cmd_usage(const char *verb, bool to_stderr)
+{
+	FILE *f = to_stderr ? stderr : stdout;
+	const struct xlm_cmd *cmd = verb ? xlm_cmd_find(verb) : NULL;
+
+	if (!cmd) {
+		fprintf(f, "Usage xl [-S SOCKET] <subcommand> [args]\n\n");
+		fprintf(f, "xl full list of subcommands:\n\n");
+		for (size_t i = 0; i < xlm_ncmds; i++)
+			fprintf(f, " %-19s %s\n", xlm_cmds[i].name, xlm_cmds[i].desc);
+		fprintf(f, "\nThe daemon is ferryd at -S SOCKET, else $FERRY_SOCKET, else %s.\n",
+			XLM_SOCKET_DEFAULT);
+		return;
+	}
+	fprintf(f, "Usage: xl [-S SOCKET] %s %s\n\n%s.\n\n", cmd->name, cmd->usage, cmd->desc);
+	if (cmd->options)
+		fprintf(f, "Options:\n\n%s\n", cmd->options);
+}
+
+int xlm_cmd_help(int argc, char **argv)
+{
+	if (argc > 1 && !xlm_cmd_find(argv[1]))
+		return xlm_fail("unknown command '%s'", argv[1]);
+	xlm_cmd_usage(argc > 1 ? argv[1] : NULL, false);
+	return 0;
+}

@@ -1,0 +1,210 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The bridge from hyp's event callbacks, which run on vCPU threads (or any
+ * thread), to the loop: a mutex-protected queue and a uv_async_t.
+ *
+ * Console bytes are coalesced per domain: new bytes join the newest pending
+ * console entry of that domain unless a state change of that domain was
+ * queued after it, so each domain's output and state changes keep their
+ * order. At most CTL_CONSOLE_PENDING_MAX bytes wait per entry; beyond that
+ * the oldest are dropped (the full output is in the console log).
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "internal.h"
+
+enum ctl_event_type { EV_CONSOLE, EV_STATE, EV_GONE };
+
+struct ctl_event {
+	struct ctl_event *next;
+	enum ctl_event_type type;
+	uint32_t domid;
+	enum hyp_dom_state state;
+	char *data; /* EV_CONSOLE */
+	size_t len, cap;
+};
+
+static void event_free(struct ctl_event *e)
+{
+	free(e->data);
+	free(e);
+}
+
+/* Caller holds ev_lock. */
+static void queue_push(struct ctl_server *srv, struct ctl_event *e)
+{
+	if (srv->ev_tail)
+		srv->ev_tail->next = e;
+	else
+		srv->ev_head = e;
+	srv->ev_tail = e;
+}
+
+/* The newest console entry of domid not followed by a state event of domid. */
+static struct ctl_event *console_entry(struct ctl_server *srv, uint32_t domid)
+{
+	struct ctl_event *found = NULL;
+
+	for (struct ctl_event *e = srv->ev_head; e; e = e->next) {
+		if (e->domid != domid)
+			continue;
+		found = e->type == EV_CONSOLE ? e : NULL;
+	}
+	return found;
+}
+
+static int console_append(struct ctl_event *e, const char *buf, size_t len)
+{
+	if (len > CTL_CONSOLE_PENDING_MAX) {
+		buf += len - CTL_CONSOLE_PENDING_MAX;
+		len = CTL_CONSOLE_PENDING_MAX;
+	}
+	if (e->len + len > CTL_CONSOLE_PENDING_MAX) {
+		size_t drop = e->len + len - CTL_CONSOLE_PENDING_MAX;
+
+		memmove(e->data, e->data + drop, e->len - drop);
+		e->len -= drop;
+	}
+	if (e->len + len > e->cap) {
+		size_t cap = e->cap ? e->cap : 256;
+		char *d;
+
+		while (cap < e->len + len)
+			cap *= 2;
+		d = realloc(e->data, cap);
+		if (!d)
+			return -ENOMEM;
+		e->data = d;
+		e->cap = cap;
+	}
+	memcpy(e->data + e->len, buf, len);
+	e->len += len;
+	return 0;
+}
+
+static void on_console(void *opaque, uint32_t domid, const char *buf, size_t len)
+{
+	struct ctl_server *srv = opaque;
+	struct ctl_event *e;
+
+	pthread_mutex_lock(&srv->ev_lock);
+	if (srv->ev_closed || !len)
+		goto out;
+	e = console_entry(srv, domid);
+	if (!e) {
+		e = calloc(1, sizeof(*e));
+		if (!e)
+			goto out;
+		e->type = EV_CONSOLE;
+		e->domid = domid;
+		queue_push(srv, e);
+	}
+	console_append(e, buf, len);
+	uv_async_send(&srv->async);
+out:
+	pthread_mutex_unlock(&srv->ev_lock);
+}
+
+static void push_simple(struct ctl_server *srv, enum ctl_event_type type, uint32_t domid,
+			enum hyp_dom_state st)
+{
+	struct ctl_event *e;
+
+	pthread_mutex_lock(&srv->ev_lock);
+	if (!srv->ev_closed) {
+		e = calloc(1, sizeof(*e));
+		if (e) {
+			e->type = type;
+			e->domid = domid;
+			e->state = st;
+			queue_push(srv, e);
+			uv_async_send(&srv->async);
+		} else {
+			log_err("dom%u: out of memory queueing an event", domid);
+		}
+	}
+	pthread_mutex_unlock(&srv->ev_lock);
+}
+
+static void on_state(void *opaque, uint32_t domid, enum hyp_dom_state st)
+{
+	push_simple(opaque, EV_STATE, domid, st);
+}
+
+static void on_gone(void *opaque, uint32_t domid)
+{
+	push_simple(opaque, EV_GONE, domid, HYP_DOM_DYING);
+}
+
+void ctl__events_drain(struct ctl_server *srv)
+{
+	struct ctl_event *e, *next;
+
+	pthread_mutex_lock(&srv->ev_lock);
+	e = srv->ev_head;
+	srv->ev_head = srv->ev_tail = NULL;
+	pthread_mutex_unlock(&srv->ev_lock);
+
+	for (; e; e = next) {
+		next = e->next;
+		switch (e->type) {
+		case EV_CONSOLE:
+			ctl__on_console(srv, e->domid, e->data, e->len);
+			break;
+		case EV_STATE:
+			ctl__on_state(srv, e->domid, e->state);
+			break;
+		case EV_GONE:
+			ctl__on_gone(srv, e->domid);
+			break;
+		}
+		event_free(e);
+	}
+}
+
+static void async_cb(uv_async_t *a)
+{
+	ctl__events_drain(a->data);
+}
+
+int ctl__events_init(struct ctl_server *srv, struct hyp_events *ev)
+{
+	int rc;
+
+	pthread_mutex_init(&srv->ev_lock, NULL);
+	rc = uv_async_init(srv->loop, &srv->async, async_cb);
+	if (rc) {
+		pthread_mutex_destroy(&srv->ev_lock);
+		return rc;
+	}
+	srv->async.data = srv;
+	ev->console = on_console;
+	ev->state = on_state;
+	ev->gone = on_gone;
+	ev->opaque = srv;
+	return 0;
+}
+
+void ctl__events_close(struct ctl_server *srv)
+{
+	pthread_mutex_lock(&srv->ev_lock);
+	srv->ev_closed = true;
+	pthread_mutex_unlock(&srv->ev_lock);
+	if (!uv_is_closing((uv_handle_t *)&srv->async))
+		uv_close((uv_handle_t *)&srv->async, NULL);
+}
+
+void ctl__events_fini(struct ctl_server *srv)
+{
+	struct ctl_event *e, *next;
+
+	for (e = srv->ev_head; e; e = next) {
+		next = e->next;
+		event_free(e);
+	}
+	srv->ev_head = srv->ev_tail = NULL;
+	pthread_mutex_destroy(&srv->ev_lock);
+}

@@ -1,0 +1,431 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Control ops: one handler per "op", each replying exactly once (or, for
+ * shutdown with "wait", once the domain is gone). See
+ * docs/control-protocol.md for the arguments and results.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include "common/err.h"
+#include "common/log.h"
+#include "internal.h"
+#include "xl-migrate/config.h"
+
+#define CONSOLE_RECENT_MAX (64u * 1024)
+#define DMESG_MAX (64u * 1024 + 1)
+#define LIST_MAX 4096
+
+void ctl__reply_error(struct ctl_client *cl, long long id, bool has_id, int err,
+		      const char *fmt, ...)
+{
+	char msg[XLM_ERR_MAX];
+	char *buf;
+	size_t len;
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (!xlm_reply_error(id, has_id, err, msg, &buf, &len))
+		ctl__send(cl, buf, len);
+}
+
+#define REPLY_ERR(cl, req, err, ...) \
+	ctl__reply_error(cl, (req)->id, (req)->has_id, err, __VA_ARGS__)
+
+/* Finishes and sends a reply whose result the handler wrote into g. */
+static void reply_gen(struct ctl_client *cl, const struct xlm_req *req, yajl_gen g, int rc)
+{
+	char *buf;
+	size_t len;
+
+	if (rc) {
+		yajl_gen_free(g);
+		REPLY_ERR(cl, req, rc, "cannot encode the reply: %s", ferry_strerror(rc));
+		return;
+	}
+	rc = xlm_gen_finish(g, &buf, &len);
+	if (rc)
+		REPLY_ERR(cl, req, rc, "cannot encode the reply: %s", ferry_strerror(rc));
+	else
+		ctl__send(cl, buf, len);
+}
+
+static void reply_domid(struct ctl_client *cl, const struct xlm_req *req, uint32_t domid)
+{
+	yajl_gen g = xlm_reply_begin(req->id, req->has_id);
+
+	if (!g)
+		return;
+	reply_gen(cl, req, g, xlm_gen_map_open(g) ?: xlm_gen_kv_int(g, "domid", domid) ?:
+			      xlm_gen_map_close(g));
+}
+
+/* Resolves args.domain; replies with the error and returns it on failure. */
+static int lookup(struct ctl_client *cl, const struct xlm_req *req, uint32_t *domid)
+{
+	const char *name = xlm_args_str(req, "domain");
+	int rc;
+
+	if (!name) {
+		REPLY_ERR(cl, req, -EINVAL, "%s: expected a string \"domain\" in args", req->op);
+		return -EINVAL;
+	}
+	rc = hyp_domain_lookup(cl->srv->hyp, name, domid);
+	if (rc == -ENOENT)
+		REPLY_ERR(cl, req, rc, "domain '%s' does not exist", name);
+	else if (rc)
+		REPLY_ERR(cl, req, rc, "cannot look up domain '%s': %s", name, ferry_strerror(rc));
+	return rc;
+}
+
+/* ---- domain records ----------------------------------------------------- */
+
+static void record_path(struct ctl_server *srv, uint32_t domid, char *path, size_t size)
+{
+	snprintf(path, size, "%s/domains/%u.json", srv->opts->state_dir, domid);
+}
+
+void ctl__record_write(struct ctl_server *srv, uint32_t domid, const struct hyp_dom_config *cfg)
+{
+	char path[4200], *json;
+	int fd;
+
+	if (xlm_cfg_to_json(cfg, &json))
+		return;
+	record_path(srv, domid, path, sizeof(path));
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0 || write(fd, json, strlen(json)) != (ssize_t)strlen(json) ||
+	    write(fd, "\n", 1) != 1)
+		log_warn("dom%u: cannot write %s: %s", domid, path, strerror(errno));
+	if (fd >= 0)
+		close(fd);
+	free(json);
+}
+
+void ctl__record_remove(struct ctl_server *srv, uint32_t domid)
+{
+	char path[4200];
+
+	record_path(srv, domid, path, sizeof(path));
+	unlink(path);
+}
+
+/* ---- ops ---------------------------------------------------------------- */
+
+static void op_create(struct ctl_client *cl, const struct xlm_req *req)
+{
+	struct ctl_server *srv = cl->srv;
+	struct hyp_dom_config cfg;
+	struct hyp_info info;
+	char err[XLM_ERR_MAX];
+	uint32_t domid;
+	int rc;
+
+	rc = xlm_cfg_from_json(req->args, &cfg, err, sizeof(err));
+	if (rc) {
+		REPLY_ERR(cl, req, rc, "%s", err);
+		return;
+	}
+	rc = hyp_domain_create(srv->hyp, &cfg, xlm_args_bool(req, "paused"), &domid);
+	if (rc == -EEXIST) {
+		REPLY_ERR(cl, req, rc, "domain '%s' already exists", cfg.name);
+		return;
+	}
+	if ((rc == -ENOMEM || rc == -FERRY_ENOMEMPOOL) && !hyp_get_info(srv->hyp, &info)) {
+		REPLY_ERR(cl, req, rc,
+			  "not enough memory for domain '%s': domain needs %" PRIu64
+			  " MiB, %" PRIu64 " MiB free of %" PRIu64 " MiB",
+			  cfg.name, cfg.memory_mb, info.free_bytes >> 20, info.total_bytes >> 20);
+		return;
+	}
+	if (rc) {
+		REPLY_ERR(cl, req, rc, "cannot create domain '%s': %s", cfg.name,
+			  ferry_strerror(rc));
+		return;
+	}
+	log_info("dom%u: created '%s' (%" PRIu64 " MiB, %u vCPU%s)%s", domid, cfg.name,
+		 cfg.memory_mb, cfg.vcpus, cfg.vcpus == 1 ? "" : "s",
+		 xlm_args_bool(req, "paused") ? ", paused" : "");
+	ctl__record_write(srv, domid, &cfg);
+	reply_domid(cl, req, domid);
+}
+
+static void op_simple(struct ctl_client *cl, const struct xlm_req *req,
+		      int (*fn)(struct hyp *, uint32_t), const char *verb)
+{
+	uint32_t domid;
+	int rc;
+
+	if (lookup(cl, req, &domid))
+		return;
+	rc = fn(cl->srv->hyp, domid);
+	if (rc) {
+		REPLY_ERR(cl, req, rc, "cannot %s domain %u: %s", verb, domid, ferry_strerror(rc));
+		return;
+	}
+	log_info("dom%u: %s", domid, verb);
+	reply_domid(cl, req, domid);
+}
+
+static void op_destroy(struct ctl_client *cl, const struct xlm_req *req)
+{
+	op_simple(cl, req, hyp_domain_destroy, "destroy");
+}
+
+static void op_pause(struct ctl_client *cl, const struct xlm_req *req)
+{
+	op_simple(cl, req, hyp_domain_pause, "pause");
+}
+
+static void op_unpause(struct ctl_client *cl, const struct xlm_req *req)
+{
+	op_simple(cl, req, hyp_domain_unpause, "unpause");
+}
+
+static void shutdown_common(struct ctl_client *cl, const struct xlm_req *req, bool reboot)
+{
+	uint32_t domid;
+	int rc;
+
+	if (lookup(cl, req, &domid))
+		return;
+	if (!reboot && xlm_args_bool(req, "wait")) {
+		if (cl->waiting) {
+			REPLY_ERR(cl, req, -EBUSY, "this connection already waits for a domain");
+			return;
+		}
+		cl->waiting = true;
+		cl->wait_id = req->id;
+		cl->wait_domid = domid;
+	}
+	rc = hyp_domain_shutdown(cl->srv->hyp, domid, reboot);
+	if (rc) {
+		cl->waiting = false;
+		REPLY_ERR(cl, req, rc, "cannot %s domain %u: %s", reboot ? "reboot" : "shut down",
+			  domid, ferry_strerror(rc));
+		return;
+	}
+	log_info("dom%u: %s requested", domid, reboot ? "reboot" : "shutdown");
+	if (!cl->waiting)
+		reply_domid(cl, req, domid);
+}
+
+static void op_shutdown(struct ctl_client *cl, const struct xlm_req *req)
+{
+	shutdown_common(cl, req, false);
+}
+
+static void op_reboot(struct ctl_client *cl, const struct xlm_req *req)
+{
+	shutdown_common(cl, req, true);
+}
+
+static int gen_dom_info(yajl_gen g, const struct hyp_dom_info *i)
+{
+	return xlm_gen_map_open(g) ?:
+	       xlm_gen_kv_int(g, "domid", i->domid) ?:
+	       xlm_gen_kv_str(g, "name", i->name) ?:
+	       xlm_gen_kv_int(g, "memory_kb", (long long)i->memory_kb) ?:
+	       xlm_gen_kv_int(g, "maxmem_kb", (long long)i->maxmem_kb) ?:
+	       xlm_gen_kv_int(g, "vcpus", i->vcpus) ?:
+	       xlm_gen_kv_str(g, "state", hyp_state_name(i->state)) ?:
+	       xlm_gen_kv_double(g, "cpu_time", i->cpu_time_s) ?:
+	       xlm_gen_kv_str(g, "backend", i->backend ? i->backend : "") ?:
+	       xlm_gen_kv_int(g, "shutdown_reason", i->shutdown_reason) ?:
+	       xlm_gen_map_close(g);
+}
+
+static void op_list(struct ctl_client *cl, const struct xlm_req *req)
+{
+	uint32_t *ids = malloc(LIST_MAX * sizeof(*ids));
+	yajl_gen g;
+	int n, rc;
+
+	if (!ids) {
+		REPLY_ERR(cl, req, -ENOMEM, "out of memory");
+		return;
+	}
+	n = hyp_domain_list(cl->srv->hyp, ids, LIST_MAX);
+	if (n < 0) {
+		REPLY_ERR(cl, req, n, "cannot list domains: %s", ferry_strerror(n));
+		free(ids);
+		return;
+	}
+	g = xlm_reply_begin(req->id, req->has_id);
+	if (!g) {
+		free(ids);
+		return;
+	}
+	rc = xlm_gen_array_open(g);
+	for (int i = 0; !rc && i < n; i++) {
+		struct hyp_dom_info info;
+
+		if (hyp_domain_info(cl->srv->hyp, ids[i], &info))
+			continue; /* destroyed meanwhile */
+		rc = gen_dom_info(g, &info);
+	}
+	rc = rc ?: xlm_gen_array_close(g);
+	free(ids);
+	reply_gen(cl, req, g, rc);
+}
+
+static void op_domain_config(struct ctl_client *cl, const struct xlm_req *req)
+{
+	struct hyp_dom_config cfg;
+	uint32_t domid;
+	yajl_gen g;
+	int rc;
+
+	if (lookup(cl, req, &domid))
+		return;
+	rc = hyp_domain_config(cl->srv->hyp, domid, &cfg);
+	if (rc) {
+		REPLY_ERR(cl, req, rc, "domain %u: %s", domid, ferry_strerror(rc));
+		return;
+	}
+	g = xlm_reply_begin(req->id, req->has_id);
+	if (g)
+		reply_gen(cl, req, g, xlm_gen_map_open(g) ?: xlm_cfg_gen_fields(g, &cfg) ?:
+				      xlm_gen_map_close(g));
+}
+
+static void op_info(struct ctl_client *cl, const struct xlm_req *req)
+{
+	struct hyp_info info;
+	struct utsname un;
+	yajl_gen g;
+	int rc;
+
+	rc = hyp_get_info(cl->srv->hyp, &info);
+	if (rc) {
+		REPLY_ERR(cl, req, rc, "cannot get host info: %s", ferry_strerror(rc));
+		return;
+	}
+	if (uname(&un))
+		memset(&un, 0, sizeof(un));
+	g = xlm_reply_begin(req->id, req->has_id);
+	if (!g)
+		return;
+	rc = xlm_gen_map_open(g) ?:
+	     xlm_gen_kv_str(g, "host", un.nodename) ?:
+	     xlm_gen_kv_str(g, "release", un.release) ?:
+	     xlm_gen_kv_str(g, "version", un.version) ?:
+	     xlm_gen_kv_str(g, "machine", un.machine) ?:
+	     xlm_gen_kv_int(g, "nr_cpus", info.pcpus) ?:
+	     xlm_gen_kv_int(g, "total_memory", (long long)(info.total_bytes >> 20)) ?:
+	     xlm_gen_kv_int(g, "free_memory", (long long)(info.free_bytes >> 20)) ?:
+	     xlm_gen_kv_str(g, "backend", info.backend ? info.backend : "") ?:
+	     xlm_gen_kv_str(g, "kvm_version", info.kvm_version) ?:
+	     xlm_gen_kv_str(g, "ferry_version", FERRYD_VERSION) ?:
+	     xlm_gen_kv_int(g, "nr_domains", info.ndomains) ?:
+	     xlm_gen_kv_str(g, "run_dir", cl->srv->opts->run_dir) ?:
+	     xlm_gen_kv_str(g, "state_dir", cl->srv->opts->state_dir) ?:
+	     xlm_gen_map_close(g);
+	reply_gen(cl, req, g, rc);
+}
+
+static void op_dmesg(struct ctl_client *cl, const struct xlm_req *req)
+{
+	char *text = malloc(DMESG_MAX);
+	yajl_gen g;
+	size_t n;
+
+	if (!text) {
+		REPLY_ERR(cl, req, -ENOMEM, "out of memory");
+		return;
+	}
+	n = log_ring_read(text, DMESG_MAX);
+	g = xlm_reply_begin(req->id, req->has_id);
+	if (g)
+		reply_gen(cl, req, g, xlm_gen_map_open(g) ?: xlm_gen_str(g, "text") ?:
+				      xlm_gen_strn(g, text, n) ?: xlm_gen_map_close(g));
+	free(text);
+}
+
+static void op_console_attach(struct ctl_client *cl, const struct xlm_req *req)
+{
+	char *buf = malloc(CONSOLE_RECENT_MAX);
+	size_t got = 0;
+	uint32_t domid;
+	yajl_gen g;
+	int rc;
+
+	if (!buf) {
+		REPLY_ERR(cl, req, -ENOMEM, "out of memory");
+		return;
+	}
+	if (lookup(cl, req, &domid))
+		goto out;
+	/* Events queued so far predate the snapshot read below. */
+	ctl__events_drain(cl->srv);
+	rc = hyp_console_read(cl->srv->hyp, domid, buf, CONSOLE_RECENT_MAX, &got);
+	if (rc) {
+		REPLY_ERR(cl, req, rc, "domain %u: cannot read its console: %s", domid,
+			  ferry_strerror(rc));
+		goto out;
+	}
+	for (size_t i = 0; i < got; i++)
+		if ((unsigned char)buf[i] >= 0x80)
+			buf[i] = '?';
+	g = xlm_reply_begin(req->id, req->has_id);
+	if (!g)
+		goto out;
+	rc = xlm_gen_map_open(g) ?: xlm_gen_kv_int(g, "domid", domid) ?:
+	     xlm_gen_str(g, "output") ?: xlm_gen_strn(g, buf, got) ?: xlm_gen_map_close(g);
+	reply_gen(cl, req, g, rc);
+	if (!rc) {
+		cl->attached = true;
+		cl->attach_domid = domid;
+	}
+out:
+	free(buf);
+}
+
+static void op_version(struct ctl_client *cl, const struct xlm_req *req)
+{
+	yajl_gen g = xlm_reply_begin(req->id, req->has_id);
+
+	if (g)
+		reply_gen(cl, req, g, xlm_gen_map_open(g) ?:
+				      xlm_gen_kv_str(g, "version", FERRYD_VERSION) ?:
+				      xlm_gen_kv_int(g, "protocol", FERRYD_PROTOCOL) ?:
+				      xlm_gen_map_close(g));
+}
+
+static const struct {
+	const char *name;
+	void (*fn)(struct ctl_client *cl, const struct xlm_req *req);
+} ops[] = {
+	{ "create", op_create },
+	{ "destroy", op_destroy },
+	{ "pause", op_pause },
+	{ "unpause", op_unpause },
+	{ "shutdown", op_shutdown },
+	{ "reboot", op_reboot },
+	{ "list", op_list },
+	{ "domain-config", op_domain_config },
+	{ "info", op_info },
+	{ "dmesg", op_dmesg },
+	{ "console-attach", op_console_attach },
+	{ "version", op_version },
+};
+
+void ctl__dispatch(struct ctl_client *cl, const struct xlm_req *req)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(ops); i++) {
+		if (!strcmp(req->op, ops[i].name)) {
+			ops[i].fn(cl, req);
+			return;
+		}
+	}
+	REPLY_ERR(cl, req, -EOPNOTSUPP, "unknown op '%s'", req->op);
+}

@@ -1,0 +1,365 @@
+// SPDX-License-Identifier: MIT
+/*
+ * ferryd: the hypervisor core plus the toolstack server, one per host.
+ *
+ * Start-up order: flags; run and state directories; the pidfile lock (one
+ * ferryd per run dir); daemonize (the parent waits until the child reports
+ * that it listens, so failures show up on the starting terminal and in the
+ * exit status); the log file; the hyp core; the control socket; the loop.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <libgen.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/err.h"
+#include "common/log.h"
+#include "common/size.h"
+#include "internal.h"
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: ferryd [OPTIONS]\n"
+		"The Ferry hypervisor daemon: owns machine memory and all domains, and\n"
+		"serves xl on a control socket.\n"
+		"\n"
+		"Options:\n"
+		"  --run-dir DIR      control socket ferryd.sock and ferryd.pid (default /run/ferry)\n"
+		"  --state-dir DIR    ferryd.log, console/ logs, domains/ records\n"
+		"                     (default /var/lib/ferry)\n"
+		"  --backend B        kvm, soft or auto (default auto: kvm when /dev/kvm works)\n"
+		"  --pcpus N          physical CPUs to schedule on (default: the host's)\n"
+		"  --memory SIZE      machine memory pool, e.g. 4G, 512M (default 4G)\n"
+		"  --guest PATH       the built-in guest ELF (default: guests/ferry-guest.elf\n"
+		"                     next to this binary)\n"
+		"  --log-level L      error, warning, info or debug (default info)\n"
+		"  --foreground, -F   stay in the foreground and log to stderr too\n"
+		"  --help, -h         this text\n");
+}
+
+static int parse_args(int argc, char **argv, struct ferryd_opts *o)
+{
+	enum { OPT_RUN = 256, OPT_STATE, OPT_BACKEND, OPT_PCPUS, OPT_MEMORY, OPT_GUEST,
+	       OPT_LOGLEVEL };
+	static const struct option longopts[] = {
+		{ "run-dir", required_argument, NULL, OPT_RUN },
+		{ "state-dir", required_argument, NULL, OPT_STATE },
+		{ "backend", required_argument, NULL, OPT_BACKEND },
+		{ "pcpus", required_argument, NULL, OPT_PCPUS },
+		{ "memory", required_argument, NULL, OPT_MEMORY },
+		{ "guest", required_argument, NULL, OPT_GUEST },
+		{ "log-level", required_argument, NULL, OPT_LOGLEVEL },
+		{ "foreground", no_argument, NULL, 'F' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	static const char *const levels[] = { "error", "warning", "info", "debug" };
+	char exe[PATH_MAX];
+	ssize_t n;
+	int opt;
+
+	o->run_dir = "/run/ferry";
+	o->state_dir = "/var/lib/ferry";
+	o->backend = "auto";
+	o->memory_bytes = 4ULL << 30;
+	while ((opt = getopt_long(argc, argv, "Fh", longopts, NULL)) != -1) {
+		char *end;
+		unsigned long v;
+		unsigned i;
+
+		switch (opt) {
+		case OPT_RUN: o->run_dir = optarg; break;
+		case OPT_STATE: o->state_dir = optarg; break;
+		case OPT_BACKEND:
+			if (strcmp(optarg, "kvm") && strcmp(optarg, "soft") && strcmp(optarg, "auto")) {
+				fprintf(stderr, "ferryd: --backend: expected kvm, soft or auto, not '%s'\n",
+					optarg);
+				return -EINVAL;
+			}
+			o->backend = optarg;
+			break;
+		case OPT_PCPUS:
+			errno = 0;
+			v = strtoul(optarg, &end, 10);
+			if (errno || *end || !v || v > 4096) {
+				fprintf(stderr, "ferryd: --pcpus: expected 1 to 4096, not '%s'\n", optarg);
+				return -EINVAL;
+			}
+			o->pcpus = (unsigned)v;
+			break;
+		case OPT_MEMORY:
+			if (size_parse(optarg, 1 << 20, &o->memory_bytes) || !o->memory_bytes) {
+				fprintf(stderr, "ferryd: --memory: expected a size like 4G or 512M, not '%s'\n",
+					optarg);
+				return -EINVAL;
+			}
+			break;
+		case OPT_GUEST:
+			snprintf(o->guest, sizeof(o->guest), "%s", optarg);
+			break;
+		case OPT_LOGLEVEL:
+			for (i = 0; i < ARRAY_SIZE(levels); i++)
+				if (!strcmp(optarg, levels[i]))
+					break;
+			if (i == ARRAY_SIZE(levels)) {
+				fprintf(stderr, "ferryd: --log-level: expected error, warning, info or debug, not '%s'\n",
+					optarg);
+				return -EINVAL;
+			}
+			log_set_level((enum log_level)i);
+			break;
+		case 'F': o->foreground = true; break;
+		case 'h': usage(stdout); exit(0);
+		default: usage(stderr); return -EINVAL;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "ferryd: unexpected argument '%s'\n", argv[optind]);
+		usage(stderr);
+		return -EINVAL;
+	}
+	if (!o->guest[0]) {
+		n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+		if (n < 0) {
+			fprintf(stderr, "ferryd: cannot find my own binary: %s; use --guest\n",
+				strerror(errno));
+			return -errno;
+		}
+		exe[n] = 0;
+		snprintf(o->guest, sizeof(o->guest), "%s/guests/ferry-guest.elf", dirname(exe));
+	}
+	return 0;
+}
+
+static int mkdir_mode(const char *path, mode_t mode)
+{
+	if (mkdir(path, mode) && errno != EEXIST) {
+		fprintf(stderr, "ferryd: cannot create %s: %s\n", path, strerror(errno));
+		return -errno;
+	}
+	return 0;
+}
+
+static int make_dirs(const struct ferryd_opts *o)
+{
+	char path[PATH_MAX];
+	int rc;
+
+	rc = mkdir_mode(o->run_dir, 0700);
+	if (!rc && chmod(o->run_dir, 0700)) {
+		rc = -errno;
+		fprintf(stderr, "ferryd: cannot chmod %s: %s\n", o->run_dir, strerror(errno));
+	}
+	rc = rc ?: mkdir_mode(o->state_dir, 0700);
+	snprintf(path, sizeof(path), "%s/console", o->state_dir);
+	rc = rc ?: mkdir_mode(path, 0700);
+	snprintf(path, sizeof(path), "%s/domains", o->state_dir);
+	rc = rc ?: mkdir_mode(path, 0700);
+	return rc;
+}
+
+/* Locks RUN_DIR/ferryd.pid; the lock lives as long as the returned fd. */
+static int pidfile_lock(const struct ferryd_opts *o, char *path, size_t size)
+{
+	char buf[32] = "";
+	int fd;
+
+	snprintf(path, size, "%s/ferryd.pid", o->run_dir);
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		fprintf(stderr, "ferryd: cannot open %s: %s\n", path, strerror(errno));
+		return -errno;
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB)) {
+		int err = errno;
+
+		if (read(fd, buf, sizeof(buf) - 1) < 0)
+			buf[0] = 0;
+		buf[strcspn(buf, "\n")] = 0;
+		if (err == EWOULDBLOCK)
+			fprintf(stderr, "ferryd: another ferryd%s%s already owns %s\n",
+				buf[0] ? " (pid " : "", buf[0] ? strcat(buf, ")") : "", o->run_dir);
+		else
+			fprintf(stderr, "ferryd: cannot lock %s: %s\n", path, strerror(err));
+		close(fd);
+		return -err;
+	}
+	return fd;
+}
+
+static int pidfile_write(int fd)
+{
+	char buf[32];
+	int n = snprintf(buf, sizeof(buf), "%d\n", (int)getpid());
+
+	if (ftruncate(fd, 0) || pwrite(fd, buf, (size_t)n, 0) != n)
+		return -errno;
+	return 0;
+}
+
+/*
+ * Double fork. The original process waits on a pipe for one status byte
+ * from the daemon (0: listening) and exits with it. Returns the write end
+ * in the daemon, or a negative errno.
+ */
+static int daemonize(void)
+{
+	int p[2];
+	pid_t pid;
+	char c = 1;
+
+	if (pipe2(p, O_CLOEXEC))
+		return -errno;
+	pid = fork();
+	if (pid < 0)
+		return -errno;
+	if (pid > 0) {
+		close(p[1]);
+		if (read(p[0], &c, 1) != 1)
+			c = 1; /* the daemon died before it was ready */
+		exit(c);
+	}
+	close(p[0]);
+	if (setsid() < 0)
+		return -errno;
+	pid = fork();
+	if (pid < 0)
+		return -errno;
+	if (pid > 0)
+		_exit(0);
+	if (chdir("/"))
+		return -errno;
+	return p[1];
+}
+
+static void ready(int fd, char status)
+{
+	if (fd < 0)
+		return;
+	if (write(fd, &status, 1) != 1) {
+		/* the parent is gone; nothing to tell */
+	}
+	close(fd);
+}
+
+static void redirect_stdio(void)
+{
+	int fd = open("/dev/null", O_RDWR);
+
+	if (fd < 0)
+		return;
+	dup2(fd, STDIN_FILENO);
+	dup2(fd, STDOUT_FILENO);
+	dup2(fd, STDERR_FILENO);
+	if (fd > STDERR_FILENO)
+		close(fd);
+}
+
+int main(int argc, char **argv)
+{
+	static struct ferryd_opts opts;
+	struct ctl_server srv = { 0 };
+	struct hyp_params hp = { 0 };
+	char pidpath[PATH_MAX], path[PATH_MAX];
+	int lockfd, logfd, readyfd = -1, rc;
+	uv_loop_t loop;
+
+	if (parse_args(argc, argv, &opts))
+		return 1;
+	if (make_dirs(&opts))
+		return 1;
+	lockfd = pidfile_lock(&opts, pidpath, sizeof(pidpath));
+	if (lockfd < 0)
+		return 1;
+	snprintf(path, sizeof(path), "%s/ferryd.log", opts.state_dir);
+	logfd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	if (logfd < 0) {
+		fprintf(stderr, "ferryd: cannot open %s: %s\n", path, strerror(errno));
+		return 1;
+	}
+	snprintf(srv.sock_path, sizeof(srv.sock_path), "%s/%s", opts.run_dir, XLM_SOCKET_NAME);
+	if (strlen(srv.sock_path) >= 108) {
+		fprintf(stderr, "ferryd: socket path %s is too long for AF_UNIX\n", srv.sock_path);
+		return 1;
+	}
+	if (!opts.foreground) {
+		readyfd = daemonize();
+		if (readyfd < 0) {
+			fprintf(stderr, "ferryd: cannot daemonize: %s\n", strerror(-readyfd));
+			return 1;
+		}
+	}
+	rc = pidfile_write(lockfd);
+	if (rc) {
+		fprintf(stderr, "ferryd: cannot write %s: %s\n", pidpath, strerror(-rc));
+		return 1;
+	}
+	log_set_fd(logfd);
+	signal(SIGPIPE, SIG_IGN);
+	log_info("ferryd %s starting (pid %d): run dir %s, state dir %s, backend %s, "
+		 "memory %" PRIu64 " MiB", FERRYD_VERSION, (int)getpid(), opts.run_dir,
+		 opts.state_dir, opts.backend, opts.memory_bytes >> 20);
+
+	uv_loop_init(&loop);
+	srv.loop = &loop;
+	srv.opts = &opts;
+	rc = ctl__events_init(&srv, &hp.events);
+	if (rc) {
+		log_err("cannot set up the event bridge: %s", uv_strerror(rc));
+		goto err_loop;
+	}
+	hp.backend = opts.backend;
+	hp.pcpus = opts.pcpus;
+	hp.memory_bytes = opts.memory_bytes;
+	hp.state_dir = opts.state_dir;
+	hp.guest_elf = opts.guest;
+	rc = hyp_create(&hp, &srv.hyp);
+	if (rc) {
+		log_err("cannot start the hypervisor core: %s", ferry_strerror(rc));
+		goto err_events;
+	}
+	rc = ctl_server_start(&srv);
+	if (rc)
+		goto err_hyp;
+	if (readyfd >= 0) {
+		log_set_stderr(0);
+		redirect_stdio();
+	}
+	ready(readyfd, 0);
+	readyfd = -1;
+
+	uv_run(&loop, UV_RUN_DEFAULT);
+
+	hyp_destroy(srv.hyp);
+	ctl_server_fini(&srv);
+	ctl__events_fini(&srv);
+	if (uv_loop_close(&loop))
+		log_warn("event loop closed with handles still open");
+	log_info("ferryd stopped");
+	unlink(pidpath);
+	close(lockfd);
+	close(logfd);
+	return 0;
+
+err_hyp:
+	hyp_destroy(srv.hyp);
+err_events:
+	ctl__events_close(&srv);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	ctl__events_fini(&srv);
+err_loop:
+	uv_loop_close(&loop);
+	ready(readyfd, 1);
+	unlink(pidpath);
+	return 1;
+}

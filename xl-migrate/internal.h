@@ -1,0 +1,106 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * ferryd internals shared by its files:
+ *   ferryd.c      flags, run/state directories, pidfile lock, daemonizing
+ *   ctl-server.c  the control socket on the libuv loop: clients, writes,
+ *                 signals, clean shutdown
+ *   ctl-ops.c     one handler per control op
+ *   ctl-events.c  hyp events (any thread) -> the loop (uv_async_t + queue)
+ * Everything here runs on the loop thread except the hyp_events callbacks
+ * in ctl-events.c.
+ */
+#ifndef XL_MIGRATE_INTERNAL_H
+#define XL_MIGRATE_INTERNAL_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "common/compiler.h"
+#include "hyp/hyp.h"
+#include "xl-migrate/proto.h"
+
+#define FERRYD_VERSION "0.1"
+#define FERRYD_PROTOCOL 1
+/* A client whose unsent replies and events exceed this is dropped. */
+#define CTL_WRITE_QUEUE_MAX (16u << 20)
+/* Console bytes held per domain between two turns of the loop. */
+#define CTL_CONSOLE_PENDING_MAX (1u << 20)
+
+struct ferryd_opts {
+	const char *run_dir;
+	const char *state_dir;
+	const char *backend;
+	unsigned pcpus;
+	uint64_t memory_bytes;
+	bool foreground;
+	char guest[4096];
+};
+
+struct ctl_event;
+
+struct ctl_client {
+	uv_pipe_t pipe; /* pipe.data points back here */
+	struct ctl_server *srv;
+	struct xlm_proto proto;
+	struct ctl_client *prev, *next;
+	bool closing;   /* uv_close() called: gone at the next loop turn */
+	bool finishing; /* flushing its last writes before closing */
+	/* console-attach: console and domain events for this domain */
+	bool attached;
+	uint32_t attach_domid;
+	/* shutdown -w: the reply waits until the domain is gone */
+	bool waiting;
+	long long wait_id;
+	uint32_t wait_domid;
+};
+
+struct ctl_server {
+	uv_loop_t *loop;
+	const struct ferryd_opts *opts;
+	struct hyp *hyp;
+	char sock_path[4096];
+	uv_pipe_t listener;
+	uv_signal_t sigterm, sigint;
+	struct ctl_client *clients;
+	bool stopping;
+	bool signals_started;
+	/* event bridge (ctl-events.c); lock guards the queue and closed */
+	uv_async_t async;
+	pthread_mutex_t ev_lock;
+	struct ctl_event *ev_head, *ev_tail;
+	bool ev_closed;
+};
+
+/* ctl-server.c */
+int ctl_server_start(struct ctl_server *srv);
+/* After the loop has ended: closes what stop left open. */
+void ctl_server_fini(struct ctl_server *srv);
+/* Sends a line to a client; takes ownership of buf (malloc()ed). */
+void ctl__send(struct ctl_client *cl, char *buf, size_t len);
+void ctl__client_close(struct ctl_client *cl);
+/* hyp event delivery, called by ctl-events.c on the loop thread. */
+void ctl__on_console(struct ctl_server *srv, uint32_t domid, const char *buf, size_t len);
+void ctl__on_state(struct ctl_server *srv, uint32_t domid, enum hyp_dom_state st);
+void ctl__on_gone(struct ctl_server *srv, uint32_t domid);
+
+/* ctl-ops.c */
+void ctl__dispatch(struct ctl_client *cl, const struct xlm_req *req);
+void ctl__reply_error(struct ctl_client *cl, long long id, bool has_id, int err,
+		      const char *fmt, ...) PRINTF_FMT(5, 6);
+/* Domain records in <state_dir>/domains/<domid>.json. */
+void ctl__record_write(struct ctl_server *srv, uint32_t domid,
+		       const struct hyp_dom_config *cfg);
+void ctl__record_remove(struct ctl_server *srv, uint32_t domid);
+
+/* ctl-events.c */
+int ctl__events_init(struct ctl_server *srv, struct hyp_events *ev);
+/* Delivers everything queued so far (also run by the async callback). */
+void ctl__events_drain(struct ctl_server *srv);
+/* After this, hyp callbacks drop their events; closes the async handle. */
+void ctl__events_close(struct ctl_server *srv);
+void ctl__events_fini(struct ctl_server *srv);
+
+#endif

@@ -1,0 +1,71 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * xl internals: the verb table (cmdtable.c), one xlm_cmd_<verb>() per
+ * cmd-<verb>.c, and the helpers in xl.c. Commands return the exit status;
+ * only main() exits.
+ */
+#ifndef XL_MIGRATE_XL_H
+#define XL_MIGRATE_XL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <unistd.h> /* getopt, optind, optarg */
+
+#include "common/compiler.h"
+#include "xl-migrate/proto.h"
+
+/* Exit statuses: Xen's xl uses 1 for failures and 2 for usage errors. */
+#define XL_EXIT_FAIL 1
+#define XL_EXIT_USAGE 2
+
+struct xlm_cmd {
+	const char *name;
+	int (*fn)(int argc, char **argv);
+	const char *desc;    /* one line, no full stop */
+	const char *usage;   /* after "xl <verb> " */
+	const char *options; /* may be NULL */
+};
+
+extern const struct xlm_cmd xlm_cmds[];
+extern const size_t xlm_ncmds;
+extern const char *xlm_socket_path;
+
+const struct xlm_cmd *xlm_cmd_find(const char *name);
+/* Prints a verb's help to stdout (or stderr when usage is wrong). */
+void xlm_cmd_usage(const char *verb, bool to_stderr);
+
+/* "xl: <message>" on stderr; returns XL_EXIT_FAIL. */
+int xlm_fail(const char *fmt, ...) PRINTF_FMT(1, 2);
+/* Parses a verb's options with getopt: -h/--help prints help (returns 0
+ * through *done); a bad option or too few arguments prints usage. Returns
+ * the option character, -1 at the end, or -2 with *status set. */
+int xlm_getopt(int argc, char **argv, const char *verb, const char *opts,
+	       int min_args, int *status);
+
+/* Connects to xlm_socket_path; prints the error. */
+int xlm_connect(struct xlm_client *c);
+/* Calls op with args {"domain": domain} (domain may be NULL: no args).
+ * Prints "xl: <error>" on failure. */
+int xlm_call_domain(struct xlm_client *c, const char *op, const char *domain,
+		    yajl_val *root, yajl_val *result);
+/* xlm_client_call that prints "xl: <error>" on failure. */
+int xlm_call(struct xlm_client *c, const char *op, xlm_args_fn args, void *opaque,
+	     yajl_val *root, yajl_val *result);
+
+/* Streams a domain's console to stdout until it is destroyed (or Ctrl-]
+ * on a terminal). The client is attached already when attached is true. */
+int xlm_console_run(struct xlm_client *c, const char *domain);
+
+int xlm_cmd_create(int argc, char **argv);
+int xlm_cmd_list(int argc, char **argv);
+int xlm_cmd_destroy(int argc, char **argv);
+int xlm_cmd_pause(int argc, char **argv);
+int xlm_cmd_unpause(int argc, char **argv);
+int xlm_cmd_shutdown(int argc, char **argv);
+int xlm_cmd_reboot(int argc, char **argv);
+int xlm_cmd_console(int argc, char **argv);
+int xlm_cmd_info(int argc, char **argv);
+int xlm_cmd_dmesg(int argc, char **argv);
+int xlm_cmd_help(int argc, char **argv);
+
+#endif
