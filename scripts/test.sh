@@ -29,6 +29,32 @@ for t in "$root"/tests/integration/*.sh; do
 	run "integration $(basename "$t" .sh)" timeout 900 bash "$t" "$root/build"
 done
 
+# Parsers of untrusted input, fuzzed for a bounded time (clang + libFuzzer).
+fuzz() {
+	local b=$root/build-fuzz
+	CC=clang cmake -S "$root" -B "$b" -DFERRY_FUZZ=ON >/dev/null &&
+		cmake --build "$b" -j"$(nproc)" >/dev/null || return 1
+	local rc=0 t name corpus
+	for t in "$b"/tests/fuzz/fuzz-*; do
+		[ -x "$t" ] || continue
+		name=${t##*/fuzz-}
+		corpus=$(mktemp -d)
+		cp -r "$root/tests/fuzz/corpus/$name/." "$corpus/" 2>/dev/null || true
+		[ "$name" = elf ] && cp "$root/build/guests/ferry-guest.elf" "$corpus/"
+		echo "fuzz-$name: ${FERRY_FUZZ_SECONDS:-20} s"
+		if ! (cd "$corpus" && timeout 300 "$t" -max_total_time="${FERRY_FUZZ_SECONDS:-20}" \
+			-print_final_stats=1 . >fuzz.log 2>&1); then
+			tail -30 "$corpus/fuzz.log"
+			rc=1
+		else
+			grep -E "stat::number_of_executed_units" "$corpus/fuzz.log" || true
+		fi
+		rm -rf "$corpus"
+	done
+	return $rc
+}
+run "fuzz targets" fuzz
+
 echo
 if ((failed)); then
 	printf 'test: failed: %s\n' "${failures[@]}"

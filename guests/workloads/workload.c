@@ -113,7 +113,9 @@ static bool state_ok(const struct wl_ctx *ctx, const struct wl_state *st)
 		return false;
 	if (st->kind < WL_IDLE || st->kind > WL_VERIFY)
 		return false;
-	if (!st->ws_pages || st->ws_pages > (ctx->mem_size >> WL_PAGE_SHIFT))
+	/* idle has no working set; the others have at least a page */
+	if ((!st->ws_pages && st->kind != WL_IDLE) ||
+	    st->ws_pages > (ctx->mem_size >> WL_PAGE_SHIFT))
 		return false;
 	if (layout(st->ws_pages, &g, &w) > ctx->mem_size)
 		return false;
@@ -434,8 +436,13 @@ static void writer_slice(const struct wl_ctx *ctx, uint64_t now)
 	if (st->ns_per_page) {
 		/* Cap catch-up: after a pause (or migration downtime) the
 		 * workload must not burst for seconds to make up. */
-		if (now > st->pace_ns + CATCHUP_NS)
-			st->pace_ns = now - CATCHUP_NS;
+		uint64_t catchup = st->ns_per_page > CATCHUP_NS ? st->ns_per_page
+								: CATCHUP_NS;
+
+		/* At rates below a page per CATCHUP_NS the cap is one page,
+		 * or nothing would ever be due. */
+		if (now > st->pace_ns + catchup)
+			st->pace_ns = now - catchup;
 		while (st->pace_ns + st->ns_per_page <= now) {
 			write_page(ctx);
 			st->pace_ns += st->ns_per_page;
