@@ -51,6 +51,8 @@ int hyp_domain_get(struct hyp *h, uint32_t domid, struct hyp_domain **out)
 /* Frees everything once the last reference goes; vCPU threads are gone. */
 static void dom_free(struct hyp_domain *d)
 {
+	struct hyp *h = d->h;
+
 	for (unsigned i = 0; i < d->nvcpus; i++)
 		if (d->vcpus[i].exec)
 			d->ops->vcpu_fini(&d->vcpus[i]);
@@ -67,6 +69,10 @@ static void dom_free(struct hyp_domain *d)
 	pthread_mutex_destroy(&d->lock);
 	pthread_cond_destroy(&d->cond);
 	free(d);
+	pthread_mutex_lock(&h->lock);
+	h->nalive--;
+	pthread_cond_broadcast(&h->cond);
+	pthread_mutex_unlock(&h->lock);
 }
 
 void hyp_domain_put(struct hyp_domain *d)
@@ -204,6 +210,12 @@ int hyp_domain_create(struct hyp *h, const struct hyp_dom_config *cfg,
 
 	/* Name check and domid allocation in one critical section. */
 	pthread_mutex_lock(&h->lock);
+	h->nalive++; /* dom_free undoes it, on every path */
+	if (h->closing) {
+		pthread_mutex_unlock(&h->lock);
+		err = -ESHUTDOWN;
+		goto err_free;
+	}
 	if (find_name_locked(h, cfg->name)) {
 		pthread_mutex_unlock(&h->lock);
 		log_err("domain name '%s' is already in use", cfg->name);
@@ -412,16 +424,21 @@ struct reaper_job {
 static void *reaper(void *arg)
 {
 	struct reaper_job *j = arg;
+	struct hyp *h = j->h;
 	uint32_t id;
 
-	hyp_domain_destroy(j->h, j->domid);
+	hyp_domain_destroy(h, j->domid);
 	if (j->restart) {
-		if (hyp_domain_create(j->h, &j->cfg, false, &id) == 0)
+		if (hyp_domain_create(h, &j->cfg, false, &id) == 0)
 			log_info("'%s' restarted as d%u", j->cfg.name, id);
 		else
 			log_err("'%s' could not be restarted", j->cfg.name);
 	}
 	free(j);
+	pthread_mutex_lock(&h->lock);
+	h->nreapers--;
+	pthread_cond_broadcast(&h->cond);
+	pthread_mutex_unlock(&h->lock);
 	return NULL;
 }
 
@@ -465,11 +482,18 @@ void dom_guest_shutdown(struct hyp_domain *d, unsigned reason)
 	j->domid = d->domid;
 	j->restart = action == HYP_ON_RESTART;
 	j->cfg = d->cfg;
+	pthread_mutex_lock(&d->h->lock);
+	d->h->nreapers++;
+	pthread_mutex_unlock(&d->h->lock);
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
 	if (pthread_create(&t, &attr, reaper, j)) {
 		log_err("d%u: cannot start the reaper; domain left shut down", d->domid);
 		free(j);
+		pthread_mutex_lock(&d->h->lock);
+		d->h->nreapers--;
+		pthread_cond_broadcast(&d->h->cond);
+		pthread_mutex_unlock(&d->h->lock);
 	}
 	pthread_attr_destroy(&attr);
 }

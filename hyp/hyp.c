@@ -35,6 +35,7 @@ int hyp_create(const struct hyp_params *p, struct hyp **out)
 	if (!h)
 		return -ENOMEM;
 	pthread_mutex_init(&h->lock, NULL);
+	pthread_cond_init(&h->cond, NULL);
 	h->next_domid = 1;
 	h->ev = p->events;
 	snprintf(h->state_dir, sizeof(h->state_dir), "%s",
@@ -83,10 +84,20 @@ void hyp_destroy(struct hyp *h)
 	uint32_t ids[256];
 	int n;
 
+	pthread_mutex_lock(&h->lock);
+	h->closing = true;
+	pthread_mutex_unlock(&h->lock);
 	while ((n = hyp_domain_list(h, ids, 256)) > 0)
 		for (int i = 0; i < n; i++)
 			hyp_domain_destroy(h, ids[i]);
+	/* Reapers and holders of domain references finish before the pool
+	 * and the domains' memory go. */
+	pthread_mutex_lock(&h->lock);
+	while (h->nalive || h->nreapers)
+		pthread_cond_wait(&h->cond, &h->lock);
+	pthread_mutex_unlock(&h->lock);
 	mem_fini(&h->mem);
+	pthread_cond_destroy(&h->cond);
 	pthread_mutex_destroy(&h->lock);
 	free(h);
 }

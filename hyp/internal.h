@@ -148,6 +148,10 @@ struct hyp_domain {
 
 struct hyp {
 	pthread_mutex_t lock;
+	pthread_cond_t cond;	/* nalive or nreapers changed */
+	unsigned nalive;	/* domains allocated and not yet freed */
+	unsigned nreapers;	/* shutdown actions in flight */
+	bool closing;		/* hyp_destroy has begun: no new domains */
 	struct hyp_mem mem;
 	const struct hyp_exec_ops *default_ops;
 	unsigned pcpus;

@@ -86,6 +86,8 @@ struct hyp_dom_info {
 
 /* Constructor: *out is owned by the caller, freed by hyp_destroy(). */
 int hyp_create(const struct hyp_params *p, struct hyp **out);
+/* Destroys every domain and waits for outstanding domain references
+ * (hyp_domain_get) and shutdown actions to finish before freeing. */
 void hyp_destroy(struct hyp *h);
 int hyp_get_info(struct hyp *h, struct hyp_info *out);
 
