@@ -326,11 +326,51 @@ static int scan_value(struct scan *sc, const char *key, struct val *v, int depth
 
 /* ---- applying values ---------------------------------------------------- */
 
+/* Whether s is well-formed UTF-8 (RFC 3629), as JSON strings must be. */
+static bool utf8_valid(const char *str)
+{
+	const unsigned char *s = (const unsigned char *)str;
+
+	while (*s) {
+		unsigned n, cp;
+
+		if (*s < 0x80) {
+			s++;
+			continue;
+		}
+		if (*s >= 0xc2 && *s <= 0xdf) {
+			n = 1;
+			cp = *s & 0x1f;
+		} else if (*s >= 0xe0 && *s <= 0xef) {
+			n = 2;
+			cp = *s & 0x0f;
+		} else if (*s >= 0xf0 && *s <= 0xf4) {
+			n = 3;
+			cp = *s & 0x07;
+		} else {
+			return false;
+		}
+		for (unsigned i = 1; i <= n; i++) {
+			if ((s[i] & 0xc0) != 0x80)
+				return false; /* also stops at the NUL */
+			cp = cp << 6 | (s[i] & 0x3f);
+		}
+		if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) || cp > 0x10ffff ||
+		    (cp >= 0xd800 && cp <= 0xdfff))
+			return false;
+		s += n + 1;
+	}
+	return true;
+}
+
 static int want_str(struct scan *sc, const char *key, const struct val *v,
 		    char *dst, size_t size)
 {
 	if (v->type != VAL_STR)
 		return scan_err(sc, "expected a quoted string for '%s'", key);
+	/* The config travels as JSON (create request, save header). */
+	if (!utf8_valid(v->s))
+		return scan_err(sc, "expected UTF-8 text for '%s'", key);
 	if (strlen(v->s) >= size)
 		return scan_err(sc, "expected '%s' to be at most %zu bytes long", key,
 				size - 1);

@@ -75,6 +75,52 @@ int xlm_framer_feed(struct xlm_framer *f, const char *data, size_t len,
 
 /* ---- parsing ------------------------------------------------------------ */
 
+/*
+ * yajl_tree_free() (and xlm_gen_tree) recurse once per level, so a line of
+ * XLM_LINE_MAX brackets would overflow the stack. Requests nest a few deep.
+ */
+#define REQ_DEPTH_MAX 64
+
+/* Whether line's arrays and objects nest at most REQ_DEPTH_MAX deep: a
+ * lexer of strings and comments (yajl_tree_parse allows them) and brackets. */
+static bool req_depth_ok(const char *p)
+{
+	unsigned depth = 0;
+
+	while (*p) {
+		switch (*p++) {
+		case '[':
+		case '{':
+			if (++depth > REQ_DEPTH_MAX)
+				return false;
+			break;
+		case ']':
+		case '}':
+			if (depth)
+				depth--;
+			break;
+		case '"':
+			while (*p && *p != '"')
+				p += p[0] == '\\' && p[1] ? 2 : 1;
+			if (*p)
+				p++;
+			break;
+		case '/':
+			if (*p == '*') {
+				const char *e = strstr(p + 1, "*/");
+
+				p = e ? e + 2 : p + strlen(p);
+			} else if (*p == '/') {
+				p += strcspn(p, "\n");
+			}
+			break;
+		default:
+			break;
+		}
+	}
+	return true;
+}
+
 int xlm_req_parse(const char *line, struct xlm_req *req, char *err, size_t errlen)
 {
 	static const char *id_path[] = { "id", NULL };
@@ -84,6 +130,10 @@ int xlm_req_parse(const char *line, struct xlm_req *req, char *err, size_t errle
 	yajl_val root, v;
 
 	memset(req, 0, sizeof(*req));
+	if (!req_depth_ok(line)) {
+		snprintf(err, errlen, "malformed JSON: nested more than %d deep", REQ_DEPTH_MAX);
+		return -FERRY_EPROTO;
+	}
 	root = yajl_tree_parse(line, perr, sizeof(perr));
 	if (!root) {
 		/* yajl's message spans lines; the first one says it. */
