@@ -649,5 +649,8 @@ void hyp_kvm_set_ring_full_hook(struct hyp_domain *d, hyp_ring_full_fn fn,
 	pthread_mutex_lock(&d->lock);
 	d->ring_full = fn;
 	d->ring_full_opaque = opaque;
+	/* Once this returns, no call to the old hook is still running. */
+	while (d->ring_full_busy)
+		pthread_cond_wait(&d->cond, &d->lock);
 	pthread_mutex_unlock(&d->lock);
 }

@@ -133,6 +133,7 @@ struct hyp_domain {
 
 	hyp_ring_full_fn ring_full;
 	void *ring_full_opaque;
+	unsigned ring_full_busy;	/* hook calls in flight, under lock */
 
 	unsigned nvcpus;
 	struct hyp_vcpu vcpus[HYP_MAX_VCPUS];

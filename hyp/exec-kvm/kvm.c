@@ -399,11 +399,18 @@ static int kvm_vcpu_run(struct hyp_vcpu *v, struct hyp_exit *ex)
 		pthread_mutex_lock(&d->lock);
 		fn = d->ring_full;
 		opaque = d->ring_full_opaque;
-		pthread_mutex_unlock(&d->lock);
 		if (fn)
-			fn(opaque, v->id);
-		else
+			d->ring_full_busy++;
+		pthread_mutex_unlock(&d->lock);
+		if (!fn) {
 			usleep(1000);
+			return 0;
+		}
+		fn(opaque, v->id);
+		pthread_mutex_lock(&d->lock);
+		d->ring_full_busy--;
+		pthread_cond_broadcast(&d->cond);
+		pthread_mutex_unlock(&d->lock);
 		return 0;
 	}
 	case KVM_EXIT_INTR:

@@ -59,7 +59,8 @@ struct kvm_dirty_gfn *hyp_kvm_vcpu_ring(struct hyp_domain *d, unsigned i,
 /*
  * The vCPU threads call fn when KVM exits with KVM_EXIT_DIRTY_RING_FULL;
  * fn harvests and resets the rings. Set while logging is enabled, cleared
- * with fn = NULL.
+ * with fn = NULL; when this returns no call to the previous hook is still
+ * running. Not to be called from the hook itself.
  */
 typedef void (*hyp_ring_full_fn)(void *opaque, unsigned vcpu);
 void hyp_kvm_set_ring_full_hook(struct hyp_domain *d, hyp_ring_full_fn fn,
