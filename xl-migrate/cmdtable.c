@@ -45,7 +45,7 @@ const struct xlm_cmd xlm_cmds[] = {
 	  "-n <number>     console number (0, the only one)\n"
 	  "On a terminal, Ctrl-] detaches." },
 	{ "info", xlm_cmd_info,
-	  "Get information about Xen host",
+	  "Get information about the host",
 	  "", NULL },
 	{ "dmesg", xlm_cmd_dmesg,
 	  "Read dmesg buffer",

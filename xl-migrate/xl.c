@@ -105,6 +105,10 @@ int main(int argc, char **argv)
 
 	if (env && *env)
 		xlm_socket_path = env;
+	if (argc > 1 && !strcmp(argv[1], "--help")) {
+		xlm_cmd_usage(NULL, false);
+		return 0;
+	}
 	while ((opt = getopt(argc, argv, "+S:h")) != -1) {
 		switch (opt) {
 		case 'S':

@@ -1,0 +1,84 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The body of an HVM_CONTEXT record: Xen's save-record framing
+ * (xen/include/public/hvm/save.h): a list of descriptors {u16 typecode,
+ * u16 instance, u32 length} each followed by length bytes, starting with a
+ * HEADER entry and ending with an END entry. Ferry carries its vCPU and
+ * platform state as entries with its own typecodes (formats/SPEC.md).
+ * Entries are not padded (as in Xen).
+ */
+#ifndef FORMATS_HVM_CONTEXT_H
+#define FORMATS_HVM_CONTEXT_H
+
+#include <stdint.h>
+
+struct hvm_save_descriptor {
+	uint16_t typecode;
+	uint16_t instance;
+	uint32_t length;
+};
+
+#define HVM_SAVE_CODE_END 0
+#define HVM_SAVE_CODE_HEADER 1
+
+#define HVM_FILE_MAGIC 0x54381286u
+#define HVM_FILE_VERSION 0x00000001u
+
+struct hvm_save_header {
+	uint32_t magic;
+	uint32_t version;
+	uint64_t changeset;
+	uint32_t cpuid;
+	uint32_t gtsc_khz;
+};
+
+/*
+ * Ferry typecodes, version 1. Xen's own run from 2 to about 30; ours start
+ * at 0x4600 ('F') so the two never collide. instance = vCPU id for per-vCPU
+ * entries, 0 for per-VM entries. Payloads are the KVM structures named
+ * (little-endian, as KVM's uapi lays them out) unless said otherwise.
+ */
+#define FERRY_HVM_CODE_BASE 0x4600
+#define FERRY_HVM_KVM_REGS 0x4601	 /* struct kvm_regs */
+#define FERRY_HVM_KVM_SREGS 0x4602	 /* struct kvm_sregs */
+#define FERRY_HVM_KVM_XSAVE 0x4603	 /* XSAVE area, KVM_GET_XSAVE2 size */
+#define FERRY_HVM_KVM_XCRS 0x4604	 /* struct kvm_xcrs */
+#define FERRY_HVM_KVM_MSRS 0x4605	 /* n x struct kvm_msr_entry */
+#define FERRY_HVM_KVM_LAPIC 0x4606	 /* struct kvm_lapic_state */
+#define FERRY_HVM_KVM_EVENTS 0x4607	 /* struct kvm_vcpu_events */
+#define FERRY_HVM_KVM_MP_STATE 0x4608	 /* struct kvm_mp_state */
+#define FERRY_HVM_KVM_DEBUGREGS 0x4609	 /* struct kvm_debugregs */
+#define FERRY_HVM_KVM_PIC_MASTER 0x4620 /* struct kvm_pic_state */
+#define FERRY_HVM_KVM_PIC_SLAVE 0x4621	 /* struct kvm_pic_state */
+#define FERRY_HVM_KVM_IOAPIC 0x4622	 /* struct kvm_ioapic_state */
+#define FERRY_HVM_KVM_PIT 0x4623	 /* struct kvm_pit_state2 */
+#define FERRY_HVM_KVM_CLOCK 0x4624	 /* struct kvm_clock_data */
+#define FERRY_HVM_SOFT_VCPU 0x4640	 /* struct ferry_soft_vcpu (below) */
+#define FERRY_HVM_DOMAIN 0x4660	 /* struct ferry_hvm_domain (below) */
+
+/* Per-domain state every backend carries. */
+struct ferry_hvm_domain {
+	uint32_t version;	   /* 1 */
+	uint32_t nr_vcpus;
+	uint64_t shared_info_gpa;  /* 0 = not mapped */
+	uint64_t callback_vector;  /* HVM_PARAM_CALLBACK_IRQ value */
+	uint64_t system_time_ns;   /* guest system time when saved */
+	uint64_t entry;		   /* kernel entry point */
+};
+
+/* The soft backend's register block: everything else is guest memory. */
+struct ferry_soft_vcpu {
+	uint32_t version;  /* 1 */
+	uint32_t attached; /* the workload has attached to guest memory */
+	uint64_t timer_ns; /* set_timer_op deadline */
+};
+
+_Static_assert(sizeof(struct hvm_save_descriptor) == 8, "hvm_save_descriptor");
+_Static_assert(sizeof(struct hvm_save_header) == 24, "hvm_save_header");
+_Static_assert(sizeof(struct ferry_hvm_domain) == 40, "ferry_hvm_domain");
+_Static_assert(sizeof(struct ferry_soft_vcpu) == 16, "ferry_soft_vcpu");
+
+/* Name of a typecode ("KVM_REGS", "HEADER", ...), or NULL if unknown. */
+const char *hvm_code_name(uint16_t code);
+
+#endif

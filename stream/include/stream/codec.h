@@ -1,0 +1,116 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The record codec: Xen migration stream v2 (formats/) encoded to iovecs
+ * and decoded from bytes fed incrementally. No I/O inside.
+ *
+ * Layers of one stream: the xl save header with the JSON config, then
+ * (through the frame layer when the header says so) the libxl v2 stream,
+ * whose LIBXC_CONTEXT record is followed inline by a whole libxc stream
+ * (image header, domain header, records, libxc END), after which libxl
+ * records resume until libxl END.
+ */
+#ifndef STREAM_CODEC_H
+#define STREAM_CODEC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include "formats/libxc-stream.h"
+#include "formats/libxl-stream.h"
+#include "formats/xl-header.h"
+
+/* ---- encoder ------------------------------------------------------------- */
+
+/*
+ * Each strm_enc_* call fills out[] (at most STRM_ENC_IOV_MAX entries plus the
+ * caller's body iovecs) with the bytes of one header or record and returns
+ * the number of iovecs, or -errno (-E2BIG: over the record size limit,
+ * -EINVAL: a malformed argument). Header, length and padding bytes live in
+ * the encoder and stay valid until the next call on it; bodies are the
+ * caller's memory, referenced, not copied.
+ */
+#define STRM_ENC_IOV_MAX 4
+struct strm_enc;
+int strm_enc_new(struct strm_enc **out);
+void strm_enc_free(struct strm_enc *enc);
+
+/* xl header + optional data (u32 length incl. NUL, then json and NUL). */
+int strm_enc_xl_header(struct strm_enc *enc, const char *json,
+		       uint32_t mandatory_flags, struct iovec *out);
+int strm_enc_libxl_header(struct strm_enc *enc, struct iovec *out);
+/* A libxl record: header, body iovecs, zero padding to 8. */
+int strm_enc_libxl_rec(struct strm_enc *enc, uint32_t type,
+		       const struct iovec *body, int nbody, struct iovec *out);
+int strm_enc_libxc_ihdr(struct strm_enc *enc, struct iovec *out);
+int strm_enc_libxc_dhdr(struct strm_enc *enc, uint32_t type, uint32_t xen_major,
+			uint32_t xen_minor, struct iovec *out);
+/* A libxc record: header, body iovecs, zero padding to 8. */
+int strm_enc_libxc_rec(struct strm_enc *enc, uint32_t type,
+		       const struct iovec *body, int nbody, struct iovec *out);
+/*
+ * PAGE_DATA of count (1..PAGE_DATA_BATCH_MAX) entries: pfns[i] is the pfn
+ * with its type in bits 63-60 (PAGE_DATA_TYPE_*); pages[j] points at the
+ * 4 KiB of the j-th entry whose type carries data. out needs
+ * STRM_ENC_IOV_MAX + the number of data pages entries.
+ */
+int strm_enc_page_data(struct strm_enc *enc, const uint64_t *pfns, uint32_t count,
+		       const void *const *pages, struct iovec *out);
+
+/* ---- decoder ------------------------------------------------------------- */
+
+enum strm_layer { STRM_XL, STRM_LIBXL, STRM_LIBXC };
+
+struct strm_rec {
+	enum strm_layer layer;
+	/* STRM_XL: type 0 = the xl header; body = the JSON config (NUL-
+	 * terminated, len without the NUL), flags = mandatory_flags.
+	 * STRM_LIBXL: a libxl record (the libxl header is checked, not
+	 * reported). STRM_LIBXC: type = REC_TYPE_*; the image and domain
+	 * headers are checked and reported once as type STRM_REC_LIBXC_HEADERS
+	 * with dhdr filled. */
+	uint32_t type;
+	const uint8_t *body; /* valid during the callback only */
+	uint32_t len;	     /* body length, without padding */
+	uint32_t flags;
+	uint64_t offset;     /* of the record header, in the decoded byte
+			      * stream after the frame layer (xl header: 0) */
+	struct xc_sr_dhdr dhdr;
+	/* PAGE_DATA, checked: count entries, pfn|type values, and the data
+	 * of the entries whose type has data, in order. */
+	uint32_t page_count;
+	const uint64_t *page_pfns;
+	const uint8_t *page_data;
+};
+#define STRM_REC_LIBXC_HEADERS 0xfffffff0u
+
+struct strm_dec_limits {
+	uint64_t max_pfn;     /* pfns >= this are refused (0: no limit yet) */
+	uint32_t max_rec_len; /* body bytes (0: default 16 MiB) */
+};
+
+/* Return 0 to go on, or -errno to stop decoding with that error. */
+typedef int (*strm_rec_fn)(void *opaque, const struct strm_rec *rec);
+
+struct strm_dec;
+int strm_dec_new(const struct strm_dec_limits *lim, struct strm_dec **out);
+void strm_dec_free(struct strm_dec *dec);
+/* May be raised once the config says how big the domain is. */
+void strm_dec_set_max_pfn(struct strm_dec *dec, uint64_t max_pfn);
+/*
+ * Feeds bytes (any split: one byte at a time gives the same records).
+ * Returns 0, the callback's error, or -EBADMSG / -EPROTO / -E2BIG /
+ * -ERANGE for bad input, with strm_dec_error() naming what and where
+ * (byte offset in the file, and the frame's offset for frame errors).
+ */
+int strm_dec_feed(struct strm_dec *dec, const void *buf, size_t len,
+		  strm_rec_fn fn, void *opaque);
+/* At end of input: 0 if the stream ended at libxl END, else -ENODATA
+ * ("truncated after N bytes, in the middle of ..."). */
+int strm_dec_finish(struct strm_dec *dec);
+const char *strm_dec_error(const struct strm_dec *dec);
+/* True once libxl END was decoded. */
+bool strm_dec_done(const struct strm_dec *dec);
+
+#endif

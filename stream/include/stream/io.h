@@ -1,0 +1,82 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Stream I/O: byte sinks and sources behind one ops table (file/fd and
+ * memory now; TCP and TLS with migration), and the frame layer, which is
+ * itself a struct strm_io stacked on another.
+ *
+ * Ownership: strm_io_close() frees the object (and the lower io of a
+ * filter, and the fd when the io owns it).
+ */
+#ifndef STREAM_IO_H
+#define STREAM_IO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+struct strm_io;
+
+/* Reads up to len bytes; returns the count, 0 at end of stream, or -errno.
+ * A frame reader returns -EBADMSG for a corrupt frame (see strm_io_error). */
+ssize_t strm_io_read(struct strm_io *io, void *buf, size_t len);
+/* Reads exactly len bytes; -ENODATA if the stream ends first. */
+int strm_io_read_full(struct strm_io *io, void *buf, size_t len);
+/* Writes all of iov; returns 0 or -errno. */
+int strm_io_writev(struct strm_io *io, const struct iovec *iov, int iovcnt);
+int strm_io_write(struct strm_io *io, const void *buf, size_t len);
+/* Pushes buffered bytes down (a frame writer ends its current frame). */
+int strm_io_flush(struct strm_io *io);
+/* Ends the stream cleanly (a frame writer writes its end frame), flushes
+ * and frees. Returns the first error seen, or 0. NULL-safe. */
+int strm_io_close(struct strm_io *io);
+/* Bytes read or written through this io so far (before any filter below). */
+uint64_t strm_io_offset(const struct strm_io *io);
+/* A message describing the last error, naming where (byte offset), or "". */
+const char *strm_io_error(const struct strm_io *io);
+
+/* fd (file, pipe, socket). own: close the fd on strm_io_close. */
+int strm_io_fd(int fd, bool own, struct strm_io **out);
+/* Memory: a reader over [buf, buf + len) (borrowed), or a growable writer
+ * whose contents strm_io_mem_data returns (owned by the io). */
+int strm_io_mem_reader(const void *buf, size_t len, struct strm_io **out);
+int strm_io_mem_writer(struct strm_io **out);
+const void *strm_io_mem_data(const struct strm_io *io, size_t *len);
+
+/* ---- frame layer --------------------------------------------------------- */
+
+enum strm_codec { STRM_CODEC_NONE, STRM_CODEC_LZ4, STRM_CODEC_ZSTD };
+/* "none", "lz4", "zstd"; parse returns -EINVAL for other names. */
+const char *strm_codec_name(enum strm_codec c);
+int strm_codec_parse(const char *name, enum strm_codec *out);
+
+/*
+ * A writer that cuts the bytes written to it into frames of up to
+ * frame_size raw bytes (0: the default, 256 KiB), each compressed with
+ * codec and checksummed, written to lower; close writes an end frame.
+ * The frame io owns lower.
+ */
+int strm_io_frame_writer(struct strm_io *lower, enum strm_codec codec,
+			 uint32_t frame_size, struct strm_io **out);
+/* A reader of such frames from lower (owned). A bad checksum, a bad header
+ * or a stream that ends without its end frame is an error naming the
+ * frame's byte offset in lower. */
+int strm_io_frame_reader(struct strm_io *lower, struct strm_io **out);
+
+/*
+ * The same frame layer without I/O, for incremental decoders: feed any
+ * bytes; raw bytes come out through fn as each frame completes. Returns 0,
+ * or -EBADMSG (message via strm_frame_dec_error, with the byte offset of the
+ * bad frame counted from the first byte fed).
+ */
+struct strm_frame_dec;
+typedef int (*strm_frame_out_fn)(void *opaque, const void *raw, size_t len);
+int strm_frame_dec_new(struct strm_frame_dec **out);
+int strm_frame_dec_feed(struct strm_frame_dec *dec, const void *buf, size_t len,
+			strm_frame_out_fn fn, void *opaque);
+/* True once the end frame has been seen. */
+bool strm_frame_dec_done(const struct strm_frame_dec *dec);
+const char *strm_frame_dec_error(const struct strm_frame_dec *dec);
+void strm_frame_dec_free(struct strm_frame_dec *dec);
+
+#endif
