@@ -56,6 +56,45 @@ void console_put(struct hyp_domain *d, const char *buf, size_t len)
 		d->h->ev.console(d->h->ev.opaque, d->domid, buf, len);
 }
 
+int hyp_console_state(struct hyp *h, uint32_t domid, char *buf, size_t len,
+		      size_t *got, uint64_t *total)
+{
+	struct hyp_domain *d;
+	int err = hyp_domain_get(h, domid, &d);
+
+	if (err)
+		return err;
+	pthread_mutex_lock(&d->con_lock);
+	*total = d->con_head;
+	pthread_mutex_unlock(&d->con_lock);
+	hyp_domain_put(d);
+	return hyp_console_read(h, domid, buf, len, got);
+}
+
+int hyp_console_seed(struct hyp *h, uint32_t domid, const char *buf, size_t len,
+		     uint64_t total)
+{
+	struct hyp_domain *d;
+	int err = hyp_domain_get(h, domid, &d);
+
+	if (err)
+		return err;
+	if (len > CONSOLE_RING) {
+		buf += len - CONSOLE_RING;
+		len = CONSOLE_RING;
+	}
+	pthread_mutex_lock(&d->con_lock);
+	/* Positions continue where they were: the seeded bytes end at total. */
+	if (total >= len && total - len > d->con_head)
+		d->con_head = total - len;
+	for (size_t i = 0; i < len; i++)
+		d->con_ring[(d->con_head + i) % CONSOLE_RING] = buf[i];
+	d->con_head += len;
+	pthread_mutex_unlock(&d->con_lock);
+	hyp_domain_put(d);
+	return 0;
+}
+
 int hyp_console_read(struct hyp *h, uint32_t domid, char *buf, size_t len,
 		     size_t *got)
 {

@@ -177,7 +177,12 @@ static int dom_load(struct hyp_domain *d)
 				     d->ops->loads_kernel);
 }
 
-int hyp_domain_create(struct hyp *h, const struct hyp_dom_config *cfg,
+/*
+ * Builds a domain: memory populated, backend and vCPU threads started
+ * (parked while paused). restore: no kernel, boot page tables, start info
+ * or boot registers; the saved memory and context bring their own.
+ */
+static int dom_create(struct hyp *h, const struct hyp_dom_config *cfg, bool restore,
 		      bool start_paused, uint32_t *domid)
 {
 	const struct hyp_exec_ops *ops;
@@ -198,6 +203,7 @@ int hyp_domain_create(struct hyp *h, const struct hyp_dom_config *cfg,
 	d->paused = true;
 	d->state = HYP_DOM_PAUSED;
 	d->nvcpus = cfg->vcpus;
+	d->restoring = restore;
 	d->con_log_fd = -1;
 	snprintf(d->cfg.backend, sizeof(d->cfg.backend), "%s", ops->name);
 	pthread_mutex_init(&d->lock, NULL);
@@ -257,9 +263,11 @@ int hyp_domain_create(struct hyp *h, const struct hyp_dom_config *cfg,
 	err = console_init(d);
 	if (err)
 		goto err_free;
-	err = dom_load(d);
-	if (err)
-		goto err_free;
+	if (!restore) {
+		err = dom_load(d);
+		if (err)
+			goto err_free;
+	}
 	err = ops->dom_init(d);
 	if (err)
 		goto err_free;
@@ -283,8 +291,9 @@ int hyp_domain_create(struct hyp *h, const struct hyp_dom_config *cfg,
 	d->listed = true;
 	h->ndomains++;
 	pthread_mutex_unlock(&h->lock);
-	log_info("d%u: created '%s' (%s, %llu MiB, %u vCPUs)", d->domid, cfg->name,
-		 ops->name, (unsigned long long)cfg->memory_mb, cfg->vcpus);
+	log_info("d%u: created '%s' (%s, %llu MiB, %u vCPUs)%s", d->domid, cfg->name,
+		 ops->name, (unsigned long long)cfg->memory_mb, cfg->vcpus,
+		 restore ? " to restore into" : "");
 	*domid = d->domid;
 	if (!start_paused)
 		return hyp_domain_unpause(h, d->domid);
@@ -295,6 +304,18 @@ err_stop:
 err_free:
 	dom_free(d);
 	return err;
+}
+
+int hyp_domain_create(struct hyp *h, const struct hyp_dom_config *cfg,
+		      bool start_paused, uint32_t *domid)
+{
+	return dom_create(h, cfg, false, start_paused, domid);
+}
+
+int hyp_domain_create_restore(struct hyp *h, const struct hyp_dom_config *cfg,
+			      uint32_t *domid)
+{
+	return dom_create(h, cfg, true, true, domid);
 }
 
 int hyp_domain_destroy(struct hyp *h, uint32_t domid)
@@ -339,6 +360,18 @@ static void wait_parked_locked(struct hyp_domain *d)
 	}
 }
 
+bool dom_wait_parked(struct hyp_domain *d)
+{
+	bool paused;
+
+	pthread_mutex_lock(&d->lock);
+	paused = d->paused;
+	if (paused)
+		wait_parked_locked(d);
+	pthread_mutex_unlock(&d->lock);
+	return paused;
+}
+
 int hyp_domain_pause(struct hyp *h, uint32_t domid)
 {
 	struct hyp_domain *d;
@@ -375,10 +408,17 @@ int hyp_domain_unpause(struct hyp *h, uint32_t domid)
 		return err;
 	pthread_mutex_lock(&d->lock);
 	if (d->state != HYP_DOM_PAUSED) {
+		err = d->state == HYP_DOM_RUNNING || d->state == HYP_DOM_BLOCKED ? 0 : -EINVAL;
 		pthread_mutex_unlock(&d->lock);
 		hyp_domain_put(d);
-		return d->state == HYP_DOM_RUNNING || d->state == HYP_DOM_BLOCKED ? 0
-										  : -EINVAL;
+		return err;
+	}
+	if (d->restoring) {
+		/* Its vCPUs have no state to run from yet. */
+		pthread_mutex_unlock(&d->lock);
+		log_err("d%u: cannot unpause: its saved context is not loaded yet", domid);
+		hyp_domain_put(d);
+		return -EINVAL;
 	}
 	d->paused = false;
 	pthread_cond_broadcast(&d->cond);

@@ -7,7 +7,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "formats/hvm-context.h"
 #include "hyp/abi.h"
+#include "hyp/context.h"
 #include "hyp/gmem.h"
 #include "hyp/hyp.h"
 
@@ -66,7 +68,8 @@ struct hyp_exec_ops {
 	int (*probe)(void);
 	int (*dom_init)(struct hyp_domain *d);
 	void (*dom_fini)(struct hyp_domain *d);
-	/* Create vCPU state and set its boot registers. Runs on the creating
+	/* Create vCPU state and set its boot registers (none when
+	 * d->restoring: the loaded context brings them). Runs on the creating
 	 * thread, before the vCPU thread starts. */
 	int (*vcpu_init)(struct hyp_vcpu *v);
 	void (*vcpu_fini)(struct hyp_vcpu *v);
@@ -82,6 +85,28 @@ struct hyp_exec_ops {
 	void (*shared_info_mapped)(struct hyp_domain *d, uint64_t gpa);
 	/* Whether the guest ELF and page tables are needed (soft: no). */
 	bool loads_kernel;
+
+	/* ---- save and restore (context.c) ----
+	 * On the vCPU's own thread, as it parks: complete whatever exit the
+	 * backend last reported (kvm: the pending port I/O, after
+	 * vcpu_hcall_done wrote the result) so the vCPU's state read from
+	 * another thread is exactly the state to resume from. */
+	void (*vcpu_quiesce)(struct hyp_vcpu *v);
+	/* The domain is paused and every vCPU parked: emit the backend's
+	 * per-vCPU and per-VM entries. Any thread. */
+	int (*save_context)(struct hyp_domain *d, hyp_ctx_emit_fn emit, void *opaque);
+	/* Check and buffer one entry of this backend's (typecode in the
+	 * backend's range); -EINVAL logged, naming the entry. */
+	int (*load_entry)(struct hyp_domain *d, uint16_t typecode, uint16_t instance,
+			  const void *data, uint32_t len);
+	/* Every entry given and the domain paused, parked, d's generic fields
+	 * (shared_info_gpa, callback_vector, entry) restored: check that
+	 * every required entry arrived (-EINVAL naming the missing one) and
+	 * write the state; the guest's system time continues from
+	 * dom->system_time_ns. The load buffers are gone afterwards. */
+	int (*load_done)(struct hyp_domain *d, const struct ferry_hvm_domain *dom);
+	/* TSC frequency the guest sees, kHz. */
+	uint32_t (*tsc_khz)(struct hyp_domain *d);
 };
 
 extern const struct hyp_exec_ops hyp_exec_ops_kvm;
@@ -121,6 +146,13 @@ struct hyp_domain {
 	bool paused;
 	bool stopping;		/* vCPU threads must exit */
 	bool listed;		/* still in h->domains */
+	/* Built by hyp_domain_create_restore: no boot state, must not run
+	 * before hyp_domain_load_done. Backends read it in dom_init and
+	 * vcpu_init. */
+	bool restoring;
+	/* context.c: the FERRY_HVM_DOMAIN entry of a load in progress */
+	bool ctx_have_dom;
+	struct ferry_hvm_domain ctx_dom;
 
 	uint8_t *hva;		/* guest-physical view, maxmem bytes reserved */
 	uint64_t mem_bytes;	/* populated: [0, mem_bytes) */
@@ -170,6 +202,9 @@ void dom_set_state(struct hyp_domain *d, enum hyp_dom_state s);
 void dom_guest_shutdown(struct hyp_domain *d, unsigned reason);
 /* Crash from a backend (message already logged). */
 void dom_crash(struct hyp_domain *d);
+/* Waits until every vCPU thread is parked or gone; false if the domain is
+ * not paused (then nothing is waited for). */
+bool dom_wait_parked(struct hyp_domain *d);
 
 /* vcpu.c */
 int vcpu_start(struct hyp_vcpu *v);

@@ -15,10 +15,23 @@
 static void park_until_runnable(struct hyp_vcpu *v)
 {
 	struct hyp_domain *d = v->d;
+	bool quiesced = false;
 
 	pthread_mutex_lock(&d->lock);
 	while (d->paused && !d->stopping) {
 		if (!v->parked) {
+			if (!quiesced) {
+				/* Before anyone may read this vCPU's state: finish
+				 * the exit it last took (the hypercall result is
+				 * already written: vcpu_hcall_done ran before the
+				 * loop came back here). Not under the lock: it
+				 * enters the backend. */
+				pthread_mutex_unlock(&d->lock);
+				d->ops->vcpu_quiesce(v);
+				quiesced = true;
+				pthread_mutex_lock(&d->lock);
+				continue;
+			}
 			v->parked = true;
 			pthread_cond_broadcast(&d->cond);
 		}

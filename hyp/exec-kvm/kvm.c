@@ -19,31 +19,12 @@
 #include "common/compiler.h"
 #include "common/err.h"
 #include "common/log.h"
-#include "../internal.h"
-#include "kvm-caps.h"
+#include "kvm-internal.h"
 
 #define KVM_TSS_GPA 0xfffbd000ULL
 #define KICK_SIGNAL SIGUSR1
-#define MSR_KVM_SYSTEM_TIME_NEW 0x4b564d01
 #define BOOT_GDT_GPA (FERRY_CTL_GPA + 0x800)
 #define DIRTY_RING_ENTRIES 16384
-
-struct kvm_dom {
-	int vm_fd;
-	bool ring;
-	uint32_t ring_entries;
-	bool logging;
-	struct kvm_cpuid2 *cpuid; /* Ferry's CPUID table for every vCPU */
-};
-
-struct kvm_vcpu {
-	int fd;
-	struct kvm_run *run;
-	struct kvm_dirty_gfn *ring;
-	struct kvm_regs regs; /* of the pending hypercall */
-	uint64_t time_msr;    /* to write before the next run; 0 = none */
-	bool mmio_warned;
-};
 
 static pthread_once_t probe_once = PTHREAD_ONCE_INIT;
 static int probe_result;
@@ -88,6 +69,14 @@ static int kvm_probe(void)
 }
 
 static struct kvm_dom *kd_of(struct hyp_domain *d) { return d->exec; }
+
+const struct kvm_caps *kvm_host_caps(void) { return &caps; }
+
+uint64_t kvm_time_msr_value(uint64_t shared_info_gpa, unsigned id)
+{
+	return shared_info_gpa + id * sizeof(struct vcpu_info) +
+	       offsetof(struct vcpu_info, time) + 1;
+}
 
 static int set_memslot(struct hyp_domain *d, bool log)
 {
@@ -198,6 +187,8 @@ static int kvm_dom_init(struct hyp_domain *d)
 	kd->cpuid = build_cpuid();
 	if (!kd->cpuid)
 		return -ENOMEM;
+	if (d->restoring)
+		return 0; /* the saved memory has the guest's own GDT */
 	return hyp_gmem_write(d, BOOT_GDT_GPA, gdt, sizeof(gdt));
 }
 
@@ -205,6 +196,7 @@ static void kvm_dom_fini(struct hyp_domain *d)
 {
 	struct kvm_dom *kd = kd_of(d);
 
+	kvm_load_free(d);
 	if (kd->vm_fd >= 0)
 		close(kd->vm_fd);
 	free(kd->cpuid);
@@ -289,6 +281,9 @@ static int kvm_vcpu_init(struct hyp_vcpu *v)
 		log_err("d%u v%u: KVM_SET_CPUID2: %s", d->domid, v->id, strerror(errno));
 		return err;
 	}
+	/* Restoring: the loaded context sets the registers and kvmclock. */
+	if (d->restoring)
+		return 0;
 	err = set_boot_state(v, kv);
 	if (err) {
 		log_err("d%u v%u: setting the boot registers: %s", d->domid, v->id,
@@ -297,8 +292,7 @@ static int kvm_vcpu_init(struct hyp_vcpu *v)
 	}
 	/* kvmclock writes Xen's vcpu_time_info layout (they are the same
 	 * pvclock record) into the shared_info page the guest will map. */
-	kv->time_msr = FERRY_SHARED_INFO_GPA + v->id * sizeof(struct vcpu_info) +
-		       offsetof(struct vcpu_info, time) + 1;
+	kv->time_msr = kvm_time_msr_value(FERRY_SHARED_INFO_GPA, v->id);
 	return 0;
 }
 
@@ -369,6 +363,8 @@ static int kvm_vcpu_run(struct hyp_vcpu *v, struct hyp_exit *ex)
 	if (kv->time_msr && write_time_msr(v, kv))
 		return -EIO;
 	if (ioctl(kv->fd, KVM_RUN, 0) < 0) {
+		/* KVM completed the previous exit before returning. */
+		kv->exit_pending = false;
 		if (errno == EINTR || errno == EAGAIN) {
 			run->immediate_exit = 0;
 			ex->kind = HYP_EXIT_NONE;
@@ -377,6 +373,8 @@ static int kvm_vcpu_run(struct hyp_vcpu *v, struct hyp_exit *ex)
 		log_err("d%u v%u: KVM_RUN: %s", d->domid, v->id, strerror(errno));
 		return -errno;
 	}
+	/* Port I/O and MMIO finish on the next KVM_RUN (kvm_vcpu_quiesce). */
+	kv->exit_pending = true;
 	switch (run->exit_reason) {
 	case KVM_EXIT_IO:
 		return handle_io(v, kv, ex);
@@ -469,8 +467,7 @@ static void kvm_shared_info_mapped(struct hyp_domain *d, uint64_t gpa)
 	for (unsigned i = 0; i < d->nvcpus; i++) {
 		struct kvm_vcpu *kv = d->vcpus[i].exec;
 
-		kv->time_msr = gpa + i * sizeof(struct vcpu_info) +
-			       offsetof(struct vcpu_info, time) + 1;
+		kv->time_msr = kvm_time_msr_value(gpa, i);
 	}
 }
 
@@ -527,4 +524,9 @@ const struct hyp_exec_ops hyp_exec_ops_kvm = {
 	.now_ns             = kvm_now_ns,
 	.shared_info_mapped = kvm_shared_info_mapped,
 	.loads_kernel       = true,
+	.vcpu_quiesce       = kvm_vcpu_quiesce_hook,
+	.save_context       = kvm_save_context,
+	.load_entry         = kvm_load_entry,
+	.load_done          = kvm_load_done,
+	.tsc_khz            = kvm_tsc_khz,
 };

@@ -17,8 +17,12 @@
 #include "../internal.h"
 
 struct soft_dom {
-	uint64_t time_base; /* CLOCK_MONOTONIC ns at system time 0 */
+	uint64_t time_base; /* CLOCK_MONOTONIC ns at system time 0 (mod 2^64) */
+	/* A context load in progress: SOFT_VCPU entries by vCPU id. */
+	struct ferry_soft_vcpu load[HYP_MAX_VCPUS];
+	uint64_t load_have; /* bit per vCPU id */
 };
+_Static_assert(HYP_MAX_VCPUS <= 64, "soft_dom.load_have has a bit per vCPU");
 
 struct soft_vcpu {
 	struct hyp_vcpu *v;
@@ -129,14 +133,18 @@ static int soft_vcpu_run(struct hyp_vcpu *v, struct hyp_exit *ex)
 		ex->kind = HYP_EXIT_NONE;
 		return 0;
 	}
-	if (!sv->attached) {
+	if (!sv->ctx.st) {
 		char banner[128];
 		int n;
 
-		n = snprintf(banner, sizeof(banner),
-			     "ferry-guest: booted vcpu=0 mem=%lluM on soft\n",
-			     (unsigned long long)(d->mem_bytes >> 20));
-		console_put(d, banner, (size_t)n);
+		/* Attached before a save: the workload finds its state in the
+		 * restored memory and keeps it; no second boot banner. */
+		if (!sv->attached) {
+			n = snprintf(banner, sizeof(banner),
+				     "ferry-guest: booted vcpu=0 mem=%lluM on soft\n",
+				     (unsigned long long)(d->mem_bytes >> 20));
+			console_put(d, banner, (size_t)n);
+		}
 		if (wl_attach(&sv->ctx, &sv->plat, (uintptr_t)d->hva, d->mem_bytes,
 			      d->cfg.cmdline)) {
 			log_err("d%u: the workload refused its command line '%s'", d->domid,
@@ -167,6 +175,93 @@ static void soft_shared_info_mapped(struct hyp_domain *d, uint64_t gpa)
 	(void)gpa;
 }
 
+/* ---- save and restore: one SOFT_VCPU entry per vCPU ---------------------- */
+
+/* Nothing is left half-done when a soft vCPU returns from its slice. */
+static void soft_vcpu_quiesce(struct hyp_vcpu *v) { (void)v; }
+
+static int soft_save_context(struct hyp_domain *d, hyp_ctx_emit_fn emit, void *opaque)
+{
+	for (unsigned i = 0; i < d->nvcpus; i++) {
+		struct hyp_vcpu *v = &d->vcpus[i];
+		struct soft_vcpu *sv = v->exec;
+		struct ferry_soft_vcpu e = {
+			.version = 1,
+			.attached = sv->attached,
+			.timer_ns = v->timer_ns,
+		};
+		int err = emit(opaque, FERRY_HVM_SOFT_VCPU, (uint16_t)i, &e, sizeof(e));
+
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+static int soft_load_entry(struct hyp_domain *d, uint16_t typecode, uint16_t instance,
+			   const void *data, uint32_t len)
+{
+	struct soft_dom *sd = d->exec;
+	struct ferry_soft_vcpu e;
+
+	if (typecode != FERRY_HVM_SOFT_VCPU) {
+		log_err("d%u: HVM context entry 0x%04x/%u: not a soft entry", d->domid,
+			typecode, instance);
+		return -EINVAL;
+	}
+	if (instance >= d->nvcpus) {
+		log_err("d%u: HVM context entry SOFT_VCPU/%u: no such vCPU (the domain has %u)",
+			d->domid, instance, d->nvcpus);
+		return -EINVAL;
+	}
+	if (len != sizeof(e)) {
+		log_err("d%u: HVM context entry SOFT_VCPU/%u: length %u, expected %zu",
+			d->domid, instance, len, sizeof(e));
+		return -EINVAL;
+	}
+	memcpy(&e, data, sizeof(e));
+	if (e.version != 1 || e.attached > 1) {
+		log_err("d%u: HVM context entry SOFT_VCPU/%u: version %u attached %u, expected "
+			"version 1 and attached 0 or 1", d->domid, instance, e.version,
+			e.attached);
+		return -EINVAL;
+	}
+	sd->load[instance] = e;
+	sd->load_have |= 1ULL << instance;
+	return 0;
+}
+
+static int soft_load_done(struct hyp_domain *d, const struct ferry_hvm_domain *dom)
+{
+	struct soft_dom *sd = d->exec;
+
+	for (unsigned i = 0; i < d->nvcpus; i++)
+		if (!(sd->load_have & (1ULL << i))) {
+			log_err("d%u: HVM context has no SOFT_VCPU entry for vCPU %u", d->domid,
+				i);
+			return -EINVAL;
+		}
+	for (unsigned i = 0; i < d->nvcpus; i++) {
+		struct hyp_vcpu *v = &d->vcpus[i];
+		struct soft_vcpu *sv = v->exec;
+
+		sv->attached = sd->load[i].attached;
+		sv->ctx.st = NULL; /* re-attach to the restored memory */
+		v->timer_ns = sd->load[i].timer_ns;
+	}
+	/* System time continues from the saved value: now_ns() is
+	 * mono - time_base, in unsigned (modular) arithmetic. */
+	sd->time_base = mono_ns() - dom->system_time_ns;
+	sd->load_have = 0;
+	return 0;
+}
+
+static uint32_t soft_tsc_khz(struct hyp_domain *d)
+{
+	(void)d;
+	return 1000000; /* system time in ns: a 1 GHz "TSC" */
+}
+
 const struct hyp_exec_ops hyp_exec_ops_soft = {
 	.name               = "soft",
 	.probe              = soft_probe,
@@ -180,4 +275,9 @@ const struct hyp_exec_ops hyp_exec_ops_soft = {
 	.now_ns             = soft_now_ns,
 	.shared_info_mapped = soft_shared_info_mapped,
 	.loads_kernel       = false,
+	.vcpu_quiesce       = soft_vcpu_quiesce,
+	.save_context       = soft_save_context,
+	.load_entry         = soft_load_entry,
+	.load_done          = soft_load_done,
+	.tsc_khz            = soft_tsc_khz,
 };

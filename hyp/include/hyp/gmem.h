@@ -44,6 +44,16 @@ int hyp_gmem_read(struct hyp_domain *d, uint64_t gpa, void *dst, uint64_t len);
  */
 uint64_t hyp_gmem_take_host_dirty(struct hyp_domain *d, uint64_t *bitmap);
 
+/*
+ * Sets in bitmap (npages bits, cleared first) the gfns whose frames hold
+ * data: frames never written are holes and need not be saved. *count (may
+ * be NULL) gets the number of pages set.
+ */
+int hyp_gmem_populated(struct hyp_domain *d, uint64_t *bitmap, uint64_t *count);
+
+/* The guest's HVM_PARAM_CALLBACK_IRQ value (0: none registered). */
+uint64_t hyp_domain_callback_param(struct hyp_domain *d);
+
 /* ---- KVM specifics, valid only when the backend is "kvm" -------------- */
 int hyp_kvm_vm_fd(struct hyp_domain *d);
 /* Turns KVM_MEM_LOG_DIRTY_PAGES on or off on every memslot of the domain. */

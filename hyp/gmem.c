@@ -1,0 +1,69 @@
+// SPDX-License-Identifier: MIT
+/* Which guest frames hold data: what a save must send. */
+#include <errno.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/bitmap.h"
+#include "common/compiler.h"
+#include "common/log.h"
+#include "internal.h"
+
+/*
+ * A frame the guest never wrote is a hole in the pool's memfd: SEEK_DATA
+ * finds the written ones without reading gigabytes of zeros. Runs of
+ * contiguous frames (extents) are probed a run at a time.
+ */
+int hyp_gmem_populated(struct hyp_domain *d, uint64_t *bitmap, uint64_t *count)
+{
+	int fd = d->h->mem.memfd;
+	uint64_t npages = d->mem_bytes >> PAGE_SHIFT, g = 0, n = 0;
+
+	memset(bitmap, 0, BITMAP_BYTES(npages));
+	while (g < npages) {
+		uint64_t start = d->p2m[g], len = 1;
+		off_t off, end;
+
+		if (start == MFN_INVALID) {
+			g++;
+			continue;
+		}
+		while (g + len < npages && d->p2m[g + len] == start + len)
+			len++;
+		off = (off_t)(start << PAGE_SHIFT);
+		end = (off_t)((start + len) << PAGE_SHIFT);
+		while (off < end) {
+			off_t data = lseek(fd, off, SEEK_DATA), hole;
+
+			if (data < 0 && errno == ENXIO)
+				break;
+			if (data < 0) {
+				int err = -errno;
+
+				log_err("d%u: SEEK_DATA in the memory pool: %s", d->domid,
+					strerror(errno));
+				return err;
+			}
+			if (data >= end)
+				break;
+			hole = lseek(fd, data, SEEK_HOLE);
+			if (hole < 0 || hole > end)
+				hole = end;
+			for (off_t p = data & ~(off_t)(PAGE_SIZE - 1); p < hole;
+			     p += (off_t)PAGE_SIZE) {
+				bitmap_set(bitmap, g + (((uint64_t)p >> PAGE_SHIFT) - start));
+				n++;
+			}
+			off = hole;
+		}
+		g += len;
+	}
+	if (count)
+		*count = n;
+	return 0;
+}
+
+uint64_t hyp_domain_callback_param(struct hyp_domain *d)
+{
+	return d->callback_vector;
+}

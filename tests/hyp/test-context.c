@@ -1,0 +1,405 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Save and restore of a domain's state (hyp/context.h), per backend: a
+ * running built-in guest is paused, its memory and context moved into a
+ * fresh domain, and the copy resumes and keeps verifying its memory.
+ */
+#include <criterion/criterion.h>
+#include <criterion/parameterized.h>
+#include <errno.h>
+#include <stdlib.h>
+
+#include <linux/kvm.h>
+
+#include "formats/hvm-context.h"
+#include "guests/workload.h"
+#include "harness.h"
+#include "hyp/context.h"
+#include "hyp/gmem.h"
+
+/* Parameters are copied into each test process: no pointers inside. */
+struct backend {
+	char name[8];
+};
+static struct backend backends[] = { { "soft" }, { "kvm" } };
+
+#define CMDLINE "workload=verify ws=8M rate=4M"
+
+/* A saved context: descriptors each followed by their payload. */
+struct ctxbuf {
+	uint8_t *p;
+	size_t len, cap;
+	unsigned n;
+};
+
+static int emit_buf(void *opaque, uint16_t typecode, uint16_t instance, const void *data,
+		    uint32_t len)
+{
+	struct ctxbuf *b = opaque;
+	struct hvm_save_descriptor desc = { typecode, instance, len };
+
+	while (b->len + sizeof(desc) + len > b->cap) {
+		b->cap = b->cap ? b->cap * 2 : 65536;
+		b->p = realloc(b->p, b->cap);
+		cr_assert_not_null(b->p);
+	}
+	memcpy(b->p + b->len, &desc, sizeof(desc));
+	memcpy(b->p + b->len + sizeof(desc), data, len);
+	b->len += sizeof(desc) + len;
+	b->n++;
+	return 0;
+}
+
+/* Entry i of b: its descriptor and payload. */
+static const uint8_t *entry_at(const struct ctxbuf *b, unsigned i,
+			       struct hvm_save_descriptor *desc)
+{
+	size_t off = 0;
+
+	for (unsigned k = 0;; k++) {
+		cr_assert_leq(off + sizeof(*desc), b->len);
+		memcpy(desc, b->p + off, sizeof(*desc));
+		if (k == i)
+			return b->p + off + sizeof(*desc);
+		off += sizeof(*desc) + desc->length;
+	}
+}
+
+/* Loads every entry except those of typecode skip (0: none); returns the
+ * first error. */
+static int load_all(struct hyp *h, uint32_t id, const struct ctxbuf *b, uint16_t skip)
+{
+	struct hvm_save_descriptor desc;
+
+	for (unsigned i = 0; i < b->n; i++) {
+		const uint8_t *data = entry_at(b, i, &desc);
+		int err;
+
+		if (skip && desc.typecode == skip)
+			continue;
+		err = hyp_domain_load_entry(h, id, desc.typecode, desc.instance, data,
+					    desc.length);
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+static bool has_code(const struct ctxbuf *b, uint16_t code, unsigned *count)
+{
+	struct hvm_save_descriptor desc;
+
+	*count = 0;
+	for (unsigned i = 0; i < b->n; i++) {
+		entry_at(b, i, &desc);
+		if (desc.typecode == code)
+			(*count)++;
+	}
+	return *count > 0;
+}
+
+/* Sum of the verify workload's per-page write generations in d's memory. */
+static uint64_t gen_sum(struct hyp *h, uint32_t id)
+{
+	static const struct wl_platform plat; /* unused: the state exists */
+	struct hyp_domain *d;
+	struct hyp_gmem gm;
+	struct wl_ctx ctx;
+	uint64_t sum = 0;
+
+	cr_assert_eq(hyp_domain_get(h, id, &d), 0);
+	hyp_domain_gmem(d, &gm);
+	cr_assert_eq(wl_attach(&ctx, &plat, (uintptr_t)gm.hva, gm.size, CMDLINE), 0);
+	cr_assert_eq(wl_ws_pages(&ctx), 2048);
+	for (uint64_t i = 0; i < wl_ws_pages(&ctx); i++)
+		sum += wl_page_gen(&ctx, i);
+	hyp_domain_put(d);
+	return sum;
+}
+
+/* Copies all of src's guest memory into dst. */
+static void copy_memory(struct hyp *h, uint32_t src, uint32_t dst)
+{
+	struct hyp_domain *s, *t;
+	struct hyp_gmem gs, gt;
+
+	cr_assert_eq(hyp_domain_get(h, src, &s), 0);
+	cr_assert_eq(hyp_domain_get(h, dst, &t), 0);
+	hyp_domain_gmem(s, &gs);
+	hyp_domain_gmem(t, &gt);
+	cr_assert_eq(gs.size, gt.size);
+	memcpy(gt.hva, gs.hva, gs.size);
+	hyp_gmem_mark_dirty(t, 0, gt.size);
+	hyp_domain_put(t);
+	hyp_domain_put(s);
+}
+
+/* Counts lines starting with prefix in the console, and those among them
+ * that say mismatches=0. */
+static unsigned count_lines(struct hyp *h, uint32_t id, const char *prefix, unsigned *clean)
+{
+	const char *con = harness_console(h, id);
+	unsigned n = 0;
+
+	*clean = 0;
+	for (const char *p = strstr(con, prefix); p; p = strstr(p + 1, prefix)) {
+		const char *eol = strchr(p, '\n');
+		const char *m = strstr(p, "mismatches=0\n");
+
+		n++;
+		if (m && eol && m < eol)
+			(*clean)++;
+	}
+	return n;
+}
+
+ParameterizedTestParameters(context, running_guest_moves)
+{
+	return cr_make_param_array(struct backend, backends, 2);
+}
+
+/*
+ * The proof: a running guest is paused, its state moved to a fresh domain,
+ * and the copy continues correctly: its resume check finds every page as
+ * the original left it, later sweeps stay clean and its writes go on.
+ */
+ParameterizedTest(struct backend *backend, context, running_guest_moves, .timeout = 120)
+{
+	harness_need_backend(backend->name);
+	struct hyp *h = harness_hyp(backend->name, 256);
+	struct hyp_dom_config c = harness_cfg("orig", 64, CMDLINE);
+	struct ctxbuf b = { 0 };
+	struct hyp_tsc_info tsc;
+	struct hyp_dom_info di;
+	uint64_t gen_saved, gen_later;
+	unsigned sweeps, clean, n;
+	uint32_t orig, copy;
+
+	cr_assert_eq(hyp_domain_create(h, &c, false, &orig), 0);
+	cr_assert(harness_wait_console(h, orig, "verify: sweep", 1, 60),
+		  "no verify sweep; console:\n%s", harness_console(h, orig));
+	cr_expect_eq(hyp_domain_save_context(h, orig, emit_buf, &b), -EBUSY,
+		     "saved a running domain");
+	cr_assert_eq(hyp_domain_pause(h, orig), 0);
+	cr_assert_eq(hyp_domain_save_context(h, orig, emit_buf, &b), 0);
+	cr_assert(has_code(&b, FERRY_HVM_DOMAIN, &n) && n == 1);
+	if (!strcmp(backend->name, "kvm")) {
+		cr_expect(has_code(&b, FERRY_HVM_KVM_MSRS, &n) && n == 1);
+		cr_expect(has_code(&b, FERRY_HVM_KVM_CLOCK, &n) && n == 1);
+		cr_expect_eq(b.n, 1 + 9 + 5, "%u entries", b.n);
+	} else {
+		cr_expect_eq(b.n, 2, "%u entries", b.n);
+	}
+	cr_assert_eq(hyp_domain_tsc_info(h, orig, &tsc), 0);
+	cr_expect_eq(tsc.mode, 0);
+	cr_expect_gt(tsc.khz, 0);
+	cr_expect_gt(tsc.nsec, 0);
+
+	snprintf(c.name, sizeof(c.name), "copy");
+	cr_assert_eq(hyp_domain_create_restore(h, &c, &copy), 0);
+	cr_assert_eq(hyp_domain_info(h, copy, &di), 0);
+	cr_expect_eq(di.state, HYP_DOM_PAUSED);
+	cr_expect_eq(hyp_domain_unpause(h, copy), -EINVAL, "ran without a context");
+	copy_memory(h, orig, copy);
+	gen_saved = gen_sum(h, copy);
+	cr_assert_gt(gen_saved, 0, "the original wrote nothing");
+	cr_assert_eq(load_all(h, copy, &b, 0), 0);
+	cr_assert_eq(hyp_domain_load_done(h, copy), 0);
+	/* The copy's system time continues from the saved one. */
+	{
+		struct hvm_save_descriptor desc;
+		struct ferry_hvm_domain dom;
+		struct hyp_tsc_info now;
+
+		memcpy(&dom, entry_at(&b, 0, &desc), sizeof(dom));
+		cr_assert_eq(desc.typecode, FERRY_HVM_DOMAIN);
+		cr_assert_eq(hyp_domain_tsc_info(h, copy, &now), 0);
+		cr_expect_geq(now.nsec, dom.system_time_ns, "system time went back: %llu < %llu",
+			      (unsigned long long)now.nsec,
+			      (unsigned long long)dom.system_time_ns);
+		cr_expect_lt(now.nsec, tsc.nsec + 10000000000ULL,
+			     "system time jumped: %llu, saved at %llu",
+			     (unsigned long long)now.nsec, (unsigned long long)tsc.nsec);
+	}
+	cr_assert_eq(hyp_domain_destroy(h, orig), 0);
+	cr_assert_eq(hyp_domain_unpause(h, copy), 0);
+
+	cr_assert(harness_wait_console(h, copy, "verify: resume pages=2048 mismatches=0", 1,
+				       60),
+		  "no clean resume check; console:\n%s", harness_console(h, copy));
+	cr_assert(harness_wait_console(h, copy, "verify: sweep", 2, 60),
+		  "no two sweeps after the resume; console:\n%s", harness_console(h, copy));
+	sweeps = count_lines(h, copy, "verify: sweep", &clean);
+	cr_expect_eq(clean, sweeps, "a sweep found mismatches; console:\n%s",
+		     harness_console(h, copy));
+	cr_expect_eq(count_lines(h, copy, "verify: resume", &clean), 1);
+	cr_expect_eq(clean, 1);
+	cr_expect_null(strstr(harness_console(h, copy), "verify: mismatch"));
+	cr_expect_null(strstr(harness_console(h, copy), "ferry-guest: booted"),
+		       "the copy booted again; console:\n%s", harness_console(h, copy));
+	gen_later = gen_sum(h, copy);
+	cr_expect_gt(gen_later, gen_saved, "write generations stopped at %llu",
+		     (unsigned long long)gen_saved);
+	cr_assert_eq(hyp_domain_info(h, copy, &di), 0);
+	cr_expect(di.state == HYP_DOM_RUNNING || di.state == HYP_DOM_BLOCKED, "state %d",
+		  di.state);
+
+	cr_assert_eq(hyp_domain_destroy(h, copy), 0);
+	free(b.p);
+	hyp_destroy(h);
+}
+
+/* Saves a paused, never-run domain (fast) with CMDLINE into b. */
+static uint32_t save_fresh(struct hyp *h, const char *name, struct ctxbuf *b)
+{
+	struct hyp_dom_config c = harness_cfg(name, 16, CMDLINE);
+	uint32_t id;
+
+	cr_assert_eq(hyp_domain_create(h, &c, true, &id), 0);
+	cr_assert_eq(hyp_domain_save_context(h, id, emit_buf, b), 0);
+	return id;
+}
+
+static uint32_t restore_target(struct hyp *h, const char *name)
+{
+	struct hyp_dom_config c = harness_cfg(name, 16, CMDLINE);
+	uint32_t id;
+
+	cr_assert_eq(hyp_domain_create_restore(h, &c, &id), 0);
+	return id;
+}
+
+ParameterizedTestParameters(context, missing_entry_refused)
+{
+	return cr_make_param_array(struct backend, backends, 2);
+}
+
+/* A context without one of its required entries is refused at load_done. */
+ParameterizedTest(struct backend *backend, context, missing_entry_refused, .timeout = 60)
+{
+	harness_need_backend(backend->name);
+	struct hyp *h = harness_hyp(backend->name, 128);
+	uint16_t codes[3] = { FERRY_HVM_DOMAIN,
+			      !strcmp(backend->name, "kvm") ? FERRY_HVM_KVM_LAPIC
+							    : FERRY_HVM_SOFT_VCPU,
+			      !strcmp(backend->name, "kvm") ? FERRY_HVM_KVM_CLOCK : 0 };
+	struct ctxbuf b = { 0 };
+	uint32_t id;
+
+	save_fresh(h, "orig", &b);
+	for (unsigned i = 0; i < 3 && codes[i]; i++) {
+		char name[16];
+
+		snprintf(name, sizeof(name), "t%u", i);
+		id = restore_target(h, name);
+		cr_assert_eq(load_all(h, id, &b, codes[i]), 0);
+		cr_expect_eq(hyp_domain_load_done(h, id), -EINVAL,
+			     "load_done accepted a context without %s",
+			     hvm_code_name(codes[i]));
+		cr_expect_eq(hyp_domain_unpause(h, id), -EINVAL);
+		cr_assert_eq(hyp_domain_destroy(h, id), 0);
+	}
+	/* The complete context loads. */
+	id = restore_target(h, "full");
+	cr_assert_eq(load_all(h, id, &b, 0), 0);
+	cr_expect_eq(hyp_domain_load_done(h, id), 0);
+	free(b.p);
+	hyp_destroy(h);
+}
+
+ParameterizedTestParameters(context, truncated_entry_refused)
+{
+	return cr_make_param_array(struct backend, backends, 2);
+}
+
+/* Every entry one byte short (or one long) is refused at load_entry. */
+ParameterizedTest(struct backend *backend, context, truncated_entry_refused, .timeout = 60)
+{
+	harness_need_backend(backend->name);
+	struct hyp *h = harness_hyp(backend->name, 128);
+	struct hvm_save_descriptor desc;
+	struct ctxbuf b = { 0 };
+	uint8_t *big;
+	uint32_t id;
+
+	save_fresh(h, "orig", &b);
+	id = restore_target(h, "t");
+	big = calloc(1, 1 << 20);
+	cr_assert_not_null(big);
+	for (unsigned i = 0; i < b.n; i++) {
+		const uint8_t *data = entry_at(&b, i, &desc);
+
+		cr_assert_gt(desc.length, 0);
+		cr_expect_eq(hyp_domain_load_entry(h, id, desc.typecode, desc.instance, data,
+						   desc.length - 1),
+			     -EINVAL, "%s/%u truncated to %u bytes accepted",
+			     hvm_code_name(desc.typecode), desc.instance, desc.length - 1);
+		memcpy(big, data, desc.length);
+		if (desc.typecode == FERRY_HVM_KVM_MSRS)
+			continue; /* one more whole MSR would be a valid length */
+		cr_expect_eq(hyp_domain_load_entry(h, id, desc.typecode, desc.instance, big,
+						   desc.length + 1),
+			     -EINVAL, "%s/%u one byte long accepted",
+			     hvm_code_name(desc.typecode), desc.instance);
+	}
+	/* An instance beyond the vCPUs, an unknown typecode. */
+	{
+		const uint8_t *data = entry_at(&b, b.n - 1, &desc);
+
+		cr_expect_eq(hyp_domain_load_entry(h, id, desc.typecode, 7, data, desc.length),
+			     -EINVAL);
+		cr_expect_eq(hyp_domain_load_entry(h, id, 0x46ff, 0, data, desc.length),
+			     -EINVAL);
+	}
+	free(big);
+	free(b.p);
+	hyp_destroy(h);
+}
+
+/* A kvm context cannot be loaded into a soft domain (nor the reverse). */
+Test(context, other_backend_refused, .timeout = 60)
+{
+	struct hyp *h = harness_hyp("soft", 128);
+	struct kvm_regs regs = { .rip = 0x100000 };
+	struct ctxbuf b = { 0 };
+	struct hvm_save_descriptor desc;
+	uint32_t soft_id, kvm_id, orig;
+
+	soft_id = restore_target(h, "soft");
+	cr_expect_eq(hyp_domain_load_entry(h, soft_id, FERRY_HVM_KVM_REGS, 0, &regs,
+					   sizeof(regs)),
+		     -EINVAL, "a KVM_REGS entry was loaded into a soft domain");
+	if (!harness_have_kvm()) {
+		hyp_destroy(h);
+		return;
+	}
+	/* A real kvm context, and a soft one into a kvm domain. */
+	{
+		struct hyp_dom_config c = harness_cfg("korig", 16, CMDLINE);
+
+		snprintf(c.backend, sizeof(c.backend), "kvm");
+		cr_assert_eq(hyp_domain_create(h, &c, true, &orig), 0);
+		cr_assert_eq(hyp_domain_save_context(h, orig, emit_buf, &b), 0);
+		snprintf(c.name, sizeof(c.name), "ktarget");
+		cr_assert_eq(hyp_domain_create_restore(h, &c, &kvm_id), 0);
+	}
+	for (unsigned i = 0; i < b.n; i++) {
+		const uint8_t *data = entry_at(&b, i, &desc);
+
+		if (desc.typecode == FERRY_HVM_DOMAIN)
+			continue;
+		cr_expect_eq(hyp_domain_load_entry(h, soft_id, desc.typecode, desc.instance,
+						   data, desc.length),
+			     -EINVAL, "%s accepted by a soft domain",
+			     hvm_code_name(desc.typecode));
+	}
+	{
+		struct ferry_soft_vcpu sv = { .version = 1, .attached = 1 };
+
+		cr_expect_eq(hyp_domain_load_entry(h, kvm_id, FERRY_HVM_SOFT_VCPU, 0, &sv,
+						   sizeof(sv)),
+			     -EINVAL, "a SOFT_VCPU entry was loaded into a kvm domain");
+	}
+	free(b.p);
+	hyp_destroy(h);
+}
