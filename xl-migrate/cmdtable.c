@@ -44,6 +44,30 @@ const struct xlm_cmd xlm_cmds[] = {
 	  "-t <type>       console type, pv (the only one)\n"
 	  "-n <number>     console number (0, the only one)\n"
 	  "On a terminal, Ctrl-] detaches." },
+	{ "save", xlm_cmd_save,
+	  "Save a domain state to restore later",
+	  "[options] <Domain> <CheckpointFile> [--compress none|lz4|zstd]",
+	  "-h                      Print this help.\n"
+	  "-c                      Leave domain running after creating the snapshot.\n"
+	  "-p                      Leave domain paused after creating the snapshot.\n"
+	  "--compress C            none (default: a plain Xen v2 stream), lz4 or zstd\n"
+	  "                        (compressed, checksummed frames; Ferry only)." },
+	{ "restore", xlm_cmd_restore,
+	  "Restore a domain from a saved state",
+	  "[options] <CheckpointFile> [<ConfigFile>]",
+	  "-h                      Print this help.\n"
+	  "-p                      Do not unpause domain after restoring it.\n"
+	  "-e                      Do not wait in the background for the death of the\n"
+	  "                        domain (xl never waits; accepted for Xen's sake).\n"
+	  "-n NAME                 Restore under this name (restoring a file twice\n"
+	  "                        needs a second name).\n"
+	  "ConfigFile              replaces the saved config (same memory and backend)." },
+	{ "stream-dump", xlm_cmd_stream_dump,
+	  "Print and check the records of a saved stream",
+	  "[options] <CheckpointFile>",
+	  "-h                      Print this help.\n"
+	  "-v                      Also list HVM_CONTEXT entries.\n"
+	  "Exits non-zero at the first error, naming its byte offset." },
 	{ "info", xlm_cmd_info,
 	  "Get information about the host",
 	  "", NULL },

@@ -417,6 +417,8 @@ static const struct {
 	{ "dmesg", op_dmesg },
 	{ "console-attach", op_console_attach },
 	{ "version", op_version },
+	{ "save", ctl__op_save },
+	{ "restore", ctl__op_restore },
 };
 
 void ctl__dispatch(struct ctl_client *cl, const struct xlm_req *req)

@@ -67,8 +67,20 @@ static void client_closed(uv_handle_t *h)
 {
 	struct ctl_client *cl = h->data;
 
+	if (cl->busy) {
+		cl->dead = true; /* the op still running frees it */
+		return;
+	}
 	xlm_proto_fini(&cl->proto);
 	free(cl);
+}
+
+void ctl__client_release(struct ctl_client *cl)
+{
+	if (cl->dead && !cl->busy) {
+		xlm_proto_fini(&cl->proto);
+		free(cl);
+	}
 }
 
 void ctl__client_close(struct ctl_client *cl)

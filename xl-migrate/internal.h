@@ -47,6 +47,8 @@ struct ctl_client {
 	struct xlm_proto proto;
 	struct ctl_client *prev, *next;
 	bool closing;   /* uv_close() called: gone at the next loop turn */
+	unsigned busy;  /* ops running on the thread pool (ctl-save.c) */
+	bool dead;      /* closed while busy: the last op frees it */
 	bool finishing; /* flushing its last writes before closing */
 	/* console-attach: console and domain events for this domain */
 	bool attached;
@@ -94,6 +96,12 @@ void ctl__reply_error(struct ctl_client *cl, long long id, bool has_id, int err,
 void ctl__record_write(struct ctl_server *srv, uint32_t domid,
 		       const struct hyp_dom_config *cfg);
 void ctl__record_remove(struct ctl_server *srv, uint32_t domid);
+
+/* ctl-save.c: save and restore run on libuv's thread pool. */
+void ctl__op_save(struct ctl_client *cl, const struct xlm_req *req);
+void ctl__op_restore(struct ctl_client *cl, const struct xlm_req *req);
+/* Frees a client closed while busy; called when its last op finishes. */
+void ctl__client_release(struct ctl_client *cl);
 
 /* ctl-events.c */
 int ctl__events_init(struct ctl_server *srv, struct hyp_events *ev);

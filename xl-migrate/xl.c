@@ -36,6 +36,7 @@ int xlm_getopt(int argc, char **argv, const char *verb, const char *opts, int mi
 		{ "long", no_argument, NULL, 'l' },
 		{ "wait", no_argument, NULL, 'w' },
 		{ "dryrun", no_argument, NULL, 'n' },
+		{ "compress", required_argument, NULL, 'z' },
 		{ 0 },
 	};
 	char shortopts[32];

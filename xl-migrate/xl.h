@@ -65,6 +65,9 @@ int xlm_cmd_shutdown(int argc, char **argv);
 int xlm_cmd_reboot(int argc, char **argv);
 int xlm_cmd_console(int argc, char **argv);
 int xlm_cmd_info(int argc, char **argv);
+int xlm_cmd_save(int argc, char **argv);
+int xlm_cmd_restore(int argc, char **argv);
+int xlm_cmd_stream_dump(int argc, char **argv);
 int xlm_cmd_dmesg(int argc, char **argv);
 int xlm_cmd_help(int argc, char **argv);
 
