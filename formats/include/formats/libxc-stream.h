@@ -10,7 +10,7 @@
 
 #include <stdint.h>
 
-#define IHDR_MARKER 0xffffffffffffffffULL
+#define IHDR_MARKER UINT64_C(0xffffffffffffffff)
 #define IHDR_ID 0x58454e46u /* "XENF" */
 #define IHDR_VERSION 3
 #define IHDR_OPT_BIG_ENDIAN (1u << 0)
@@ -72,8 +72,8 @@ struct xc_sr_rec_page_data_header {
 	uint32_t _res1;
 	/* uint64_t pfn[count]; */
 };
-#define PAGE_DATA_PFN_MASK 0x000fffffffffffffULL
-#define PAGE_DATA_TYPE_MASK 0xf000000000000000ULL
+#define PAGE_DATA_PFN_MASK UINT64_C(0x000fffffffffffff)
+#define PAGE_DATA_TYPE_MASK UINT64_C(0xf000000000000000)
 #define PAGE_DATA_TYPE_SHIFT 60
 #define PAGE_DATA_BATCH_MAX 1024
 /* The 4-bit page types (XEN_DOMCTL_PFINFO_* >> 28). */
@@ -134,6 +134,18 @@ struct xc_sr_msr_entry {
 	uint64_t val;
 };
 
+/* FERRY_CONSOLE body (version 1): this header, then length bytes: the
+ * newest bytes of the console ring, oldest first (formats/SPEC.md). */
+#define FERRY_CONSOLE_VERSION 1
+struct ferry_console_rec {
+	uint32_t version;	/* FERRY_CONSOLE_VERSION */
+	uint32_t _res1;		/* 0 */
+	uint64_t total_written; /* bytes the guest ever wrote */
+	uint32_t length;	/* bytes that follow; <= total_written */
+	uint32_t _res2;		/* 0 */
+	/* uint8_t data[length]; */
+};
+
 _Static_assert(sizeof(struct xc_sr_ihdr) == 24, "ihdr");
 _Static_assert(sizeof(struct xc_sr_dhdr) == 16, "dhdr");
 _Static_assert(sizeof(struct xc_sr_rhdr) == 8, "rhdr");
@@ -146,6 +158,7 @@ _Static_assert(sizeof(struct xc_sr_rec_hvm_params_entry) == 16, "hvm_params_entr
 _Static_assert(sizeof(struct xc_sr_rec_hvm_params) == 8, "hvm_params");
 _Static_assert(sizeof(struct xc_sr_cpuid_leaf) == 24, "cpuid_leaf");
 _Static_assert(sizeof(struct xc_sr_msr_entry) == 16, "msr_entry");
+_Static_assert(sizeof(struct ferry_console_rec) == 24, "ferry_console_rec");
 
 /* Name of a libxc record type ("PAGE_DATA", ...), or NULL if unknown. */
 const char *libxc_rec_name(uint32_t type);

@@ -8,7 +8,7 @@
 
 #include <stdint.h>
 
-#define LIBXL_STREAM_IDENT 0x4c6962786c466d74ULL /* "LibxlFmt" */
+#define LIBXL_STREAM_IDENT UINT64_C(0x4c6962786c466d74) /* "LibxlFmt" */
 #define LIBXL_STREAM_VERSION 2
 #define LIBXL_STREAM_OPT_BIG_ENDIAN (1u << 0)
 #define LIBXL_STREAM_OPT_LEGACY (1u << 1)

@@ -57,6 +57,8 @@ int strm_enc_libxc_rec(struct strm_enc *enc, uint32_t type,
  */
 int strm_enc_page_data(struct strm_enc *enc, const uint64_t *pfns, uint32_t count,
 		       const void *const *pages, struct iovec *out);
+/* Total bytes of n iovecs (what one strm_enc_* call produced). */
+size_t strm_iov_len(const struct iovec *iov, int n);
 
 /* ---- decoder ------------------------------------------------------------- */
 
@@ -69,7 +71,10 @@ struct strm_rec {
 	 * STRM_LIBXL: a libxl record (the libxl header is checked, not
 	 * reported). STRM_LIBXC: type = REC_TYPE_*; the image and domain
 	 * headers are checked and reported once as type STRM_REC_LIBXC_HEADERS
-	 * with dhdr filled. */
+	 * with dhdr filled and flags = the image version (2 or 3). A libxc
+	 * record of an unknown optional type (bit 31 set) is reported with
+	 * flags = STRM_REC_UNKNOWN_OPTIONAL and its body unchecked: consumers
+	 * must skip such records (Xen's reader skips them too). */
 	uint32_t type;
 	const uint8_t *body; /* valid during the callback only */
 	uint32_t len;	     /* body length, without padding */
@@ -84,6 +89,7 @@ struct strm_rec {
 	const uint8_t *page_data;
 };
 #define STRM_REC_LIBXC_HEADERS 0xfffffff0u
+#define STRM_REC_UNKNOWN_OPTIONAL (1u << 0)
 
 struct strm_dec_limits {
 	uint64_t max_pfn;     /* pfns >= this are refused (0: no limit yet) */
@@ -103,6 +109,8 @@ void strm_dec_set_max_pfn(struct strm_dec *dec, uint64_t max_pfn);
  * Returns 0, the callback's error, or -EBADMSG / -EPROTO / -E2BIG /
  * -ERANGE for bad input, with strm_dec_error() naming what and where
  * (byte offset in the file, and the frame's offset for frame errors).
+ * Errors are sticky. The decoder does not log: the caller logs the message
+ * once. Bytes after libxl END (or after the end frame) are an error.
  */
 int strm_dec_feed(struct strm_dec *dec, const void *buf, size_t len,
 		  strm_rec_fn fn, void *opaque);
@@ -112,5 +120,28 @@ int strm_dec_finish(struct strm_dec *dec);
 const char *strm_dec_error(const struct strm_dec *dec);
 /* True once libxl END was decoded. */
 bool strm_dec_done(const struct strm_dec *dec);
+/* Bytes of the decoded stream (after the frame layer) consumed so far. */
+uint64_t strm_dec_offset(const struct strm_dec *dec);
+/* The libxl header once checked: true and its version and options. */
+bool strm_dec_libxl_header(const struct strm_dec *dec, uint32_t *version,
+			   uint32_t *options);
+
+/* ---- HVM_CONTEXT bodies -------------------------------------------------- */
+
+struct strm_hvm_entry {
+	uint16_t typecode;
+	uint16_t instance;
+	uint32_t length;
+	const uint8_t *payload; /* into the body; may be unaligned */
+	uint32_t offset;	/* of the descriptor, within the body */
+};
+/*
+ * Walks the descriptor list of an HVM_CONTEXT body (one the decoder has
+ * checked, or any bytes: it checks bounds itself). *pos starts at 0.
+ * Returns 1 with *e filled (the HEADER entry included), 0 once the END
+ * entry has been read, -EBADMSG if the list leaves the body.
+ */
+int strm_hvm_ctx_next(const uint8_t *body, uint32_t len, uint32_t *pos,
+		      struct strm_hvm_entry *e);
 
 #endif

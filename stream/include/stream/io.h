@@ -30,6 +30,11 @@ int strm_io_flush(struct strm_io *io);
 /* Ends the stream cleanly (a frame writer writes its end frame), flushes
  * and frees. Returns the first error seen, or 0. NULL-safe. */
 int strm_io_close(struct strm_io *io);
+/* Ends the stream cleanly like strm_io_close (end frame, flush, down the
+ * filter stack) without freeing, so that the bytes of a memory writer under
+ * a frame writer can be read; later writes fail with -EBADF, close then
+ * only frees. No-op on a reader. Returns the first error seen, or 0. */
+int strm_io_finish(struct strm_io *io);
 /* Bytes read or written through this io so far (before any filter below). */
 uint64_t strm_io_offset(const struct strm_io *io);
 /* A message describing the last error, naming where (byte offset), or "". */
@@ -58,6 +63,15 @@ int strm_codec_parse(const char *name, enum strm_codec *out);
  */
 int strm_io_frame_writer(struct strm_io *lower, enum strm_codec codec,
 			 uint32_t frame_size, struct strm_io **out);
+/* Frame counts of a frame writer or reader so far (end frame included once
+ * written or read); -EINVAL for another io. stored_bytes counts headers. */
+struct strm_frame_stats {
+	uint64_t frames;
+	uint64_t frames_stored_raw; /* non-empty frames kept uncompressed */
+	uint64_t raw_bytes;
+	uint64_t stored_bytes;
+};
+int strm_io_frame_stats(const struct strm_io *io, struct strm_frame_stats *out);
 /* A reader of such frames from lower (owned). A bad checksum, a bad header
  * or a stream that ends without its end frame is an error naming the
  * frame's byte offset in lower. */
@@ -76,6 +90,9 @@ int strm_frame_dec_feed(struct strm_frame_dec *dec, const void *buf, size_t len,
 			strm_frame_out_fn fn, void *opaque);
 /* True once the end frame has been seen. */
 bool strm_frame_dec_done(const struct strm_frame_dec *dec);
+/* At end of input: 0 if the end frame was seen, else -ENODATA with a
+ * message naming the offset ("truncated at offset N: ..."). */
+int strm_frame_dec_finish(struct strm_frame_dec *dec);
 const char *strm_frame_dec_error(const struct strm_frame_dec *dec);
 void strm_frame_dec_free(struct strm_frame_dec *dec);
 

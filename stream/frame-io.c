@@ -1,0 +1,374 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The frame layer as strm_io filters: a writer that cuts bytes into
+ * compressed, checksummed frames on a lower io, and a reader that checks
+ * and decodes them (stream/FRAMES.md).
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal-io.h"
+
+struct frame_io {
+	struct strm_io io;
+	struct strm_io *lower; /* owned */
+	struct strm_frame_stats stats;
+	uint64_t seq; /* next frame's sequence number */
+	void *states[STRM_FRAME_NCODECS];
+	/* writer */
+	const struct strm_codec_ops *codec;
+	uint32_t frame_size;
+	uint8_t *buf; /* raw bytes of the frame being filled */
+	size_t have;
+	uint8_t *out; /* compressed frame, bound(frame_size) */
+	size_t out_cap;
+	/* reader */
+	uint8_t *raw; /* decoded frame, STRM_FRAME_RAW_MAX */
+	size_t raw_pos, raw_len;
+	uint8_t *stored; /* compressed frame bytes */
+	size_t stored_cap;
+	bool done; /* end frame decoded */
+	uint64_t end_off;
+};
+
+static int lower_failed(struct frame_io *f, int err)
+{
+	const char *m = strm_io_error(f->lower);
+
+	return strm_io_fail(&f->io, err, "%s", *m ? m : "lower io failed");
+}
+
+/* ---- writer --------------------------------------------------------------- */
+
+static int emit(struct frame_io *f, const uint8_t *raw, size_t len, uint16_t flags)
+{
+	struct strm_frame_hdr h = {.codec = STRM_CODEC_NONE,
+				   .flags = flags,
+				   .raw_len = (uint32_t)len,
+				   .stored_len = (uint32_t)len,
+				   .seq = f->seq};
+	const uint8_t *stored = raw;
+	uint8_t hdr[STRM_FRAME_HDR_LEN];
+	struct iovec iov[2];
+	int err;
+
+	if (len && f->codec->id != STRM_CODEC_NONE) {
+		ssize_t n =
+			f->codec->compress(&f->states[f->codec->id], f->out, f->out_cap, raw, len);
+
+		if (n == -ENOMEM)
+			return strm_io_fail(&f->io, -ENOMEM,
+					    "frame %" PRIu64 ": out of memory in %s", f->seq,
+					    f->codec->name);
+		/* Not smaller (or not compressible within the bound): raw. */
+		if (n > 0 && (size_t)n < len) {
+			h.codec = (uint8_t)f->codec->id;
+			h.stored_len = (uint32_t)n;
+			stored = f->out;
+		}
+	}
+	strm_frame_hdr_pack(hdr, &h, stored);
+	iov[0] = (struct iovec){.iov_base = hdr, .iov_len = sizeof(hdr)};
+	iov[1] = (struct iovec){.iov_base = (void *)stored, .iov_len = h.stored_len};
+	err = strm_io_writev(f->lower, iov, h.stored_len ? 2 : 1);
+	if (err)
+		return lower_failed(f, err);
+	f->seq++;
+	f->stats.frames++;
+	f->stats.raw_bytes += len;
+	f->stats.stored_bytes += sizeof(hdr) + h.stored_len;
+	if (len && h.codec == STRM_CODEC_NONE)
+		f->stats.frames_stored_raw++;
+	return 0;
+}
+
+static int fw_writev(struct strm_io *io, const struct iovec *iov, int iovcnt)
+{
+	struct frame_io *f = container_of(io, struct frame_io, io);
+	int err;
+
+	for (int i = 0; i < iovcnt; i++) {
+		const uint8_t *p = iov[i].iov_base;
+		size_t len = iov[i].iov_len;
+
+		while (len) {
+			size_t n;
+
+			if (f->have == 0 && len >= f->frame_size) {
+				/* A whole frame in the caller's buffer: no copy. */
+				err = emit(f, p, f->frame_size, 0);
+				if (err)
+					return err;
+				p += f->frame_size;
+				len -= f->frame_size;
+				continue;
+			}
+			n = MIN(len, f->frame_size - f->have);
+			memcpy(f->buf + f->have, p, n);
+			f->have += n;
+			p += n;
+			len -= n;
+			if (f->have == f->frame_size) {
+				err = emit(f, f->buf, f->have, 0);
+				if (err)
+					return err;
+				f->have = 0;
+			}
+		}
+	}
+	return 0;
+}
+
+static int fw_flush(struct strm_io *io)
+{
+	struct frame_io *f = container_of(io, struct frame_io, io);
+	int err;
+
+	if (f->have) {
+		err = emit(f, f->buf, f->have, 0);
+		if (err)
+			return err;
+		f->have = 0;
+	}
+	err = strm_io_flush(f->lower);
+	return err ? lower_failed(f, err) : 0;
+}
+
+static int fw_finish(struct strm_io *io)
+{
+	struct frame_io *f = container_of(io, struct frame_io, io);
+	int err;
+
+	/* The bytes still buffered travel in the end frame. */
+	err = emit(f, f->buf, f->have, STRM_FRAME_F_END);
+	if (err)
+		return err;
+	f->have = 0;
+	err = strm_io_finish(f->lower);
+	return err ? lower_failed(f, err) : 0;
+}
+
+static int frame_close(struct strm_io *io)
+{
+	struct frame_io *f = container_of(io, struct frame_io, io);
+	int err = strm_io_close(f->lower);
+
+	strm_frame_states_free(f->states);
+	free(f->buf);
+	free(f->out);
+	free(f->raw);
+	free(f->stored);
+	free(f);
+	return err;
+}
+
+/* clang-format off */
+static const struct strm_io_ops strm_io_ops_frame_writer = {
+	.name   = "frame writer",
+	.read   = NULL,
+	.writev = fw_writev,
+	.flush  = fw_flush,
+	.finish = fw_finish,
+	.close  = frame_close,
+};
+/* clang-format on */
+
+int strm_io_frame_writer(struct strm_io *lower, enum strm_codec codec, uint32_t frame_size,
+			 struct strm_io **out)
+{
+	const struct strm_codec_ops *ops = strm_codec_ops_get((unsigned int)codec);
+	struct frame_io *f;
+
+	if (!frame_size)
+		frame_size = STRM_FRAME_SIZE_DEFAULT;
+	if (!ops || frame_size > STRM_FRAME_RAW_MAX)
+		return -EINVAL;
+	f = calloc(1, sizeof(*f));
+	if (!f)
+		return -ENOMEM;
+	strm_io_init(&f->io, &strm_io_ops_frame_writer);
+	f->codec = ops;
+	f->frame_size = frame_size;
+	f->out_cap = ops->bound(frame_size);
+	f->buf = malloc(frame_size);
+	f->out = codec == STRM_CODEC_NONE ? NULL : malloc(f->out_cap);
+	if (!f->buf || (codec != STRM_CODEC_NONE && !f->out)) {
+		free(f->buf);
+		free(f->out);
+		free(f);
+		return -ENOMEM;
+	}
+	f->lower = lower;
+	*out = &f->io;
+	return 0;
+}
+
+/* ---- reader ---------------------------------------------------------------- */
+
+#define FRAME_ERR(f, err, off, fmt, ...)                                                           \
+	strm_io_fail(&(f)->io, err, "frame %" PRIu64 " at offset %" PRIu64 ": " fmt, (f)->seq,     \
+		     (uint64_t)(off), __VA_ARGS__)
+
+/* Reads exactly len bytes from lower; *got says how many came before an
+ * end of stream (-ENODATA) or an error. */
+static int read_exact(struct frame_io *f, void *buf, size_t len, size_t *got)
+{
+	*got = 0;
+	while (*got < len) {
+		ssize_t n = strm_io_read(f->lower, (uint8_t *)buf + *got, len - *got);
+
+		if (n < 0)
+			return lower_failed(f, (int)n);
+		if (n == 0)
+			return -ENODATA;
+		*got += (size_t)n;
+	}
+	return 0;
+}
+
+/* Reads and decodes the next frame, into dst when it fits in dst_len, else
+ * into f->raw. Returns the raw length decoded into dst (> 0), 0 if it went
+ * to f->raw or was empty, or -errno. */
+static ssize_t next_frame(struct frame_io *f, void *dst, size_t dst_len)
+{
+	uint64_t off = strm_io_offset(f->lower);
+	uint8_t hdr[STRM_FRAME_HDR_LEN];
+	struct strm_frame_hdr h;
+	const char *why = "";
+	uint8_t *raw, *stored;
+	size_t got;
+	int err;
+
+	err = read_exact(f, hdr, sizeof(hdr), &got);
+	if (err == -ENODATA && got == 0)
+		return strm_io_fail(&f->io, -ENODATA,
+				    "truncated at offset %" PRIu64
+				    ": the stream ends without its end frame (after %" PRIu64
+				    " frames)",
+				    off, f->seq);
+	if (err == -ENODATA)
+		return FRAME_ERR(f, -ENODATA, off,
+				 "truncated at offset %" PRIu64 " with %zu of the %d header bytes",
+				 off + got, got, STRM_FRAME_HDR_LEN);
+	if (err)
+		return err;
+	err = strm_frame_hdr_parse(hdr, f->seq, &h, &why);
+	if (err && !strcmp(why, "sequence gap"))
+		return FRAME_ERR(f, err, off, "sequence gap (got %" PRIu64 ")", h.seq);
+	if (err)
+		return FRAME_ERR(f, err, off, "%s", why);
+
+	raw = h.raw_len <= dst_len ? dst : NULL;
+	if (!raw) {
+		if (!f->raw && !(f->raw = malloc(STRM_FRAME_RAW_MAX)))
+			return FRAME_ERR(f, -ENOMEM, off, "%s", "out of memory");
+		raw = f->raw;
+	}
+	stored = raw;
+	if (h.codec != STRM_CODEC_NONE) {
+		if (f->stored_cap < h.stored_len) {
+			/* stored_len < raw_len <= 4 MiB: checked by the parse. */
+			free(f->stored);
+			f->stored_cap = 0;
+			f->stored = malloc(h.stored_len);
+			if (!f->stored)
+				return FRAME_ERR(f, -ENOMEM, off, "%s", "out of memory");
+			f->stored_cap = h.stored_len;
+		}
+		stored = f->stored;
+	}
+	err = read_exact(f, stored, h.stored_len, &got);
+	if (err == -ENODATA)
+		return FRAME_ERR(f, -ENODATA, off,
+				 "truncated at offset %" PRIu64 " with %zu of its %" PRIu32
+				 " stored bytes",
+				 off + STRM_FRAME_HDR_LEN + got, got, h.stored_len);
+	if (err)
+		return err;
+	err = strm_frame_decode(hdr, &h, stored, raw, f->states, &why);
+	if (err)
+		return FRAME_ERR(f, err, off, "%s", why);
+	f->seq++;
+	f->stats.frames++;
+	f->stats.raw_bytes += h.raw_len;
+	f->stats.stored_bytes += STRM_FRAME_HDR_LEN + h.stored_len;
+	if (h.raw_len && h.codec == STRM_CODEC_NONE)
+		f->stats.frames_stored_raw++;
+	if (h.flags & STRM_FRAME_F_END) {
+		f->done = true;
+		f->end_off = off;
+	}
+	if (raw == dst)
+		return h.raw_len;
+	f->raw_pos = 0;
+	f->raw_len = h.raw_len;
+	return 0;
+}
+
+static ssize_t fr_read(struct strm_io *io, void *buf, size_t len)
+{
+	struct frame_io *f = container_of(io, struct frame_io, io);
+
+	while (f->raw_pos == f->raw_len) {
+		ssize_t n;
+
+		if (f->done) {
+			uint64_t off = strm_io_offset(f->lower);
+			uint8_t extra;
+
+			n = strm_io_read(f->lower, &extra, 1);
+			if (n < 0)
+				return lower_failed(f, (int)n);
+			if (n > 0)
+				return strm_io_fail(io, -EBADMSG,
+						    "bytes at offset %" PRIu64
+						    " after the end frame (frame %" PRIu64
+						    " at offset %" PRIu64 ")",
+						    off, f->seq - 1, f->end_off);
+			return 0;
+		}
+		n = next_frame(f, buf, len);
+		if (n != 0)
+			return n;
+	}
+	len = MIN(len, f->raw_len - f->raw_pos);
+	memcpy(buf, f->raw + f->raw_pos, len);
+	f->raw_pos += len;
+	return (ssize_t)len;
+}
+
+/* clang-format off */
+static const struct strm_io_ops strm_io_ops_frame_reader = {
+	.name   = "frame reader",
+	.read   = fr_read,
+	.writev = NULL,
+	.flush  = NULL,
+	.finish = NULL,
+	.close  = frame_close,
+};
+/* clang-format on */
+
+int strm_io_frame_reader(struct strm_io *lower, struct strm_io **out)
+{
+	struct frame_io *f = calloc(1, sizeof(*f));
+
+	if (!f)
+		return -ENOMEM;
+	strm_io_init(&f->io, &strm_io_ops_frame_reader);
+	f->lower = lower;
+	*out = &f->io;
+	return 0;
+}
+
+int strm_io_frame_stats(const struct strm_io *io, struct strm_frame_stats *out)
+{
+	const struct frame_io *f;
+
+	if (io->ops != &strm_io_ops_frame_writer && io->ops != &strm_io_ops_frame_reader)
+		return -EINVAL;
+	f = container_of(io, const struct frame_io, io);
+	*out = f->stats;
+	return 0;
+}

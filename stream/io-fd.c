@@ -1,0 +1,113 @@
+// SPDX-License-Identifier: MIT
+/* strm_io over a file descriptor (file, pipe, socket; blocking). */
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "internal-io.h"
+
+#define FD_IOV_BATCH 256
+
+struct io_fd {
+	struct strm_io io;
+	int fd;
+	bool own;
+};
+
+static ssize_t fd_read(struct strm_io *io, void *buf, size_t len)
+{
+	struct io_fd *f = container_of(io, struct io_fd, io);
+	ssize_t n;
+
+	do
+		n = read(f->fd, buf, len);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return strm_io_fail(io, -errno, "read fd %d at offset %" PRIu64 ": %s", f->fd,
+				    io->offset, strerror(errno));
+	return n;
+}
+
+static int fd_writev(struct strm_io *io, const struct iovec *iov, int iovcnt)
+{
+	struct io_fd *f = container_of(io, struct io_fd, io);
+	struct iovec v[FD_IOV_BATCH];
+	uint64_t done = 0;
+
+	while (iovcnt > 0) {
+		int cnt = MIN(iovcnt, FD_IOV_BATCH);
+		int i = 0;
+
+		memcpy(v, iov, (size_t)cnt * sizeof(*v));
+		iov += cnt;
+		iovcnt -= cnt;
+		while (i < cnt) {
+			ssize_t n = writev(f->fd, v + i, cnt - i);
+
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n < 0)
+				return strm_io_fail(io, -errno,
+						    "write fd %d at offset %" PRIu64 ": %s", f->fd,
+						    io->offset + done, strerror(errno));
+			if (n == 0)
+				return strm_io_fail(
+					io, -EIO, "write fd %d at offset %" PRIu64 ": no progress",
+					f->fd, io->offset + done);
+			done += (uint64_t)n;
+			/* Skip what was written; a short write leaves i at the
+			 * partially written entry, advanced. */
+			while (i < cnt && (size_t)n >= v[i].iov_len) {
+				n -= (ssize_t)v[i].iov_len;
+				i++;
+			}
+			if (i < cnt) {
+				v[i].iov_base = (char *)v[i].iov_base + n;
+				v[i].iov_len -= (size_t)n;
+			}
+		}
+	}
+	return 0;
+}
+
+static int fd_close(struct strm_io *io)
+{
+	struct io_fd *f = container_of(io, struct io_fd, io);
+	int err = 0;
+
+	/* close(2) is not retried on EINTR: the fd is gone either way. */
+	if (f->own && close(f->fd) < 0 && errno != EINTR)
+		err = -errno;
+	free(f);
+	return err;
+}
+
+/* clang-format off */
+static const struct strm_io_ops strm_io_ops_fd = {
+	.name   = "fd",
+	.read   = fd_read,
+	.writev = fd_writev,
+	.flush  = NULL,
+	.finish = NULL,
+	.close  = fd_close,
+};
+/* clang-format on */
+
+int strm_io_fd(int fd, bool own, struct strm_io **out)
+{
+	struct io_fd *f;
+
+	if (fd < 0)
+		return -EBADF;
+	f = malloc(sizeof(*f));
+	if (!f)
+		return -ENOMEM;
+	strm_io_init(&f->io, &strm_io_ops_fd);
+	f->fd = fd;
+	f->own = own;
+	*out = &f->io;
+	return 0;
+}

@@ -1,0 +1,246 @@
+// SPDX-License-Identifier: MIT
+/* strm_io: memory and fd backends, the generic layer, CRC32C, codec names. */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "frame-data.h"
+#include "stream/io.h"
+
+static void quiet(void)
+{
+	log_set_stderr(0);
+}
+
+/* Write sizes that do not line up with anything. */
+static const size_t odd_sizes[] = {1, 7, 4093, 3, 65537, 0, 300001, 511, 4096, 13};
+
+static void write_odd(struct strm_io *io, const uint8_t *buf, size_t len)
+{
+	size_t pos = 0;
+
+	for (unsigned int i = 0; pos < len; i++) {
+		size_t n = odd_sizes[i % (sizeof(odd_sizes) / sizeof(odd_sizes[0]))];
+
+		n = n < len - pos ? n : len - pos;
+		if (i % 3 == 1 && n >= 2) {
+			/* the same bytes as two iovecs */
+			struct iovec iov[2] = {
+				{.iov_base = (void *)(buf + pos), .iov_len = n / 2},
+				{.iov_base = (void *)(buf + pos + n / 2), .iov_len = n - n / 2},
+			};
+
+			cr_assert_eq(strm_io_writev(io, iov, 2), 0, "%s", strm_io_error(io));
+		} else {
+			cr_assert_eq(strm_io_write(io, buf + pos, n), 0, "%s", strm_io_error(io));
+		}
+		pos += n;
+	}
+}
+
+static void read_odd(struct strm_io *io, uint8_t *buf, size_t len)
+{
+	size_t pos = 0;
+
+	for (unsigned int i = 0; pos < len; i++) {
+		size_t n = odd_sizes[(i + 3) % (sizeof(odd_sizes) / sizeof(odd_sizes[0]))];
+		ssize_t got;
+
+		n = n < len - pos ? n : len - pos;
+		if (!n)
+			continue;
+		got = strm_io_read(io, buf + pos, n);
+		cr_assert_gt(got, 0, "read at %zu: %zd %s", pos, got, strm_io_error(io));
+		pos += (size_t)got;
+	}
+}
+
+Test(strm_io, mem_writer_grows_and_counts, .init = quiet)
+{
+	size_t len = 3u << 20, got_len;
+	uint8_t *data = malloc(len);
+	struct strm_io *w;
+	const void *got;
+
+	fd_random(data, len, 1);
+	cr_assert_eq(strm_io_mem_writer(&w), 0);
+	write_odd(w, data, len);
+	cr_assert_eq(strm_io_offset(w), len);
+	got = strm_io_mem_data(w, &got_len);
+	cr_assert_eq(got_len, len);
+	cr_assert_eq(memcmp(got, data, len), 0);
+	cr_assert_eq(strm_io_read(w, data, 1), -EBADF);
+	cr_assert_eq(strm_io_finish(w), 0);
+	cr_assert_eq(strm_io_write(w, data, 1), -EBADF, "no writes after finish");
+	cr_assert_eq(strm_io_close(w), 0);
+	cr_assert_eq(strm_io_close(NULL), 0);
+	free(data);
+}
+
+Test(strm_io, mem_reader_odd_reads_and_short_stream, .init = quiet)
+{
+	size_t len = 1000003;
+	uint8_t *data = malloc(len), *back = malloc(len + 10);
+	struct strm_io *r;
+
+	fd_random(data, len, 2);
+	cr_assert_eq(strm_io_mem_reader(data, len, &r), 0);
+	read_odd(r, back, len);
+	cr_assert_eq(memcmp(back, data, len), 0);
+	cr_assert_eq(strm_io_offset(r), len);
+	cr_assert_eq(strm_io_read(r, back, 10), 0, "end of stream");
+	cr_assert_eq(strm_io_write(r, data, 1), -EBADF);
+	cr_assert_eq(strm_io_close(r), 0);
+
+	cr_assert_eq(strm_io_mem_reader(data, 10, &r), 0);
+	cr_assert_eq(strm_io_read_full(r, back, 11), -ENODATA);
+	cr_assert(strstr(strm_io_error(r), "offset 10"), "%s", strm_io_error(r));
+	cr_assert_eq(strm_io_close(r), 0);
+	free(data);
+	free(back);
+}
+
+Test(strm_io, fd_tmpfile_round_trip, .init = quiet)
+{
+	size_t len = (2u << 20) + 77;
+	uint8_t *data = malloc(len), *back = malloc(len);
+	FILE *tf = tmpfile();
+	struct strm_io *w, *r;
+
+	fd_random(data, len, 3);
+	cr_assert_not_null(tf);
+	cr_assert_eq(strm_io_fd(fileno(tf), false, &w), 0);
+	write_odd(w, data, len);
+	cr_assert_eq(strm_io_offset(w), len);
+	cr_assert_eq(strm_io_close(w), 0);
+	cr_assert_eq(lseek(fileno(tf), 0, SEEK_SET), 0);
+	cr_assert_eq(strm_io_fd(fileno(tf), false, &r), 0);
+	cr_assert_eq(strm_io_read_full(r, back, len), 0, "%s", strm_io_error(r));
+	cr_assert_eq(memcmp(back, data, len), 0);
+	cr_assert_eq(strm_io_read(r, back, 1), 0);
+	cr_assert_eq(strm_io_close(r), 0);
+	fclose(tf);
+	free(data);
+	free(back);
+}
+
+Test(strm_io, fd_errors_name_the_offset, .init = quiet)
+{
+	int p[2];
+	struct strm_io *w;
+	uint8_t b[100] = {0};
+
+	cr_assert_eq(strm_io_fd(-1, false, &w), -EBADF);
+	cr_assert_eq(pipe(p), 0);
+	close(p[0]);
+	signal(SIGPIPE, SIG_IGN);
+	cr_assert_eq(strm_io_fd(p[1], true, &w), 0);
+	cr_assert_eq(strm_io_write(w, b, sizeof(b)), -EPIPE);
+	cr_assert(strstr(strm_io_error(w), "offset 0"), "%s", strm_io_error(w));
+	cr_assert_eq(strm_io_write(w, b, 1), -EPIPE, "errors are sticky");
+	cr_assert_eq(strm_io_close(w), -EPIPE, "close returns the first error");
+}
+
+/* A pipe with a writer thread, while a timer interrupts both sides with a
+ * signal handler installed without SA_RESTART: EINTR and short reads and
+ * writes all happen. Many iovecs (more than IOV_MAX) in one writev. */
+struct pipe_job {
+	int fd;
+	const uint8_t *data;
+	size_t len;
+	int err;
+};
+
+static void on_alarm(int sig)
+{
+	(void)sig;
+}
+
+static void *pipe_writer(void *arg)
+{
+	struct pipe_job *j = arg;
+	struct strm_io *w;
+	size_t niov = 3000, pos = 0;
+	struct iovec *iov = calloc(niov, sizeof(*iov));
+	int n = 0;
+
+	j->err = strm_io_fd(j->fd, true, &w);
+	if (j->err)
+		return NULL;
+	while (pos < j->len) {
+		/* iovecs of 1..2000 bytes */
+		size_t k = 1 + (pos * 7919) % 2000;
+
+		k = k < j->len - pos ? k : j->len - pos;
+		iov[n++] = (struct iovec){.iov_base = (void *)(j->data + pos), .iov_len = k};
+		pos += k;
+		if (n == (int)niov || pos == j->len) {
+			j->err = strm_io_writev(w, iov, n);
+			if (j->err)
+				break;
+			n = 0;
+		}
+	}
+	if (!j->err && strm_io_offset(w) != j->len)
+		j->err = -EIO;
+	j->err = j->err ? j->err : strm_io_close(w);
+	if (j->err)
+		strm_io_close(w);
+	free(iov);
+	return NULL;
+}
+
+Test(strm_io, fd_pipe_eintr_and_short_io, .init = quiet, .timeout = 60)
+{
+	size_t len = 24u << 20;
+	uint8_t *data = malloc(len), *back = malloc(len);
+	struct sigaction sa = {.sa_handler = on_alarm};
+	struct itimerval it = {.it_interval = {0, 200}, .it_value = {0, 200}};
+	struct pipe_job j;
+	struct strm_io *r;
+	pthread_t th;
+	int p[2];
+
+	fd_random(data, len, 4);
+	sigemptyset(&sa.sa_mask);
+	cr_assert_eq(sigaction(SIGALRM, &sa, NULL), 0);
+	cr_assert_eq(pipe(p), 0);
+	j = (struct pipe_job){.fd = p[1], .data = data, .len = len};
+	cr_assert_eq(setitimer(ITIMER_REAL, &it, NULL), 0);
+	cr_assert_eq(pthread_create(&th, NULL, pipe_writer, &j), 0);
+	cr_assert_eq(strm_io_fd(p[0], true, &r), 0);
+	read_odd(r, back, len);
+	cr_assert_eq(strm_io_read(r, back, 1), 0);
+	pthread_join(th, NULL);
+	it = (struct itimerval){0};
+	setitimer(ITIMER_REAL, &it, NULL);
+	cr_assert_eq(j.err, 0, "writer: %d", j.err);
+	cr_assert_eq(memcmp(back, data, len), 0);
+	cr_assert_eq(strm_io_offset(r), len);
+	cr_assert_eq(strm_io_close(r), 0);
+	free(data);
+	free(back);
+}
+
+Test(strm_io, codec_names)
+{
+	enum strm_codec c;
+
+	cr_assert_str_eq(strm_codec_name(STRM_CODEC_NONE), "none");
+	cr_assert_str_eq(strm_codec_name(STRM_CODEC_LZ4), "lz4");
+	cr_assert_str_eq(strm_codec_name(STRM_CODEC_ZSTD), "zstd");
+	cr_assert_eq(strm_codec_parse("zstd", &c), 0);
+	cr_assert_eq(c, STRM_CODEC_ZSTD);
+	cr_assert_eq(strm_codec_parse("lz4", &c), 0);
+	cr_assert_eq(c, STRM_CODEC_LZ4);
+	cr_assert_eq(strm_codec_parse("gzip", &c), -EINVAL);
+	cr_assert_eq(strm_codec_parse("", &c), -EINVAL);
+}
