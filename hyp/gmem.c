@@ -67,3 +67,34 @@ uint64_t hyp_domain_callback_param(struct hyp_domain *d)
 {
 	return d->callback_vector;
 }
+
+int hyp_gmem_load(struct hyp_domain *d, uint64_t pfn, const void *data, uint64_t npages)
+{
+	const uint8_t *src = data;
+	int fd = d->h->mem.memfd;
+
+	if (pfn > (d->mem_bytes >> PAGE_SHIFT) || npages > (d->mem_bytes >> PAGE_SHIFT) - pfn)
+		return -EFAULT;
+	/* Writing the pool file allocates its pages without a page fault per
+	 * page through the guest mapping: restore's bulk of the work. */
+	while (npages) {
+		uint64_t mfn = d->p2m[pfn], n = 1;
+		ssize_t w;
+
+		while (n < npages && d->p2m[pfn + n] == mfn + n)
+			n++;
+		w = pwrite(fd, src, n << PAGE_SHIFT, (off_t)(mfn << PAGE_SHIFT));
+		if (w != (ssize_t)(n << PAGE_SHIFT)) {
+			int err = w < 0 ? -errno : -EIO;
+
+			log_err("d%u: writing %llu pages at pfn 0x%llx: %s", d->domid,
+				(unsigned long long)n, (unsigned long long)pfn, strerror(-err));
+			return err;
+		}
+		hyp_gmem_mark_dirty(d, pfn << PAGE_SHIFT, n << PAGE_SHIFT);
+		src += n << PAGE_SHIFT;
+		pfn += n;
+		npages -= n;
+	}
+	return 0;
+}

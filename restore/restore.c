@@ -20,7 +20,8 @@
 #include "restore/restore.h"
 #include "stream/codec.h"
 
-#define READ_CHUNK (1u << 20)
+/* Larger than a full PAGE_DATA record, so most records decode in place. */
+#define READ_CHUNK (8u << 20)
 
 struct rst {
 	struct hyp *h;
@@ -121,22 +122,33 @@ static int on_pages(struct rst *r, const struct strm_rec *rec)
 	if (!r->created)
 		return fail(r, -EPROTO, "PAGE_DATA at offset %llu before the headers",
 			    (unsigned long long)rec->offset);
-	for (uint32_t i = 0; i < rec->page_count; i++) {
-		uint64_t pfn = rec->page_pfns[i] & PAGE_DATA_PFN_MASK;
+	for (uint32_t i = 0; i < rec->page_count;) {
+		uint64_t pfn = rec->page_pfns[i] & PAGE_DATA_PFN_MASK, n = 1;
 		unsigned type = (unsigned)(rec->page_pfns[i] >> PAGE_DATA_TYPE_SHIFT);
+		int err;
 
-		if (type == PAGE_TYPE_XTAB || type == PAGE_TYPE_BROKEN || type == PAGE_TYPE_XALLOC)
+		if (type == PAGE_TYPE_XTAB || type == PAGE_TYPE_BROKEN || type == PAGE_TYPE_XALLOC) {
+			i++;
 			continue;
-		if (pfn >= r->gm.npages)
+		}
+		/* A run of consecutive pfns with data is one write. */
+		while (i + n < rec->page_count &&
+		       rec->page_pfns[i + n] == (rec->page_pfns[i] & PAGE_DATA_PFN_MASK) + n)
+			n++;
+		if (pfn >= r->gm.npages || n > r->gm.npages - pfn)
 			return fail(r, -ERANGE,
 				    "PAGE_DATA at offset %llu: pfn 0x%llx beyond the domain's "
 				    "%llu pages",
-				    (unsigned long long)rec->offset, (unsigned long long)pfn,
+				    (unsigned long long)rec->offset,
+				    (unsigned long long)(pfn + n - 1),
 				    (unsigned long long)r->gm.npages);
-		memcpy(r->gm.hva + (pfn << 12), data, 4096);
-		hyp_gmem_mark_dirty(r->d, pfn << 12, 4096);
-		data += 4096;
-		r->pages++;
+		err = hyp_gmem_load(r->d, pfn, data, n);
+		if (err)
+			return fail(r, err, "PAGE_DATA at offset %llu: cannot write pfn 0x%llx",
+				    (unsigned long long)rec->offset, (unsigned long long)pfn);
+		data += n * 4096;
+		r->pages += n;
+		i += (uint32_t)n;
 	}
 	return 0;
 }

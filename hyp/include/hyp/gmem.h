@@ -51,6 +51,13 @@ uint64_t hyp_gmem_take_host_dirty(struct hyp_domain *d, uint64_t *bitmap);
  */
 int hyp_gmem_populated(struct hyp_domain *d, uint64_t *bitmap, uint64_t *count);
 
+/*
+ * Restore's bulk write: npages pages of data (borrowed) into gfns
+ * [pfn, pfn + npages), through the pool file (no fault per page), marked
+ * dirty. -EFAULT outside guest RAM.
+ */
+int hyp_gmem_load(struct hyp_domain *d, uint64_t pfn, const void *data, uint64_t npages);
+
 /* The guest's HVM_PARAM_CALLBACK_IRQ value (0: none registered). */
 uint64_t hyp_domain_callback_param(struct hyp_domain *d);
 
