@@ -2,7 +2,7 @@
 /*
  * The frame layer as strm_io filters: a writer that cuts bytes into
  * compressed, checksummed frames on a lower io, and a reader that checks
- * and decodes them (stream/FRAMES.md).
+ * and decodes them (formats/SPEC.md section 7).
  */
 #include <errno.h>
 #include <inttypes.h>

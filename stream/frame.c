@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * The frame format (stream/FRAMES.md) without I/O: CRC32C, header packing
+ * The frame format (formats/SPEC.md section 7) without I/O: CRC32C, header packing
  * and checking, payload decoding, and the incremental decoder
  * strm_frame_dec.
  */

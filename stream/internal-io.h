@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Private to stream/: the strm_io provider API (ops table and base object),
- * the codec ops tables and the frame wire format (stream/FRAMES.md).
+ * the codec ops tables and the frame wire format (formats/SPEC.md section 7).
  */
 #ifndef STREAM_INTERNAL_IO_H
 #define STREAM_INTERNAL_IO_H
@@ -87,7 +87,7 @@ extern const struct strm_codec_ops strm_codec_ops_zstd;
 /* The ops of a wire codec id, or NULL when unknown. */
 const struct strm_codec_ops *strm_codec_ops_get(unsigned int id);
 
-/* ---- frame wire format (stream/FRAMES.md) -------------------------------- */
+/* ---- frame wire format (formats/SPEC.md section 7) -------------------------------- */
 
 #define STRM_FRAME_MAGIC	"FRRY"
 #define STRM_FRAME_VERSION	1

@@ -2,7 +2,7 @@
 /*
  * Test data for the I/O and frame tests (header-only): a guest-RAM-like
  * "mix" buffer, random bytes, and an independent reading of the frame
- * format of stream/FRAMES.md (its own CRC32C and header builder), so that
+ * format of formats/SPEC.md section 7 (its own CRC32C and header builder), so that
  * the tests check the spec, not the implementation against itself.
  */
 #ifndef TESTS_STREAM_FRAME_DATA_H
@@ -190,7 +190,7 @@ static inline uint32_t fd_get32(const uint8_t *p)
 	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
-/* A frame header per FRAMES.md, with both checksums correct (payload NULL:
+/* A frame header per formats/SPEC.md section 7, with both checksums correct (payload NULL:
  * the frame checksum covers the header only, for headers refused first). */
 static inline void fd_frame_hdr(uint8_t h[FD_HDR_LEN], uint8_t version, uint8_t codec,
 				uint16_t flags, uint32_t raw, uint32_t stored, uint64_t seq,

@@ -137,7 +137,7 @@ static int dec_mem(const uint8_t *s, size_t len, size_t step, struct sink *out, 
 	return rc;
 }
 
-/* Checks a stream against FRAMES.md with the test's own parser. */
+/* Checks a stream against formats/SPEC.md section 7 with the test's own parser. */
 static void check_spec(const uint8_t *s, size_t len, enum strm_codec codec, uint32_t frame_size)
 {
 	size_t pos = 0;

@@ -16,7 +16,7 @@
 /* mandatory_flags: a reader refuses any bit it does not know. */
 #define XL_MANDATORY_FLAG_JSON (1u << 0)     /* config is JSON */
 #define XL_MANDATORY_FLAG_STREAMV2 (1u << 1) /* libxl stream v2 follows */
-/* Ferry: the libxl stream is cut into frames (formats/frame.h). Xen's xl
+/* Ferry: the libxl stream is cut into frames (formats/SPEC.md section 7). Xen's xl
  * refuses such a file cleanly, as it should. */
 #define XL_MANDATORY_FLAG_FERRY_FRAMES (1u << 16)
 #define XL_MANDATORY_FLAGS_KNOWN                                                  \
