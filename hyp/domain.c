@@ -413,6 +413,13 @@ int hyp_domain_unpause(struct hyp *h, uint32_t domid)
 		hyp_domain_put(d);
 		return err;
 	}
+	if (d->fenced) {
+		/* Another host may run it: see hyp_domain_set_fenced. */
+		pthread_mutex_unlock(&d->lock);
+		log_warn("d%u: unpause refused: the domain is fenced", domid);
+		hyp_domain_put(d);
+		return -EPERM;
+	}
 	if (d->restoring) {
 		/* Its vCPUs have no state to run from yet. */
 		pthread_mutex_unlock(&d->lock);
@@ -582,14 +589,16 @@ int hyp_domain_info(struct hyp *h, uint32_t domid, struct hyp_dom_info *out)
 		return err;
 	memset(out, 0, sizeof(*out));
 	out->domid = d->domid;
-	snprintf(out->name, sizeof(out->name), "%s", d->cfg.name);
 	out->memory_kb = d->mem_bytes >> 10;
 	out->maxmem_kb = d->maxmem_bytes >> 10;
 	out->vcpus = d->nvcpus;
 	out->backend = d->ops->name;
 	pthread_mutex_lock(&d->lock);
+	snprintf(out->name, sizeof(out->name), "%s", d->cfg.name);
 	out->state = d->state;
 	out->shutdown_reason = d->shutdown_reason;
+	out->cap = d->cap;
+	out->fenced = d->fenced;
 	for (unsigned i = 0; i < d->nvcpus; i++) {
 		out->cpu_time_s += vcpu_cpu_s(&d->vcpus[i]);
 		if (!d->vcpus[i].blocked)
@@ -609,7 +618,57 @@ int hyp_domain_config(struct hyp *h, uint32_t domid, struct hyp_dom_config *out)
 
 	if (err)
 		return err;
+	pthread_mutex_lock(&d->lock); /* the name may be changing */
 	*out = d->cfg;
+	pthread_mutex_unlock(&d->lock);
+	hyp_domain_put(d);
+	return 0;
+}
+
+/*
+ * The name changes under h->lock (so two domains never share one) and
+ * d->lock (readers of d->cfg copy it under d->lock).
+ */
+int hyp_domain_rename(struct hyp *h, uint32_t domid, const char *name)
+{
+	struct hyp_domain *d, *other;
+	char old[HYP_NAME_MAX];
+
+	if (!name || !*name || strlen(name) >= HYP_NAME_MAX)
+		return -EINVAL;
+	pthread_mutex_lock(&h->lock);
+	d = find_locked(h, domid);
+	if (!d) {
+		pthread_mutex_unlock(&h->lock);
+		return -ENOENT;
+	}
+	other = find_name_locked(h, name);
+	if (other && other != d) {
+		pthread_mutex_unlock(&h->lock);
+		log_err("d%u: cannot rename to '%s': d%u has that name", domid, name, other->domid);
+		return -EEXIST;
+	}
+	pthread_mutex_lock(&d->lock);
+	snprintf(old, sizeof(old), "%s", d->cfg.name);
+	snprintf(d->cfg.name, sizeof(d->cfg.name), "%s", name);
+	pthread_mutex_unlock(&d->lock);
+	pthread_mutex_unlock(&h->lock);
+	log_info("d%u: renamed '%s' to '%s'", domid, old, name);
+	return 0;
+}
+
+int hyp_domain_set_fenced(struct hyp *h, uint32_t domid, bool fenced)
+{
+	struct hyp_domain *d;
+	int err = hyp_domain_get(h, domid, &d);
+
+	if (err)
+		return err;
+	pthread_mutex_lock(&d->lock);
+	d->fenced = fenced;
+	pthread_mutex_unlock(&d->lock);
+	log_info("d%u: %s", domid, fenced ? "fenced (unpause refused until resolved)"
+					  : "fence lifted");
 	hyp_domain_put(d);
 	return 0;
 }

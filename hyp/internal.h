@@ -127,6 +127,8 @@ struct hyp_vcpu {
 	bool exited;		/* the thread has left its loop */
 	uint64_t timer_ns;	/* set_timer_op deadline, 0 = none */
 	uint64_t cpu_ns_done;	/* CPU time of the finished thread */
+	uint64_t cap_base_ns;	/* cap.c: thread CPU time at the last throttle
+				 * check, 0 = none (own thread only) */
 	clockid_t cpu_clock;
 	void *exec;		/* backend-private */
 };
@@ -146,6 +148,9 @@ struct hyp_domain {
 	bool paused;
 	bool stopping;		/* vCPU threads must exit */
 	bool listed;		/* still in h->domains */
+	bool fenced;		/* migrated away, fate unknown: unpause refused */
+	unsigned cap;		/* cap.c: % of a pCPU per vCPU, 0 = none (set under lock) */
+	bool cap_thread;	/* cap.c: the throttle thread runs (under lock) */
 	/* Built by hyp_domain_create_restore: no boot state, must not run
 	 * before hyp_domain_load_done. Backends read it in dom_init and
 	 * vcpu_init. */
@@ -210,6 +215,10 @@ bool dom_wait_parked(struct hyp_domain *d);
 int vcpu_start(struct hyp_vcpu *v);
 /* Sleep in SCHEDOP_block until the timer, a kick, pause or stop. */
 void vcpu_block(struct hyp_vcpu *v);
+
+/* cap.c: on the vCPU's thread between two runs, sleeps as long as the
+ * domain's cap requires for the CPU time used since the last call. */
+void cap_throttle(struct hyp_vcpu *v);
 
 /* hypercall.c: dispatch one hypercall, returns the value for rax. */
 int64_t hyp_hypercall(struct hyp_vcpu *v, uint64_t nr, const uint64_t *arg);

@@ -96,6 +96,7 @@ static void *vcpu_thread(void *arg)
 		} else if (ex.kind == HYP_EXIT_STOPPED) {
 			break;
 		}
+		cap_throttle(v);
 	}
 	if (!clock_gettime(v->cpu_clock, &ts))
 		v->cpu_ns_done += (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;

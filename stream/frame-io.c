@@ -8,12 +8,14 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "internal-io.h"
 
 struct frame_io {
 	struct strm_io io;
-	struct strm_io *lower; /* owned */
+	struct strm_io *lower; /* owned unless borrowed */
+	bool borrowed;	       /* close leaves lower open */
 	struct strm_frame_stats stats;
 	uint64_t seq; /* next frame's sequence number */
 	void *states[STRM_FRAME_NCODECS];
@@ -24,6 +26,13 @@ struct frame_io {
 	size_t have;
 	uint8_t *out; /* compressed frame, bound(frame_size) */
 	size_t out_cap;
+	/* auto codec (strm_io_frame_writer_auto): measurements, EWMAs */
+	bool autoc;
+	double hint_bps;  /* the caller's link bandwidth, stored bytes/s */
+	double link_bps;  /* stored bytes/s through lower's writev */
+	double comp_bps;  /* raw bytes/s through the compressor */
+	double ratio;	  /* raw / stored of the compressor */
+	uint64_t nprobe;  /* frames since the compressor last ran */
 	/* reader */
 	uint8_t *raw; /* decoded frame, STRM_FRAME_RAW_MAX */
 	size_t raw_pos, raw_len;
@@ -42,6 +51,63 @@ static int lower_failed(struct frame_io *f, int err)
 
 /* ---- writer --------------------------------------------------------------- */
 
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Frames between two runs of the compressor while auto sends raw. */
+#define AUTO_PROBE_EVERY 16
+
+/*
+ * The auto rule, per frame. The compressor and the link work as a
+ * pipeline (the kernel sends while we compress the next frame), so with a
+ * link of L stored bytes/s and a compressor of C raw bytes/s at ratio r,
+ * raw frames move L raw bytes/s and compressed ones min(C, L * r). That
+ * is more only when C > L (and r > 1): compress iff the link is slower
+ * than the compressor, with margins (C > 1.25 L, r >= 1.1) for the CPU
+ * the write path itself needs. Here lz4 runs at ~0.5 GB/s per core on
+ * guest pages (research/limits.md: break-even about 2 Gbit/s per core),
+ * so a fast link sends raw. L is the smaller of the caller's measure
+ * (strm_io_frame_writer_auto: pacing, a slow reader) and our own timing
+ * of lower's writes. Until the compressor has been measured, and every
+ * AUTO_PROBE_EVERY frames while sending raw, it runs anyway to refresh C
+ * and r (the frame is still sent compressed when that is smaller).
+ */
+static bool auto_compress(struct frame_io *f)
+{
+	double link;
+
+	if (!f->autoc)
+		return true;
+	if (!f->comp_bps || ++f->nprobe >= AUTO_PROBE_EVERY) {
+		f->nprobe = 0;
+		return true;
+	}
+	link = f->link_bps;
+	if (f->hint_bps > 0 && (!link || f->hint_bps < link))
+		link = f->hint_bps;
+	if (!link)
+		return true;
+	if (f->ratio >= 1.1 && f->comp_bps > 1.25 * link) {
+		f->nprobe = 0;
+		return true;
+	}
+	return false;
+}
+
+static void auto_measured(struct frame_io *f, size_t raw, size_t stored, double dt)
+{
+	double r = (double)raw / (double)stored, c = dt > 0 ? (double)raw / dt : 0;
+
+	f->ratio = f->ratio ? 0.75 * f->ratio + 0.25 * r : r;
+	if (c > 0)
+		f->comp_bps = f->comp_bps ? 0.75 * f->comp_bps + 0.25 * c : c;
+}
+
 static int emit(struct frame_io *f, const uint8_t *raw, size_t len, uint16_t flags)
 {
 	struct strm_frame_hdr h = {.codec = STRM_CODEC_NONE,
@@ -52,11 +118,16 @@ static int emit(struct frame_io *f, const uint8_t *raw, size_t len, uint16_t fla
 	const uint8_t *stored = raw;
 	uint8_t hdr[STRM_FRAME_HDR_LEN];
 	struct iovec iov[2];
+	double t_write;
 	int err;
 
-	if (len && f->codec->id != STRM_CODEC_NONE) {
+	if (len && f->codec->id != STRM_CODEC_NONE && auto_compress(f)) {
+		double t0 = f->autoc ? now_s() : 0;
 		ssize_t n =
 			f->codec->compress(&f->states[f->codec->id], f->out, f->out_cap, raw, len);
+
+		if (f->autoc && n > 0)
+			auto_measured(f, len, (size_t)n, now_s() - t0);
 
 		if (n == -ENOMEM)
 			return strm_io_fail(&f->io, -ENOMEM,
@@ -72,9 +143,16 @@ static int emit(struct frame_io *f, const uint8_t *raw, size_t len, uint16_t fla
 	strm_frame_hdr_pack(hdr, &h, stored);
 	iov[0] = (struct iovec){.iov_base = hdr, .iov_len = sizeof(hdr)};
 	iov[1] = (struct iovec){.iov_base = (void *)stored, .iov_len = h.stored_len};
+	t_write = f->autoc ? now_s() : 0;
 	err = strm_io_writev(f->lower, iov, h.stored_len ? 2 : 1);
 	if (err)
 		return lower_failed(f, err);
+	if (f->autoc && h.stored_len >= 4096) {
+		double dt = now_s() - t_write, bps = dt > 0 ? (double)h.stored_len / dt : 0;
+
+		if (bps > 0)
+			f->link_bps = f->link_bps ? 0.75 * f->link_bps + 0.25 * bps : bps;
+	}
 	f->seq++;
 	f->stats.frames++;
 	f->stats.raw_bytes += len;
@@ -146,14 +224,15 @@ static int fw_finish(struct strm_io *io)
 	if (err)
 		return err;
 	f->have = 0;
-	err = strm_io_finish(f->lower);
+	/* A borrowed lower carries more after this stream: only flush it. */
+	err = f->borrowed ? strm_io_flush(f->lower) : strm_io_finish(f->lower);
 	return err ? lower_failed(f, err) : 0;
 }
 
 static int frame_close(struct strm_io *io)
 {
 	struct frame_io *f = container_of(io, struct frame_io, io);
-	int err = strm_io_close(f->lower);
+	int err = f->borrowed ? 0 : strm_io_close(f->lower);
 
 	strm_frame_states_free(f->states);
 	free(f->buf);
@@ -202,6 +281,30 @@ int strm_io_frame_writer(struct strm_io *lower, enum strm_codec codec, uint32_t 
 	}
 	f->lower = lower;
 	*out = &f->io;
+	return 0;
+}
+
+int strm_io_frame_writer_borrow(struct strm_io *lower, enum strm_codec codec,
+				uint32_t frame_size, struct strm_io **out)
+{
+	int err = strm_io_frame_writer(lower, codec, frame_size, out);
+
+	if (!err)
+		container_of(*out, struct frame_io, io)->borrowed = true;
+	return err;
+}
+
+int strm_io_frame_writer_auto(struct strm_io *io, double link_bps)
+{
+	struct frame_io *f;
+
+	if (io->ops != &strm_io_ops_frame_writer)
+		return -EINVAL;
+	f = container_of(io, struct frame_io, io);
+	if (f->codec->id == STRM_CODEC_NONE)
+		return -EINVAL;
+	f->autoc = true;
+	f->hint_bps = link_bps > 0 ? link_bps : 0;
 	return 0;
 }
 

@@ -82,6 +82,8 @@ struct hyp_dom_info {
 	double cpu_time_s;
 	const char *backend;
 	unsigned shutdown_reason; /* SHUTDOWN_* when state is SHUTDOWN/CRASHED */
+	unsigned cap;		  /* scheduler cap, 0 = none */
+	bool fenced;
 };
 
 /* Constructor: *out is owned by the caller, freed by hyp_destroy(). */
@@ -102,6 +104,19 @@ int hyp_domain_pause(struct hyp *h, uint32_t domid);
 int hyp_domain_unpause(struct hyp *h, uint32_t domid);
 /* Ask the guest to shut down or reboot (guest cooperates). */
 int hyp_domain_shutdown(struct hyp *h, uint32_t domid, bool reboot);
+/*
+ * Scheduler cap in percent of one pCPU per vCPU (Xen's credit2 cap):
+ * 0 = none. Migration's auto-converge throttles a guest through it.
+ */
+int hyp_domain_set_cap(struct hyp *h, uint32_t domid, unsigned pct);
+/* Renames a domain (migration: NAME--incoming -> NAME). -EEXIST if taken. */
+int hyp_domain_rename(struct hyp *h, uint32_t domid, const char *name);
+/*
+ * A fenced domain stays paused: unpause is refused with -EPERM until the
+ * fence is lifted. Migration fences the source after "go" until it knows
+ * the target's state, so two copies never run.
+ */
+int hyp_domain_set_fenced(struct hyp *h, uint32_t domid, bool fenced);
 /* Looks a domain up by name or numeric id string; -ENOENT if none. */
 int hyp_domain_lookup(struct hyp *h, const char *name_or_id, uint32_t *domid);
 int hyp_domain_info(struct hyp *h, uint32_t domid, struct hyp_dom_info *out);

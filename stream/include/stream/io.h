@@ -63,6 +63,22 @@ int strm_codec_parse(const char *name, enum strm_codec *out);
  */
 int strm_io_frame_writer(struct strm_io *lower, enum strm_codec codec,
 			 uint32_t frame_size, struct strm_io **out);
+/*
+ * The same with lower borrowed: closing the frame writer writes the end
+ * frame and flushes lower but neither finishes nor closes it, so more can
+ * follow on it (live migration's handshake after the stream).
+ */
+int strm_io_frame_writer_borrow(struct strm_io *lower, enum strm_codec codec,
+				uint32_t frame_size, struct strm_io **out);
+/*
+ * Auto codec on a frame writer made with a compressing codec: each frame is
+ * compressed or stored raw, whichever moves more guest bytes per second
+ * given the measured compressor speed and ratio and the link bandwidth
+ * (the smaller of link_bps, the caller's measure in wire bytes/s or 0 for
+ * none, and the writer's timing of its writes to lower). Call again to
+ * update link_bps. -EINVAL for another io or codec none.
+ */
+int strm_io_frame_writer_auto(struct strm_io *io, double link_bps);
 /* Frame counts of a frame writer or reader so far (end frame included once
  * written or read); -EINVAL for another io. stored_bytes counts headers. */
 struct strm_frame_stats {

@@ -1,0 +1,110 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Private to migrate/: the stream writer shared by the one-pass save
+ * (save.c) and live migration (precopy.c), and the switchover policy.
+ */
+#ifndef MIGRATE_INTERNAL_H
+#define MIGRATE_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include "common/compiler.h"
+#include "formats/libxc-stream.h"
+#include "hyp/hyp.h"
+#include "migrate/precopy.h"
+#include "stream/codec.h"
+#include "stream/io.h"
+
+/* ---- stream-out.c: records onto an io --------------------------------- */
+
+struct mig_out {
+	struct hyp *h;
+	uint32_t domid;
+	struct strm_enc *enc;
+	struct strm_io *io; /* where records go (a frame writer or the lower io) */
+	struct iovec iov[STRM_ENC_IOV_MAX + PAGE_DATA_BATCH_MAX];
+	char *err;
+	size_t errlen;
+	/* HVM_CONTEXT body being built */
+	uint8_t *ctx;
+	size_t ctx_len, ctx_cap;
+};
+
+/* One PAGE_DATA record being filled: pages borrowed from guest memory. */
+struct mig_batch {
+	uint32_t count;
+	uint64_t pfns[PAGE_DATA_BATCH_MAX];
+	const void *pages[PAGE_DATA_BATCH_MAX];
+};
+
+double mig_now_s(void);
+/* Fills s->err, logs once, returns err. */
+int mig_fail(struct mig_out *s, int err, const char *fmt, ...) PRINTF_FMT(3, 4);
+/* Writes what an encoder call produced (n iovecs or -errno). */
+int mig_put(struct mig_out *s, int n, const char *what);
+int mig_put_libxc(struct mig_out *s, uint32_t type, const void *body, size_t len);
+/* The records after the xl header up to STATIC_DATA_END. */
+int mig_put_headers(struct mig_out *s);
+/* Adds pfn at hva page to b; writes and empties b when it is full. */
+int mig_batch_add(struct mig_out *s, struct mig_batch *b, uint64_t pfn, const void *page);
+/* Writes b as one PAGE_DATA record if it holds pages, and empties it. */
+int mig_batch_flush(struct mig_out *s, struct mig_batch *b);
+/* Builds the HVM_CONTEXT body of paused domain s->domid into s->ctx. */
+int mig_build_context(struct mig_out *s, uint32_t tsc_khz);
+/*
+ * The records after the pages: X86_TSC_INFO, HVM_CONTEXT, HVM_PARAMS,
+ * FERRY_CONSOLE, libxc END, libxl END. The domain is paused.
+ */
+int mig_put_tail(struct mig_out *s, struct hyp_domain *d);
+void mig_out_fini(struct mig_out *s);
+
+/* ---- policy.c: the switchover decision -------------------------------- */
+
+enum mig_decision {
+	MIG_CONTINUE,	/* another live round */
+	MIG_THROTTLE,	/* another live round at cap throttle_pct (a new step) */
+	MIG_SWITCH,	/* stop-and-copy now */
+	MIG_ABORT,	/* give up, the source keeps running */
+};
+
+/* What one live round measured. */
+struct mig_round {
+	uint64_t pages;	  /* pages sent in the round */
+	uint64_t bytes;	  /* wire bytes of the round */
+	double seconds;	  /* the round's send time */
+	uint64_t dirty;	  /* pages the following peek reported */
+	double interval;  /* seconds since the previous peek (or enable) */
+};
+
+#define MIG_THROTTLE_STEPS 6
+
+struct mig_policy {
+	/* settings */
+	double downtime_s;   /* target */
+	double state_s;	     /* fixed cost of the state records at switchover */
+	unsigned max_rounds;
+	enum mig_no_converge no_converge;
+	/* estimates after the last round */
+	unsigned rounds;     /* rounds seen */
+	double bandwidth;    /* wire bytes/s */
+	double page_bytes;   /* wire bytes per page sent */
+	double dirty_rate;   /* pages/s */
+	double send_rate;    /* pages/s */
+	double predicted_s;  /* downtime if we switched now */
+	uint64_t last_dirty; /* pages the previous round had to send */
+	unsigned stalls;     /* consecutive rounds without convergence */
+	unsigned step;	     /* throttle steps taken */
+	unsigned throttle_pct; /* 100: none */
+	const char *why;     /* static reason of the last decision */
+};
+
+extern const unsigned mig_throttle_steps[MIG_THROTTLE_STEPS];
+
+void mig_policy_init(struct mig_policy *p, uint32_t downtime_ms, double state_s,
+		     unsigned max_rounds, enum mig_no_converge nc);
+enum mig_decision mig_policy_round(struct mig_policy *p, const struct mig_round *r);
+
+#endif
