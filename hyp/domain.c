@@ -66,6 +66,8 @@ static void dom_free(struct hyp_domain *d)
 		munmap(d->hva, d->maxmem_bytes);
 	free(d->host_dirty);
 	console_fini(d);
+	evtchn_dom_fini(d);
+	gnttab_dom_fini(d);
 	pthread_mutex_destroy(&d->lock);
 	pthread_cond_destroy(&d->cond);
 	free(d);
@@ -261,6 +263,10 @@ static int dom_create(struct hyp *h, const struct hyp_dom_config *cfg, bool rest
 		goto err_free;
 	}
 	err = console_init(d);
+	if (!err)
+		err = evtchn_dom_init(d);
+	if (!err)
+		err = gnttab_dom_init(d);
 	if (err)
 		goto err_free;
 	if (!restore) {
@@ -337,6 +343,7 @@ int hyp_domain_destroy(struct hyp *h, uint32_t domid)
 
 	dom_set_state(d, HYP_DOM_DYING);
 	stop_vcpus(d);
+	evtchn_dom_close_all(d); /* peers' ports become unbound */
 	log_info("d%u: destroyed '%s'", d->domid, d->cfg.name);
 	if (h->ev.gone)
 		h->ev.gone(h->ev.opaque, d->domid);

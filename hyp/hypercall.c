@@ -37,7 +37,7 @@ static int64_t hc_sched_op(struct hyp_vcpu *v, const uint64_t *a)
 		sched_yield();
 		return 0;
 	case SCHEDOP_block:
-		vcpu_block(v);
+		evtchn_block(v);
 		return 0;
 	case SCHEDOP_shutdown:
 		if (hyp_gmem_read(v->d, a[1], &sd, sizeof(sd)))
@@ -73,11 +73,13 @@ static int64_t hc_memory_op(struct hyp_vcpu *v, const uint64_t *a)
 		return -XEN_ENOSYS;
 	if (hyp_gmem_read(d, a[1], &x, sizeof(x)))
 		return -XEN_EFAULT;
-	if (x.space != XENMAPSPACE_shared_info || x.idx != 0)
-		return -XEN_EINVAL;
 	if (x.domid != DOMID_SELF && x.domid != d->domid)
 		return -XEN_EPERM;
-	if ((x.gpfn << 12) + 4096 > d->mem_bytes)
+	if (x.space == XENMAPSPACE_grant_table)
+		return gnttab_add_to_physmap(d, x.idx, x.gpfn);
+	if (x.space != XENMAPSPACE_shared_info || x.idx != 0)
+		return -XEN_EINVAL;
+	if (x.gpfn >= d->mem_bytes >> 12) /* (gpfn << 12) + 4096 could wrap */
 		return -XEN_EINVAL;
 	d->shared_info_gpa = x.gpfn << 12;
 	d->ops->shared_info_mapped(d, d->shared_info_gpa);
@@ -119,11 +121,16 @@ int64_t hyp_hypercall(struct hyp_vcpu *v, uint64_t nr, const uint64_t *a)
 		return hc_xen_version(v, a);
 	case __HYPERVISOR_set_timer_op:
 		v->timer_ns = a[0];
+		evtchn_timer_poll(v);
 		return 0;
 	case __HYPERVISOR_memory_op:
 		return hc_memory_op(v, a);
 	case __HYPERVISOR_hvm_op:
 		return hc_hvm_op(v, a);
+	case __HYPERVISOR_event_channel_op:
+		return hc_event_channel_op(v, a);
+	case __HYPERVISOR_grant_table_op:
+		return hc_grant_table_op(v, a);
 	default:
 		return -XEN_ENOSYS;
 	}

@@ -107,6 +107,9 @@ struct hyp_exec_ops {
 	int (*load_done)(struct hyp_domain *d, const struct ferry_hvm_domain *dom);
 	/* TSC frequency the guest sees, kHz. */
 	uint32_t (*tsc_khz)(struct hyp_domain *d);
+	/* Event-channel upcall (evtchn.c): raise vector in the vCPU, any
+	 * thread. Dropped when the guest cannot take it (kvm: LAPIC off). */
+	void (*inject_vector)(struct hyp_vcpu *v, uint8_t vector);
 };
 
 extern const struct hyp_exec_ops hyp_exec_ops_kvm;
@@ -167,6 +170,8 @@ struct hyp_domain {
 	uint64_t shared_info_gpa;
 	uint64_t entry;		/* kernel entry point (kvm) */
 	uint64_t callback_vector;
+	struct evtchn_state *evtchn; /* evtchn.c */
+	struct gnttab_state *gnttab; /* gnttab.c */
 
 	hyp_ring_full_fn ring_full;
 	void *ring_full_opaque;
@@ -222,6 +227,26 @@ void cap_throttle(struct hyp_vcpu *v);
 
 /* hypercall.c: dispatch one hypercall, returns the value for rax. */
 int64_t hyp_hypercall(struct hyp_vcpu *v, uint64_t nr, const uint64_t *arg);
+
+/* evtchn.c: the domain's port table. close_all (at destroy, vCPUs stopped)
+ * closes every port so interdomain peers become unbound; fini frees. */
+int evtchn_dom_init(struct hyp_domain *d);
+void evtchn_dom_close_all(struct hyp_domain *d);
+void evtchn_dom_fini(struct hyp_domain *d);
+int64_t hc_event_channel_op(struct hyp_vcpu *v, const uint64_t *arg);
+/* SCHEDOP_block: Xen's do_block (unmask, sleep unless an event is pending),
+ * then the timer check. */
+void evtchn_block(struct hyp_vcpu *v);
+/* On the vCPU's thread: a passed set_timer_op deadline raises VIRQ_TIMER
+ * (one-shot) when the vCPU has it bound. */
+void evtchn_timer_poll(struct hyp_vcpu *v);
+
+/* gnttab.c */
+int gnttab_dom_init(struct hyp_domain *d);
+void gnttab_dom_fini(struct hyp_domain *d);
+int64_t hc_grant_table_op(struct hyp_vcpu *v, const uint64_t *arg);
+/* XENMEM_add_to_physmap(XENMAPSPACE_grant_table): gpfn becomes frame idx. */
+int64_t gnttab_add_to_physmap(struct hyp_domain *d, uint64_t idx, uint64_t gpfn);
 
 /* console.c */
 int console_init(struct hyp_domain *d);

@@ -471,6 +471,30 @@ static void kvm_shared_info_mapped(struct hyp_domain *d, uint64_t gpa)
 	}
 }
 
+/*
+ * Event-channel upcall: a fixed, edge-triggered MSI to the vCPU's LAPIC
+ * (APIC id = vCPU id) through the in-kernel irqchip, which KVM delivers
+ * like any interrupt: held in the IRR while the guest has interrupts off,
+ * dropped by KVM when the guest's LAPIC is disabled. A VM ioctl, safe from
+ * any thread while the vCPU runs.
+ */
+static void kvm_inject_vector(struct hyp_vcpu *v, uint8_t vector)
+{
+	struct kvm_msi msi = {
+		.address_lo = 0xfee00000u | (v->id << 12),
+		.data = vector,
+	};
+	struct kvm_dom *kd = kd_of(v->d);
+	static bool warned;
+
+	if (!kd || kd->vm_fd < 0 || vector < 0x10)
+		return;
+	if (ioctl(kd->vm_fd, KVM_SIGNAL_MSI, &msi) < 0 &&
+	    !__atomic_exchange_n(&warned, true, __ATOMIC_RELAXED))
+		log_warn("d%u v%u: KVM_SIGNAL_MSI vector 0x%x: %s (further failures not logged)",
+			 v->d->domid, v->id, vector, strerror(errno));
+}
+
 /* ---- gmem.h KVM specifics ---------------------------------------------- */
 
 int hyp_kvm_vm_fd(struct hyp_domain *d)
@@ -529,4 +553,5 @@ const struct hyp_exec_ops hyp_exec_ops_kvm = {
 	.load_entry         = kvm_load_entry,
 	.load_done          = kvm_load_done,
 	.tsc_khz            = kvm_tsc_khz,
+	.inject_vector      = kvm_inject_vector,
 };

@@ -169,6 +169,14 @@ static void soft_vcpu_hcall_done(struct hyp_vcpu *v, int64_t ret)
  * vcpu_block, which the generic kick (d->cond) already wakes. */
 static void soft_vcpu_kick(struct hyp_vcpu *v) { (void)v; }
 
+/* A soft vCPU has no interrupts: the event-channel wake (the kicked flag
+ * evtchn.c sets) is the whole delivery; the workload polls shared_info. */
+static void soft_inject_vector(struct hyp_vcpu *v, uint8_t vector)
+{
+	(void)v;
+	(void)vector;
+}
+
 static void soft_shared_info_mapped(struct hyp_domain *d, uint64_t gpa)
 {
 	(void)d;
@@ -280,4 +288,5 @@ const struct hyp_exec_ops hyp_exec_ops_soft = {
 	.load_entry         = soft_load_entry,
 	.load_done          = soft_load_done,
 	.tsc_khz            = soft_tsc_khz,
+	.inject_vector      = soft_inject_vector,
 };

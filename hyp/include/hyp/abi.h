@@ -72,7 +72,9 @@ struct ferry_ctl {
 #define __HYPERVISOR_memory_op 12
 #define __HYPERVISOR_xen_version 17
 #define __HYPERVISOR_console_io 18
+#define __HYPERVISOR_grant_table_op 20
 #define __HYPERVISOR_sched_op 29
+#define __HYPERVISOR_event_channel_op 32
 #define __HYPERVISOR_hvm_op 34
 
 /* console_io */
@@ -100,6 +102,7 @@ typedef char xen_extraversion_t[16];
 /* memory_op */
 #define XENMEM_add_to_physmap 7
 #define XENMAPSPACE_shared_info 0
+#define XENMAPSPACE_grant_table 1 /* idx = grant frame number */
 struct xen_add_to_physmap {
 	uint16_t domid;
 	uint16_t size;
@@ -126,9 +129,207 @@ struct xen_hvm_param {
 /* Xen error numbers returned in rax (negated). */
 #define XEN_EPERM 1
 #define XEN_ENOENT 2
+#define XEN_ESRCH 3
+#define XEN_ENOMEM 12
 #define XEN_EFAULT 14
+#define XEN_EBUSY 16
+#define XEN_EEXIST 17
 #define XEN_EINVAL 22
+#define XEN_ENOSPC 28
 #define XEN_ENOSYS 38
+
+/* ---- Xen: event channels (xen/include/public/event_channel.h) ----------
+ * event_channel_op(cmd, arg): rdi = EVTCHNOP_*, rsi = gpa of the struct.
+ * 2-level ABI: ports 1 .. 4095 (port 0 is never allocated); the pending and
+ * mask bitmaps live in shared_info, one selector bit per 64-port word. */
+
+typedef uint32_t evtchn_port_t;
+
+#define EVTCHNOP_bind_interdomain 0
+#define EVTCHNOP_bind_virq 1
+#define EVTCHNOP_bind_pirq 2
+#define EVTCHNOP_close 3
+#define EVTCHNOP_send 4
+#define EVTCHNOP_status 5
+#define EVTCHNOP_alloc_unbound 6
+#define EVTCHNOP_bind_ipi 7
+#define EVTCHNOP_bind_vcpu 8
+#define EVTCHNOP_unmask 9
+
+#define EVTCHN_2L_NR_CHANNELS 4096
+
+struct evtchn_alloc_unbound {
+	uint16_t dom, remote_dom; /* IN */
+	evtchn_port_t port;	  /* OUT */
+};
+
+struct evtchn_bind_interdomain {
+	uint16_t remote_dom;	   /* IN */
+	uint16_t pad;
+	evtchn_port_t remote_port; /* IN */
+	evtchn_port_t local_port;  /* OUT */
+};
+
+#define VIRQ_TIMER 0   /* per vCPU: the set_timer_op deadline passed */
+#define VIRQ_DEBUG 1   /* per vCPU */
+#define VIRQ_CONSOLE 2 /* global */
+#define VIRQ_DOM_EXC 3 /* global */
+#define NR_VIRQS 24
+struct evtchn_bind_virq {
+	uint32_t virq;	    /* IN */
+	uint32_t vcpu;	    /* IN */
+	evtchn_port_t port; /* OUT */
+};
+
+struct evtchn_bind_ipi {
+	uint32_t vcpu;	    /* IN */
+	evtchn_port_t port; /* OUT */
+};
+
+struct evtchn_close {
+	evtchn_port_t port;
+};
+
+struct evtchn_send {
+	evtchn_port_t port;
+};
+
+#define EVTCHNSTAT_closed 0
+#define EVTCHNSTAT_unbound 1
+#define EVTCHNSTAT_interdomain 2
+#define EVTCHNSTAT_pirq 3
+#define EVTCHNSTAT_virq 4
+#define EVTCHNSTAT_ipi 5
+struct evtchn_status {
+	uint16_t dom;	    /* IN */
+	uint16_t pad;
+	evtchn_port_t port; /* IN */
+	uint32_t status;    /* OUT: EVTCHNSTAT_* */
+	uint32_t vcpu;	    /* OUT: the vCPU notified */
+	union {
+		struct {
+			uint16_t dom;
+		} unbound; /* EVTCHNSTAT_unbound */
+		struct {
+			uint16_t dom;
+			uint16_t pad;
+			evtchn_port_t port;
+		} interdomain; /* EVTCHNSTAT_interdomain */
+		uint32_t pirq;
+		uint32_t virq;
+	} u;
+};
+
+struct evtchn_bind_vcpu {
+	evtchn_port_t port;
+	uint32_t vcpu;
+};
+
+struct evtchn_unmask {
+	evtchn_port_t port;
+};
+
+/* ---- Xen: grant tables v1 (xen/include/public/grant_table.h) -----------
+ * grant_table_op(cmd, uop, count): rdi = GNTTABOP_*, rsi = gpa of an array
+ * of count structs, rdx = count. Each op reports its own GNTST_* status.
+ * Ferry keeps a domain's v1 table in its own RAM: the guest names the page
+ * for grant frame i with XENMEM_add_to_physmap(XENMAPSPACE_grant_table,
+ * idx = i, gpfn), as Xen HVM guests do; setup_table reports those gfns. */
+
+typedef uint32_t grant_ref_t;
+
+struct grant_entry_v1 {
+	uint16_t flags; /* GTF_* */
+	uint16_t domid; /* the domain allowed to access the frame */
+	uint32_t frame; /* gfn of the granted page (in the granter) */
+};
+#define GNTTAB_ENTRIES_PER_FRAME (4096 / sizeof(struct grant_entry_v1))
+
+#define GTF_invalid (0U << 0)
+#define GTF_permit_access (1U << 0)
+#define GTF_accept_transfer (2U << 0)
+#define GTF_transitive (3U << 0)
+#define GTF_type_mask (3U << 0)
+#define GTF_readonly (1U << 2)
+#define GTF_reading (1U << 3)
+#define GTF_writing (1U << 4)
+#define GTF_PWT (1U << 5)
+#define GTF_PCD (1U << 6)
+#define GTF_PAT (1U << 7)
+#define GTF_sub_page (1U << 8)
+
+#define GNTTABOP_map_grant_ref 0
+#define GNTTABOP_unmap_grant_ref 1
+#define GNTTABOP_setup_table 2
+#define GNTTABOP_dump_table 3
+#define GNTTABOP_transfer 4
+#define GNTTABOP_copy 5
+#define GNTTABOP_query_size 6
+
+#define GNTST_okay 0
+#define GNTST_general_error (-1)
+#define GNTST_bad_domain (-2)
+#define GNTST_bad_gntref (-3)
+#define GNTST_bad_handle (-4)
+#define GNTST_bad_virt_addr (-5)
+#define GNTST_bad_dev_addr (-6)
+#define GNTST_no_device_space (-7)
+#define GNTST_permission_denied (-8)
+#define GNTST_bad_page (-9)
+#define GNTST_bad_copy_arg (-10)
+#define GNTST_address_too_big (-11)
+#define GNTST_eagain (-12)
+
+struct gnttab_setup_table {
+	uint16_t dom;	     /* IN */
+	uint16_t pad0;
+	uint32_t nr_frames;  /* IN */
+	int16_t status;	     /* OUT: GNTST_* */
+	uint16_t pad1[3];
+	uint64_t frame_list; /* IN: gpa of nr_frames uint64_t (OUT: gfns) */
+};
+
+struct gnttab_query_size {
+	uint16_t dom;		/* IN */
+	uint16_t pad;
+	uint32_t nr_frames;	/* OUT */
+	uint32_t max_nr_frames; /* OUT */
+	int16_t status;		/* OUT */
+	uint16_t pad1;
+};
+
+#define GNTCOPY_source_gref (1U << 0)
+#define GNTCOPY_dest_gref (1U << 1)
+struct gnttab_copy_ptr {
+	union {
+		grant_ref_t ref; /* with GNTCOPY_*_gref */
+		uint64_t gmfn;	 /* otherwise: the caller's own gfn */
+	} u;
+	uint16_t domid;
+	uint16_t offset;
+	uint32_t pad;
+};
+struct gnttab_copy {
+	struct gnttab_copy_ptr source, dest;
+	uint16_t len;
+	uint16_t flags; /* GNTCOPY_* */
+	int16_t status; /* OUT */
+	uint16_t pad;
+};
+
+/* Layout only: Ferry answers GNTTABOP_map_grant_ref with -XEN_ENOSYS (a
+ * guest cannot map another guest's page; ferryd's backends can). */
+#define GNTMAP_host_map (1U << 1)
+#define GNTMAP_readonly (1U << 2)
+struct gnttab_map_grant_ref {
+	uint64_t host_addr;
+	uint32_t flags;
+	grant_ref_t ref;
+	uint16_t dom;
+	int16_t status;
+	uint32_t handle;
+	uint64_t dev_bus_addr;
+};
 
 /* ---- Xen: shared_info and time ----------------------------------------- */
 
@@ -201,5 +402,21 @@ _Static_assert(sizeof(struct vcpu_info) == 64, "vcpu_info");
 _Static_assert(sizeof(struct hvm_start_info) == 56, "hvm_start_info");
 _Static_assert(sizeof(struct xen_add_to_physmap) == 24, "xen_add_to_physmap");
 _Static_assert(sizeof(struct xen_hvm_param) == 16, "xen_hvm_param");
+_Static_assert(sizeof(struct shared_info) == 3344, "shared_info");
+_Static_assert(sizeof(struct evtchn_alloc_unbound) == 8, "evtchn_alloc_unbound");
+_Static_assert(sizeof(struct evtchn_bind_interdomain) == 12, "evtchn_bind_interdomain");
+_Static_assert(sizeof(struct evtchn_bind_virq) == 12, "evtchn_bind_virq");
+_Static_assert(sizeof(struct evtchn_bind_ipi) == 8, "evtchn_bind_ipi");
+_Static_assert(sizeof(struct evtchn_close) == 4, "evtchn_close");
+_Static_assert(sizeof(struct evtchn_send) == 4, "evtchn_send");
+_Static_assert(sizeof(struct evtchn_status) == 24, "evtchn_status");
+_Static_assert(sizeof(struct evtchn_bind_vcpu) == 8, "evtchn_bind_vcpu");
+_Static_assert(sizeof(struct evtchn_unmask) == 4, "evtchn_unmask");
+_Static_assert(sizeof(struct grant_entry_v1) == 8, "grant_entry_v1");
+_Static_assert(sizeof(struct gnttab_setup_table) == 24, "gnttab_setup_table");
+_Static_assert(sizeof(struct gnttab_query_size) == 16, "gnttab_query_size");
+_Static_assert(sizeof(struct gnttab_copy_ptr) == 16, "gnttab_copy_ptr");
+_Static_assert(sizeof(struct gnttab_copy) == 40, "gnttab_copy");
+_Static_assert(sizeof(struct gnttab_map_grant_ref) == 32, "gnttab_map_grant_ref");
 
 #endif
