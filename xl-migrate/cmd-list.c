@@ -134,6 +134,9 @@ int xlm_cmd_list(int argc, char **argv)
 		xlm_json_int(d, "memory_kb", &mem_kb);
 		xlm_json_int(d, "vcpus", &vcpus);
 		state_letters(xlm_json_str(d, "state"), st);
+		/* Fenced after a migration: paused, and unpause is refused. */
+		if (YAJL_IS_TRUE(yajl_tree_get(d, (const char *[]){ "fenced", NULL }, yajl_t_any)))
+			st[2] = 'f';
 		printf("%-40s %5lld %5llu %5lld     %s  %8.1f\n", name ? name : "?", id,
 		       (unsigned long long)mem_kb / 1024, vcpus, st,
 		       xlm_json_double(d, "cpu_time"));

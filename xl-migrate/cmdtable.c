@@ -68,6 +68,44 @@ const struct xlm_cmd xlm_cmds[] = {
 	  "-h                      Print this help.\n"
 	  "-v                      Also list HVM_CONTEXT entries.\n"
 	  "Exits non-zero at the first error, naming its byte offset." },
+	{ "migrate", xlm_cmd_migrate,
+	  "Migrate a domain to another host",
+	  "[options] <Domain> <Host>[:port]",
+	  "-h                      Print this help.\n"
+	  "--downtime MS           Target downtime of the switchover (default 300).\n"
+	  "--no-converge MODE      When rounds stop converging: throttle (default:\n"
+	  "                        cap the guest's CPU stepwise), abort (the domain\n"
+	  "                        keeps running here) or force (switch over anyway).\n"
+	  "--max-rounds N          Live rounds before the switchover (default 30).\n"
+	  "--bandwidth RATE        Cap the link use, bytes/s (e.g. 100M).\n"
+	  "--compress C            none (default), lz4, zstd or auto.\n"
+	  "--json                  Print the report as JSON on stdout.\n"
+	  "--insecure              Plain TCP, no TLS (the target's ferryd must run\n"
+	  "                        with --insecure too).\n"
+	  "The target is the migration listener of the other ferryd (port 8002 by\n"
+	  "default). On a terminal a progress line is shown; Ctrl-C cancels (before\n"
+	  "the switchover only)." },
+	{ "migrate-cancel", xlm_cmd_migrate_cancel,
+	  "Cancel a running migration (before the switchover)",
+	  "<Domain>", NULL },
+	{ "migrate-resolve", xlm_cmd_migrate_resolve,
+	  "Decide the fate of a domain fenced by a migration whose outcome is unknown",
+	  "[options] <Domain>",
+	  "-h                      Print this help.\n"
+	  "(no option)             Ask the target again (for up to 30 s): running\n"
+	  "                        there -> destroy the copy here; absent -> resume it.\n"
+	  "--resume                Resume the copy here (make sure the target does not\n"
+	  "                        run it).\n"
+	  "--destroy               Destroy the copy here (the target runs it)." },
+	{ "tls-setup", xlm_cmd_tls_setup,
+	  "Create a migration CA and host certificates",
+	  "--dir DIR [--host NAME]... [--days N]",
+	  "-h                      Print this help.\n"
+	  "--dir DIR               Where: ca.pem/ca.key (kept if present), NAME.pem,\n"
+	  "                        NAME.key; give ferryd --tls-dir DIR.\n"
+	  "--host NAME             A host certificate for NAME (an address or a DNS\n"
+	  "                        name), repeatable.\n"
+	  "--days N                Validity (default 365)." },
 	{ "info", xlm_cmd_info,
 	  "Get information about the host",
 	  "", NULL },

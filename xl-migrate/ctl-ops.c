@@ -241,6 +241,7 @@ static int gen_dom_info(yajl_gen g, const struct hyp_dom_info *i)
 	       xlm_gen_kv_double(g, "cpu_time", i->cpu_time_s) ?:
 	       xlm_gen_kv_str(g, "backend", i->backend ? i->backend : "") ?:
 	       xlm_gen_kv_int(g, "shutdown_reason", i->shutdown_reason) ?:
+	       xlm_gen_kv_bool(g, "fenced", i->fenced) ?:
 	       xlm_gen_map_close(g);
 }
 
@@ -419,6 +420,9 @@ static const struct {
 	{ "version", op_version },
 	{ "save", ctl__op_save },
 	{ "restore", ctl__op_restore },
+	{ "migrate", ctl__op_migrate },
+	{ "migrate-cancel", ctl__op_migrate_cancel },
+	{ "migrate-resolve", ctl__op_migrate_resolve },
 };
 
 void ctl__dispatch(struct ctl_client *cl, const struct xlm_req *req)

@@ -351,6 +351,7 @@ static void on_signal(uv_signal_t *s, int signum)
 	}
 	uv_close((uv_handle_t *)&srv->listener, NULL);
 	unlink(srv->sock_path);
+	ctl_migrate_stop(srv);
 	/*
 	 * The signal handlers stay installed (a second SIGTERM, e.g. from
 	 * timeout(1) signalling its process group, must not kill us halfway

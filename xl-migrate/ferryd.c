@@ -5,7 +5,8 @@
  * Start-up order: flags; run and state directories; the pidfile lock (one
  * ferryd per run dir); daemonize (the parent waits until the child reports
  * that it listens, so failures show up on the starting terminal and in the
- * exit status); the log file; the hyp core; the control socket; the loop.
+ * exit status); the log file; the hyp core; the control socket; the
+ * migration listener (--listen) and TLS context; the loop.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -43,6 +44,12 @@ static void usage(FILE *f)
 		"  --guest PATH       the built-in guest ELF (default: guests/ferry-guest.elf\n"
 		"                     next to this binary)\n"
 		"  --log-level L      error, warning, info or debug (default info)\n"
+		"  --listen ADDR[:PORT]\n"
+		"                     accept incoming migrations there (default port 8002;\n"
+		"                     no listener without this flag)\n"
+		"  --tls-dir DIR      ca.pem plus this host's NAME.pem/NAME.key (xl tls-setup)\n"
+		"  --tls-name NAME    which certificate to present (default: the ADDR of --listen)\n"
+		"  --insecure         migrate over plain TCP, no TLS (both ends must say so)\n"
 		"  --foreground, -F   stay in the foreground and log to stderr too\n"
 		"  --help, -h         this text\n");
 }
@@ -50,7 +57,7 @@ static void usage(FILE *f)
 static int parse_args(int argc, char **argv, struct ferryd_opts *o)
 {
 	enum { OPT_RUN = 256, OPT_STATE, OPT_BACKEND, OPT_PCPUS, OPT_MEMORY, OPT_GUEST,
-	       OPT_LOGLEVEL };
+	       OPT_LOGLEVEL, OPT_LISTEN, OPT_TLSDIR, OPT_TLSNAME, OPT_INSECURE };
 	static const struct option longopts[] = {
 		{ "run-dir", required_argument, NULL, OPT_RUN },
 		{ "state-dir", required_argument, NULL, OPT_STATE },
@@ -59,6 +66,10 @@ static int parse_args(int argc, char **argv, struct ferryd_opts *o)
 		{ "memory", required_argument, NULL, OPT_MEMORY },
 		{ "guest", required_argument, NULL, OPT_GUEST },
 		{ "log-level", required_argument, NULL, OPT_LOGLEVEL },
+		{ "listen", required_argument, NULL, OPT_LISTEN },
+		{ "tls-dir", required_argument, NULL, OPT_TLSDIR },
+		{ "tls-name", required_argument, NULL, OPT_TLSNAME },
+		{ "insecure", no_argument, NULL, OPT_INSECURE },
 		{ "foreground", no_argument, NULL, 'F' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
@@ -118,6 +129,10 @@ static int parse_args(int argc, char **argv, struct ferryd_opts *o)
 			}
 			log_set_level((enum log_level)i);
 			break;
+		case OPT_LISTEN: o->listen = optarg; break;
+		case OPT_TLSDIR: o->tls_dir = optarg; break;
+		case OPT_TLSNAME: o->tls_name = optarg; break;
+		case OPT_INSECURE: o->insecure = true; break;
 		case 'F': o->foreground = true; break;
 		case 'h': usage(stdout); exit(0);
 		default: usage(stderr); return -EINVAL;
@@ -126,6 +141,30 @@ static int parse_args(int argc, char **argv, struct ferryd_opts *o)
 	if (optind < argc) {
 		fprintf(stderr, "ferryd: unexpected argument '%s'\n", argv[optind]);
 		usage(stderr);
+		return -EINVAL;
+	}
+	if (o->listen && !o->insecure && !o->tls_dir) {
+		fprintf(stderr, "ferryd: --listen needs --tls-dir (or --insecure for plain TCP)\n");
+		return -EINVAL;
+	}
+	if (o->tls_dir && !o->tls_name && o->listen) {
+		/* The ADDR of ADDR[:PORT] or [V6]:PORT. */
+		static char name[256];
+		const char *a = o->listen, *end;
+
+		if (*a == '[') {
+			a++;
+			end = strchr(a, ']');
+		} else {
+			end = strrchr(a, ':');
+		}
+		if (!end)
+			end = a + strlen(a);
+		snprintf(name, sizeof(name), "%.*s", (int)(end - a), a);
+		o->tls_name = name;
+	}
+	if (o->tls_dir && !o->tls_name) {
+		fprintf(stderr, "ferryd: --tls-dir needs --tls-name when there is no --listen\n");
 		return -EINVAL;
 	}
 	if (!o->guest[0]) {
@@ -331,6 +370,9 @@ int main(int argc, char **argv)
 	rc = ctl_server_start(&srv);
 	if (rc)
 		goto err_hyp;
+	rc = ctl_migrate_start(&srv);
+	if (rc)
+		goto err_ctl;
 	if (readyfd >= 0) {
 		log_set_stderr(0);
 		redirect_stdio();
@@ -340,6 +382,8 @@ int main(int argc, char **argv)
 
 	uv_run(&loop, UV_RUN_DEFAULT);
 
+	/* Receiver threads use the hyp core: wait for them first. */
+	ctl_migrate_fini(&srv);
 	hyp_destroy(srv.hyp);
 	ctl_server_fini(&srv);
 	ctl__events_fini(&srv);
@@ -351,6 +395,15 @@ int main(int argc, char **argv)
 	close(logfd);
 	return 0;
 
+err_ctl:
+	ctl_migrate_stop(&srv);
+	uv_close((uv_handle_t *)&srv.listener, NULL);
+	unlink(srv.sock_path);
+	uv_close((uv_handle_t *)&srv.sigterm, NULL);
+	uv_close((uv_handle_t *)&srv.sigint, NULL);
+	srv.signals_started = false;
+	uv_run(&loop, UV_RUN_NOWAIT);
+	ctl_migrate_fini(&srv);
 err_hyp:
 	hyp_destroy(srv.hyp);
 err_events:

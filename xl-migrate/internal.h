@@ -6,6 +6,9 @@
  *                 signals, clean shutdown
  *   ctl-ops.c     one handler per control op
  *   ctl-events.c  hyp events (any thread) -> the loop (uv_async_t + queue)
+ *   ctl-migrate.c live migration: the migrate/-cancel/-resolve ops (source
+ *                 side, on the thread pool) and the migration listener
+ *                 (target side, one detached thread per connection)
  * Everything here runs on the loop thread except the hyp_events callbacks
  * in ctl-events.c.
  */
@@ -37,9 +40,15 @@ struct ferryd_opts {
 	uint64_t memory_bytes;
 	bool foreground;
 	char guest[4096];
+	/* migration (ctl-migrate.c) */
+	const char *listen;   /* ADDR[:PORT]; NULL: no listener */
+	const char *tls_dir;  /* ca.pem, NAME.pem, NAME.key */
+	const char *tls_name; /* default: the ADDR of listen */
+	bool insecure;	      /* plain TCP, no TLS */
 };
 
 struct ctl_event;
+struct ctl_mig;
 
 struct ctl_client {
 	uv_pipe_t pipe; /* pipe.data points back here */
@@ -74,6 +83,8 @@ struct ctl_server {
 	pthread_mutex_t ev_lock;
 	struct ctl_event *ev_head, *ev_tail;
 	bool ev_closed;
+	/* migration state (ctl-migrate.c) */
+	struct ctl_mig *mig;
 };
 
 /* ctl-server.c */
@@ -102,6 +113,18 @@ void ctl__op_save(struct ctl_client *cl, const struct xlm_req *req);
 void ctl__op_restore(struct ctl_client *cl, const struct xlm_req *req);
 /* Frees a client closed while busy; called when its last op finishes. */
 void ctl__client_release(struct ctl_client *cl);
+
+/* ctl-migrate.c */
+/* Loads the TLS context and starts the listener when opts->listen is set;
+ * logs and returns -errno on failure. */
+int ctl_migrate_start(struct ctl_server *srv);
+/* From the SIGTERM path: closes the listener and the progress async. */
+void ctl_migrate_stop(struct ctl_server *srv);
+/* After the loop has ended. */
+void ctl_migrate_fini(struct ctl_server *srv);
+void ctl__op_migrate(struct ctl_client *cl, const struct xlm_req *req);
+void ctl__op_migrate_cancel(struct ctl_client *cl, const struct xlm_req *req);
+void ctl__op_migrate_resolve(struct ctl_client *cl, const struct xlm_req *req);
 
 /* ctl-events.c */
 int ctl__events_init(struct ctl_server *srv, struct hyp_events *ev);

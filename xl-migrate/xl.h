@@ -69,6 +69,10 @@ int xlm_cmd_save(int argc, char **argv);
 int xlm_cmd_restore(int argc, char **argv);
 int xlm_cmd_stream_dump(int argc, char **argv);
 int xlm_cmd_dmesg(int argc, char **argv);
+int xlm_cmd_migrate(int argc, char **argv);
+int xlm_cmd_migrate_cancel(int argc, char **argv);
+int xlm_cmd_migrate_resolve(int argc, char **argv);
+int xlm_cmd_tls_setup(int argc, char **argv);
 int xlm_cmd_help(int argc, char **argv);
 
 #endif

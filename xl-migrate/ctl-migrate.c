@@ -1,0 +1,1623 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Live migration in ferryd (docs/migration.md has the protocol and the
+ * failure states).
+ *
+ * Source side: the "migrate" op runs on libuv's thread pool (like save):
+ * connect, TLS, banner, mig_live_send() with progress forwarded to the
+ * requesting client as "migrate-progress" events, then Xen's xl migrate
+ * handshake. After "go" the source copy is fenced (paused, unpause refused,
+ * renamed NAME--migratedaway) until the target's state is known: from its
+ * report, or by asking it again ("ferry-query NAME") for up to 30 s. What
+ * cannot be resolved stays fenced for "migrate-resolve".
+ *
+ * Target side: a listener on the loop (uv_poll on strm_tcp_listen's fd);
+ * each accepted connection gets a detached thread that does the blocking
+ * TLS handshake, the banner, and then either answers a query or receives
+ * a stream into NAME--incoming and runs the handshake.
+ *
+ * Threads: progress events go through a mutex queue and a uv_async_t to the
+ * loop, which alone writes to control clients. mig->lock guards the queue,
+ * the job, fence and receiver lists and the thread count.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/err.h"
+#include "common/log.h"
+#include "internal.h"
+#include "migrate/precopy.h"
+#include "restore/restore.h"
+#include "stream/net.h"
+#include "xl-migrate/config.h"
+/*
+ * For prefix_io below only: the target reads the first bytes to tell a
+ * query from a stream and must hand them back to the restore. TODO: move
+ * prefix_io into stream/ as a public strm_io_prefix() and drop this.
+ */
+#include "../stream/internal-io.h"
+
+/* Xen's messages (tools/xl/xl.h); the last three are sent with their NUL. */
+static const char MSG_BANNER[] = "xl migration receiver ready, send binary domain data.\n";
+static const char MSG_READY[] = "domain received, ready to unpause";
+static const char MSG_GO[] = "domain is yours, you are cleared to unpause";
+static const char MSG_REPORT[] = "my copy unpause results are as follows";
+/* Ferry's additions. */
+static const char MSG_QUERY[] = "ferry-query "; /* + NAME "\n" */
+static const char MSG_ERROR[] = "ferry-error: "; /* + reason "\n", target -> source */
+static const char XL_MAGIC12[] = "Xen saved do"; /* the first 12 bytes of the xl magic */
+#define PEEK_LEN 12
+
+#define INCOMING_SUFFIX "--incoming"
+#define AWAY_SUFFIX "--migratedaway"
+
+#define CONNECT_MS 10000
+#define BANNER_MS 10000
+#define STREAM_MS 60000 /* no byte for this long during the stream: give up */
+#define READY_MS 30000
+#define GO_MS 10000
+#define QUERY_TOTAL_S 30
+#define QUERY_CONNECT_MS 2000
+#define QUERY_ANSWER_MS 25000
+#define QUERY_WAIT_S 20 /* target: wait for a receiver of NAME to settle */
+
+struct mig_ev {
+	struct mig_ev *next;
+	struct mig_job *job;
+	char *line;
+	size_t len;
+};
+
+struct fence_rec {
+	struct fence_rec *next;
+	uint32_t domid;
+	char name[HYP_NAME_MAX]; /* its name before it was fenced */
+	char host[256];
+	bool insecure;
+};
+
+struct rcv_entry {
+	struct rcv_entry *next;
+	int fd;
+	char name[HYP_NAME_MAX]; /* "" until the config is read */
+};
+
+struct ctl_mig {
+	struct ctl_server *srv;
+	struct strm_tls *tls;
+	int listen_fd;
+	uv_poll_t poll;
+	bool polling;
+	uv_async_t async;
+	bool async_open;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	struct mig_ev *ev_head, *ev_tail;
+	bool ev_closed;
+	struct mig_job *jobs;
+	struct fence_rec *fences;
+	struct rcv_entry *rcvs;
+	unsigned nthreads;
+	bool stopping;
+};
+
+enum job_kind { JOB_MIGRATE, JOB_QUERY };
+
+struct mig_job {
+	uv_work_t work;
+	struct mig_job *next;
+	enum job_kind kind;
+	struct ctl_client *cl;
+	long long id;
+	bool has_id;
+	struct ctl_server *srv;
+	struct ctl_mig *mig;
+	struct hyp *h;
+	uint32_t domid;
+	char name[HYP_NAME_MAX];
+	char away[HYP_NAME_MAX];
+	char host[256];
+	bool insecure;
+	struct mig_live_opts o;
+	volatile int cancel; /* __atomic builtins */
+	bool after_go;	     /* under mig->lock */
+	int fd;		     /* the connection, for ctl_migrate_stop; under mig->lock */
+	/* outputs */
+	int rc;
+	char err[2048];
+	struct mig_report rep;
+	double downtime_ms;
+	bool resolved_by_query;
+	const char *outcome; /* "migrated", "resumed", "fenced" */
+	bool fenced;	     /* left fenced: record it */
+};
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void set_timeout(int fd, int ms)
+{
+	struct timeval tv = { .tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000 };
+
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+}
+
+static const char *io_strerror(int rc)
+{
+	if (rc == -EAGAIN || rc == -EWOULDBLOCK || rc == -ETIMEDOUT)
+		return "timed out";
+	if (rc == -ENODATA)
+		return "connection closed";
+	return ferry_strerror(rc);
+}
+
+/* ---- prefix io: bytes already read, then the lower io (borrowed) ------- */
+
+struct prefix_io {
+	struct strm_io io;
+	struct strm_io *lower;
+	char buf[PEEK_LEN];
+	size_t off, len;
+};
+
+static ssize_t prefix_read(struct strm_io *io, void *buf, size_t len)
+{
+	struct prefix_io *p = container_of(io, struct prefix_io, io);
+
+	if (p->off < p->len) {
+		size_t n = p->len - p->off < len ? p->len - p->off : len;
+
+		memcpy(buf, p->buf + p->off, n);
+		p->off += n;
+		return (ssize_t)n;
+	}
+	return strm_io_read(p->lower, buf, len);
+}
+
+static int prefix_close(struct strm_io *io)
+{
+	free(container_of(io, struct prefix_io, io));
+	return 0;
+}
+
+static const struct strm_io_ops prefix_ops = {
+	.name = "prefix",
+	.read = prefix_read,
+	.close = prefix_close,
+};
+
+static int prefix_io_new(struct strm_io *lower, const void *buf, size_t len,
+			 struct strm_io **out)
+{
+	struct prefix_io *p = calloc(1, sizeof(*p));
+
+	if (!p || len > sizeof(p->buf)) {
+		free(p);
+		return -ENOMEM;
+	}
+	strm_io_init(&p->io, &prefix_ops);
+	p->lower = lower;
+	memcpy(p->buf, buf, len);
+	p->len = len;
+	*out = &p->io;
+	return 0;
+}
+
+/* ---- small wire helpers ------------------------------------------------- */
+
+/*
+ * Reads msg (len bytes, compared exactly). A peer that sends "ferry-error:
+ * REASON\n" instead has its reason put in err. Returns 0, -EPROTO for
+ * other bytes, or the io error.
+ */
+static int read_msg(struct strm_io *io, const char *msg, size_t len, const char *what,
+		    char *err, size_t errlen)
+{
+	size_t elen = strlen(MSG_ERROR), got = 0;
+	char buf[512];
+	ssize_t n = 0;
+
+	while (got < len) {
+		n = strm_io_read(io, buf + got, len - got);
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+		if (memcmp(buf, msg, got))
+			break;
+	}
+	if (got == len && !memcmp(buf, msg, len))
+		return 0;
+	if (got && !strncmp(buf, MSG_ERROR, got < elen ? got : elen)) {
+		/* The peer's reason, up to its newline. */
+		while (got < sizeof(buf) - 1 && !memchr(buf, '\n', got)) {
+			n = strm_io_read(io, buf + got, 1);
+			if (n <= 0)
+				break;
+			got += (size_t)n;
+		}
+		buf[got] = 0;
+		buf[strcspn(buf, "\n")] = 0;
+		if (strlen(buf) > elen) {
+			snprintf(err, errlen, "the target refused: %s", buf + elen);
+			return -ECONNREFUSED;
+		}
+	}
+	if (n < 0) {
+		snprintf(err, errlen, "%s: %s", what, io_strerror((int)n));
+		return (int)n;
+	}
+	if (got < len && !n) {
+		snprintf(err, errlen, "%s: connection closed", what);
+		return -ECONNRESET;
+	}
+	snprintf(err, errlen, "%s: unexpected bytes from the peer", what);
+	return -EPROTO;
+}
+
+static int write_msg(struct strm_io *io, const void *msg, size_t len)
+{
+	int rc = strm_io_write(io, msg, len);
+
+	return rc ?: strm_io_flush(io);
+}
+
+/* ---- progress events (worker -> loop) ----------------------------------- */
+
+static void push_line(struct mig_job *j, yajl_gen g)
+{
+	struct ctl_mig *mig = j->mig;
+	struct mig_ev *e;
+	char *buf;
+	size_t len;
+
+	if (xlm_gen_finish(g, &buf, &len))
+		return;
+	e = calloc(1, sizeof(*e));
+	if (!e) {
+		free(buf);
+		return;
+	}
+	e->job = j;
+	e->line = buf;
+	e->len = len;
+	pthread_mutex_lock(&mig->lock);
+	if (mig->ev_closed) {
+		pthread_mutex_unlock(&mig->lock);
+		free(buf);
+		free(e);
+		return;
+	}
+	if (mig->ev_tail)
+		mig->ev_tail->next = e;
+	else
+		mig->ev_head = e;
+	mig->ev_tail = e;
+	if (mig->async_open)
+		uv_async_send(&mig->async);
+	pthread_mutex_unlock(&mig->lock);
+}
+
+static void on_progress(void *opaque, const struct mig_progress *p)
+{
+	struct mig_job *j = opaque;
+	yajl_gen g = xlm_event_begin("migrate-progress");
+
+	if (!g)
+		return;
+	if (xlm_gen_kv_str(g, "domain", j->name) ||
+	    xlm_gen_kv_str(g, "phase", p->phase ? p->phase : "round") ||
+	    xlm_gen_kv_int(g, "round", p->round) ||
+	    xlm_gen_kv_int(g, "pages_left", (long long)p->pages_left) ||
+	    xlm_gen_kv_double(g, "dirty_rate", p->dirty_rate) ||
+	    xlm_gen_kv_double(g, "dirty_mib_s", p->dirty_rate * 4096 / (1 << 20)) ||
+	    xlm_gen_kv_double(g, "bandwidth", p->bandwidth) ||
+	    xlm_gen_kv_double(g, "bandwidth_mib_s", p->bandwidth / (1 << 20)) ||
+	    xlm_gen_kv_double(g, "predicted_downtime_ms", p->predicted_downtime_ms) ||
+	    xlm_gen_kv_int(g, "throttle_pct", p->throttle_pct) ||
+	    xlm_gen_kv_int(g, "bytes_sent", (long long)p->bytes_sent)) {
+		yajl_gen_free(g);
+		return;
+	}
+	push_line(j, g);
+}
+
+/* A handshake step, for the client's progress line. */
+static void phase_event(struct mig_job *j, const char *phase)
+{
+	yajl_gen g = xlm_event_begin("migrate-progress");
+
+	if (!g)
+		return;
+	if (xlm_gen_kv_str(g, "domain", j->name) || xlm_gen_kv_str(g, "phase", phase)) {
+		yajl_gen_free(g);
+		return;
+	}
+	push_line(j, g);
+}
+
+/* Loop thread. only: deliver just that job's events (before its reply),
+ * keeping the others queued in order; NULL: all. */
+static void drain_events(struct ctl_mig *mig, struct mig_job *only)
+{
+	struct mig_ev *e, *next, *keep = NULL, *keep_tail = NULL;
+
+	pthread_mutex_lock(&mig->lock);
+	e = mig->ev_head;
+	mig->ev_head = mig->ev_tail = NULL;
+	pthread_mutex_unlock(&mig->lock);
+	for (; e; e = next) {
+		struct ctl_client *cl = e->job->cl;
+
+		next = e->next;
+		e->next = NULL;
+		if (only && e->job != only) {
+			if (keep_tail)
+				keep_tail->next = e;
+			else
+				keep = e;
+			keep_tail = e;
+			continue;
+		}
+		if (!cl->closing && !cl->dead)
+			ctl__send(cl, e->line, e->len);
+		else
+			free(e->line);
+		free(e);
+	}
+	if (keep) {
+		pthread_mutex_lock(&mig->lock);
+		keep_tail->next = mig->ev_head;
+		if (!mig->ev_head)
+			mig->ev_tail = keep_tail;
+		mig->ev_head = keep;
+		pthread_mutex_unlock(&mig->lock);
+	}
+}
+
+static void async_cb(uv_async_t *a)
+{
+	drain_events(a->data, NULL);
+}
+
+/* ---- connecting (source side) ------------------------------------------- */
+
+static void job_set_fd(struct mig_job *j, int fd)
+{
+	pthread_mutex_lock(&j->mig->lock);
+	j->fd = fd;
+	pthread_mutex_unlock(&j->mig->lock);
+}
+
+/* Connects to the target, TLS unless insecure, reads the banner. */
+static int connect_target(struct mig_job *j, int timeout_ms, struct strm_io **out, int *fdp,
+			  char *err, size_t errlen)
+{
+	char host[256], why[1024] = "";
+	struct strm_io *io = NULL;
+	int fd = -1, rc;
+
+	rc = strm_tcp_connect(j->host, timeout_ms, &fd, host, sizeof(host), why, sizeof(why));
+	if (rc) {
+		snprintf(err, errlen, "cannot connect to %s: %s", j->host,
+			 why[0] ? why : ferry_strerror(rc));
+		return rc;
+	}
+	if (j->insecure) {
+		rc = strm_io_fd(fd, true, &io);
+		if (rc) {
+			close(fd);
+			snprintf(err, errlen, "out of memory");
+			return rc;
+		}
+	} else {
+		/* On failure the handshake has closed fd. */
+		rc = strm_io_tls_client(j->mig->tls, fd, host, &io, why, sizeof(why));
+		if (rc) {
+			snprintf(err, errlen, "%s", why[0] ? why : ferry_strerror(rc));
+			return rc;
+		}
+	}
+	set_timeout(fd, BANNER_MS); /* after the TLS handshake, which sets its own */
+	job_set_fd(j, fd);
+	rc = read_msg(io, MSG_BANNER, sizeof(MSG_BANNER) - 1, "waiting for the target's banner",
+		      why, sizeof(why));
+	if (rc) {
+		snprintf(err, errlen, "%s: %s%s", j->host, why,
+			 j->insecure ? " (is the target listening with TLS? --insecure must be "
+				       "given on both ends)" : "");
+		job_set_fd(j, -1);
+		strm_io_close(io);
+		return rc;
+	}
+	*out = io;
+	*fdp = fd;
+	return 0;
+}
+
+static void close_conn(struct mig_job *j, struct strm_io *io)
+{
+	job_set_fd(j, -1);
+	strm_io_close(io);
+}
+
+/*
+ * Asks the target whether it runs NAME: 1 running, 2 paused, 0 absent,
+ * or -errno when it cannot be asked.
+ */
+static int query_once(struct mig_job *j, char *err, size_t errlen)
+{
+	struct strm_io *io;
+	char line[HYP_NAME_MAX + 32], buf[32];
+	size_t got = 0;
+	int fd, rc;
+
+	rc = connect_target(j, QUERY_CONNECT_MS, &io, &fd, err, errlen);
+	if (rc)
+		return rc;
+	set_timeout(fd, QUERY_ANSWER_MS);
+	snprintf(line, sizeof(line), "%s%s\n", MSG_QUERY, j->name);
+	rc = write_msg(io, line, strlen(line));
+	while (!rc && got < sizeof(buf) - 1 && !memchr(buf, '\n', got)) {
+		ssize_t n = strm_io_read(io, buf + got, 1);
+
+		if (n <= 0) {
+			rc = n ? (int)n : -ECONNRESET;
+			break;
+		}
+		got += (size_t)n;
+	}
+	close_conn(j, io);
+	if (rc) {
+		snprintf(err, errlen, "query to %s: %s", j->host, io_strerror(rc));
+		return rc;
+	}
+	buf[got] = 0;
+	if (!strcmp(buf, "running\n"))
+		return 1;
+	if (!strcmp(buf, "paused\n"))
+		return 2;
+	if (!strcmp(buf, "absent\n"))
+		return 0;
+	snprintf(err, errlen, "query to %s: unexpected answer", j->host);
+	return -EPROTO;
+}
+
+/* ---- the source copy's fate --------------------------------------------- */
+
+/* Renames back, lifts the fence, unpauses. */
+static int resume_source(struct hyp *h, uint32_t domid, const char *name)
+{
+	int rc = hyp_domain_rename(h, domid, name);
+
+	if (rc)
+		log_err("d%u: cannot rename back to '%s': %s", domid, name, ferry_strerror(rc));
+	hyp_domain_set_fenced(h, domid, false);
+	rc = hyp_domain_unpause(h, domid);
+	if (rc)
+		log_err("d%u: cannot resume: %s", domid, ferry_strerror(rc));
+	else
+		log_info("d%u: '%s' runs here again", domid, name);
+	return rc;
+}
+
+static bool mig_stopping(struct ctl_mig *mig)
+{
+	bool s;
+
+	pthread_mutex_lock(&mig->lock);
+	s = mig->stopping;
+	pthread_mutex_unlock(&mig->lock);
+	return s;
+}
+
+/*
+ * After go, with the connection lost: asks the target every second for up
+ * to QUERY_TOTAL_S. Destroys or resumes the fenced source copy, or leaves it
+ * fenced (j->fenced) when the target cannot be reached.
+ */
+static void resolve_by_query(struct mig_job *j, const char *why)
+{
+	char qerr[1024] = "";
+	double t0 = now_s();
+	int ans = -EHOSTUNREACH;
+
+	log_warn("d%u: %s; asking %s whether it runs '%s'", j->domid, why, j->host, j->name);
+	phase_event(j, "query");
+	while (!mig_stopping(j->mig)) {
+		double t = now_s();
+
+		ans = query_once(j, qerr, sizeof(qerr));
+		if (ans >= 0 || now_s() - t0 >= QUERY_TOTAL_S)
+			break;
+		if (now_s() - t < 1.0)
+			usleep((useconds_t)((1.0 - (now_s() - t)) * 1e6));
+	}
+	if (ans > 0) {
+		j->downtime_ms = (now_s() - j->rep.pause_at) * 1000;
+		hyp_domain_destroy(j->h, j->domid);
+		log_info("d%u: %s reports '%s' %s there; destroyed the copy here", j->domid,
+			 j->host, j->name, ans == 1 ? "running" : "paused");
+		j->resolved_by_query = true;
+		j->outcome = "migrated";
+		j->rc = 0;
+		return;
+	}
+	if (ans == 0) {
+		resume_source(j->h, j->domid, j->name);
+		j->outcome = "resumed";
+		/* For migrate-resolve this is the answer it asked for. */
+		j->rc = j->kind == JOB_QUERY ? 0 : -ECONNRESET;
+		snprintf(j->err, sizeof(j->err),
+			 "migration of '%s' to %s failed (%s); the target does not have it, so "
+			 "it runs here again", j->name, j->host, why);
+		return;
+	}
+	j->fenced = true;
+	j->outcome = "fenced";
+	j->rc = -EHOSTUNREACH;
+	snprintf(j->err, sizeof(j->err),
+		 "migration of '%s' to %s: %s, and the target cannot be asked (%s); the domain "
+		 "stays paused and fenced here as '%s' (it may be running on %s): run "
+		 "'xl migrate-resolve %s' (or --resume / --destroy once you know)",
+		 j->name, j->host, why, qerr[0] ? qerr : "ferryd is stopping", j->away, j->host,
+		 j->away);
+	log_err("%s", j->err);
+}
+
+/* ---- the migrate job (thread pool) -------------------------------------- */
+
+static void do_migrate(uv_work_t *w)
+{
+	struct mig_job *j = w->data;
+	struct hyp_dom_config cfg;
+	struct strm_io *io = NULL;
+	char why[1024] = "", *json = NULL;
+	uint8_t status = 0xff;
+	int fd, rc;
+
+	rc = connect_target(j, CONNECT_MS, &io, &fd, j->err, sizeof(j->err));
+	if (rc) {
+		j->rc = rc;
+		log_err("d%u: migration to %s: %s", j->domid, j->host, j->err);
+		return;
+	}
+	if (__atomic_load_n(&j->cancel, __ATOMIC_SEQ_CST)) {
+		close_conn(j, io);
+		j->rc = -ECANCELED;
+		snprintf(j->err, sizeof(j->err), "migration of '%s' cancelled; it keeps running",
+			 j->name);
+		return;
+	}
+	rc = hyp_domain_config(j->h, j->domid, &cfg) ?: xlm_cfg_to_json(&cfg, &json);
+	if (rc) {
+		close_conn(j, io);
+		j->rc = rc;
+		snprintf(j->err, sizeof(j->err), "domain '%s': cannot encode its config: %s",
+			 j->name, ferry_strerror(rc));
+		return;
+	}
+	j->o.config_json = json;
+	j->o.cancel = &j->cancel;
+	j->o.progress = on_progress;
+	j->o.opaque = j;
+	set_timeout(fd, STREAM_MS);
+	log_info("d%u: migrating '%s' to %s%s", j->domid, j->name, j->host,
+		 j->insecure ? " (plain TCP)" : " (TLS)");
+	rc = mig_live_send(j->h, j->domid, io, &j->o, &j->rep, why, sizeof(why));
+	free(json);
+	j->o.config_json = NULL;
+	if (rc) {
+		/* The domain runs again. The target may have said why it stopped. */
+		char terr[600] = "";
+
+		if (rc != -ECANCELED) {
+			set_timeout(fd, 1000);
+			if (read_msg(io, MSG_READY, sizeof(MSG_READY), "", terr, sizeof(terr)) !=
+			    -ECONNREFUSED)
+				terr[0] = 0;
+		}
+		close_conn(j, io);
+		j->rc = rc;
+		if (rc == -ECANCELED)
+			snprintf(j->err, sizeof(j->err), "migration of '%s' to %s cancelled; it "
+				 "keeps running here", j->name, j->host);
+		else if (!terr[0] && (rc == -EPIPE || rc == -ECONNRESET))
+			/* The target hung up mid-stream; its reason died with the
+			 * connection (a reset drops what it sent). */
+			snprintf(j->err, sizeof(j->err), "migration of '%s' to %s failed: %s; the "
+				 "target closed the connection (its ferryd log says why, e.g. "
+				 "not enough memory); it keeps running here", j->name, j->host,
+				 why[0] ? why : ferry_strerror(rc));
+		else
+			snprintf(j->err, sizeof(j->err), "migration of '%s' to %s failed: %s%s%s; "
+				 "it keeps running here", j->name, j->host,
+				 why[0] ? why : ferry_strerror(rc), terr[0] ? "; " : "", terr);
+		log_err("d%u: %s", j->domid, j->err);
+		return;
+	}
+	/* Stream complete; the domain is paused. */
+	phase_event(j, "handshake");
+	set_timeout(fd, READY_MS);
+	rc = read_msg(io, MSG_READY, sizeof(MSG_READY), "waiting for the target to confirm",
+		      why, sizeof(why));
+	pthread_mutex_lock(&j->mig->lock);
+	if (!rc && __atomic_load_n(&j->cancel, __ATOMIC_SEQ_CST)) {
+		rc = -ECANCELED;
+		snprintf(why, sizeof(why), "cancelled before the switchover");
+	}
+	if (!rc) {
+		snprintf(j->away, sizeof(j->away), "%.*s%s",
+			 (int)(HYP_NAME_MAX - 1 - strlen(AWAY_SUFFIX)), j->name, AWAY_SUFFIX);
+		rc = hyp_domain_rename(j->h, j->domid, j->away);
+		if (rc)
+			snprintf(why, sizeof(why), "cannot rename the domain to '%s': %s",
+				 j->away, ferry_strerror(rc));
+	}
+	if (!rc)
+		rc = hyp_domain_set_fenced(j->h, j->domid, true);
+	if (!rc)
+		j->after_go = true;
+	pthread_mutex_unlock(&j->mig->lock);
+	if (rc) {
+		/* Before go: the target drops NAME--incoming when we hang up. */
+		close_conn(j, io);
+		hyp_domain_set_fenced(j->h, j->domid, false);
+		hyp_domain_rename(j->h, j->domid, j->name);
+		hyp_domain_unpause(j->h, j->domid);
+		j->rc = rc;
+		snprintf(j->err, sizeof(j->err), "migration of '%s' to %s %s: %s; it runs here "
+			 "again", j->name, j->host, rc == -ECANCELED ? "cancelled" : "failed", why);
+		log_err("d%u: %s", j->domid, j->err);
+		return;
+	}
+	/* The point of no return. */
+	phase_event(j, "go");
+	set_timeout(fd, GO_MS);
+	rc = write_msg(io, MSG_GO, sizeof(MSG_GO));
+	if (rc)
+		snprintf(why, sizeof(why), "sending go: %s", io_strerror(rc));
+	else
+		rc = read_msg(io, MSG_REPORT, sizeof(MSG_REPORT), "waiting for the target's report",
+			      why, sizeof(why));
+	if (!rc) {
+		rc = strm_io_read_full(io, &status, 1);
+		if (rc)
+			snprintf(why, sizeof(why), "reading the target's status: %s",
+				 io_strerror(rc));
+	}
+	if (rc) {
+		close_conn(j, io);
+		resolve_by_query(j, why);
+		return;
+	}
+	if (status == 0) {
+		j->downtime_ms = (now_s() - j->rep.pause_at) * 1000;
+		close_conn(j, io);
+		hyp_domain_destroy(j->h, j->domid);
+		j->outcome = "migrated";
+		log_info("d%u: '%s' runs on %s now; destroyed here (downtime %.0f ms, %" PRIu64
+			 " bytes, %u rounds)", j->domid, j->name, j->host, j->downtime_ms,
+			 j->rep.bytes_sent, j->rep.rounds);
+		return;
+	}
+	/* The target could not start it and destroyed its copy; as Xen, it
+	 * hands the domain back with the go message. */
+	rc = read_msg(io, MSG_GO, sizeof(MSG_GO), "waiting for the domain back", why,
+		      sizeof(why));
+	close_conn(j, io);
+	if (rc) {
+		resolve_by_query(j, why);
+		return;
+	}
+	resume_source(j->h, j->domid, j->name);
+	j->rc = -FERRY_EPROTO;
+	j->outcome = "resumed";
+	snprintf(j->err, sizeof(j->err), "migration of '%s': the target could not start it "
+		 "(status %u, see its log); it runs here again", j->name, status);
+	log_err("d%u: %s", j->domid, j->err);
+}
+
+static void do_query(uv_work_t *w)
+{
+	struct mig_job *j = w->data;
+
+	resolve_by_query(j, "migrate-resolve");
+}
+
+static void fence_put(struct ctl_mig *mig, struct fence_rec *f)
+{
+	pthread_mutex_lock(&mig->lock);
+	f->next = mig->fences;
+	mig->fences = f;
+	pthread_mutex_unlock(&mig->lock);
+}
+
+static void fence_record(struct ctl_mig *mig, const struct mig_job *j)
+{
+	struct fence_rec *f = calloc(1, sizeof(*f));
+
+	if (!f)
+		return;
+	f->domid = j->domid;
+	snprintf(f->name, sizeof(f->name), "%s", j->name);
+	snprintf(f->host, sizeof(f->host), "%s", j->host);
+	f->insecure = j->insecure;
+	fence_put(mig, f);
+}
+
+/* Removes and returns the record of domid (caller frees), or NULL. */
+static struct fence_rec *fence_take(struct ctl_mig *mig, uint32_t domid)
+{
+	struct fence_rec **pp, *f = NULL;
+
+	pthread_mutex_lock(&mig->lock);
+	for (pp = &mig->fences; *pp; pp = &(*pp)->next) {
+		if ((*pp)->domid == domid) {
+			f = *pp;
+			*pp = f->next;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&mig->lock);
+	return f;
+}
+
+static int gen_report(yajl_gen g, const struct mig_job *j)
+{
+	int rc = xlm_gen_map_open(g) ?:
+		 xlm_gen_kv_int(g, "domid", j->domid) ?:
+		 xlm_gen_kv_str(g, "domain", j->name) ?:
+		 xlm_gen_kv_str(g, "host", j->host) ?:
+		 xlm_gen_kv_str(g, "outcome", j->outcome ? j->outcome : "migrated") ?:
+		 xlm_gen_kv_bool(g, "resolved_by_query", j->resolved_by_query);
+
+	if (rc || j->kind != JOB_MIGRATE)
+		return rc ?: xlm_gen_map_close(g);
+	rc = xlm_gen_kv_double(g, "total_s", j->rep.total_s) ?:
+	     xlm_gen_kv_double(g, "downtime_ms", j->downtime_ms) ?:
+	     xlm_gen_kv_double(g, "predicted_downtime_ms", j->rep.predicted_downtime_ms) ?:
+	     xlm_gen_kv_int(g, "bytes_sent", (long long)j->rep.bytes_sent) ?:
+	     xlm_gen_kv_int(g, "rounds", j->rep.rounds) ?:
+	     xlm_gen_str(g, "pages_per_round") ?: xlm_gen_array_open(g);
+	/* Live rounds 0..rounds-1, then stop-and-copy. */
+	for (unsigned i = 0; !rc && i <= j->rep.rounds && i <= MIG_MAX_ROUNDS_LIMIT; i++)
+		rc = yajl_gen_integer(g, (long long)j->rep.pages_per_round[i]) ? -EINVAL : 0;
+	return rc ?: xlm_gen_array_close(g) ?:
+	       xlm_gen_kv_int(g, "throttle_pct", j->rep.throttle_pct) ?:
+	       xlm_gen_kv_int(g, "zero_pages", (long long)j->rep.zero_pages) ?:
+	       xlm_gen_map_close(g);
+}
+
+static void job_unlink(struct mig_job *j)
+{
+	struct mig_job **pp;
+
+	pthread_mutex_lock(&j->mig->lock);
+	for (pp = &j->mig->jobs; *pp; pp = &(*pp)->next) {
+		if (*pp == j) {
+			*pp = j->next;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&j->mig->lock);
+}
+
+static void job_done(uv_work_t *w, int status)
+{
+	struct mig_job *j = w->data;
+	struct ctl_client *cl = j->cl;
+	yajl_gen g;
+	char *buf;
+	size_t len;
+
+	drain_events(j->mig, j); /* its progress goes out before its reply */
+	job_unlink(j);
+	if (j->fenced)
+		fence_record(j->mig, j);
+	cl->busy--;
+	if (cl->closing || cl->dead)
+		goto out;
+	if (j->rc) {
+		ctl__reply_error(cl, j->id, j->has_id, j->rc, "%s", j->err);
+		goto out;
+	}
+	g = xlm_reply_begin(j->id, j->has_id);
+	if (!g)
+		goto out;
+	if (!gen_report(g, j) && !xlm_gen_finish(g, &buf, &len))
+		ctl__send(cl, buf, len);
+	else
+		yajl_gen_free(g);
+out:
+	ctl__client_release(cl);
+	free(j);
+}
+
+static struct mig_job *job_new(struct ctl_client *cl, const struct xlm_req *req,
+			       enum job_kind kind)
+{
+	struct mig_job *j = calloc(1, sizeof(*j));
+
+	if (!j) {
+		ctl__reply_error(cl, req->id, req->has_id, -ENOMEM, "out of memory");
+		return NULL;
+	}
+	j->kind = kind;
+	j->cl = cl;
+	j->id = req->id;
+	j->has_id = req->has_id;
+	j->srv = cl->srv;
+	j->mig = cl->srv->mig;
+	j->h = cl->srv->hyp;
+	j->fd = -1;
+	j->work.data = j;
+	return j;
+}
+
+static void job_start(struct mig_job *j, uv_work_cb fn)
+{
+	pthread_mutex_lock(&j->mig->lock);
+	j->next = j->mig->jobs;
+	j->mig->jobs = j;
+	pthread_mutex_unlock(&j->mig->lock);
+	j->cl->busy++;
+	uv_queue_work(j->srv->loop, &j->work, fn, job_done);
+}
+
+/* Under mig->lock. */
+static struct mig_job *job_find_locked(struct ctl_mig *mig, uint32_t domid)
+{
+	for (struct mig_job *j = mig->jobs; j; j = j->next)
+		if (j->domid == domid)
+			return j;
+	return NULL;
+}
+
+/* ---- ops ---------------------------------------------------------------- */
+
+#define REPLY_ERR(cl, req, err, ...) \
+	ctl__reply_error(cl, (req)->id, (req)->has_id, err, __VA_ARGS__)
+
+static bool args_int(const struct xlm_req *req, const char *key, long long *out)
+{
+	yajl_val v;
+
+	if (!req->args)
+		return false;
+	v = yajl_tree_get(req->args, (const char *[]){ key, NULL }, yajl_t_number);
+	if (!v || !YAJL_IS_INTEGER(v))
+		return false;
+	*out = YAJL_GET_INTEGER(v);
+	return true;
+}
+
+/* Parses the tuning args into j->o; replies and returns -EINVAL if bad. */
+static int migrate_opts(struct ctl_client *cl, const struct xlm_req *req, struct mig_job *j)
+{
+	const char *nc = xlm_args_str(req, "no_converge"), *comp = xlm_args_str(req, "compress");
+	long long v;
+
+	j->o.downtime_ms = 300;
+	j->o.max_rounds = 30;
+	j->o.no_converge = MIG_NC_THROTTLE;
+	if (args_int(req, "downtime_ms", &v)) {
+		if (v < 1 || v > 600000) {
+			REPLY_ERR(cl, req, -EINVAL, "downtime_ms: expected 1 to 600000");
+			return -EINVAL;
+		}
+		j->o.downtime_ms = (uint32_t)v;
+	}
+	if (args_int(req, "max_rounds", &v)) {
+		if (v < 1 || v > MIG_MAX_ROUNDS_LIMIT) {
+			REPLY_ERR(cl, req, -EINVAL, "max_rounds: expected 1 to %d",
+				  MIG_MAX_ROUNDS_LIMIT);
+			return -EINVAL;
+		}
+		j->o.max_rounds = (unsigned)v;
+	}
+	if (args_int(req, "bandwidth", &v)) {
+		if (v < 0) {
+			REPLY_ERR(cl, req, -EINVAL, "bandwidth: expected bytes/s >= 0");
+			return -EINVAL;
+		}
+		j->o.bandwidth = (uint64_t)v;
+	}
+	if (nc) {
+		if (!strcmp(nc, "throttle")) {
+			j->o.no_converge = MIG_NC_THROTTLE;
+		} else if (!strcmp(nc, "abort")) {
+			j->o.no_converge = MIG_NC_ABORT;
+		} else if (!strcmp(nc, "force")) {
+			j->o.no_converge = MIG_NC_FORCE;
+		} else {
+			REPLY_ERR(cl, req, -EINVAL, "no_converge: expected throttle, abort or "
+				  "force, not '%s'", nc);
+			return -EINVAL;
+		}
+	}
+	if (comp && !strcmp(comp, "auto")) {
+		j->o.codec = STRM_CODEC_LZ4;
+		j->o.codec_auto = true;
+	} else if (comp && strm_codec_parse(comp, &j->o.codec)) {
+		REPLY_ERR(cl, req, -EINVAL, "compress: expected none, lz4, zstd or auto, not '%s'",
+			  comp);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+void ctl__op_migrate(struct ctl_client *cl, const struct xlm_req *req)
+{
+	struct ctl_mig *mig = cl->srv->mig;
+	const char *dom = xlm_args_str(req, "domain"), *host = xlm_args_str(req, "host");
+	struct hyp_dom_info info;
+	struct mig_job *j;
+	bool busy;
+
+	if (!dom || !host || !*host) {
+		REPLY_ERR(cl, req, -EINVAL, "migrate: expected \"domain\" and \"host\"");
+		return;
+	}
+	j = job_new(cl, req, JOB_MIGRATE);
+	if (!j)
+		return;
+	if (hyp_domain_lookup(j->h, dom, &j->domid) || hyp_domain_info(j->h, j->domid, &info)) {
+		REPLY_ERR(cl, req, -ENOENT, "domain '%s' does not exist", dom);
+		goto fail;
+	}
+	if (info.fenced) {
+		REPLY_ERR(cl, req, -EPERM, "domain '%s' is fenced after a migration; see xl "
+			  "migrate-resolve", info.name);
+		goto fail;
+	}
+	if (info.state != HYP_DOM_RUNNING && info.state != HYP_DOM_BLOCKED) {
+		REPLY_ERR(cl, req, -EINVAL, "domain '%s' is %s; only a running domain migrates",
+			  info.name, hyp_state_name(info.state));
+		goto fail;
+	}
+	snprintf(j->name, sizeof(j->name), "%s", info.name);
+	snprintf(j->host, sizeof(j->host), "%s", host);
+	j->insecure = xlm_args_bool(req, "insecure") || cl->srv->opts->insecure;
+	if (!j->insecure && !mig->tls) {
+		REPLY_ERR(cl, req, -EINVAL, "ferryd has no TLS certificate (start it with "
+			  "--tls-dir), or migrate with --insecure on both ends");
+		goto fail;
+	}
+	if (migrate_opts(cl, req, j))
+		goto fail;
+	pthread_mutex_lock(&mig->lock);
+	busy = job_find_locked(mig, j->domid) != NULL;
+	pthread_mutex_unlock(&mig->lock);
+	if (busy) {
+		REPLY_ERR(cl, req, -EBUSY, "domain '%s' is already migrating", j->name);
+		goto fail;
+	}
+	job_start(j, do_migrate);
+	return;
+fail:
+	free(j);
+}
+
+void ctl__op_migrate_cancel(struct ctl_client *cl, const struct xlm_req *req)
+{
+	struct ctl_mig *mig = cl->srv->mig;
+	const char *dom = xlm_args_str(req, "domain");
+	struct mig_job *j;
+	uint32_t domid;
+	yajl_gen g;
+	char *buf;
+	size_t len;
+	int rc = 0;
+
+	if (!dom) {
+		REPLY_ERR(cl, req, -EINVAL, "migrate-cancel: expected \"domain\"");
+		return;
+	}
+	if (hyp_domain_lookup(cl->srv->hyp, dom, &domid)) {
+		REPLY_ERR(cl, req, -ENOENT, "domain '%s' does not exist", dom);
+		return;
+	}
+	pthread_mutex_lock(&mig->lock);
+	j = job_find_locked(mig, domid);
+	if (!j || j->kind != JOB_MIGRATE)
+		rc = -ENOENT;
+	else if (j->after_go)
+		rc = -EBUSY;
+	else
+		__atomic_store_n(&j->cancel, 1, __ATOMIC_SEQ_CST);
+	pthread_mutex_unlock(&mig->lock);
+	if (rc == -ENOENT) {
+		REPLY_ERR(cl, req, rc, "no migration of '%s' is running", dom);
+		return;
+	}
+	if (rc) {
+		REPLY_ERR(cl, req, rc, "too late to cancel the migration of '%s': the "
+			  "switchover has begun (go was sent)", dom);
+		return;
+	}
+	log_info("d%u: migration cancel requested", domid);
+	g = xlm_reply_begin(req->id, req->has_id);
+	if (!g)
+		return;
+	if (!(xlm_gen_map_open(g) ?: xlm_gen_kv_int(g, "domid", domid) ?:
+	      xlm_gen_kv_bool(g, "cancelled", true) ?: xlm_gen_map_close(g)) &&
+	    !xlm_gen_finish(g, &buf, &len))
+		ctl__send(cl, buf, len);
+	else
+		yajl_gen_free(g);
+}
+
+static void reply_resolved(struct ctl_client *cl, const struct xlm_req *req, uint32_t domid,
+			   const char *outcome)
+{
+	yajl_gen g = xlm_reply_begin(req->id, req->has_id);
+	char *buf;
+	size_t len;
+
+	if (!g)
+		return;
+	if (!(xlm_gen_map_open(g) ?: xlm_gen_kv_int(g, "domid", domid) ?:
+	      xlm_gen_kv_str(g, "outcome", outcome) ?: xlm_gen_map_close(g)) &&
+	    !xlm_gen_finish(g, &buf, &len))
+		ctl__send(cl, buf, len);
+	else
+		yajl_gen_free(g);
+}
+
+void ctl__op_migrate_resolve(struct ctl_client *cl, const struct xlm_req *req)
+{
+	struct ctl_mig *mig = cl->srv->mig;
+	struct hyp *h = cl->srv->hyp;
+	const char *dom = xlm_args_str(req, "domain"), *action = xlm_args_str(req, "action");
+	char away[HYP_NAME_MAX + 32], name[HYP_NAME_MAX];
+	struct hyp_dom_info info;
+	struct fence_rec *f;
+	struct mig_job *j;
+	uint32_t domid;
+	size_t n, sl = strlen(AWAY_SUFFIX);
+	bool busy;
+	int rc;
+
+	if (!action)
+		action = "query";
+	if (!dom || (strcmp(action, "query") && strcmp(action, "resume") &&
+		     strcmp(action, "destroy"))) {
+		REPLY_ERR(cl, req, -EINVAL, "migrate-resolve: expected \"domain\" and \"action\" "
+			  "query, resume or destroy");
+		return;
+	}
+	snprintf(away, sizeof(away), "%s%s", dom, AWAY_SUFFIX);
+	if ((hyp_domain_lookup(h, dom, &domid) && hyp_domain_lookup(h, away, &domid)) ||
+	    hyp_domain_info(h, domid, &info)) {
+		REPLY_ERR(cl, req, -ENOENT, "domain '%s' does not exist", dom);
+		return;
+	}
+	if (!info.fenced) {
+		REPLY_ERR(cl, req, -EINVAL, "domain '%s' is not fenced: nothing to resolve",
+			  info.name);
+		return;
+	}
+	pthread_mutex_lock(&mig->lock);
+	busy = job_find_locked(mig, domid) != NULL;
+	pthread_mutex_unlock(&mig->lock);
+	if (busy) {
+		REPLY_ERR(cl, req, -EBUSY, "domain '%s': its migration is still resolving",
+			  info.name);
+		return;
+	}
+	n = strlen(info.name);
+	snprintf(name, sizeof(name), "%.*s",
+		 (int)(n > sl && !strcmp(info.name + n - sl, AWAY_SUFFIX) ? n - sl : n), info.name);
+	if (!strcmp(action, "destroy")) {
+		rc = hyp_domain_destroy(h, domid);
+		if (rc) {
+			REPLY_ERR(cl, req, rc, "cannot destroy '%s': %s", info.name,
+				  ferry_strerror(rc));
+			return;
+		}
+		free(fence_take(mig, domid));
+		log_info("d%u: fenced '%s' destroyed by the operator", domid, info.name);
+		reply_resolved(cl, req, domid, "destroyed");
+		return;
+	}
+	if (!strcmp(action, "resume")) {
+		rc = hyp_domain_rename(h, domid, name);
+		if (rc) {
+			REPLY_ERR(cl, req, rc, "cannot rename '%s' back to '%s': %s; it stays "
+				  "fenced", info.name, name, ferry_strerror(rc));
+			return;
+		}
+		free(fence_take(mig, domid));
+		hyp_domain_set_fenced(h, domid, false);
+		rc = hyp_domain_unpause(h, domid);
+		if (rc) {
+			REPLY_ERR(cl, req, rc, "cannot unpause '%s': %s", name, ferry_strerror(rc));
+			return;
+		}
+		log_info("d%u: fenced '%s' resumed as '%s' by the operator", domid, info.name,
+			 name);
+		reply_resolved(cl, req, domid, "resumed");
+		return;
+	}
+	/* query: the automatic resolution once more, on the thread pool */
+	f = fence_take(mig, domid);
+	if (!f) {
+		REPLY_ERR(cl, req, -ENOENT, "no record of where '%s' went; decide with --resume "
+			  "or --destroy", info.name);
+		return;
+	}
+	if (!f->insecure && !mig->tls) {
+		fence_put(mig, f);
+		REPLY_ERR(cl, req, -EINVAL, "ferryd has no TLS certificate to ask the target with");
+		return;
+	}
+	j = job_new(cl, req, JOB_QUERY);
+	if (!j) {
+		fence_put(mig, f);
+		return;
+	}
+	j->domid = domid;
+	snprintf(j->name, sizeof(j->name), "%s", f->name);
+	snprintf(j->away, sizeof(j->away), "%s", info.name);
+	snprintf(j->host, sizeof(j->host), "%s", f->host);
+	j->insecure = f->insecure;
+	j->rep.pause_at = now_s();
+	free(f);
+	job_start(j, do_query);
+}
+
+/* ---- target side: the receiver threads ---------------------------------- */
+
+struct rcv {
+	struct ctl_mig *mig;
+	struct hyp *h;
+	struct rcv_entry ent; /* in mig->rcvs while the thread runs */
+	char peer[INET6_ADDRSTRLEN + 8];
+	char who[320]; /* peer and certificate name, for messages */
+	char name[HYP_NAME_MAX];
+};
+
+/* Under mig->lock: another receiver working on name. */
+static bool rcv_busy_locked(struct ctl_mig *mig, const struct rcv *self, const char *name)
+{
+	for (struct rcv_entry *e = mig->rcvs; e; e = e->next)
+		if (e != &self->ent && !strcmp(e->name, name))
+			return true;
+	return false;
+}
+
+static int rcv_config(void *opaque, const char *json, struct hyp_dom_config *cfg, char *err,
+		      size_t errlen)
+{
+	struct rcv *r = opaque;
+	char perr[256];
+	yajl_val root = yajl_tree_parse(json, perr, sizeof(perr));
+	uint32_t domid;
+	bool busy;
+	int rc;
+
+	if (!root) {
+		snprintf(err, errlen, "malformed JSON config: %s", perr);
+		return -EPROTO;
+	}
+	rc = xlm_cfg_from_json(root, cfg, err, errlen);
+	yajl_tree_free(root);
+	if (rc)
+		return rc;
+	if (strlen(cfg->name) + strlen(INCOMING_SUFFIX) >= HYP_NAME_MAX) {
+		snprintf(err, errlen, "domain name '%s' is too long to receive as NAME%s",
+			 cfg->name, INCOMING_SUFFIX);
+		return -ENAMETOOLONG;
+	}
+	pthread_mutex_lock(&r->mig->lock);
+	busy = rcv_busy_locked(r->mig, r, cfg->name);
+	if (!busy)
+		snprintf(r->ent.name, sizeof(r->ent.name), "%s", cfg->name);
+	pthread_mutex_unlock(&r->mig->lock);
+	if (busy) {
+		snprintf(err, errlen, "domain '%s' is being received already", cfg->name);
+		return -EBUSY;
+	}
+	if (!hyp_domain_lookup(r->h, cfg->name, &domid)) {
+		snprintf(err, errlen, "domain '%s' already exists here (d%u)", cfg->name, domid);
+		return -EEXIST;
+	}
+	snprintf(r->name, sizeof(r->name), "%s", cfg->name);
+	snprintf(cfg->name + strlen(cfg->name), sizeof(cfg->name) - strlen(cfg->name), "%s",
+		 INCOMING_SUFFIX);
+	return 0;
+}
+
+static void rcv_send_error(struct strm_io *io, const char *why)
+{
+	char line[600];
+
+	snprintf(line, sizeof(line), "%s%s", MSG_ERROR, why);
+	for (char *p = line; *p; p++)
+		if (*p == '\n')
+			*p = ' ';
+	strcat(line, "\n");
+	write_msg(io, line, strlen(line));
+}
+
+static void rcv_stream(struct rcv *r, struct strm_io *io, const char *prefix)
+{
+	struct rst_opts o = { .paused = true, .config = rcv_config, .opaque = r };
+	struct rst_stats st = { 0 };
+	struct strm_io *pio;
+	char err[512] = "", why[600] = "";
+	uint8_t report[sizeof(MSG_REPORT) + 1];
+	uint32_t domid;
+	int rc;
+
+	rc = prefix_io_new(io, prefix, PEEK_LEN, &pio);
+	if (rc)
+		return;
+	set_timeout(r->ent.fd, STREAM_MS);
+	rc = rst_restore_domain(r->h, pio, &o, &domid, &st, err, sizeof(err));
+	strm_io_close(pio);
+	if (rc) {
+		log_err("migration from %s: cannot receive%s%s: %s", r->who, r->name[0] ? " " : "",
+			r->name, err[0] ? err : ferry_strerror(rc));
+		set_timeout(r->ent.fd, 1000);
+		rcv_send_error(io, err[0] ? err : ferry_strerror(rc));
+		return;
+	}
+	log_info("d%u: received '%s' from %s (%" PRIu64 " pages, %" PRIu64 " bytes in %.3f s); "
+		 "waiting for go", domid, r->name, r->who, st.pages, st.bytes, st.seconds);
+	set_timeout(r->ent.fd, GO_MS);
+	rc = write_msg(io, MSG_READY, sizeof(MSG_READY));
+	if (rc)
+		snprintf(why, sizeof(why), "sending ready: %s", io_strerror(rc));
+	else
+		rc = read_msg(io, MSG_GO, sizeof(MSG_GO), "waiting for go", why, sizeof(why));
+	if (rc) {
+		hyp_domain_destroy(r->h, domid);
+		log_err("d%u: migration of '%s' from %s: %s; destroyed %s%s", domid, r->name,
+			r->who, why, r->name, INCOMING_SUFFIX);
+		return;
+	}
+	/* Past the point of no return: the domain is ours. */
+	rc = hyp_domain_rename(r->h, domid, r->name);
+	if (!rc)
+		rc = hyp_domain_unpause(r->h, domid);
+	memcpy(report, MSG_REPORT, sizeof(MSG_REPORT));
+	report[sizeof(MSG_REPORT)] = rc ? (uint8_t)(-rc > 0 && -rc < 256 ? -rc : 1) : 0;
+	if (!rc) {
+		struct hyp_dom_config cfg;
+
+		if (!hyp_domain_config(r->h, domid, &cfg))
+			ctl__record_write(r->mig->srv, domid, &cfg);
+		log_info("d%u: '%s' migrated in from %s and running", domid, r->name, r->who);
+		if (write_msg(io, report, sizeof(report)))
+			log_warn("d%u: could not send the report to %s; it will ask", domid,
+				 r->who);
+		return;
+	}
+	log_err("d%u: cannot start '%s' after go: %s; destroying it and handing it back",
+		domid, r->name, ferry_strerror(rc));
+	hyp_domain_destroy(r->h, domid);
+	if (!write_msg(io, report, sizeof(report)))
+		write_msg(io, MSG_GO, sizeof(MSG_GO));
+}
+
+/* "ferry-query " was read; the rest of the line is NAME. */
+static void rcv_query(struct rcv *r, struct strm_io *io)
+{
+	char name[HYP_NAME_MAX + 1];
+	const char *answer = "absent\n";
+	struct hyp_dom_info info;
+	struct timespec deadline;
+	size_t got = 0;
+	uint32_t domid;
+
+	while (got < sizeof(name) - 1) {
+		ssize_t n = strm_io_read(io, name + got, 1);
+
+		if (n <= 0)
+			return;
+		if (name[got] == '\n')
+			break;
+		got++;
+	}
+	name[got] = 0;
+	if (got == sizeof(name) - 1 || !got)
+		return;
+	/* A receiver of NAME still deciding: wait until it has. */
+	clock_gettime(CLOCK_REALTIME, &deadline);
+	deadline.tv_sec += QUERY_WAIT_S;
+	pthread_mutex_lock(&r->mig->lock);
+	while (rcv_busy_locked(r->mig, r, name) && !r->mig->stopping &&
+	       pthread_cond_timedwait(&r->mig->cond, &r->mig->lock, &deadline) != ETIMEDOUT)
+		;
+	pthread_mutex_unlock(&r->mig->lock);
+	if (!hyp_domain_lookup(r->h, name, &domid) && !hyp_domain_info(r->h, domid, &info))
+		answer = info.state == HYP_DOM_PAUSED ? "paused\n" : "running\n";
+	log_info("migration query from %s: '%s' is %.*s", r->who, name,
+		 (int)strlen(answer) - 1, answer);
+	write_msg(io, answer, strlen(answer));
+}
+
+static void rcv_unregister(struct rcv *r)
+{
+	struct rcv_entry **pp;
+
+	pthread_mutex_lock(&r->mig->lock);
+	for (pp = &r->mig->rcvs; *pp; pp = &(*pp)->next) {
+		if (*pp == &r->ent) {
+			*pp = r->ent.next;
+			break;
+		}
+	}
+	r->ent.fd = -1;
+	pthread_cond_broadcast(&r->mig->cond);
+	pthread_mutex_unlock(&r->mig->lock);
+}
+
+static void *rcv_main(void *arg)
+{
+	struct rcv *r = arg;
+	struct ctl_mig *mig = r->mig;
+	struct strm_io *io = NULL;
+	char peer[256] = "", err[1024] = "", first[PEEK_LEN];
+	int fd = r->ent.fd, rc;
+
+	if (mig->tls) {
+		rc = strm_io_tls_server(mig->tls, fd, &io, peer, sizeof(peer), err, sizeof(err));
+		if (rc) {
+			/* The handshake closed fd. */
+			rcv_unregister(r);
+			log_warn("migration: refused a connection from %s: %s", r->peer,
+				 err[0] ? err : ferry_strerror(rc));
+			goto out;
+		}
+		snprintf(r->who, sizeof(r->who), "%s (%s)", r->peer, peer);
+	} else {
+		rc = strm_io_fd(fd, true, &io);
+		if (rc) {
+			rcv_unregister(r);
+			close(fd);
+			goto out;
+		}
+		snprintf(r->who, sizeof(r->who), "%s", r->peer);
+	}
+	set_timeout(fd, BANNER_MS);
+	rc = write_msg(io, MSG_BANNER, sizeof(MSG_BANNER) - 1);
+	if (!rc)
+		rc = strm_io_read_full(io, first, PEEK_LEN);
+	if (rc) {
+		log_info("migration: %s went away before sending anything (%s)", r->who,
+			 io_strerror(rc));
+	} else if (!memcmp(first, MSG_QUERY, PEEK_LEN)) {
+		rcv_query(r, io);
+	} else if (!memcmp(first, XL_MAGIC12, PEEK_LEN)) {
+		rcv_stream(r, io, first);
+	} else {
+		log_warn("migration: %s sent neither a migration stream nor a query; closed",
+			 r->who);
+	}
+	rcv_unregister(r);
+	strm_io_close(io);
+out:
+	pthread_mutex_lock(&mig->lock);
+	mig->nthreads--;
+	pthread_cond_broadcast(&mig->cond);
+	pthread_mutex_unlock(&mig->lock);
+	free(r);
+	return NULL;
+}
+
+static void rcv_spawn(struct ctl_mig *mig, int fd, const struct sockaddr_storage *sa)
+{
+	struct rcv *r = calloc(1, sizeof(*r));
+	char addr[INET6_ADDRSTRLEN] = "?";
+	pthread_attr_t attr;
+	pthread_t t;
+	int port = 0;
+
+	if (!r) {
+		close(fd);
+		return;
+	}
+	if (sa->ss_family == AF_INET) {
+		const struct sockaddr_in *s4 = (const void *)sa;
+
+		inet_ntop(AF_INET, &s4->sin_addr, addr, sizeof(addr));
+		port = ntohs(s4->sin_port);
+	} else if (sa->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *s6 = (const void *)sa;
+
+		inet_ntop(AF_INET6, &s6->sin6_addr, addr, sizeof(addr));
+		port = ntohs(s6->sin6_port);
+	}
+	snprintf(r->peer, sizeof(r->peer), "%s:%d", addr, port);
+	snprintf(r->who, sizeof(r->who), "%s", r->peer);
+	r->mig = mig;
+	r->h = mig->srv->hyp;
+	r->ent.fd = fd;
+	pthread_mutex_lock(&mig->lock);
+	r->ent.next = mig->rcvs;
+	mig->rcvs = &r->ent;
+	mig->nthreads++;
+	pthread_mutex_unlock(&mig->lock);
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	if (pthread_create(&t, &attr, rcv_main, r)) {
+		log_err("migration: cannot start a receiver thread for %s", r->peer);
+		rcv_unregister(r);
+		pthread_mutex_lock(&mig->lock);
+		mig->nthreads--;
+		pthread_mutex_unlock(&mig->lock);
+		close(fd);
+		free(r);
+	}
+	pthread_attr_destroy(&attr);
+}
+
+static void on_listen(uv_poll_t *p, int status, int events)
+{
+	struct ctl_mig *mig = p->data;
+
+	if (status < 0) {
+		log_warn("migration listener: %s", uv_strerror(status));
+		return;
+	}
+	for (;;) {
+		struct sockaddr_storage sa;
+		socklen_t len = sizeof(sa);
+		int fd = accept4(mig->listen_fd, (struct sockaddr *)&sa, &len, SOCK_CLOEXEC);
+
+		if (fd < 0) {
+			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+				log_warn("migration listener: accept: %s", strerror(errno));
+			return;
+		}
+		if (mig_stopping(mig)) {
+			close(fd);
+			continue;
+		}
+		rcv_spawn(mig, fd, &sa);
+	}
+}
+
+/* ---- start and stop ----------------------------------------------------- */
+
+int ctl_migrate_start(struct ctl_server *srv)
+{
+	const struct ferryd_opts *o = srv->opts;
+	struct ctl_mig *mig = calloc(1, sizeof(*mig));
+	char err[1024] = "";
+	int rc, fl;
+
+	if (!mig)
+		return -ENOMEM;
+	mig->srv = srv;
+	mig->listen_fd = -1;
+	pthread_mutex_init(&mig->lock, NULL);
+	pthread_cond_init(&mig->cond, NULL);
+	srv->mig = mig;
+	rc = uv_async_init(srv->loop, &mig->async, async_cb);
+	if (rc) {
+		log_err("migration: cannot set up progress events: %s", uv_strerror(rc));
+		return rc;
+	}
+	mig->async.data = mig;
+	mig->async_open = true;
+	if (o->tls_dir && !o->insecure) {
+		rc = strm_tls_new(o->tls_dir, o->tls_name, &mig->tls, err, sizeof(err));
+		if (rc) {
+			log_err("migration TLS: %s", err[0] ? err : ferry_strerror(rc));
+			return rc;
+		}
+		log_info("migration TLS: %s/%s.pem", o->tls_dir, o->tls_name);
+	}
+	if (!o->listen)
+		return 0;
+	rc = strm_tcp_listen(o->listen, &mig->listen_fd, err, sizeof(err));
+	if (rc) {
+		log_err("migration listener %s: %s", o->listen, err[0] ? err : ferry_strerror(rc));
+		return rc;
+	}
+	fl = fcntl(mig->listen_fd, F_GETFL);
+	if (fl < 0 || fcntl(mig->listen_fd, F_SETFL, fl | O_NONBLOCK) < 0) {
+		rc = -errno;
+		log_err("migration listener: %s", strerror(errno));
+		return rc;
+	}
+	rc = uv_poll_init(srv->loop, &mig->poll, mig->listen_fd);
+	if (!rc) {
+		mig->poll.data = mig;
+		mig->polling = true;
+		rc = uv_poll_start(&mig->poll, UV_READABLE, on_listen);
+	}
+	if (rc) {
+		log_err("migration listener: %s", uv_strerror(rc));
+		return rc;
+	}
+	log_info("migration listener on %s (%s)", o->listen,
+		 mig->tls ? "TLS 1.3" : "plain TCP, --insecure");
+	return 0;
+}
+
+void ctl_migrate_stop(struct ctl_server *srv)
+{
+	struct ctl_mig *mig = srv->mig;
+
+	if (!mig)
+		return;
+	pthread_mutex_lock(&mig->lock);
+	mig->stopping = true;
+	for (struct rcv_entry *e = mig->rcvs; e; e = e->next)
+		if (e->fd >= 0)
+			shutdown(e->fd, SHUT_RDWR);
+	for (struct mig_job *j = mig->jobs; j; j = j->next) {
+		__atomic_store_n(&j->cancel, 1, __ATOMIC_SEQ_CST);
+		if (j->fd >= 0)
+			shutdown(j->fd, SHUT_RDWR);
+	}
+	pthread_cond_broadcast(&mig->cond);
+	pthread_mutex_unlock(&mig->lock);
+	if (mig->polling) {
+		uv_poll_stop(&mig->poll);
+		uv_close((uv_handle_t *)&mig->poll, NULL);
+		mig->polling = false;
+	}
+	/* Jobs still running deliver their events in job_done. */
+	pthread_mutex_lock(&mig->lock);
+	if (mig->async_open) {
+		mig->async_open = false;
+		uv_close((uv_handle_t *)&mig->async, NULL);
+	}
+	pthread_mutex_unlock(&mig->lock);
+}
+
+void ctl_migrate_fini(struct ctl_server *srv)
+{
+	struct ctl_mig *mig = srv->mig;
+	struct mig_ev *e, *next;
+
+	if (!mig)
+		return;
+	pthread_mutex_lock(&mig->lock);
+	mig->stopping = true;
+	mig->ev_closed = true;
+	for (struct rcv_entry *r = mig->rcvs; r; r = r->next)
+		if (r->fd >= 0)
+			shutdown(r->fd, SHUT_RDWR);
+	while (mig->nthreads)
+		pthread_cond_wait(&mig->cond, &mig->lock);
+	pthread_mutex_unlock(&mig->lock);
+	for (e = mig->ev_head; e; e = next) {
+		next = e->next;
+		free(e->line);
+		free(e);
+	}
+	while (mig->fences) {
+		struct fence_rec *f = mig->fences;
+
+		mig->fences = f->next;
+		free(f);
+	}
+	if (mig->listen_fd >= 0)
+		close(mig->listen_fd);
+	strm_tls_free(mig->tls);
+	pthread_cond_destroy(&mig->cond);
+	pthread_mutex_destroy(&mig->lock);
+	free(mig);
+	srv->mig = NULL;
+}
