@@ -39,12 +39,6 @@
 #include "restore/restore.h"
 #include "stream/net.h"
 #include "xl-migrate/config.h"
-/*
- * For prefix_io below only: the target reads the first bytes to tell a
- * query from a stream and must hand them back to the restore. TODO: move
- * prefix_io into stream/ as a public strm_io_prefix() and drop this.
- */
-#include "../stream/internal-io.h"
 
 /* Xen's messages (tools/xl/xl.h); the last three are sent with their NUL. */
 static const char MSG_BANNER[] = "xl migration receiver ready, send binary domain data.\n";
@@ -164,58 +158,6 @@ static const char *io_strerror(int rc)
 	if (rc == -ENODATA)
 		return "connection closed";
 	return ferry_strerror(rc);
-}
-
-/* ---- prefix io: bytes already read, then the lower io (borrowed) ------- */
-
-struct prefix_io {
-	struct strm_io io;
-	struct strm_io *lower;
-	char buf[PEEK_LEN];
-	size_t off, len;
-};
-
-static ssize_t prefix_read(struct strm_io *io, void *buf, size_t len)
-{
-	struct prefix_io *p = container_of(io, struct prefix_io, io);
-
-	if (p->off < p->len) {
-		size_t n = p->len - p->off < len ? p->len - p->off : len;
-
-		memcpy(buf, p->buf + p->off, n);
-		p->off += n;
-		return (ssize_t)n;
-	}
-	return strm_io_read(p->lower, buf, len);
-}
-
-static int prefix_close(struct strm_io *io)
-{
-	free(container_of(io, struct prefix_io, io));
-	return 0;
-}
-
-static const struct strm_io_ops prefix_ops = {
-	.name = "prefix",
-	.read = prefix_read,
-	.close = prefix_close,
-};
-
-static int prefix_io_new(struct strm_io *lower, const void *buf, size_t len,
-			 struct strm_io **out)
-{
-	struct prefix_io *p = calloc(1, sizeof(*p));
-
-	if (!p || len > sizeof(p->buf)) {
-		free(p);
-		return -ENOMEM;
-	}
-	strm_io_init(&p->io, &prefix_ops);
-	p->lower = lower;
-	memcpy(p->buf, buf, len);
-	p->len = len;
-	*out = &p->io;
-	return 0;
 }
 
 /* ---- small wire helpers ------------------------------------------------- */
@@ -1265,7 +1207,7 @@ static void rcv_stream(struct rcv *r, struct strm_io *io, const char *prefix)
 	uint32_t domid;
 	int rc;
 
-	rc = prefix_io_new(io, prefix, PEEK_LEN, &pio);
+	rc = strm_io_prefix(io, prefix, PEEK_LEN, &pio);
 	if (rc)
 		return;
 	set_timeout(r->ent.fd, STREAM_MS);

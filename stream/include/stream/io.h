@@ -48,6 +48,12 @@ int strm_io_mem_reader(const void *buf, size_t len, struct strm_io **out);
 int strm_io_mem_writer(struct strm_io **out);
 const void *strm_io_mem_data(const struct strm_io *io, size_t *len);
 
+/*
+ * A reader returning buf (len <= 64 bytes, copied) first, then what lower
+ * (borrowed, not closed) reads: for peeking at the start of a stream.
+ */
+int strm_io_prefix(struct strm_io *lower, const void *buf, size_t len, struct strm_io **out);
+
 /* ---- frame layer --------------------------------------------------------- */
 
 enum strm_codec { STRM_CODEC_NONE, STRM_CODEC_LZ4, STRM_CODEC_ZSTD };
