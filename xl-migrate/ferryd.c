@@ -180,8 +180,22 @@ static int parse_args(int argc, char **argv, struct ferryd_opts *o)
 	return 0;
 }
 
+/* mkdir -p: missing parents are created too (0755 for parents). */
 static int mkdir_mode(const char *path, mode_t mode)
 {
+	char buf[PATH_MAX];
+
+	snprintf(buf, sizeof(buf), "%s", path);
+	for (char *p = buf + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = 0;
+		if (mkdir(buf, 0755) && errno != EEXIST) {
+			fprintf(stderr, "ferryd: cannot create %s: %s\n", buf, strerror(errno));
+			return -errno;
+		}
+		*p = '/';
+	}
 	if (mkdir(path, mode) && errno != EEXIST) {
 		fprintf(stderr, "ferryd: cannot create %s: %s\n", path, strerror(errno));
 		return -errno;
