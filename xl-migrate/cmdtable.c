@@ -112,6 +112,22 @@ const struct xlm_cmd xlm_cmds[] = {
 	{ "dmesg", xlm_cmd_dmesg,
 	  "Read dmesg buffer",
 	  "", NULL },
+	{ "xenstore-ls", xlm_cmd_xenstore_ls,
+	  "List a xenstore subtree (default /), like Xen's xenstore-ls",
+	  "[options] [Path]",
+	  "-h                      Print this help.\n"
+	  "-p                      Show each node's permissions.\n"
+	  "Talks to ferryd's xenstore socket: $XENSTORED_PATH, else\n"
+	  "xenstored/socket next to the control socket." },
+	{ "xenstore-read", xlm_cmd_xenstore_read,
+	  "Read xenstore values, one line each",
+	  "<Path>...", NULL },
+	{ "xenstore-write", xlm_cmd_xenstore_write,
+	  "Write xenstore values (parents are created)",
+	  "<Path> <Value> [<Path> <Value>]...", NULL },
+	{ "xenstore-rm", xlm_cmd_xenstore_rm,
+	  "Remove xenstore nodes and everything below them",
+	  "<Path>...", NULL },
 	{ "help", xlm_cmd_help,
 	  "Print help for a command, or the list of commands",
 	  "[<command>]", NULL },

@@ -1245,6 +1245,7 @@ static void rcv_stream(struct rcv *r, struct strm_io *io, const char *prefix)
 
 		if (!hyp_domain_config(r->h, domid, &cfg))
 			ctl__record_write(r->mig->srv, domid, &cfg);
+		ctl__xs_domain_add(r->mig->srv, domid);
 		log_info("d%u: '%s' migrated in from %s and running", domid, r->name, r->who);
 		if (write_msg(io, report, sizeof(report)))
 			log_warn("d%u: could not send the report to %s; it will ask", domid,

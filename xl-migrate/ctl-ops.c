@@ -156,6 +156,7 @@ static void op_create(struct ctl_client *cl, const struct xlm_req *req)
 		 cfg.memory_mb, cfg.vcpus, cfg.vcpus == 1 ? "" : "s",
 		 xlm_args_bool(req, "paused") ? ", paused" : "");
 	ctl__record_write(srv, domid, &cfg);
+	ctl__xs_domain_add(srv, domid);
 	reply_domid(cl, req, domid);
 }
 

@@ -267,6 +267,7 @@ static void do_restore(uv_work_t *w)
 
 		if (!hyp_domain_config(j->h, j->domid, &cfg))
 			ctl__record_write(j->srv, j->domid, &cfg);
+		ctl__xs_domain_add(j->srv, j->domid);
 	} else if (!j->err[0]) {
 		snprintf(j->err, sizeof(j->err), "restore failed: %s", ferry_strerror(j->rc));
 	}

@@ -297,6 +297,7 @@ void ctl__on_gone(struct ctl_server *srv, uint32_t domid)
 {
 	log_info("dom%u: destroyed", domid);
 	ctl__record_remove(srv, domid);
+	ctl__xs_domain_gone(srv, domid);
 	for (struct ctl_client *cl = srv->clients, *next; cl; cl = next) {
 		next = cl->next;
 		if (cl->attached && cl->attach_domid == domid) {
@@ -352,6 +353,7 @@ static void on_signal(uv_signal_t *s, int signum)
 	uv_close((uv_handle_t *)&srv->listener, NULL);
 	unlink(srv->sock_path);
 	ctl_migrate_stop(srv);
+	ctl_xs_stop(srv);
 	/*
 	 * The signal handlers stay installed (a second SIGTERM, e.g. from
 	 * timeout(1) signalling its process group, must not kill us halfway

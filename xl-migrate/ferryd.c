@@ -6,7 +6,7 @@
  * ferryd per run dir); daemonize (the parent waits until the child reports
  * that it listens, so failures show up on the starting terminal and in the
  * exit status); the log file; the hyp core; the control socket; the
- * migration listener (--listen) and TLS context; the loop.
+ * xenstore and its xenstored sockets; the migration listener (--listen) and TLS context; the loop.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -50,6 +50,7 @@ static void usage(FILE *f)
 		"  --tls-dir DIR      ca.pem plus this host's NAME.pem/NAME.key (xl tls-setup)\n"
 		"  --tls-name NAME    which certificate to present (default: the ADDR of --listen)\n"
 		"  --insecure         migrate over plain TCP, no TLS (both ends must say so)\n"
+		"  --no-xenstore      no xenstore: no RUN_DIR/xenstored/socket{,_ro}\n"
 		"  --foreground, -F   stay in the foreground and log to stderr too\n"
 		"  --help, -h         this text\n");
 }
@@ -57,7 +58,8 @@ static void usage(FILE *f)
 static int parse_args(int argc, char **argv, struct ferryd_opts *o)
 {
 	enum { OPT_RUN = 256, OPT_STATE, OPT_BACKEND, OPT_PCPUS, OPT_MEMORY, OPT_GUEST,
-	       OPT_LOGLEVEL, OPT_LISTEN, OPT_TLSDIR, OPT_TLSNAME, OPT_INSECURE };
+	       OPT_LOGLEVEL, OPT_LISTEN, OPT_TLSDIR, OPT_TLSNAME, OPT_INSECURE,
+	       OPT_NOXS };
 	static const struct option longopts[] = {
 		{ "run-dir", required_argument, NULL, OPT_RUN },
 		{ "state-dir", required_argument, NULL, OPT_STATE },
@@ -70,6 +72,7 @@ static int parse_args(int argc, char **argv, struct ferryd_opts *o)
 		{ "tls-dir", required_argument, NULL, OPT_TLSDIR },
 		{ "tls-name", required_argument, NULL, OPT_TLSNAME },
 		{ "insecure", no_argument, NULL, OPT_INSECURE },
+		{ "no-xenstore", no_argument, NULL, OPT_NOXS },
 		{ "foreground", no_argument, NULL, 'F' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
@@ -133,6 +136,7 @@ static int parse_args(int argc, char **argv, struct ferryd_opts *o)
 		case OPT_TLSDIR: o->tls_dir = optarg; break;
 		case OPT_TLSNAME: o->tls_name = optarg; break;
 		case OPT_INSECURE: o->insecure = true; break;
+		case OPT_NOXS: o->no_xenstore = true; break;
 		case 'F': o->foreground = true; break;
 		case 'h': usage(stdout); exit(0);
 		default: usage(stderr); return -EINVAL;
@@ -384,6 +388,9 @@ int main(int argc, char **argv)
 	rc = ctl_server_start(&srv);
 	if (rc)
 		goto err_hyp;
+	rc = opts.no_xenstore ? 0 : ctl_xs_start(&srv);
+	if (rc)
+		goto err_ctl;
 	rc = ctl_migrate_start(&srv);
 	if (rc)
 		goto err_ctl;
@@ -400,6 +407,7 @@ int main(int argc, char **argv)
 	ctl_migrate_fini(&srv);
 	hyp_destroy(srv.hyp);
 	ctl_server_fini(&srv);
+	ctl_xs_fini(&srv);
 	ctl__events_fini(&srv);
 	if (uv_loop_close(&loop))
 		log_warn("event loop closed with handles still open");
@@ -410,6 +418,7 @@ int main(int argc, char **argv)
 	return 0;
 
 err_ctl:
+	ctl_xs_stop(&srv);
 	ctl_migrate_stop(&srv);
 	uv_close((uv_handle_t *)&srv.listener, NULL);
 	unlink(srv.sock_path);
@@ -418,6 +427,7 @@ err_ctl:
 	srv.signals_started = false;
 	uv_run(&loop, UV_RUN_NOWAIT);
 	ctl_migrate_fini(&srv);
+	ctl_xs_fini(&srv);
 err_hyp:
 	hyp_destroy(srv.hyp);
 err_events:

@@ -6,6 +6,8 @@
  *                 signals, clean shutdown
  *   ctl-ops.c     one handler per control op
  *   ctl-events.c  hyp events (any thread) -> the loop (uv_async_t + queue)
+ *   xs-server.c   the xenstore (one struct xs_store) and its xenstored
+ *                 sockets RUN_DIR/xenstored/socket and socket_ro
  *   ctl-migrate.c live migration: the migrate/-cancel/-resolve ops (source
  *                 side, on the thread pool) and the migration listener
  *                 (target side, one detached thread per connection)
@@ -45,10 +47,12 @@ struct ferryd_opts {
 	const char *tls_dir;  /* ca.pem, NAME.pem, NAME.key */
 	const char *tls_name; /* default: the ADDR of listen */
 	bool insecure;	      /* plain TCP, no TLS */
+	bool no_xenstore;     /* --no-xenstore: no store, no xenstored sockets */
 };
 
 struct ctl_event;
 struct ctl_mig;
+struct xs_server;
 
 struct ctl_client {
 	uv_pipe_t pipe; /* pipe.data points back here */
@@ -85,6 +89,8 @@ struct ctl_server {
 	bool ev_closed;
 	/* migration state (ctl-migrate.c) */
 	struct ctl_mig *mig;
+	/* xenstore (xs-server.c); NULL with --no-xenstore */
+	struct xs_server *xs;
 };
 
 /* ctl-server.c */
@@ -125,6 +131,21 @@ void ctl_migrate_fini(struct ctl_server *srv);
 void ctl__op_migrate(struct ctl_client *cl, const struct xlm_req *req);
 void ctl__op_migrate_cancel(struct ctl_client *cl, const struct xlm_req *req);
 void ctl__op_migrate_resolve(struct ctl_client *cl, const struct xlm_req *req);
+
+/* xs-server.c */
+/* Creates the store and listens on RUN_DIR/xenstored/socket{,_ro}; logs and
+ * returns a negative errno on failure (srv->xs is NULL then). */
+int ctl_xs_start(struct ctl_server *srv);
+/* From the SIGTERM path: closes the sockets, the clients and the async. */
+void ctl_xs_stop(struct ctl_server *srv);
+/* After the loop has ended (and every thread that creates domains has
+ * finished): frees the store. */
+void ctl_xs_fini(struct ctl_server *srv);
+/* Any thread: domid was created (create, restore, incoming migration);
+ * the loop makes /local/domain/<domid> from its name and memory. */
+void ctl__xs_domain_add(struct ctl_server *srv, uint32_t domid);
+/* Loop thread: domid is gone; removes /local/domain/<domid>. */
+void ctl__xs_domain_gone(struct ctl_server *srv, uint32_t domid);
 
 /* ctl-events.c */
 int ctl__events_init(struct ctl_server *srv, struct hyp_events *ev);

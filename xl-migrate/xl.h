@@ -73,6 +73,10 @@ int xlm_cmd_migrate(int argc, char **argv);
 int xlm_cmd_migrate_cancel(int argc, char **argv);
 int xlm_cmd_migrate_resolve(int argc, char **argv);
 int xlm_cmd_tls_setup(int argc, char **argv);
+int xlm_cmd_xenstore_ls(int argc, char **argv);
+int xlm_cmd_xenstore_read(int argc, char **argv);
+int xlm_cmd_xenstore_write(int argc, char **argv);
+int xlm_cmd_xenstore_rm(int argc, char **argv);
 int xlm_cmd_help(int argc, char **argv);
 
 #endif

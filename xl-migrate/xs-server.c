@@ -1,0 +1,517 @@
+// SPDX-License-Identifier: MIT
+/*
+ * ferryd's xenstore: one struct xs_store (hyp/xenstore.h) per ferryd, owned
+ * here, served on two AF_UNIX stream sockets on the libuv loop, as Xen's
+ * xenstored serves them:
+ *   RUN_DIR/xenstored/socket     the privileged toolstack interface: each
+ *                                client is an xs_conn acting as dom0
+ *   RUN_DIR/xenstored/socket_ro  the same, but requests that change the
+ *                                store (WRITE, MKDIR, RM, SET_PERMS,
+ *                                INTRODUCE, RELEASE, RESUME, SET_TARGET,
+ *                                CONTROL) are answered EROFS
+ * The directory is 0700 and both sockets 0600 (root, or ferryd's own user,
+ * as for the control socket); Xen's clients find the socket through
+ * XENSTORED_PATH.
+ *
+ * Domains: every domain create (ctl-ops.c), restore (ctl-save.c) and
+ * incoming migration (ctl-migrate.c) calls ctl__xs_domain_add(), which may
+ * run on any thread: the domid is queued and the loop thread makes
+ * /local/domain/<domid> (xs_domain_create) from the domain's current name
+ * and memory. ctl__on_gone() releases it.
+ *
+ * Everything else runs on the loop thread; the store is single-threaded.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "hyp/xenstore.h"
+#include "internal.h"
+
+/* A client whose unsent replies and watch events exceed this is dropped. */
+#define XS_WRITE_QUEUE_MAX (16u << 20)
+#define XS_READ_BUF 65536
+
+struct xs_pending {
+	struct xs_pending *next;
+	uint32_t domid;
+};
+
+struct xs_client {
+	uv_pipe_t pipe; /* pipe.data points back here */
+	struct xs_server *xs;
+	struct xs_conn *conn;
+	struct xs_client *prev, *next;
+	bool ro;
+	bool closing;
+	struct xs_wire_rx *rx; /* read-only clients: requests are vetted whole */
+};
+
+struct xs_listener {
+	uv_pipe_t pipe;
+	struct xs_server *xs;
+	char path[4200];
+	bool ro;
+	bool open;
+};
+
+struct xs_server {
+	struct ctl_server *srv;
+	struct xs_store *store;
+	char dir[4096];
+	struct xs_listener rw, ro;
+	struct xs_client *clients;
+	/* domains created off the loop thread; lock guards pend and closed */
+	uv_async_t async;
+	bool async_open;
+	pthread_mutex_t lock;
+	struct xs_pending *pend;
+	bool closed;
+	pthread_t loop_thread;
+};
+
+static void async_cb(uv_async_t *a);
+
+/* ---- clients ------------------------------------------------------------ */
+
+static void client_closed(uv_handle_t *h)
+{
+	struct xs_client *cl = h->data;
+
+	if (cl->conn)
+		xs_conn_free(cl->conn);
+	free(cl->rx);
+	free(cl);
+}
+
+/* Safe from inside out_fn: the conn is freed in the close callback, at a
+ * later turn of the loop, never inside a store call. */
+static void client_close(struct xs_client *cl)
+{
+	struct xs_server *xs = cl->xs;
+
+	if (cl->closing)
+		return;
+	cl->closing = true;
+	if (cl->prev)
+		cl->prev->next = cl->next;
+	else
+		xs->clients = cl->next;
+	if (cl->next)
+		cl->next->prev = cl->prev;
+	cl->prev = cl->next = NULL;
+	uv_close((uv_handle_t *)&cl->pipe, client_closed);
+}
+
+struct xs_write_req {
+	uv_write_t req;
+	char buf[];
+};
+
+static void write_done(uv_write_t *req, int status)
+{
+	free(container_of(req, struct xs_write_req, req));
+}
+
+static int client_out(void *opaque, const void *msg, size_t len)
+{
+	struct xs_client *cl = opaque;
+	uv_stream_t *s = (uv_stream_t *)&cl->pipe;
+	struct xs_write_req *w;
+	uv_buf_t b = uv_buf_init((char *)msg, (unsigned)len);
+	int n;
+
+	if (cl->closing)
+		return -EPIPE;
+	n = uv_try_write(s, &b, 1);
+	if (n == (int)len)
+		return 0;
+	if (n < 0 && n != UV_EAGAIN) {
+		client_close(cl);
+		return -EPIPE;
+	}
+	if (n < 0)
+		n = 0;
+	if (uv_stream_get_write_queue_size(s) + len - (size_t)n > XS_WRITE_QUEUE_MAX) {
+		log_warn("xenstore client not reading (over %u MiB queued); dropping it",
+			 XS_WRITE_QUEUE_MAX >> 20);
+		client_close(cl);
+		return -ENOBUFS;
+	}
+	w = malloc(sizeof(*w) + len - (size_t)n);
+	if (!w) {
+		client_close(cl);
+		return -ENOMEM;
+	}
+	memcpy(w->buf, (const char *)msg + n, len - (size_t)n);
+	b = uv_buf_init(w->buf, (unsigned)(len - (size_t)n));
+	if (uv_write(&w->req, s, &b, 1, write_done)) {
+		free(w);
+		client_close(cl);
+		return -EPIPE;
+	}
+	return 0;
+}
+
+static bool ro_allowed(uint32_t type)
+{
+	switch (type) {
+	case XS_DIRECTORY:
+	case XS_DIRECTORY_PART:
+	case XS_READ:
+	case XS_GET_PERMS:
+	case XS_WATCH:
+	case XS_UNWATCH:
+	case XS_TRANSACTION_START:
+	case XS_TRANSACTION_END:
+	case XS_GET_DOMAIN_PATH:
+	case XS_IS_DOMAIN_INTRODUCED:
+	case XS_RESET_WATCHES:
+		return true;
+	default:
+		return false;
+	}
+}
+
+/* Read-only socket: frame the stream here, pass on what only reads. */
+static int feed_ro(struct xs_client *cl, const char *data, size_t len)
+{
+	while (len && !cl->closing) {
+		long used = xs_wire_rx_feed(cl->rx, data, len);
+
+		if (used < 0)
+			return (int)used;
+		data += used;
+		len -= (size_t)used;
+		if (!cl->rx->complete)
+			continue;
+		if (ro_allowed(cl->rx->hdr.type)) {
+			int rc = xs_conn_feed(cl->conn, cl->rx->buf, cl->rx->have);
+
+			if (rc)
+				return rc;
+		} else {
+			static const char err[] = "EROFS";
+			struct xs_iov part = { err, sizeof(err) };
+			uint8_t out[64];
+			long n = xs_wire_build(out, XS_ERROR, cl->rx->hdr.req_id,
+					       cl->rx->hdr.tx_id, &part, 1);
+
+			if (n > 0 && client_out(cl, out, (size_t)n))
+				return -EPIPE;
+		}
+		xs_wire_rx_next(cl->rx);
+	}
+	return 0;
+}
+
+static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+	buf->base = malloc(XS_READ_BUF);
+	buf->len = buf->base ? XS_READ_BUF : 0;
+}
+
+static void read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
+{
+	struct xs_client *cl = s->data;
+
+	if (n > 0 && !cl->closing) {
+		int rc;
+
+		/* Domains created on other threads are visible to every
+		 * request that follows their creation. */
+		async_cb(&cl->xs->async);
+		rc = cl->ro ? feed_ro(cl, buf->base, (size_t)n)
+				: xs_conn_feed(cl->conn, buf->base, (size_t)n);
+
+		if (rc && !cl->closing) {
+			log_warn("xenstore client dropped: %s",
+				 rc == -E2BIG ? "message over 4096 bytes" : strerror(-rc));
+			client_close(cl);
+		}
+	} else if (n < 0) {
+		client_close(cl);
+	}
+	free(buf->base);
+}
+
+static int peer_allowed(uv_pipe_t *p)
+{
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+	uv_os_fd_t fd;
+
+	if (uv_fileno((uv_handle_t *)p, &fd) ||
+	    getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len))
+		return -errno;
+	if (cred.uid != 0 && cred.uid != getuid()) {
+		log_warn("xenstore connection from uid %u (pid %d) refused", cred.uid,
+			 cred.pid);
+		return -EACCES;
+	}
+	return 0;
+}
+
+static void on_connection(uv_stream_t *listener, int status)
+{
+	struct xs_listener *l = listener->data;
+	struct xs_server *xs = l->xs;
+	struct xs_client *cl;
+
+	if (status < 0) {
+		log_warn("xenstore socket: %s", uv_strerror(status));
+		return;
+	}
+	cl = calloc(1, sizeof(*cl));
+	if (!cl)
+		return;
+	cl->xs = xs;
+	cl->ro = l->ro;
+	uv_pipe_init(xs->srv->loop, &cl->pipe, 0);
+	cl->pipe.data = cl;
+	cl->next = xs->clients;
+	if (xs->clients)
+		xs->clients->prev = cl;
+	xs->clients = cl;
+	if (uv_accept(listener, (uv_stream_t *)&cl->pipe) || peer_allowed(&cl->pipe)) {
+		client_close(cl);
+		return;
+	}
+	if (cl->ro) {
+		cl->rx = malloc(sizeof(*cl->rx));
+		if (!cl->rx) {
+			client_close(cl);
+			return;
+		}
+		xs_wire_rx_init(cl->rx);
+	}
+	if (xs_conn_new(xs->store, 0, client_out, cl, &cl->conn)) {
+		client_close(cl);
+		return;
+	}
+	uv_read_start((uv_stream_t *)&cl->pipe, alloc_cb, read_cb);
+}
+
+/* ---- domains ------------------------------------------------------------ */
+
+static void domain_add(struct xs_server *xs, uint32_t domid)
+{
+	struct hyp_dom_info info;
+	int rc;
+
+	if (hyp_domain_info(xs->srv->hyp, domid, &info))
+		return; /* gone already */
+	rc = xs_domain_create(xs->store, domid, info.name, info.memory_kb);
+	if (rc == -EEXIST) {
+		/* A stale entry for a reused domid. */
+		xs_domain_release(xs->store, domid);
+		rc = xs_domain_create(xs->store, domid, info.name, info.memory_kb);
+	}
+	if (rc)
+		log_warn("dom%u: cannot make its xenstore entries: %s", domid, strerror(-rc));
+	else
+		log_debug("dom%u: /local/domain/%u made", domid, domid);
+}
+
+static void async_cb(uv_async_t *a)
+{
+	struct xs_server *xs = a->data;
+	struct xs_pending *p, *next, *rev = NULL;
+
+	pthread_mutex_lock(&xs->lock);
+	p = xs->pend;
+	xs->pend = NULL;
+	pthread_mutex_unlock(&xs->lock);
+	for (; p; p = next) { /* pushed newest first: restore the order */
+		next = p->next;
+		p->next = rev;
+		rev = p;
+	}
+	for (p = rev; p; p = next) {
+		next = p->next;
+		domain_add(xs, p->domid);
+		free(p);
+	}
+}
+
+void ctl__xs_domain_add(struct ctl_server *srv, uint32_t domid)
+{
+	struct xs_server *xs = srv->xs;
+	struct xs_pending *p;
+
+	if (!xs)
+		return;
+	if (pthread_equal(pthread_self(), xs->loop_thread)) {
+		async_cb(&xs->async); /* keep the order */
+		domain_add(xs, domid);
+		return;
+	}
+	p = malloc(sizeof(*p));
+	if (!p)
+		return;
+	p->domid = domid;
+	pthread_mutex_lock(&xs->lock);
+	if (xs->closed) {
+		pthread_mutex_unlock(&xs->lock);
+		free(p);
+		return;
+	}
+	p->next = xs->pend;
+	xs->pend = p;
+	uv_async_send(&xs->async);
+	pthread_mutex_unlock(&xs->lock);
+}
+
+void ctl__xs_domain_gone(struct ctl_server *srv, uint32_t domid)
+{
+	if (!srv->xs)
+		return;
+	/* A create still queued must not resurrect the entry. */
+	async_cb(&srv->xs->async);
+	xs_domain_release(srv->xs->store, domid);
+}
+
+/* ---- start and stop ----------------------------------------------------- */
+
+static int listen_on(struct xs_server *xs, struct xs_listener *l, const char *name, bool ro)
+{
+	mode_t old;
+	int rc;
+
+	l->xs = xs;
+	l->ro = ro;
+	snprintf(l->path, sizeof(l->path), "%s/%s", xs->dir, name);
+	if (strlen(l->path) >= 108) {
+		log_err("xenstore socket path %s is too long for AF_UNIX", l->path);
+		return -ENAMETOOLONG;
+	}
+	rc = uv_pipe_init(xs->srv->loop, &l->pipe, 0);
+	if (rc)
+		return rc;
+	l->pipe.data = l;
+	l->open = true;
+	unlink(l->path); /* we hold the pidfile lock: a socket here is stale */
+	old = umask(0177);
+	rc = uv_pipe_bind(&l->pipe, l->path);
+	umask(old);
+	if (!rc && chmod(l->path, 0600))
+		rc = -errno;
+	if (!rc)
+		rc = uv_listen((uv_stream_t *)&l->pipe, 64, on_connection);
+	if (rc) {
+		log_err("xenstore socket %s: %s", l->path, uv_strerror(rc));
+		return rc;
+	}
+	log_info("xenstore listening on %s", l->path);
+	return 0;
+}
+
+static void listener_close(struct xs_listener *l)
+{
+	if (!l->open)
+		return;
+	l->open = false;
+	uv_close((uv_handle_t *)&l->pipe, NULL);
+	unlink(l->path);
+}
+
+/* Dom0's own entries, as Xen's toolstack makes them. */
+static void dom0_entries(struct xs_store *s)
+{
+	static const char name[] = "Domain-0";
+
+	if (xs_write(s, "/local/domain/0/name", name, strlen(name)) ||
+	    xs_write(s, "/local/domain/0/domid", "0", 1))
+		log_warn("xenstore: cannot write /local/domain/0");
+}
+
+int ctl_xs_start(struct ctl_server *srv)
+{
+	struct xs_server *xs;
+	int rc;
+
+	xs = calloc(1, sizeof(*xs));
+	if (!xs)
+		return -ENOMEM;
+	xs->srv = srv;
+	xs->loop_thread = pthread_self();
+	snprintf(xs->dir, sizeof(xs->dir), "%s/xenstored", srv->opts->run_dir);
+	rc = xs_store_new(NULL, &xs->store);
+	if (rc) {
+		log_err("cannot create the xenstore: %s", strerror(-rc));
+		free(xs);
+		return rc;
+	}
+	dom0_entries(xs->store);
+	pthread_mutex_init(&xs->lock, NULL);
+	if (mkdir(xs->dir, 0700) && errno != EEXIST) {
+		rc = -errno;
+		log_err("cannot create %s: %s", xs->dir, strerror(errno));
+		goto fail;
+	}
+	if (chmod(xs->dir, 0700)) {
+		rc = -errno;
+		log_err("cannot chmod %s: %s", xs->dir, strerror(errno));
+		goto fail;
+	}
+	rc = uv_async_init(srv->loop, &xs->async, async_cb);
+	if (rc)
+		goto fail;
+	xs->async.data = xs;
+	xs->async_open = true;
+	srv->xs = xs;
+	rc = listen_on(xs, &xs->rw, "socket", false) ?: listen_on(xs, &xs->ro, "socket_ro", true);
+	if (rc)
+		goto fail;
+	return 0;
+fail:
+	srv->xs = xs; /* stop and fini clean up */
+	ctl_xs_stop(srv);
+	uv_run(srv->loop, UV_RUN_NOWAIT);
+	ctl_xs_fini(srv);
+	return rc;
+}
+
+void ctl_xs_stop(struct ctl_server *srv)
+{
+	struct xs_server *xs = srv->xs;
+
+	if (!xs)
+		return;
+	listener_close(&xs->rw);
+	listener_close(&xs->ro);
+	while (xs->clients)
+		client_close(xs->clients);
+	pthread_mutex_lock(&xs->lock);
+	xs->closed = true;
+	pthread_mutex_unlock(&xs->lock);
+	if (xs->async_open) {
+		xs->async_open = false;
+		uv_close((uv_handle_t *)&xs->async, NULL);
+	}
+}
+
+void ctl_xs_fini(struct ctl_server *srv)
+{
+	struct xs_server *xs = srv->xs;
+
+	if (!xs)
+		return;
+	srv->xs = NULL;
+	while (xs->pend) {
+		struct xs_pending *p = xs->pend;
+
+		xs->pend = p->next;
+		free(p);
+	}
+	xs_store_free(xs->store);
+	pthread_mutex_destroy(&xs->lock);
+	rmdir(xs->dir);
+	free(xs);
+}
