@@ -432,7 +432,10 @@ int mig_live_send(struct hyp *h, uint32_t domid, struct strm_io *io,
 	}
 	err = stop_and_copy(&l, &p);
 out:
-	ld_disable(l.ld);
+	if (!err && o->keep_logdirty)
+		*o->keep_logdirty = l.ld;
+	else
+		ld_disable(l.ld);
 	/* The cap is the source's business, not part of the guest's state. */
 	if (p.throttle_pct < 100)
 		hyp_domain_set_cap(h, domid, 0);

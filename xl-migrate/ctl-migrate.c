@@ -35,6 +35,8 @@
 #include "common/err.h"
 #include "common/log.h"
 #include "internal.h"
+#include "hyp/gmem.h"
+#include "logdirty/logdirty.h"
 #include "migrate/precopy.h"
 #include "restore/restore.h"
 #include "stream/net.h"
@@ -523,7 +525,7 @@ static void resolve_by_query(struct mig_job *j, const char *why)
 
 /* ---- the migrate job (thread pool) -------------------------------------- */
 
-static void do_migrate(uv_work_t *w)
+static void do_migrate_job(uv_work_t *w)
 {
 	struct mig_job *j = w->data;
 	struct hyp_dom_config cfg;
@@ -672,6 +674,26 @@ static void do_migrate(uv_work_t *w)
 	snprintf(j->err, sizeof(j->err), "migration of '%s': the target could not start it "
 		 "(status %u, see its log); it runs here again", j->name, status);
 	log_err("d%u: %s", j->domid, j->err);
+}
+
+/* Log-dirty stays on through the handshake (see keep_logdirty) and goes
+ * off here, whatever became of the domain. */
+static void do_migrate(uv_work_t *w)
+{
+	struct mig_job *j = w->data;
+	struct hyp_domain *hold = NULL;
+	struct ld *ld = NULL;
+
+	/* A reference keeps the domain's VM and memory alive until logging
+	 * is off, even after the job destroyed the source copy. */
+	if (hyp_domain_get(j->h, j->domid, &hold))
+		hold = NULL;
+	j->o.keep_logdirty = &ld;
+	do_migrate_job(w);
+	if (ld)
+		ld_disable(ld);
+	if (hold)
+		hyp_domain_put(hold);
 }
 
 static void do_query(uv_work_t *w)
@@ -959,6 +981,7 @@ void ctl__op_migrate_cancel(struct ctl_client *cl, const struct xlm_req *req)
 {
 	struct ctl_mig *mig = cl->srv->mig;
 	const char *dom = xlm_args_str(req, "domain");
+	char away[HYP_NAME_MAX + 32];
 	struct mig_job *j;
 	uint32_t domid;
 	yajl_gen g;
@@ -970,7 +993,10 @@ void ctl__op_migrate_cancel(struct ctl_client *cl, const struct xlm_req *req)
 		REPLY_ERR(cl, req, -EINVAL, "migrate-cancel: expected \"domain\"");
 		return;
 	}
-	if (hyp_domain_lookup(cl->srv->hyp, dom, &domid)) {
+	/* After go the source copy is renamed NAME--migratedaway. */
+	snprintf(away, sizeof(away), "%s%s", dom, AWAY_SUFFIX);
+	if (hyp_domain_lookup(cl->srv->hyp, dom, &domid) &&
+	    hyp_domain_lookup(cl->srv->hyp, away, &domid)) {
 		REPLY_ERR(cl, req, -ENOENT, "domain '%s' does not exist", dom);
 		return;
 	}

@@ -16,6 +16,8 @@
 #include "hyp/hyp.h"
 #include "stream/io.h"
 
+struct ld;
+
 enum mig_no_converge { MIG_NC_THROTTLE, MIG_NC_ABORT, MIG_NC_FORCE };
 
 #define MIG_MAX_ROUNDS_LIMIT 256
@@ -44,6 +46,13 @@ struct mig_live_opts {
 	/* Called after every round and at stop-and-copy (worker thread). */
 	void (*progress)(void *opaque, const struct mig_progress *p);
 	void *opaque;
+	/*
+	 * Optional: on success the log-dirty handle is handed over here
+	 * instead of being disabled, so turning logging off (tens of ms on
+	 * a large guest) happens after the handshake, outside the downtime.
+	 * The caller must ld_disable() it.
+	 */
+	struct ld **keep_logdirty;
 };
 
 struct mig_report {
