@@ -53,7 +53,6 @@ static void dom_free(struct hyp_domain *d)
 {
 	struct hyp *h = d->h;
 
-	pv_dom_fini(d); /* its poll thread reads guest memory */
 	for (unsigned i = 0; i < d->nvcpus; i++)
 		if (d->vcpus[i].exec)
 			d->ops->vcpu_fini(&d->vcpus[i]);
@@ -268,8 +267,6 @@ static int dom_create(struct hyp *h, const struct hyp_dom_config *cfg, bool rest
 		err = evtchn_dom_init(d);
 	if (!err)
 		err = gnttab_dom_init(d);
-	if (!err)
-		err = pv_dom_init(d);
 	if (err)
 		goto err_free;
 	if (!restore) {
@@ -346,7 +343,6 @@ int hyp_domain_destroy(struct hyp *h, uint32_t domid)
 
 	dom_set_state(d, HYP_DOM_DYING);
 	stop_vcpus(d);
-	pv_dom_stop(d);
 	evtchn_dom_close_all(d); /* peers' ports become unbound */
 	log_info("d%u: destroyed '%s'", d->domid, d->cfg.name);
 	if (h->ev.gone)
@@ -663,12 +659,8 @@ int hyp_domain_rename(struct hyp *h, uint32_t domid, const char *name)
 	snprintf(old, sizeof(old), "%s", d->cfg.name);
 	snprintf(d->cfg.name, sizeof(d->cfg.name), "%s", name);
 	pthread_mutex_unlock(&d->lock);
-	d->refs++;
 	pthread_mutex_unlock(&h->lock);
-	/* The console log follows the name (guest-NAME.log). */
-	console_rename(d);
 	log_info("d%u: renamed '%s' to '%s'", domid, old, name);
-	hyp_domain_put(d);
 	return 0;
 }
 
