@@ -13,23 +13,40 @@
 #include "common/log.h"
 #include "internal.h"
 
+static int console_open_log(struct hyp_domain *d)
+{
+	char path[HYP_PATH_MAX + HYP_NAME_MAX + 32];
+	int fd;
+
+	if (!d->h->state_dir[0])
+		return -1;
+	/* Xen's name for it: guest-NAME.log. */
+	snprintf(path, sizeof(path), "%s/console/guest-%s.log", d->h->state_dir, d->cfg.name);
+	fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	if (fd < 0)
+		log_warn("d%u: cannot open console log %s: %s", d->domid, path, strerror(errno));
+	return fd;
+}
+
 int console_init(struct hyp_domain *d)
 {
 	d->con_ring = malloc(CONSOLE_RING);
 	if (!d->con_ring)
 		return -ENOMEM;
-	if (d->h->state_dir[0]) {
-		char path[HYP_PATH_MAX + HYP_NAME_MAX + 32];
-
-		/* Xen's name for it: guest-NAME.log. */
-		snprintf(path, sizeof(path), "%s/console/guest-%s.log", d->h->state_dir,
-			 d->cfg.name);
-		d->con_log_fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-		if (d->con_log_fd < 0)
-			log_warn("d%u: cannot open console log %s: %s", d->domid, path,
-				 strerror(errno));
-	}
+	d->con_log_fd = console_open_log(d);
 	return 0;
+}
+
+void console_rename(struct hyp_domain *d)
+{
+	int fd = console_open_log(d), old;
+
+	pthread_mutex_lock(&d->con_lock);
+	old = d->con_log_fd;
+	d->con_log_fd = fd;
+	pthread_mutex_unlock(&d->con_lock);
+	if (old >= 0)
+		close(old);
 }
 
 void console_fini(struct hyp_domain *d)

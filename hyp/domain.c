@@ -659,8 +659,12 @@ int hyp_domain_rename(struct hyp *h, uint32_t domid, const char *name)
 	snprintf(old, sizeof(old), "%s", d->cfg.name);
 	snprintf(d->cfg.name, sizeof(d->cfg.name), "%s", name);
 	pthread_mutex_unlock(&d->lock);
+	d->refs++;
 	pthread_mutex_unlock(&h->lock);
+	/* The console log follows the name (guest-NAME.log). */
+	console_rename(d);
 	log_info("d%u: renamed '%s' to '%s'", domid, old, name);
+	hyp_domain_put(d);
 	return 0;
 }
 

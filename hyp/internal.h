@@ -252,6 +252,8 @@ int64_t gnttab_add_to_physmap(struct hyp_domain *d, uint64_t idx, uint64_t gpfn)
 int console_init(struct hyp_domain *d);
 void console_fini(struct hyp_domain *d);
 void console_put(struct hyp_domain *d, const char *buf, size_t len);
+/* Reopens the console log under the domain's current name. */
+void console_rename(struct hyp_domain *d);
 
 /* loader.c (built-in guest and ELF kernels) */
 #include "loader.h"

@@ -22,6 +22,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <malloc.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <netinet/in.h>
@@ -694,6 +695,9 @@ static void do_migrate(uv_work_t *w)
 		ld_disable(ld);
 	if (hold)
 		hyp_domain_put(hold);
+	/* Give the thread's malloc arena back: a daemon that migrates all
+	 * day must not keep every worker's high-water mark. */
+	malloc_trim(0);
 }
 
 static void do_query(uv_work_t *w)
@@ -1388,6 +1392,7 @@ out:
 	pthread_cond_broadcast(&mig->cond);
 	pthread_mutex_unlock(&mig->lock);
 	free(r);
+	malloc_trim(0); /* as in do_migrate */
 	return NULL;
 }
 

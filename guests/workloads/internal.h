@@ -29,6 +29,7 @@ struct wl_params {
 	uint32_t pattern;	/* enum wl_pattern */
 	uint64_t ws_bytes;	/* working set, rounded up to whole pages */
 	uint64_t rate;		/* bytes per second; 0 writes nothing */
+	uint64_t fill_bytes;	/* idle: write this much once, then idle */
 };
 
 /*

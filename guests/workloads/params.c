@@ -77,6 +77,7 @@ int wl_parse_cmdline(const char *cmdline, struct wl_params *p, char *err,
 	p->kind = WL_IDLE;
 	p->pattern = WL_SEQ;
 	p->ws_bytes = WL_DEFAULT_WS;
+	p->fill_bytes = 0;
 	p->rate = WL_DEFAULT_RATE;
 
 	while (*s) {
@@ -128,6 +129,12 @@ int wl_parse_cmdline(const char *cmdline, struct wl_params *p, char *err,
 				goto bad;
 			p->ws_bytes = (p->ws_bytes + WL_PAGE_SIZE - 1) &
 				      ~(uint64_t)(WL_PAGE_SIZE - 1);
+		} else if (tok_eq(key, klen, "fill")) {
+			if (parse_size(val, vlen, &p->fill_bytes) ||
+			    p->fill_bytes > UINT64_MAX - WL_PAGE_SIZE)
+				goto bad;
+			p->fill_bytes = (p->fill_bytes + WL_PAGE_SIZE - 1) &
+					~(uint64_t)(WL_PAGE_SIZE - 1);
 		} else if (tok_eq(key, klen, "rate")) {
 			if (parse_size(val, vlen, &p->rate))
 				goto bad;

@@ -153,8 +153,10 @@ int wl_attach(struct wl_ctx *ctx, const struct wl_platform *plat,
 		wl_print(ctx, "workload: %s\n", err);
 		return -22;
 	}
+	/* idle writes only what fill= asks for, once (an idle guest whose
+	 * memory holds data). */
 	if (p.kind == WL_IDLE)
-		p.ws_bytes = 0; /* idle touches no working set */
+		p.ws_bytes = p.fill_bytes;
 	pages = p.ws_bytes >> WL_PAGE_SHIFT;
 	end = pages > (mem_size >> WL_PAGE_SHIFT) ? UINT64_MAX :
 	      layout(pages, &i, &i);
@@ -363,10 +365,34 @@ static void clock_fixup(struct wl_state *st, uint64_t now)
 		st->sweep_next_ns = now + SWEEP_EVERY_NS;
 }
 
+/* idle fill=: the working set written once, a slice at a time. */
+static bool fill_slice(const struct wl_ctx *ctx, uint64_t now)
+{
+	struct wl_state *st = ctx->st;
+	uint64_t end = now + SLICE_NS;
+	unsigned n = 0;
+
+	if (st->cursor >= st->ws_pages)
+		return false;
+	while (st->cursor < st->ws_pages) {
+		uint64_t *w = gpa_ptr(ctx, st->ws_gpa + st->cursor * WL_PAGE_SIZE);
+
+		for (unsigned i = 0; i < WL_PAGE_SIZE / 8; i++)
+			w[i] = (st->cursor * 0x9e3779b97f4a7c15ull) ^ (i * 0xbf58476d1ce4e5b9ull);
+		st->cursor++;
+		if (++n % CLOCK_BATCH == 0 && now_ns(ctx) >= end)
+			return true;
+	}
+	wl_print(ctx, "idle: filled pages=%llu\n", (unsigned long long)st->ws_pages);
+	return true;
+}
+
 static void idle_slice(const struct wl_ctx *ctx, uint64_t now)
 {
 	struct wl_state *st = ctx->st;
 
+	if (fill_slice(ctx, now))
+		return;
 	if (now < st->report_ns + REPORT_NS) {
 		ctx->plat->block_until(ctx->plat->opaque,
 				       st->report_ns + REPORT_NS);

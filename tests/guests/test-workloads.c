@@ -418,6 +418,27 @@ Test(workloads, idle_needs_no_working_set)
 	cr_expect_leq(F.blocks, 5);
 }
 
+/* idle fill=: an idle guest whose memory holds data (migration benchmarks). */
+Test(workloads, idle_fill_writes_once_then_idles)
+{
+	struct guest *g = guest_new(HOST_A, 16 * MiB);
+	struct wl_ctx c;
+	uint64_t gpa, nonzero = 0;
+
+	attach_ok(&c, g, "workload=idle fill=1M");
+	cr_expect_eq(wl_ws_pages(&c), 256);
+	run_for(&c, 2 * NS_PER_S);
+	cr_expect_eq(count(F.con, "idle: filled pages=256\n"), 1, "console:\n%s", F.con);
+	cr_expect(strstr(F.con, "idle: heartbeat n=1\n"), "console:\n%s", F.con);
+	gpa = wl_ws_gpa(&c);
+	for (uint64_t p = 0; p < 256; p++) {
+		const uint64_t *w = (const uint64_t *)(g->mem + gpa + p * 4096);
+
+		nonzero += w[1] != 0;
+	}
+	cr_expect_eq(nonzero, 256, "every filled page holds data");
+}
+
 /* ---- verify ---------------------------------------------------------------------- */
 
 /* 512 pages written in order at 32 pages/s: a written page is not rewritten
