@@ -382,6 +382,7 @@ bool dom_wait_parked(struct hyp_domain *d)
 int hyp_domain_pause(struct hyp *h, uint32_t domid)
 {
 	struct hyp_domain *d;
+	bool changed;
 	int err = hyp_domain_get(h, domid, &d);
 
 	if (err)
@@ -400,8 +401,13 @@ int hyp_domain_pause(struct hyp *h, uint32_t domid)
 	kick_all(d);
 	pthread_mutex_lock(&d->lock);
 	wait_parked_locked(d);
+	/* A guest that shut down or crashed meanwhile keeps that state. */
+	changed = d->state == HYP_DOM_RUNNING || d->state == HYP_DOM_BLOCKED;
+	if (changed)
+		d->state = HYP_DOM_PAUSED;
 	pthread_mutex_unlock(&d->lock);
-	dom_set_state(d, HYP_DOM_PAUSED);
+	if (changed && h->ev.state)
+		h->ev.state(h->ev.opaque, domid, HYP_DOM_PAUSED);
 	hyp_domain_put(d);
 	return 0;
 }
@@ -435,9 +441,13 @@ int hyp_domain_unpause(struct hyp *h, uint32_t domid)
 		return -EINVAL;
 	}
 	d->paused = false;
+	/* Running before any vCPU can run: a guest that crashes at once must
+	 * not have its "crashed" overwritten by this unpause. */
+	d->state = HYP_DOM_RUNNING;
 	pthread_cond_broadcast(&d->cond);
 	pthread_mutex_unlock(&d->lock);
-	dom_set_state(d, HYP_DOM_RUNNING);
+	if (h->ev.state)
+		h->ev.state(h->ev.opaque, domid, HYP_DOM_RUNNING);
 	hyp_domain_put(d);
 	return 0;
 }
