@@ -385,15 +385,18 @@ int main(int argc, char **argv)
 		log_err("cannot start the hypervisor core: %s", ferry_strerror(rc));
 		goto err_events;
 	}
-	rc = ctl_server_start(&srv);
-	if (rc)
-		goto err_hyp;
+	/* The control socket comes last: once it exists, the xenstored
+	 * sockets and the migration listener are up too (scripts and tests
+	 * wait for it). */
 	rc = opts.no_xenstore ? 0 : ctl_xs_start(&srv);
 	if (rc)
-		goto err_ctl;
+		goto err_svc;
 	rc = ctl_migrate_start(&srv);
 	if (rc)
-		goto err_ctl;
+		goto err_svc;
+	rc = ctl_server_start(&srv);
+	if (rc)
+		goto err_svc;
 	if (readyfd >= 0) {
 		log_set_stderr(0);
 		redirect_stdio();
@@ -417,18 +420,12 @@ int main(int argc, char **argv)
 	close(logfd);
 	return 0;
 
-err_ctl:
+err_svc:
 	ctl_xs_stop(&srv);
 	ctl_migrate_stop(&srv);
-	uv_close((uv_handle_t *)&srv.listener, NULL);
-	unlink(srv.sock_path);
-	uv_close((uv_handle_t *)&srv.sigterm, NULL);
-	uv_close((uv_handle_t *)&srv.sigint, NULL);
-	srv.signals_started = false;
 	uv_run(&loop, UV_RUN_NOWAIT);
 	ctl_migrate_fini(&srv);
 	ctl_xs_fini(&srv);
-err_hyp:
 	hyp_destroy(srv.hyp);
 err_events:
 	ctl__events_close(&srv);
