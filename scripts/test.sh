@@ -26,7 +26,7 @@ run "unit suites" ctest --test-dir "$root/build" --output-on-failure
 run "unit suites (ASan+UBSan)" ctest --test-dir "$root/build-asan" --output-on-failure
 for t in "$root"/tests/integration/*.sh; do
 	[ -e "$t" ] || continue
-	run "integration $(basename "$t" .sh)" timeout 900 bash "$t" "$root/build"
+	run "integration $(basename "$t" .sh)" timeout 1500 bash "$t" "$root/build"
 done
 
 # Parsers of untrusted input, fuzzed for a bounded time (clang + libFuzzer).

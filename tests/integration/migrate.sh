@@ -34,9 +34,11 @@ sock() { echo "$TMP/run-$1/ferryd.sock"; }
 xlh() { local h=$1; shift; timeout 120 "$XL" -S "$(sock "$h")" "$@"; }
 console() { timeout 2 "$XL" -S "$(sock "$1")" console "$2" 2>/dev/null; }
 # wait_console HOST DOMAIN PATTERN COUNT: up to 30 s for COUNT matching lines
+# wait_console HOST DOMAIN PATTERN COUNT: up to 120 s (wall clock: each
+# console read itself takes up to 2 s)
 wait_console() {
-	local i
-	for ((i = 0; i < 300; i++)); do
+	local end=$((SECONDS + 120))
+	while ((SECONDS < end)); do
 		(($(console "$1" "$2" | grep -c -- "$3") >= $4)) && return 0
 		sleep 0.1
 	done
