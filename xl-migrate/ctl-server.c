@@ -160,8 +160,9 @@ static void read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 	free(buf->base);
 }
 
-/* Root, or ferryd's own user (an unprivileged test daemon), only. */
-static int peer_allowed(uv_pipe_t *p)
+/* Root, or ferryd's own user (an unprivileged test daemon), only; what
+ * names the socket in the refusal. */
+int ctl__peer_allowed(uv_pipe_t *p, const char *what)
 {
 	struct ucred cred;
 	socklen_t len = sizeof(cred);
@@ -171,7 +172,7 @@ static int peer_allowed(uv_pipe_t *p)
 	    getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len))
 		return -errno;
 	if (cred.uid != 0 && cred.uid != getuid()) {
-		log_warn("control connection from uid %u (pid %d) refused", cred.uid,
+		log_warn("%s connection from uid %u (pid %d) refused", what, cred.uid,
 			 cred.pid);
 		return -EACCES;
 	}
@@ -202,7 +203,7 @@ static void on_connection(uv_stream_t *listener, int status)
 		ctl__client_close(cl);
 		return;
 	}
-	if (peer_allowed(&cl->pipe)) {
+	if (ctl__peer_allowed(&cl->pipe, "control")) {
 		char *buf;
 		size_t len;
 

@@ -100,6 +100,9 @@ void ctl_server_fini(struct ctl_server *srv);
 /* Sends a line to a client; takes ownership of buf (malloc()ed). */
 void ctl__send(struct ctl_client *cl, char *buf, size_t len);
 void ctl__client_close(struct ctl_client *cl);
+/* 0 if the peer of a unix-socket connection may use ferryd, else -EACCES
+ * (logged, naming what socket) or -errno. */
+int ctl__peer_allowed(uv_pipe_t *p, const char *what);
 /* hyp event delivery, called by ctl-events.c on the loop thread. */
 void ctl__on_console(struct ctl_server *srv, uint32_t domid, const char *buf, size_t len);
 void ctl__on_state(struct ctl_server *srv, uint32_t domid, enum hyp_dom_state st);

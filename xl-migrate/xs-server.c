@@ -241,23 +241,6 @@ static void read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 	free(buf->base);
 }
 
-static int peer_allowed(uv_pipe_t *p)
-{
-	struct ucred cred;
-	socklen_t len = sizeof(cred);
-	uv_os_fd_t fd;
-
-	if (uv_fileno((uv_handle_t *)p, &fd) ||
-	    getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len))
-		return -errno;
-	if (cred.uid != 0 && cred.uid != getuid()) {
-		log_warn("xenstore connection from uid %u (pid %d) refused", cred.uid,
-			 cred.pid);
-		return -EACCES;
-	}
-	return 0;
-}
-
 static void on_connection(uv_stream_t *listener, int status)
 {
 	struct xs_listener *l = listener->data;
@@ -279,7 +262,8 @@ static void on_connection(uv_stream_t *listener, int status)
 	if (xs->clients)
 		xs->clients->prev = cl;
 	xs->clients = cl;
-	if (uv_accept(listener, (uv_stream_t *)&cl->pipe) || peer_allowed(&cl->pipe)) {
+	if (uv_accept(listener, (uv_stream_t *)&cl->pipe) ||
+	    ctl__peer_allowed(&cl->pipe, "xenstore")) {
 		client_close(cl);
 		return;
 	}
