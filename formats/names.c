@@ -52,6 +52,7 @@ const char *hvm_code_name(uint16_t code)
 	case FERRY_HVM_KVM_CLOCK: return "KVM_CLOCK";
 	case FERRY_HVM_SOFT_VCPU: return "SOFT_VCPU";
 	case FERRY_HVM_DOMAIN: return "DOMAIN";
+	case FERRY_HVM_VCPU: return "VCPU";
 	default: return NULL;
 	}
 }

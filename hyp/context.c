@@ -58,6 +58,16 @@ int hyp_domain_save_context(struct hyp *h, uint32_t domid, hyp_ctx_emit_fn emit,
 	err = emit(opaque, FERRY_HVM_DOMAIN, 0, &dom, sizeof(dom));
 	if (!err)
 		err = d->ops->save_context(d, emit, opaque);
+	/* The pending set_timer_op deadline: a guest paused between arming it
+	 * and SCHEDOP_block would otherwise never wake on the other side. */
+	for (unsigned i = 0; !err && i < d->nvcpus; i++) {
+		struct ferry_hvm_vcpu vc = { .version = 1 };
+
+		pthread_mutex_lock(&d->lock);
+		vc.timer_ns = d->vcpus[i].timer_ns;
+		pthread_mutex_unlock(&d->lock);
+		err = emit(opaque, FERRY_HVM_VCPU, (uint16_t)i, &vc, sizeof(vc));
+	}
 	hyp_domain_put(d);
 	return err;
 }
@@ -112,6 +122,28 @@ static int load_domain_entry(struct hyp_domain *d, uint16_t instance, const void
 	return 0;
 }
 
+static int load_vcpu_entry(struct hyp_domain *d, uint16_t instance, const void *data,
+			   uint32_t len)
+{
+	struct ferry_hvm_vcpu vc;
+
+	if (instance >= d->nvcpus || len != sizeof(vc)) {
+		log_err("d%u: HVM context entry VCPU/%u: the domain has %u vCPUs and the length "
+			"must be %zu, got %u", d->domid, instance, d->nvcpus, sizeof(vc), len);
+		return -EINVAL;
+	}
+	memcpy(&vc, data, sizeof(vc));
+	if (vc.version != 1 || vc.reserved) {
+		log_err("d%u: HVM context entry VCPU/%u: version %u reserved %u, expected 1 and 0",
+			d->domid, instance, vc.version, vc.reserved);
+		return -EINVAL;
+	}
+	pthread_mutex_lock(&d->lock);
+	d->vcpus[instance].timer_ns = vc.timer_ns;
+	pthread_mutex_unlock(&d->lock);
+	return 0;
+}
+
 static int load_entry(struct hyp_domain *d, uint16_t typecode, uint16_t instance,
 		      const void *data, uint32_t len)
 {
@@ -147,6 +179,8 @@ static int load_entry(struct hyp_domain *d, uint16_t typecode, uint16_t instance
 		return 0;
 	case FERRY_HVM_DOMAIN:
 		return load_domain_entry(d, instance, data, len);
+	case FERRY_HVM_VCPU:
+		return load_vcpu_entry(d, instance, data, len);
 	default:
 		break;
 	}

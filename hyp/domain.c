@@ -190,6 +190,7 @@ static int dom_create(struct hyp *h, const struct hyp_dom_config *cfg, bool rest
 	const struct hyp_exec_ops *ops;
 	struct hyp_domain *d, **pp;
 	uint64_t pages, maxpages, free_pages;
+	pthread_condattr_t ca;
 	int err;
 
 	err = check_config(h, cfg, &ops);
@@ -209,7 +210,12 @@ static int dom_create(struct hyp *h, const struct hyp_dom_config *cfg, bool rest
 	d->con_log_fd = -1;
 	snprintf(d->cfg.backend, sizeof(d->cfg.backend), "%s", ops->name);
 	pthread_mutex_init(&d->lock, NULL);
-	pthread_cond_init(&d->cond, NULL);
+	/* Every timed wait on it (vcpu_block, the cap) counts in CLOCK_MONOTONIC;
+	 * with the default clock each wait returned at once and blocked vCPUs spun. */
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&d->cond, &ca);
+	pthread_condattr_destroy(&ca);
 	pthread_mutex_init(&d->con_lock, NULL);
 	d->mem_bytes = cfg->memory_mb << 20;
 	d->maxmem_bytes = cfg->maxmem_mb << 20;

@@ -236,6 +236,8 @@ static int soft_load_entry(struct hyp_domain *d, uint16_t typecode, uint16_t ins
 	}
 	sd->load[instance] = e;
 	sd->load_have |= 1ULL << instance;
+	/* Now, not at load_done: the generic VCPU entry that follows wins. */
+	d->vcpus[instance].timer_ns = e.timer_ns;
 	return 0;
 }
 
@@ -255,7 +257,6 @@ static int soft_load_done(struct hyp_domain *d, const struct ferry_hvm_domain *d
 
 		sv->attached = sd->load[i].attached;
 		sv->ctx.st = NULL; /* re-attach to the restored memory */
-		v->timer_ns = sd->load[i].timer_ns;
 	}
 	/* System time continues from the saved value: now_ns() is
 	 * mono - time_base, in unsigned (modular) arithmetic. */

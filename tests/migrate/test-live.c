@@ -54,6 +54,7 @@ struct env {
 	unsigned nprog, nthrottle;
 	unsigned steps[16];
 	unsigned last_round;
+	double send_returned; /* when mig_live_send came back */
 };
 
 static int rx_config(void *opaque, const char *json, struct hyp_dom_config *cfg, char *err,
@@ -138,6 +139,7 @@ static int env_send(struct env *e, struct mig_live_opts *o, struct mig_report *r
 	o->opaque = e;
 	cr_assert_eq(strm_io_fd(e->sv[0], false, &io), 0);
 	r = mig_live_send(e->a, e->src, io, o, rep, err, errlen);
+	e->send_returned = harness_now();
 	strm_io_close(io);
 	shutdown(e->sv[0], SHUT_WR);
 	pthread_join(e->rx.thread, NULL);
@@ -207,9 +209,16 @@ static void expect_copy_good(struct env *e, const struct mig_report *rep)
 		(unsigned long long)rep->frames_raw, rep->predicted_downtime_ms,
 		(t_run - rep->pause_at) * 1e3, (e->rx.done_at - rep->pause_at) * 1e3,
 		rep->throttle_pct, rep->decision);
-	cr_assert(harness_wait_console(e->b, e->rx.domid,
-				       "verify: resume pages=8192 mismatches=0", 1, 20),
-		  "copy console:\n%s", harness_console(e->b, e->rx.domid));
+	if (!harness_wait_console(e->b, e->rx.domid, "verify: resume pages=8192 mismatches=0", 1,
+				  20)) {
+		struct hyp_dom_info info = { 0 };
+
+		hyp_domain_info(e->b, e->rx.domid, &info);
+		cr_assert_fail("%s: the copy did not resume (state %d, cpu %.2f s, cap %u); "
+			       "copy console:\n%s",
+			       info.backend, info.state, info.cpu_time_s, info.cap,
+			       harness_console(e->b, e->rx.domid));
+	}
 	cr_assert_null(strstr(harness_console(e->b, e->rx.domid), "verify: mismatch "));
 }
 
@@ -256,12 +265,14 @@ ParameterizedTestParameters(migrate, cancel)
 	return cr_make_param_array(int, case_ids, ARRAY_SIZE(case_ids));
 }
 
-/* Paced at 40 MB/s, round 0 takes about a second: cancel inside it. */
+/* Paced at 10 MB/s, round 0 takes over 3 s: cancel inside it, and expect
+ * the return well before the round would have ended (with room for a
+ * loaded sanitizer build). */
 ParameterizedTest(int *ci, migrate, cancel, .timeout = 120)
 {
 	const struct mig_case *c = &cases[*ci];
 	struct canceller cn = { .after_s = 0.3 };
-	struct mig_live_opts o = { .codec_auto = c->codec_auto, .bandwidth = 40000000,
+	struct mig_live_opts o = { .codec_auto = c->codec_auto, .bandwidth = 10000000,
 				   .cancel = &cn.flag };
 	struct mig_report rep;
 	char err[256];
@@ -275,8 +286,8 @@ ParameterizedTest(int *ci, migrate, cancel, .timeout = 120)
 	cr_assert_eq(env_send(&e, &o, &rep, err, sizeof(err)), -ECANCELED, "%s", err);
 	pthread_join(t, NULL);
 	fprintf(stderr, "cancel %s: returned after %.2f s, %.1f MB sent; receiver: %s\n",
-		c->backend, harness_now() - t0, (double)rep.bytes_sent / 1e6, e.rx.msg);
-	cr_assert_lt(harness_now() - t0, 0.9, "the cancel took too long");
+		c->backend, e.send_returned - t0, (double)rep.bytes_sent / 1e6, e.rx.msg);
+	cr_assert_lt(e.send_returned - t0, 1.5, "the cancel took too long");
 	cr_assert_neq(e.rx.err, 0, "the receiver restored a cancelled stream");
 	expect_source_alive(&e);
 	env_stop(&e);
@@ -319,11 +330,14 @@ ParameterizedTestParameters(migrate, throttle_abort)
 	return cr_make_param_array(int, case_ids, ARRAY_SIZE(case_ids));
 }
 
+/* The link (40 MB/s) is far slower than the guest's dirtying even when a
+ * sanitizer build under load slows the guest: each round finds nearly every
+ * page dirty again, so the policy aborts. */
 ParameterizedTest(int *ci, migrate, throttle_abort, .timeout = 120)
 {
 	const struct mig_case *c = &cases[*ci];
 	struct mig_live_opts o = { .codec_auto = c->codec_auto, .downtime_ms = 1,
-				   .no_converge = MIG_NC_ABORT, .bandwidth = 100000000 };
+				   .no_converge = MIG_NC_ABORT, .bandwidth = 40000000 };
 	struct mig_report rep;
 	char err[256];
 	struct env e;

@@ -55,6 +55,7 @@ struct hvm_save_header {
 #define FERRY_HVM_KVM_CLOCK 0x4624	 /* struct kvm_clock_data */
 #define FERRY_HVM_SOFT_VCPU 0x4640	 /* struct ferry_soft_vcpu (below) */
 #define FERRY_HVM_DOMAIN 0x4660	 /* struct ferry_hvm_domain (below) */
+#define FERRY_HVM_VCPU 0x4661	 /* struct ferry_hvm_vcpu (below) */
 
 /* Per-domain state every backend carries. */
 struct ferry_hvm_domain {
@@ -64,6 +65,13 @@ struct ferry_hvm_domain {
 	uint64_t callback_vector;  /* HVM_PARAM_CALLBACK_IRQ value */
 	uint64_t system_time_ns;   /* guest system time when saved */
 	uint64_t entry;		   /* kernel entry point */
+};
+
+/* Per-vCPU state every backend carries: ferryd's side of the vCPU. */
+struct ferry_hvm_vcpu {
+	uint32_t version;  /* 1 */
+	uint32_t reserved; /* 0 */
+	uint64_t timer_ns; /* set_timer_op deadline in system time, 0 = none */
 };
 
 /* The soft backend's register block: everything else is guest memory. */
@@ -77,6 +85,7 @@ _Static_assert(sizeof(struct hvm_save_descriptor) == 8, "hvm_save_descriptor");
 _Static_assert(sizeof(struct hvm_save_header) == 24, "hvm_save_header");
 _Static_assert(sizeof(struct ferry_hvm_domain) == 40, "ferry_hvm_domain");
 _Static_assert(sizeof(struct ferry_soft_vcpu) == 16, "ferry_soft_vcpu");
+_Static_assert(sizeof(struct ferry_hvm_vcpu) == 16, "ferry_hvm_vcpu");
 
 /* Name of a typecode ("KVM_REGS", "HEADER", ...), or NULL if unknown. */
 const char *hvm_code_name(uint16_t code);
