@@ -53,6 +53,7 @@ static void dom_free(struct hyp_domain *d)
 {
 	struct hyp *h = d->h;
 
+	pv_dom_fini(d); /* its poll thread reads guest memory */
 	for (unsigned i = 0; i < d->nvcpus; i++)
 		if (d->vcpus[i].exec)
 			d->ops->vcpu_fini(&d->vcpus[i]);
@@ -273,6 +274,8 @@ static int dom_create(struct hyp *h, const struct hyp_dom_config *cfg, bool rest
 		err = evtchn_dom_init(d);
 	if (!err)
 		err = gnttab_dom_init(d);
+	if (!err)
+		err = pv_dom_init(d);
 	if (err)
 		goto err_free;
 	if (!restore) {
@@ -349,6 +352,7 @@ int hyp_domain_destroy(struct hyp *h, uint32_t domid)
 
 	dom_set_state(d, HYP_DOM_DYING);
 	stop_vcpus(d);
+	pv_dom_stop(d);
 	evtchn_dom_close_all(d); /* peers' ports become unbound */
 	log_info("d%u: destroyed '%s'", d->domid, d->cfg.name);
 	if (h->ev.gone)

@@ -63,6 +63,11 @@ int hyp_create(const struct hyp_params *p, struct hyp **out)
 	err = mem_init(&h->mem, p->memory_bytes);
 	if (err)
 		goto err_free;
+	err = sched_init(h);
+	if (err) {
+		mem_fini(&h->mem);
+		goto err_free;
+	}
 	if (*h->state_dir) {
 		char dir[HYP_PATH_MAX + 16];
 
@@ -96,6 +101,7 @@ void hyp_destroy(struct hyp *h)
 	while (h->nalive || h->nreapers)
 		pthread_cond_wait(&h->cond, &h->lock);
 	pthread_mutex_unlock(&h->lock);
+	sched_fini(h);
 	mem_fini(&h->mem);
 	pthread_cond_destroy(&h->cond);
 	pthread_mutex_destroy(&h->lock);

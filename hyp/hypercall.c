@@ -94,8 +94,26 @@ static int64_t hc_hvm_op(struct hyp_vcpu *v, const uint64_t *a)
 		return -XEN_ENOSYS;
 	if (hyp_gmem_read(v->d, a[1], &p, sizeof(p)))
 		return -XEN_EFAULT;
-	if (p.index != HVM_PARAM_CALLBACK_IRQ)
+	switch (p.index) {
+	case HVM_PARAM_STORE_PFN:
+	case HVM_PARAM_STORE_EVTCHN:
+	case HVM_PARAM_CONSOLE_PFN:
+	case HVM_PARAM_CONSOLE_EVTCHN: {
+		int64_t err;
+
+		/* ferryd's to set (at create), the guest's to read. */
+		if (a[0] == HVMOP_set_param)
+			return -XEN_EPERM;
+		err = pv_hvm_param(v->d, p.index, &p.value);
+		if (err)
+			return err;
+		return hyp_gmem_write(v->d, a[1], &p, sizeof(p)) ? -XEN_EFAULT : 0;
+	}
+	case HVM_PARAM_CALLBACK_IRQ:
+		break;
+	default:
 		return -XEN_EINVAL;
+	}
 	if (a[0] == HVMOP_get_param) {
 		p.value = v->d->callback_vector;
 		return hyp_gmem_write(v->d, a[1], &p, sizeof(p)) ? -XEN_EFAULT : 0;

@@ -130,8 +130,19 @@ struct hyp_vcpu {
 	bool exited;		/* the thread has left its loop */
 	uint64_t timer_ns;	/* set_timer_op deadline, 0 = none */
 	uint64_t cpu_ns_done;	/* CPU time of the finished thread */
-	uint64_t cap_base_ns;	/* cap.c: thread CPU time at the last throttle
-				 * check, 0 = none (own thread only) */
+	/* scheduler (sched-*.c, cpupool.c), under h->sched->lock */
+	struct hyp_vcpu *sched_next, *sched_prev; /* the pool's vCPU list */
+	bool sched_listed;	/* on pool sched_pool_in's list */
+	bool sched_waiting;	/* in sched_acquire */
+	bool sched_running;	/* holds sched_cpu1 - 1 */
+	bool sched_kicked;	/* the ticker kicked this run */
+	unsigned sched_pool_in;
+	unsigned sched_cpu1;	/* pCPU + 1 held (null: assigned), 0 = none */
+	unsigned sched_last_cpu1;
+	int64_t sched_credit;	/* ns */
+	uint64_t sched_seq;	/* wait order, ties */
+	uint64_t sched_hard, sched_soft; /* affinity, 0 = all */
+	uint64_t sched_run_cpu_ns, sched_run_wall_ns; /* at the run's start */
 	clockid_t cpu_clock;
 	void *exec;		/* backend-private */
 };
@@ -152,8 +163,13 @@ struct hyp_domain {
 	bool stopping;		/* vCPU threads must exit */
 	bool listed;		/* still in h->domains */
 	bool fenced;		/* migrated away, fate unknown: unpause refused */
-	unsigned cap;		/* cap.c: % of a pCPU per vCPU, 0 = none (set under lock) */
-	bool cap_thread;	/* cap.c: the throttle thread runs (under lock) */
+	unsigned cap;		/* cap.c: % of one pCPU for the domain, 0 = none
+				 * (under h->sched->lock) */
+	/* scheduler, under h->sched->lock */
+	unsigned sched_weight;	/* 0 = SCHED_DEFAULT_WEIGHT */
+	unsigned sched_pool;	/* cpupool id */
+	int64_t sched_budget_ns; /* cap budget left in this period */
+	uint64_t sched_period_end_ns;
 	/* Built by hyp_domain_create_restore: no boot state, must not run
 	 * before hyp_domain_load_done. Backends read it in dom_init and
 	 * vcpu_init. */
@@ -172,6 +188,8 @@ struct hyp_domain {
 	uint64_t callback_vector;
 	struct evtchn_state *evtchn; /* evtchn.c */
 	struct gnttab_state *gnttab; /* gnttab.c */
+	struct pv_state *pv;	/* pv-console.c: the PV rings (NULL: none) */
+	uint32_t pv_con_port, pv_xs_port; /* their ports in this domain */
 
 	hyp_ring_full_fn ring_full;
 	void *ring_full_opaque;
@@ -198,9 +216,13 @@ struct hyp {
 	struct hyp_mem mem;
 	const struct hyp_exec_ops *default_ops;
 	unsigned pcpus;
+	struct sched *sched;	/* cpupool.c */
 	char state_dir[HYP_PATH_MAX];
 	char guest_elf[HYP_PATH_MAX];
 	struct hyp_events ev;
+	/* pv-console.c: the xenstore owner's kick (hyp/pv.h), under lock */
+	void (*xs_kick)(void *opaque, uint32_t domid);
+	void *xs_kick_opaque;
 	uint32_t next_domid;
 	struct hyp_domain *domains; /* in domid order */
 	unsigned ndomains;
@@ -221,9 +243,71 @@ int vcpu_start(struct hyp_vcpu *v);
 /* Sleep in SCHEDOP_block until the timer, a kick, pause or stop. */
 void vcpu_block(struct hyp_vcpu *v);
 
-/* cap.c: on the vCPU's thread between two runs, sleeps as long as the
- * domain's cap requires for the CPU time used since the last call. */
-void cap_throttle(struct hyp_vcpu *v);
+/* ---- scheduler (cpupool.c, sched-credit2.c, sched-null.c, cap.c) ------ */
+
+#include "hyp/sched.h"
+
+enum sched_kind { SCHED_CREDIT2, SCHED_NULL };
+
+struct sched_pool {
+	bool used;
+	char name[SCHED_POOL_NAME_MAX];
+	enum sched_kind kind;
+	uint64_t cpus;
+	pthread_cond_t cond;	/* a pCPU of the pool was released */
+	struct hyp_vcpu *vcpus;	/* every started vCPU of the pool's domains */
+	uint64_t seq;
+};
+
+struct sched {
+	struct hyp *h;
+	pthread_mutex_t lock;
+	unsigned npcpus;
+	struct hyp_vcpu *owner[SCHED_MAX_PCPUS]; /* holder (null: assignee) */
+	int cpu_pool[SCHED_MAX_PCPUS];		 /* -1: free */
+	struct sched_pool pools[SCHED_MAX_POOLS];
+	pthread_t ticker;
+	pthread_cond_t tick_cond;
+	bool stop;
+	uint64_t switches;
+};
+
+#define SCHED_TIMESLICE_NS 10000000ULL	 /* 10 ms */
+#define SCHED_CREDIT_INIT_NS 10000000LL	 /* credit2's CSCHED2_CREDIT_INIT */
+#define SCHED_CAP_PERIOD_NS 100000000ULL /* cap budget refill */
+#define SCHED_TICK_NS 2000000ULL
+
+int sched_init(struct hyp *h);
+void sched_fini(struct hyp *h);
+/* On the vCPU's thread before a run: waits for a pCPU. False when the
+ * domain is paused or stopping (nothing held). */
+bool sched_acquire(struct hyp_vcpu *v);
+/* After a run: charges it, gives the pCPU back (null: keeps the
+ * assignment), and stays queued for the next one. */
+void sched_release(struct hyp_vcpu *v);
+/* Blocking (SCHEDOP_block): the same, not queued. */
+void sched_block(struct hyp_vcpu *v);
+/* The vCPU thread ends: leaves its pool. */
+void sched_vcpu_exit(struct hyp_vcpu *v);
+uint64_t sched_mono_ns(void);
+uint64_t sched_thread_ns(struct hyp_vcpu *v);
+/* Under s->lock. */
+void sched_list_add(struct sched *s, struct hyp_vcpu *v, unsigned pool);
+void sched_list_del(struct sched *s, struct hyp_vcpu *v);
+bool credit2_acquire_locked(struct sched *s, struct hyp_vcpu *v);
+void credit2_release_locked(struct sched *s, struct hyp_vcpu *v, bool runnable);
+/* Any vCPU of the pool queued for a pCPU. */
+bool credit2_has_waiter_locked(struct sched_pool *p);
+bool null_acquire_locked(struct sched *s, struct hyp_vcpu *v);
+void null_release_locked(struct sched *s, struct hyp_vcpu *v);
+/* Drops the null assignment of v (exit, pool change). */
+void null_unassign_locked(struct sched *s, struct hyp_vcpu *v);
+/* Waits on the pool's condvar at most ns (pause and stop are polled). */
+void sched_wait_locked(struct sched *s, struct sched_pool *p, uint64_t ns);
+/* cap.c: refills d's budget when its period ended; true if d may run. */
+bool cap_may_run_locked(struct hyp_domain *d, uint64_t now);
+/* cap.c: charges ns of CPU to the domain's budget. */
+void cap_charge_locked(struct hyp_domain *d, uint64_t ns);
 
 /* hypercall.c: dispatch one hypercall, returns the value for rax. */
 int64_t hyp_hypercall(struct hyp_vcpu *v, uint64_t nr, const uint64_t *arg);
@@ -247,6 +331,20 @@ void gnttab_dom_fini(struct hyp_domain *d);
 int64_t hc_grant_table_op(struct hyp_vcpu *v, const uint64_t *arg);
 /* XENMEM_add_to_physmap(XENMAPSPACE_grant_table): gpfn becomes frame idx. */
 int64_t gnttab_add_to_physmap(struct hyp_domain *d, uint64_t idx, uint64_t gpfn);
+
+/* pv-console.c: the PV rings' ports and console backend (hyp/pv.h).
+ * init at create before the vCPUs start; stop (joins the poll thread)
+ * before the ports close at destroy; fini frees (stops first if needed). */
+int pv_dom_init(struct hyp_domain *d);
+void pv_dom_stop(struct hyp_domain *d);
+void pv_dom_fini(struct hyp_domain *d);
+/* HVMOP_get_param of the ring params; -XEN_EINVAL for other indices. */
+int64_t pv_hvm_param(struct hyp_domain *d, uint32_t index, uint64_t *value);
+/* Whether guest RAM holds both ring pages. */
+bool pv_rings_present(struct hyp_domain *d);
+/* A ring index in guest memory: acquire load; release store marked dirty. */
+uint32_t pv_idx_load(struct hyp_domain *d, uint64_t gpa);
+void pv_idx_store(struct hyp_domain *d, uint64_t gpa, uint32_t v);
 
 /* console.c */
 int console_init(struct hyp_domain *d);

@@ -150,8 +150,9 @@ int hyp_loader_load_elf_image(void *mem, uint64_t mem_size, const uint8_t *img,
 	/* Validate everything first: a bad image must not half-load. */
 	for (i = 0; i < eh->e_phnum; i++) {
 		const Elf64_Phdr *p = &ph[i];
-		uint64_t lim = mem_size < FERRY_ARENA_GPA ? mem_size :
-							      FERRY_ARENA_GPA;
+		/* The xenstore and console ring pages follow the kernel. */
+		uint64_t lim = mem_size < FERRY_XENSTORE_GPA ? mem_size :
+								 FERRY_XENSTORE_GPA;
 
 		if (p->p_type != PT_LOAD || !p->p_memsz)
 			continue;

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: MIT
 /*
  * The vCPU thread: the same loop for every backend. It parks while the
- * domain is paused, runs the backend until something needs ferryd, and
- * services hypercalls.
+ * domain is paused, takes a pCPU from the scheduler (cpupool.c), runs the
+ * backend until something needs ferryd or the slice ends, gives the pCPU
+ * back and services hypercalls.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -46,6 +47,9 @@ void vcpu_block(struct hyp_vcpu *v)
 {
 	struct hyp_domain *d = v->d;
 
+	/* A blocked vCPU gives its pCPU back (soft vCPUs block inside
+	 * vcpu_run). */
+	sched_block(v);
 	pthread_mutex_lock(&d->lock);
 	v->blocked = true;
 	while (!v->kicked && !d->paused && !d->stopping) {
@@ -83,9 +87,14 @@ static void *vcpu_thread(void *arg)
 		park_until_runnable(v);
 		if (__atomic_load_n(&d->stopping, __ATOMIC_ACQUIRE))
 			break;
+		/* Runs hold a pCPU of the domain's cpupool: wait for one
+		 * (back to parking when paused meanwhile). */
+		if (!sched_acquire(v))
+			continue;
 		memset(&ex, 0, sizeof(ex));
 		if (d->ops->vcpu_run(v, &ex) < 0)
 			ex.kind = HYP_EXIT_CRASH;
+		sched_release(v);
 		if (ex.kind == HYP_EXIT_HCALL) {
 			int64_t ret = hyp_hypercall(v, ex.nr, ex.arg);
 
@@ -96,8 +105,8 @@ static void *vcpu_thread(void *arg)
 		} else if (ex.kind == HYP_EXIT_STOPPED) {
 			break;
 		}
-		cap_throttle(v);
 	}
+	sched_vcpu_exit(v);
 	if (!clock_gettime(v->cpu_clock, &ts))
 		v->cpu_ns_done += (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
 	pthread_mutex_lock(&d->lock);

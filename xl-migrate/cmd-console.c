@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: MIT
 /*
  * xl console DOMAIN: prints the recent output, then streams. On a terminal
- * the terminal goes raw and Ctrl-] (0x1d) detaches, restoring it; piped,
- * it just streams. Either way it ends when the domain is destroyed.
+ * the terminal goes raw, keystrokes go to the guest's PV console ring
+ * (op console-input) and Ctrl-] (0x1d) detaches, restoring it; piped, it
+ * just streams. Either way it ends when the domain is destroyed.
  */
 #include <errno.h>
 #include <poll.h>
@@ -19,6 +20,53 @@ static void out(const char *s, size_t len)
 {
 	fwrite(s, 1, len, stdout);
 	fflush(stdout);
+}
+
+struct input_args {
+	char domain[24];
+	const char *buf;
+	size_t len;
+};
+
+/* {"domain": id, "data": text} when the bytes are ASCII, else "bytes". */
+static int input_args_gen(yajl_gen g, void *opaque)
+{
+	const struct input_args *a = opaque;
+	bool ascii = true;
+	int rc;
+
+	for (size_t i = 0; i < a->len; i++)
+		if ((unsigned char)a->buf[i] >= 0x80)
+			ascii = false;
+	rc = xlm_gen_map_open(g) ?: xlm_gen_kv_str(g, "domain", a->domain);
+	if (rc)
+		return rc;
+	if (ascii) {
+		rc = xlm_gen_str(g, "data") ?: xlm_gen_strn(g, a->buf, a->len);
+	} else {
+		rc = xlm_gen_str(g, "bytes") ?: xlm_gen_array_open(g);
+		for (size_t i = 0; !rc && i < a->len; i++)
+			rc = yajl_gen_integer(g, (unsigned char)a->buf[i]) == yajl_gen_status_ok
+				     ? 0 : -EINVAL;
+		rc = rc ?: xlm_gen_array_close(g);
+	}
+	return rc ?: xlm_gen_map_close(g);
+}
+
+struct console_state {
+	long long domid;
+	bool done;
+};
+
+static int console_msg(yajl_val msg, long long domid);
+
+/* Events that arrive while a console-input call waits for its reply. */
+static void on_event(void *opaque, yajl_val msg)
+{
+	struct console_state *st = opaque;
+
+	if (console_msg(msg, st->domid))
+		st->done = true;
 }
 
 /* Handles one message; returns 1 when the console session is over. */
@@ -53,9 +101,14 @@ int xlm_console_run(struct xlm_client *c, const char *domain)
 	const char *text;
 	int rc = 0;
 
+	struct console_state st = { .domid = -1 };
+	struct input_args in;
+
 	if (xlm_call_domain(c, "console-attach", domain, &root, &result))
 		return XL_EXIT_FAIL;
 	xlm_json_int(result, "domid", &domid);
+	st.domid = domid;
+	snprintf(in.domain, sizeof(in.domain), "%lld", domid);
 	text = xlm_json_str(result, "output");
 	if (text)
 		out(text, strlen(text));
@@ -100,9 +153,27 @@ int xlm_console_run(struct xlm_client *c, const char *domain)
 			char buf[64];
 			ssize_t got = read(STDIN_FILENO, buf, sizeof(buf));
 
-			if (got <= 0 || memchr(buf, CTRL_RBRACKET, (size_t)got))
+			const char *esc;
+
+			if (got <= 0)
 				goto out;
-			/* Console input is not carried yet; keystrokes are dropped. */
+			esc = memchr(buf, CTRL_RBRACKET, (size_t)got);
+			in.buf = buf;
+			in.len = esc ? (size_t)(esc - buf) : (size_t)got;
+			if (in.len) {
+				yajl_val r;
+
+				c->on_event = on_event;
+				c->event_opaque = &st;
+				n = xlm_client_call(c, "console-input", input_args_gen, &in, &r, NULL);
+				c->on_event = NULL;
+				if (n == 0)
+					yajl_tree_free(r);
+				/* A refused input (no ring) does not end the session; a
+				 * closed connection is reported by the next read. */
+			}
+			if (esc || st.done)
+				goto out;
 		}
 	}
 out:

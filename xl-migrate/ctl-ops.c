@@ -16,6 +16,7 @@
 
 #include "common/err.h"
 #include "common/log.h"
+#include "hyp/pv.h"
 #include "internal.h"
 #include "xl-migrate/config.h"
 
@@ -208,6 +209,9 @@ static void shutdown_common(struct ctl_client *cl, const struct xlm_req *req, bo
 		cl->wait_id = req->id;
 		cl->wait_domid = domid;
 	}
+	/* Xen's request, for guests with a xenstore driver; the ferry_ctl
+	 * request below stays until every guest has one. */
+	ctl__xs_shutdown_request(cl->srv, domid, reboot);
 	rc = hyp_domain_shutdown(cl->srv->hyp, domid, reboot);
 	if (rc) {
 		cl->waiting = false;
@@ -392,6 +396,52 @@ out:
 	free(buf);
 }
 
+#define CONSOLE_INPUT_MAX 4096
+
+/* {domain, data: "text"} or {domain, bytes: [0..255, ...]}: keystrokes for
+ * the guest's PV console ring. */
+static void op_console_input(struct ctl_client *cl, const struct xlm_req *req)
+{
+	static const char *bytes_path[] = { "bytes", NULL };
+	const char *data = xlm_args_str(req, "data");
+	yajl_val bytes = req->args ? yajl_tree_get(req->args, bytes_path, yajl_t_array) : NULL;
+	char buf[CONSOLE_INPUT_MAX];
+	size_t len = 0;
+	uint32_t domid;
+	int rc;
+
+	if (data) {
+		len = strlen(data);
+		if (len > sizeof(buf))
+			len = sizeof(buf);
+		memcpy(buf, data, len);
+	} else if (bytes) {
+		for (size_t i = 0; i < bytes->u.array.len && len < sizeof(buf); i++) {
+			yajl_val b = bytes->u.array.values[i];
+
+			if (!YAJL_IS_INTEGER(b) || YAJL_GET_INTEGER(b) < 0 ||
+			    YAJL_GET_INTEGER(b) > 255) {
+				REPLY_ERR(cl, req, -EINVAL, "console-input: bytes must be 0..255");
+				return;
+			}
+			buf[len++] = (char)YAJL_GET_INTEGER(b);
+		}
+	} else {
+		REPLY_ERR(cl, req, -EINVAL,
+			  "console-input: expected a string \"data\" or an array \"bytes\"");
+		return;
+	}
+	if (lookup(cl, req, &domid))
+		return;
+	rc = hyp_console_input(cl->srv->hyp, domid, buf, len);
+	if (rc) {
+		REPLY_ERR(cl, req, rc, "domain %u: cannot send console input: %s", domid,
+			  ferry_strerror(rc));
+		return;
+	}
+	reply_domid(cl, req, domid);
+}
+
 static void op_version(struct ctl_client *cl, const struct xlm_req *req)
 {
 	yajl_gen g = xlm_reply_begin(req->id, req->has_id);
@@ -418,12 +468,14 @@ static const struct {
 	{ "info", op_info },
 	{ "dmesg", op_dmesg },
 	{ "console-attach", op_console_attach },
+	{ "console-input", op_console_input },
 	{ "version", op_version },
 	{ "save", ctl__op_save },
 	{ "restore", ctl__op_restore },
 	{ "migrate", ctl__op_migrate },
 	{ "migrate-cancel", ctl__op_migrate_cancel },
 	{ "migrate-resolve", ctl__op_migrate_resolve },
+	{ "sched", ctl__op_sched },
 };
 
 void ctl__dispatch(struct ctl_client *cl, const struct xlm_req *req)

@@ -284,6 +284,8 @@ void ctl__on_console(struct ctl_server *srv, uint32_t domid, const char *data, s
 void ctl__on_state(struct ctl_server *srv, uint32_t domid, enum hyp_dom_state st)
 {
 	log_debug("dom%u: %s", domid, hyp_state_name(st));
+	if (st == HYP_DOM_RUNNING)
+		ctl__xs_domain_running(srv, domid);
 	for (struct ctl_client *cl = srv->clients, *next; cl; cl = next) {
 		next = cl->next;
 		if (cl->attached && cl->attach_domid == domid)

@@ -123,6 +123,9 @@ void ctl__op_restore(struct ctl_client *cl, const struct xlm_req *req);
 /* Frees a client closed while busy; called when its last op finishes. */
 void ctl__client_release(struct ctl_client *cl);
 
+/* ctl-sched.c: the scheduler and cpupool verbs */
+void ctl__op_sched(struct ctl_client *cl, const struct xlm_req *req);
+
 /* ctl-migrate.c */
 /* Loads the TLS context and starts the listener when opts->listen is set;
  * logs and returns -errno on failure. */
@@ -149,6 +152,12 @@ void ctl_xs_fini(struct ctl_server *srv);
 void ctl__xs_domain_add(struct ctl_server *srv, uint32_t domid);
 /* Loop thread: domid is gone; removes /local/domain/<domid>. */
 void ctl__xs_domain_gone(struct ctl_server *srv, uint32_t domid);
+/* Loop thread: domid runs; makes its entries and ring if nothing did (a
+ * domain hyp restarted on its own). */
+void ctl__xs_domain_running(struct ctl_server *srv, uint32_t domid);
+/* Loop thread: writes control/shutdown = "poweroff" or "reboot" in the
+ * domain's directory (Xen's request); -ENODEV without a store. */
+int ctl__xs_shutdown_request(struct ctl_server *srv, uint32_t domid, bool reboot);
 
 /* ctl-events.c */
 int ctl__events_init(struct ctl_server *srv, struct hyp_events *ev);

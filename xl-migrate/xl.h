@@ -77,6 +77,13 @@ int xlm_cmd_xenstore_ls(int argc, char **argv);
 int xlm_cmd_xenstore_read(int argc, char **argv);
 int xlm_cmd_xenstore_write(int argc, char **argv);
 int xlm_cmd_xenstore_rm(int argc, char **argv);
+int xlm_cmd_sched_credit2(int argc, char **argv);
+int xlm_cmd_vcpu_pin(int argc, char **argv);
+int xlm_cmd_vcpu_list(int argc, char **argv);
+int xlm_cmd_cpupool_create(int argc, char **argv);
+int xlm_cmd_cpupool_list(int argc, char **argv);
+int xlm_cmd_cpupool_destroy(int argc, char **argv);
+int xlm_cmd_cpupool_migrate(int argc, char **argv);
 int xlm_cmd_help(int argc, char **argv);
 
 #endif

@@ -19,6 +19,13 @@
  * /local/domain/<domid> (xs_domain_create) from the domain's current name
  * and memory. ctl__on_gone() releases it.
  *
+ * Guest rings (hyp/pv.h): with its entries each domain gets a connection
+ * over its xenstore ring page (hyp_xs_ring_new), acting as the guest's
+ * domid. The guest's notify arrives on a vCPU thread as a kick: the domid
+ * is queued and the loop services the ring (hyp_xs_ring_service). Watch
+ * events for a guest are written into its ring from whatever store call
+ * fires them.
+ *
  * Everything else runs on the loop thread; the store is single-threaded.
  */
 #include <errno.h>
@@ -31,6 +38,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "hyp/pv.h"
 #include "hyp/xenstore.h"
 #include "internal.h"
 
@@ -53,6 +61,12 @@ struct xs_client {
 	struct xs_wire_rx *rx; /* read-only clients: requests are vetted whole */
 };
 
+struct xs_ring_client {
+	struct xs_ring_client *next;
+	struct hyp_xs_ring *ring;
+	uint32_t domid;
+};
+
 struct xs_listener {
 	uv_pipe_t pipe;
 	struct xs_server *xs;
@@ -67,11 +81,14 @@ struct xs_server {
 	char dir[4096];
 	struct xs_listener rw, ro;
 	struct xs_client *clients;
-	/* domains created off the loop thread; lock guards pend and closed */
+	struct xs_ring_client *rings; /* one per domain with entries */
+	/* domains created off the loop thread and rings kicked by their
+	 * guests; lock guards pend, kicks and closed */
 	uv_async_t async;
 	bool async_open;
 	pthread_mutex_t lock;
 	struct xs_pending *pend;
+	struct xs_pending *kicks; /* each domid at most once */
 	bool closed;
 	pthread_t loop_thread;
 };
@@ -282,6 +299,82 @@ static void on_connection(uv_stream_t *listener, int status)
 	uv_read_start((uv_stream_t *)&cl->pipe, alloc_cb, read_cb);
 }
 
+/* ---- guest rings -------------------------------------------------------- */
+
+static struct xs_ring_client **ring_find(struct xs_server *xs, uint32_t domid)
+{
+	struct xs_ring_client **pp;
+
+	for (pp = &xs->rings; *pp && (*pp)->domid != domid; pp = &(*pp)->next)
+		;
+	return pp;
+}
+
+static void ring_detach(struct xs_server *xs, uint32_t domid)
+{
+	struct xs_ring_client **pp = ring_find(xs, domid), *rc = *pp;
+
+	if (!rc)
+		return;
+	*pp = rc->next;
+	hyp_xs_ring_free(rc->ring);
+	free(rc);
+}
+
+static void ring_attach(struct xs_server *xs, uint32_t domid)
+{
+	struct xs_ring_client *rc;
+	int err;
+
+	ring_detach(xs, domid); /* a stale one */
+	rc = calloc(1, sizeof(*rc));
+	if (!rc)
+		return;
+	rc->domid = domid;
+	err = hyp_xs_ring_new(xs->srv->hyp, domid, xs->store, &rc->ring);
+	if (err) {
+		if (err != -ENOENT)
+			log_warn("dom%u: no xenstore ring: %s", domid, strerror(-err));
+		free(rc);
+		return;
+	}
+	rc->next = xs->rings;
+	xs->rings = rc;
+	/* Requests the guest wrote before we were here. */
+	hyp_xs_ring_service(rc->ring);
+}
+
+static void ring_service(struct xs_server *xs, uint32_t domid)
+{
+	struct xs_ring_client *rc = *ring_find(xs, domid);
+
+	if (rc)
+		hyp_xs_ring_service(rc->ring);
+}
+
+/* Any thread (a guest's vCPU): the loop services the ring soon. */
+static void ring_kick(void *opaque, uint32_t domid)
+{
+	struct xs_server *xs = opaque;
+	struct xs_pending *p;
+
+	pthread_mutex_lock(&xs->lock);
+	if (xs->closed)
+		goto out;
+	for (p = xs->kicks; p; p = p->next)
+		if (p->domid == domid)
+			goto out; /* already queued */
+	p = malloc(sizeof(*p));
+	if (!p)
+		goto out;
+	p->domid = domid;
+	p->next = xs->kicks;
+	xs->kicks = p;
+	uv_async_send(&xs->async);
+out:
+	pthread_mutex_unlock(&xs->lock);
+}
+
 /* ---- domains ------------------------------------------------------------ */
 
 static void domain_add(struct xs_server *xs, uint32_t domid)
@@ -297,20 +390,24 @@ static void domain_add(struct xs_server *xs, uint32_t domid)
 		xs_domain_release(xs->store, domid);
 		rc = xs_domain_create(xs->store, domid, info.name, info.memory_kb);
 	}
-	if (rc)
+	if (rc) {
 		log_warn("dom%u: cannot make its xenstore entries: %s", domid, strerror(-rc));
-	else
-		log_debug("dom%u: /local/domain/%u made", domid, domid);
+		return;
+	}
+	log_debug("dom%u: /local/domain/%u made", domid, domid);
+	ring_attach(xs, domid);
 }
 
 static void async_cb(uv_async_t *a)
 {
 	struct xs_server *xs = a->data;
-	struct xs_pending *p, *next, *rev = NULL;
+	struct xs_pending *p, *next, *rev = NULL, *kicks;
 
 	pthread_mutex_lock(&xs->lock);
 	p = xs->pend;
 	xs->pend = NULL;
+	kicks = xs->kicks;
+	xs->kicks = NULL;
 	pthread_mutex_unlock(&xs->lock);
 	for (; p; p = next) { /* pushed newest first: restore the order */
 		next = p->next;
@@ -320,6 +417,11 @@ static void async_cb(uv_async_t *a)
 	for (p = rev; p; p = next) {
 		next = p->next;
 		domain_add(xs, p->domid);
+		free(p);
+	}
+	for (p = kicks; p; p = next) {
+		next = p->next;
+		ring_service(xs, p->domid);
 		free(p);
 	}
 }
@@ -358,7 +460,41 @@ void ctl__xs_domain_gone(struct ctl_server *srv, uint32_t domid)
 		return;
 	/* A create still queued must not resurrect the entry. */
 	async_cb(&srv->xs->async);
+	ring_detach(srv->xs, domid);
 	xs_domain_release(srv->xs->store, domid);
+}
+
+void ctl__xs_domain_running(struct ctl_server *srv, uint32_t domid)
+{
+	struct xs_server *xs = srv->xs;
+	bool queued = false;
+
+	if (!xs)
+		return;
+	pthread_mutex_lock(&xs->lock);
+	for (struct xs_pending *p = xs->pend; p; p = p->next)
+		if (p->domid == domid)
+			queued = true;
+	pthread_mutex_unlock(&xs->lock);
+	/* Domains hyp restarted itself (on_reboot = "restart") come this way. */
+	if (!queued && !xs_domain_introduced(xs->store, domid))
+		domain_add(xs, domid);
+}
+
+int ctl__xs_shutdown_request(struct ctl_server *srv, uint32_t domid, bool reboot)
+{
+	const char *v = reboot ? "reboot" : "poweroff";
+	char path[64];
+	int rc;
+
+	if (!srv->xs)
+		return -ENODEV;
+	async_cb(&srv->xs->async); /* its entries first */
+	snprintf(path, sizeof(path), "/local/domain/%u/control/shutdown", domid);
+	rc = xs_write(srv->xs->store, path, v, strlen(v));
+	if (rc)
+		log_warn("dom%u: cannot write %s: %s", domid, path, strerror(-rc));
+	return rc;
 }
 
 /* ---- start and stop ----------------------------------------------------- */
@@ -450,6 +586,7 @@ int ctl_xs_start(struct ctl_server *srv)
 	xs->async.data = xs;
 	xs->async_open = true;
 	srv->xs = xs;
+	hyp_xs_set_kick(srv->hyp, ring_kick, xs);
 	rc = listen_on(xs, &xs->rw, "socket", false) ?: listen_on(xs, &xs->ro, "socket_ro", true);
 	if (rc)
 		goto fail;
@@ -468,10 +605,14 @@ void ctl_xs_stop(struct ctl_server *srv)
 
 	if (!xs)
 		return;
+	/* No kick is in flight once this returns. */
+	hyp_xs_set_kick(srv->hyp, NULL, NULL);
 	listener_close(&xs->rw);
 	listener_close(&xs->ro);
 	while (xs->clients)
 		client_close(xs->clients);
+	while (xs->rings)
+		ring_detach(xs, xs->rings->domid);
 	pthread_mutex_lock(&xs->lock);
 	xs->closed = true;
 	pthread_mutex_unlock(&xs->lock);
@@ -494,6 +635,14 @@ void ctl_xs_fini(struct ctl_server *srv)
 		xs->pend = p->next;
 		free(p);
 	}
+	while (xs->kicks) {
+		struct xs_pending *p = xs->kicks;
+
+		xs->kicks = p->next;
+		free(p);
+	}
+	while (xs->rings)
+		ring_detach(xs, xs->rings->domid);
 	xs_store_free(xs->store);
 	pthread_mutex_destroy(&xs->lock);
 	rmdir(xs->dir);

@@ -200,6 +200,13 @@ static void plat_shutdown(void *opaque, unsigned reason)
 	kshutdown(reason);
 }
 
+static long plat_hypercall(void *opaque, unsigned long nr, unsigned long a1,
+			   unsigned long a2, unsigned long a3)
+{
+	(void)opaque;
+	return hypercall(nr, a1, a2, a3, 0, 0);
+}
+
 static const struct wl_platform plat = {
 	.now_ns = now_ns,
 	.console = plat_console,
@@ -278,7 +285,11 @@ void user_main(uint64_t start_info, uint64_t vcpu)
 		kprintf("ferry-guest: no usable start info / memory map\n");
 		kshutdown(SHUTDOWN_crash);
 	}
-	if (wl_attach(&ctx, &plat, 0, mem, cmdline))
+	/* The PV services (event channels, grant tables, console and
+	 * xenstore rings) poll shared_info: only with it mapped. */
+	if (wl_attach_xen(&ctx, &plat,
+			  kinfo.ferry && have_shinfo ? plat_hypercall : NULL, 0,
+			  mem, cmdline))
 		kshutdown(SHUTDOWN_crash);
 	for (;;)
 		wl_run_slice(&ctx);

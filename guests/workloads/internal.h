@@ -30,7 +30,14 @@ struct wl_params {
 	uint64_t ws_bytes;	/* working set, rounded up to whole pages */
 	uint64_t rate;		/* bytes per second; 0 writes nothing */
 	uint64_t fill_bytes;	/* idle: write this much once, then idle */
+	/* pingpong: role=ping|pong peer=DOMID [port=N gref=M] */
+	uint32_t pp_role;	/* enum wl_pp_role */
+	uint32_t pp_peer;	/* 0: not given */
+	uint32_t pp_port;	/* ping: pong's port, 0: from xenstore */
+	uint32_t pp_gref;	/* ping: pong's grant, UINT32_MAX: xenstore */
 };
+
+enum wl_pp_role { WL_PP_PING = 1, WL_PP_PONG = 2 };
 
 /*
  * Lives at FERRY_ARENA_GPA and is saved, restored and migrated with the
@@ -68,6 +75,25 @@ struct wl_state {
 	uint64_t sweep_mismatches;
 	uint64_t sweeps;
 	uint64_t resume_checks;
+
+	/* spin: loop iterations since boot, and at the last report. */
+	uint64_t spins;
+	uint64_t report_spins;
+
+	/* pingpong (appended: zero in states written before it existed) */
+	uint32_t pp_role;
+	uint32_t pp_peer;
+	uint32_t pp_phase;	/* 0 set-up, 1 running */
+	uint32_t pp_port;	/* our port */
+	uint32_t pp_rport;	/* the peer's port (ping) */
+	uint32_t pp_gref;	/* the grant pong made */
+	uint64_t pp_seq;	/* ping: the counter in flight */
+	uint64_t pp_sent_ns;	/* ping: when it was sent */
+	uint64_t pp_rounds;
+	uint64_t pp_report_rounds;
+	uint64_t pp_wait_ns;	/* ping: next xenstore look-up */
+	uint32_t pp_waiting_said;
+	uint32_t pp_pad;
 };
 
 /* Formatting, printf-like; supports %s %c %d %u %ld %lu %lld %llu %x %lx

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Command line: "workload=idle|dirty|verify ws=SIZE rate=SIZE
- * pattern=seq|random", SIZE being a number with an optional K, M or G
+ * Command line: "workload=idle|dirty|verify|spin|pingpong ws=SIZE
+ * rate=SIZE pattern=seq|random role=ping|pong peer=DOMID port=N gref=M",
+ * SIZE being a number with an optional K, M or G
  * (binary) suffix. Keys we do not know belong to someone else and are
  * skipped.
  */
@@ -24,6 +25,17 @@ static bool tok_eq(const char *s, size_t n, const char *word)
 		if (!word[i] || word[i] != s[i])
 			return false;
 	return word[n] == '\0';
+}
+
+/* Plain decimal digits only (no size suffix). */
+static bool tok_is_num(const char *s, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (s[i] < '0' || s[i] > '9')
+			return false;
+	return n > 0;
 }
 
 static int parse_size(const char *s, size_t n, uint64_t *out)
@@ -79,6 +91,10 @@ int wl_parse_cmdline(const char *cmdline, struct wl_params *p, char *err,
 	p->ws_bytes = WL_DEFAULT_WS;
 	p->fill_bytes = 0;
 	p->rate = WL_DEFAULT_RATE;
+	p->pp_role = 0;
+	p->pp_peer = 0;
+	p->pp_port = 0;
+	p->pp_gref = UINT32_MAX;
 
 	while (*s) {
 		const char *key, *val;
@@ -113,6 +129,10 @@ int wl_parse_cmdline(const char *cmdline, struct wl_params *p, char *err,
 				p->kind = WL_DIRTY;
 			else if (tok_eq(val, vlen, "verify"))
 				p->kind = WL_VERIFY;
+			else if (tok_eq(val, vlen, "spin"))
+				p->kind = WL_SPIN;
+			else if (tok_eq(val, vlen, "pingpong"))
+				p->kind = WL_PINGPONG;
 			else
 				goto bad;
 		} else if (tok_eq(key, klen, "pattern")) {
@@ -138,6 +158,33 @@ int wl_parse_cmdline(const char *cmdline, struct wl_params *p, char *err,
 		} else if (tok_eq(key, klen, "rate")) {
 			if (parse_size(val, vlen, &p->rate))
 				goto bad;
+		} else if (tok_eq(key, klen, "role")) {
+			if (tok_eq(val, vlen, "ping"))
+				p->pp_role = WL_PP_PING;
+			else if (tok_eq(val, vlen, "pong"))
+				p->pp_role = WL_PP_PONG;
+			else
+				goto bad;
+		} else if (tok_eq(key, klen, "peer") ||
+			   tok_eq(key, klen, "port") ||
+			   tok_eq(key, klen, "gref")) {
+			uint64_t v;
+
+			if (parse_size(val, vlen, &v) || !tok_is_num(val, vlen))
+				goto bad;
+			if (key[1] == 'e') {	/* peer: a guest domid */
+				if (v == 0 || v >= 0x7ff0)
+					goto bad;
+				p->pp_peer = (uint32_t)v;
+			} else if (key[0] == 'p') {	/* port: 2-level */
+				if (v == 0 || v >= 4096)
+					goto bad;
+				p->pp_port = (uint32_t)v;
+			} else {
+				if (v >= UINT32_MAX)
+					goto bad;
+				p->pp_gref = (uint32_t)v;
+			}
 		}
 		continue;
 bad:
@@ -171,6 +218,8 @@ const char *wl_kind_name(uint32_t kind)
 	case WL_IDLE: return "idle";
 	case WL_DIRTY: return "dirty";
 	case WL_VERIFY: return "verify";
+	case WL_SPIN: return "spin";
+	case WL_PINGPONG: return "pingpong";
 	default: return "?";
 	}
 }

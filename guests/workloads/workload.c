@@ -5,10 +5,14 @@
  * (mem_base == the host mapping of guest-physical 0), so every reference
  * to guest memory goes through gpa_ptr() and everything that must survive
  * save/restore/migration sits in struct wl_state in guest memory.
+ * pingpong lives in pingpong.c and the PV client (console ring, xenstore,
+ * event channels, grant table) in pv.c; every slice first polls the
+ * latter (interrupts stay off).
  */
 #include <hyp/abi.h>
 
 #include "internal.h"
+#include "pv.h"
 
 #define SLICE_NS (10ull * 1000 * 1000)
 #define CATCHUP_NS (50ull * 1000 * 1000)
@@ -66,7 +70,7 @@ static void wl_print(const struct wl_ctx *ctx, const char *fmt, ...)
 		return;
 	if ((size_t)n >= sizeof(buf))
 		n = sizeof(buf) - 1;
-	ctx->plat->console(ctx->plat->opaque, buf, (size_t)n);
+	wl_console(ctx, buf, (size_t)n);
 }
 
 /* ferry_ctl exists only under Ferry; elsewhere (QEMU) that page is not
@@ -111,10 +115,11 @@ static bool state_ok(const struct wl_ctx *ctx, const struct wl_state *st)
 
 	if (st->magic != WL_STATE_MAGIC || st->version != WL_STATE_VERSION)
 		return false;
-	if (st->kind < WL_IDLE || st->kind > WL_VERIFY)
+	if (st->kind < WL_IDLE || st->kind > WL_PINGPONG)
 		return false;
-	/* idle has no working set; the others have at least a page */
-	if ((!st->ws_pages && st->kind != WL_IDLE) ||
+	/* idle and spin have no working set; the others at least a page */
+	if ((!st->ws_pages && st->kind != WL_IDLE && st->kind != WL_SPIN &&
+	     st->kind != WL_PINGPONG) ||
 	    st->ws_pages > (ctx->mem_size >> WL_PAGE_SHIFT))
 		return false;
 	if (layout(st->ws_pages, &g, &w) > ctx->mem_size)
@@ -125,6 +130,13 @@ static bool state_ok(const struct wl_ctx *ctx, const struct wl_state *st)
 int wl_attach(struct wl_ctx *ctx, const struct wl_platform *plat,
 	      uintptr_t mem_base, uint64_t mem_size, const char *cmdline)
 {
+	return wl_attach_xen(ctx, plat, NULL, mem_base, mem_size, cmdline);
+}
+
+int wl_attach_xen(struct wl_ctx *ctx, const struct wl_platform *plat,
+		  wl_hypercall_fn hypercall, uintptr_t mem_base,
+		  uint64_t mem_size, const char *cmdline)
+{
 	struct wl_params p;
 	struct wl_state *st;
 	char err[96], ws[24], rate[24];
@@ -132,6 +144,7 @@ int wl_attach(struct wl_ctx *ctx, const struct wl_platform *plat,
 	uint64_t i, now, pages, end;
 
 	ctx->plat = plat;
+	ctx->hypercall = hypercall;
 	ctx->mem_base = mem_base;
 	ctx->mem_size = mem_size;
 	ctx->st = NULL;
@@ -154,9 +167,17 @@ int wl_attach(struct wl_ctx *ctx, const struct wl_platform *plat,
 		return -22;
 	}
 	/* idle writes only what fill= asks for, once (an idle guest whose
-	 * memory holds data). */
+	 * memory holds data); spin touches no working set. */
 	if (p.kind == WL_IDLE)
 		p.ws_bytes = p.fill_bytes;
+	if (p.kind == WL_SPIN) {
+		p.ws_bytes = 0;
+		p.rate = 0;
+	}
+	if (p.kind == WL_PINGPONG) {
+		p.ws_bytes = 0;	/* the shared page sits below the arena */
+		p.rate = 0;
+	}
 	pages = p.ws_bytes >> WL_PAGE_SHIFT;
 	end = pages > (mem_size >> WL_PAGE_SHIFT) ? UINT64_MAX :
 	      layout(pages, &i, &i);
@@ -196,6 +217,20 @@ int wl_attach(struct wl_ctx *ctx, const struct wl_platform *plat,
 	st->sweep_mismatches = 0;
 	st->sweeps = 0;
 	st->resume_checks = 0;
+	st->spins = 0;
+	st->report_spins = 0;
+	st->pp_role = p.pp_role;
+	st->pp_peer = p.pp_peer;
+	st->pp_phase = 0;
+	st->pp_port = 0;
+	st->pp_rport = p.pp_port;
+	st->pp_gref = p.pp_gref;
+	st->pp_seq = 0;
+	st->pp_sent_ns = 0;
+	st->pp_rounds = 0;
+	st->pp_report_rounds = 0;
+	st->pp_wait_ns = 0;
+	st->pp_waiting_said = 0;
 	ctx->st = st;
 	st->resume_seen = resume_count(ctx);
 
@@ -204,6 +239,13 @@ int wl_attach(struct wl_ctx *ctx, const struct wl_platform *plat,
 	gen = gen_table(ctx);
 	for (i = 0; i < pages; i++)
 		gen[i] = 0;
+	/* The PV services (console ring, xenstore) before the first line,
+	 * which then goes out through the ring if there is one. */
+	pv_init(ctx);
+	if (p.kind == WL_PINGPONG && pp_start(ctx, &p)) {
+		ctx->st = NULL;
+		return -22;
+	}
 	st->magic = WL_STATE_MAGIC;
 
 	wl_format_size(ws, sizeof(ws), p.ws_bytes);
@@ -503,6 +545,35 @@ static void writer_slice(const struct wl_ctx *ctx, uint64_t now)
 	}
 }
 
+/* CPU-bound: counts loop iterations for a slice, reports once a second
+ * (the rate is per second of guest time, so it shows the share of a pCPU
+ * the vCPU got). */
+static void spin_slice(const struct wl_ctx *ctx, uint64_t now)
+{
+	struct wl_state *st = ctx->st;
+	uint64_t slice_end = now + SLICE_NS, n = 0;
+	volatile uint64_t sink = st->rng;
+
+	if (now - st->report_ns >= REPORT_NS) {
+		uint64_t dt = now - st->report_ns, k = st->spins - st->report_spins;
+
+		wl_print(ctx, "spin: count=%llu rate=%llu/s\n",
+			 (unsigned long long)st->spins,
+			 (unsigned long long)(dt ? k * WL_NSEC_PER_SEC / dt : 0));
+		st->report_ns = now;
+		st->report_spins = st->spins;
+	}
+	for (;;) {
+		sink = sink * 6364136223846793005ull + 1442695040888963407ull;
+		if (++n % 1024 == 0) {
+			st->spins += 1024;
+			if (now_ns(ctx) >= slice_end)
+				break;
+		}
+	}
+	st->rng = sink | 1;
+}
+
 void wl_run_slice(struct wl_ctx *ctx)
 {
 	struct wl_state *st = ctx->st;
@@ -517,14 +588,24 @@ void wl_run_slice(struct wl_ctx *ctx)
 	rc = resume_count(ctx);
 	if (rc != st->resume_seen) {
 		st->resume_seen = rc;
+		/* A new domain: new xenstore connection, maybe new ports. */
+		pv_resume(ctx);
 		if (st->kind == WL_VERIFY)
 			resume_check(ctx);
 	}
+
+	/* Events (interrupts stay off): console input, xenstore watches. */
+	if (pv_poll(ctx))
+		return;
 
 	now = now_ns(ctx);
 	clock_fixup(st, now);
 	if (st->kind == WL_IDLE)
 		idle_slice(ctx, now);
+	else if (st->kind == WL_SPIN)
+		spin_slice(ctx, now);
+	else if (st->kind == WL_PINGPONG)
+		pp_slice(ctx, now);
 	else
 		writer_slice(ctx, now);
 }

@@ -31,8 +31,15 @@ struct wl_platform {
 	void *opaque;
 };
 
+/* A Xen hypercall (Xen's x86-64 numbers and arguments, pointers being
+ * guest-physical addresses); returns rax. See wl_attach_xen. */
+typedef long (*wl_hypercall_fn)(void *opaque, unsigned long nr,
+				unsigned long a1, unsigned long a2,
+				unsigned long a3);
+
 /* Workload kinds, stored in guest memory. */
-enum wl_kind { WL_IDLE = 1, WL_DIRTY = 2, WL_VERIFY = 3 };
+enum wl_kind { WL_IDLE = 1, WL_DIRTY = 2, WL_VERIFY = 3, WL_SPIN = 4,
+	       WL_PINGPONG = 5 };
 
 struct wl_ctx {
 	const struct wl_platform *plat;
@@ -41,6 +48,7 @@ struct wl_ctx {
 	uintptr_t mem_base;
 	uint64_t mem_size; /* bytes of guest RAM */
 	struct wl_state *st; /* at mem_base + FERRY_ARENA_GPA */
+	wl_hypercall_fn hypercall; /* NULL: no PV services */
 };
 
 /*
@@ -53,6 +61,19 @@ struct wl_ctx {
  */
 int wl_attach(struct wl_ctx *ctx, const struct wl_platform *plat,
 	      uintptr_t mem_base, uint64_t mem_size, const char *cmdline);
+
+/*
+ * wl_attach with Xen's PV services: hypercall (called with plat->opaque)
+ * gives the workloads event channels, grant tables, the console ring
+ * (HVM_PARAM_CONSOLE_PFN) and a xenstore client (HVM_PARAM_STORE_PFN:
+ * control/shutdown and memory/target watches), and makes
+ * workload=pingpong possible. The platform must have mapped shared_info at
+ * FERRY_SHARED_INFO_GPA; event channels are polled there (no interrupts).
+ * wl_attach is this with hypercall NULL: no PV services, pingpong refused.
+ */
+int wl_attach_xen(struct wl_ctx *ctx, const struct wl_platform *plat,
+		  wl_hypercall_fn hypercall, uintptr_t mem_base,
+		  uint64_t mem_size, const char *cmdline);
 
 /*
  * Run one slice of work of at most about 10 ms, then return. Before working

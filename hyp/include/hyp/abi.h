@@ -41,7 +41,9 @@
  *   0x2000  struct ferry_ctl (ferryd -> guest requests; polled by the guest)
  *   0x3000  shared_info, once the guest maps it there (XENMEM_add_to_physmap)
  *   0x4000  identity page tables (PML4, PDPT, PDs with 2 MiB pages), kvm only
- *   1 MiB   the kernel image (ELF, physical = virtual)
+ *   1 MiB   the kernel image (ELF, physical = virtual), below 0x3fe000
+ *   0x3fe000 the xenstore ring (struct xenstore_domain_interface)
+ *   0x3ff000 the PV console ring (struct xencons_interface)
  *   4 MiB   the workload arena, to the end of RAM
  * Direct 64-bit entry (kvm backend): long mode, CPL0, paging on with the
  * identity map above, interrupts off, rbx = gpa of hvm_start_info,
@@ -52,6 +54,8 @@
 #define FERRY_SHARED_INFO_GPA 0x3000u
 #define FERRY_PGTABLE_GPA 0x4000u
 #define FERRY_KERNEL_GPA 0x100000u
+#define FERRY_XENSTORE_GPA 0x3fe000u
+#define FERRY_CONSOLE_GPA 0x3ff000u
 #define FERRY_ARENA_GPA 0x400000u
 
 /* Requests ferryd posts to the guest; replaced by xenstore control/ later. */
@@ -121,6 +125,18 @@ struct xen_hvm_param {
 	uint64_t value;
 };
 #define HVM_PARAM_CALLBACK_IRQ 0
+/*
+ * The PV console and xenstore rings (read-only for the guest: HVMOP_get_param
+ * only). ferryd fills them at domain create: the pfns are
+ * FERRY_XENSTORE_GPA >> 12 and FERRY_CONSOLE_GPA >> 12; each event channel
+ * is a port ferryd allocated in the guest's own table, interdomain with
+ * domain 0 (ferryd) from the start: the guest sends on it and receives on
+ * it without binding anything.
+ */
+#define HVM_PARAM_STORE_PFN 1
+#define HVM_PARAM_STORE_EVTCHN 2
+#define HVM_PARAM_CONSOLE_PFN 17
+#define HVM_PARAM_CONSOLE_EVTCHN 18
 #define HVM_PARAM_CALLBACK_TYPE_VECTOR 2
 #define HVM_PARAM_CALLBACK_TYPE_SHIFT 56
 
@@ -370,6 +386,50 @@ struct shared_info {
 	uint8_t arch[256];
 };
 
+/* ---- Xen: PV console ring (xen/include/public/io/console.h) -------------
+ * One page at FERRY_CONSOLE_GPA. Indices run free (uint32, wrap at 2^32);
+ * a byte's slot is idx & (size - 1). The guest produces out[] (out_prod)
+ * and consumes in[] (in_cons); ferryd the reverse. Whoever produces sends
+ * on HVM_PARAM_CONSOLE_EVTCHN after updating the index. */
+
+typedef uint32_t XENCONS_RING_IDX;
+#define MASK_XENCONS_IDX(idx, ring) ((idx) & (sizeof(ring) - 1))
+struct xencons_interface {
+	char in[1024];
+	char out[2048];
+	XENCONS_RING_IDX in_cons, in_prod;
+	XENCONS_RING_IDX out_cons, out_prod;
+};
+
+/* ---- Xen: xenstore ring (xen/include/public/io/xs_wire.h) --------------
+ * One page at FERRY_XENSTORE_GPA: the guest writes xsd_sockmsg requests into
+ * req[] (req_prod), ferryd answers and sends watch events in rsp[]
+ * (rsp_prod); either sends on HVM_PARAM_STORE_EVTCHN after moving an index.
+ * ferryd sets server_features (XENSTORE_SERVER_FEATURE_ERROR) and reports a
+ * broken ring in error. */
+
+typedef uint32_t XENSTORE_RING_IDX;
+#define MASK_XENSTORE_IDX(idx) ((idx) & (XENSTORE_RING_SIZE - 1))
+#define XENSTORE_RING_SIZE 1024
+struct xenstore_domain_interface {
+	char req[XENSTORE_RING_SIZE]; /* requests to the xenstore daemon */
+	char rsp[XENSTORE_RING_SIZE]; /* replies and async watch events */
+	XENSTORE_RING_IDX req_cons, req_prod;
+	XENSTORE_RING_IDX rsp_cons, rsp_prod;
+	uint32_t server_features; /* XENSTORE_SERVER_FEATURE_* */
+	uint32_t connection;	  /* XENSTORE_CONNECTED, XENSTORE_RECONNECT */
+	uint32_t error;		  /* XENSTORE_ERROR_* */
+};
+#define XENSTORE_PAYLOAD_MAX 4096
+#define XENSTORE_SERVER_FEATURE_RECONNECTION 1
+#define XENSTORE_SERVER_FEATURE_ERROR 2
+#define XENSTORE_CONNECTED 0
+#define XENSTORE_RECONNECT 1
+#define XENSTORE_ERROR_NONE 0
+#define XENSTORE_ERROR_COMM 1
+#define XENSTORE_ERROR_RINGIDX 2
+#define XENSTORE_ERROR_PROTO 3
+
 /* ---- Xen: PVH start info (xen/include/public/arch-x86/hvm/start_info.h) - */
 
 #define XEN_HVM_START_MAGIC_VALUE 0x336ec578u
@@ -418,5 +478,11 @@ _Static_assert(sizeof(struct gnttab_query_size) == 16, "gnttab_query_size");
 _Static_assert(sizeof(struct gnttab_copy_ptr) == 16, "gnttab_copy_ptr");
 _Static_assert(sizeof(struct gnttab_copy) == 40, "gnttab_copy");
 _Static_assert(sizeof(struct gnttab_map_grant_ref) == 32, "gnttab_map_grant_ref");
+_Static_assert(sizeof(struct xencons_interface) == 3088, "xencons_interface");
+_Static_assert(sizeof(struct xenstore_domain_interface) == 2076,
+	       "xenstore_domain_interface");
+_Static_assert(FERRY_XENSTORE_GPA % 4096 == 0 && FERRY_CONSOLE_GPA % 4096 == 0 &&
+		       FERRY_CONSOLE_GPA + 4096 <= FERRY_ARENA_GPA,
+	       "ring pages");
 
 #endif
