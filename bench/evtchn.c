@@ -331,55 +331,102 @@ static void floor_teardown(struct floor *f)
 		hyp_destroy(f->h);
 }
 
-/* Round trips/s over secs: with a second thread answering, or (threads
- * false) one thread making both sides' sends. */
-static int floor_run(struct floor *f, bool threads, double secs, double *rate)
+/* Each round trip's time, for the median: a busy host preempts a spinner
+ * now and then, which the mean feels and the median does not. */
+#define FLOOR_SAMPLES (1u << 21)
+static float floor_us[FLOOR_SAMPLES];
+
+/* Pins the calling thread to cpu when the host has more than one. */
+static void pin(unsigned cpu)
 {
+	cpu_set_t set;
+
+	if (sysconf(_SC_NPROCESSORS_ONLN) < 2)
+		return;
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+}
+
+static void *pong_pinned(void *arg)
+{
+	pin(1);
+	return pong_thread(arg);
+}
+
+static int cmp_float(const void *a, const void *b)
+{
+	float x = *(const float *)a, y = *(const float *)b;
+
+	return (x > y) - (x < y);
+}
+
+/*
+ * Over secs: round trips/s and the median round trip in us, with a second
+ * thread answering (the two threads pinned to different CPUs, so neither
+ * spins on the core the other needs), or (threads false) one thread making
+ * both sides' sends.
+ */
+static int floor_run(struct floor *f, bool threads, double secs, double *rate,
+		     double *median_us)
+{
+	cpu_set_t was;
 	pthread_t t;
 	uint64_t n = 0;
 	double t0, end;
+	int rc = 0;
 
 	f->stop = false;
-	if (threads && pthread_create(&t, NULL, pong_thread, f))
-		return -EAGAIN;
+	pthread_getaffinity_np(pthread_self(), sizeof(was), &was);
+	if (threads) {
+		pin(0);
+		if (pthread_create(&t, NULL, pong_pinned, f)) {
+			pthread_setaffinity_np(pthread_self(), sizeof(was), &was);
+			return -EAGAIN;
+		}
+	}
 	t0 = bench_now();
 	end = t0 + secs;
-	while (bench_now() < end) {
-		/* 64 round trips between clock reads. */
-		for (int i = 0; i < 64; i++) {
-			if (hcall(f, 0, EVTCHNOP_send))
-				goto fail;
-			if (!threads) {
-				wait_pending(f, 1);
-				if (hcall(f, 1, EVTCHNOP_send))
-					goto fail;
-			}
-			wait_pending(f, 0);
+	for (double a = t0, b; a < end; a = b) {
+		if (hcall(f, 0, EVTCHNOP_send)) {
+			rc = -EIO;
+			break;
 		}
-		n += 64;
+		if (!threads) {
+			wait_pending(f, 1);
+			if (hcall(f, 1, EVTCHNOP_send)) {
+				rc = -EIO;
+				break;
+			}
+		}
+		wait_pending(f, 0);
+		b = bench_now();
+		if (n < FLOOR_SAMPLES)
+			floor_us[n] = (float)((b - a) * 1e6);
+		n++;
 	}
 	*rate = (double)n / (bench_now() - t0);
 	f->stop = true;
 	if (threads)
 		pthread_join(t, NULL);
-	return 0;
-fail:
-	f->stop = true;
-	if (threads)
-		pthread_join(t, NULL);
-	return -EIO;
+	pthread_setaffinity_np(pthread_self(), sizeof(was), &was);
+	n = n < FLOOR_SAMPLES ? n : FLOOR_SAMPLES;
+	qsort(floor_us, n, sizeof(floor_us[0]), cmp_float);
+	*median_us = n ? floor_us[n / 2] : 0;
+	return rc;
 }
 
 /* ---- report ------------------------------------------------------------- */
 
-static void print_row(const char *what, double *rates, int n, const double *cpu,
-		      double floor_us)
+/* lats: per-run latencies in us, or NULL for 1 / rate. */
+static void print_row(const char *what, double *rates, int n, const double *lats,
+		      const double *cpu, double floor_lat)
 {
 	double lat[MAX_RUNS], c[MAX_RUNS];
 	struct bench_stat r, l, cs;
 
 	for (int i = 0; i < n; i++) {
-		lat[i] = 1e6 / rates[i];
+		lat[i] = lats ? lats[i] : 1e6 / rates[i];
 		c[i] = cpu ? cpu[i] : 0;
 	}
 	r = bench_stat(rates, n);
@@ -391,8 +438,8 @@ static void print_row(const char *what, double *rates, int n, const double *cpu,
 		printf("  %7.2f", cs.med);
 	else
 		printf("  %7s", "-");
-	if (floor_us > 0)
-		printf("  %6.1fx\n", l.med / floor_us);
+	if (floor_lat > 0)
+		printf("  %6.1fx\n", l.med / floor_lat);
 	else
 		printf("  %7s\n", "-");
 }
@@ -400,7 +447,8 @@ static void print_row(const char *what, double *rates, int n, const double *cpu,
 int main(int argc, char **argv)
 {
 	const char *backends[BENCH_MAX_BACKENDS];
-	double floor2[MAX_RUNS], floor1[MAX_RUNS], secs = 2, floor_us = 0;
+	double floor2[MAX_RUNS], floor1[MAX_RUNS], lat2[MAX_RUNS], lat1[MAX_RUNS];
+	double secs = 2, floor_lat = 0;
 	unsigned nb = 0;
 	int runs = 3;
 	struct floor f;
@@ -425,16 +473,12 @@ int main(int argc, char **argv)
 		int ok = 1;
 
 		for (int i = 0; ok && i < runs; i++)
-			ok = !floor_run(&f, false, secs / 2, &floor1[i]) &&
-			     !floor_run(&f, true, secs / 2, &floor2[i]);
+			ok = !floor_run(&f, false, secs / 2, &floor1[i], &lat1[i]) &&
+			     !floor_run(&f, true, secs / 2, &floor2[i], &lat2[i]);
 		if (ok) {
-			double l[MAX_RUNS];
-
-			for (int i = 0; i < runs; i++)
-				l[i] = 1e6 / floor2[i];
-			floor_us = bench_stat(l, runs).med;
-			print_row("floor: hypercalls, 1 thread", floor1, runs, NULL, 0);
-			print_row("floor: 2 threads polling", floor2, runs, NULL, 0);
+			print_row("floor: hypercalls, 1 thread", floor1, runs, lat1, NULL, 0);
+			print_row("floor: 2 threads polling", floor2, runs, lat2, NULL, 0);
+			floor_lat = bench_stat(lat2, runs).med;
 		} else {
 			printf("floor: EVTCHNOP_send failed\n");
 		}
@@ -471,9 +515,10 @@ int main(int argc, char **argv)
 		else if (!n)
 			printf("%-30s failed: %s\n", what, why);
 		else
-			print_row(what, rates, n, cpu, floor_us);
+			print_row(what, rates, n, NULL, cpu, floor_lat);
 	}
-	printf("latency = 1 / rate (one round trip in flight); cpu us = both guests' "
-	       "CPU per round trip;\n/floor = latency over the 2-thread floor's\n");
+	printf("latency: floors, the median round trip; guests, 1 / rate (one round trip "
+	       "in flight);\ncpu us: both guests' CPU per round trip; /floor: latency over "
+	       "the 2-thread floor's\n");
 	return 0;
 }
