@@ -254,6 +254,7 @@ ls = socket.socket()
 ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 ls.bind((addr, port))
 ls.listen(8)
+open(sys.argv[0] + ".ready", "w").close()  # the script waits for this, not a sleep
 if not queries_only:
     c, _ = ls.accept()
     c.sendall(BANNER)
@@ -289,11 +290,21 @@ PY
 }
 
 # fake_migrate ANSWER: migrates fvm from A to the fake target
+fake_start() { # ANSWER [queries-only]
+	local i
+	rm -f "$TMP/fake-target.py.ready"
+	timeout 120 python3 "$TMP/fake-target.py" $B_ADDR $((PORT + 1)) "$@" &
+	FAKE=$!
+	# Listening, not a fixed sleep: a busy machine can take over a second
+	# to start python (a refused connection would test something else).
+	for ((i = 0; i < 100; i++)); do
+		[[ -e "$TMP/fake-target.py.ready" ]] && break
+		sleep 0.1
+	done
+}
 fake_migrate() {
 	local fp=$((PORT + 1))
-	timeout 120 python3 "$TMP/fake-target.py" $B_ADDR $fp "$1" &
-	FAKE=$!
-	sleep 0.5
+	fake_start "$1"
 	xlh A migrate --json --insecure fvm "$B_ADDR:$fp" >"$TMP/report.json" 2>"$TMP/migrate.err"
 }
 fake_stop() { kill "$FAKE" 2>/dev/null; wait "$FAKE" 2>/dev/null; }
@@ -346,9 +357,7 @@ CFG
 		test "$(state A fvm--migratedaway)" = "--f---"
 	check "fenced: target gone: xl migrate of it is refused" \
 		fails xlh A migrate --insecure fvm--migratedaway "$B_ADDR:$fp"
-	timeout 120 python3 "$TMP/fake-target.py" $B_ADDR $fp absent queries-only &
-	FAKE=$!
-	sleep 0.5
+	fake_start absent queries-only
 	check "fenced: xl migrate-resolve (query: absent) resumes it" xlh A migrate-resolve fvm
 	fake_stop
 	check "fenced: resolved: fvm runs on A under its name" running A fvm
