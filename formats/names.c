@@ -53,6 +53,10 @@ const char *hvm_code_name(uint16_t code)
 	case FERRY_HVM_SOFT_VCPU: return "SOFT_VCPU";
 	case FERRY_HVM_DOMAIN: return "DOMAIN";
 	case FERRY_HVM_VCPU: return "VCPU";
+	case FERRY_HVM_EVTCHN: return "EVTCHN";
+	case FERRY_HVM_GNTTAB: return "GNTTAB";
+	case FERRY_HVM_SCHED: return "SCHED";
+	case FERRY_HVM_SCHED_VCPU: return "SCHED_VCPU";
 	default: return NULL;
 	}
 }

@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: MIT
 /*
  * Domain state for save and restore (hyp/context.h), the generic part: the
- * FERRY_HVM_DOMAIN entry every backend carries, routing the other entries to
- * the domain's backend (refusing those of another backend), and finishing a
- * load (resume counter). The backends' own entries are in exec-kvm/ and
+ * FERRY_HVM_DOMAIN entry every backend carries, the domain's services
+ * (event channels, grant frames, scheduling: evtchn.c, gnttab.c,
+ * cpupool.c), routing the other entries to the domain's backend (refusing
+ * those of another backend), and finishing a load (resume counter). The backends' own entries are in exec-kvm/ and
  * exec-soft/.
  */
 #include <errno.h>
@@ -68,6 +69,13 @@ int hyp_domain_save_context(struct hyp *h, uint32_t domid, hyp_ctx_emit_fn emit,
 		pthread_mutex_unlock(&d->lock);
 		err = emit(opaque, FERRY_HVM_VCPU, (uint16_t)i, &vc, sizeof(vc));
 	}
+	/* The domain's services: ports, grant frames, scheduling. */
+	if (!err)
+		err = evtchn_ctx_save(d, emit, opaque);
+	if (!err)
+		err = gnttab_ctx_save(d, emit, opaque);
+	if (!err)
+		err = sched_ctx_save(d, emit, opaque);
 	hyp_domain_put(d);
 	return err;
 }
@@ -181,6 +189,13 @@ static int load_entry(struct hyp_domain *d, uint16_t typecode, uint16_t instance
 		return load_domain_entry(d, instance, data, len);
 	case FERRY_HVM_VCPU:
 		return load_vcpu_entry(d, instance, data, len);
+	case FERRY_HVM_EVTCHN:
+		return evtchn_ctx_load(d, instance, data, len);
+	case FERRY_HVM_GNTTAB:
+		return gnttab_ctx_load(d, instance, data, len);
+	case FERRY_HVM_SCHED:
+	case FERRY_HVM_SCHED_VCPU:
+		return sched_ctx_load(d, typecode, instance, data, len);
 	default:
 		break;
 	}
@@ -257,8 +272,12 @@ int hyp_domain_load_done(struct hyp *h, uint32_t domid)
 	d->callback_vector = d->ctx_dom.callback_vector;
 	d->entry = d->ctx_dom.entry;
 	err = d->ops->load_done(d, &d->ctx_dom);
+	if (!err)
+		err = evtchn_ctx_apply(d);
 	if (err)
 		goto out;
+	gnttab_ctx_apply(d);
+	sched_ctx_apply(d);
 	/* Last: with the state in place the guest may look at it. */
 	err = bump_resume_count(d);
 	if (err)

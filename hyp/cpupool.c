@@ -683,3 +683,164 @@ void sched_get_stats(struct hyp *h, struct sched_stats *out)
 	out->switches = h->sched->switches;
 	pthread_mutex_unlock(&h->sched->lock);
 }
+
+/* ---- save and restore (context.c, formats/SPEC.md section 5) ------------- */
+
+int sched_ctx_save(struct hyp_domain *d, hyp_ctx_emit_fn emit, void *opaque)
+{
+	struct sched *s = d->h->sched;
+	struct ferry_hvm_sched e = { .version = 1 };
+	struct ferry_hvm_sched_vcpu vc[HYP_MAX_VCPUS];
+	int err;
+
+	memset(vc, 0, sizeof(vc));
+	pthread_mutex_lock(&s->lock);
+	e.weight = d->sched_weight ? d->sched_weight : SCHED_DEFAULT_WEIGHT;
+	/* The user's cap: migration's throttle is the source's business. */
+	e.cap = __atomic_load_n(&d->sched_cap_user, __ATOMIC_RELAXED);
+	snprintf(e.pool, sizeof(e.pool), "%s", s->pools[d->sched_pool].name);
+	for (unsigned i = 0; i < d->nvcpus; i++) {
+		vc[i].version = 1;
+		vc[i].hard = d->vcpus[i].sched_hard;
+		vc[i].soft = d->vcpus[i].sched_soft;
+	}
+	pthread_mutex_unlock(&s->lock);
+	err = emit(opaque, FERRY_HVM_SCHED, 0, &e, sizeof(e));
+	for (unsigned i = 0; !err && i < d->nvcpus; i++)
+		err = emit(opaque, FERRY_HVM_SCHED_VCPU, (uint16_t)i, &vc[i], sizeof(vc[i]));
+	return err;
+}
+
+static int load_sched(struct hyp_domain *d, const void *data, uint32_t len)
+{
+	struct ferry_hvm_sched e;
+	const char *bad = NULL;
+	size_t n;
+
+	memcpy(&e, data, sizeof(e));
+	n = strnlen(e.pool, sizeof(e.pool));
+	if (e.version != 1)
+		bad = "version";
+	else if (e.reserved)
+		bad = "reserved";
+	else if (!e.weight || e.weight > SCHED_MAX_WEIGHT)
+		bad = "weight (1..65535)";
+	else if (e.cap > 100 * d->nvcpus)
+		bad = "cap (at most 100 per vCPU)";
+	else if (!n || n == sizeof(e.pool))
+		bad = "pool (a NUL-terminated name)";
+	for (size_t i = 0; !bad && i < n; i++)
+		if (e.pool[i] < 0x20 || e.pool[i] > 0x7e)
+			bad = "pool (printable ASCII)";
+	if (bad) {
+		log_err("d%u: HVM context entry SCHED: bad %s (version %u weight %u cap %u)",
+			d->domid, bad, e.version, e.weight, e.cap);
+		return -EINVAL;
+	}
+	if (d->ctx_have_sched) {
+		log_err("d%u: HVM context entry SCHED comes twice", d->domid);
+		return -EINVAL;
+	}
+	(void)len;
+	d->ctx_sched = e;
+	d->ctx_have_sched = true;
+	return 0;
+}
+
+int sched_ctx_load(struct hyp_domain *d, uint16_t typecode, uint16_t instance,
+		   const void *data, uint32_t len)
+{
+	struct ferry_hvm_sched_vcpu vc;
+
+	if (typecode == FERRY_HVM_SCHED) {
+		if (instance || len != sizeof(struct ferry_hvm_sched)) {
+			log_err("d%u: HVM context entry SCHED/%u: instance must be 0 and length "
+				"%zu, got %u", d->domid, instance, sizeof(struct ferry_hvm_sched),
+				len);
+			return -EINVAL;
+		}
+		return load_sched(d, data, len);
+	}
+	if (instance >= d->nvcpus || len != sizeof(vc)) {
+		log_err("d%u: HVM context entry SCHED_VCPU/%u: the domain has %u vCPUs and the "
+			"length must be %zu, got %u", d->domid, instance, d->nvcpus, sizeof(vc),
+			len);
+		return -EINVAL;
+	}
+	memcpy(&vc, data, sizeof(vc));
+	if (vc.version != 1 || vc.reserved) {
+		log_err("d%u: HVM context entry SCHED_VCPU/%u: bad %s (%u)", d->domid, instance,
+			vc.version != 1 ? "version" : "reserved",
+			vc.version != 1 ? vc.version : vc.reserved);
+		return -EINVAL;
+	}
+	if (d->ctx_sched_vcpus & (1u << instance)) {
+		log_err("d%u: HVM context entry SCHED_VCPU/%u comes twice", d->domid, instance);
+		return -EINVAL;
+	}
+	d->ctx_sched_vcpu[instance] = vc;
+	d->ctx_sched_vcpus |= 1u << instance;
+	return 0;
+}
+
+/* mask limited to this host's pCPUs; 0 (any) with a warning when none is
+ * left, a warning too when some were dropped. */
+static uint64_t fit_mask(struct hyp_domain *d, unsigned vcpu, const char *what,
+			 uint64_t mask)
+{
+	unsigned n = d->h->sched->npcpus;
+	uint64_t fit = mask & all_mask(n);
+
+	if (!mask || fit == mask)
+		return mask;
+	if (!fit)
+		log_warn("d%u: vCPU %u: saved %s affinity 0x%llx names only pCPUs this host "
+			 "lacks (it has %u): any pCPU", d->domid, vcpu, what,
+			 (unsigned long long)mask, n);
+	else
+		log_warn("d%u: vCPU %u: saved %s affinity 0x%llx names pCPUs this host lacks "
+			 "(it has %u): using 0x%llx", d->domid, vcpu, what,
+			 (unsigned long long)mask, n, (unsigned long long)fit);
+	return fit;
+}
+
+void sched_ctx_apply(struct hyp_domain *d)
+{
+	struct hyp *h = d->h;
+
+	if (d->ctx_have_sched) {
+		const struct ferry_hvm_sched *e = &d->ctx_sched;
+
+		int pool;
+		bool same_cap;
+
+		pthread_mutex_lock(&h->sched->lock);
+		d->sched_weight = e->weight;
+		pool = pool_find_locked(h->sched, e->pool);
+		same_cap = d->cap == e->cap;
+		pthread_mutex_unlock(&h->sched->lock);
+		__atomic_store_n(&d->sched_cap_user, e->cap, __ATOMIC_RELAXED);
+		if (!same_cap && hyp_domain_set_cap(h, d->domid, e->cap))
+			log_warn("d%u: cannot restore the cap %u%%", d->domid, e->cap);
+		if (pool < 0)
+			log_warn("d%u: cpupool %s does not exist here: staying in %s", d->domid,
+				 e->pool, h->sched->pools[d->sched_pool].name);
+		else if ((unsigned)pool != d->sched_pool &&
+			 sched_pool_migrate(h, d->domid, e->pool))
+			log_warn("d%u: cannot move to cpupool %s: staying in %s", d->domid,
+				 e->pool, h->sched->pools[d->sched_pool].name);
+	}
+	for (unsigned i = 0; i < d->nvcpus; i++) {
+		const struct ferry_hvm_sched_vcpu *vc = &d->ctx_sched_vcpu[i];
+		uint64_t hard, soft, any = all_mask(h->sched->npcpus);
+
+		if (!(d->ctx_sched_vcpus & (1u << i)))
+			continue;
+		hard = fit_mask(d, i, "hard", vc->hard);
+		soft = fit_mask(d, i, "soft", vc->soft);
+		if (sched_vcpu_pin(h, d->domid, (int)i, hard ? &hard : &any, soft ? &soft : &any))
+			log_warn("d%u: cannot restore vCPU %u's affinity", d->domid, i);
+	}
+	d->ctx_have_sched = false;
+	d->ctx_sched_vcpus = 0;
+}

@@ -56,6 +56,9 @@ struct evtchn_state {
 	struct evtchn_port *ports;
 	unsigned backend_calls; /* evtchn_backend_fn calls in flight */
 	uint32_t virq_port[HYP_MAX_VCPUS][NR_VIRQS];
+	/* EVTCHN entries of a load in progress, by port (version 0: none);
+	 * allocated by the first one, freed by evtchn_ctx_apply or fini. */
+	struct ferry_hvm_evtchn *staged;
 };
 
 /* ---- init and teardown (domain.c) ---------------------------------------- */
@@ -87,6 +90,7 @@ void evtchn_dom_fini(struct hyp_domain *d)
 		return;
 	pthread_mutex_destroy(&ev->lock);
 	pthread_cond_destroy(&ev->cond);
+	free(ev->staged);
 	free(ev->ports);
 	free(ev);
 	d->evtchn = NULL;
@@ -787,6 +791,233 @@ void evtchn_dom_close_all(struct hyp_domain *d)
 	pthread_mutex_unlock(&ev->lock);
 	for (uint32_t p = 1; p < n; p++)
 		do_close(d, p);
+}
+
+/* ---- save and restore (context.c, formats/SPEC.md section 5) ------------- */
+
+int evtchn_ctx_save(struct hyp_domain *d, hyp_ctx_emit_fn emit, void *opaque)
+{
+	struct evtchn_state *ev = d->evtchn;
+	struct ferry_hvm_evtchn *out;
+	uint32_t n = 0;
+	int err = 0;
+
+	/* Copied under the lock, emitted outside it (emit may do I/O). */
+	pthread_mutex_lock(&ev->lock);
+	out = calloc(ev->nports, sizeof(*out));
+	if (!out) {
+		pthread_mutex_unlock(&ev->lock);
+		return -ENOMEM;
+	}
+	for (uint32_t port = 1; port < ev->nports; port++) {
+		const struct evtchn_port *p = &ev->ports[port];
+		struct ferry_hvm_evtchn *e = &out[port];
+
+		if (p->state != EVTCHNSTAT_unbound && p->state != EVTCHNSTAT_interdomain &&
+		    p->state != EVTCHNSTAT_virq && p->state != EVTCHNSTAT_ipi)
+			continue;
+		e->version = 1;
+		e->state = p->state;
+		e->vcpu = p->vcpu;
+		if (p->state == EVTCHNSTAT_virq)
+			e->virq = p->virq;
+		if (p->state == EVTCHNSTAT_unbound || p->state == EVTCHNSTAT_interdomain) {
+			bool ferryd = p->remote_dom == EVTCHN_DOMID_FERRYD;
+
+			e->remote = ferryd ? FERRY_EVTCHN_REMOTE_FERRYD : FERRY_EVTCHN_REMOTE_GUEST;
+			e->remote_dom = ferryd ? 0 : p->remote_dom;
+			if (p->state == EVTCHNSTAT_interdomain && !ferryd)
+				e->remote_port = p->remote_port;
+		}
+		n++;
+	}
+	pthread_mutex_unlock(&ev->lock);
+	for (uint32_t port = 1; !err && n && port < EVTCHN_2L_NR_CHANNELS; port++) {
+		if (!out[port].version)
+			continue;
+		err = emit(opaque, FERRY_HVM_EVTCHN, (uint16_t)port, &out[port], sizeof(out[port]));
+		n--;
+	}
+	free(out);
+	return err;
+}
+
+/* The field of e that is wrong for a saved port, NULL if none. */
+static const char *ctx_bad_field(struct hyp_domain *d, uint16_t port,
+				 const struct ferry_hvm_evtchn *e)
+{
+	bool pv = port == d->pv_con_port || port == d->pv_xs_port;
+
+	if (e->version != 1)
+		return "version";
+	if (e->reserved)
+		return "reserved";
+	if (e->vcpu >= d->nvcpus)
+		return "vcpu";
+	switch (e->state) {
+	case EVTCHNSTAT_virq:
+		if (e->virq >= NR_VIRQS)
+			return "virq";
+		if (e->virq != VIRQ_TIMER && e->virq != VIRQ_DEBUG && e->vcpu)
+			return "vcpu (a global VIRQ is bound on vCPU 0)";
+		/* fall through */
+	case EVTCHNSTAT_ipi:
+		if (e->state == EVTCHNSTAT_ipi && e->virq)
+			return "virq";
+		if (e->remote || e->remote_port || e->remote_dom)
+			return "remote";
+		break;
+	case EVTCHNSTAT_unbound:
+	case EVTCHNSTAT_interdomain:
+		if (e->virq)
+			return "virq";
+		if (e->remote == FERRY_EVTCHN_REMOTE_FERRYD) {
+			if (e->remote_dom || e->remote_port)
+				return "remote_dom/remote_port (0 for ferryd)";
+			/* ferryd's ends are the receiving ferryd's backends,
+			 * which gave the new domain its own ports. */
+			if (e->state == EVTCHNSTAT_interdomain && !pv)
+				return "port (not a port of this ferryd's backends)";
+		} else if (e->remote == FERRY_EVTCHN_REMOTE_GUEST) {
+			if (!e->remote_dom || e->remote_dom >= DOMID_SELF)
+				return "remote_dom";
+			if (e->state == EVTCHNSTAT_interdomain
+				    ? !e->remote_port || e->remote_port >= EVTCHN_2L_NR_CHANNELS
+				    : e->remote_port != 0)
+				return "remote_port";
+		} else {
+			return "remote";
+		}
+		break;
+	default:
+		return "state";
+	}
+	if (pv && (e->state != EVTCHNSTAT_interdomain ||
+		   e->remote != FERRY_EVTCHN_REMOTE_FERRYD))
+		return "state (the port is a backend's port here)";
+	return NULL;
+}
+
+int evtchn_ctx_load(struct hyp_domain *d, uint16_t port, const void *data, uint32_t len)
+{
+	struct evtchn_state *ev = d->evtchn;
+	struct ferry_hvm_evtchn e;
+	const char *bad;
+	int err = 0;
+
+	if (!port || port >= EVTCHN_2L_NR_CHANNELS || len != sizeof(e)) {
+		log_err("d%u: HVM context entry EVTCHN/%u: the port must be 1..%u and the "
+			"length %zu, got length %u", d->domid, port, EVTCHN_2L_NR_CHANNELS - 1,
+			sizeof(e), len);
+		return -EINVAL;
+	}
+	memcpy(&e, data, sizeof(e));
+	bad = ctx_bad_field(d, port, &e);
+	if (bad) {
+		log_err("d%u: HVM context entry EVTCHN/%u: bad %s (state %u virq %u vcpu %u "
+			"remote %u dom %u port %u)", d->domid, port, bad, e.state, e.virq,
+			e.vcpu, e.remote, e.remote_dom, e.remote_port);
+		return -EINVAL;
+	}
+	pthread_mutex_lock(&ev->lock);
+	if (!ev->staged)
+		ev->staged = calloc(EVTCHN_2L_NR_CHANNELS, sizeof(*ev->staged));
+	if (!ev->staged) {
+		err = -ENOMEM;
+		goto out;
+	}
+	if (ev->staged[port].version) {
+		log_err("d%u: HVM context entry EVTCHN/%u: the port comes twice", d->domid, port);
+		err = -EINVAL;
+		goto out;
+	}
+	if (e.state == EVTCHNSTAT_virq)
+		for (uint32_t p = 1; p < EVTCHN_2L_NR_CHANNELS; p++)
+			if (ev->staged[p].version && ev->staged[p].state == EVTCHNSTAT_virq &&
+			    ev->staged[p].virq == e.virq && ev->staged[p].vcpu == e.vcpu) {
+				log_err("d%u: HVM context entry EVTCHN/%u: bad virq: VIRQ %u on "
+					"vCPU %u is port %u already", d->domid, port, e.virq,
+					e.vcpu, p);
+				err = -EINVAL;
+				goto out;
+			}
+	ev->staged[port] = e;
+out:
+	pthread_mutex_unlock(&ev->lock);
+	return err;
+}
+
+/* Grows the table to hold port. Under lock. */
+static int ctx_grow(struct evtchn_state *ev, uint32_t port)
+{
+	uint32_t n = (port / PORT_CHUNK + 1) * PORT_CHUNK;
+	struct evtchn_port *np;
+
+	if (port < ev->nports)
+		return 0;
+	np = realloc(ev->ports, n * sizeof(*np));
+	if (!np)
+		return -ENOMEM;
+	memset(np + ev->nports, 0, (n - ev->nports) * sizeof(*np));
+	ev->ports = np;
+	ev->nports = n;
+	return 0;
+}
+
+int evtchn_ctx_apply(struct hyp_domain *d)
+{
+	struct evtchn_state *ev = d->evtchn;
+	int err = 0;
+
+	pthread_mutex_lock(&ev->lock);
+	for (uint32_t port = 1; ev->staged && port < EVTCHN_2L_NR_CHANNELS; port++) {
+		const struct ferry_hvm_evtchn *e = &ev->staged[port];
+		struct evtchn_port *p;
+
+		if (!e->version)
+			continue;
+		err = ctx_grow(ev, port);
+		if (err) {
+			log_err("d%u: cannot restore event channel port %u: out of memory",
+				d->domid, port);
+			break;
+		}
+		p = &ev->ports[port];
+		if (e->state == EVTCHNSTAT_interdomain && e->remote == FERRY_EVTCHN_REMOTE_FERRYD) {
+			/* Already bound to this ferryd's backend at create. */
+			p->vcpu = e->vcpu;
+			continue;
+		}
+		if (p->state != EVTCHNSTAT_closed) {
+			log_err("d%u: cannot restore event channel port %u: in use (state %u)",
+				d->domid, port, p->state);
+			err = -EBUSY;
+			break;
+		}
+		*p = (struct evtchn_port){ .state = e->state, .vcpu = e->vcpu };
+		switch (e->state) {
+		case EVTCHNSTAT_virq:
+			p->virq = e->virq;
+			ev->virq_port[e->vcpu][e->virq] = port;
+			break;
+		case EVTCHNSTAT_unbound:
+			p->remote_dom = e->remote_dom;
+			break;
+		case EVTCHNSTAT_interdomain:
+			/* A guest peer stays on the old host (channels are
+			 * host-local): the port is unbound for it, as after
+			 * the peer's close, and the guest reconnects. */
+			p->state = EVTCHNSTAT_unbound;
+			p->remote_dom = e->remote_dom;
+			break;
+		default:
+			break;
+		}
+	}
+	free(ev->staged);
+	ev->staged = NULL;
+	pthread_mutex_unlock(&ev->lock);
+	return err;
 }
 
 /* ---- ferryd's API (evtchn.h) --------------------------------------------- */

@@ -13,8 +13,9 @@
  * becomes a grant frame (and its contents move with it if the guest names
  * another page for the same frame later). GNTTABOP_setup_table sizes the
  * table and reports the frames' gfns (~0 for a frame not yet placed).
- * Nothing of this is in the saved context yet: a restored guest must place
- * its frames again.
+ * Where the frames are travels in the GNTTAB context entry (the entries
+ * themselves are guest memory and travel with it); pins do not (they are
+ * ferryd's transient copies and mappings of a running domain).
  *
  * Guests may use setup_table, query_size and copy. map_grant_ref and the
  * rest answer -XEN_ENOSYS: a guest cannot map another guest's page here
@@ -51,6 +52,10 @@ struct gnttab_state {
 	unsigned nr_frames;
 	uint64_t frame_gfn[GNTTAB_MAX_FRAMES]; /* NO_GFN: not placed */
 	struct gnt_active *act;		       /* GNTTAB_MAX_REFS, on first use */
+	/* The GNTTAB entry of a load in progress. */
+	bool ctx_have;
+	unsigned ctx_nr_frames;
+	uint64_t ctx_gfn[GNTTAB_MAX_FRAMES];
 };
 
 /* Why a pin failed; the guest sees a GNTST_*, ferryd an errno. */
@@ -289,6 +294,95 @@ int64_t gnttab_add_to_physmap(struct hyp_domain *d, uint64_t idx, uint64_t gpfn)
 out:
 	pthread_mutex_unlock(&gt->lock);
 	return err;
+}
+
+/* ---- save and restore (context.c, formats/SPEC.md section 5) ----------- */
+
+int gnttab_ctx_save(struct hyp_domain *d, hyp_ctx_emit_fn emit, void *opaque)
+{
+	struct gnttab_state *gt = d->gnttab;
+	struct {
+		struct ferry_hvm_gnttab h;
+		uint64_t gfn[GNTTAB_MAX_FRAMES];
+	} e;
+
+	memset(&e, 0, sizeof(e));
+	e.h.version = 1;
+	e.h.gnttab_version = 1;
+	pthread_mutex_lock(&gt->lock);
+	e.h.nr_frames = gt->nr_frames;
+	memcpy(e.gfn, gt->frame_gfn, gt->nr_frames * sizeof(e.gfn[0]));
+	pthread_mutex_unlock(&gt->lock);
+	_Static_assert(sizeof(e) == sizeof(e.h) + sizeof(e.gfn), "no padding");
+	return emit(opaque, FERRY_HVM_GNTTAB, 0, &e,
+		    (uint32_t)(sizeof(e.h) + e.h.nr_frames * sizeof(e.gfn[0])));
+}
+
+int gnttab_ctx_load(struct hyp_domain *d, uint16_t instance, const void *data, uint32_t len)
+{
+	struct gnttab_state *gt = d->gnttab;
+	uint64_t pages = d->mem_bytes >> PAGE_SHIFT, gfn;
+	struct ferry_hvm_gnttab h;
+	const char *bad = NULL;
+
+	if (instance != 0 || len < sizeof(h)) {
+		log_err("d%u: HVM context entry GNTTAB/%u: instance must be 0 and the length at "
+			"least %zu, got %u", d->domid, instance, sizeof(h), len);
+		return -EINVAL;
+	}
+	memcpy(&h, data, sizeof(h));
+	if (h.version != 1)
+		bad = "version";
+	else if (h.gnttab_version != 1)
+		bad = "gnttab_version (only v1 tables)";
+	else if (h.reserved)
+		bad = "reserved";
+	else if (h.nr_frames > GNTTAB_MAX_FRAMES)
+		bad = "nr_frames";
+	else if (len != sizeof(h) + (uint64_t)h.nr_frames * 8)
+		bad = "length (nr_frames gfns must follow)";
+	if (bad) {
+		log_err("d%u: HVM context entry GNTTAB: bad %s (version %u, table v%u, %u frames "
+			"of at most %u, length %u)", d->domid, bad, h.version, h.gnttab_version,
+			h.nr_frames, GNTTAB_MAX_FRAMES, len);
+		return -EINVAL;
+	}
+	for (unsigned i = 0; i < h.nr_frames; i++) {
+		memcpy(&gfn, (const uint8_t *)data + sizeof(h) + i * 8ULL, 8);
+		if (gfn != FERRY_GNTTAB_NO_GFN && gfn >= pages) {
+			log_err("d%u: HVM context entry GNTTAB: bad frame_gfn[%u] 0x%llx: outside "
+				"the domain's %llu pages", d->domid, i, (unsigned long long)gfn,
+				(unsigned long long)pages);
+			return -EINVAL;
+		}
+	}
+	pthread_mutex_lock(&gt->lock);
+	if (gt->ctx_have) {
+		pthread_mutex_unlock(&gt->lock);
+		log_err("d%u: HVM context entry GNTTAB comes twice", d->domid);
+		return -EINVAL;
+	}
+	gt->ctx_have = true;
+	gt->ctx_nr_frames = h.nr_frames;
+	for (unsigned i = 0; i < GNTTAB_MAX_FRAMES; i++)
+		gt->ctx_gfn[i] = NO_GFN;
+	memcpy(gt->ctx_gfn, (const uint8_t *)data + sizeof(h), h.nr_frames * 8ULL);
+	pthread_mutex_unlock(&gt->lock);
+	return 0;
+}
+
+void gnttab_ctx_apply(struct hyp_domain *d)
+{
+	struct gnttab_state *gt = d->gnttab;
+
+	pthread_mutex_lock(&gt->lock);
+	if (gt->ctx_have) {
+		/* No zeroing: the frames' contents came with guest memory. */
+		gt->nr_frames = gt->ctx_nr_frames;
+		memcpy(gt->frame_gfn, gt->ctx_gfn, sizeof(gt->frame_gfn));
+		gt->ctx_have = false;
+	}
+	pthread_mutex_unlock(&gt->lock);
 }
 
 /* ---- the hypercall ----------------------------------------------------------- */

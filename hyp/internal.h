@@ -167,6 +167,8 @@ struct hyp_domain {
 				 * (under h->sched->lock) */
 	/* scheduler, under h->sched->lock */
 	unsigned sched_weight;	/* 0 = SCHED_DEFAULT_WEIGHT */
+	unsigned sched_cap_user; /* the cap set by sched_credit2_set: cap may
+				  * be migration's throttle, which never travels */
 	unsigned sched_pool;	/* cpupool id */
 	int64_t sched_budget_ns; /* cap budget left in this period */
 	uint64_t sched_period_end_ns;
@@ -177,6 +179,11 @@ struct hyp_domain {
 	/* context.c: the FERRY_HVM_DOMAIN entry of a load in progress */
 	bool ctx_have_dom;
 	struct ferry_hvm_domain ctx_dom;
+	/* cpupool.c: the SCHED / SCHED_VCPU entries of a load in progress */
+	bool ctx_have_sched;
+	struct ferry_hvm_sched ctx_sched;
+	uint32_t ctx_sched_vcpus; /* bit per vCPU whose SCHED_VCPU arrived */
+	struct ferry_hvm_sched_vcpu ctx_sched_vcpu[HYP_MAX_VCPUS];
 
 	uint8_t *hva;		/* guest-physical view, maxmem bytes reserved */
 	uint64_t mem_bytes;	/* populated: [0, mem_bytes) */
@@ -308,6 +315,12 @@ void sched_wait_locked(struct sched *s, struct sched_pool *p, uint64_t ns);
 bool cap_may_run_locked(struct hyp_domain *d, uint64_t now);
 /* cap.c: charges ns of CPU to the domain's budget. */
 void cap_charge_locked(struct hyp_domain *d, uint64_t ns);
+/* cpupool.c: the SCHED and SCHED_VCPU entries (context.c). apply falls
+ * back (target's default pool, its pCPUs) with a warning, never fails. */
+int sched_ctx_save(struct hyp_domain *d, hyp_ctx_emit_fn emit, void *opaque);
+int sched_ctx_load(struct hyp_domain *d, uint16_t typecode, uint16_t instance,
+		   const void *data, uint32_t len);
+void sched_ctx_apply(struct hyp_domain *d);
 
 /* hypercall.c: dispatch one hypercall, returns the value for rax. */
 int64_t hyp_hypercall(struct hyp_vcpu *v, uint64_t nr, const uint64_t *arg);
@@ -324,6 +337,12 @@ void evtchn_block(struct hyp_vcpu *v);
 /* On the vCPU's thread: a passed set_timer_op deadline raises VIRQ_TIMER
  * (one-shot) when the vCPU has it bound. */
 void evtchn_timer_poll(struct hyp_vcpu *v);
+/* The EVTCHN entries (context.c): save emits one per bound port; load
+ * checks one and keeps it; apply (load_done) builds the table from the
+ * kept ones. -EINVAL naming the entry and field for a bad one. */
+int evtchn_ctx_save(struct hyp_domain *d, hyp_ctx_emit_fn emit, void *opaque);
+int evtchn_ctx_load(struct hyp_domain *d, uint16_t port, const void *data, uint32_t len);
+int evtchn_ctx_apply(struct hyp_domain *d);
 
 /* gnttab.c */
 int gnttab_dom_init(struct hyp_domain *d);
@@ -331,6 +350,11 @@ void gnttab_dom_fini(struct hyp_domain *d);
 int64_t hc_grant_table_op(struct hyp_vcpu *v, const uint64_t *arg);
 /* XENMEM_add_to_physmap(XENMAPSPACE_grant_table): gpfn becomes frame idx. */
 int64_t gnttab_add_to_physmap(struct hyp_domain *d, uint64_t idx, uint64_t gpfn);
+/* The GNTTAB entry (context.c), as for evtchn_ctx_*. */
+int gnttab_ctx_save(struct hyp_domain *d, hyp_ctx_emit_fn emit, void *opaque);
+int gnttab_ctx_load(struct hyp_domain *d, uint16_t instance, const void *data,
+		    uint32_t len);
+void gnttab_ctx_apply(struct hyp_domain *d);
 
 /* pv-console.c: the PV rings' ports and console backend (hyp/pv.h).
  * init at create before the vCPUs start; stop (joins the poll thread)

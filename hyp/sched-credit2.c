@@ -179,6 +179,8 @@ int sched_credit2_set(struct hyp *h, uint32_t domid, int weight, int cap)
 		pthread_mutex_unlock(&h->sched->lock);
 		log_info("d%u: weight %d", domid, weight);
 	}
+	if (cap >= 0)
+		__atomic_store_n(&d->sched_cap_user, (unsigned)cap, __ATOMIC_RELAXED);
 	hyp_domain_put(d);
 	if (cap >= 0)
 		return hyp_domain_set_cap(h, domid, (unsigned)cap);

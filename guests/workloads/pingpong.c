@@ -19,6 +19,15 @@
  * Interrupts stay off: both sides poll the port's pending bit and sleep
  * in SCHEDOP_block, which returns when an event is pending.
  *
+ * Migration of pong (away and back, formats/SPEC.md 5): its port comes
+ * back unbound for ping (channels are host-local) and its grant frames
+ * where they were, under a new domid. Ping keeps data/pingpong/peer in its
+ * own area, writable by anyone; pong, seeing its resume, publishes again
+ * (permissions do not travel) and writes its new domid there. Ping, whose
+ * copies to the old domain fail once it is gone, waits (phase 2) for that
+ * node to name another domain, then closes its dead port and binds the
+ * new one. A pong resumed on a host without that ping waits unanswered.
+ *
  * Backends: the guest kernel (kvm) passes its hypercall to wl_attach_xen.
  * The code is hosted-clean and runs in tests/guests against a fake
  * hypervisor, but ferryd's soft backend attaches with plain wl_attach (no
@@ -139,15 +148,12 @@ static void pong_setup(struct wl_ctx *ctx)
 	st->report_ns = now_ns(ctx);
 }
 
-/* /local/domain/DOM/data/pingpong/NAME as a number. */
-static bool read_num(struct wl_ctx *ctx, uint32_t dom, const char *name,
-		     uint64_t *v)
+/* The xenstore node path as a number (at most UINT32_MAX). */
+static bool xs_num(struct wl_ctx *ctx, const char *path, uint64_t *v)
 {
-	char path[64], val[24], *s = val;
+	char val[24], *s = val;
 	uint64_t x = 0;
 
-	wl_snprintf(path, sizeof(path), "/local/domain/%u/data/pingpong/%s",
-		    dom, name);
 	if (pv_xs_read(ctx, path, val, sizeof(val)) || !*s)
 		return false;
 	for (; *s; s++) {
@@ -157,6 +163,101 @@ static bool read_num(struct wl_ctx *ctx, uint32_t dom, const char *name,
 	}
 	*v = x;
 	return true;
+}
+
+/* /local/domain/DOM/data/pingpong/NAME as a number. */
+static bool read_num(struct wl_ctx *ctx, uint32_t dom, const char *name,
+		     uint64_t *v)
+{
+	char path[64];
+
+	wl_snprintf(path, sizeof(path), "/local/domain/%u/data/pingpong/%s",
+		    dom, name);
+	return xs_num(ctx, path, v);
+}
+
+/* ping's data/pingpong/peer: anyone may write it (a moved pong names its
+ * new domid there). Best effort: without it ping cannot follow a move. */
+static void offer_peer_node(struct wl_ctx *ctx)
+{
+	struct pv_state *pv = pv_gpa(ctx, PV_STATE_GPA);
+	char val[16], all[16];
+	const char *perms[1] = { all };
+
+	if (!pv->domid)
+		return;
+	wl_snprintf(val, sizeof(val), "%u", ctx->st->pp_peer);
+	wl_snprintf(all, sizeof(all), "b%u", pv->domid);
+	if (pv_xs_write(ctx, "data/pingpong/peer", val) ||
+	    pv_xs_set_perms(ctx, "data/pingpong/peer", perms, 1))
+		wl_printf(ctx, "pingpong: cannot offer data/pingpong/peer: "
+			  "a moved pong will not be found\n");
+}
+
+/* The domid in our data/pingpong/peer, 0 if none. */
+static uint32_t peer_node(struct wl_ctx *ctx)
+{
+	uint64_t x;
+
+	if (!xs_num(ctx, "data/pingpong/peer", &x) || x >= DOMID_SELF)
+		return 0;
+	return (uint32_t)x;
+}
+
+/* Ping: the peer moved to domain peer; drop the dead port, bind anew. */
+static void ping_follow(struct wl_ctx *ctx, uint32_t peer)
+{
+	struct wl_state *st = ctx->st;
+	struct pv_state *pv = pv_gpa(ctx, PV_STATE_GPA);
+	struct evtchn_close *a = pv_gpa(ctx, PV_SCRATCH_GPA);
+
+	wl_printf(ctx, "pingpong: peer is now domain %u (was %u), reconnecting\n",
+		  peer, st->pp_peer);
+	if (st->pp_port) {
+		a->port = st->pp_port;
+		pv_hypercall(ctx, __HYPERVISOR_event_channel_op, EVTCHNOP_close,
+			     PV_SCRATCH_GPA, 0);
+	}
+	pv->extra_port = 0;
+	st->pp_port = 0;
+	st->pp_peer = peer;
+	st->pp_rport = 0;
+	st->pp_waiting_said = 0;
+	st->pp_wait_ns = 0;
+	st->pp_phase = 0;
+}
+
+/* Ping: once a second (running) or per retry (waiting), has the peer
+ * moved? */
+static bool ping_peer_moved(struct wl_ctx *ctx)
+{
+	uint32_t peer = peer_node(ctx);
+
+	if (!peer || peer == ctx->st->pp_peer)
+		return false;
+	ping_follow(ctx, peer);
+	return true;
+}
+
+/* Pong after a resume: offer the same port and grant again under the new
+ * domid, and tell ping where we are now. */
+static void pong_resumed(struct wl_ctx *ctx)
+{
+	struct wl_state *st = ctx->st;
+	struct pv_state *pv = pv_gpa(ctx, PV_STATE_GPA);
+	char path[64], val[16];
+
+	pv->extra_port = st->pp_port;
+	wl_printf(ctx, "pingpong: pong resumed as domain %u\n", pv->domid);
+	publish(ctx, st->pp_port, st->pp_gref);
+	if (!pv->domid || !pv->xs_gpa || pv->xs_broken)
+		return;
+	wl_snprintf(path, sizeof(path), "/local/domain/%u/data/pingpong/peer",
+		    st->pp_peer);
+	wl_snprintf(val, sizeof(val), "%u", pv->domid);
+	if (pv_xs_write(ctx, path, val))
+		wl_printf(ctx, "pingpong: domain %u is not here: waiting\n",
+			  st->pp_peer);
 }
 
 /* Returns false while pong is not there yet. */
@@ -202,6 +303,7 @@ static bool ping_setup(struct wl_ctx *ctx, uint64_t now)
 	pv->extra_port = local;
 	wl_printf(ctx, "pingpong: ping port=%u bound to domain %u port %u "
 		  "gref=%u\n", local, st->pp_peer, st->pp_rport, st->pp_gref);
+	offer_peer_node(ctx);
 	st->pp_phase = 1;
 	st->pp_seq = 0;
 	st->pp_sent_ns = 0;
@@ -250,6 +352,17 @@ static void pong_slice(struct wl_ctx *ctx, uint64_t now)
 	}
 }
 
+/* Ping: pong's grant is gone (pong moved away or died): wait for it. */
+static void ping_lost(struct wl_ctx *ctx, int rc)
+{
+	struct wl_state *st = ctx->st;
+
+	wl_printf(ctx, "pingpong: domain %u unreachable (GNTTABOP_copy: %d), "
+		  "waiting for it to come back\n", st->pp_peer, rc);
+	st->pp_phase = 2;
+	st->pp_wait_ns = 0;
+}
+
 static void ping_slice(struct wl_ctx *ctx, uint64_t now)
 {
 	struct wl_state *st = ctx->st;
@@ -267,7 +380,7 @@ static void ping_slice(struct wl_ctx *ctx, uint64_t now)
 			rc = pv_gnttab_copy(ctx, true, st->pp_peer, st->pp_gref,
 					    0, PV_SHARE_GPA, sizeof(uint64_t));
 			if (rc)
-				return pp_fail(ctx, "GNTTABOP_copy to pong", rc);
+				return ping_lost(ctx, rc);
 			st->pp_sent_ns = now ? now : 1;
 			pv_evtchn_send(ctx, st->pp_port);
 		}
@@ -276,8 +389,7 @@ static void ping_slice(struct wl_ctx *ctx, uint64_t now)
 					    st->pp_gref, 8, PV_SHARE_GPA + 8,
 					    sizeof(uint64_t));
 			if (rc)
-				return pp_fail(ctx, "GNTTABOP_copy from pong",
-					       rc);
+				return ping_lost(ctx, rc);
 			ans = mine->pong;
 			if (ans == st->pp_seq) {
 				st->pp_rounds++;
@@ -298,7 +410,34 @@ static void ping_slice(struct wl_ctx *ctx, uint64_t now)
 void pp_slice(struct wl_ctx *ctx, uint64_t now)
 {
 	struct wl_state *st = ctx->st;
+	struct pv_state *pv = pv_gpa(ctx, PV_STATE_GPA);
 
+	/* pv_resume forgets our port: we were restored or migrated. */
+	if (st->pp_phase && !pv->extra_port) {
+		if (st->pp_role == WL_PP_PONG) {
+			pong_resumed(ctx);
+		} else {
+			/* Our channel came back unbound; pong's port was
+			 * offered to our old domid. Wait for a new offer. */
+			wl_printf(ctx, "pingpong: ping resumed: waiting for "
+				  "domain %u to offer its port again\n",
+				  st->pp_peer);
+			ping_follow(ctx, st->pp_peer);
+		}
+	}
+	if (st->pp_phase == 2) {
+		/* Ping waiting for a moved pong. */
+		if (now >= st->pp_wait_ns) {
+			st->pp_wait_ns = now + PP_RETRY_NS;
+			if (ping_peer_moved(ctx))
+				return;
+		}
+		pv_block(ctx, st->pp_wait_ns);
+		return;
+	}
+	if (st->pp_phase == 1 && st->pp_role == WL_PP_PING &&
+	    now - st->report_ns >= PP_REPORT_NS && ping_peer_moved(ctx))
+		return;
 	if (st->pp_phase == 0) {
 		if (st->pp_role == WL_PP_PONG) {
 			pong_setup(ctx);

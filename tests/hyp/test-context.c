@@ -14,8 +14,12 @@
 #include "formats/hvm-context.h"
 #include "guests/workload.h"
 #include "harness.h"
+#include "hyp/abi.h"
 #include "hyp/context.h"
+#include "hyp/evtchn.h"
 #include "hyp/gmem.h"
+#include "hyp/pv.h"
+#include "hyp/sched.h"
 
 /* Parameters are copied into each test process: no pointers inside. */
 struct backend {
@@ -183,12 +187,23 @@ ParameterizedTest(struct backend *backend, context, running_guest_moves, .timeou
 	cr_assert_eq(hyp_domain_pause(h, orig), 0);
 	cr_assert_eq(hyp_domain_save_context(h, orig, emit_buf, &b), 0);
 	cr_assert(has_code(&b, FERRY_HVM_DOMAIN, &n) && n == 1);
-	if (!strcmp(backend->name, "kvm")) {
-		cr_expect(has_code(&b, FERRY_HVM_KVM_MSRS, &n) && n == 1);
-		cr_expect(has_code(&b, FERRY_HVM_KVM_CLOCK, &n) && n == 1);
-		cr_expect_eq(b.n, 1 + 9 + 5 + 1, "%u entries", b.n);
-	} else {
-		cr_expect_eq(b.n, 3, "%u entries", b.n);
+	{
+		/* The services' entries: ports (console, xenstore, ...), the
+		 * grant table, scheduling (one per domain and per vCPU). */
+		unsigned ports, other;
+
+		cr_expect(has_code(&b, FERRY_HVM_EVTCHN, &ports) && ports >= 2);
+		cr_expect(has_code(&b, FERRY_HVM_GNTTAB, &n) && n == 1);
+		cr_expect(has_code(&b, FERRY_HVM_SCHED, &n) && n == 1);
+		cr_expect(has_code(&b, FERRY_HVM_SCHED_VCPU, &n) && n == 1);
+		other = b.n - ports - 3;
+		if (!strcmp(backend->name, "kvm")) {
+			cr_expect(has_code(&b, FERRY_HVM_KVM_MSRS, &n) && n == 1);
+			cr_expect(has_code(&b, FERRY_HVM_KVM_CLOCK, &n) && n == 1);
+			cr_expect_eq(other, 1 + 9 + 5 + 1, "%u entries", other);
+		} else {
+			cr_expect_eq(other, 3, "%u entries", other);
+		}
 	}
 	cr_expect(has_code(&b, FERRY_HVM_VCPU, &n) && n == 1);
 	cr_assert_eq(hyp_domain_tsc_info(h, orig, &tsc), 0);
@@ -451,7 +466,8 @@ Test(context, other_backend_refused, .timeout = 60)
 	for (unsigned i = 0; i < b.n; i++) {
 		const uint8_t *data = entry_at(&b, i, &desc);
 
-		if (desc.typecode == FERRY_HVM_DOMAIN || desc.typecode == FERRY_HVM_VCPU)
+		if (desc.typecode == FERRY_HVM_DOMAIN || desc.typecode == FERRY_HVM_VCPU ||
+		    (desc.typecode >= FERRY_HVM_EVTCHN && desc.typecode <= FERRY_HVM_SCHED_VCPU))
 			continue; /* every backend's */
 		cr_expect_eq(hyp_domain_load_entry(h, soft_id, desc.typecode, desc.instance,
 						   data, desc.length),
@@ -466,5 +482,326 @@ Test(context, other_backend_refused, .timeout = 60)
 			     -EINVAL, "a SOFT_VCPU entry was loaded into a kvm domain");
 	}
 	free(b.p);
+	hyp_destroy(h);
+}
+
+/* ---- the domain's services: event channels, grant frames, scheduling ---- */
+
+#define ARG_GPA 0x500000u /* argument structs, in the workload arena */
+
+/* Hypercall nr(cmd, ARG_GPA) of domain id with *arg copied in and out. */
+static int64_t hcall(struct hyp *h, uint32_t id, uint64_t nr, uint64_t cmd, void *arg,
+		     size_t len)
+{
+	const uint64_t args[5] = { cmd, ARG_GPA, 0, 0, 0 };
+	struct hyp_domain *d;
+	int64_t r;
+
+	cr_assert_eq(hyp_domain_get(h, id, &d), 0);
+	cr_assert_eq(hyp_gmem_write(d, ARG_GPA, arg, len), 0);
+	r = hyp_test_hypercall(h, id, 0, nr, args);
+	cr_assert_eq(hyp_gmem_read(d, ARG_GPA, arg, len), 0);
+	hyp_domain_put(d);
+	return r;
+}
+
+/* A soft ferryd with two pCPUs, whatever the host has. */
+static struct hyp *two_pcpu_hyp(void)
+{
+	struct hyp_params p = {
+		.backend = "soft", .pcpus = 2, .memory_bytes = 128 << 20,
+		.guest_elf = FERRY_GUEST_ELF,
+	};
+	struct hyp *h = NULL;
+
+	cr_assert_eq(hyp_create(&p, &h), 0);
+	return h;
+}
+
+/* The payload of the entry code/instance in b, NULL if absent. */
+static const uint8_t *entry_of(const struct ctxbuf *b, uint16_t code, uint16_t instance,
+			       uint32_t *len)
+{
+	struct hvm_save_descriptor desc;
+
+	for (unsigned i = 0; i < b->n; i++) {
+		const uint8_t *data = entry_at(b, i, &desc);
+
+		if (desc.typecode == code && desc.instance == instance) {
+			*len = desc.length;
+			return data;
+		}
+	}
+	return NULL;
+}
+
+/* Every service entry of a is in b byte for byte, and no other one. */
+static void expect_same_services(const struct ctxbuf *a, const struct ctxbuf *b,
+				 uint16_t skip_port)
+{
+	struct hvm_save_descriptor desc;
+	unsigned na = 0, nb = 0;
+
+	for (unsigned i = 0; i < a->n; i++) {
+		const uint8_t *data = entry_at(a, i, &desc);
+		const uint8_t *other;
+		uint32_t len;
+
+		if (desc.typecode < FERRY_HVM_EVTCHN || desc.typecode > FERRY_HVM_SCHED_VCPU)
+			continue;
+		na++;
+		if (desc.typecode == FERRY_HVM_EVTCHN && desc.instance == skip_port)
+			continue;
+		other = entry_of(b, desc.typecode, desc.instance, &len);
+		cr_expect_not_null(other, "%s/%u lost", hvm_code_name(desc.typecode),
+				   desc.instance);
+		if (other)
+			cr_expect(len == desc.length && !memcmp(other, data, len),
+				  "%s/%u changed", hvm_code_name(desc.typecode), desc.instance);
+	}
+	for (unsigned i = 0; i < b->n; i++) {
+		entry_at(b, i, &desc);
+		nb += desc.typecode >= FERRY_HVM_EVTCHN && desc.typecode <= FERRY_HVM_SCHED_VCPU;
+	}
+	cr_expect_eq(na, nb, "%u service entries saved, %u after the load", na, nb);
+}
+
+/*
+ * Ports of every kind, grant frames and scheduling survive save, load into
+ * a fresh target, save again; an interdomain channel to another guest
+ * comes back unbound for that guest (Xen's rule: channels are host-local),
+ * and the guest can bind it again.
+ */
+Test(context, services_round_trip, .timeout = 60)
+{
+	struct hyp *h = two_pcpu_hyp();
+	struct hyp_dom_config c = harness_cfg("a", 16, CMDLINE);
+	struct evtchn_bind_virq virq = { .virq = VIRQ_TIMER };
+	struct evtchn_bind_virq gvirq = { .virq = VIRQ_CONSOLE };
+	struct evtchn_bind_ipi ipi = { .vcpu = 0 };
+	struct evtchn_alloc_unbound un = { .dom = DOMID_SELF };
+	struct evtchn_alloc_unbound pun = { .dom = DOMID_SELF };
+	struct evtchn_bind_interdomain bi = { 0 };
+	struct xen_add_to_physmap x = { .domid = DOMID_SELF, .space = XENMAPSPACE_grant_table };
+	struct ferry_hvm_evtchn e;
+	struct ferry_hvm_sched sp;
+	struct ctxbuf b = { 0 }, again = { 0 };
+	uint64_t hard = 0x2, soft = 0x2;
+	const uint8_t *p;
+	uint32_t a, peer, t, len;
+
+	cr_assert_eq(hyp_domain_create(h, &c, true, &a), 0);
+	snprintf(c.name, sizeof(c.name), "peer");
+	cr_assert_eq(hyp_domain_create(h, &c, true, &peer), 0);
+	cr_assert_eq(hcall(h, a, __HYPERVISOR_event_channel_op, EVTCHNOP_bind_virq, &virq,
+			   sizeof(virq)), 0);
+	cr_assert_eq(hcall(h, a, __HYPERVISOR_event_channel_op, EVTCHNOP_bind_virq, &gvirq,
+			   sizeof(gvirq)), 0);
+	cr_assert_eq(hcall(h, a, __HYPERVISOR_event_channel_op, EVTCHNOP_bind_ipi, &ipi,
+			   sizeof(ipi)), 0);
+	un.remote_dom = (uint16_t)peer;
+	cr_assert_eq(hcall(h, a, __HYPERVISOR_event_channel_op, EVTCHNOP_alloc_unbound, &un,
+			   sizeof(un)), 0);
+	pun.remote_dom = (uint16_t)a;
+	cr_assert_eq(hcall(h, peer, __HYPERVISOR_event_channel_op, EVTCHNOP_alloc_unbound,
+			   &pun, sizeof(pun)), 0);
+	bi.remote_dom = (uint16_t)peer;
+	bi.remote_port = pun.port;
+	cr_assert_eq(hcall(h, a, __HYPERVISOR_event_channel_op, EVTCHNOP_bind_interdomain,
+			   &bi, sizeof(bi)), 0);
+	/* Grant frames 0 and 2 placed, 1 not. */
+	x.idx = 0;
+	x.gpfn = 0x400;
+	cr_assert_eq(hcall(h, a, __HYPERVISOR_memory_op, XENMEM_add_to_physmap, &x, sizeof(x)),
+		     0);
+	x.idx = 2;
+	x.gpfn = 0x402;
+	cr_assert_eq(hcall(h, a, __HYPERVISOR_memory_op, XENMEM_add_to_physmap, &x, sizeof(x)),
+		     0);
+	cr_assert_eq(sched_credit2_set(h, a, 512, 50), 0);
+	cr_assert_eq(sched_pool_create(h, "pp", "credit2", 0x2), 0);
+	cr_assert_eq(sched_pool_migrate(h, a, "pp"), 0);
+	cr_assert_eq(sched_vcpu_pin(h, a, 0, &hard, &soft), 0);
+
+	cr_assert_eq(hyp_domain_save_context(h, a, emit_buf, &b), 0);
+	p = entry_of(&b, FERRY_HVM_GNTTAB, 0, &len);
+	cr_assert_not_null(p);
+	cr_expect_eq(len, sizeof(struct ferry_hvm_gnttab) + 3 * 8);
+	memcpy(&sp, entry_of(&b, FERRY_HVM_SCHED, 0, &len), sizeof(sp));
+	cr_expect(sp.weight == 512 && sp.cap == 50 && !strcmp(sp.pool, "pp"),
+		  "weight %u cap %u pool %s", sp.weight, sp.cap, sp.pool);
+	p = entry_of(&b, FERRY_HVM_EVTCHN, (uint16_t)bi.local_port, &len);
+	cr_assert_not_null(p);
+	memcpy(&e, p, sizeof(e));
+	cr_expect(e.state == EVTCHNSTAT_interdomain && e.remote == FERRY_EVTCHN_REMOTE_GUEST &&
+		  e.remote_dom == peer && e.remote_port == pun.port);
+
+	t = restore_target(h, "t");
+	cr_assert_eq(load_all(h, t, &b, 0), 0);
+	cr_assert_eq(hyp_domain_load_done(h, t), 0);
+	cr_assert_eq(hyp_domain_save_context(h, t, emit_buf, &again), 0);
+	expect_same_services(&b, &again, (uint16_t)bi.local_port);
+	p = entry_of(&again, FERRY_HVM_EVTCHN, (uint16_t)bi.local_port, &len);
+	cr_assert_not_null(p);
+	memcpy(&e, p, sizeof(e));
+	cr_expect(e.state == EVTCHNSTAT_unbound && e.remote == FERRY_EVTCHN_REMOTE_GUEST &&
+		  e.remote_dom == peer && e.remote_port == 0,
+		  "state %u remote %u dom %u port %u", e.state, e.remote, e.remote_dom,
+		  e.remote_port);
+	/* The peer reconnects to the restored domain's port. */
+	bi = (struct evtchn_bind_interdomain){ .remote_dom = (uint16_t)t,
+					       .remote_port = bi.local_port };
+	cr_expect_eq(hcall(h, peer, __HYPERVISOR_event_channel_op, EVTCHNOP_bind_interdomain,
+			   &bi, sizeof(bi)), 0);
+	free(again.p);
+	free(b.p);
+	hyp_destroy(h);
+}
+
+/* A cpupool and pCPUs this host lacks fall back with a warning. */
+Test(context, sched_falls_back, .timeout = 60)
+{
+	struct hyp *h = two_pcpu_hyp();
+	struct ferry_hvm_sched sp = { .version = 1, .weight = 300, .cap = 0 };
+	struct ferry_hvm_sched_vcpu vc = { .version = 1, .hard = 1ULL << 40,
+					   .soft = (1ULL << 41) | 1 };
+	struct ctxbuf b = { 0 }, again = { 0 };
+	uint32_t id, len;
+
+	snprintf(sp.pool, sizeof(sp.pool), "Nowhere");
+	save_fresh(h, "orig", &b);
+	id = restore_target(h, "t");
+	/* Everything but the saved scheduling, then ours. */
+	{
+		struct hvm_save_descriptor desc;
+
+		for (unsigned i = 0; i < b.n; i++) {
+			const uint8_t *data = entry_at(&b, i, &desc);
+
+			if (desc.typecode == FERRY_HVM_SCHED || desc.typecode == FERRY_HVM_SCHED_VCPU)
+				continue;
+			cr_assert_eq(hyp_domain_load_entry(h, id, desc.typecode, desc.instance,
+							   data, desc.length), 0);
+		}
+	}
+	cr_assert_eq(hyp_domain_load_entry(h, id, FERRY_HVM_SCHED, 0, &sp, sizeof(sp)), 0);
+	cr_assert_eq(hyp_domain_load_entry(h, id, FERRY_HVM_SCHED_VCPU, 0, &vc, sizeof(vc)), 0);
+	cr_assert_eq(hyp_domain_load_done(h, id), 0);
+	cr_assert_eq(hyp_domain_save_context(h, id, emit_buf, &again), 0);
+	memcpy(&sp, entry_of(&again, FERRY_HVM_SCHED, 0, &len), sizeof(sp));
+	cr_expect(sp.weight == 300 && !strcmp(sp.pool, "Pool-0"), "weight %u pool %s",
+		  sp.weight, sp.pool);
+	memcpy(&vc, entry_of(&again, FERRY_HVM_SCHED_VCPU, 0, &len), sizeof(vc));
+	cr_expect(vc.hard == 0 && vc.soft == 1, "hard 0x%llx soft 0x%llx",
+		  (unsigned long long)vc.hard, (unsigned long long)vc.soft);
+	free(again.p);
+	free(b.p);
+	hyp_destroy(h);
+}
+
+/* Loads one entry into id and expects it refused. */
+#define REFUSED(code, inst, ptr, len, why)                                             \
+	cr_expect_eq(hyp_domain_load_entry(h, id, code, inst, ptr, len), -EINVAL, why)
+/* var = good with one field changed, refused. */
+#define BAD(code, inst, var, good, field, value, why)                                  \
+	do {                                                                           \
+		var = good;                                                            \
+		field = value;                                                         \
+		REFUSED(code, inst, &var, sizeof(var), why);                           \
+	} while (0)
+
+/* Hostile entries: every field checked, each refused with -EINVAL. */
+Test(context, services_malformed_refused, .timeout = 60)
+{
+	struct hyp *h = harness_hyp("soft", 128);
+	uint32_t id = restore_target(h, "t"), con, xs;
+	struct ferry_hvm_evtchn e, ok = { .version = 1, .state = EVTCHNSTAT_ipi };
+	struct {
+		struct ferry_hvm_gnttab h;
+		uint64_t gfn[2];
+	} g, gok = { { .version = 1, .gnttab_version = 1, .nr_frames = 2 }, { 0x10, 0x11 } };
+	struct ferry_hvm_sched s, sok = { .version = 1, .weight = 256, .pool = "Pool-0" };
+	struct ferry_hvm_sched_vcpu v, vok = { .version = 1 };
+
+	cr_assert_eq(hyp_pv_ports(h, id, &con, &xs), 0);
+	cr_assert(con && xs);
+	REFUSED(FERRY_HVM_EVTCHN, 0, &ok, sizeof(ok), "port 0");
+	REFUSED(FERRY_HVM_EVTCHN, 4096, &ok, sizeof(ok), "port 4096");
+	REFUSED(FERRY_HVM_EVTCHN, 9, &ok, sizeof(ok) - 1, "short");
+#define BAD_E(field, value, why) BAD(FERRY_HVM_EVTCHN, 9, e, ok, e.field, value, why)
+	BAD_E(version, 2, "version 2");
+	BAD_E(reserved, 1, "reserved");
+	BAD_E(state, EVTCHNSTAT_pirq, "pirq");
+	BAD_E(state, EVTCHNSTAT_closed, "closed");
+	BAD_E(state, 77, "state 77");
+	BAD_E(vcpu, 1, "vCPU 1 of 1");
+	BAD_E(virq, 3, "an ipi with a virq");
+	BAD_E(remote_port, 3, "an ipi with a remote");
+	ok.state = EVTCHNSTAT_virq;
+	BAD_E(virq, NR_VIRQS, "virq 24");
+	BAD_E(remote, 1, "a virq with a remote");
+	ok.state = EVTCHNSTAT_unbound;
+	ok.remote = FERRY_EVTCHN_REMOTE_GUEST;
+	ok.remote_dom = 5;
+	BAD_E(remote, 2, "remote kind 2");
+	BAD_E(remote_dom, 0, "a guest peer 0");
+	BAD_E(remote_dom, DOMID_SELF, "a guest peer DOMID_SELF");
+	BAD_E(remote_port, 5, "an unbound port with a remote port");
+	BAD_E(virq, 1, "an unbound port with a virq");
+	ok.state = EVTCHNSTAT_interdomain;
+	ok.remote_port = 3;
+	BAD_E(remote_port, 0, "interdomain without a remote port");
+	BAD_E(remote_port, 4096, "remote port 4096");
+	ok.remote = FERRY_EVTCHN_REMOTE_FERRYD;
+	ok.remote_dom = 0;
+	ok.remote_port = 0;
+	e = ok;
+	REFUSED(FERRY_HVM_EVTCHN, 9, &e, sizeof(e), "bound to ferryd on a port of no backend");
+	e = (struct ferry_hvm_evtchn){ .version = 1, .state = EVTCHNSTAT_ipi };
+	REFUSED(FERRY_HVM_EVTCHN, (uint16_t)con, &e, sizeof(e), "the console port as an ipi");
+	e = (struct ferry_hvm_evtchn){ .version = 1, .state = EVTCHNSTAT_virq };
+	cr_expect_eq(hyp_domain_load_entry(h, id, FERRY_HVM_EVTCHN, 9, &e, sizeof(e)), 0);
+	REFUSED(FERRY_HVM_EVTCHN, 9, &e, sizeof(e), "port 9 twice");
+	REFUSED(FERRY_HVM_EVTCHN, 10, &e, sizeof(e), "VIRQ_TIMER twice");
+#undef BAD_E
+
+	REFUSED(FERRY_HVM_GNTTAB, 1, &gok, sizeof(gok), "instance 1");
+	REFUSED(FERRY_HVM_GNTTAB, 0, &gok, 15, "shorter than its header");
+	REFUSED(FERRY_HVM_GNTTAB, 0, &gok, sizeof(gok) - 8, "a gfn missing");
+#define BAD_G(field, value, why) BAD(FERRY_HVM_GNTTAB, 0, g, gok, field, value, why)
+	BAD_G(g.h.version, 2, "version 2");
+	BAD_G(g.h.gnttab_version, 2, "a v2 table");
+	BAD_G(g.h.reserved, 1, "reserved");
+	BAD_G(g.h.nr_frames, 65, "65 frames");
+	BAD_G(g.h.nr_frames, 0xffffffffu, "2^32-1 frames");
+	BAD_G(g.gfn[1], 16 << 8, "a frame beyond the domain's memory");
+#undef BAD_G
+	cr_expect_eq(hyp_domain_load_entry(h, id, FERRY_HVM_GNTTAB, 0, &gok, sizeof(gok)), 0);
+	REFUSED(FERRY_HVM_GNTTAB, 0, &gok, sizeof(gok), "twice");
+
+	REFUSED(FERRY_HVM_SCHED, 1, &sok, sizeof(sok), "instance 1");
+	REFUSED(FERRY_HVM_SCHED, 0, &sok, sizeof(sok) - 1, "short");
+#define BAD_S(field, value, why) BAD(FERRY_HVM_SCHED, 0, s, sok, field, value, why)
+	BAD_S(s.version, 0, "version 0");
+	BAD_S(s.reserved, 1, "reserved");
+	BAD_S(s.weight, 0, "weight 0");
+	BAD_S(s.weight, 65536, "weight 65536");
+	BAD_S(s.cap, 101, "cap 101 on one vCPU");
+	BAD_S(s.pool[0], 0, "no pool name");
+	BAD_S(s.pool[2], '\n', "a pool name with a newline");
+#undef BAD_S
+	s = sok;
+	memset(s.pool, 'x', sizeof(s.pool));
+	REFUSED(FERRY_HVM_SCHED, 0, &s, sizeof(s), "an unterminated pool name");
+	cr_expect_eq(hyp_domain_load_entry(h, id, FERRY_HVM_SCHED, 0, &sok, sizeof(sok)), 0);
+	REFUSED(FERRY_HVM_SCHED, 0, &sok, sizeof(sok), "twice");
+
+	REFUSED(FERRY_HVM_SCHED_VCPU, 1, &vok, sizeof(vok), "vCPU 1 of 1");
+	REFUSED(FERRY_HVM_SCHED_VCPU, 0, &vok, sizeof(vok) + 1, "long");
+	BAD(FERRY_HVM_SCHED_VCPU, 0, v, vok, v.version, 2, "version 2");
+	BAD(FERRY_HVM_SCHED_VCPU, 0, v, vok, v.reserved, 1, "reserved");
+	cr_expect_eq(hyp_domain_load_entry(h, id, FERRY_HVM_SCHED_VCPU, 0, &vok, sizeof(vok)),
+		     0);
+	REFUSED(FERRY_HVM_SCHED_VCPU, 0, &vok, sizeof(vok), "twice");
 	hyp_destroy(h);
 }

@@ -56,6 +56,10 @@ struct hvm_save_header {
 #define FERRY_HVM_SOFT_VCPU 0x4640	 /* struct ferry_soft_vcpu (below) */
 #define FERRY_HVM_DOMAIN 0x4660	 /* struct ferry_hvm_domain (below) */
 #define FERRY_HVM_VCPU 0x4661	 /* struct ferry_hvm_vcpu (below) */
+#define FERRY_HVM_EVTCHN 0x4662	 /* struct ferry_hvm_evtchn, instance = port */
+#define FERRY_HVM_GNTTAB 0x4663	 /* struct ferry_hvm_gnttab + frame gfns */
+#define FERRY_HVM_SCHED 0x4664	 /* struct ferry_hvm_sched */
+#define FERRY_HVM_SCHED_VCPU 0x4665 /* struct ferry_hvm_sched_vcpu */
 
 /* Per-domain state every backend carries. */
 struct ferry_hvm_domain {
@@ -74,6 +78,52 @@ struct ferry_hvm_vcpu {
 	uint64_t timer_ns; /* set_timer_op deadline in system time, 0 = none */
 };
 
+/* Who the far end of an unbound or interdomain port is. */
+#define FERRY_EVTCHN_REMOTE_FERRYD 0 /* domain 0: ferryd's backends */
+#define FERRY_EVTCHN_REMOTE_GUEST 1  /* another guest (or the domain itself) */
+
+/* One bound event channel port (instance = the port); free ports are not
+ * sent. Pending and mask bits are in shared_info, i.e. guest memory. */
+struct ferry_hvm_evtchn {
+	uint8_t version;      /* 1 */
+	uint8_t state;	      /* EVTCHNSTAT_unbound, _interdomain, _virq, _ipi */
+	uint8_t virq;	      /* VIRQ_* for virq ports, else 0 */
+	uint8_t remote;	      /* FERRY_EVTCHN_REMOTE_* (unbound, interdomain) */
+	uint32_t vcpu;	      /* the vCPU notified */
+	uint32_t remote_port; /* interdomain with a guest: its port, else 0 */
+	uint16_t remote_dom;  /* unbound/interdomain with a guest: its domid
+			       * on the saving host, else 0 */
+	uint16_t reserved;    /* 0 */
+};
+
+/* The grant table's placement (the entries are guest memory). */
+#define FERRY_GNTTAB_NO_GFN UINT64_MAX /* a frame not placed yet */
+struct ferry_hvm_gnttab {
+	uint32_t version;	 /* 1 */
+	uint32_t gnttab_version; /* the guest's table format: 1 */
+	uint32_t nr_frames;	 /* frames set up, followed by that many u64 */
+	uint32_t reserved;	 /* 0 */
+	/* uint64_t frame_gfn[nr_frames]: FERRY_GNTTAB_NO_GFN or a gfn */
+};
+
+/* Scheduler parameters of the domain (instance 0). */
+#define FERRY_SCHED_POOL_NAME 64
+struct ferry_hvm_sched {
+	uint32_t version;		  /* 1 */
+	uint32_t weight;		  /* 1 .. 65535 */
+	uint32_t cap;			  /* % of one pCPU, 0 = none */
+	uint32_t reserved;		  /* 0 */
+	char pool[FERRY_SCHED_POOL_NAME]; /* cpupool name, NUL-padded */
+};
+
+/* One vCPU's affinity (instance = vCPU): bit i = pCPU i. */
+struct ferry_hvm_sched_vcpu {
+	uint32_t version;  /* 1 */
+	uint32_t reserved; /* 0 */
+	uint64_t hard;	   /* 0 or all bits: any pCPU */
+	uint64_t soft;	   /* 0 or all bits: no preference */
+};
+
 /* The soft backend's register block: everything else is guest memory. */
 struct ferry_soft_vcpu {
 	uint32_t version;  /* 1 */
@@ -86,6 +136,10 @@ _Static_assert(sizeof(struct hvm_save_header) == 24, "hvm_save_header");
 _Static_assert(sizeof(struct ferry_hvm_domain) == 40, "ferry_hvm_domain");
 _Static_assert(sizeof(struct ferry_soft_vcpu) == 16, "ferry_soft_vcpu");
 _Static_assert(sizeof(struct ferry_hvm_vcpu) == 16, "ferry_hvm_vcpu");
+_Static_assert(sizeof(struct ferry_hvm_evtchn) == 16, "ferry_hvm_evtchn");
+_Static_assert(sizeof(struct ferry_hvm_gnttab) == 16, "ferry_hvm_gnttab");
+_Static_assert(sizeof(struct ferry_hvm_sched) == 80, "ferry_hvm_sched");
+_Static_assert(sizeof(struct ferry_hvm_sched_vcpu) == 24, "ferry_hvm_sched_vcpu");
 
 /* Name of a typecode ("KVM_REGS", "HEADER", ...), or NULL if unknown. */
 const char *hvm_code_name(uint16_t code);
