@@ -1872,6 +1872,101 @@ int xs_export(struct xs_store *s, uint32_t domid, char **buf, size_t *len)
 	return 0;
 }
 
+/* Pairs of the nodes under n that hold a value without NUL bytes. */
+static void export_pairs(struct xs_store *s, const struct node *n, size_t bl, struct sbuf *b,
+			 unsigned *skipped)
+{
+	size_t pl = strlen(n->path);
+
+	if (pl > bl && n->vlen) {
+		if (memchr(n->value, 0, n->vlen)) {
+			(*skipped)++;
+		} else {
+			sb_put(b, n->path + bl + 1, pl - bl);
+			sb_put(b, n->value, n->vlen);
+			sb_put(b, "", 1);
+		}
+	}
+	for (uint32_t off = 0; off < n->clen && !b->err;) {
+		const char *c = n->children + off;
+		char cp[PATHBUF];
+		const struct node *cn;
+
+		snprintf(cp, sizeof(cp), "%s/%s", n->path, c);
+		cn = tbl_find(&s->t, cp);
+		if (cn)
+			export_pairs(s, cn, bl, b, skipped);
+		off += (uint32_t)strlen(c) + 1;
+	}
+}
+
+int xs_export_pairs(struct xs_store *s, uint32_t domid, char **buf, size_t *len)
+{
+	char base[64];
+	struct sbuf b = { 0 };
+	const struct node *n;
+	unsigned skipped = 0;
+
+	snprintf(base, sizeof(base), DOMAIN_PREFIX "%" PRIu32, domid);
+	n = tbl_find(&s->t, base);
+	if (!n)
+		return -ENOENT;
+	export_pairs(s, n, strlen(base), &b, &skipped);
+	if (b.err) {
+		free(b.p);
+		return b.err;
+	}
+	if (skipped)
+		log_warn("xenstore: dom%u: %u values holding NUL bytes are not carried", domid,
+			 skipped);
+	*buf = b.p;
+	*len = b.len;
+	return 0;
+}
+
+/* The receiving toolstack's own keys for the domain: never imported. */
+static bool managed_key(const char *key)
+{
+	return !strcmp(key, "name") || !strcmp(key, "domid");
+}
+
+int xs_import_pairs(struct xs_store *s, uint32_t domid, const char *buf, size_t len)
+{
+	struct view v = DOM0_VIEW(s);
+	char p[PATHBUF];
+	size_t off;
+	bool rel;
+	int err = 0;
+
+	if (domid == 0 || domid >= DOMID_FIRST_RESERVED)
+		return -EINVAL;
+	/* Check everything before changing anything. */
+	for (off = 0; off < len;) {
+		const char *k = buf + off, *val, *kn = memchr(k, 0, len - off), *vn;
+
+		if (!kn || kn == k || kn + 1 >= buf + len)
+			return -EINVAL;
+		val = kn + 1;
+		vn = memchr(val, 0, (size_t)(buf + len - val));
+		if (!vn || k[0] == '/' || canon(domid, k, false, p, &rel) ||
+		    (size_t)(vn - val) > XS_PAYLOAD_MAX)
+			return -EINVAL;
+		off = (size_t)(vn + 1 - buf);
+	}
+	for (off = 0; !err && off < len;) {
+		const char *k = buf + off, *val = k + strlen(k) + 1;
+
+		off = (size_t)(val + strlen(val) + 1 - buf);
+		if (managed_key(k))
+			continue;
+		canon(domid, k, false, p, &rel);
+		err = op_write(&v, p, val, strlen(val));
+	}
+	if (err)
+		log_err("xenstore: importing dom%u: %s", domid, strerror(-err));
+	return err;
+}
+
 /* One record of an export; strings point into the buffer. */
 struct rec {
 	const char *key, *perms, *value;

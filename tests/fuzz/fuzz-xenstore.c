@@ -78,6 +78,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 	free(a);
 	free(b);
 	xs_import(s, 4, (const char *)data, len);
+	/* The stream's pairs: whatever the guests built must carry over. */
+	a = NULL;
+	if (!xs_export_pairs(s, 2, &a, &alen) && xs_import_pairs(s, 4, a, alen))
+		abort();
+	free(a);
+	xs_import_pairs(s, 4, (const char *)data, len);
 	if (xs_store_check(s))
 		abort();
 	for (int i = 0; i < NCONN; i++)

@@ -757,3 +757,48 @@ Test(xenstore, export_import)
 	free(a);
 	free(b);
 }
+
+/* The stream's form (SPEC 6.1): pairs, the receiver's name and domid kept,
+ * guest-owned areas still the guest's after the import. */
+Test(xenstore, export_import_pairs)
+{
+	char *a, *v;
+	size_t alen, len;
+
+	cr_assert_eq(xs_domain_create(store, 5, "vm5", 4096), 0);
+	cr_assert_eq(xs_domain_create(store, 8, "vm5--incoming", 4096), 0);
+	cr_assert_eq(xs_write(store, "/local/domain/5/data/peer", "12", 2), 0);
+	cr_assert_eq(xs_write(store, "/local/domain/5/data/bin", "a\0b", 3), 0);
+	cr_assert_eq(xs_write(store, "/local/domain/5/memory/target", "2048", 4), 0);
+	cr_assert_eq(xs_export_pairs(store, 5, &a, &alen), 0);
+	cr_assert(memmem(a, alen, "data/peer\00012\0", 13));
+	cr_assert(memmem(a, alen, "name\0vm5\0", 9));
+	cr_assert_null(memmem(a, alen, "data/bin", 8), "a value with NUL was written");
+	cr_assert_eq(xs_import_pairs(store, 8, a, alen), 0);
+	cr_assert_eq(xs_read(store, "/local/domain/8/data/peer", &v, &len), 0);
+	cr_assert(len == 2 && !memcmp(v, "12", 2));
+	free(v);
+	cr_assert_eq(xs_read(store, "/local/domain/8/memory/target", &v, &len), 0);
+	cr_assert(len == 4 && !memcmp(v, "2048", 4));
+	free(v);
+	cr_assert_eq(xs_read(store, "/local/domain/8/name", &v, &len), 0);
+	cr_assert(len == 13 && !memcmp(v, "vm5--incoming", 13), "the name was overwritten");
+	free(v);
+	cr_assert_eq(xs_read(store, "/local/domain/8/domid", &v, &len), 0);
+	cr_assert(len == 1 && v[0] == '8');
+	free(v);
+	{
+		struct client *g8 = client(8);
+
+		ok(rq(g8, XS_WRITE, 0, W("data/peer", "13")));
+		client_free(g8);
+	}
+	/* malformed: refused whole */
+	cr_assert_eq(xs_import_pairs(store, 8, "data/x\0", 7), -EINVAL);
+	cr_assert_eq(xs_import_pairs(store, 8, "/abs\0v\0", 7), -EINVAL);
+	cr_assert_eq(xs_import_pairs(store, 8, "\0v\0", 3), -EINVAL);
+	cr_assert_eq(xs_import_pairs(store, 8, "a//b\0v\0", 7), -EINVAL);
+	cr_assert_eq(xs_import_pairs(store, 8, "data/y\0v", 8), -EINVAL);
+	cr_assert_eq(xs_import_pairs(store, 0, a, alen), -EINVAL);
+	free(a);
+}

@@ -117,5 +117,16 @@ int xs_export(struct xs_store *s, uint32_t domid, char **buf, size_t *len);
  * before anything changes: -EINVAL for a malformed buffer). Fires watches
  * for the subtree. */
 int xs_import(struct xs_store *s, uint32_t domid, const char *buf, size_t len);
+/*
+ * The subtree as a stream carries it (Xen's EMULATOR_XENSTORE_DATA body after
+ * its emulator header, formats/SPEC.md 6.1): "key NUL value NUL" for every
+ * node under /local/domain/<domid> with a value, keys relative to it. Values
+ * holding NUL bytes cannot be written so and are left out (logged).
+ */
+int xs_export_pairs(struct xs_store *s, uint32_t domid, char **buf, size_t *len);
+/* Writes the pairs under /local/domain/<domid> as dom0 would (new nodes take
+ * their parent's permissions), except the keys the receiving side owns
+ * (name, domid); checked in full first: -EINVAL for a malformed buffer. */
+int xs_import_pairs(struct xs_store *s, uint32_t domid, const char *buf, size_t len);
 
 #endif
