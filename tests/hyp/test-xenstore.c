@@ -709,55 +709,6 @@ Test(xenstore, oversize_length)
 	client_free(d0);
 }
 
-Test(xenstore, export_import)
-{
-	const char *perms[] = { "b5", "r0" };
-	char *a, *b, *v;
-	size_t alen, blen, len;
-
-	cr_assert_eq(xs_domain_create(store, 5, "vm5", 4096), 0);
-	cr_assert_eq(xs_write(store, "/local/domain/5/data/bin", "a\0b\\c", 5), 0);
-	cr_assert_eq(xs_write(store, "/local/domain/5/device/vbd/768/state", "4", 1), 0);
-	cr_assert_eq(xs_set_perms(store, "/local/domain/5/device/vbd/768", perms, 2), 0);
-	cr_assert_eq(xs_export(store, 5, &a, &alen), 0);
-	cr_assert(memmem(a, alen, "device/vbd/768\0b@,r0\0", 21));
-	cr_assert(memmem(a, alen, "data/bin\0n@\0a\\0b\\\\c\0", 20));
-	cr_assert(memmem(a, alen, "\0n0,r@\0\0", 8)); /* the directory */
-	cr_assert_eq(xs_import(store, 7, a, alen), 0);
-	cr_assert_eq(xs_export(store, 7, &b, &blen), 0);
-	cr_assert_eq(alen, blen);
-	cr_assert(!memcmp(a, b, alen));
-	cr_assert_eq(xs_read(store, "/local/domain/7/data/bin", &v, &len), 0);
-	cr_assert_eq(len, 5);
-	cr_assert(!memcmp(v, "a\0b\\c", 5));
-	free(v);
-	{
-		struct client *g7 = client(7);
-
-		val(rq(g7, XS_GET_PERMS, 0, S("device/vbd/768")), "b7\0r0\0");
-		val(rq(g7, XS_READ, 0, S("name")), "vm5");
-		ok(rq(g7, XS_WRITE, 0, W("data/bin", "x")));
-		client_free(g7);
-	}
-	/* import replaces: a node only at the destination goes */
-	cr_assert_eq(xs_write(store, "/local/domain/7/extra", "1", 1), 0);
-	cr_assert_eq(xs_import(store, 7, a, alen), 0);
-	cr_assert_eq(xs_read(store, "/local/domain/7/extra", &v, &len), -ENOENT);
-	/* malformed: nothing changes */
-	cr_assert_eq(xs_import(store, 7, a, alen - 1), -EINVAL);
-	cr_assert_eq(xs_import(store, 7, "x\0n0\0\0", 6), -EINVAL);
-	cr_assert_eq(xs_import(store, 7, "\0q0\0\0", 5), -EINVAL);
-	cr_assert_eq(xs_import(store, 7, "\0n0\0\\x\0", 7), -EINVAL);
-	cr_assert_eq(xs_import(store, 7, "\0n0\0\0a//b\0n0\0\0", 14), -EINVAL);
-	cr_assert_eq(xs_import(store, 7, "", 0), -EINVAL);
-	cr_assert_eq(xs_export(store, 7, &v, &len), 0);
-	cr_assert_eq(len, alen);
-	free(v);
-	cr_assert_eq(xs_export(store, 9, &v, &len), -ENOENT);
-	free(a);
-	free(b);
-}
-
 /* The stream's form (SPEC 6.1): pairs, the receiver's name and domid kept,
  * guest-owned areas still the guest's after the import. */
 Test(xenstore, export_import_pairs)

@@ -102,22 +102,6 @@ int xs_domain_release(struct xs_store *s, uint32_t domid);
 int xs_domain_introduced(struct xs_store *s, uint32_t domid);
 
 /*
- * Subtree export for save and migration. *buf (malloc'd, caller frees)
- * holds one record per node under /local/domain/<domid>, parents before
- * children, each three NUL-terminated strings:
- *   key    path relative to /local/domain/<domid>; "" is the directory
- *   perms  Xen permission strings joined by ',' ("n0,r5"); the domain's own
- *          domid is written "@" ("b@,r0") so an import under another domid
- *          maps it to the new one
- *   value  the value with '\' written "\\" and NUL written "\0"
- * -ENOENT if the directory does not exist.
- */
-int xs_export(struct xs_store *s, uint32_t domid, char **buf, size_t *len);
-/* Replaces /local/domain/<domid> with the records in buf (checked in full
- * before anything changes: -EINVAL for a malformed buffer). Fires watches
- * for the subtree. */
-int xs_import(struct xs_store *s, uint32_t domid, const char *buf, size_t len);
-/*
  * The subtree as a stream carries it (Xen's EMULATOR_XENSTORE_DATA body after
  * its emulator header, formats/SPEC.md 6.1): "key NUL value NUL" for every
  * node under /local/domain/<domid> with a value, keys relative to it. Values
