@@ -71,6 +71,7 @@ static void dom_free(struct hyp_domain *d)
 	gnttab_dom_fini(d);
 	pthread_mutex_destroy(&d->lock);
 	pthread_cond_destroy(&d->cond);
+	pthread_mutex_destroy(&d->p2m_lock);
 	free(d);
 	pthread_mutex_lock(&h->lock);
 	h->nalive--;
@@ -218,10 +219,12 @@ static int dom_create(struct hyp *h, const struct hyp_dom_config *cfg, bool rest
 	pthread_cond_init(&d->cond, &ca);
 	pthread_condattr_destroy(&ca);
 	pthread_mutex_init(&d->con_lock, NULL);
+	pthread_mutex_init(&d->p2m_lock, NULL);
 	d->mem_bytes = cfg->memory_mb << 20;
 	d->maxmem_bytes = cfg->maxmem_mb << 20;
 	pages = d->mem_bytes >> PAGE_SHIFT;
 	maxpages = d->maxmem_bytes >> PAGE_SHIFT;
+	d->max_pages = maxpages;
 
 	/* Name check and domid allocation in one critical section. */
 	pthread_mutex_lock(&h->lock);
@@ -269,6 +272,7 @@ static int dom_create(struct hyp *h, const struct hyp_dom_config *cfg, bool rest
 			(unsigned long long)cfg->memory_mb, strerror(-err));
 		goto err_free;
 	}
+	d->nr_pages = pages;
 	err = console_init(d);
 	if (!err)
 		err = evtchn_dom_init(d);
@@ -616,8 +620,10 @@ int hyp_domain_info(struct hyp *h, uint32_t domid, struct hyp_dom_info *out)
 		return err;
 	memset(out, 0, sizeof(*out));
 	out->domid = d->domid;
-	out->memory_kb = d->mem_bytes >> 10;
-	out->maxmem_kb = d->maxmem_bytes >> 10;
+	pthread_mutex_lock(&d->p2m_lock);
+	out->memory_kb = d->nr_pages << 2;
+	out->maxmem_kb = d->max_pages << 2;
+	pthread_mutex_unlock(&d->p2m_lock);
 	out->vcpus = d->nvcpus;
 	out->backend = d->ops->name;
 	pthread_mutex_lock(&d->lock);

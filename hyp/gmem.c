@@ -71,10 +71,13 @@ uint64_t hyp_domain_callback_param(struct hyp_domain *d)
 int hyp_gmem_load(struct hyp_domain *d, uint64_t pfn, const void *data, uint64_t npages)
 {
 	const uint8_t *src = data;
-	int fd = d->h->mem.memfd;
+	int fd = d->h->mem.memfd, err;
 
 	if (pfn > (d->mem_bytes >> PAGE_SHIFT) || npages > (d->mem_bytes >> PAGE_SHIFT) - pfn)
 		return -EFAULT;
+	err = gmem_fill_holes(d, pfn, npages);
+	if (err)
+		return err;
 	/* Writing the pool file allocates its pages without a page fault per
 	 * page through the guest mapping: restore's bulk of the work. */
 	while (npages) {
@@ -85,7 +88,7 @@ int hyp_gmem_load(struct hyp_domain *d, uint64_t pfn, const void *data, uint64_t
 			n++;
 		w = pwrite(fd, src, n << PAGE_SHIFT, (off_t)(mfn << PAGE_SHIFT));
 		if (w != (ssize_t)(n << PAGE_SHIFT)) {
-			int err = w < 0 ? -errno : -EIO;
+			err = w < 0 ? -errno : -EIO;
 
 			log_err("d%u: writing %llu pages at pfn 0x%llx: %s", d->domid,
 				(unsigned long long)n, (unsigned long long)pfn, strerror(-err));

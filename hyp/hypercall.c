@@ -70,7 +70,7 @@ static int64_t hc_memory_op(struct hyp_vcpu *v, const uint64_t *a)
 	struct hyp_domain *d = v->d;
 
 	if (a[0] != XENMEM_add_to_physmap)
-		return -XEN_ENOSYS;
+		return balloon_memory_op(d, a[0], a[1]);
 	if (hyp_gmem_read(d, a[1], &x, sizeof(x)))
 		return -XEN_EFAULT;
 	if (x.domid != DOMID_SELF && x.domid != d->domid)

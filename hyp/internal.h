@@ -38,6 +38,15 @@ int mem_populate(struct hyp_mem *m, uint32_t domid, uint32_t *p2m,
 		 uint8_t *hva, uint64_t gfn, uint64_t n);
 /* Returns every frame in p2m[0..n) to the pool (punching holes). */
 void mem_release(struct hyp_mem *m, uint32_t *p2m, uint64_t n);
+/* Balloon: gives the frames of gfns [gfn, gfn + n) (every one populated)
+ * back to the pool; the view there reads as zeros afterwards. */
+int mem_unpopulate(struct hyp_mem *m, uint32_t domid, uint32_t *p2m,
+		   uint8_t *hva, uint64_t gfn, uint64_t n);
+/* balloon.c: XENMEM_{decrease_reservation,populate_physmap,
+ * current_reservation,maximum_reservation}, a Xen result. */
+int64_t balloon_memory_op(struct hyp_domain *d, uint64_t op, uint64_t arg);
+/* Restore: gives frames to the holes among [pfn, pfn + npages). */
+int gmem_fill_holes(struct hyp_domain *d, uint64_t pfn, uint64_t npages);
 
 /* ---- execution backends (exec-kvm/, exec-soft/) ------------------------ */
 
@@ -186,9 +195,14 @@ struct hyp_domain {
 	struct ferry_hvm_sched_vcpu ctx_sched_vcpu[HYP_MAX_VCPUS];
 
 	uint8_t *hva;		/* guest-physical view, maxmem bytes reserved */
-	uint64_t mem_bytes;	/* populated: [0, mem_bytes) */
+	uint64_t mem_bytes;	/* the physmap: [0, mem_bytes), holes where
+				 * the balloon took frames (p2m MFN_INVALID) */
 	uint64_t maxmem_bytes;
 	uint32_t *p2m;		/* gfn -> mfn */
+	/* balloon.c, under p2m_lock: frames held (Xen's tot_pages) and the
+	 * most it may hold (max_pages) */
+	pthread_mutex_t p2m_lock;
+	uint64_t nr_pages, max_pages;
 	uint64_t *host_dirty;	/* pages ferryd wrote, see hyp_gmem_write */
 	uint64_t shared_info_gpa;
 	uint64_t entry;		/* kernel entry point (kvm) */

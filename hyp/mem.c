@@ -193,3 +193,28 @@ void mem_release(struct hyp_mem *m, uint32_t *p2m, uint64_t n)
 	release_frames(m, p2m, n);
 	pthread_mutex_unlock(&m->lock);
 }
+
+int mem_unpopulate(struct hyp_mem *m, uint32_t domid, uint32_t *p2m,
+		   uint8_t *hva, uint64_t gfn, uint64_t n)
+{
+	void *at;
+
+	/*
+	 * The view goes first: once the frames are free another domain may
+	 * get them. What replaces it is private zero memory, writable so that
+	 * no ferryd path holding a pointer into the domain (a grant mapping,
+	 * a ring, shared_info) can fault; a guest that writes a page it gave
+	 * back gets scratch memory, never a pool frame.
+	 */
+	at = mmap(hva + (gfn << PAGE_SHIFT), n << PAGE_SHIFT, PROT_READ | PROT_WRITE,
+		  MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1, 0);
+	if (at == MAP_FAILED) {
+		int err = -errno;
+
+		log_err("d%u: unmapping %llu frames at gfn 0x%llx: %s", domid,
+			(unsigned long long)n, (unsigned long long)gfn, strerror(errno));
+		return err;
+	}
+	mem_release(m, p2m + gfn, n);
+	return 0;
+}

@@ -52,6 +52,12 @@ int mig_put_headers(struct mig_out *s);
 int mig_batch_add(struct mig_out *s, struct mig_batch *b, uint64_t pfn, const void *page);
 /* Writes b as one PAGE_DATA record if it holds pages, and empties it. */
 int mig_batch_flush(struct mig_out *s, struct mig_batch *b);
+/*
+ * The domain's balloon holes as XTAB entries in PAGE_DATA records (none
+ * without holes); after the pages, the domain paused. holes: the bitmap
+ * if the caller has it (hyp_gmem_holes), else NULL.
+ */
+int mig_put_holes(struct mig_out *s, struct hyp_domain *d, uint64_t *holes);
 /* Builds the HVM_CONTEXT body of paused domain s->domid into s->ctx. */
 int mig_build_context(struct mig_out *s, uint32_t tsc_khz);
 /*

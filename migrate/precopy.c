@@ -328,7 +328,7 @@ static int live_rounds(struct live *l, struct mig_policy *p)
 static int stop_and_copy(struct live *l, struct mig_policy *p)
 {
 	struct mig_report *rep = l->rep;
-	uint64_t count = 0, pages = 0;
+	uint64_t count = 0, pages = 0, *holes;
 	int err;
 
 	l->stop_copy = true;
@@ -336,10 +336,21 @@ static int stop_and_copy(struct live *l, struct mig_policy *p)
 	err = peek(l, &count);
 	if (err)
 		return err;
+	/* Paused, the holes are final: what the balloon gave back is listed
+	 * as XTAB, not sent. */
+	holes = malloc(BITMAP_BYTES(l->gm.npages));
+	if (!holes)
+		return mig_fail(&l->s, -ENOMEM, "no memory for the hole bitmap");
+	hyp_gmem_holes(l->d, holes, NULL);
+	for (uint64_t i = 0; i < BITMAP_WORDS(l->gm.npages); i++)
+		l->dirty[i] &= ~holes[i];
 	progress(l, "stop-and-copy", rep->rounds, p, bitmap_weight(l->dirty, l->gm.npages));
 	err = send_dirty(l, &pages);
 	rep->pages_per_round[rep->rounds] = pages;
 	rep->final_pages = pages;
+	if (!err)
+		err = mig_put_holes(&l->s, l->d, holes);
+	free(holes);
 	if (err)
 		return err;
 	err = mig_put_tail(&l->s, l->d);

@@ -102,7 +102,8 @@ int mig_save_domain(struct hyp *h, uint32_t domid, struct strm_io *io,
 		mig_fail(&s, err, "domain %u went away", domid);
 		goto out;
 	}
-	err = mig_put_headers(&s) ?: send_pages(&s, d, &pages) ?: mig_put_tail(&s, d);
+	err = mig_put_headers(&s) ?: send_pages(&s, d, &pages) ?: mig_put_holes(&s, d, NULL) ?:
+	      mig_put_tail(&s, d);
 out:
 	if (st) {
 		st->pages = pages;

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/bitmap.h"
 #include "common/err.h"
 #include "common/log.h"
 #include "formats/hvm-context.h"
@@ -94,6 +95,46 @@ int mig_batch_add(struct mig_out *s, struct mig_batch *b, uint64_t pfn, const vo
 	if (++b->count == PAGE_DATA_BATCH_MAX)
 		return mig_batch_flush(s, b);
 	return 0;
+}
+
+int mig_put_holes(struct mig_out *s, struct hyp_domain *d, uint64_t *holes)
+{
+	struct hyp_gmem gm;
+	uint64_t *map = holes, *pfns = malloc(PAGE_DATA_BATCH_MAX * sizeof(*pfns));
+	uint32_t n = 0;
+	int err = 0;
+
+	hyp_domain_gmem(d, &gm);
+	if (!map)
+		map = malloc(BITMAP_BYTES(gm.npages));
+	if (!map || !pfns) {
+		err = mig_fail(s, -ENOMEM, "no memory for the hole list");
+		goto out;
+	}
+	if (!holes)
+		hyp_gmem_holes(d, map, NULL);
+	for (uint64_t pfn = 0; pfn < gm.npages && !err; pfn++) {
+		if (!(pfn % 64) && !map[pfn / 64]) {
+			pfn += 63;
+			continue;
+		}
+		if (!bitmap_test(map, pfn))
+			continue;
+		pfns[n++] = pfn | ((uint64_t)PAGE_TYPE_XTAB << PAGE_DATA_TYPE_SHIFT);
+		if (n == PAGE_DATA_BATCH_MAX) {
+			err = mig_put(s, strm_enc_page_data(s->enc, pfns, n, NULL, s->iov),
+				      "PAGE_DATA (holes)");
+			n = 0;
+		}
+	}
+	if (!err && n)
+		err = mig_put(s, strm_enc_page_data(s->enc, pfns, n, NULL, s->iov),
+			      "PAGE_DATA (holes)");
+out:
+	if (map != holes)
+		free(map);
+	free(pfns);
+	return err;
 }
 
 static int ctx_append(struct mig_out *s, const void *p, size_t len)

@@ -127,7 +127,23 @@ static int on_pages(struct rst *r, const struct strm_rec *rec)
 		unsigned type = (unsigned)(rec->page_pfns[i] >> PAGE_DATA_TYPE_SHIFT);
 		int err;
 
-		if (type == PAGE_TYPE_XTAB || type == PAGE_TYPE_BROKEN || type == PAGE_TYPE_XALLOC) {
+		if (type == PAGE_TYPE_XTAB) {
+			/* A balloon hole in the sender: the same hole here. */
+			if (pfn >= r->gm.npages)
+				return fail(r, -ERANGE, "PAGE_DATA at offset %llu: XTAB pfn 0x%llx "
+					    "beyond the domain's %llu pages",
+					    (unsigned long long)rec->offset,
+					    (unsigned long long)pfn,
+					    (unsigned long long)r->gm.npages);
+			err = hyp_gmem_unpopulate(r->d, pfn, 1);
+			if (err)
+				return fail(r, err, "PAGE_DATA at offset %llu: cannot release "
+					    "pfn 0x%llx", (unsigned long long)rec->offset,
+					    (unsigned long long)pfn);
+			i++;
+			continue;
+		}
+		if (type == PAGE_TYPE_BROKEN || type == PAGE_TYPE_XALLOC) {
 			i++;
 			continue;
 		}

@@ -442,6 +442,74 @@ static void op_console_input(struct ctl_client *cl, const struct xlm_req *req)
 	reply_domid(cl, req, domid);
 }
 
+/* ---- memory: mem-set, mem-max ------------------------------------------ */
+
+/* args.memory_kb, a decimal string; replies and returns -EINVAL if bad. */
+static int kib_arg(struct ctl_client *cl, const struct xlm_req *req, uint64_t *kib)
+{
+	const char *s = xlm_args_str(req, "memory_kb");
+	char *end;
+
+	if (s && *s >= '0' && *s <= '9') {
+		*kib = strtoull(s, &end, 10);
+		if (!*end && *kib && *kib < (1ULL << 50))
+			return 0;
+	}
+	REPLY_ERR(cl, req, -EINVAL, "%s: expected a positive decimal \"memory_kb\"", req->op);
+	return -EINVAL;
+}
+
+/* Xen's xl mem-set: the new memory/target for the guest's balloon, which
+ * gets there on its own (the reply does not wait). */
+static void op_mem_set(struct ctl_client *cl, const struct xlm_req *req)
+{
+	struct hyp_dom_info di;
+	char val[24];
+	uint32_t domid;
+	uint64_t kib;
+	int rc;
+
+	if (lookup(cl, req, &domid) || kib_arg(cl, req, &kib))
+		return;
+	rc = hyp_domain_info(cl->srv->hyp, domid, &di);
+	if (!rc && kib > di.maxmem_kb)
+		rc = -EINVAL;
+	if (rc) {
+		REPLY_ERR(cl, req, rc, "cannot set the memory target of domain %u to %llu KiB: %s",
+			  domid, (unsigned long long)kib,
+			  rc == -EINVAL ? "above its maxmem (xl mem-max first)" : ferry_strerror(rc));
+		return;
+	}
+	snprintf(val, sizeof(val), "%llu", (unsigned long long)kib);
+	rc = ctl__xs_domain_write(cl->srv, domid, "memory/target", val);
+	if (rc) {
+		REPLY_ERR(cl, req, rc, "cannot write memory/target of domain %u: %s", domid,
+			  rc == -ENODEV ? "ferryd runs without xenstore" : ferry_strerror(rc));
+		return;
+	}
+	log_info("dom%u: memory target %llu KiB", domid, (unsigned long long)kib);
+	reply_domid(cl, req, domid);
+}
+
+static void op_mem_max(struct ctl_client *cl, const struct xlm_req *req)
+{
+	uint32_t domid;
+	uint64_t kib;
+	int rc;
+
+	if (lookup(cl, req, &domid) || kib_arg(cl, req, &kib))
+		return;
+	rc = hyp_domain_set_maxmem(cl->srv->hyp, domid, kib);
+	if (rc) {
+		REPLY_ERR(cl, req, rc, "cannot set the maxmem of domain %u to %llu KiB: %s", domid,
+			  (unsigned long long)kib,
+			  rc == -EINVAL ? "below what it holds (xl mem-set first)"
+					: ferry_strerror(rc));
+		return;
+	}
+	reply_domid(cl, req, domid);
+}
+
 static void op_version(struct ctl_client *cl, const struct xlm_req *req)
 {
 	yajl_gen g = xlm_reply_begin(req->id, req->has_id);
@@ -470,6 +538,8 @@ static const struct {
 	{ "console-attach", op_console_attach },
 	{ "console-input", op_console_input },
 	{ "version", op_version },
+	{ "mem-set", op_mem_set },
+	{ "mem-max", op_mem_max },
 	{ "save", ctl__op_save },
 	{ "restore", ctl__op_restore },
 	{ "migrate", ctl__op_migrate },

@@ -158,6 +158,10 @@ void ctl__xs_domain_running(struct ctl_server *srv, uint32_t domid);
 /* Loop thread: writes control/shutdown = "poweroff" or "reboot" in the
  * domain's directory (Xen's request); -ENODEV without a store. */
 int ctl__xs_shutdown_request(struct ctl_server *srv, uint32_t domid, bool reboot);
+/* Loop thread: writes rel (e.g. "memory/target") under the domain's
+ * directory; -ENODEV without a store. */
+int ctl__xs_domain_write(struct ctl_server *srv, uint32_t domid, const char *rel,
+			 const char *v);
 
 /* ctl-events.c */
 int ctl__events_init(struct ctl_server *srv, struct hyp_events *ev);

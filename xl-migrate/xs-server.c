@@ -481,20 +481,26 @@ void ctl__xs_domain_running(struct ctl_server *srv, uint32_t domid)
 		domain_add(xs, domid);
 }
 
-int ctl__xs_shutdown_request(struct ctl_server *srv, uint32_t domid, bool reboot)
+int ctl__xs_domain_write(struct ctl_server *srv, uint32_t domid, const char *rel,
+			 const char *v)
 {
-	const char *v = reboot ? "reboot" : "poweroff";
-	char path[64];
+	char path[128];
 	int rc;
 
 	if (!srv->xs)
 		return -ENODEV;
 	async_cb(&srv->xs->async); /* its entries first */
-	snprintf(path, sizeof(path), "/local/domain/%u/control/shutdown", domid);
+	snprintf(path, sizeof(path), "/local/domain/%u/%s", domid, rel);
 	rc = xs_write(srv->xs->store, path, v, strlen(v));
 	if (rc)
 		log_warn("dom%u: cannot write %s: %s", domid, path, strerror(-rc));
 	return rc;
+}
+
+int ctl__xs_shutdown_request(struct ctl_server *srv, uint32_t domid, bool reboot)
+{
+	return ctl__xs_domain_write(srv, domid, "control/shutdown",
+				    reboot ? "reboot" : "poweroff");
 }
 
 /* ---- start and stop ----------------------------------------------------- */

@@ -94,6 +94,13 @@ struct wl_state {
 	uint64_t pp_wait_ns;	/* ping: next xenstore look-up */
 	uint32_t pp_waiting_said;
 	uint32_t pp_pad;
+
+	/* balloon.c (appended): memory/target, the pages given back (the
+	 * top bl_out pages of RAM) and whether it is still moving */
+	uint64_t bl_target_kib;
+	uint64_t bl_out;
+	uint32_t bl_state;
+	uint32_t bl_pad;
 };
 
 /* Formatting, printf-like; supports %s %c %d %u %ld %lu %lld %llu %x %lx
@@ -110,6 +117,11 @@ int wl_parse_cmdline(const char *cmdline, struct wl_params *p, char *err,
 /* "64M", "4K", "123" (the shortest exact form) into buf. */
 void wl_format_size(char *buf, size_t size, uint64_t bytes);
 const char *wl_kind_name(uint32_t kind);
+
+struct wl_ctx;
+/* balloon.c: a new memory/target (KiB); the next slices move toward it. */
+void balloon_set_target(struct wl_ctx *ctx, uint64_t kib);
+void balloon_slice(struct wl_ctx *ctx);
 const char *wl_pattern_name(uint32_t pattern);
 
 #endif

@@ -725,13 +725,14 @@ static void watch_target(struct wl_ctx *ctx)
 	char val[32];
 	uint64_t kib;
 
-	if (pv_xs_read(ctx, "memory/target", val, sizeof(val)) ||
-	    !parse_u64(val, &kib) || kib == st->target_kib)
+	if (pv_xs_read(ctx, "memory/target", val, sizeof(val)) || !parse_u64(val, &kib))
 		return;
-	st->target_kib = kib;
-	/* Reported only: the host does not take pages back yet
-	 * (XENMEM_decrease_reservation). */
-	wl_printf(ctx, "balloon: target=%llu KiB\n", (unsigned long long)kib);
+	if (kib != st->target_kib) {
+		st->target_kib = kib;
+		wl_printf(ctx, "balloon: target=%llu KiB\n", (unsigned long long)kib);
+	}
+	/* The same target written again is a retry (after a mem-max). */
+	balloon_set_target(ctx, kib);
 }
 
 bool pv_poll(struct wl_ctx *ctx)
@@ -756,5 +757,6 @@ bool pv_poll(struct wl_ctx *ctx)
 		return true;
 	if (fired & (1u << PV_W_TARGET))
 		watch_target(ctx);
+	balloon_slice(ctx);
 	return false;
 }

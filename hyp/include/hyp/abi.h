@@ -104,6 +104,25 @@ struct sched_shutdown {
 typedef char xen_extraversion_t[16];
 
 /* memory_op */
+#define XENMEM_increase_reservation 0
+#define XENMEM_decrease_reservation 1
+#define XENMEM_current_reservation 3 /* arg: gpa of a domid_t; returns pages */
+#define XENMEM_maximum_reservation 4
+#define XENMEM_populate_physmap 6
+/*
+ * Reservation ops return the number of extents done, as Xen does: a gfn
+ * not populated (decrease), already populated or outside the physmap
+ * (populate), or the domain's maximum reached stops the batch there.
+ * Ferry takes extent_order 0 only (anything else: 0 done).
+ */
+struct xen_memory_reservation {
+	uint64_t extent_start; /* gpa of xen_pfn_t[nr_extents] (gfns) */
+	uint64_t nr_extents;
+	uint32_t extent_order;
+	uint32_t mem_flags;
+	uint16_t domid;
+	uint16_t pad[3];
+};
 #define XENMEM_add_to_physmap 7
 #define XENMAPSPACE_shared_info 0
 #define XENMAPSPACE_grant_table 1 /* idx = grant frame number */

@@ -54,9 +54,18 @@ int hyp_gmem_populated(struct hyp_domain *d, uint64_t *bitmap, uint64_t *count);
 /*
  * Restore's bulk write: npages pages of data (borrowed) into gfns
  * [pfn, pfn + npages), through the pool file (no fault per page), marked
- * dirty. -EFAULT outside guest RAM.
+ * dirty; a hole among them gets a frame first. -EFAULT outside guest RAM.
  */
 int hyp_gmem_load(struct hyp_domain *d, uint64_t pfn, const void *data, uint64_t npages);
+
+/*
+ * Balloon holes (hyp/balloon.c): sets in bitmap (npages bits, cleared
+ * first) the gfns with no frame, the pages a save lists as XTAB.
+ */
+int hyp_gmem_holes(struct hyp_domain *d, uint64_t *bitmap, uint64_t *count);
+/* Restore of an XTAB: gfns [pfn, pfn + npages) give their frames back to
+ * the pool (holes already are skipped). -EFAULT outside guest RAM. */
+int hyp_gmem_unpopulate(struct hyp_domain *d, uint64_t pfn, uint64_t npages);
 
 /* The guest's HVM_PARAM_CALLBACK_IRQ value (0: none registered). */
 uint64_t hyp_domain_callback_param(struct hyp_domain *d);

@@ -109,6 +109,12 @@ int hyp_domain_shutdown(struct hyp *h, uint32_t domid, bool reboot);
  * 0 = none. Migration's auto-converge throttles a guest through it.
  */
 int hyp_domain_set_cap(struct hyp *h, uint32_t domid, unsigned pct);
+/*
+ * xl mem-max: the most memory the domain may hold (Xen's max_pages), in
+ * KiB. -EINVAL (logged) below what it holds now. Ballooning only refills
+ * the physmap, so above the config's memory it changes nothing yet.
+ */
+int hyp_domain_set_maxmem(struct hyp *h, uint32_t domid, uint64_t max_kb);
 /* Renames a domain (migration: NAME--incoming -> NAME). -EEXIST if taken. */
 int hyp_domain_rename(struct hyp *h, uint32_t domid, const char *name);
 /*
