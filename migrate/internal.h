@@ -28,6 +28,7 @@ struct mig_out {
 	struct iovec iov[STRM_ENC_IOV_MAX + PAGE_DATA_BATCH_MAX];
 	char *err;
 	size_t errlen;
+	struct mig_xenstore xs;
 	/* HVM_CONTEXT body being built */
 	uint8_t *ctx;
 	size_t ctx_len, ctx_cap;

@@ -381,7 +381,7 @@ int mig_live_send(struct hyp *h, uint32_t domid, struct strm_io *io,
 		  size_t errlen)
 {
 	struct live l = { .s = { .h = h, .domid = domid, .io = io, .err = errbuf,
-				 .errlen = errlen },
+				 .errlen = errlen, .xs = o->xenstore },
 			  .o = o, .rep = rep, .lower = io };
 	struct mig_policy p = { .throttle_pct = 100 };
 	struct hyp_dom_info info;

@@ -58,7 +58,7 @@ int mig_save_domain(struct hyp *h, uint32_t domid, struct strm_io *io,
 		    char *errbuf, size_t errlen)
 {
 	struct mig_out s = { .h = h, .domid = domid, .io = io, .err = errbuf,
-			     .errlen = errlen };
+			     .errlen = errlen, .xs = o->xenstore };
 	struct hyp_dom_info info;
 	struct hyp_domain *d = NULL;
 	double t0 = mig_now_s();

@@ -224,6 +224,31 @@ static int send_console(struct mig_out *s)
 	return err;
 }
 
+/* After the libxc stream, as libxl writes it: the subtree, if any. */
+static int send_xenstore(struct mig_out *s)
+{
+	struct libxl_sr_emulator_hdr eh = { .id = LIBXL_EMULATOR_UNKNOWN, .index = 0 };
+	struct iovec b[2] = { { .iov_base = &eh, .iov_len = sizeof(eh) } };
+	char *pairs = NULL;
+	size_t len = 0;
+	int err;
+
+	if (!s->xs.read)
+		return 0;
+	err = s->xs.read(s->xs.opaque, s->domid, &pairs, &len);
+	if (err)
+		return mig_fail(s, err, "reading the domain's xenstore subtree: %s",
+				ferry_strerror(err));
+	if (len) {
+		b[1] = (struct iovec){ .iov_base = pairs, .iov_len = len };
+		err = mig_put(s, strm_enc_libxl_rec(s->enc, LIBXL_REC_EMULATOR_XENSTORE_DATA, b,
+						    2, s->iov),
+			      "EMULATOR_XENSTORE_DATA");
+	}
+	free(pairs);
+	return err;
+}
+
 int mig_put_tail(struct mig_out *s, struct hyp_domain *d)
 {
 	struct hyp_tsc_info tsc;
@@ -240,7 +265,7 @@ int mig_put_tail(struct mig_out *s, struct hyp_domain *d)
 	       mig_build_context(s, tsc.khz) ?:
 	       mig_put_libxc(s, REC_TYPE_HVM_CONTEXT, s->ctx, s->ctx_len) ?:
 	       send_params(s, hyp_domain_callback_param(d)) ?: send_console(s) ?:
-	       mig_put_libxc(s, REC_TYPE_END, NULL, 0) ?:
+	       mig_put_libxc(s, REC_TYPE_END, NULL, 0) ?: send_xenstore(s) ?:
 	       mig_put(s, strm_enc_libxl_rec(s->enc, LIBXL_REC_END, NULL, 0, s->iov),
 		       "the libxl END");
 }

@@ -35,6 +35,8 @@ struct rst {
 	struct hyp_domain *d;
 	struct hyp_gmem gm;
 	uint64_t pages;
+	char *xs_pairs; /* EMULATOR_XENSTORE_DATA's, after its header */
+	size_t xs_len;
 	char *err;
 	size_t errlen;
 };
@@ -221,6 +223,29 @@ static int on_console(struct rst *r, const struct strm_rec *rec)
 				hdr.total);
 }
 
+/* Kept until the domain is complete: Ferry's subtree (emulator id 0). */
+static int on_xenstore(struct rst *r, const struct strm_rec *rec)
+{
+	struct libxl_sr_emulator_hdr eh;
+	size_t len = rec->len - sizeof(eh);
+
+	memcpy(&eh, rec->body, sizeof(eh)); /* the decoder checked the length */
+	if (eh.id != LIBXL_EMULATOR_UNKNOWN || eh.index)
+		return fail(r, -EPROTO,
+			    "EMULATOR_XENSTORE_DATA at offset %llu is for emulator %u index %u; "
+			    "Ferry has no device model (only id 0, index 0)",
+			    (unsigned long long)rec->offset, eh.id, eh.index);
+	if (r->xs_pairs)
+		return fail(r, -EPROTO, "a second EMULATOR_XENSTORE_DATA at offset %llu",
+			    (unsigned long long)rec->offset);
+	r->xs_pairs = malloc(len ? len : 1);
+	if (!r->xs_pairs)
+		return fail(r, -ENOMEM, "no memory for the xenstore subtree");
+	memcpy(r->xs_pairs, rec->body + sizeof(eh), len);
+	r->xs_len = len;
+	return 0;
+}
+
 static int on_record(void *opaque, const struct strm_rec *rec)
 {
 	struct rst *r = opaque;
@@ -230,7 +255,8 @@ static int on_record(void *opaque, const struct strm_rec *rec)
 	case STRM_XL:
 		return on_xl_header(r, rec);
 	case STRM_LIBXL:
-		return 0; /* END and LIBXC_CONTEXT drive the decoder itself */
+		/* END and LIBXC_CONTEXT drive the decoder itself */
+		return rec->type == LIBXL_REC_EMULATOR_XENSTORE_DATA ? on_xenstore(r, rec) : 0;
 	case STRM_LIBXC:
 		break;
 	}
@@ -304,6 +330,14 @@ int rst_restore_domain(struct hyp *h, struct strm_io *io, const struct rst_opts 
 		err = fail(&r, -EPROTO, "the stream ended without the domain's state");
 		goto out;
 	}
+	if (o->xenstore) {
+		err = o->xenstore(o->xenstore_opaque, r.domid, r.xs_pairs, r.xs_len);
+		if (err) {
+			fail(&r, err, "cannot give the domain its xenstore entries: %s",
+			     ferry_strerror(err));
+			goto out;
+		}
+	}
 	if (!o->paused) {
 		err = hyp_domain_unpause(h, r.domid);
 		if (err) {
@@ -325,6 +359,7 @@ out:
 		st->seconds = now_s() - t0;
 	}
 	strm_dec_free(r.dec);
+	free(r.xs_pairs);
 	free(buf);
 	return err;
 }

@@ -557,6 +557,7 @@ static void do_migrate_job(uv_work_t *w)
 		return;
 	}
 	j->o.config_json = json;
+	j->o.xenstore = (struct mig_xenstore){ ctl__xs_stream_read, j->mig->srv };
 	j->o.cancel = &j->cancel;
 	j->o.progress = on_progress;
 	j->o.opaque = j;
@@ -1229,7 +1230,9 @@ static void rcv_send_error(struct strm_io *io, const char *why)
 
 static void rcv_stream(struct rcv *r, struct strm_io *io, const char *prefix)
 {
-	struct rst_opts o = { .paused = true, .config = rcv_config, .opaque = r };
+	struct rst_opts o = { .paused = true, .config = rcv_config, .opaque = r,
+			      .xenstore = ctl__xs_stream_write,
+			      .xenstore_opaque = r->mig->srv };
 	struct rst_stats st = { 0 };
 	struct strm_io *pio;
 	char err[512] = "", why[600] = "";

@@ -101,7 +101,8 @@ static void do_save(uv_work_t *w)
 {
 	struct job *j = w->data;
 	struct hyp_dom_config cfg;
-	struct mig_save_opts o = { .codec = j->codec };
+	struct mig_save_opts o = { .codec = j->codec,
+				   .xenstore = { ctl__xs_stream_read, j->srv } };
 	struct mig_save_stats st = { 0 };
 	struct strm_io *io;
 	struct stat sb;
@@ -241,7 +242,8 @@ static int restore_config(void *opaque, const char *json, struct hyp_dom_config 
 static void do_restore(uv_work_t *w)
 {
 	struct job *j = w->data;
-	struct rst_opts o = { .paused = j->paused, .config = restore_config, .opaque = j };
+	struct rst_opts o = { .paused = j->paused, .config = restore_config, .opaque = j,
+			      .xenstore = ctl__xs_stream_write, .xenstore_opaque = j->srv };
 	struct rst_stats st = { 0 };
 	struct strm_io *io;
 	int fd = open(j->path, O_RDONLY | O_CLOEXEC);

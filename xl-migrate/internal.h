@@ -150,6 +150,12 @@ void ctl_xs_fini(struct ctl_server *srv);
 /* Any thread: domid was created (create, restore, incoming migration);
  * the loop makes /local/domain/<domid> from its name and memory. */
 void ctl__xs_domain_add(struct ctl_server *srv, uint32_t domid);
+/* Any thread but the loop's waits for it (opaque: the ctl_server). For
+ * streams (mig_xenstore_fn): domid's subtree as pairs. For restores
+ * (rst_xenstore_fn): makes domid's entries and ring before it runs, then
+ * writes the stream's pairs (if any) over them. */
+int ctl__xs_stream_read(void *srv, uint32_t domid, char **pairs, size_t *len);
+int ctl__xs_stream_write(void *srv, uint32_t domid, const char *pairs, size_t len);
 /* Loop thread: domid is gone; removes /local/domain/<domid>. */
 void ctl__xs_domain_gone(struct ctl_server *srv, uint32_t domid);
 /* Loop thread: domid runs; makes its entries and ring if nothing did (a

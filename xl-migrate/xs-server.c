@@ -51,6 +51,22 @@ struct xs_pending {
 	uint32_t domid;
 };
 
+/* Runs on the loop thread for another thread, which waits (the store is
+ * the loop's alone). */
+struct xs_call {
+	struct xs_call *next;
+	int (*fn)(struct xs_server *xs, struct xs_call *c);
+	uint32_t domid;
+	const char *in;
+	size_t inlen;
+	char **out;
+	size_t *outlen;
+	int rc;
+	bool done;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+};
+
 struct xs_client {
 	uv_pipe_t pipe; /* pipe.data points back here */
 	struct xs_server *xs;
@@ -89,6 +105,7 @@ struct xs_server {
 	pthread_mutex_t lock;
 	struct xs_pending *pend;
 	struct xs_pending *kicks; /* each domid at most once */
+	struct xs_call *calls;
 	bool closed;
 	pthread_t loop_thread;
 };
@@ -384,6 +401,15 @@ static void domain_add(struct xs_server *xs, uint32_t domid)
 
 	if (hyp_domain_info(xs->srv->hyp, domid, &info))
 		return; /* gone already */
+	if (xs_domain_introduced(xs->store, domid)) {
+		/* Made by its restore before it ran; it may have been renamed
+		 * since (NAME--incoming becomes NAME). */
+		char p[64];
+
+		snprintf(p, sizeof(p), "/local/domain/%u/name", domid);
+		xs_write(xs->store, p, info.name, strlen(info.name));
+		return;
+	}
 	rc = xs_domain_create(xs->store, domid, info.name, info.memory_kb);
 	if (rc == -EEXIST) {
 		/* A stale entry for a reused domid. */
@@ -398,16 +424,28 @@ static void domain_add(struct xs_server *xs, uint32_t domid)
 	ring_attach(xs, domid);
 }
 
+static void call_finish(struct xs_call *c, int rc)
+{
+	pthread_mutex_lock(&c->lock);
+	c->rc = rc;
+	c->done = true;
+	pthread_cond_signal(&c->cond);
+	pthread_mutex_unlock(&c->lock); /* c may be gone from here on */
+}
+
 static void async_cb(uv_async_t *a)
 {
 	struct xs_server *xs = a->data;
 	struct xs_pending *p, *next, *rev = NULL, *kicks;
+	struct xs_call *calls, *cn;
 
 	pthread_mutex_lock(&xs->lock);
 	p = xs->pend;
 	xs->pend = NULL;
 	kicks = xs->kicks;
 	xs->kicks = NULL;
+	calls = xs->calls;
+	xs->calls = NULL;
 	pthread_mutex_unlock(&xs->lock);
 	for (; p; p = next) { /* pushed newest first: restore the order */
 		next = p->next;
@@ -424,6 +462,80 @@ static void async_cb(uv_async_t *a)
 		ring_service(xs, p->domid);
 		free(p);
 	}
+	/* After the domains queued before them: a restore's call finds the
+	 * entries its domain's creation queued. */
+	for (; calls; calls = cn) {
+		cn = calls->next;
+		call_finish(calls, calls->fn(xs, calls));
+	}
+}
+
+static int call_on_loop(struct xs_server *xs, struct xs_call *c)
+{
+	int rc;
+
+	if (!xs)
+		return -ENODEV;
+	if (pthread_equal(pthread_self(), xs->loop_thread)) {
+		async_cb(&xs->async); /* keep the order */
+		return c->fn(xs, c);
+	}
+	pthread_mutex_init(&c->lock, NULL);
+	pthread_cond_init(&c->cond, NULL);
+	pthread_mutex_lock(&xs->lock);
+	if (xs->closed) {
+		pthread_mutex_unlock(&xs->lock);
+		rc = -ESHUTDOWN;
+		goto out;
+	}
+	c->next = xs->calls;
+	xs->calls = c;
+	uv_async_send(&xs->async);
+	pthread_mutex_unlock(&xs->lock);
+	pthread_mutex_lock(&c->lock);
+	while (!c->done)
+		pthread_cond_wait(&c->cond, &c->lock);
+	pthread_mutex_unlock(&c->lock);
+	rc = c->rc;
+out:
+	pthread_cond_destroy(&c->cond);
+	pthread_mutex_destroy(&c->lock);
+	return rc;
+}
+
+static int call_export(struct xs_server *xs, struct xs_call *c)
+{
+	int rc = xs_export_pairs(xs->store, c->domid, c->out, c->outlen);
+
+	if (rc == -ENOENT) { /* no entries (made without a store): nothing to carry */
+		*c->out = NULL;
+		*c->outlen = 0;
+		rc = 0;
+	}
+	return rc;
+}
+
+/* The domain's entries and ring now, then the stream's subtree over them. */
+static int call_import(struct xs_server *xs, struct xs_call *c)
+{
+	domain_add(xs, c->domid);
+	if (!xs_domain_introduced(xs->store, c->domid))
+		return -EIO;
+	return c->inlen ? xs_import_pairs(xs->store, c->domid, c->in, c->inlen) : 0;
+}
+
+int ctl__xs_stream_read(void *srv, uint32_t domid, char **pairs, size_t *len)
+{
+	struct xs_call c = { .fn = call_export, .domid = domid, .out = pairs, .outlen = len };
+
+	return call_on_loop(((struct ctl_server *)srv)->xs, &c);
+}
+
+int ctl__xs_stream_write(void *srv, uint32_t domid, const char *pairs, size_t len)
+{
+	struct xs_call c = { .fn = call_import, .domid = domid, .in = pairs, .inlen = len };
+
+	return call_on_loop(((struct ctl_server *)srv)->xs, &c);
 }
 
 void ctl__xs_domain_add(struct ctl_server *srv, uint32_t domid)
@@ -608,6 +720,7 @@ fail:
 void ctl_xs_stop(struct ctl_server *srv)
 {
 	struct xs_server *xs = srv->xs;
+	struct xs_call *calls, *next;
 
 	if (!xs)
 		return;
@@ -621,7 +734,13 @@ void ctl_xs_stop(struct ctl_server *srv)
 		ring_detach(xs, xs->rings->domid);
 	pthread_mutex_lock(&xs->lock);
 	xs->closed = true;
+	calls = xs->calls;
+	xs->calls = NULL;
 	pthread_mutex_unlock(&xs->lock);
+	for (; calls; calls = next) {
+		next = calls->next;
+		call_finish(calls, -ESHUTDOWN);
+	}
 	if (xs->async_open) {
 		xs->async_open = false;
 		uv_close((uv_handle_t *)&xs->async, NULL);

@@ -112,9 +112,15 @@ err_has() { grep -qi -- "$1" "$TMP/migrate.err"; }
 
 # One successful move FROM -> TO, with every check.
 move() { # FROM TO TO_ADDR LABEL
-	local from=$1 to=$2 addr=$3 what=$4 before
+	local from=$1 to=$2 addr=$3 what=$4 before id
 	before=$(sweeps "$from" "$NAME")
+	id=$(xlh "$from" list "$NAME" 2>/dev/null | awk 'NR == 2 { print $2 }')
+	xlh "$from" xenstore-write "/local/domain/$id/data/moved" "$what" >/dev/null 2>&1
 	check "$what: xl migrate succeeds" migrate "$from" "$addr"
+	id=$(xlh "$to" list "$NAME" 2>/dev/null | awk 'NR == 2 { print $2 }')
+	check "$what: the xenstore subtree came along, under the new domid and name" \
+		test "$(xlh "$to" xenstore-read "/local/domain/$id/data/moved" \
+			"/local/domain/$id/name" 2>/dev/null | tr '\n' '|')" = "$what|$NAME|"
 	check "$what: the report has downtime, rounds and pages per round" \
 		bash -c "grep -q '\"downtime_ms\":' '$TMP/report.json' && grep -q '\"pages_per_round\":\\[' '$TMP/report.json' && grep -q '\"predicted_downtime_ms\":' '$TMP/report.json'"
 	check "$what: the domain runs on the target" running "$to" "$NAME"

@@ -147,6 +147,21 @@ t, rid, tx, n = struct.unpack('=IIII', r[:16])
 sys.exit(0 if t == 16 and rid == 7 and r[16:16 + n].rstrip(b'\0').startswith(b'E') else 1)"
 check "ferryd keeps serving" eq "$(xl xenstore-read "$P/name")" vm1
 
+# The subtree travels in the stream (SPEC 6.1): what was written under the
+# domain is there after a save and restore, under its new id; name and domid
+# are the new domain's.
+check "xl xenstore-write under vm1" xl xenstore-write "$P/data/carried" "across a save"
+check "xl save vm1" timeout 60 "$XL" save vm1 "$TMP/vm1.save"
+check "xl restore vm1" timeout 60 "$XL" restore "$TMP/vm1.save"
+D2=$(xl list vm1 2>/dev/null | awk 'NR == 2 { print $2 }')
+P2=/local/domain/$D2
+check "the restored vm1 has a new domid" test -n "$D2" -a "$D2" != "$D"
+check "data/carried came along" eq "$(xl xenstore-read "$P2/data/carried")" "across a save"
+check "domid is the new one" eq "$(xl xenstore-read "$P2/domid")" "$D2"
+check "name is vm1" eq "$(xl xenstore-read "$P2/name")" vm1
+check "the old directory is gone" bash -c "! timeout 20 '$XL' xenstore-read '$P/name' 2>/dev/null"
+P=$P2
+
 check "xl destroy vm1" xl destroy vm1
 gone=
 for ((i = 0; i < 50; i++)); do

@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "hyp/hyp.h"
+#include "migrate/save.h"
 #include "stream/io.h"
 
 struct ld;
@@ -41,6 +42,7 @@ struct mig_live_opts {
 	unsigned max_rounds;	 /* default 30 */
 	uint64_t bandwidth;	 /* bytes/s cap, 0 = none */
 	const char *config_json; /* for the xl header */
+	struct mig_xenstore xenstore; /* optional: the domain's subtree travels */
 	/* Set from another thread to cancel before the switchover. */
 	const volatile int *cancel;
 	/* Called after every round and at stop-and-copy (worker thread). */

@@ -12,11 +12,24 @@
 #include "hyp/hyp.h"
 #include "stream/io.h"
 
+/*
+ * Reads domain domid's xenstore subtree as "key NUL value NUL" pairs
+ * (formats/SPEC.md 6.1) into *pairs (malloc'd, caller frees; NULL/0 when
+ * empty). Called once per stream, with the domain paused.
+ */
+typedef int (*mig_xenstore_fn)(void *opaque, uint32_t domid, char **pairs, size_t *len);
+
+struct mig_xenstore {
+	mig_xenstore_fn read; /* NULL: no subtree in the stream */
+	void *opaque;
+};
+
 struct mig_save_opts {
 	/* STRM_CODEC_NONE writes a plain, Xen-conformant stream; lz4 or zstd
 	 * cut it into compressed, checksummed frames. */
 	enum strm_codec codec;
 	const char *config_json; /* the domain config for the xl header */
+	struct mig_xenstore xenstore; /* optional: the domain's subtree travels */
 };
 
 struct mig_save_stats {

@@ -21,10 +21,20 @@
 typedef int (*rst_config_fn)(void *opaque, const char *json, struct hyp_dom_config *cfg,
 			     char *err, size_t errlen);
 
+/*
+ * Gives the new domain domid the xenstore subtree the stream carried
+ * ("key NUL value NUL" pairs, formats/SPEC.md 6.1; NULL, 0 when it carried
+ * none). Called once, after the state is loaded and before the domain may
+ * run, so its entries and ring exist when the guest looks.
+ */
+typedef int (*rst_xenstore_fn)(void *opaque, uint32_t domid, const char *pairs, size_t len);
+
 struct rst_opts {
 	bool paused;	   /* leave the domain paused */
 	rst_config_fn config;
 	void *opaque;
+	rst_xenstore_fn xenstore; /* optional */
+	void *xenstore_opaque;
 };
 
 struct rst_stats {
