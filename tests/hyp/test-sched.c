@@ -195,7 +195,7 @@ ParameterizedTest(struct backend *backend, sched, cap_quarter, .timeout = 60)
 
 		cr_assert_eq(hyp_domain_info(h, id, &di), 0);
 		cpu0 = di.cpu_time_s;
-		capped = mean_rate(h, id, n + 2, 3, 20);
+		capped = mean_rate(h, id, n + 2, 5, 20);
 		cr_assert_eq(hyp_domain_info(h, id, &di), 0);
 		cpu1 = di.cpu_time_s;
 		w1 = harness_now();
