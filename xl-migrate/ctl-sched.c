@@ -80,6 +80,23 @@ static int num_arg(const struct xlm_req *req, const char *key, long *out, bool *
 	return 0;
 }
 
+/* A JSON array of gen(domid), or of gen for every domain. */
+static int gen_each(yajl_gen g, struct hyp *h, const uint32_t *domid,
+		    int (*gen)(yajl_gen g, struct hyp *h, uint32_t domid))
+{
+	uint32_t ids[SCHED_LIST_MAX];
+	int n, rc = xlm_gen_array_open(g);
+
+	if (domid) {
+		rc = rc ?: gen(g, h, *domid);
+	} else {
+		n = hyp_domain_list(h, ids, SCHED_LIST_MAX);
+		for (int i = 0; !rc && i < n; i++)
+			rc = gen(g, h, ids[i]);
+	}
+	return rc ?: xlm_gen_array_close(g);
+}
+
 static int gen_credit2(yajl_gen g, struct hyp *h, uint32_t domid)
 {
 	struct sched_dom_params sp;
@@ -99,9 +116,9 @@ static void do_credit2(struct ctl_client *cl, const struct xlm_req *req)
 	const char *dom = xlm_args_str(req, "domain");
 	long weight = -1, cap = -1;
 	bool hw, hc;
-	uint32_t domid, ids[SCHED_LIST_MAX];
+	uint32_t domid;
 	yajl_gen g;
-	int n, rc;
+	int rc;
 
 	if (num_arg(req, "weight", &weight, &hw) || num_arg(req, "cap", &cap, &hc)) {
 		REPLY_ERR(cl, req, -EINVAL, "weight and cap must be numbers");
@@ -132,16 +149,7 @@ static void do_credit2(struct ctl_client *cl, const struct xlm_req *req)
 	g = xlm_reply_begin(req->id, req->has_id);
 	if (!g)
 		return;
-	rc = xlm_gen_array_open(g);
-	if (dom) {
-		rc = rc ?: gen_credit2(g, h, domid);
-	} else {
-		n = hyp_domain_list(h, ids, SCHED_LIST_MAX);
-		for (int i = 0; !rc && i < n; i++)
-			rc = gen_credit2(g, h, ids[i]);
-	}
-	rc = rc ?: xlm_gen_array_close(g);
-	reply_gen(cl, req, g, rc);
+	reply_gen(cl, req, g, gen_each(g, h, dom ? &domid : NULL, gen_credit2));
 }
 
 static int parse_list(struct ctl_client *cl, const struct xlm_req *req, const char *s,
@@ -220,25 +228,15 @@ static void do_vcpu_list(struct ctl_client *cl, const struct xlm_req *req)
 {
 	struct hyp *h = cl->srv->hyp;
 	const char *dom = xlm_args_str(req, "domain");
-	uint32_t domid, ids[SCHED_LIST_MAX];
+	uint32_t domid;
 	yajl_gen g;
-	int n, rc;
 
 	if (dom && lookup(cl, req, dom, &domid))
 		return;
 	g = xlm_reply_begin(req->id, req->has_id);
 	if (!g)
 		return;
-	rc = xlm_gen_array_open(g);
-	if (dom) {
-		rc = rc ?: gen_vcpus(g, h, domid);
-	} else {
-		n = hyp_domain_list(h, ids, SCHED_LIST_MAX);
-		for (int i = 0; !rc && i < n; i++)
-			rc = gen_vcpus(g, h, ids[i]);
-	}
-	rc = rc ?: xlm_gen_array_close(g);
-	reply_gen(cl, req, g, rc);
+	reply_gen(cl, req, g, gen_each(g, h, dom ? &domid : NULL, gen_vcpus));
 }
 
 static void do_pool_list(struct ctl_client *cl, const struct xlm_req *req)

@@ -56,22 +56,6 @@ static uint64_t now_ns(const struct wl_ctx *ctx)
 	return ctx->plat->now_ns(ctx->plat->opaque);
 }
 
-__attribute__((format(printf, 2, 3)))
-static void wl_print(const struct wl_ctx *ctx, const char *fmt, ...)
-{
-	char buf[192];
-	va_list ap;
-	int n;
-
-	va_start(ap, fmt);
-	n = wl_vsnprintf(buf, sizeof(buf), fmt, ap);
-	va_end(ap);
-	if (n < 0)
-		return;
-	if ((size_t)n >= sizeof(buf))
-		n = sizeof(buf) - 1;
-	wl_console(ctx, buf, (size_t)n);
-}
 
 /* ferry_ctl exists only under Ferry; elsewhere (QEMU) that page is not
  * ours, hence the magic check. */
@@ -150,7 +134,7 @@ int wl_attach_xen(struct wl_ctx *ctx, const struct wl_platform *plat,
 	ctx->st = NULL;
 
 	if (mem_size < FERRY_ARENA_GPA + 2 * WL_PAGE_SIZE + 4) {
-		wl_print(ctx, "workload: %llu KiB of RAM leave no arena\n",
+		wl_printf(ctx, "workload: %llu KiB of RAM leave no arena\n",
 			 (unsigned long long)(mem_size >> 10));
 		return -22;
 	}
@@ -163,7 +147,7 @@ int wl_attach_xen(struct wl_ctx *ctx, const struct wl_platform *plat,
 	}
 
 	if (wl_parse_cmdline(cmdline, &p, err, sizeof(err))) {
-		wl_print(ctx, "workload: %s\n", err);
+		wl_printf(ctx, "workload: %s\n", err);
 		return -22;
 	}
 	/* idle writes only what fill= asks for, once (an idle guest whose
@@ -183,7 +167,7 @@ int wl_attach_xen(struct wl_ctx *ctx, const struct wl_platform *plat,
 	      layout(pages, &i, &i);
 	if (end > mem_size) {
 		wl_format_size(ws, sizeof(ws), p.ws_bytes);
-		wl_print(ctx, "workload: ws=%s does not fit in the arena "
+		wl_printf(ctx, "workload: ws=%s does not fit in the arena "
 			 "(max %llu KiB with %llu MiB of RAM)\n", ws,
 			 (unsigned long long)(max_ws_pages(mem_size) << 2),
 			 (unsigned long long)(mem_size >> 20));
@@ -250,7 +234,7 @@ int wl_attach_xen(struct wl_ctx *ctx, const struct wl_platform *plat,
 
 	wl_format_size(ws, sizeof(ws), p.ws_bytes);
 	wl_format_size(rate, sizeof(rate), p.rate);
-	wl_print(ctx, "workload: %s ws=%s rate=%s pattern=%s\n",
+	wl_printf(ctx, "workload: %s ws=%s rate=%s pattern=%s\n",
 		 wl_kind_name(p.kind), ws, rate, wl_pattern_name(p.pattern));
 	return 0;
 }
@@ -347,7 +331,7 @@ static void check_page(const struct wl_ctx *ctx, uint64_t idx,
 	if (page_matches(ctx, idx, g))
 		return;
 	if (++*mismatches <= MISMATCH_LINES)
-		wl_print(ctx, "verify: mismatch pfn=0x%llx gen=%u\n",
+		wl_printf(ctx, "verify: mismatch pfn=0x%llx gen=%u\n",
 			 (unsigned long long)((ctx->st->ws_gpa >>
 					       WL_PAGE_SHIFT) + idx), g);
 }
@@ -355,7 +339,7 @@ static void check_page(const struct wl_ctx *ctx, uint64_t idx,
 static void print_unprinted(const struct wl_ctx *ctx, uint64_t mismatches)
 {
 	if (mismatches > MISMATCH_LINES)
-		wl_print(ctx, "verify: %llu more mismatches not printed\n",
+		wl_printf(ctx, "verify: %llu more mismatches not printed\n",
 			 (unsigned long long)(mismatches - MISMATCH_LINES));
 }
 
@@ -368,7 +352,7 @@ static void resume_check(const struct wl_ctx *ctx)
 		check_page(ctx, i, &bad);
 	print_unprinted(ctx, bad);
 	st->resume_checks++;
-	wl_print(ctx, "verify: resume pages=%llu mismatches=%llu\n",
+	wl_printf(ctx, "verify: resume pages=%llu mismatches=%llu\n",
 		 (unsigned long long)st->ws_pages, (unsigned long long)bad);
 }
 
@@ -385,7 +369,7 @@ static bool poll_shutdown(const struct wl_ctx *ctx)
 				  __ATOMIC_SEQ_CST);
 	if (req != FERRY_CTL_REQ_POWEROFF && req != FERRY_CTL_REQ_REBOOT)
 		return false;
-	wl_print(ctx, "ferry: shutdown requested (%s)\n",
+	wl_printf(ctx, "ferry: shutdown requested (%s)\n",
 		 req == FERRY_CTL_REQ_REBOOT ? "reboot" : "poweroff");
 	ctx->plat->shutdown(ctx->plat->opaque,
 			    req == FERRY_CTL_REQ_REBOOT ? SHUTDOWN_reboot :
@@ -425,7 +409,7 @@ static bool fill_slice(const struct wl_ctx *ctx, uint64_t now)
 		if (++n % CLOCK_BATCH == 0 && now_ns(ctx) >= end)
 			return true;
 	}
-	wl_print(ctx, "idle: filled pages=%llu\n", (unsigned long long)st->ws_pages);
+	wl_printf(ctx, "idle: filled pages=%llu\n", (unsigned long long)st->ws_pages);
 	return true;
 }
 
@@ -444,7 +428,7 @@ static void idle_slice(const struct wl_ctx *ctx, uint64_t now)
 	if (now - st->report_ns >= REPORT_NS)
 		st->report_ns = now;	/* missed beats are not replayed */
 	st->heartbeats++;
-	wl_print(ctx, "idle: heartbeat n=%llu\n",
+	wl_printf(ctx, "idle: heartbeat n=%llu\n",
 		 (unsigned long long)st->heartbeats);
 }
 
@@ -454,7 +438,7 @@ static void report(const struct wl_ctx *ctx, uint64_t now)
 	uint64_t dt = now - st->report_ns;
 	uint64_t kib = (st->writes - st->report_writes) * (WL_PAGE_SIZE / 1024);
 
-	wl_print(ctx, "dirty: rate=%llu KiB/s pages=%llu\n",
+	wl_printf(ctx, "dirty: rate=%llu KiB/s pages=%llu\n",
 		 (unsigned long long)(dt ? kib * WL_NSEC_PER_SEC / dt : 0),
 		 (unsigned long long)st->writes);
 	st->report_ns = now;
@@ -485,7 +469,7 @@ static uint64_t sweep(const struct wl_ctx *ctx, uint64_t now,
 	}
 	print_unprinted(ctx, st->sweep_mismatches);
 	st->sweeps++;
-	wl_print(ctx, "verify: sweep pages=%llu mismatches=%llu\n",
+	wl_printf(ctx, "verify: sweep pages=%llu mismatches=%llu\n",
 		 (unsigned long long)st->ws_pages,
 		 (unsigned long long)st->sweep_mismatches);
 	return now;
@@ -557,7 +541,7 @@ static void spin_slice(const struct wl_ctx *ctx, uint64_t now)
 	if (now - st->report_ns >= REPORT_NS) {
 		uint64_t dt = now - st->report_ns, k = st->spins - st->report_spins;
 
-		wl_print(ctx, "spin: count=%llu rate=%llu/s\n",
+		wl_printf(ctx, "spin: count=%llu rate=%llu/s\n",
 			 (unsigned long long)st->spins,
 			 (unsigned long long)(dt ? k * WL_NSEC_PER_SEC / dt : 0));
 		st->report_ns = now;
