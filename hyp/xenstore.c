@@ -633,16 +633,17 @@ nomem:
 
 /* ---- paths and permission checks ---- */
 
+static bool valid_char(char ch)
+{
+	return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+	       ch == '-' || ch == '/' || ch == '_' || ch == '@';
+}
+
 static bool valid_chars(const char *p)
 {
-	for (; *p; p++) {
-		char ch = *p;
-
-		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-		      (ch >= '0' && ch <= '9') || ch == '-' || ch == '/' ||
-		      ch == '_' || ch == '@'))
+	for (; *p; p++)
+		if (!valid_char(*p))
 			return false;
-	}
 	return true;
 }
 
@@ -1862,30 +1863,126 @@ static bool managed_key(const char *key)
 	return !strcmp(key, "name") || !strcmp(key, "domid");
 }
 
+#define KEY_SHOWN 40 /* bytes of a bad key a message shows */
+
+/* A key for a message: printable ASCII as is, anything else (and the
+ * quote and backslash) as \xNN, at most KEY_SHOWN bytes of it. */
+static void key_show(const char *k, size_t klen, char *out, size_t size)
+{
+	size_t o = 0;
+
+	for (size_t i = 0; i < klen && i < KEY_SHOWN && o + 5 < size; i++) {
+		unsigned char ch = (unsigned char)k[i];
+
+		if (ch < 0x20 || ch > 0x7e || ch == '\'' || ch == '\\')
+			o += (size_t)snprintf(out + o, size - o, "\\x%02x", ch);
+		else
+			out[o++] = (char)ch;
+	}
+	out[o] = 0;
+	if (klen > KEY_SHOWN)
+		snprintf(out + o, size - o, "...");
+}
+
+/* What is wrong with a NUL-terminated key of klen bytes and its value of
+ * vlen bytes, into why; false if nothing. */
+static bool pair_problem(const char *k, size_t klen, size_t vlen, char *why, size_t size)
+{
+	char p[PATHBUF];
+	bool rel;
+
+	if (k[0] == '/') {
+		snprintf(why, size, "the key is absolute (keys are relative to the domain's path)");
+		return true;
+	}
+	if (k[0] == '@') {
+		snprintf(why, size, "the key is a special path ('@...'), not a node");
+		return true;
+	}
+	for (size_t i = 0; i < klen; i++) {
+		if (!valid_char(k[i])) {
+			snprintf(why, size,
+				 "key byte %zu (0x%02x) is not one xenstore allows "
+				 "(A-Z a-z 0-9 - / _ @)",
+				 i, (unsigned char)k[i]);
+			return true;
+		}
+	}
+	if (klen > XS_REL_PATH_MAX) {
+		snprintf(why, size, "the key is %zu bytes, over xenstore's %u for a relative path",
+			 klen, XS_REL_PATH_MAX);
+		return true;
+	}
+	if (strstr(k, "//")) {
+		snprintf(why, size, "the key has an empty component ('//')");
+		return true;
+	}
+	if (k[klen - 1] == '/') {
+		snprintf(why, size, "the key ends in '/'");
+		return true;
+	}
+	if (vlen > XS_PAYLOAD_MAX) {
+		snprintf(why, size, "the value is %zu bytes, over xenstore's %u", vlen,
+			 XS_PAYLOAD_MAX);
+		return true;
+	}
+	/* The longest domid prefix: whatever domain the pairs go to. */
+	if (canon(DOMID_FIRST_RESERVED - 1, k, false, p, &rel)) {
+		snprintf(why, size, "the key is not a valid xenstore path");
+		return true;
+	}
+	return false;
+}
+
+int xs_check_pairs(const char *buf, size_t len, char *why, size_t whylen)
+{
+	char shown[KEY_SHOWN * 4 + 4], reason[128];
+	unsigned i = 0;
+
+	for (size_t off = 0; off < len; i++) {
+		const char *k = buf + off, *kn = memchr(k, 0, len - off), *vn = NULL;
+		size_t klen = kn ? (size_t)(kn - k) : len - off;
+
+		if (!kn)
+			snprintf(reason, sizeof(reason), "the key is not NUL-terminated");
+		else if (!klen)
+			snprintf(reason, sizeof(reason), "the key is empty");
+		else if (kn + 1 == buf + len)
+			snprintf(reason, sizeof(reason), "no value follows the key");
+		else if (!(vn = memchr(kn + 1, 0, (size_t)(buf + len - (kn + 1)))))
+			snprintf(reason, sizeof(reason), "the value is not NUL-terminated");
+		else if (!pair_problem(k, klen, (size_t)(vn - (kn + 1)), reason, sizeof(reason)))
+			reason[0] = 0;
+		if (!vn || reason[0]) {
+			key_show(k, klen, shown, sizeof(shown));
+			snprintf(why, whylen, "pair %u at byte %zu of the pairs (key '%s'): %s", i,
+				 off, shown, reason);
+			return -EINVAL;
+		}
+		off = (size_t)(vn + 1 - buf);
+	}
+	return 0;
+}
+
 int xs_import_pairs(struct xs_store *s, uint32_t domid, const char *buf, size_t len)
 {
 	struct view v = DOM0_VIEW(s);
-	char p[PATHBUF];
-	size_t off;
+	char p[PATHBUF], why[XS_PAIRS_WHY_MAX];
+	unsigned i = 0;
 	bool rel;
-	int err = 0;
+	int err;
 
-	if (domid == 0 || domid >= DOMID_FIRST_RESERVED)
+	if (domid == 0 || domid >= DOMID_FIRST_RESERVED) {
+		log_err("xenstore: importing pairs into dom%u: not a guest's domid", domid);
 		return -EINVAL;
-	/* Check everything before changing anything. */
-	for (off = 0; off < len;) {
-		const char *k = buf + off, *val, *kn = memchr(k, 0, len - off), *vn;
-
-		if (!kn || kn == k || kn + 1 >= buf + len)
-			return -EINVAL;
-		val = kn + 1;
-		vn = memchr(val, 0, (size_t)(buf + len - val));
-		if (!vn || k[0] == '/' || canon(domid, k, false, p, &rel) ||
-		    (size_t)(vn - val) > XS_PAYLOAD_MAX)
-			return -EINVAL;
-		off = (size_t)(vn + 1 - buf);
 	}
-	for (off = 0; !err && off < len;) {
+	/* Check everything before changing anything. */
+	err = xs_check_pairs(buf, len, why, sizeof(why));
+	if (err) {
+		log_err("xenstore: importing dom%u: %s", domid, why);
+		return err;
+	}
+	for (size_t off = 0; off < len; i++) {
 		const char *k = buf + off, *val = k + strlen(k) + 1;
 
 		off = (size_t)(val + strlen(val) + 1 - buf);
@@ -1893,9 +1990,12 @@ int xs_import_pairs(struct xs_store *s, uint32_t domid, const char *buf, size_t 
 			continue;
 		canon(domid, k, false, p, &rel);
 		err = op_write(&v, p, val, strlen(val));
+		if (err) {
+			key_show(k, strlen(k), why, sizeof(why));
+			log_err("xenstore: importing dom%u: pair %u (key '%s'): %s", domid, i, why,
+				strerror(-err));
+			return err;
+		}
 	}
-	if (err)
-		log_err("xenstore: importing dom%u: %s", domid, strerror(-err));
-	return err;
+	return 0;
 }
-

@@ -17,6 +17,7 @@
 #include "formats/hvm-context.h"
 #include "hyp/context.h"
 #include "hyp/gmem.h"
+#include "hyp/xenstore.h"
 #include "restore/restore.h"
 #include "stream/codec.h"
 
@@ -228,6 +229,8 @@ static int on_xenstore(struct rst *r, const struct strm_rec *rec)
 {
 	struct libxl_sr_emulator_hdr eh;
 	size_t len = rec->len - sizeof(eh);
+	char why[XS_PAIRS_WHY_MAX];
+	int err;
 
 	memcpy(&eh, rec->body, sizeof(eh)); /* the decoder checked the length */
 	if (eh.id != LIBXL_EMULATOR_UNKNOWN || eh.index)
@@ -238,6 +241,12 @@ static int on_xenstore(struct rst *r, const struct strm_rec *rec)
 	if (r->xs_pairs)
 		return fail(r, -EPROTO, "a second EMULATOR_XENSTORE_DATA at offset %llu",
 			    (unsigned long long)rec->offset);
+	/* Refused here, naming the pair, not later by the store with a bare
+	 * EINVAL after the whole stream has been read. */
+	err = xs_check_pairs((const char *)rec->body + sizeof(eh), len, why, sizeof(why));
+	if (err)
+		return fail(r, err, "EMULATOR_XENSTORE_DATA at offset %llu: %s",
+			    (unsigned long long)rec->offset, why);
 	r->xs_pairs = malloc(len ? len : 1);
 	if (!r->xs_pairs)
 		return fail(r, -ENOMEM, "no memory for the xenstore subtree");

@@ -753,3 +753,87 @@ Test(xenstore, export_import_pairs)
 	cr_assert_eq(xs_import_pairs(store, 0, a, alen), -EINVAL);
 	free(a);
 }
+
+/* A hostile EMULATOR_XENSTORE_DATA body: the error names the pair (index
+ * and byte), its key (sanitised, cut) and why; nothing is written. */
+Test(xenstore, import_pairs_errors_name_the_pair)
+{
+	static const struct {
+		const char *buf;
+		size_t len;
+		const char *why;
+	} bad[] = {
+#define B(s, why) {s, sizeof(s) - 1, why}
+		B("a\0"
+		  "1\0"
+		  "data/x",
+		  "pair 1 at byte 4 of the pairs (key 'data/x'): "
+		  "the key is not NUL-terminated"),
+		B("a\0"
+		  "1\0"
+		  "data/x\0",
+		  "pair 1 at byte 4 of the pairs (key 'data/x'): "
+		  "no value follows the key"),
+		B("a\0"
+		  "1\0"
+		  "data/y\0v",
+		  "pair 1 at byte 4 of the pairs (key 'data/y'): "
+		  "the value is not NUL-terminated"),
+		B("\0v\0", "pair 0 at byte 0 of the pairs (key ''): the key is empty"),
+		B("/abs\0v\0", "pair 0 at byte 0 of the pairs (key '/abs'): the key is absolute "
+			       "(keys are relative to the domain's path)"),
+		B("@introduceDomain\0v\0",
+		  "pair 0 at byte 0 of the pairs (key '@introduceDomain'): "
+		  "the key is a special path ('@...'), not a node"),
+		B("a//b\0v\0", "pair 0 at byte 0 of the pairs (key 'a//b'): "
+			       "the key has an empty component ('//')"),
+		B("a/b/\0v\0", "pair 0 at byte 0 of the pairs (key 'a/b/'): the key ends in '/'"),
+		B("ok\0"
+		  "1\0"
+		  "da\x01ta'\\\xff\0v\0",
+		  "pair 1 at byte 5 of the pairs (key 'da\\x01ta\\x27\\x5c\\xff'): "
+		  "key byte 2 (0x01) is not one xenstore allows (A-Z a-z 0-9 - / _ @)"),
+		B("data/a b\0v\0", "pair 0 at byte 0 of the pairs (key 'data/a b'): key byte 6 "
+				   "(0x20) is not one xenstore allows (A-Z a-z 0-9 - / _ @)"),
+#undef B
+	};
+	static char buf[XS_REL_PATH_MAX + XS_PAYLOAD_MAX + 16];
+	char why[XS_PAIRS_WHY_MAX], *v;
+	size_t vlen;
+
+	cr_assert_eq(xs_domain_create(store, 9, "vm9", 4096), 0);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		why[0] = 0;
+		cr_expect_eq(xs_check_pairs(bad[i].buf, bad[i].len, why, sizeof(why)), -EINVAL,
+			     "case %zu", i);
+		cr_expect_str_eq(why, bad[i].why, "case %zu", i);
+		cr_expect_eq(xs_import_pairs(store, 9, bad[i].buf, bad[i].len), -EINVAL);
+	}
+	/* Checked in full first: the good pair before a bad one is not written. */
+	cr_expect_eq(xs_read(store, "/local/domain/9/a", &v, &vlen), -ENOENT);
+
+	/* A long key is cut after 40 bytes in the message. */
+	memset(buf, 'k', XS_REL_PATH_MAX + 1);
+	memcpy(buf + XS_REL_PATH_MAX + 1, "\0v\0", 3);
+	cr_expect_eq(xs_check_pairs(buf, XS_REL_PATH_MAX + 4, why, sizeof(why)), -EINVAL);
+	cr_expect_str_eq(why, "pair 0 at byte 0 of the pairs (key "
+			      "'kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk...'): "
+			      "the key is 2049 bytes, over xenstore's 2048 for a relative path");
+	/* The same at the limit is fine; a value over the payload limit is not. */
+	memcpy(buf + XS_REL_PATH_MAX, "\0v\0", 3);
+	cr_expect_eq(xs_check_pairs(buf, XS_REL_PATH_MAX + 3, why, sizeof(why)), 0);
+	memcpy(buf, "big\0", 4);
+	memset(buf + 4, 'x', XS_PAYLOAD_MAX + 1);
+	buf[4 + XS_PAYLOAD_MAX + 1] = 0;
+	cr_expect_eq(xs_check_pairs(buf, XS_PAYLOAD_MAX + 6, why, sizeof(why)), -EINVAL);
+	cr_expect_str_eq(why, "pair 0 at byte 0 of the pairs (key 'big'): "
+			      "the value is 4097 bytes, over xenstore's 4096");
+	/* A worst-case key still fits the message buffer. */
+	memset(buf, 0x80, 100);
+	memcpy(buf + 100, "\0v\0", 3);
+	cr_expect_eq(xs_check_pairs(buf, 103, why, sizeof(why)), -EINVAL);
+	cr_expect(strstr(why, "\\x80...'): key byte 0 (0x80)"), "%s", why);
+	cr_expect_eq(xs_check_pairs("", 0, why, sizeof(why)), 0, "no pairs is fine");
+	cr_expect_eq(xs_import_pairs(store, 0, "a\0b\0", 4), -EINVAL, "dom0 is not a guest");
+	xs_domain_release(store, 9);
+}

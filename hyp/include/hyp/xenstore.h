@@ -110,7 +110,19 @@ int xs_domain_introduced(struct xs_store *s, uint32_t domid);
 int xs_export_pairs(struct xs_store *s, uint32_t domid, char **buf, size_t *len);
 /* Writes the pairs under /local/domain/<domid> as dom0 would (new nodes take
  * their parent's permissions), except the keys the receiving side owns
- * (name, domid); checked in full first: -EINVAL for a malformed buffer. */
+ * (name, domid); checked in full first with xs_check_pairs: -EINVAL for a
+ * malformed buffer (logged, naming the pair). */
 int xs_import_pairs(struct xs_store *s, uint32_t domid, const char *buf, size_t len);
+
+/*
+ * Checks pairs as xs_import_pairs takes them, without a store: each key
+ * NUL-terminated, non-empty, relative, of xenstore's characters and within
+ * its path limits; each value NUL-terminated and at most XS_PAYLOAD_MAX
+ * bytes. 0, or -EINVAL with why set to "pair N at byte B of the pairs (key 'K'): REASON"
+ * (N counts from 0, B from the buffer's start; K with non-printable bytes
+ * as \xNN and cut after 40 bytes). why fits in XS_PAIRS_WHY_MAX.
+ */
+#define XS_PAIRS_WHY_MAX 320
+int xs_check_pairs(const char *buf, size_t len, char *why, size_t whylen);
 
 #endif
