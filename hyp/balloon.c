@@ -5,7 +5,8 @@
  * pool file punched) and takes them again (XENMEM_populate_physmap),
  * bounded by the domain's max_pages (xl mem-max). The physmap itself does
  * not grow: populate refills holes below mem_bytes, the range KVM's memslot
- * covers, so a domain holds at most min(memory, maxmem).
+ * covers, so a domain holds at most min(memory, maxmem), and mem-max above
+ * the physmap is refused rather than accepted and never reached.
  */
 #include <errno.h>
 #include <string.h>
@@ -158,6 +159,12 @@ int hyp_domain_set_maxmem(struct hyp *h, uint32_t domid, uint64_t max_kb)
 		log_err("d%u: maxmem %llu KiB is below the %llu KiB the domain holds", domid,
 			(unsigned long long)max_kb, (unsigned long long)(d->nr_pages << 2));
 		err = -EINVAL;
+	} else if (max_kb > d->mem_bytes >> 10) {
+		log_err("d%u: maxmem %llu KiB is above the %llu KiB the domain was created with: "
+			"its physmap cannot grow",
+			domid, (unsigned long long)max_kb,
+			(unsigned long long)(d->mem_bytes >> 10));
+		err = -ERANGE;
 	} else {
 		d->max_pages = pages;
 	}

@@ -145,6 +145,11 @@ static int check_config(struct hyp *h, const struct hyp_dom_config *c,
 			(unsigned long long)c->memory_mb, (unsigned long long)c->maxmem_mb);
 		return -FERRY_EBADCFG;
 	}
+	if (c->max_kb > c->maxmem_mb << 10) {
+		log_err("%s: max_kb %llu KiB is above maxmem %llu MiB", c->name,
+			(unsigned long long)c->max_kb, (unsigned long long)c->maxmem_mb);
+		return -FERRY_EBADCFG;
+	}
 	if (c->memory_mb < 8) {
 		log_err("%s: memory %llu MiB is below the 8 MiB minimum", c->name,
 			(unsigned long long)c->memory_mb);
@@ -224,7 +229,9 @@ static int dom_create(struct hyp *h, const struct hyp_dom_config *cfg, bool rest
 	d->maxmem_bytes = cfg->maxmem_mb << 20;
 	pages = d->mem_bytes >> PAGE_SHIFT;
 	maxpages = d->maxmem_bytes >> PAGE_SHIFT;
-	d->max_pages = maxpages;
+	/* A restore's: the saved domain's mem-max. What the physmap holds
+	 * until the stream's holes are made may exceed it for a while. */
+	d->max_pages = cfg->max_kb ? cfg->max_kb >> 2 : maxpages;
 
 	/* Name check and domid allocation in one critical section. */
 	pthread_mutex_lock(&h->lock);
@@ -654,6 +661,10 @@ int hyp_domain_config(struct hyp *h, uint32_t domid, struct hyp_dom_config *out)
 	pthread_mutex_lock(&d->lock); /* the name may be changing */
 	*out = d->cfg;
 	pthread_mutex_unlock(&d->lock);
+	/* As Xen's libxl_retrieve_domain_configuration: the live maximum. */
+	pthread_mutex_lock(&d->p2m_lock);
+	out->max_kb = d->max_pages << 2;
+	pthread_mutex_unlock(&d->p2m_lock);
 	hyp_domain_put(d);
 	return 0;
 }

@@ -163,7 +163,10 @@ const struct xlm_cmd xlm_cmds[] = {
 	{ "mem-max", xlm_cmd_mem_max,
 	  "Set the maximum amount reservation for a domain",
 	  "<Domain> <MemMB['b'[bytes]|'k'[KB]|'m'[MB]|'g'[GB]|'t'[TB]]>",
-	  "Refused below what the domain holds now." },
+	  "Refused below what the domain holds now, and above the memory it was\n"
+	  "created with: Ferry cannot grow a domain's physmap (ballooning refills\n"
+	  "its holes), so a maxmem above it could never be reached. Saves and\n"
+	  "migrations carry it." },
 	{ "help", xlm_cmd_help,
 	  "Print help for a command, or the list of commands",
 	  "[<command>]", NULL },

@@ -615,6 +615,13 @@ static int dom_check(struct hyp_dom_config *d, bool has_maxmem, char *err, size_
 			 where, d->memory_mb, d->maxmem_mb);
 		return -FERRY_EBADCFG;
 	}
+	if (d->max_kb > d->maxmem_mb << 10) {
+		snprintf(err, errlen,
+			 "%s: expected max_memkb (%" PRIu64 " KiB) not above maxmem (%" PRIu64
+			 " MiB)",
+			 where, d->max_kb, d->maxmem_mb);
+		return -FERRY_EBADCFG;
+	}
 	return 0;
 }
 
@@ -645,6 +652,8 @@ int xlm_cfg_gen_fields(yajl_gen g, const struct hyp_dom_config *d)
 	       xlm_gen_kv_str(g, "uuid", uuid) ?:
 	       xlm_gen_kv_int(g, "memory_mb", d->memory_mb) ?:
 	       xlm_gen_kv_int(g, "maxmem_mb", d->maxmem_mb) ?:
+	       /* A running domain's (xl mem-max), so saves carry it as Xen's do. */
+	       (d->max_kb ? xlm_gen_kv_int(g, "max_memkb", d->max_kb) : 0) ?:
 	       xlm_gen_kv_int(g, "vcpus", d->vcpus) ?:
 	       xlm_gen_kv_str(g, "kernel", d->kernel) ?:
 	       xlm_gen_kv_str(g, "cmdline", d->cmdline) ?:
@@ -770,6 +779,7 @@ int xlm_cfg_from_json(yajl_val obj, struct hyp_dom_config *out, char *err, size_
 	     json_uint(obj, "memory_mb", 1, UINT64_MAX >> 20, &d->memory_mb, NULL, err, errlen) ?:
 	     json_uint(obj, "maxmem_mb", 1, UINT64_MAX >> 20, &d->maxmem_mb, &c.has_maxmem,
 		       err, errlen) ?:
+	     json_uint(obj, "max_memkb", 4, UINT64_MAX >> 10, &d->max_kb, NULL, err, errlen) ?:
 	     json_uint(obj, "vcpus", 1, HYP_MAX_VCPUS, &vcpus, NULL, err, errlen) ?:
 	     json_str(obj, "kernel", d->kernel, sizeof(d->kernel), err, errlen) ?:
 	     json_str(obj, "cmdline", d->cmdline, sizeof(d->cmdline), err, errlen) ?:

@@ -493,6 +493,8 @@ static void op_mem_set(struct ctl_client *cl, const struct xlm_req *req)
 
 static void op_mem_max(struct ctl_client *cl, const struct xlm_req *req)
 {
+	struct hyp_dom_config cfg;
+	char why[128];
 	uint32_t domid;
 	uint64_t kib;
 	int rc;
@@ -500,11 +502,17 @@ static void op_mem_max(struct ctl_client *cl, const struct xlm_req *req)
 	if (lookup(cl, req, &domid) || kib_arg(cl, req, &kib))
 		return;
 	rc = hyp_domain_set_maxmem(cl->srv->hyp, domid, kib);
+	if (rc == -ERANGE && !hyp_domain_config(cl->srv->hyp, domid, &cfg))
+		snprintf(why, sizeof(why),
+			 "above the %llu MiB it was created with (a domain cannot grow past it)",
+			 (unsigned long long)cfg.memory_mb);
+	else
+		snprintf(why, sizeof(why), "%s",
+			 rc == -EINVAL ? "below what it holds (xl mem-set first)"
+				       : ferry_strerror(rc));
 	if (rc) {
 		REPLY_ERR(cl, req, rc, "cannot set the maxmem of domain %u to %llu KiB: %s", domid,
-			  (unsigned long long)kib,
-			  rc == -EINVAL ? "below what it holds (xl mem-set first)"
-					: ferry_strerror(rc));
+			  (unsigned long long)kib, why);
 		return;
 	}
 	reply_domid(cl, req, domid);

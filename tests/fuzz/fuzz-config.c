@@ -61,7 +61,7 @@ static int dom_eq(const struct hyp_dom_config *a, const struct hyp_dom_config *b
 {
 	return !strcmp(a->name, b->name) && !memcmp(a->uuid, b->uuid, 16) &&
 	       a->memory_mb == b->memory_mb && a->maxmem_mb == b->maxmem_mb &&
-	       a->vcpus == b->vcpus && !strcmp(a->kernel, b->kernel) &&
+	       a->max_kb == b->max_kb && a->vcpus == b->vcpus && !strcmp(a->kernel, b->kernel) &&
 	       !strcmp(a->cmdline, b->cmdline) && !strcmp(a->backend, b->backend) &&
 	       !strcmp(a->logdirty, b->logdirty) && a->on_poweroff == b->on_poweroff &&
 	       a->on_reboot == b->on_reboot && a->on_crash == b->on_crash;
@@ -76,7 +76,7 @@ static void check_dom(const struct hyp_dom_config *d)
 	    !memchr(d->logdirty, 0, sizeof(d->logdirty)))
 		bug("unterminated string field", d, NULL, NULL);
 	if (!d->name[0] || d->memory_mb == 0 || d->memory_mb > d->maxmem_mb ||
-	    d->vcpus < 1 || d->vcpus > HYP_MAX_VCPUS)
+	    d->max_kb > d->maxmem_mb << 10 || d->vcpus < 1 || d->vcpus > HYP_MAX_VCPUS)
 		bug("accepted an invalid config", d, NULL, NULL);
 	if ((unsigned)d->on_poweroff > HYP_ON_RESTART || (unsigned)d->on_reboot > HYP_ON_RESTART ||
 	    (unsigned)d->on_crash > HYP_ON_RESTART)

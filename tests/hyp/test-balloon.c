@@ -9,6 +9,7 @@
 #include <criterion/parameterized.h>
 #include <errno.h>
 
+#include "common/err.h"
 #include "harness.h"
 #include "hyp/abi.h"
 #include "hyp/evtchn.h" /* hyp_test_hypercall */
@@ -169,6 +170,54 @@ ParameterizedTest(struct backend *backend, balloon, maxmem, .timeout = 60)
 	cr_expect_eq(resv_range(&e, XENMEM_populate_physmap, BAL_GFN + 100, 412), 412);
 	cr_expect_eq(dom_kb(&e), MEM_MB << 10);
 	cr_expect_eq(hyp_domain_set_maxmem(e.h, 999, MEM_MB << 10), -ENOENT);
+	env_down(&e);
+}
+
+BOTH_BACKENDS(maxmem_ceiling_and_travel);
+
+/* mem-max above the physmap is refused (it could never be reached); the
+ * domain's config reports the current maximum, and a domain made from that
+ * config (restore's) starts with it, as Xen's max_memkb does. */
+ParameterizedTest(struct backend *backend, balloon, maxmem_ceiling_and_travel, .timeout = 60)
+{
+	harness_need_backend(backend->name);
+	struct hyp_dom_config c, big = harness_cfg("big", MEM_MB, "workload=idle");
+	struct hyp_dom_info di;
+	struct env e;
+	uint32_t id2;
+	const uint64_t held = (PAGES - 512) * 4ULL;
+
+	env_up(&e, backend->name, "workload=idle", true);
+	cr_assert_eq(hyp_domain_config(e.h, e.id, &c), 0);
+	cr_expect_eq(c.max_kb, MEM_MB << 10, "a new domain's maximum is its maxmem");
+	cr_expect_eq(hyp_domain_set_maxmem(e.h, e.id, (MEM_MB << 10) + 4), -ERANGE);
+	cr_assert_eq(resv_range(&e, XENMEM_decrease_reservation, BAL_GFN, 512), 512);
+	cr_assert_eq(hyp_domain_set_maxmem(e.h, e.id, held), 0);
+	cr_assert_eq(hyp_domain_config(e.h, e.id, &c), 0);
+	cr_expect_eq(c.max_kb, held);
+	cr_expect_eq(c.maxmem_mb, MEM_MB, "the reservation is the config's still");
+
+	/* What a save carries, created again (pages before holes: the
+	 * domain holds more than its maximum until the stream's holes). */
+	snprintf(c.name, sizeof(c.name), "copy");
+	cr_assert_eq(hyp_domain_create(e.h, &c, true, &id2), 0);
+	cr_assert_eq(hyp_domain_info(e.h, id2, &di), 0);
+	cr_expect_eq(di.maxmem_kb, held);
+	cr_expect_eq(di.memory_kb, MEM_MB << 10);
+	cr_assert_eq(hyp_domain_destroy(e.h, id2), 0);
+	c.max_kb = (MEM_MB << 10) + 4;
+	cr_expect_eq(hyp_domain_create(e.h, &c, true, &id2), -FERRY_EBADCFG,
+		     "a maximum above maxmem is refused");
+
+	/* A config's maxmem above memory reserves space the domain never
+	 * fills: mem-max cannot reach it again once lowered. */
+	big.maxmem_mb = 2 * MEM_MB;
+	cr_assert_eq(hyp_domain_create(e.h, &big, true, &id2), 0);
+	cr_assert_eq(hyp_domain_info(e.h, id2, &di), 0);
+	cr_expect_eq(di.maxmem_kb, 2 * MEM_MB << 10);
+	cr_expect_eq(hyp_domain_set_maxmem(e.h, id2, 2 * MEM_MB << 10), -ERANGE);
+	cr_expect_eq(hyp_domain_set_maxmem(e.h, id2, MEM_MB << 10), 0);
+	cr_assert_eq(hyp_domain_destroy(e.h, id2), 0);
 	env_down(&e);
 }
 

@@ -2,7 +2,7 @@
 # xl save / xl restore against a real ferryd, for every backend that runs
 # here and every compression: the restored guest's verify workload must
 # report zero mismatches after resume and keep sweeping; bad files are
-# refused with a clear error and leave nothing behind.
+# refused with a clear error and leave nothing behind; xl mem-max travels.
 # Usage: tests/integration/save-restore.sh BUILD_DIR
 set -uo pipefail
 
@@ -110,6 +110,32 @@ refusals() { # BACKEND
 	check "$b: ferryd keeps serving" xl list
 }
 
+# The domain's maximum as `xl list -l` shows its config.
+max_memkb_is() { xl list -l "$1" | grep -q "\"max_memkb\": $2,\$"; }
+
+maxmem_travels() { # BACKEND: xl mem-max survives a save and restore
+	local b=$1 name=mm-$1 f=$TMP/mm-$1.save
+	cat >"$TMP/$name.cfg" <<CFG
+name = "$name"
+memory = 64
+maxmem = 128
+extra = "workload=idle"
+CFG
+	xl create "$TMP/$name.cfg" 2>/dev/null || { not_ok "$b: maxmem: create"; return; }
+	check "$b: a config's maxmem is the domain's maximum" max_memkb_is "$name" 131072
+	check "$b: xl mem-max above the memory it was created with is refused, saying why" \
+		bash -c "! timeout 20 '$XL' mem-max '$name' 96 2>'$TMP/mm.err' &&
+			grep -q 'above the 64 MiB it was created with' '$TMP/mm.err'"
+	check "$b: xl mem-max $name 64" xl mem-max "$name" 64
+	check "$b: xl list -l shows it" max_memkb_is "$name" 65536
+	check "$b: xl save (maxmem)" xl save "$name" "$f"
+	check "$b: the saved config carries max_memkb" grep -qa '"max_memkb":65536' "$f"
+	check "$b: xl restore (maxmem)" xl restore "$f"
+	check "$b: the restored domain keeps 64 MiB, not the config's 128" \
+		max_memkb_is "$name" 65536
+	xl destroy "$name"
+}
+
 for f in "$XL" "$FERRYD"; do [[ -x "$f" ]] || { echo "missing $f"; exit 1; }; done
 for b in soft kvm; do
 	if [[ $b == kvm ]] && ! [[ -r /dev/kvm && -w /dev/kvm ]]; then
@@ -120,6 +146,7 @@ for b in soft kvm; do
 	if ! start_ferryd "$b"; then not_ok "$b: ferryd starts"; continue; fi
 	for c in none lz4 zstd; do round_trip "$b" "$c"; done
 	refusals "$b"
+	maxmem_travels "$b"
 	stop_ferryd
 done
 echo "$passed passed, $failed failed, $skipped skipped"

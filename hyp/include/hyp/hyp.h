@@ -37,8 +37,12 @@ enum hyp_on_event { HYP_ON_DESTROY, HYP_ON_PRESERVE, HYP_ON_RESTART };
 struct hyp_dom_config {
 	char name[HYP_NAME_MAX];
 	uint8_t uuid[16];
-	uint64_t memory_mb;
-	uint64_t maxmem_mb;
+	uint64_t memory_mb; /* the physmap: a domain never holds more */
+	uint64_t maxmem_mb; /* address space reserved, >= memory_mb */
+	/* The most it may hold (Xen's max_pages, xl mem-max), KiB, at most
+	 * maxmem_mb; 0: maxmem_mb. hyp_domain_config reports the domain's
+	 * current one, so a save carries it as Xen's config carries max_memkb. */
+	uint64_t max_kb;
 	unsigned vcpus;
 	char kernel[HYP_PATH_MAX]; /* empty: the built-in guest */
 	char cmdline[HYP_CMDLINE_MAX];
@@ -111,8 +115,9 @@ int hyp_domain_shutdown(struct hyp *h, uint32_t domid, bool reboot);
 int hyp_domain_set_cap(struct hyp *h, uint32_t domid, unsigned pct);
 /*
  * xl mem-max: the most memory the domain may hold (Xen's max_pages), in
- * KiB. -EINVAL (logged) below what it holds now. Ballooning only refills
- * the physmap, so above the config's memory it changes nothing yet.
+ * KiB. -EINVAL (logged) below what it holds now; -ERANGE (logged) above
+ * its physmap (the memory it was created with), since the physmap never
+ * grows: ballooning refills its holes, and that is all a domain can hold.
  */
 int hyp_domain_set_maxmem(struct hyp *h, uint32_t domid, uint64_t max_kb);
 /* Renames a domain (migration: NAME--incoming -> NAME). -EEXIST if taken. */
@@ -126,7 +131,7 @@ int hyp_domain_set_fenced(struct hyp *h, uint32_t domid, bool fenced);
 /* Looks a domain up by name or numeric id string; -ENOENT if none. */
 int hyp_domain_lookup(struct hyp *h, const char *name_or_id, uint32_t *domid);
 int hyp_domain_info(struct hyp *h, uint32_t domid, struct hyp_dom_info *out);
-/* Copies the config the domain was created with. */
+/* Copies the config the domain was created with, max_kb its current. */
 int hyp_domain_config(struct hyp *h, uint32_t domid, struct hyp_dom_config *out);
 /* Fills ids[] (up to max) in domid order; returns the count or -errno. */
 int hyp_domain_list(struct hyp *h, uint32_t *ids, unsigned max);

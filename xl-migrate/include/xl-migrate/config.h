@@ -69,8 +69,9 @@ int xlm_cfg_finish(struct xlm_cfg *c, struct hyp_dom_config *out);
 /*
  * JSON form: an object with the fields of struct hyp_dom_config: name,
  * uuid ("xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx"), memory_mb, maxmem_mb,
- * vcpus, kernel, cmdline, backend, logdirty, on_poweroff, on_reboot,
- * on_crash ("destroy", "restart", "preserve").
+ * max_memkb (max_kb, written when non-zero), vcpus, kernel, cmdline,
+ * backend, logdirty, on_poweroff, on_reboot, on_crash ("destroy",
+ * "restart", "preserve").
  *
  * xlm_cfg_gen_fields() writes the key/value pairs into an open map of g
  * (so callers can add their own keys); xlm_cfg_to_json() returns a whole
