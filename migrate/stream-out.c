@@ -92,7 +92,7 @@ int mig_batch_add(struct mig_out *s, struct mig_batch *b, uint64_t pfn, const vo
 {
 	b->pfns[b->count] = pfn | ((uint64_t)PAGE_TYPE_NOTAB << PAGE_DATA_TYPE_SHIFT);
 	b->pages[b->count] = page;
-	if (++b->count == PAGE_DATA_BATCH_MAX)
+	if (++b->count == MIG_BATCH_PAGES)
 		return mig_batch_flush(s, b);
 	return 0;
 }

@@ -21,8 +21,10 @@
 #include "restore/restore.h"
 #include "stream/codec.h"
 
-/* Larger than a full PAGE_DATA record, so most records decode in place. */
-#define READ_CHUNK (8u << 20)
+/* Small enough to stay in the cache between the read and the decoder's use
+ * of it; a record body that spans reads is read straight into place
+ * (strm_dec_body_space). */
+#define READ_CHUNK (256u << 10)
 
 struct rst {
 	struct hyp *h;
@@ -312,7 +314,9 @@ int rst_restore_domain(struct hyp *h, struct strm_io *io, const struct rst_opts 
 		goto out;
 	}
 	for (;;) {
-		ssize_t n = strm_io_read(io, buf, READ_CHUNK);
+		void *at = buf;
+		size_t want = strm_dec_body_space(r.dec, &at);
+		ssize_t n = strm_io_read(io, at, want ? want : READ_CHUNK);
 
 		if (n < 0) {
 			err = fail(&r, (int)n, "reading the stream at offset %llu: %s",
@@ -322,7 +326,7 @@ int rst_restore_domain(struct hyp *h, struct strm_io *io, const struct rst_opts 
 		if (n == 0)
 			break;
 		bytes += (uint64_t)n;
-		err = strm_dec_feed(r.dec, buf, (size_t)n, on_record, &r);
+		err = strm_dec_feed(r.dec, at, (size_t)n, on_record, &r);
 		if (err) {
 			fail(&r, err, "%s", strm_dec_error(r.dec));
 			goto out;

@@ -884,6 +884,20 @@ static int empty_units(struct strm_dec *dec)
 	return rc;
 }
 
+static int body_reserve(struct strm_dec *dec)
+{
+	uint8_t *nb;
+
+	if (dec->cap >= dec->need)
+		return 0;
+	nb = realloc(dec->buf, dec->need);
+	if (!nb)
+		return -ENOMEM;
+	dec->buf = nb;
+	dec->cap = dec->need;
+	return 0;
+}
+
 /*
  * Consumes decoded bytes. Stops early (*used < len) only when the xl header
  * has switched the rest of the input to the frame layer.
@@ -915,20 +929,16 @@ static int consume(struct strm_dec *dec, const uint8_t *p, size_t len, bool raw,
 			uint8_t *dst = dec->hdr;
 
 			if (is_body(dec->st)) {
-				if (dec->cap < dec->need) {
-					uint8_t *nb = realloc(dec->buf, dec->need);
-
-					if (!nb)
-						return dec_fail(dec, -ENOMEM,
-								"no memory for a %zu-byte record",
-								dec->need);
-					dec->buf = nb;
-					dec->cap = dec->need;
-				}
+				if (body_reserve(dec))
+					return dec_fail(dec, -ENOMEM,
+							"no memory for a %zu-byte record",
+							dec->need);
 				dst = dec->buf;
 			}
 			n = len - off < want ? len - off : want;
-			memcpy(dst + dec->have, p + off, n);
+			/* Bytes read straight into place (strm_dec_body_space). */
+			if (dst + dec->have != p + off)
+				memcpy(dst + dec->have, p + off, n);
 			dec->have += n;
 			dec->pos += n;
 			off += n;
@@ -995,6 +1005,18 @@ int strm_dec_feed(struct strm_dec *dec, const void *buf, size_t len,
 	dec->fn = NULL;
 	dec->opaque = NULL;
 	return rc;
+}
+
+size_t strm_dec_body_space(struct strm_dec *dec, void **at)
+{
+	/* Only unframed input lands in the body as read; a body that starts
+	 * now may still arrive whole in the caller's buffer (no copy at all),
+	 * so only one already begun is offered. */
+	if (dec->framed || !is_body(dec->st) || dec->have == 0 || dec->have >= dec->need ||
+	    body_reserve(dec))
+		return 0;
+	*at = dec->buf + dec->have;
+	return dec->need - dec->have;
 }
 
 static const char *reading(const struct strm_dec *dec, char *buf, size_t n)

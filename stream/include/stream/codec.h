@@ -114,6 +114,13 @@ void strm_dec_set_max_pfn(struct strm_dec *dec, uint64_t max_pfn);
  */
 int strm_dec_feed(struct strm_dec *dec, const void *buf, size_t len,
 		  strm_rec_fn fn, void *opaque);
+/*
+ * Where the rest of a record body already begun can be read straight into
+ * (unframed input only), and how many bytes it still needs; 0 when there is
+ * no such place. Feeding bytes read there (from *at on) saves a copy of
+ * every page of PAGE_DATA: the receiver's memory bandwidth is its limit.
+ */
+size_t strm_dec_body_space(struct strm_dec *dec, void **at);
 /* At end of input: 0 if the stream ended at libxl END, else -ENODATA
  * ("truncated after N bytes, in the middle of ..."). */
 int strm_dec_finish(struct strm_dec *dec);
