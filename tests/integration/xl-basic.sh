@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # xl against a real ferryd (soft backend): create, list, pause/unpause,
-# console, refusals, destroy, clean stop.
+# console, refusals, the scheduler verbs (sched-credit2, vcpu-list,
+# vcpu-pin), destroy, clean stop.
 # Usage: tests/integration/xl-basic.sh BUILD_DIR
 set -euo pipefail
 
@@ -118,6 +119,61 @@ check "xl list -l prints the config" bash -c \
 	"timeout 20 '$XL' list -l vm1 | grep -q '\"cmdline\": \"workload=verify ws=8M rate=4M\"'"
 check "xl info shows total_memory" bash -c "timeout 20 '$XL' info | grep -q '^total_memory *: 1024$'"
 check "xl dmesg shows the create" bash -c "timeout 20 '$XL' dmesg | grep -q \"created 'vm1'\""
+
+# The scheduler verbs: credit2 weight and cap set and read back, vCPUs and
+# their affinity, and a clear refusal of a domain that does not exist.
+cat > "$TMP/vm2.cfg" <<'CFG'
+name = "vm2"
+memory = 64
+vcpus = 2
+extra = "workload=idle"
+CFG
+# sched_row DOMAIN WEIGHT CAP: that row in `xl sched-credit2 ARGS...`
+sched_row() {
+	local d=$1 w=$2 c=$3; shift 3
+	timeout 20 "$XL" sched-credit2 "$@" |
+		awk -v d="$d" -v w="$w" -v c="$c" '$1 == d && $3 == w && $4 == c { f = 1 } END { exit !f }'
+}
+# vcpu_row DOMAIN VCPU HARD SOFT [DOMAIN...]: that row in `xl vcpu-list [DOMAIN...]`
+vcpu_row() {
+	local d=$1 v=$2 hard=$3 soft=$4; shift 4
+	timeout 20 "$XL" vcpu-list "$@" |
+		awk -v d="$d" -v v="$v" -v h="$hard" -v s="$soft" \
+			'$1 == d && $3 == v && $7 == h && $8 == "/" && $9 == s { f = 1 } END { exit !f }'
+}
+# fails_with MESSAGE ARGS...: xl ARGS exits non-zero and prints MESSAGE
+fails_with() {
+	local msg=$1; shift
+	! timeout 20 "$XL" "$@" >"$TMP/fail.out" 2>&1 && grep -qxF -- "$msg" "$TMP/fail.out"
+}
+check "xl create vm2 (2 vCPUs)" xl create "$TMP/vm2.cfg"
+check "xl sched-credit2 -d vm2: the default weight 256, no cap" sched_row vm2 256 0 -d vm2
+check "xl sched-credit2 -d vm2 -w 512 -c 25" xl sched-credit2 -d vm2 -w 512 -c 25
+check "  read back: weight 512, cap 25" sched_row vm2 512 25 -d vm2
+check "xl sched-credit2 lists every domain under Xen's pool line" bash -c \
+	"timeout 20 '$XL' sched-credit2 | head -1 | grep -q '^Cpupool Pool-0: tslice='"
+check "  vm2 with its weight and cap" sched_row vm2 512 25
+check "  vm1 untouched" sched_row vm1 256 0
+check "a weight of 0 is refused" fails_with "xl: weight must be 1..65535 and cap >= 0" \
+	sched-credit2 -d vm2 -w 0
+check "  and the weight stays" sched_row vm2 512 25 -d vm2
+check "xl sched-credit2 -d on a missing domain fails naming it" \
+	fails_with "xl: domain 'nosuch' does not exist" sched-credit2 -d nosuch
+check "  setting its weight too" \
+	fails_with "xl: domain 'nosuch' does not exist" sched-credit2 -d nosuch -w 100
+check "xl vcpu-list header is Xen's" bash -c \
+	"timeout 20 '$XL' vcpu-list vm2 | head -1 | grep -qE '^Name +ID +VCPU +CPU +State +Time\\(s\\) Affinity \\(Hard / Soft\\)$'"
+check "xl vcpu-list vm2 shows vCPU 0, affinity all / all" vcpu_row vm2 0 all all vm2
+check "  and vCPU 1" vcpu_row vm2 1 all all vm2
+check "  and only vm2's two" test "$(timeout 20 "$XL" vcpu-list vm2 | tail -n +2 | wc -l)" = 2
+check "xl vcpu-pin vm2 1 0 -" xl vcpu-pin vm2 1 0 -
+check "  vcpu-list shows vCPU 1 hard 0, soft all" vcpu_row vm2 1 0 all vm2
+check "  vCPU 0 unchanged" vcpu_row vm2 0 all all vm2
+check "xl vcpu-list without a domain lists every vCPU (vm1's and vm2's)" bash -c \
+	"test \$(timeout 20 '$XL' vcpu-list | tail -n +2 | awk '\$1 == \"vm1\" || \$1 == \"vm2\"' | wc -l) = 3"
+check "xl vcpu-list on a missing domain fails naming it" \
+	fails_with "xl: domain 'nosuch' does not exist" vcpu-list nosuch
+check "xl destroy vm2" xl destroy vm2
 
 check "xl destroy" xl destroy vm1
 check "vm1 is gone from xl list" bash -c "! timeout 20 '$XL' list | grep -q '^vm1 '"
