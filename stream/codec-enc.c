@@ -195,7 +195,14 @@ int strm_enc_page_data(struct strm_enc *enc, const uint64_t *pfns, uint32_t coun
 	put_le32(enc->hdr + 12, 0);
 	iov_set(&out[n++], enc->hdr, 16);
 	iov_set(&out[n++], pfns, 8 * (size_t)count);
-	for (uint32_t j = 0; j < ndata; j++)
-		iov_set(&out[n++], pages[j], 4096);
+	for (uint32_t j = 0; j < ndata; j++) {
+		/* Pages adjacent in memory share one iovec: a writer then takes
+		 * them as one run (TLS encrypts it in place of copying it). */
+		if (j && (const uint8_t *)pages[j] ==
+				 (const uint8_t *)out[n - 1].iov_base + out[n - 1].iov_len)
+			out[n - 1].iov_len += 4096;
+		else
+			iov_set(&out[n++], pages[j], 4096);
+	}
 	return n;
 }

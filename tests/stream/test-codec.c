@@ -371,6 +371,26 @@ Test(codec_enc, iovecs_reference_caller_memory)
 	strm_enc_free(enc);
 }
 
+Test(codec_enc, adjacent_pages_share_an_iovec)
+{
+	static uint8_t mem[4][4096];
+	const void *pp[4] = { mem[0], mem[1], mem[3], mem[2] };
+	uint64_t pfns[4] = { 10, 11, 13, 12 };
+	struct iovec out[STRM_ENC_IOV_MAX + 4];
+	struct strm_enc *enc;
+	int n;
+
+	cr_assert_eq(strm_enc_new(&enc), 0);
+	n = strm_enc_page_data(enc, pfns, 4, pp, out);
+	cr_assert_eq(n, 2 + 3, "header, pfns, then runs [0,1], [3], [2]");
+	cr_assert_eq(out[2].iov_base, mem[0]);
+	cr_assert_eq(out[2].iov_len, 8192);
+	cr_assert_eq(out[3].iov_base, mem[3]);
+	cr_assert_eq(out[4].iov_base, mem[2]);
+	cr_assert_eq(strm_iov_len(out, n), 16 + 4 * 8 + 4 * 4096);
+	strm_enc_free(enc);
+}
+
 Test(codec_enc, refuses_bad_arguments)
 {
 	struct strm_enc *enc;

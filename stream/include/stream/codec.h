@@ -52,8 +52,9 @@ int strm_enc_libxc_rec(struct strm_enc *enc, uint32_t type,
 /*
  * PAGE_DATA of count (1..PAGE_DATA_BATCH_MAX) entries: pfns[i] is the pfn
  * with its type in bits 63-60 (PAGE_DATA_TYPE_*); pages[j] points at the
- * 4 KiB of the j-th entry whose type carries data. out needs
- * STRM_ENC_IOV_MAX + the number of data pages entries.
+ * 4 KiB of the j-th entry whose type carries data; pages adjacent in
+ * memory come out as one iovec. out needs STRM_ENC_IOV_MAX + the number of
+ * data pages entries.
  */
 int strm_enc_page_data(struct strm_enc *enc, const uint64_t *pfns, uint32_t count,
 		       const void *const *pages, struct iovec *out);
