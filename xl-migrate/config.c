@@ -804,3 +804,18 @@ int xlm_cfg_from_json(yajl_val obj, struct hyp_dom_config *out, char *err, size_
 	*out = *d;
 	return 0;
 }
+
+int xlm_cfg_from_json_text(const char *json, struct hyp_dom_config *out, char *err, size_t errlen)
+{
+	char perr[256];
+	yajl_val root = yajl_tree_parse(json, perr, sizeof(perr));
+	int rc;
+
+	if (!root) {
+		snprintf(err, errlen, "malformed JSON config: %s", perr);
+		return -EPROTO;
+	}
+	rc = xlm_cfg_from_json(root, out, err, errlen);
+	yajl_tree_free(root);
+	return rc;
+}

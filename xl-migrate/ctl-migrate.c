@@ -1178,18 +1178,10 @@ static int rcv_config(void *opaque, const char *json, struct hyp_dom_config *cfg
 		      size_t errlen)
 {
 	struct rcv *r = opaque;
-	char perr[256];
-	yajl_val root = yajl_tree_parse(json, perr, sizeof(perr));
 	uint32_t domid;
 	bool busy;
-	int rc;
+	int rc = xlm_cfg_from_json_text(json, cfg, err, errlen);
 
-	if (!root) {
-		snprintf(err, errlen, "malformed JSON config: %s", perr);
-		return -EPROTO;
-	}
-	rc = xlm_cfg_from_json(root, cfg, err, errlen);
-	yajl_tree_free(root);
 	if (rc)
 		return rc;
 	if (strlen(cfg->name) + strlen(INCOMING_SUFFIX) >= HYP_NAME_MAX) {

@@ -205,16 +205,8 @@ static int restore_config(void *opaque, const char *json, struct hyp_dom_config 
 			  char *err, size_t errlen)
 {
 	struct job *j = opaque;
-	char perr[256];
-	yajl_val root = yajl_tree_parse(json, perr, sizeof(perr));
-	int rc;
+	int rc = xlm_cfg_from_json_text(json, cfg, err, errlen);
 
-	if (!root) {
-		snprintf(err, errlen, "malformed JSON config: %s", perr);
-		return -EPROTO;
-	}
-	rc = xlm_cfg_from_json(root, cfg, err, errlen);
-	yajl_tree_free(root);
 	if (rc)
 		return rc;
 	if (j->have_override) {

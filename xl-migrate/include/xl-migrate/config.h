@@ -87,6 +87,9 @@ int xlm_cfg_to_json(const struct hyp_dom_config *d, char **out);
  */
 int xlm_cfg_from_json(yajl_val obj, struct hyp_dom_config *out, char *err,
 		      size_t errlen);
+/* The same from JSON text (a stream's config): -EPROTO if it does not
+ * parse, "malformed JSON config: ..." in err. */
+int xlm_cfg_from_json_text(const char *json, struct hyp_dom_config *out, char *err, size_t errlen);
 
 const char *xlm_on_event_name(enum hyp_on_event e);
 void xlm_uuid_format(const uint8_t uuid[16], char out[37]);
