@@ -86,6 +86,12 @@ CFG
 	xl destroy "$name-2"
 }
 
+# refused_with FILE NAME ERE: xl restore -n NAME FILE fails saying ERE
+refused_with() {
+	! timeout 60 "$XL" restore -n "$2" "$1" 2>"$TMP/refused.err" &&
+		grep -qE -- "$3" "$TMP/refused.err"
+}
+
 refusals() { # BACKEND
 	local b=$1 f=$TMP/$1-none.save free0 err
 	free0=$(free_mib)
@@ -100,8 +106,14 @@ refusals() { # BACKEND
 	printf '\x55' | dd of="$TMP/flip2.save" bs=1 seek=300000 conv=notrunc status=none
 	check "$b: a corrupt frame is refused naming its offset" \
 		bash -c "! timeout 60 '$XL' restore -n t3 '$TMP/flip2.save' 2>'$TMP/f.err' && grep -qi 'offset' '$TMP/f.err'"
+	# A hostile xenstore key: the error names the record, the pair and the key.
+	python3 -c 'import sys; b = bytearray(open(sys.argv[1], "rb").read())
+i = b.rfind(b"memory/target\0"); b[i + 6] = 0x20; open(sys.argv[2], "wb").write(b)' \
+		"$f" "$TMP/badkey.save"
+	check "$b: a bad xenstore key is refused naming the pair and the key" \
+		refused_with "$TMP/badkey.save" t5 "EMULATOR_XENSTORE_DATA at offset [0-9]+: pair [0-9]+ at byte [0-9]+ of the pairs \\(key 'memory target'\\): key byte 6 \\(0x20\\) is not one xenstore allows"
 	check "$b: failed restores leave no domain" \
-		bash -c "! timeout 10 '$XL' list t1 t2 t3 >/dev/null 2>&1"
+		bash -c "! timeout 10 '$XL' list t1 t2 t3 t5 >/dev/null 2>&1"
 	check "$b: failed restores leave no frames behind" test "$(free_mib)" = "$free0"
 	err=$(printf 'name = "x"\nmemory = 256\nbackend = "%s"\n' "$([[ $b == kvm ]] && echo soft || echo kvm)")
 	echo "$err" >"$TMP/other.cfg"
