@@ -5,6 +5,16 @@
  * No x86 is emulated; what the workload keeps lives in guest memory, so
  * every path of the engine (dirty tracking, save, restore, migration) runs
  * on machines without /dev/kvm.
+ *
+ * vCPU 0 gets Xen's hypercall ABI as the guest kernel does: it maps
+ * shared_info at FERRY_SHARED_INFO_GPA through XENMEM_add_to_physmap, then
+ * attaches with wl_attach_xen, whose hypercalls go to hyp_hypercall on its
+ * own thread, inside vcpu_run; so the PV services (event channels, grant
+ * tables, console and xenstore rings, balloon, pingpong) run here as on kvm.
+ * Blocking is set_timer_op + SCHEDOP_block, as in the guest kernel; events
+ * are the kicked flag and shared_info's bits (no interrupts). A pause takes
+ * effect when the slice returns (a block returns at once meanwhile), so
+ * nothing is left half-done in a saved soft vCPU.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -23,6 +33,11 @@ struct soft_dom {
 	uint64_t load_have; /* bit per vCPU id */
 };
 _Static_assert(HYP_MAX_VCPUS <= 64, "soft_dom.load_have has a bit per vCPU");
+
+/* Where vCPU 0 puts XENMEM_add_to_physmap's argument, which the guest
+ * kernel keeps on its stack: soft has no page tables, so their first page
+ * is free guest memory. Cleared again afterwards. */
+#define SOFT_ARG_GPA FERRY_PGTABLE_GPA
 
 struct soft_vcpu {
 	struct hyp_vcpu *v;
@@ -82,12 +97,35 @@ static void plat_console(void *opaque, const char *s, size_t len)
 	console_put(sv->v->d, s, len);
 }
 
+/* A Xen hypercall from the workload, on the vCPU's thread. */
+static long plat_hypercall(void *opaque, unsigned long nr, unsigned long a1, unsigned long a2,
+			   unsigned long a3)
+{
+	struct soft_vcpu *sv = opaque;
+	const uint64_t arg[5] = { a1, a2, a3, 0, 0 };
+	int64_t ret = hyp_hypercall(sv->v, nr, arg);
+
+	/* The guest kernel never returns from it; the workload does, and the
+	 * vCPU stops when its slice ends, as after plat_shutdown. */
+	if (nr == __HYPERVISOR_sched_op && a1 == SCHEDOP_shutdown && !ret)
+		sv->stopped = true;
+	return (long)ret;
+}
+
+/* The guest kernel's block_until: SCHEDOP_block returns at once when an
+ * event is pending in shared_info (an evtchn notify since the workload
+ * last looked), else sleeps until the deadline, a notify or a pause. */
 static void plat_block_until(void *opaque, uint64_t deadline_ns)
 {
 	struct soft_vcpu *sv = opaque;
 
-	sv->v->timer_ns = deadline_ns;
-	vcpu_block(sv->v);
+	plat_hypercall(sv, __HYPERVISOR_set_timer_op, deadline_ns, 0, 0);
+	plat_hypercall(sv, __HYPERVISOR_sched_op, SCHEDOP_block, 0, 0);
+	/* A block that slept gave the pCPU back; the rest of the slice runs
+	 * on one again, as a kvm vCPU re-enters only with one. Refused when
+	 * paused or stopping: the slice then ends without. */
+	if (!__atomic_load_n(&sv->v->sched_running, __ATOMIC_RELAXED))
+		sched_acquire(sv->v);
 }
 
 static void plat_shutdown(void *opaque, unsigned reason)
@@ -96,6 +134,32 @@ static void plat_shutdown(void *opaque, unsigned reason)
 
 	sv->stopped = true;
 	dom_guest_shutdown(sv->v->d, reason);
+}
+
+/* What the guest kernel does at boot, through the same hypercall, so the
+ * domain records shared_info exactly as for kvm. A failure is logged and
+ * leaves the workload without PV services, as in the guest kernel. */
+static void map_shared_info(struct soft_vcpu *sv)
+{
+	static const struct xen_add_to_physmap zero;
+	const struct xen_add_to_physmap x = {
+		.domid = DOMID_SELF,
+		.space = XENMAPSPACE_shared_info,
+		.idx = 0,
+		.gpfn = FERRY_SHARED_INFO_GPA >> 12,
+	};
+	struct hyp_domain *d = sv->v->d;
+	long rc;
+
+	if (hyp_gmem_write(d, SOFT_ARG_GPA, &x, sizeof(x)))
+		rc = -XEN_EFAULT;
+	else
+		rc = plat_hypercall(sv, __HYPERVISOR_memory_op, XENMEM_add_to_physmap, SOFT_ARG_GPA,
+				    0);
+	hyp_gmem_write(d, SOFT_ARG_GPA, &zero, sizeof(zero));
+	if (rc)
+		log_err("d%u: mapping shared_info failed (%ld): the workload gets no PV services",
+			d->domid, rc);
 }
 
 static int soft_vcpu_init(struct hyp_vcpu *v)
@@ -134,19 +198,26 @@ static int soft_vcpu_run(struct hyp_vcpu *v, struct hyp_exit *ex)
 		return 0;
 	}
 	if (!sv->ctx.st) {
+		wl_hypercall_fn hc;
 		char banner[128];
 		int n;
 
-		/* Attached before a save: the workload finds its state in the
-		 * restored memory and keeps it; no second boot banner. */
+		/* Attached before a save: the workload finds its state (and
+		 * shared_info mapped) in the restored memory and keeps it; no
+		 * second boot banner. */
 		if (!sv->attached) {
 			n = snprintf(banner, sizeof(banner),
 				     "ferry-guest: booted vcpu=0 mem=%lluM on soft\n",
 				     (unsigned long long)(d->mem_bytes >> 20));
 			console_put(d, banner, (size_t)n);
+			map_shared_info(sv);
 		}
-		if (wl_attach(&sv->ctx, &sv->plat, (uintptr_t)d->hva, d->mem_bytes,
-			      d->cfg.cmdline)) {
+		/* As the guest kernel: PV services only with shared_info
+		 * where the workloads poll it (not in a stream saved before
+		 * soft had them). */
+		hc = d->shared_info_gpa == FERRY_SHARED_INFO_GPA ? plat_hypercall : NULL;
+		if (wl_attach_xen(&sv->ctx, &sv->plat, hc, (uintptr_t)d->hva, d->mem_bytes,
+				  d->cfg.cmdline)) {
 			log_err("d%u: the workload refused its command line '%s'", d->domid,
 				d->cfg.cmdline);
 			ex->kind = HYP_EXIT_CRASH;

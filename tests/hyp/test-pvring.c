@@ -3,7 +3,8 @@
  * The host side of the PV console and xenstore rings (hyp/pv.h) on a soft
  * domain: the test plays the guest, writing into the ring pages in guest
  * memory and sending on the ports through hyp_test_hypercall, as a guest's
- * doorbell would.
+ * doorbell would. The soft backend's own guest uses the same rings once
+ * it runs (Xen's hypercall ABI): the last test lets it.
  */
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -14,6 +15,7 @@
 #include "hyp/evtchn.h"
 #include "hyp/gmem.h"
 #include "hyp/pv.h"
+#include "hyp/sched.h"
 #include "hyp/xenstore.h"
 
 #define ARG_GPA 0x500000u
@@ -213,7 +215,11 @@ Test(pvring, console_input)
 		cr_assert_eq(rd32(CON(in_prod)), 6 + 1500);
 	}
 
-	/* Running: the poll (or the call itself) delivers without a notify. */
+	/* Running: the poll (or the call itself) delivers without a notify.
+	 * In a cpupool without pCPUs, so the soft guest, which would use
+	 * these rings too, never runs and the test stays the only guest. */
+	cr_assert_eq(sched_pool_create(h, "nocpus", "credit2", 0), 0);
+	cr_assert_eq(sched_pool_migrate(h, domid, "nocpus"), 0);
 	cr_assert_eq(hyp_domain_unpause(h, domid), 0);
 	cr_assert_eq(hyp_console_input(h, domid, "q", 1), 0);
 	for (int i = 0; i < 100 && rd32(CON(in_prod)) != 6 + 1500 + 1; i++)
@@ -230,6 +236,28 @@ Test(pvring, console_input)
 		cr_assert_eq(rd32(CON(out_cons)), prod + 1);
 	}
 	cr_assert_eq(hyp_domain_pause(h, domid), 0);
+}
+
+/* The soft guest itself: Xen's ABI on its vCPU thread, the console ring
+ * for its output, no xenstore behind the ring (given up), console input
+ * woken by the event channel. */
+Test(pvring, the_soft_guest_uses_the_rings)
+{
+	char line[96];
+
+	cr_assert_eq(hyp_domain_unpause(h, domid), 0);
+	snprintf(line, sizeof(line), "pv: console=ring port=%u xenstore=none port=%u domid=0\n",
+		 con_port, xs_port);
+	cr_assert(harness_wait_console(h, domid, line, 1, 30), "%s", harness_console(h, domid));
+	cr_assert(harness_wait_console(h, domid, "workload: idle", 1, 30));
+	cr_assert_eq(hyp_console_input(h, domid, "hi there\r", 9), 0);
+	cr_assert(harness_wait_console(h, domid, "console: input 'hi there'\n", 1, 30), "%s",
+		  harness_console(h, domid));
+	cr_assert(harness_wait_console(h, domid, "idle: heartbeat n=1\n", 1, 30));
+	/* Everything went through the ring: out_cons caught up. */
+	cr_assert_eq(hyp_domain_pause(h, domid), 0);
+	cr_assert_eq(rd32(CON(out_cons)), rd32(CON(out_prod)));
+	cr_assert_gt(rd32(CON(out_prod)), 0);
 }
 
 /* ---- xenstore ----------------------------------------------------------- */
