@@ -28,12 +28,10 @@
  * node to name another domain, then closes its dead port and binds the
  * new one. A pong resumed on a host without that ping waits unanswered.
  *
- * Backends: the guest kernel (kvm) passes its hypercall to wl_attach_xen.
- * The code is hosted-clean and runs in tests/guests against a fake
- * hypervisor, but ferryd's soft backend attaches with plain wl_attach (no
- * hypercalls), so there pingpong refuses to start with a console line; it
- * would need wl_attach_xen with a function calling hyp_hypercall() on the
- * vCPU, and shared_info mapped at FERRY_SHARED_INFO_GPA.
+ * Backends: both attach with wl_attach_xen: the guest kernel (kvm) passes
+ * its doorbell, ferryd's soft backend a function calling hyp_hypercall()
+ * on the vCPU's thread. The code is hosted-clean and runs in tests/guests
+ * against a fake hypervisor.
  */
 #include "pv.h"
 
