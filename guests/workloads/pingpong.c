@@ -19,14 +19,22 @@
  * Interrupts stay off: both sides poll the port's pending bit and sleep
  * in SCHEDOP_block, which returns when an event is pending.
  *
- * Migration of pong (away and back, formats/SPEC.md 5): its port comes
- * back unbound for ping (channels are host-local) and its grant frames
- * where they were, under a new domid. Ping keeps data/pingpong/peer in its
- * own area, writable by anyone; pong, seeing its resume, publishes again
- * (permissions do not travel) and writes its new domid there. Ping, whose
- * copies to the old domain fail once it is gone, waits (phase 2) for that
- * node to name another domain, then closes its dead port and binds the
- * new one. A pong resumed on a host without that ping waits unanswered.
+ * Migration (away and back, formats/SPEC.md 5): a moved domain's port
+ * comes back unbound for its old peer (channels are host-local) and its
+ * grant frames where they were, under a new domid. Each side keeps
+ * data/pingpong/peer in its own area, naming its peer and writable by
+ * anyone (permissions do not travel: each offers it again after a move),
+ * and reads it once a second; a domain it names other than the peer means
+ * the peer moved: the port is closed and set up anew for the new domid.
+ *   pong moved: seeing its resume, pong publishes again and writes its new
+ *         domid into ping's node. Ping, whose copies to the old domain fail
+ *         once it is gone, waits (phase 2) for its node to change, then
+ *         binds the new port.
+ *   ping moved: seeing its resume, ping drops its dead port and, while it
+ *         cannot bind pong's published port, writes its new domid into
+ *         pong's node; pong closes its port, grants its page to the new
+ *         domid, offers a new port and publishes; ping reads and binds it.
+ * A domain resumed on a host without its peer waits until it is back.
  *
  * Backends: both attach with wl_attach_xen: the guest kernel (kvm) passes
  * its doorbell, ferryd's soft backend a function calling hyp_hypercall()
@@ -121,31 +129,6 @@ static void publish(struct wl_ctx *ctx, uint32_t port, uint32_t gref)
 		       " (xenstore refused: give them to ping)");
 }
 
-static void pong_setup(struct wl_ctx *ctx)
-{
-	struct wl_state *st = ctx->st;
-	struct pv_state *pv = pv_gpa(ctx, PV_STATE_GPA);
-	volatile struct pp_page *pg = pv_gpa(ctx, PV_SHARE_GPA);
-	uint32_t port;
-	long rc;
-
-	if ((rc = pv_gnttab_setup(ctx)))
-		return pp_fail(ctx, "grant table set-up", rc);
-	pg->ping = 0;
-	pg->pong = 0;
-	pv_gnttab_grant(ctx, PP_GREF, st->pp_peer, PV_SHARE_GPA >> WL_PAGE_SHIFT,
-			false);
-	if ((rc = pv_evtchn_alloc_unbound(ctx, st->pp_peer, &port)))
-		return pp_fail(ctx, "EVTCHNOP_alloc_unbound", rc);
-	pv_evtchn_unmask(ctx, port);
-	st->pp_port = port;
-	st->pp_gref = PP_GREF;
-	pv->extra_port = port;
-	publish(ctx, port, PP_GREF);
-	st->pp_phase = 1;
-	st->report_ns = now_ns(ctx);
-}
-
 /* The xenstore node path as a number (at most UINT32_MAX). */
 static bool xs_num(struct wl_ctx *ctx, const char *path, uint64_t *v)
 {
@@ -174,8 +157,8 @@ static bool read_num(struct wl_ctx *ctx, uint32_t dom, const char *name,
 	return xs_num(ctx, path, v);
 }
 
-/* ping's data/pingpong/peer: anyone may write it (a moved pong names its
- * new domid there). Best effort: without it ping cannot follow a move. */
+/* Our data/pingpong/peer: anyone may write it (a moved peer names its new
+ * domid there). Best effort: without it we cannot follow a move. */
 static void offer_peer_node(struct wl_ctx *ctx)
 {
 	struct pv_state *pv = pv_gpa(ctx, PV_STATE_GPA);
@@ -189,7 +172,7 @@ static void offer_peer_node(struct wl_ctx *ctx)
 	if (pv_xs_write(ctx, "data/pingpong/peer", val) ||
 	    pv_xs_set_perms(ctx, "data/pingpong/peer", perms, 1))
 		wl_printf(ctx, "pingpong: cannot offer data/pingpong/peer: "
-			  "a moved pong will not be found\n");
+			  "a moved peer will not be found\n");
 }
 
 /* The domid in our data/pingpong/peer, 0 if none. */
@@ -202,15 +185,43 @@ static uint32_t peer_node(struct wl_ctx *ctx)
 	return (uint32_t)x;
 }
 
-/* Ping: the peer moved to domain peer; drop the dead port, bind anew. */
-static void ping_follow(struct wl_ctx *ctx, uint32_t peer)
+static void pong_setup(struct wl_ctx *ctx)
+{
+	struct wl_state *st = ctx->st;
+	struct pv_state *pv = pv_gpa(ctx, PV_STATE_GPA);
+	volatile struct pp_page *pg = pv_gpa(ctx, PV_SHARE_GPA);
+	uint32_t port;
+	long rc;
+
+	if ((rc = pv_gnttab_setup(ctx)))
+		return pp_fail(ctx, "grant table set-up", rc);
+	pg->ping = 0;
+	pg->pong = 0;
+	pv_gnttab_grant(ctx, PP_GREF, st->pp_peer, PV_SHARE_GPA >> WL_PAGE_SHIFT,
+			false);
+	if ((rc = pv_evtchn_alloc_unbound(ctx, st->pp_peer, &port)))
+		return pp_fail(ctx, "EVTCHNOP_alloc_unbound", rc);
+	pv_evtchn_unmask(ctx, port);
+	st->pp_port = port;
+	st->pp_gref = PP_GREF;
+	pv->extra_port = port;
+	offer_peer_node(ctx);
+	publish(ctx, port, PP_GREF);
+	st->pp_phase = 1;
+	st->report_ns = now_ns(ctx);
+}
+
+/* The peer moved to domain peer: drop the dead port and set up anew
+ * (ping binds, pong grants and offers). */
+static void follow(struct wl_ctx *ctx, uint32_t peer)
 {
 	struct wl_state *st = ctx->st;
 	struct pv_state *pv = pv_gpa(ctx, PV_STATE_GPA);
 	struct evtchn_close *a = pv_gpa(ctx, PV_SCRATCH_GPA);
 
-	wl_printf(ctx, "pingpong: peer is now domain %u (was %u), reconnecting\n",
-		  peer, st->pp_peer);
+	if (peer != st->pp_peer)
+		wl_printf(ctx, "pingpong: peer is now domain %u (was %u), "
+			  "reconnecting\n", peer, st->pp_peer);
 	if (st->pp_port) {
 		a->port = st->pp_port;
 		pv_hypercall(ctx, __HYPERVISOR_event_channel_op, EVTCHNOP_close,
@@ -225,16 +236,34 @@ static void ping_follow(struct wl_ctx *ctx, uint32_t peer)
 	st->pp_phase = 0;
 }
 
-/* Ping: once a second (running) or per retry (waiting), has the peer
+/* Once a second (running) or per retry (ping waiting), has the peer
  * moved? */
-static bool ping_peer_moved(struct wl_ctx *ctx)
+static bool peer_moved(struct wl_ctx *ctx)
 {
 	uint32_t peer = peer_node(ctx);
 
 	if (!peer || peer == ctx->st->pp_peer)
 		return false;
-	ping_follow(ctx, peer);
+	follow(ctx, peer);
 	return true;
+}
+
+/* Ping, not bound: make pong's data/pingpong/peer name us, in case we
+ * moved. Fails quietly where pong is not (another host). */
+static void tell_peer(struct wl_ctx *ctx)
+{
+	struct pv_state *pv = pv_gpa(ctx, PV_STATE_GPA);
+	char path[64], val[16];
+	uint64_t named;
+
+	if (!pv->domid)
+		return;
+	wl_snprintf(path, sizeof(path), "/local/domain/%u/data/pingpong/peer",
+		    ctx->st->pp_peer);
+	if (xs_num(ctx, path, &named) && named == pv->domid)
+		return;
+	wl_snprintf(val, sizeof(val), "%u", pv->domid);
+	pv_xs_write(ctx, path, val);
 }
 
 /* Pong after a resume: offer the same port and grant again under the new
@@ -247,6 +276,7 @@ static void pong_resumed(struct wl_ctx *ctx)
 
 	pv->extra_port = st->pp_port;
 	wl_printf(ctx, "pingpong: pong resumed as domain %u\n", pv->domid);
+	offer_peer_node(ctx);
 	publish(ctx, st->pp_port, st->pp_gref);
 	if (!pv->domid || !pv->xs_gpa || pv->xs_broken)
 		return;
@@ -276,6 +306,7 @@ static bool ping_setup(struct wl_ctx *ctx, uint64_t now)
 				"and gref=)", -XEN_ENOSYS);
 			return false;
 		}
+		tell_peer(ctx);
 		if (!read_num(ctx, st->pp_peer, "port", &port) ||
 		    !read_num(ctx, st->pp_peer, "gref", &gref) ||
 		    !port || port >= EVTCHN_2L_NR_CHANNELS) {
@@ -294,6 +325,10 @@ static bool ping_setup(struct wl_ctx *ctx, uint64_t now)
 			wl_printf(ctx, "pingpong: binding domain %u's port %u: "
 				  "%ld, retrying\n", st->pp_peer, st->pp_rport,
 				  rc);
+		/* Offered to our old domid (we moved): pong offers a new
+		 * one once told, so look again. */
+		if (pv->xs_gpa && !pv->xs_broken)
+			st->pp_rport = 0;
 		return false;
 	}
 	pv_evtchn_unmask(ctx, local);
@@ -416,25 +451,26 @@ void pp_slice(struct wl_ctx *ctx, uint64_t now)
 			pong_resumed(ctx);
 		} else {
 			/* Our channel came back unbound; pong's port was
-			 * offered to our old domid. Wait for a new offer. */
-			wl_printf(ctx, "pingpong: ping resumed: waiting for "
-				  "domain %u to offer its port again\n",
-				  st->pp_peer);
-			ping_follow(ctx, st->pp_peer);
+			 * offered to our old domid. Tell pong and wait for a
+			 * new offer (ping_setup). */
+			wl_printf(ctx, "pingpong: ping resumed as domain %u: "
+				  "waiting for domain %u to offer its port "
+				  "again\n", pv->domid, st->pp_peer);
+			follow(ctx, st->pp_peer);
 		}
 	}
 	if (st->pp_phase == 2) {
 		/* Ping waiting for a moved pong. */
 		if (now >= st->pp_wait_ns) {
 			st->pp_wait_ns = now + PP_RETRY_NS;
-			if (ping_peer_moved(ctx))
+			if (peer_moved(ctx))
 				return;
 		}
 		pv_block(ctx, st->pp_wait_ns);
 		return;
 	}
-	if (st->pp_phase == 1 && st->pp_role == WL_PP_PING &&
-	    now - st->report_ns >= PP_REPORT_NS && ping_peer_moved(ctx))
+	if (st->pp_phase == 1 && now - st->report_ns >= PP_REPORT_NS &&
+	    peer_moved(ctx))
 		return;
 	if (st->pp_phase == 0) {
 		if (st->pp_role == WL_PP_PONG) {

@@ -658,7 +658,7 @@ void pv_resume(struct wl_ctx *ctx)
 	st->watch_fired = 0;
 	st->cons_line.len = 0;
 	/* The old domain's ports are gone (Xen's rule for interdomain
-	 * channels over a migration); pingpong does not reconnect. */
+	 * channels over a migration); pingpong, seeing this, reconnects. */
 	st->extra_port = 0;
 	st->extra_pending = 0;
 	if (!st->cons_gpa && !st->xs_gpa)

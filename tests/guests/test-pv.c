@@ -233,6 +233,9 @@ static struct fakehv {
 	unsigned copies, bad_copies;
 	unsigned gnttab_frames;
 	uint32_t unbound_remote;
+	uint32_t closed;	/* the last port closed */
+	/* ping tests: the domid pong's port 3 is unbound for ("" = any) */
+	char pong_for[16];
 } H;
 
 static void *gp(uint64_t gpa)
@@ -438,10 +441,16 @@ static long fake_hypercall(void *opaque, unsigned long nr, unsigned long a1,
 		}
 		case EVTCHNOP_unmask:
 			return 0;
+		case EVTCHNOP_close:
+			H.closed = ((struct evtchn_close *)gp(a2))->port;
+			return 0;
 		case EVTCHNOP_bind_interdomain: {
 			struct evtchn_bind_interdomain *b = gp(a2);
+			const char *me = node_get("domid");
 
 			if (b->remote_dom != 4 || b->remote_port != 3)
+				return -XEN_EINVAL;
+			if (H.pong_for[0] && (!me || strcmp(me, H.pong_for)))
 				return -XEN_EINVAL;
 			b->local_port = 6;
 			return 0;
@@ -700,6 +709,83 @@ Test(pv_client, ping_finds_pong_in_xenstore_and_bounces, .fini = h_teardown)
 	H.now += 1100000000ull;
 	wl_run_slice(&hctx);
 	cr_assert(strstr(H.ring_con, "pingpong: round_trips="), "%s", H.ring_con);
+}
+
+/* The domain was restored or migrated: ferryd bumps resume_count. */
+static void h_resume(const char *new_domid)
+{
+	struct ferry_ctl *c = gp(FERRY_CTL_GPA);
+
+	c->magic = FERRY_CTL_MAGIC;
+	c->resume_count++;
+	node_set("domid", new_domid, strlen(new_domid));
+}
+
+Test(pv_client, pong_follows_a_moved_ping, .fini = h_teardown)
+{
+	const struct grant_entry_v1 *e;
+
+	h_setup(true, "workload=pingpong role=pong peer=9");
+	wl_run_slice(&hctx);
+	cr_assert_str_eq(node_get("data/pingpong/peer"), "9", "pong offers its peer node");
+	/* Ping resumed as domain 12 and says so in pong's node: at the next
+	 * check (once a second) pong closes its port, grants its page to 12
+	 * and offers a port for 12. */
+	node_set("data/pingpong/peer", "12", 2);
+	H.unbound_remote = 0;
+	H.now += 1100000000ull;
+	wl_run_slice(&hctx);
+	cr_assert(strstr(H.ring_con, "pingpong: peer is now domain 12 (was 9), reconnecting\n"),
+		  "%s", H.ring_con);
+	cr_assert_eq(H.closed, 5u);
+	wl_run_slice(&hctx);
+	e = gp(PV_GNTTAB_GPA);
+	cr_assert_eq(e[8].domid, 12);
+	cr_assert_eq(e[8].flags, GTF_permit_access);
+	cr_assert_eq(H.unbound_remote, 12u);
+	cr_assert_str_eq(H.perms, "data/pingpong|n7|r12|", "readable by the new ping");
+	cr_assert_str_eq(node_get("data/pingpong/port"), "5");
+}
+
+Test(pv_client, a_moved_ping_tells_pong_and_binds_again, .fini = h_teardown)
+{
+	uint64_t before;
+
+	h_setup(true, "workload=pingpong role=ping peer=4");
+	strcpy(H.pong_for, "7");
+	node_set("/local/domain/4/data/pingpong/port", "3", 1);
+	node_set("/local/domain/4/data/pingpong/gref", "8", 1);
+	node_set("/local/domain/4/data/pingpong/peer", "7", 1);
+	wl_run_slice(&hctx);
+	cr_assert(strstr(H.ring_con, "pingpong: ping port=6 bound to domain 4 port 3 gref=8\n"),
+		  "%s", H.ring_con);
+
+	/* Moved: domain 11 now. Pong's port is still offered to 7, so the
+	 * bind fails until pong follows; meanwhile ping names itself in
+	 * pong's node. */
+	h_resume("11");
+	H.now += 200000000ull;
+	wl_run_slice(&hctx);
+	cr_assert(strstr(H.ring_con, "pingpong: ping resumed as domain 11: waiting for domain 4"),
+		  "%s", H.ring_con);
+	cr_assert_eq(H.closed, 6u, "the dead port is closed");
+	cr_assert_str_eq(node_get("/local/domain/4/data/pingpong/peer"), "11");
+	cr_assert(strstr(H.ring_con, "pingpong: binding domain 4's port 3"), "%s", H.ring_con);
+	H.now += 200000000ull;
+	wl_run_slice(&hctx);
+	cr_assert_null(strstr(strstr(H.ring_con, "resumed as domain 11"), "bound to domain 4"));
+
+	/* Pong followed and offers its port to 11: ping binds and bounces. */
+	strcpy(H.pong_for, "11");
+	H.now += 200000000ull;
+	wl_run_slice(&hctx);
+	cr_assert(strstr(strstr(H.ring_con, "resumed as domain 11"),
+			 "pingpong: ping port=6 bound to domain 4 port 3 gref=8\n"),
+		  "%s", H.ring_con);
+	before = H.copies;
+	wl_run_slice(&hctx);
+	cr_assert_gt(H.copies, before, "rounds go through the grant again");
+	cr_assert_eq(H.bad_copies, 0u);
 }
 
 Test(pv_client, ping_with_port_and_gref_needs_no_xenstore, .fini = h_teardown)

@@ -7,7 +7,9 @@
 # unbound (formats/SPEC.md 5, EVTCHN) and its grant frames where they were
 # (GNTTAB); back on A, pong publishes its port again and names its new
 # domid in ping's data/pingpong/peer, and ping binds anew. A verify guest
-# moves alongside and must resume with zero mismatches each time.
+# moves alongside and must resume with zero mismatches each time. Then
+# ping moves to B and back, and the pair must exchange again (pong offers
+# its port to ping's new domid, named in pong's data/pingpong/peer).
 # Both backends: soft's workloads get Xen's hypercall ABI as the guest
 # kernel's do.
 # Usage: tests/integration/pingpong.sh BUILD_DIR
@@ -145,6 +147,21 @@ run_backend() { # BACKEND
 	mark A vm
 	check "$b: verify sweeps on A again" wait_since A vm "verify: sweep"
 	check "$b: verify found no mismatch" no_bad_since A
+
+	# Ping away and back: on B it finds no pong; back on A it names its
+	# new domid in pong's data/pingpong/peer, pong offers its port and
+	# grant to that domid and ping binds again.
+	before=$(rounds A ping)
+	move ping A B || return
+	check "$b: ping resumed on B" wait_since B ping "pingpong: ping resumed as domain"
+	n=$(rounds A pong)
+	mark A pong
+	move ping B A || return
+	check "$b: pong follows ping to its new domid $(domid A ping)" \
+		wait_since A pong "peer is now domain $(domid A ping)"
+	check "$b: ping binds pong's port again" wait_since A ping "pingpong: ping port=.* bound"
+	check "$b: ping counts round trips again (beyond $before)" rounds_above A ping "$before"
+	check "$b: pong counts round trips again (beyond $n)" rounds_above A pong "$n"
 	check "$b: nothing crashed" test -z "$(grep -l 'failed:' "$TMP"/state-*/console/guest-p*.log 2>/dev/null)"
 	for n in ping pong vm; do xlh A destroy "$n" 2>/dev/null; done
 	stop_host A
