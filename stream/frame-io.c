@@ -174,15 +174,9 @@ static int fw_writev(struct strm_io *io, const struct iovec *iov, int iovcnt)
 		while (len) {
 			size_t n;
 
-			if (f->have == 0 && len >= f->frame_size) {
-				/* A whole frame in the caller's buffer: no copy. */
-				err = emit(f, p, f->frame_size, 0);
-				if (err)
-					return err;
-				p += f->frame_size;
-				len -= f->frame_size;
-				continue;
-			}
+			/* Always through our buffer, even a whole frame: the
+			 * caller's bytes may be a running guest's pages, and the
+			 * checksum and the payload sent must read the same bytes. */
 			n = MIN(len, f->frame_size - f->have);
 			memcpy(f->buf + f->have, p, n);
 			f->have += n;
