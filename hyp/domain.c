@@ -145,6 +145,14 @@ static int check_config(struct hyp *h, const struct hyp_dom_config *c,
 			(unsigned long long)c->memory_mb, (unsigned long long)c->maxmem_mb);
 		return -FERRY_EBADCFG;
 	}
+	/* Never reachable past the pool, and its P2M and address space would
+	 * be reserved up front: 1 TiB of maxmem would cost 1 GiB at once. */
+	if (c->maxmem_mb > h->mem.nframes >> (20 - PAGE_SHIFT)) {
+		log_err("%s: maxmem %llu MiB is above this host's memory pool of %llu MiB "
+			"(ferryd --memory)", c->name, (unsigned long long)c->maxmem_mb,
+			(unsigned long long)(h->mem.nframes >> (20 - PAGE_SHIFT)));
+		return -FERRY_EBADCFG;
+	}
 	if (c->max_kb > c->maxmem_mb << 10) {
 		log_err("%s: max_kb %llu KiB is above maxmem %llu MiB", c->name,
 			(unsigned long long)c->max_kb, (unsigned long long)c->maxmem_mb);

@@ -218,6 +218,15 @@ ParameterizedTest(struct backend *backend, balloon, maxmem_ceiling_and_travel, .
 	cr_expect_eq(hyp_domain_set_maxmem(e.h, id2, 2 * MEM_MB << 10), -ERANGE);
 	cr_expect_eq(hyp_domain_set_maxmem(e.h, id2, MEM_MB << 10), 0);
 	cr_assert_eq(hyp_domain_destroy(e.h, id2), 0);
+
+	/* Past the host's pool (256 MiB here) a maxmem is refused before
+	 * anything is reserved for it. */
+	big.maxmem_mb = 1ull << 20;
+	cr_expect_eq(hyp_domain_create(e.h, &big, true, &id2), -FERRY_EBADCFG,
+		     "1 TiB of maxmem on a 256 MiB pool");
+	big.maxmem_mb = 256;
+	cr_assert_eq(hyp_domain_create(e.h, &big, true, &id2), 0, "maxmem = the pool");
+	cr_assert_eq(hyp_domain_destroy(e.h, id2), 0);
 	env_down(&e);
 }
 
