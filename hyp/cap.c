@@ -7,8 +7,9 @@
  * per period. Every run is charged to it (credit2_release_locked); with
  * the budget spent, the domain's vCPUs do not get a pCPU until the next
  * period, which refills it (an overdraft is carried over, so the average
- * holds at the cap). The scheduler's ticker ends a run that spends the
- * rest of the budget (ops->vcpu_kick), so a KVM vCPU cannot overrun.
+ * holds at the cap). The scheduler's ticker ends a run whose wall time
+ * reaches the rest of the budget (ops->vcpu_kick; the CPU time it used is
+ * at most that), so a KVM vCPU cannot overrun by more than a tick.
  */
 #include <errno.h>
 #include <pthread.h>

@@ -29,6 +29,8 @@ uint64_t sched_mono_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
 }
 
+/* The scheduler charges runs with this on v's own thread only (see the
+ * ticker); vcpu-list's read from another thread is a query. */
 uint64_t sched_thread_ns(struct hyp_vcpu *v)
 {
 	struct timespec ts;
@@ -276,8 +278,13 @@ static void *ticker(void *arg)
 			if (now - v->sched_run_wall_ns >= SCHED_TIMESLICE_NS &&
 			    credit2_has_waiter_locked(p))
 				kick = true;
-			if (d->cap && (int64_t)(sched_thread_ns(v) - v->sched_run_cpu_ns) >=
-					      d->sched_budget_ns)
+			/* Wall time since the run began bounds the CPU time it
+			 * used. Never the thread's CPU clock from here: read from
+			 * another thread while the hypervisor under this host has
+			 * taken the CPU it runs on, Linux charges it the stolen
+			 * time (and later drops the steal it cannot subtract), so
+			 * budgets went on time the guest never ran. */
+			if (d->cap && (int64_t)(now - v->sched_run_wall_ns) >= d->sched_budget_ns)
 				kick = true;
 			if (v->d->sched_pool != v->sched_pool_in)
 				kick = true;

@@ -106,7 +106,8 @@ bool credit2_acquire_locked(struct sched *s, struct hyp_vcpu *v)
 		if (!cap_may_run_locked(v->d, now)) {
 			uint64_t left = v->d->sched_period_end_ns - now;
 
-			sched_wait_locked(s, p, left < SCHED_TICK_NS ? left : SCHED_TICK_NS);
+			/* Until the refill; pause and stop are polled. */
+			sched_wait_locked(s, p, left < 5 * SCHED_TICK_NS ? left : 5 * SCHED_TICK_NS);
 			continue;
 		}
 		c = pick_cpu(s, p, v);
