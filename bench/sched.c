@@ -1,15 +1,20 @@
 // SPDX-License-Identifier: MIT
 /*
  * Scheduler figures: spinning domains (workload=spin) share one pCPU under
- * credit2. Against the issue's targets, over RUNS runs: the fairness error
- * of weights 256:512 (each domain's share of the CPU time they got
- * together against weight / sum of weights; the largest relative
- * deviation; target 10 %), the error of a lone domain capped at 25 % of
- * the pCPU (|share - 25 %| / 25 %; target 10 %), and pCPU handovers
- * (context switches) per second. Then one run of each mix in a wider
- * table, for the shape of it.
+ * credit2. Each figure twice: from the CPU time ferryd's vCPU threads got
+ * (what the scheduler charges) and from the guests' own counters (the
+ * "spin: count=N rate=R/s" each prints once a second: the work it did).
+ * Against the issue's targets, over RUNS runs: the fairness error of
+ * weights 256:512 (each domain's share of what the two got together
+ * against weight / sum of weights; the largest relative deviation; target
+ * 10 %), the error of a lone domain capped at 25 % of the pCPU (|share -
+ * 25 %| / 25 %, the counter's share being its rate against the loop's full
+ * speed measured uncapped just before and after; target 10 %), and pCPU
+ * handovers (context switches) per second. Then one run of each mix in a
+ * wider table, for the shape of it.
  * Usage: bench-sched [soft|kvm ...] [-t SECONDS] [-r RUNS]
- *        (default: soft, and kvm if /dev/kvm opens; 1 s windows, 3 runs)
+ *        (default: soft, and kvm if /dev/kvm opens; windows of 3 reports
+ *        (-t 3: about 3 s), 3 runs)
  */
 #include <math.h>
 #include <stdio.h>
@@ -18,12 +23,14 @@
 
 #include "bench.h"
 #include "common/log.h"
+#include "guests/spin-report.h"
 #include "hyp/hyp.h"
 #include "hyp/sched.h"
 
 #define MAXD 3
 #define MAX_RUNS BENCH_MAX_RUNS
 #define TARGET_ERR 10.0 /* %, both targets */
+#define MAX_REPORTS 512
 
 struct mix {
 	unsigned n;
@@ -40,14 +47,26 @@ static const struct mix mixes[] = {
 	{ 3, { 128, 256, 1024 }, 0 }, { 1, { 256 }, 25 },	   { 1, { 256 }, 50 },
 };
 
+/* By CPU time ([0]) and by the guests' counters ([1]). */
 struct result {
-	double share[MAXD]; /* % of the CPU the domains got together (cap: of
-			     * wall time) */
+	double share[2][MAXD]; /* % of what the domains got together (cap: of
+				* a pCPU) */
 	double want[MAXD];
-	double err;	    /* % */
-	double sw_s;	    /* context switches/s */
-	double busy;	    /* CPU s/s the domains got */
+	double err[2];	       /* % */
+	double sw_s;	       /* context switches/s, in the (capped) window */
+	double busy;	       /* CPU s/s the domains got, in it */
 };
+
+static int reports(struct hyp *h, uint32_t id, struct wl_spin_report *out)
+{
+	static char buf[65536 + 1];
+	size_t got = 0;
+
+	if (hyp_console_read(h, id, buf, sizeof(buf) - 1, &got))
+		return 0;
+	buf[got] = 0;
+	return wl_spin_reports(buf, out, MAX_REPORTS);
+}
 
 static double cpu_s(struct hyp *h, uint32_t id)
 {
@@ -56,7 +75,136 @@ static double cpu_s(struct hyp *h, uint32_t id)
 	return hyp_domain_info(h, id, &di) ? 0 : di.cpu_time_s;
 }
 
-static int run_mix(const char *backend, const struct mix *m, double secs, struct result *r)
+/* Waits (polling every 2 ms, 20 s at most) for report idx of the domain;
+ * its count and the domain's CPU time right after it. -1 on timeout. */
+static int at_report(struct hyp *h, uint32_t id, int idx, double *count, double *cpu)
+{
+	static struct wl_spin_report r[MAX_REPORTS];
+	double end = bench_now() + 20;
+	int n;
+
+	while ((n = reports(h, id, r)) <= idx && bench_now() < end)
+		bench_sleep(0.002);
+	*cpu = cpu_s(h, id);
+	if (n <= idx)
+		return -1;
+	*count = r[idx].count;
+	return 0;
+}
+
+/* The mean reported rate of reports [from, upto), waiting for them. */
+static double mean_rate(struct hyp *h, uint32_t id, int from, int upto)
+{
+	static struct wl_spin_report r[MAX_REPORTS];
+	double sum = 0, end = bench_now() + 20 + (upto - from);
+	int n;
+
+	while ((n = reports(h, id, r)) < upto && bench_now() < end)
+		bench_sleep(0.002);
+	if (n < upto)
+		return -1;
+	for (int i = from; i < upto; i++)
+		sum += r[i].rate;
+	return sum / (upto - from);
+}
+
+static int nreports(struct hyp *h, uint32_t id)
+{
+	static struct wl_spin_report r[MAX_REPORTS];
+
+	return reports(h, id, r);
+}
+
+/* The loop's speed per CPU second over nrep reports from report i. */
+static double full_speed(struct hyp *h, uint32_t id, int i, int nrep)
+{
+	double c0, t0, c1, t1;
+
+	if (at_report(h, id, i, &c0, &t0) || at_report(h, id, i + nrep, &c1, &t1) || t1 <= t0)
+		return -1;
+	return (c1 - c0) / (t1 - t0);
+}
+
+static void error_of(struct result *r, unsigned n)
+{
+	for (int k = 0; k < 2; k++)
+		for (unsigned i = 0; i < n; i++) {
+			double dev = 100 * fabs(r->share[k][i] - r->want[i]) / r->want[i];
+
+			if (dev > r->err[k])
+				r->err[k] = dev;
+		}
+}
+
+/* Weights: shares of what the domains got together, over nrep reports. */
+static int measure_weights(struct hyp *h, const struct mix *m, const uint32_t *id, int nrep,
+			   struct result *r)
+{
+	double c0[MAXD], rate[MAXD], total = 0, rtotal = 0, t0 = bench_now();
+	struct sched_stats s0, s1;
+	int from[MAXD];
+	unsigned wsum = 0;
+
+	sched_get_stats(h, &s0);
+	for (unsigned i = 0; i < m->n; i++) {
+		from[i] = nreports(h, id[i]);
+		c0[i] = cpu_s(h, id[i]);
+		wsum += m->w[i];
+	}
+	for (unsigned i = 0; i < m->n; i++)
+		if ((rate[i] = mean_rate(h, id[i], from[i], from[i] + nrep)) < 0)
+			return -1;
+	for (unsigned i = 0; i < m->n; i++) {
+		c0[i] = cpu_s(h, id[i]) - c0[i];
+		total += c0[i];
+		rtotal += rate[i];
+	}
+	sched_get_stats(h, &s1);
+	r->sw_s = (double)(s1.switches - s0.switches) / (bench_now() - t0);
+	r->busy = total / (bench_now() - t0);
+	for (unsigned i = 0; i < m->n; i++) {
+		r->want[i] = 100.0 * m->w[i] / wsum;
+		r->share[0][i] = total > 0 ? 100 * c0[i] / total : 0;
+		r->share[1][i] = rtotal > 0 ? 100 * rate[i] / rtotal : 0;
+	}
+	return 0;
+}
+
+/* A lone capped domain, created uncapped: full speed, then capped for
+ * nrep reports (the one straddling the change skipped), then full speed
+ * again. */
+static int measure_cap(struct hyp *h, const struct mix *m, uint32_t id, int nrep,
+		       struct result *r)
+{
+	double before, after, capped, count, cpu0, t0, cpu;
+	struct sched_stats s0, s1;
+	int n;
+
+	before = full_speed(h, id, 1, nrep);
+	if (before <= 0 || sched_credit2_set(h, id, -1, (int)m->cap))
+		return -1;
+	n = nreports(h, id) + 1;
+	if (at_report(h, id, n, &count, &cpu0))
+		return -1;
+	t0 = bench_now();
+	sched_get_stats(h, &s0);
+	capped = mean_rate(h, id, n + 1, n + 1 + nrep);
+	cpu = (cpu_s(h, id) - cpu0) / (bench_now() - t0);
+	sched_get_stats(h, &s1);
+	r->sw_s = (double)(s1.switches - s0.switches) / (bench_now() - t0);
+	r->busy = cpu;
+	if (capped < 0 || sched_credit2_set(h, id, -1, 0))
+		return -1;
+	after = full_speed(h, id, nreports(h, id) + 1, nrep);
+	if (after <= 0)
+		return -1;
+	r->want[0] = m->cap;
+	r->share[0][0] = 100 * cpu;
+	r->share[1][0] = 100 * capped / ((before + after) / 2);
+	return 0;
+}
+
+static int run_mix(const char *backend, const struct mix *m, int nrep, struct result *r)
 {
 	struct hyp_params p = {
 		.backend = backend,
@@ -66,9 +214,7 @@ static int run_mix(const char *backend, const struct mix *m, double secs, struct
 	};
 	struct hyp *h;
 	uint32_t id[MAXD];
-	double c0[MAXD], c1[MAXD], t0, t1, total = 0;
-	struct sched_stats s0, s1;
-	unsigned wsum = 0;
+	int err;
 
 	memset(r, 0, sizeof(*r));
 	if (hyp_create(&p, &h))
@@ -83,44 +229,27 @@ static int run_mix(const char *backend, const struct mix *m, double secs, struct
 		snprintf(c.cmdline, sizeof(c.cmdline), "workload=spin");
 		c.on_poweroff = c.on_reboot = c.on_crash = HYP_ON_DESTROY;
 		if (hyp_domain_create(h, &c, true, &id[i]) ||
-		    sched_credit2_set(h, id[i], (int)m->w[i], (int)m->cap)) {
+		    sched_credit2_set(h, id[i], (int)m->w[i], -1)) {
 			hyp_destroy(h);
 			return -1;
 		}
-		wsum += m->w[i];
 	}
 	for (unsigned i = 0; i < m->n; i++)
 		hyp_domain_unpause(h, id[i]);
-	bench_sleep(0.5); /* boot */
-	t0 = bench_now();
-	sched_get_stats(h, &s0);
+	/* Report 0 covers the boot. */
 	for (unsigned i = 0; i < m->n; i++)
-		c0[i] = cpu_s(h, id[i]);
-	bench_sleep(secs);
-	for (unsigned i = 0; i < m->n; i++)
-		c1[i] = cpu_s(h, id[i]);
-	sched_get_stats(h, &s1);
-	t1 = bench_now();
-	for (unsigned i = 0; i < m->n; i++)
-		total += c1[i] - c0[i];
-	/* A lone capped domain's share is of wall time; weights share what
-	 * the domains got together. */
+		if (mean_rate(h, id[i], 0, 1) < 0) {
+			hyp_destroy(h);
+			return -1;
+		}
 	if (m->n == 1 && m->cap)
-		total = t1 - t0;
-	for (unsigned i = 0; i < m->n; i++) {
-		double dev;
-
-		r->share[i] = total > 0 ? 100 * (c1[i] - c0[i]) / total : 0;
-		r->want[i] = m->n == 1 && m->cap ? m->cap : 100.0 * m->w[i] / wsum;
-		dev = 100 * fabs(r->share[i] - r->want[i]) / r->want[i];
-		if (dev > r->err)
-			r->err = dev;
-	}
-	r->sw_s = (double)(s1.switches - s0.switches) / (t1 - t0);
-	for (unsigned i = 0; i < m->n; i++)
-		r->busy += (c1[i] - c0[i]) / (t1 - t0);
+		err = measure_cap(h, m, id[0], nrep, r);
+	else
+		err = measure_weights(h, m, id, nrep, r);
+	if (!err)
+		error_of(r, m->n);
 	hyp_destroy(h);
-	return 0;
+	return err;
 }
 
 static void label(const struct mix *m, char *buf, size_t len)
@@ -133,43 +262,54 @@ static void label(const struct mix *m, char *buf, size_t len)
 		snprintf(buf + n, len - (size_t)n, " cap %u", m->cap);
 }
 
-/* The target rows: error and switches/s, median (min-max) of runs. */
+/* The target rows: share, error and switches/s by CPU time and by the
+ * guests' counters, median (min-max) of runs. */
 static void target_row(const char *backend, const char *what, const struct mix *m, int runs,
-		       double secs)
+		       int nrep)
 {
-	double err[MAX_RUNS], sw[MAX_RUNS], share[MAX_RUNS];
-	struct bench_stat e, s, sh;
+	double err[2][MAX_RUNS], share[2][MAX_RUNS], sw[MAX_RUNS];
+	struct bench_stat s;
 	int n = 0;
 
 	for (int i = 0; i < runs; i++) {
 		struct result r;
 
-		if (run_mix(backend, m, secs, &r))
+		if (run_mix(backend, m, nrep, &r))
 			continue;
-		err[n] = r.err;
-		sw[n] = r.sw_s;
-		/* The first domain's share: the one the target is about. */
-		share[n++] = r.share[0];
+		for (int k = 0; k < 2; k++) {
+			err[k][n] = r.err[k];
+			/* The first domain's share: the one the target is about. */
+			share[k][n] = r.share[k][0];
+		}
+		sw[n++] = r.sw_s;
 	}
 	if (!n) {
-		printf("%-5s %-26s cannot run\n", backend, what);
+		printf("%-5s %-24s cannot run\n", backend, what);
 		return;
 	}
-	e = bench_stat(err, n);
-	s = bench_stat(sw, n);
-	sh = bench_stat(share, n);
-	printf("%-5s %-26s %5.1f%% (%4.1f-%4.1f)  %5.2f%% (%5.2f-%6.2f)  %4.0f%%  %5.2f %-6s"
-	       "  %5.0f (%4.0f-%4.0f)\n",
-	       backend, what, sh.med, sh.min, sh.max, e.med, e.min, e.max, TARGET_ERR,
-	       e.med / TARGET_ERR, e.med <= TARGET_ERR ? "met" : "MISSED", s.med, s.min, s.max);
+	for (int k = 0; k < 2; k++) {
+		struct bench_stat e = bench_stat(err[k], n);
+
+		s = bench_stat(share[k], n);
+		printf("%-5s %-24s %-8s %5.1f%% (%4.1f-%4.1f)  %5.2f%% (%5.2f-%6.2f)  %4.0f%%  "
+		       "%5.2f %-6s",
+		       k ? "" : backend, k ? "" : what, k ? "counters" : "CPU time", s.med, s.min,
+		       s.max, e.med, e.min, e.max, TARGET_ERR, e.med / TARGET_ERR,
+		       e.med <= TARGET_ERR ? "met" : "MISSED");
+		if (!k) {
+			s = bench_stat(sw, n);
+			printf("  %5.0f (%4.0f-%4.0f)", s.med, s.min, s.max);
+		}
+		printf("\n");
+	}
 }
 
 int main(int argc, char **argv)
 {
 	const char *backends[BENCH_MAX_BACKENDS];
 	unsigned nb = 0;
-	double secs = 1;
-	int runs = 3;
+	double secs = 3;
+	int runs = 3, nrep;
 
 	log_set_level(LOG_WARN);
 	if (bench_args(argc, argv, "bench-sched [soft|kvm ...] [-t SECONDS] [-r RUNS]",
@@ -180,39 +320,46 @@ int main(int argc, char **argv)
 		if (bench_kvm_opens())
 			backends[nb++] = "kvm";
 	}
+	/* The guests report once a second. */
+	nrep = secs < 1 ? 1 : (int)lround(secs);
 
-	printf("credit2 on 1 pCPU, %.1f s windows, %d runs: median (min-max)\n", secs, runs);
-	printf("%-5s %-26s %-18s %-21s %5s  %-12s  %s\n", "back", "target", "share (want)",
-	       "error", "goal", "ratio", "context switches/s");
+	printf("credit2 on 1 pCPU, windows of %d guest reports (~%d s), %d runs: median "
+	       "(min-max)\n",
+	       nrep, nrep, runs);
+	printf("%-5s %-24s %-8s %-18s %-21s %5s  %-12s  %s\n", "back", "target", "by",
+	       "share (want)", "error", "goal", "ratio", "context switches/s");
 	for (unsigned b = 0; b < nb; b++) {
-		target_row(backends[b], "weights 256:512 (33.3%)", &weights_1_2, runs, secs);
-		target_row(backends[b], "cap 25, alone (25.0%)", &cap_25, runs, secs);
+		target_row(backends[b], "weights 256:512 (33.3%)", &weights_1_2, runs, nrep);
+		target_row(backends[b], "cap 25, alone (25.0%)", &cap_25, runs, nrep);
 	}
-	printf("share: the first domain's; error: the largest relative deviation from the "
-	       "wanted share; ratio: error / goal\n\n");
+	printf("share: the first domain's, by the CPU time its vCPU thread got and by its "
+	       "own counter; error: the largest relative deviation from the wanted share; "
+	       "ratio: error / goal\n\n");
 
-	printf("every mix, one run of %.1f s: share of the CPU the domains got (wanted), "
-	       "error, context switches/s, pCPU busy (CPU s/s)\n", secs);
-	printf("%-5s %-16s %-44s  %7s  %7s  %5s\n", "back", "mix", "shares", "error", "sw/s",
-	       "busy");
+	printf("every mix, one run: share by CPU time / by the guests' counters (wanted), "
+	       "errors, context switches/s, pCPU busy (CPU s/s)\n");
+	printf("%-5s %-16s %-50s  %14s  %6s  %5s\n", "back", "mix", "shares", "errors",
+	       "sw/s", "busy");
 	for (unsigned b = 0; b < nb; b++) {
 		for (size_t i = 0; i < sizeof(mixes) / sizeof(mixes[0]); i++) {
 			struct result r;
 			char l[64];
 
 			label(&mixes[i], l, sizeof(l));
-			if (run_mix(backends[b], &mixes[i], secs, &r)) {
+			if (run_mix(backends[b], &mixes[i], nrep, &r)) {
 				printf("%-5s %-16s cannot run this mix\n", backends[b], l);
 				continue;
 			}
 			printf("%-5s %-16s", backends[b], l);
 			for (unsigned d = 0; d < MAXD; d++) {
 				if (d < mixes[i].n)
-					printf(" %6.1f%%(%4.1f)", r.share[d], r.want[d]);
+					printf(" %4.1f/%4.1f%%(%4.1f)", r.share[0][d], r.share[1][d],
+					       r.want[d]);
 				else
-					printf(" %14s", "");
+					printf(" %16s", "");
 			}
-			printf("  %6.2f%%  %7.0f  %5.2f\n", r.err, r.sw_s, r.busy);
+			printf("  %6.2f/%6.2f%%  %6.0f  %5.2f\n", r.err[0], r.err[1], r.sw_s,
+			       r.busy);
 		}
 	}
 	return 0;
