@@ -146,8 +146,11 @@ static int check_config(struct hyp *h, const struct hyp_dom_config *c,
 		return -FERRY_EBADCFG;
 	}
 	/* Never reachable past the pool, and its P2M and address space would
-	 * be reserved up front: 1 TiB of maxmem would cost 1 GiB at once. */
-	if (c->maxmem_mb > h->mem.nframes >> (20 - PAGE_SHIFT)) {
+	 * be reserved up front: 1 TiB of maxmem would cost 1 GiB at once.
+	 * (Memory itself past the pool is "not enough memory", found before
+	 * anything is reserved.) */
+	if (c->maxmem_mb > h->mem.nframes >> (20 - PAGE_SHIFT) &&
+	    c->memory_mb <= h->mem.nframes >> (20 - PAGE_SHIFT)) {
 		log_err("%s: maxmem %llu MiB is above this host's memory pool of %llu MiB "
 			"(ferryd --memory)", c->name, (unsigned long long)c->maxmem_mb,
 			(unsigned long long)(h->mem.nframes >> (20 - PAGE_SHIFT)));
