@@ -75,21 +75,25 @@ static double cpu_s(struct hyp *h, uint32_t id)
 	return hyp_domain_info(h, id, &di) ? 0 : di.cpu_time_s;
 }
 
-/* Waits (polling every 2 ms, 20 s at most) for report idx of the domain;
- * its count and the domain's CPU time right after it. -1 on timeout. */
+/* Waits (polling every 2 ms, 20 s at most) until report idx of the domain
+ * or a later one appears, one already there when called not counting (its
+ * CPU time would be read late); the newest one's index, its count and the
+ * domain's CPU time right after it. -1 on timeout. */
 static int at_report(struct hyp *h, uint32_t id, int idx, double *count, double *cpu)
 {
 	static struct wl_spin_report r[MAX_REPORTS];
 	double end = bench_now() + 20;
-	int n;
+	int n = reports(h, id, r);
 
+	if (n > idx)
+		idx = n;
 	while ((n = reports(h, id, r)) <= idx && bench_now() < end)
 		bench_sleep(0.002);
 	*cpu = cpu_s(h, id);
 	if (n <= idx)
 		return -1;
-	*count = r[idx].count;
-	return 0;
+	*count = r[n - 1].count;
+	return n - 1;
 }
 
 /* The mean reported rate of reports [from, upto), waiting for them. */
@@ -120,7 +124,8 @@ static double full_speed(struct hyp *h, uint32_t id, int i, int nrep)
 {
 	double c0, t0, c1, t1;
 
-	if (at_report(h, id, i, &c0, &t0) || at_report(h, id, i + nrep, &c1, &t1) || t1 <= t0)
+	i = at_report(h, id, i, &c0, &t0);
+	if (i < 0 || at_report(h, id, i + nrep, &c1, &t1) < 0 || t1 <= t0)
 		return -1;
 	return (c1 - c0) / (t1 - t0);
 }
@@ -183,8 +188,8 @@ static int measure_cap(struct hyp *h, const struct mix *m, uint32_t id, int nrep
 	before = full_speed(h, id, 1, nrep);
 	if (before <= 0 || sched_credit2_set(h, id, -1, (int)m->cap))
 		return -1;
-	n = nreports(h, id) + 1;
-	if (at_report(h, id, n, &count, &cpu0))
+	n = at_report(h, id, nreports(h, id) + 1, &count, &cpu0);
+	if (n < 0)
 		return -1;
 	t0 = bench_now();
 	sched_get_stats(h, &s0);

@@ -99,20 +99,42 @@ static double host_steal_s(void)
 	return n == 8 ? (double)v[7] / (double)sysconf(_SC_CLK_TCK) : 0;
 }
 
-/* Waits for report `idx` (0-based) and returns its count and the domain's
- * CPU time read right after it appeared (within ~2 ms). */
-static void at_report(struct hyp *h, uint32_t id, int idx, double *count, double *cpu)
+/* A window in which the host lost more than STEAL_MAX of a CPU is measured
+ * again, STEAL_RETRIES times at most (the last one is judged whatever its
+ * steal): Linux charges part of the stolen time to the thread that was
+ * running (a spinner was charged 8-12 % more CPU than it executed at
+ * ~95 % steal), time the guest's counter never saw. */
+#define STEAL_MAX 0.05
+#define STEAL_RETRIES 2
+
+static bool stolen(const char *what, double steal_s, double wall_s, int tries)
+{
+	if (steal_s <= STEAL_MAX * wall_s || tries == STEAL_RETRIES)
+		return false;
+	cr_log_warn("%s: the host lost %.2f s of CPU to steal in %.1f s: measuring again", what,
+		    steal_s, wall_s);
+	return true;
+}
+
+/* Waits until report `idx` (0-based) or a later one appears; returns the
+ * newest one's index, its count and the domain's CPU time read right after
+ * it appeared (within ~2 ms). One that was there before the wait is not
+ * taken: its CPU time would be read late. */
+static int at_report(struct hyp *h, uint32_t id, int idx, double *count, double *cpu)
 {
 	struct wl_spin_report r[256];
 	double end = harness_now() + 20;
-	int n;
+	int n = spin_reports(h, id, r, 256);
 
+	if (n > idx)
+		idx = n;
 	while ((n = spin_reports(h, id, r, 256)) <= idx && harness_now() < end)
 		sleep_s(0.002);
 	*cpu = cpu_s(h, id);
 	cr_assert_gt(n, idx, "d%u: %d spin reports, waited for %d; console:\n%s", id, n,
 		     idx + 1, harness_console(h, id));
-	*count = r[idx].count;
+	*count = r[n - 1].count;
+	return n - 1;
 }
 
 /*
@@ -144,19 +166,28 @@ static void weights_1_to_2(const char *backend)
 	/* Report 0 covers the boot. */
 	mean_rate(h, ia, 0, 1, 20);
 	mean_rate(h, ib, 0, 1, 20);
-	for (int w = 0; w < WEIGHT_WINDOWS; w++) {
-		int na = nreports(h, ia), nb = nreports(h, ib);
-		double ca = cpu_s(h, ia), cb = cpu_s(h, ib), t = harness_now();
-		double st = host_steal_s(), ra, rb, cpu;
+	for (int w = 0, tries = 0; w < WEIGHT_WINDOWS; w++, tries = 0) {
+		int na, nb;
+		double ca, cb, t, st, ra, rb, cpu;
 
-		/* Reports na.. cover intervals that began at most ~1 s before
-		 * this window's start, for both alike. */
-		ra = mean_rate(h, ia, na, na + 3, 20);
-		rb = mean_rate(h, ib, nb, nb + 3, 20);
-		cpu = (cpu_s(h, ib) - cb) / (cpu_s(h, ia) - ca);
-		cr_log_info("%s weights 256:512, window %d: guest counters %.3f, CPU time %.3f "
-			    "(host steal %.2f s in %.1f s)",
-			    backend, w, rb / ra, cpu, host_steal_s() - st, harness_now() - t);
+		do {
+			na = nreports(h, ia);
+			nb = nreports(h, ib);
+			ca = cpu_s(h, ia);
+			cb = cpu_s(h, ib);
+			t = harness_now();
+			st = host_steal_s();
+			/* Reports na.. cover intervals that began at most ~1 s
+			 * before this window's start, for both alike. */
+			ra = mean_rate(h, ia, na, na + 3, 20);
+			rb = mean_rate(h, ib, nb, nb + 3, 20);
+			cpu = (cpu_s(h, ib) - cb) / (cpu_s(h, ia) - ca);
+			st = host_steal_s() - st;
+			t = harness_now() - t;
+			cr_log_info("%s weights 256:512, window %d: guest counters %.3f, CPU time "
+				    "%.3f (host steal %.2f s in %.1f s)",
+				    backend, w, rb / ra, cpu, st, t);
+		} while (stolen(backend, st, t, tries++));
 		cr_expect(rb / ra > 1.8 && rb / ra < 2.2,
 			  "%s: the guests' counters ran %.0f/s and %.0f/s: ratio %.3f, want 2 "
 			  "+- 10%% (CPU time ratio %.3f)",
@@ -183,13 +214,15 @@ ParameterizedTestParameters(sched, cap_quarter)
 	return cr_make_param_array(struct backend, backends, 2);
 }
 
-/* The loop's speed per CPU second from report i to report i + n. */
+/* The loop's speed per CPU second over n reports from report i on. */
 static double full_speed(struct hyp *h, uint32_t id, int i, int n)
 {
 	double c0, t0, c1, t1;
 
-	at_report(h, id, i, &c0, &t0);
+	i = at_report(h, id, i, &c0, &t0);
 	at_report(h, id, i + n, &c1, &t1);
+	cr_assert_gt(t1, t0, "d%u: no CPU time from report %d to %d; console:\n%s", id, i,
+		     i + n, harness_console(h, id));
 	return (c1 - c0) / (t1 - t0);
 }
 
@@ -216,14 +249,20 @@ ParameterizedTest(struct backend *backend, sched, cap_quarter, .timeout = 90)
 	cr_assert_eq(hyp_domain_set_cap(h, id, 25), 0);
 	cr_assert_eq(hyp_domain_info(h, id, &di), 0);
 	cr_expect_eq(di.cap, 25);
-	/* The report straddling the change is skipped. */
+	/* The report straddling the change is skipped; a window is reports
+	 * n + 1 .. n + 4. */
 	n = nreports(h, id) + 1;
-	at_report(h, id, n, &count, &cpu0);
-	t0 = harness_now();
-	st = host_steal_s();
-	capped = mean_rate(h, id, n + 1, n + 5, 20);
-	share = (cpu_s(h, id) - cpu0) / (harness_now() - t0);
-	st = host_steal_s() - st;
+	for (int tries = 0;; n += 5) {
+		n = at_report(h, id, n, &count, &cpu0);
+		t0 = harness_now();
+		st = host_steal_s();
+		capped = mean_rate(h, id, n + 1, n + 5, 20);
+		t0 = harness_now() - t0;
+		share = (cpu_s(h, id) - cpu0) / t0;
+		st = host_steal_s() - st;
+		if (!stolen(backend->name, st, t0, tries++))
+			break;
+	}
 	cr_expect_eq(hyp_domain_set_cap(h, id, 101), -EINVAL, "cap over 100%% x 1 vCPU");
 	cr_assert_eq(hyp_domain_set_cap(h, id, 0), 0);
 	cr_assert_eq(hyp_domain_info(h, id, &di), 0);
