@@ -99,20 +99,30 @@ static double host_steal_s(void)
 	return n == 8 ? (double)v[7] / (double)sysconf(_SC_CLK_TCK) : 0;
 }
 
-/* A window in which the host lost more than STEAL_MAX of a CPU is measured
- * again, STEAL_RETRIES times at most (the last one is judged whatever its
- * steal): Linux charges part of the stolen time to the thread that was
+/* A window in which the host lost more than STEAL_MAX of a CPU is followed
+ * by another, STEAL_RETRIES times at most, and the least stolen one is
+ * judged: Linux charges part of the stolen time to the thread that was
  * running (a spinner was charged 8-12 % more CPU than it executed at
  * ~95 % steal), time the guest's counter never saw. */
 #define STEAL_MAX 0.05
-#define STEAL_RETRIES 2
+#define STEAL_RETRIES 3
 
-static bool stolen(const char *what, double steal_s, double wall_s, int tries)
+struct window {
+	double x, y;  /* what is judged */
+	double steal; /* the share of a CPU the host lost in it */
+};
+
+/* Keeps the least stolen window so far in *best; whether to measure
+ * another. */
+static bool again(struct window *best, const struct window *w, int tries, const char *what)
 {
-	if (steal_s <= STEAL_MAX * wall_s || tries == STEAL_RETRIES)
+	if (!tries || w->steal < best->steal)
+		*best = *w;
+	if (w->steal <= STEAL_MAX || tries == STEAL_RETRIES)
 		return false;
-	cr_log_warn("%s: the host lost %.2f s of CPU to steal in %.1f s: measuring again", what,
-		    steal_s, wall_s);
+	cr_log_warn("%s: the host lost %.0f%% of a CPU to steal in that window: measuring "
+		    "another",
+		    what, 100 * w->steal);
 	return true;
 }
 
@@ -166,34 +176,30 @@ static void weights_1_to_2(const char *backend)
 	/* Report 0 covers the boot. */
 	mean_rate(h, ia, 0, 1, 20);
 	mean_rate(h, ib, 0, 1, 20);
-	for (int w = 0, tries = 0; w < WEIGHT_WINDOWS; w++, tries = 0) {
-		int na, nb;
-		double ca, cb, t, st, ra, rb, cpu;
+	for (int i = 0; i < WEIGHT_WINDOWS; i++) {
+		struct window best, w;
+		int tries = 0;
 
 		do {
-			na = nreports(h, ia);
-			nb = nreports(h, ib);
-			ca = cpu_s(h, ia);
-			cb = cpu_s(h, ib);
-			t = harness_now();
-			st = host_steal_s();
+			int na = nreports(h, ia), nb = nreports(h, ib);
+			double ca = cpu_s(h, ia), cb = cpu_s(h, ib), t = harness_now();
+			double st = host_steal_s();
+
 			/* Reports na.. cover intervals that began at most ~1 s
 			 * before this window's start, for both alike. */
-			ra = mean_rate(h, ia, na, na + 3, 20);
-			rb = mean_rate(h, ib, nb, nb + 3, 20);
-			cpu = (cpu_s(h, ib) - cb) / (cpu_s(h, ia) - ca);
-			st = host_steal_s() - st;
-			t = harness_now() - t;
+			w.x = mean_rate(h, ib, nb, nb + 3, 20) / mean_rate(h, ia, na, na + 3, 20);
+			w.y = (cpu_s(h, ib) - cb) / (cpu_s(h, ia) - ca);
+			w.steal = (host_steal_s() - st) / (harness_now() - t);
 			cr_log_info("%s weights 256:512, window %d: guest counters %.3f, CPU time "
-				    "%.3f (host steal %.2f s in %.1f s)",
-				    backend, w, rb / ra, cpu, st, t);
-		} while (stolen(backend, st, t, tries++));
-		cr_expect(rb / ra > 1.8 && rb / ra < 2.2,
-			  "%s: the guests' counters ran %.0f/s and %.0f/s: ratio %.3f, want 2 "
-			  "+- 10%% (CPU time ratio %.3f)",
-			  backend, ra, rb, rb / ra, cpu);
-		cr_expect(cpu > 1.8 && cpu < 2.2, "%s: CPU time ratio %.3f, want 2 +- 10%%",
-			  backend, cpu);
+				    "%.3f (host steal %.0f%% of a CPU)",
+				    backend, i, w.x, w.y, 100 * w.steal);
+		} while (again(&best, &w, tries++, backend));
+		cr_expect(best.x > 1.8 && best.x < 2.2,
+			  "%s: the guests' counters ran at a ratio of %.3f, want 2 +- 10%% (CPU "
+			  "time ratio %.3f, host steal %.0f%% of a CPU)",
+			  backend, best.x, best.y, 100 * best.steal);
+		cr_expect(best.y > 1.8 && best.y < 2.2, "%s: CPU time ratio %.3f, want 2 +- 10%%",
+			  backend, best.y);
 	}
 	hyp_destroy(h);
 }
@@ -239,9 +245,10 @@ ParameterizedTest(struct backend *backend, sched, cap_quarter, .timeout = 90)
 	struct hyp *h = sched_hyp(backend->name, 1);
 	struct hyp_dom_config c = harness_cfg("capped", 32, "workload=spin");
 	struct hyp_dom_info di;
-	double before, after, full, capped, share, cpu0, t0, st, count;
+	double before, after, full, count;
+	struct window best, w;
 	uint32_t id;
-	int n;
+	int n, tries = 0;
 
 	cr_assert_eq(hyp_domain_create(h, &c, false, &id), 0);
 	/* Report 0 covers the boot. */
@@ -250,19 +257,20 @@ ParameterizedTest(struct backend *backend, sched, cap_quarter, .timeout = 90)
 	cr_assert_eq(hyp_domain_info(h, id, &di), 0);
 	cr_expect_eq(di.cap, 25);
 	/* The report straddling the change is skipped; a window is reports
-	 * n + 1 .. n + 4. */
+	 * n + 1 .. n + 4, its CPU time read from report n to report n + 4. */
 	n = nreports(h, id) + 1;
-	for (int tries = 0;; n += 5) {
+	do {
+		double cpu0, t, st;
+
 		n = at_report(h, id, n, &count, &cpu0);
-		t0 = harness_now();
+		t = harness_now();
 		st = host_steal_s();
-		capped = mean_rate(h, id, n + 1, n + 5, 20);
-		t0 = harness_now() - t0;
-		share = (cpu_s(h, id) - cpu0) / t0;
-		st = host_steal_s() - st;
-		if (!stolen(backend->name, st, t0, tries++))
-			break;
-	}
+		w.x = mean_rate(h, id, n + 1, n + 5, 20);
+		t = harness_now() - t;
+		w.y = (cpu_s(h, id) - cpu0) / t;
+		w.steal = (host_steal_s() - st) / t;
+		n += 5;
+	} while (again(&best, &w, tries++, backend->name));
 	cr_expect_eq(hyp_domain_set_cap(h, id, 101), -EINVAL, "cap over 100%% x 1 vCPU");
 	cr_assert_eq(hyp_domain_set_cap(h, id, 0), 0);
 	cr_assert_eq(hyp_domain_info(h, id, &di), 0);
@@ -271,14 +279,17 @@ ParameterizedTest(struct backend *backend, sched, cap_quarter, .timeout = 90)
 	full = (before + after) / 2;
 	cr_log_info("%s cap 25: guest counter %.1f%% of full speed (%.0f/s of %.0f and %.0f "
 		    "per CPU second before and after), CPU time %.1f%% of a pCPU (host steal "
-		    "%.2f s)",
-		    backend->name, 100 * capped / full, capped, before, after, 100 * share, st);
-	cr_expect(capped / full > 0.225 && capped / full < 0.275,
+		    "%.0f%% of a CPU)",
+		    backend->name, 100 * best.x / full, best.x, before, after, 100 * best.y,
+		    100 * best.steal);
+	cr_expect(best.x / full > 0.225 && best.x / full < 0.275,
 		  "%s cap 25: the guest's counter ran at %.1f%% of its full speed (%.0f/s of "
-		  "%.0f and %.0f), want 25 +- 10 %% (CPU time %.1f%%)",
-		  backend->name, 100 * capped / full, capped, before, after, 100 * share);
-	cr_expect(share > 0.225 && share < 0.275, "%s cap 25: %.1f%% of a pCPU", backend->name,
-		  100 * share);
+		  "%.0f and %.0f), want 25 +- 10 %% (CPU time %.1f%%, host steal %.0f%% of a "
+		  "CPU)",
+		  backend->name, 100 * best.x / full, best.x, before, after, 100 * best.y,
+		  100 * best.steal);
+	cr_expect(best.y > 0.225 && best.y < 0.275, "%s cap 25: %.1f%% of a pCPU", backend->name,
+		  100 * best.y);
 	hyp_destroy(h);
 }
 
