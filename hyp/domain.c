@@ -136,6 +136,8 @@ static void stop_vcpus(struct hyp_domain *d)
 static int check_config(struct hyp *h, const struct hyp_dom_config *c,
 			const struct hyp_exec_ops **ops)
 {
+	uint64_t pool_mb = h->mem.nframes >> (20 - PAGE_SHIFT);
+
 	if (!c->name[0]) {
 		log_err("domain config has no name");
 		return -FERRY_EBADCFG;
@@ -149,11 +151,10 @@ static int check_config(struct hyp *h, const struct hyp_dom_config *c,
 	 * be reserved up front: 1 TiB of maxmem would cost 1 GiB at once.
 	 * (Memory itself past the pool is "not enough memory", found before
 	 * anything is reserved.) */
-	if (c->maxmem_mb > h->mem.nframes >> (20 - PAGE_SHIFT) &&
-	    c->memory_mb <= h->mem.nframes >> (20 - PAGE_SHIFT)) {
+	if (c->maxmem_mb > pool_mb && c->memory_mb <= pool_mb) {
 		log_err("%s: maxmem %llu MiB is above this host's memory pool of %llu MiB "
 			"(ferryd --memory)", c->name, (unsigned long long)c->maxmem_mb,
-			(unsigned long long)(h->mem.nframes >> (20 - PAGE_SHIFT)));
+			(unsigned long long)pool_mb);
 		return -FERRY_EBADCFG;
 	}
 	if (c->max_kb > c->maxmem_mb << 10) {
