@@ -69,25 +69,41 @@ static inline bool bench_kvm_opens(void)
 #define BENCH_MAX_RUNS 9
 #define BENCH_MAX_BACKENDS 4
 
+/* -h or --help anywhere: the usage line on stdout, and exit. */
+static inline void bench_help(int argc, char **argv, const char *usage)
+{
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+			printf("usage: %s\n", usage);
+			exit(0);
+		}
+	}
+}
+
 /*
  * The command line the in-process benches share: [-t SECONDS] [-r RUNS]
  * and backend names (or, with backends NULL, one other word into *other).
  * *secs and *runs hold the defaults on entry. Prints the usage and returns
- * -1 for a bad value.
+ * -1 for a bad value or an unknown option; -h or --help exits with it.
  */
 static inline int bench_args(int argc, char **argv, const char *usage, double *secs,
 			     int *runs, const char **backends, unsigned *nb,
 			     const char **other)
 {
+	bench_help(argc, argv, usage);
 	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "-t") && i + 1 < argc)
+		if (!strcmp(argv[i], "-t") && i + 1 < argc) {
 			*secs = atof(argv[++i]);
-		else if (!strcmp(argv[i], "-r") && i + 1 < argc)
+		} else if (!strcmp(argv[i], "-r") && i + 1 < argc) {
 			*runs = atoi(argv[++i]);
-		else if (backends && *nb < BENCH_MAX_BACKENDS)
+		} else if (argv[i][0] == '-') {
+			fprintf(stderr, "unknown option %s\nusage: %s\n", argv[i], usage);
+			return -1;
+		} else if (backends && *nb < BENCH_MAX_BACKENDS) {
 			backends[(*nb)++] = argv[i];
-		else if (other)
+		} else if (other) {
 			*other = argv[i];
+		}
 	}
 	if (*runs < 1 || *runs > BENCH_MAX_RUNS || *secs <= 0) {
 		fprintf(stderr, "usage: %s (RUNS 1-%d)\n", usage, BENCH_MAX_RUNS);

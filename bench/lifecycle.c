@@ -15,6 +15,7 @@
 
 #include "common/log.h"
 #include "hyp/hyp.h"
+#include "bench.h"
 
 #define RUNS 5
 #define NDOMS 4
@@ -156,6 +157,8 @@ int main(int argc, char **argv)
 	static const char *const all[] = { "kvm", "soft" };
 	int err = 0;
 
+	bench_help(argc, argv,
+		   "bench-lifecycle [kvm|soft ...]   (default: every backend that runs)");
 	log_set_level(LOG_WARN);
 	if (argc > 1) {
 		for (int i = 1; i < argc; i++)

@@ -31,6 +31,7 @@
 #include "hyp/gmem.h"
 #include "hyp/hyp.h"
 #include "logdirty/logdirty.h"
+#include "bench.h"
 
 #define MEM_MB 1024ull
 #define WS_MB (MEM_MB / 10)
@@ -402,6 +403,7 @@ int main(int argc, char **argv)
 	static const char *const all[] = { "raw", "kvm-bitmap", "kvm-ring", "wp" };
 	int n = argc > 1 ? argc - 1 : 4;
 
+	bench_help(argc, argv, "bench-logdirty [kvm-bitmap|kvm-ring|wp|raw]...   (default: all)");
 	log_set_level(LOG_WARN);
 	for (int i = 0; i < n; i++) {
 		const char *b = argc > 1 ? argv[i + 1] : all[i];

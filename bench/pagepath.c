@@ -36,7 +36,9 @@
 #include "common/log.h"
 #include "stream/io.h"
 #include "stream/net.h"
+#include "bench.h"
 
+#define USAGE	"bench-pagepath [RUNS (3; 1-50)] [GiB (1)] [PATH (one path only: tls, lz4+tls...)]"
 #define PG	4096u
 #define BATCH	64u /* pages per write: 256 KiB of guest memory */
 #define END_PFN UINT64_MAX
@@ -380,8 +382,9 @@ int main(int argc, char **argv)
 	uint64_t nzero;
 	size_t bytes;
 
+	bench_help(argc, argv, USAGE);
 	if (runs < 1 || runs > 50 || gib <= 0 || gib > 16) {
-		fprintf(stderr, "usage: %s [RUNS (1-50)] [GiB]\n", argv[0]);
+		fprintf(stderr, "usage: %s\n", USAGE);
 		return 2;
 	}
 	log_set_level(LOG_WARN);

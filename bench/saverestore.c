@@ -24,6 +24,7 @@
 #include "hyp/hyp.h"
 #include "migrate/save.h"
 #include "restore/restore.h"
+#include "bench.h"
 
 static double now(void)
 {
@@ -232,6 +233,7 @@ int main(int argc, char **argv)
 	const char *dir = argc > 1 ? argv[1] : "/var/tmp";
 	int err = 0;
 
+	bench_help(argc, argv, "bench-saverestore [DIR]   (default /var/tmp)");
 	log_set_level(LOG_WARN);
 	printf("limits on this machine: memcpy %.2f GiB/s, disk write+fsync %.2f GiB/s (%s)\n",
 	       memcpy_gibs(), disk_gibs(dir), dir);
