@@ -8,32 +8,24 @@
 # kernel's do.
 # Usage: tests/integration/balloon.sh BUILD_DIR  (KEEP=1 keeps its temp dir)
 set -euo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/lib.bash"
 
 BUILD=${1:?usage: $0 BUILD_DIR}
 BUILD=$(cd "$BUILD" && pwd)
 XL="$BUILD/xl"
 FERRYD="$BUILD/ferryd"
 TMP=$(mktemp -d /tmp/ferry-balloon.XXXXXX)
-passed=0
-failed=0
-skipped=0
 ferryd_pid=
 
 cleanup() {
-	if [[ -n "$ferryd_pid" ]] && kill -0 "$ferryd_pid" 2>/dev/null; then
-		kill -TERM "$ferryd_pid" 2>/dev/null || true
-		wait "$ferryd_pid" 2>/dev/null || true
-	fi
+	stop_ferryd
 	[[ -n "${KEEP:-}" ]] || rm -rf "$TMP"
 }
 trap cleanup EXIT
 
+# lib.bash's, naming the backend B
 ok() { passed=$((passed + 1)); echo "ok   - ${B:+$B: }$*"; }
 not_ok() { failed=$((failed + 1)); echo "FAIL - ${B:+$B: }$*"; }
-check() { # check DESCRIPTION COMMAND...
-	local what=$1; shift
-	if "$@"; then ok "$what"; else not_ok "$what"; fi
-}
 xl() { timeout 30 "$XL" "$@"; }
 fails() { ! xl "$@" >"$TMP/refused.out" 2>&1; }
 free_mb() { xl info | awk '$1 == "free_memory" { print $3 }'; }
@@ -69,12 +61,10 @@ extra = "workload=verify ws=8M rate=4M"
 CFG
 
 start_ferryd() { # BACKEND RUN_DIR STATE_DIR: started, its socket there
-	local i
 	timeout 1200 "$FERRYD" --foreground --backend "$1" --memory 1G \
 		--run-dir "$2" --state-dir "$3" >"$TMP/ferryd-$1.out" 2>&1 &
 	ferryd_pid=$!
-	for ((i = 0; i < 100; i++)); do [[ -S "$FERRY_SOCKET" ]] && return 0; sleep 0.1; done
-	return 1
+	wait_socket "$FERRY_SOCKET"
 }
 
 run_backend() { # BACKEND
@@ -158,9 +148,8 @@ run_backend() { # BACKEND
 }
 
 for b in ${FERRY_TEST_BACKENDS:-soft kvm}; do
-	if [[ $b == kvm ]] && ! python3 -c 'import os; os.close(os.open("/dev/kvm", os.O_RDWR))' 2>/dev/null; then
-		skipped=$((skipped + 1))
-		echo "skip - kvm: /dev/kvm is not usable here"
+	if [[ $b == kvm ]] && ! kvm_usable; then
+		skip "kvm: /dev/kvm is not usable here"
 		continue
 	fi
 	f0=$failed B=$b

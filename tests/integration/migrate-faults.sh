@@ -23,6 +23,7 @@
 #  6. an expired server certificate, and one naming another host
 # Usage: tests/integration/migrate-faults.sh BUILD_DIR
 set -uo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/lib.bash"
 
 BUILD=$(cd "${1:?usage: $0 BUILD_DIR}" && pwd)
 XL="$BUILD/xl"
@@ -31,96 +32,18 @@ TMP=$(mktemp -d /tmp/ferry-migfault.XXXXXX)
 A_ADDR=127.0.0.2 B_ADDR=127.0.0.3
 A_PORT=8102 B_PORT=8103 PX_PORT=8104
 declare -A PID=() ADDR=([A]=$A_ADDR [B]=$B_ADDR) PORTS=([A]=$A_PORT [B]=$B_PORT)
-passed=0 failed=0 skipped=0
 NAME=fvm
 VERIFY_PAGES=16384 # ws=64M
 PXPID=
 
 cleanup() {
 	proxy_stop
-	for n in "${!PID[@]}"; do stop_host "$n"; done
+	stop_hosts
 	[[ -n "${KEEP_TMP:-}" ]] && echo "# kept $TMP" || rm -rf "$TMP"
 }
 trap cleanup EXIT
 
-ok() { passed=$((passed + 1)); echo "ok   - $*"; }
-not_ok() { failed=$((failed + 1)); echo "FAIL - $*"; }
-skip() { skipped=$((skipped + 1)); echo "skip - $*"; }
 fails() { ! "$@"; }
-check() { local what=$1; shift; if "$@"; then ok "$what"; else not_ok "$what"; fi; }
-sock() { echo "$TMP/run-$1/ferryd.sock"; }
-xlh() { local h=$1; shift; timeout 120 "$XL" -S "$(sock "$h")" "$@"; }
-exists() { xlh "$1" list "$2" >/dev/null 2>&1; }
-absent() { ! exists "$1" "$2"; }
-state() { xlh "$1" list "$2" 2>/dev/null | awk 'NR == 2 { print $5 }'; }
-running() { [[ "$(state "$1" "$2")" =~ ^(r|-b) ]]; }
-clean_on() {
-	local i
-	for ((i = 0; i < 50; i++)); do
-		if absent "$1" "$NAME" && absent "$1" "$NAME--incoming" &&
-			absent "$1" "$NAME--migratedaway"; then
-			return 0
-		fi
-		sleep 0.2
-	done
-	return 1
-}
-copies() {
-	local n=0 h
-	for h in A B; do
-		[[ -S "$(sock $h)" ]] || continue
-		running "$h" "$NAME" && n=$((n + 1))
-	done
-	echo $n
-}
-
-# Console logs are append-only files; a migrated-in domain writes to the
-# log of the name it was created under (NAME--incoming), so both count.
-# mark HOST: remember their sizes; since HOST: what was written after.
-conlogs() { ls "$TMP/state-$1/console/guest-$NAME.log" "$TMP/state-$1/console/guest-$NAME--"*.log 2>/dev/null; }
-declare -A MARK=()
-mark() {
-	local f
-	for f in $(conlogs "$1"); do MARK[$f]=$(stat -c %s "$f"); done
-}
-since() {
-	local f
-	for f in $(conlogs "$1"); do tail -c +$((${MARK[$f]:-0} + 1)) "$f"; done
-}
-# wait_since HOST PATTERN: up to 30 s for a line matching PATTERN after the mark
-wait_since() {
-	local i
-	for ((i = 0; i < 150; i++)); do
-		since "$1" | grep -q -- "$2" && return 0
-		sleep 0.2
-	done
-	return 1
-}
-no_bad_since() { ! since "$1" | grep -Eq 'verify: mismatch|mismatches=[1-9]'; }
-
-start_host() { # NAME BACKEND TLSDIR [extra ferryd flags]
-	local n=$1 b=$2 tls=$3 i
-	shift 3
-	rm -f "$(sock "$n")"
-	timeout 900 "$FERRYD" --foreground --backend "$b" --memory 2G \
-		--run-dir "$TMP/run-$n" --state-dir "$TMP/state-$n" \
-		--listen "${ADDR[$n]}:${PORTS[$n]}" --tls-dir "$tls" "$@" >>"$TMP/ferryd-$n.out" 2>&1 &
-	PID[$n]=$!
-	for ((i = 0; i < 100; i++)); do [[ -S "$(sock "$n")" ]] && return 0; sleep 0.1; done
-	return 1
-}
-stop_host() {
-	[[ -n "${PID[$1]:-}" ]] || return 0
-	kill -TERM "${PID[$1]}" 2>/dev/null
-	wait "${PID[$1]}" 2>/dev/null
-	unset "PID[$1]"
-}
-# reap a ferryd something else killed (the proxy's kill -9)
-reap_host() {
-	wait "${PID[$1]}" 2>/dev/null
-	unset "PID[$1]"
-	rm -f "$(sock "$1")"
-}
 
 # migrate FROM HOST:PORT [options]: report in $TMP/report.json, errors in $TMP/migrate.err
 migrate() {
@@ -128,7 +51,6 @@ migrate() {
 	shift 2
 	xlh "$from" migrate --json "$@" "$NAME" "$to" >"$TMP/report.json" 2>"$TMP/migrate.err"
 }
-err_has() { grep -qi -- "$1" "$TMP/migrate.err"; }
 json_ok() { python3 -c 'import json,sys; json.load(sys.stdin)' <"$TMP/report.json" 2>/dev/null; }
 json_get() { python3 -c 'import json,sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1" <"$TMP/report.json" 2>/dev/null; }
 
@@ -662,7 +584,7 @@ elif ! expired_cert "$TMP/tls" $B_ADDR "$TMP/tls-expired" ||
 fi
 T0=$SECONDS
 for b in ${FERRY_TEST_BACKENDS:-soft kvm}; do
-	if [[ $b == kvm ]] && ! python3 -c 'import os,fcntl; os.close(os.open("/dev/kvm", os.O_RDWR))' 2>/dev/null; then
+	if [[ $b == kvm ]] && ! kvm_usable; then
 		skip "kvm: /dev/kvm is not usable here"
 		continue
 	fi

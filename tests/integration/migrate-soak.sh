@@ -24,6 +24,7 @@
 # per migration still fails.
 # Usage: tests/integration/migrate-soak.sh BUILD_DIR  (MIGRATIONS=N to change the ten)
 set -uo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/lib.bash"
 
 BUILD=$(cd "${1:?usage: $0 BUILD_DIR}" && pwd)
 XL="$BUILD/xl"
@@ -31,7 +32,6 @@ FERRYD="$BUILD/ferryd"
 TMP=$(mktemp -d /tmp/ferry-migsoak.XXXXXX)
 A_ADDR=127.0.0.2 B_ADDR=127.0.0.3
 declare -A PID=() ADDR=([A]=$A_ADDR [B]=$B_ADDR) PORTS=([A]=8202 [B]=8203)
-passed=0 failed=0 skipped=0
 NAME=svm
 VERIFY_PAGES=16384 # ws=64M
 MIGRATIONS=${MIGRATIONS:-10}
@@ -39,76 +39,11 @@ WARMUP=${WARMUP:-5} # round trips before the baseline
 RSS_SLACK_KIB=8192
 
 cleanup() {
-	for n in "${!PID[@]}"; do stop_host "$n"; done
+	stop_hosts
 	[[ -n "${KEEP_TMP:-}" ]] && echo "# kept $TMP" || rm -rf "$TMP"
 }
 trap cleanup EXIT
 
-ok() { passed=$((passed + 1)); echo "ok   - $*"; }
-not_ok() { failed=$((failed + 1)); echo "FAIL - $*"; }
-skip() { skipped=$((skipped + 1)); echo "skip - $*"; }
-check() { local what=$1; shift; if "$@"; then ok "$what"; else not_ok "$what"; fi; }
-sock() { echo "$TMP/run-$1/ferryd.sock"; }
-xlh() { local h=$1; shift; timeout 120 "$XL" -S "$(sock "$h")" "$@"; }
-exists() { xlh "$1" list "$2" >/dev/null 2>&1; }
-absent() { ! exists "$1" "$2"; }
-state() { xlh "$1" list "$2" 2>/dev/null | awk 'NR == 2 { print $5 }'; }
-running() { [[ "$(state "$1" "$2")" =~ ^(r|-b) ]]; }
-clean_on() {
-	local i
-	for ((i = 0; i < 50; i++)); do
-		if absent "$1" "$NAME" && absent "$1" "$NAME--incoming" &&
-			absent "$1" "$NAME--migratedaway"; then
-			return 0
-		fi
-		sleep 0.2
-	done
-	return 1
-}
-copies() {
-	local n=0 h
-	for h in A B; do running "$h" "$NAME" && n=$((n + 1)); done
-	echo $n
-}
-
-# Console logs are append-only; a migrated-in domain writes to the log of
-# the name it was created under (NAME--incoming).
-conlogs() { ls "$TMP/state-$1/console/guest-$NAME.log" "$TMP/state-$1/console/guest-$NAME--"*.log 2>/dev/null; }
-declare -A MARK=()
-mark() {
-	local f
-	for f in $(conlogs "$1"); do MARK[$f]=$(stat -c %s "$f"); done
-}
-since() {
-	local f
-	for f in $(conlogs "$1"); do tail -c +$((${MARK[$f]:-0} + 1)) "$f"; done
-}
-wait_since() {
-	local i
-	for ((i = 0; i < 150; i++)); do
-		since "$1" | grep -q -- "$2" && return 0
-		sleep 0.2
-	done
-	return 1
-}
-no_bad_since() { ! since "$1" | grep -Eq 'verify: mismatch|mismatches=[1-9]'; }
-
-start_host() { # NAME BACKEND
-	local n=$1 b=$2 i
-	rm -f "$(sock "$n")"
-	timeout 900 ${FERRYD_WRAP:-} "$FERRYD" --foreground --backend "$b" --memory 2G \
-		--run-dir "$TMP/run-$n" --state-dir "$TMP/state-$n" \
-		--listen "${ADDR[$n]}:${PORTS[$n]}" --tls-dir "$TMP/tls" >>"$TMP/ferryd-$n.out" 2>&1 &
-	PID[$n]=$!
-	for ((i = 0; i < 100; i++)); do [[ -S "$(sock "$n")" ]] && return 0; sleep 0.1; done
-	return 1
-}
-stop_host() {
-	[[ -n "${PID[$1]:-}" ]] || return 0
-	kill -TERM "${PID[$1]}" 2>/dev/null
-	wait "${PID[$1]}" 2>/dev/null
-	unset "PID[$1]"
-}
 dpid() { cat "$TMP/run-$1/ferryd.pid"; } # ferryd itself, not timeout(1)
 
 # figures HOST: "FDS THREADS VMRSS_KIB RSSANON_KIB"
@@ -200,7 +135,7 @@ timeout 60 "$XL" tls-setup --dir "$TMP/tls" --host $A_ADDR --host $B_ADDR 2>/dev
 	{ echo "xl tls-setup failed"; exit 1; }
 T0=$SECONDS
 for b in ${FERRY_TEST_BACKENDS:-soft kvm}; do
-	if [[ $b == kvm ]] && ! python3 -c 'import os; os.close(os.open("/dev/kvm", os.O_RDWR))' 2>/dev/null; then
+	if [[ $b == kvm ]] && ! kvm_usable; then
 		skip "kvm: /dev/kvm is not usable here"
 		continue
 	fi

@@ -8,6 +8,7 @@
 # domain running on A; afterwards exactly one copy runs.
 # Usage: tests/integration/migrate.sh BUILD_DIR
 set -uo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/lib.bash"
 
 BUILD=$(cd "${1:?usage: $0 BUILD_DIR}" && pwd)
 XL="$BUILD/xl"
@@ -16,22 +17,16 @@ TMP=$(mktemp -d /tmp/ferry-migrate.XXXXXX)
 PORT=$((20000 + RANDOM % 20000))
 A_ADDR=127.0.0.2 B_ADDR=127.0.0.3
 declare -A PID=()
-passed=0 failed=0 skipped=0
 NAME=mvm
 VERIFY_PAGES=65536 # ws=256M
 
 cleanup() {
-	for n in "${!PID[@]}"; do stop_host "$n"; done
+	stop_hosts
 	rm -rf "$TMP"
 }
 trap cleanup EXIT
 
-ok() { passed=$((passed + 1)); echo "ok   - $*"; }
-not_ok() { failed=$((failed + 1)); echo "FAIL - $*"; }
 fails() { ! "$@"; }
-check() { local what=$1; shift; if "$@"; then ok "$what"; else not_ok "$what"; fi; }
-sock() { echo "$TMP/run-$1/ferryd.sock"; }
-xlh() { local h=$1; shift; timeout 120 "$XL" -S "$(sock "$h")" "$@"; }
 console() { timeout 2 "$XL" -S "$(sock "$1")" console "$2" 2>/dev/null; }
 # wait_console HOST DOMAIN PATTERN COUNT: up to 30 s for COUNT matching lines
 # wait_console HOST DOMAIN PATTERN COUNT: up to 120 s (wall clock: each
@@ -44,60 +39,26 @@ wait_console() {
 	done
 	return 1
 }
-exists() { xlh "$1" list "$2" >/dev/null 2>&1; }
-absent() { ! exists "$1" "$2"; }
-# state HOST DOMAIN: the xl list state column
-state() { xlh "$1" list "$2" 2>/dev/null | awk 'NR == 2 { print $5 }'; }
-running() { [[ "$(state "$1" "$2")" =~ ^(r|-b) ]]; }
 no_mismatch() { ! console "$1" "$2" | grep -q 'verify: mismatch'; }
 sweeps() { console "$1" "$2" | grep -c 'verify: sweep'; }
-# Nothing of NAME on HOST: no NAME, NAME--incoming or NAME--migratedaway.
-clean_on() {
-	local i
-	for ((i = 0; i < 50; i++)); do
-		if absent "$1" "$NAME" && absent "$1" "$NAME--incoming" &&
-			absent "$1" "$NAME--migratedaway"; then
-			return 0
-		fi
-		sleep 0.2
-	done
-	return 1
-}
-# How many hosts run NAME (live ferryds only).
-copies() {
-	local n=0 h
-	for h in A B; do
-		[[ -S "$(sock $h)" ]] || continue
-		running "$h" "$NAME" && n=$((n + 1))
-	done
-	echo $n
-}
 
+# Not lib.bash's: both hosts listen on PORT, memory and address given.
 start_host() { # NAME ADDR BACKEND MEMORY TLSDIR [extra ferryd flags]
-	local n=$1 addr=$2 b=$3 mem=$4 tls=$5 i
+	local n=$1 addr=$2 b=$3 mem=$4 tls=$5
 	shift 5
 	rm -f "$(sock "$n")"
 	timeout 1200 "$FERRYD" --foreground --backend "$b" --memory "$mem" \
 		--run-dir "$TMP/run-$n" --state-dir "$TMP/state-$n" \
 		--listen "$addr:$PORT" --tls-dir "$tls" "$@" >>"$TMP/ferryd-$n.out" 2>&1 &
 	PID[$n]=$!
-	for ((i = 0; i < 100; i++)); do [[ -S "$(sock "$n")" ]] && return 0; sleep 0.1; done
-	return 1
-}
-stop_host() {
-	[[ -n "${PID[$1]:-}" ]] || return 0
-	kill -TERM "${PID[$1]}" 2>/dev/null
-	wait "${PID[$1]}" 2>/dev/null
-	unset "PID[$1]"
+	wait_socket "$(sock "$n")"
 }
 # kill -9 the ferryd itself (not the timeout(1) around it)
 kill9_host() {
 	local p
 	p=$(cat "$TMP/run-$1/ferryd.pid" 2>/dev/null)
 	[[ -n "$p" ]] && kill -9 "$p"
-	wait "${PID[$1]}" 2>/dev/null
-	unset "PID[$1]"
-	rm -f "$(sock "$1")"
+	reap_host "$1"
 }
 
 # migrate FROM TO_ADDR [xl migrate options]: report JSON in $TMP/report.json,
@@ -108,7 +69,6 @@ migrate() {
 	xlh "$from" migrate --json "$@" "$NAME" "$to:$PORT" >"$TMP/report.json" 2>"$TMP/migrate.err"
 }
 report_has() { grep -q "\"$1\":" "$TMP/report.json"; }
-err_has() { grep -qi -- "$1" "$TMP/migrate.err"; }
 
 # One successful move FROM -> TO, with every check.
 move() { # FROM TO TO_ADDR LABEL

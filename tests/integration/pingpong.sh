@@ -14,6 +14,7 @@
 # kernel's do.
 # Usage: tests/integration/pingpong.sh BUILD_DIR
 set -uo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/lib.bash"
 
 BUILD=$(cd "${1:?usage: $0 BUILD_DIR}" && pwd)
 XL="$BUILD/xl"
@@ -21,25 +22,20 @@ FERRYD="$BUILD/ferryd"
 TMP=$(mktemp -d /tmp/ferry-pingpong.XXXXXX)
 A_ADDR=127.0.0.2 B_ADDR=127.0.0.3
 declare -A PID=() ADDR=([A]=$A_ADDR [B]=$B_ADDR) PORTS=([A]=8212 [B]=8213)
-passed=0 failed=0 skipped=0
+HOST_MEMORY=1G
 VERIFY_PAGES=4096 # ws=16M
 
 cleanup() {
-	for n in "${!PID[@]}"; do stop_host "$n"; done
+	stop_hosts
 	[[ -n "${KEEP_TMP:-}" ]] && echo "# kept $TMP" || rm -rf "$TMP"
 }
 trap cleanup EXIT
 
-ok() { passed=$((passed + 1)); echo "ok   - $*"; }
-not_ok() { failed=$((failed + 1)); echo "FAIL - $*"; }
-skip() { skipped=$((skipped + 1)); echo "skip - $*"; }
-check() { local what=$1; shift; if "$@"; then ok "$what"; else not_ok "$what"; fi; }
-sock() { echo "$TMP/run-$1/ferryd.sock"; }
-xlh() { local h=$1; shift; timeout 120 "$XL" -S "$(sock "$h")" "$@"; }
 domid() { xlh "$1" list "$2" 2>/dev/null | awk 'NR == 2 { print $2 }'; }
 
 # Console logs are append-only; a migrated-in domain writes to the log of
-# the name it was created under (NAME--incoming).
+# the name it was created under (NAME--incoming). Not lib.bash's: these
+# take the domain's name (three domains move here).
 conlogs() { ls "$TMP/state-$1/console/guest-$2.log" "$TMP/state-$1/console/guest-$2--"*.log 2>/dev/null; }
 declare -A MARK=()
 mark() { # HOST NAME
@@ -69,23 +65,6 @@ rounds_above() {
 		sleep 0.2
 	done
 	return 1
-}
-
-start_host() { # NAME BACKEND
-	local n=$1 b=$2 i
-	rm -f "$(sock "$n")"
-	timeout 900 ${FERRYD_WRAP:-} "$FERRYD" --foreground --backend "$b" --memory 1G \
-		--run-dir "$TMP/run-$n" --state-dir "$TMP/state-$n" \
-		--listen "${ADDR[$n]}:${PORTS[$n]}" --tls-dir "$TMP/tls" >>"$TMP/ferryd-$n.out" 2>&1 &
-	PID[$n]=$!
-	for ((i = 0; i < 100; i++)); do [[ -S "$(sock "$n")" ]] && return 0; sleep 0.1; done
-	return 1
-}
-stop_host() {
-	[[ -n "${PID[$1]:-}" ]] || return 0
-	kill -TERM "${PID[$1]}" 2>/dev/null
-	wait "${PID[$1]}" 2>/dev/null
-	unset "PID[$1]"
 }
 
 move() { # NAME FROM TO
@@ -174,7 +153,7 @@ timeout 60 "$XL" tls-setup --dir "$TMP/tls" --host $A_ADDR --host $B_ADDR 2>/dev
 	{ echo "xl tls-setup failed"; exit 1; }
 T0=$SECONDS
 for b in ${FERRY_TEST_BACKENDS:-soft kvm}; do
-	if [[ $b == kvm ]] && ! python3 -c 'import os; os.close(os.open("/dev/kvm", os.O_RDWR))' 2>/dev/null; then
+	if [[ $b == kvm ]] && ! kvm_usable; then
 		skip "kvm: /dev/kvm is not usable here"
 		continue
 	fi

@@ -5,26 +5,20 @@
 # refused with a clear error and leave nothing behind; xl mem-max travels.
 # Usage: tests/integration/save-restore.sh BUILD_DIR
 set -uo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/lib.bash"
 
 BUILD=$(cd "${1:?usage: $0 BUILD_DIR}" && pwd)
 XL="$BUILD/xl"
 FERRYD="$BUILD/ferryd"
 TMP=$(mktemp -d /tmp/ferry-save-restore.XXXXXX)
-passed=0 failed=0 skipped=0
 ferryd_pid=
 
 cleanup() {
-	if [[ -n "$ferryd_pid" ]] && kill -0 "$ferryd_pid" 2>/dev/null; then
-		kill -TERM "$ferryd_pid" 2>/dev/null
-		wait "$ferryd_pid" 2>/dev/null
-	fi
+	stop_ferryd
 	rm -rf "$TMP"
 }
 trap cleanup EXIT
 
-ok() { passed=$((passed + 1)); echo "ok   - $*"; }
-not_ok() { failed=$((failed + 1)); echo "FAIL - $*"; }
-check() { local what=$1; shift; if "$@"; then ok "$what"; else not_ok "$what"; fi; }
 xl() { timeout 120 "$XL" "$@"; }
 console() { timeout 2 "$XL" console "$1" 2>/dev/null; }
 # wait_console DOMAIN PATTERN COUNT: up to 30 s for COUNT lines matching
@@ -37,7 +31,7 @@ wait_console() {
 	return 1
 }
 free_mib() { xl info | awk '$1 == "free_memory" { print $3 }'; }
-exists() { xl list "$1" >/dev/null 2>&1; }
+exists() { xl list "$1" >/dev/null 2>&1; } # of the one ferryd, not lib.bash's
 
 start_ferryd() { # BACKEND
 	local run=$TMP/run-$1
@@ -45,13 +39,7 @@ start_ferryd() { # BACKEND
 	timeout 900 "$FERRYD" --foreground --backend "$1" --memory 2G \
 		--run-dir "$run" --state-dir "$TMP/state-$1" >"$TMP/ferryd-$1.out" 2>&1 &
 	ferryd_pid=$!
-	for ((i = 0; i < 100; i++)); do [[ -S "$FERRY_SOCKET" ]] && return 0; sleep 0.1; done
-	return 1
-}
-stop_ferryd() {
-	kill -TERM "$ferryd_pid" 2>/dev/null
-	wait "$ferryd_pid" 2>/dev/null
-	ferryd_pid=
+	wait_socket "$FERRY_SOCKET"
 }
 
 round_trip() { # BACKEND CODEC
@@ -151,8 +139,7 @@ CFG
 for f in "$XL" "$FERRYD"; do [[ -x "$f" ]] || { echo "missing $f"; exit 1; }; done
 for b in soft kvm; do
 	if [[ $b == kvm ]] && ! [[ -r /dev/kvm && -w /dev/kvm ]]; then
-		echo "skip - kvm: /dev/kvm is not available here"
-		skipped=$((skipped + 1))
+		skip "kvm: /dev/kvm is not available here"
 		continue
 	fi
 	if ! start_ferryd "$b"; then not_ok "$b: ferryd starts"; continue; fi

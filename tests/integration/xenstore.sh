@@ -6,6 +6,7 @@
 # are skipped (with the reason) when those are missing.
 # Usage: tests/integration/xenstore.sh BUILD_DIR
 set -euo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/lib.bash"
 
 BUILD=${1:?usage: $0 BUILD_DIR}
 BUILD=$(cd "$BUILD" && pwd)
@@ -19,27 +20,14 @@ export FERRY_SOCKET="$RUN/ferryd.sock"
 # Xen's libxenstore (xenstore-* tools) finds the daemon here.
 export XENSTORED_PATH="$SOCK"
 PY=/usr/bin/python3 # Debian's, where python3-pyxs lives
-passed=0
-failed=0
-skipped=0
 ferryd_pid=
 
 cleanup() {
-	if [[ -n "$ferryd_pid" ]] && kill -0 "$ferryd_pid" 2>/dev/null; then
-		kill -TERM "$ferryd_pid" 2>/dev/null || true
-		wait "$ferryd_pid" 2>/dev/null || true
-	fi
+	stop_ferryd
 	rm -rf "$TMP"
 }
 trap cleanup EXIT
 
-ok() { passed=$((passed + 1)); echo "ok   - $*"; }
-not_ok() { failed=$((failed + 1)); echo "FAIL - $*"; }
-skip() { skipped=$((skipped + 1)); echo "skip - $*"; }
-check() { # check DESCRIPTION COMMAND...
-	local what=$1; shift
-	if "$@"; then ok "$what"; else not_ok "$what"; fi
-}
 xl() { timeout 20 "$XL" "$@"; }
 eq() { [[ "$1" == "$2" ]] || { echo "  got '$1', expected '$2'" >&2; return 1; }; }
 

@@ -4,6 +4,7 @@
 # vcpu-pin), destroy, clean stop.
 # Usage: tests/integration/xl-basic.sh BUILD_DIR
 set -euo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/lib.bash"
 
 BUILD=${1:?usage: $0 BUILD_DIR}
 BUILD=$(cd "$BUILD" && pwd)
@@ -13,25 +14,14 @@ TMP=$(mktemp -d /tmp/ferry-xl-basic.XXXXXX)
 RUN="$TMP/run"
 STATE="$TMP/state"
 export FERRY_SOCKET="$RUN/ferryd.sock"
-passed=0
-failed=0
 ferryd_pid=
 
 cleanup() {
-	if [[ -n "$ferryd_pid" ]] && kill -0 "$ferryd_pid" 2>/dev/null; then
-		kill -TERM "$ferryd_pid" 2>/dev/null || true
-		wait "$ferryd_pid" 2>/dev/null || true
-	fi
+	stop_ferryd
 	rm -rf "$TMP"
 }
 trap cleanup EXIT
 
-ok() { passed=$((passed + 1)); echo "ok   - $*"; }
-not_ok() { failed=$((failed + 1)); echo "FAIL - $*"; }
-check() { # check DESCRIPTION COMMAND...
-	local what=$1; shift
-	if "$@"; then ok "$what"; else not_ok "$what"; fi
-}
 xl() { timeout 20 "$XL" "$@"; }
 # The 6-letter state column of a domain in `xl list`.
 state_of() { xl list "$1" | awk -v n="$1" '$1 == n { print $5 }'; }
@@ -43,7 +33,7 @@ wait_state() { # wait_state DOMAIN LETTERS: up to 10 s
 	done
 	return 1
 }
-running() { # running or blocked (an idle vCPU): up to 10 s
+running() { # DOMAIN running or blocked (an idle vCPU): up to 10 s (not lib.bash's)
 	local i
 	for ((i = 0; i < 100; i++)); do
 		case "$(state_of "$1" 2>/dev/null)" in r-----|-b----) return 0 ;; esac
