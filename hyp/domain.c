@@ -208,7 +208,7 @@ static int dom_create(struct hyp *h, const struct hyp_dom_config *cfg, bool rest
 {
 	const struct hyp_exec_ops *ops;
 	struct hyp_domain *d, **pp;
-	uint64_t pages, maxpages, free_pages;
+	uint64_t pages, maxpages, free_pages, nwarm = 0;
 	pthread_condattr_t ca;
 	int err;
 
@@ -285,7 +285,8 @@ static int dom_create(struct hyp *h, const struct hyp_dom_config *cfg, bool rest
 		goto err_free;
 	}
 	memset(d->p2m, 0xff, maxpages * sizeof(*d->p2m));
-	err = mem_populate(&h->mem, d->domid, d->p2m, d->hva, 0, pages);
+	err = mem_populate(&h->mem, d->domid, d->p2m, d->hva, 0, pages, restore, &nwarm);
+	d->stale_frames = nwarm != 0;
 	if (err) {
 		log_err("d%u: cannot populate %llu MiB of guest memory: %s", d->domid,
 			(unsigned long long)cfg->memory_mb, strerror(-err));

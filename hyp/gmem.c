@@ -94,6 +94,8 @@ int hyp_gmem_load(struct hyp_domain *d, uint64_t pfn, const void *data, uint64_t
 				(unsigned long long)n, (unsigned long long)pfn, strerror(-err));
 			return err;
 		}
+		if (d->stale_frames)
+			mem_written(&d->h->mem, mfn, n);
 		hyp_gmem_mark_dirty(d, pfn << PAGE_SHIFT, n << PAGE_SHIFT);
 		src += n << PAGE_SHIFT;
 		pfn += n;

@@ -43,9 +43,11 @@ int mem_init(struct hyp_mem *m, uint64_t bytes)
 	 * 16 GiB pool costs nothing. */
 	m->free_map = mmap(NULL, words * 8, PROT_READ | PROT_WRITE,
 			   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	m->warm_map = mmap(NULL, words * 8, PROT_READ | PROT_WRITE,
+			   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	m->m2p = mmap(NULL, m->nframes * 8, PROT_READ | PROT_WRITE,
 		      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	if (m->free_map == MAP_FAILED || m->m2p == MAP_FAILED) {
+	if (m->free_map == MAP_FAILED || m->warm_map == MAP_FAILED || m->m2p == MAP_FAILED) {
 		err = -ENOMEM;
 		log_err("allocating the frame tables for %llu frames",
 			(unsigned long long)m->nframes);
@@ -61,6 +63,8 @@ int mem_init(struct hyp_mem *m, uint64_t bytes)
 err_maps:
 	if (m->free_map != MAP_FAILED)
 		munmap(m->free_map, words * 8);
+	if (m->warm_map != MAP_FAILED)
+		munmap(m->warm_map, words * 8);
 	if (m->m2p != MAP_FAILED)
 		munmap(m->m2p, m->nframes * 8);
 err_fd:
@@ -71,6 +75,7 @@ err_fd:
 void mem_fini(struct hyp_mem *m)
 {
 	munmap(m->free_map, BITMAP_BYTES(m->nframes));
+	munmap(m->warm_map, BITMAP_BYTES(m->nframes));
 	munmap(m->m2p, m->nframes * 8);
 	close(m->memfd);
 	pthread_mutex_destroy(&m->lock);
@@ -78,16 +83,37 @@ void mem_fini(struct hyp_mem *m)
 
 /* Finds the longest free run starting at or after *pos, up to want frames.
  * Returns its length (0 if none after pos). Word at a time over full words. */
-static uint64_t find_run(struct hyp_mem *m, uint64_t *pos, uint64_t want)
+/* Which free frames a search takes. */
+enum fclass { F_ANY, F_WARM, F_COLD };
+
+/* Bits of word w set for the free frames of class c. */
+static uint64_t avail(const struct hyp_mem *m, uint64_t w, enum fclass c)
+{
+	uint64_t v = m->free_map[w];
+
+	if (c == F_WARM)
+		v &= m->warm_map[w];
+	else if (c == F_COLD)
+		v &= ~m->warm_map[w];
+	return v;
+}
+
+static bool avail_bit(const struct hyp_mem *m, uint64_t f, enum fclass c)
+{
+	return (avail(m, f / 64, c) >> (f % 64)) & 1;
+}
+
+/* The first run of up to want free frames of class c at or after *pos. */
+static uint64_t find_run(struct hyp_mem *m, uint64_t *pos, uint64_t want, enum fclass c)
 {
 	uint64_t i = *pos, n = 0;
 
 	while (i < m->nframes) {
-		if (!(i % 64) && !m->free_map[i / 64]) {
+		if (!(i % 64) && !avail(m, i / 64, c)) {
 			i += 64;
 			continue;
 		}
-		if (bitmap_test(m->free_map, i))
+		if (avail_bit(m, i, c))
 			break;
 		i++;
 	}
@@ -97,11 +123,11 @@ static uint64_t find_run(struct hyp_mem *m, uint64_t *pos, uint64_t want)
 	while (i + n < m->nframes && n < want) {
 		uint64_t f = i + n;
 
-		if (!(f % 64) && n + 64 <= want && m->free_map[f / 64] == UINT64_MAX) {
+		if (!(f % 64) && n + 64 <= want && avail(m, f / 64, c) == UINT64_MAX) {
 			n += 64;
 			continue;
 		}
-		if (!bitmap_test(m->free_map, f))
+		if (!avail_bit(m, f, c))
 			break;
 		n++;
 	}
@@ -110,7 +136,48 @@ static uint64_t find_run(struct hyp_mem *m, uint64_t *pos, uint64_t want)
 	return n;
 }
 
-static void release_frames(struct hyp_mem *m, uint32_t *p2m, uint64_t n)
+static void punch(struct hyp_mem *m, uint64_t mfn, uint64_t n)
+{
+	fallocate(m->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)mfn << PAGE_SHIFT,
+		  (off_t)n << PAGE_SHIFT);
+}
+
+/*
+ * Frames [mfn, mfn + n), freed: those holding a host page become warm when
+ * keep, the rest stay (or become) holes. Keeping them is what Xen does with
+ * its heap; here it spares the next restore the host's page allocation,
+ * which on a machine that is itself a VM costs as much again as the copy
+ * (a fresh page is backed by the host below on first touch).
+ */
+static void free_run(struct hyp_mem *m, uint64_t mfn, uint64_t n, bool keep)
+{
+	off_t end = (off_t)(mfn + n) << PAGE_SHIFT, off = (off_t)mfn << PAGE_SHIFT;
+
+	for (uint64_t k = 0; k < n; k++)
+		bitmap_clear(m->warm_map, mfn + k);
+	if (!keep) {
+		punch(m, mfn, n);
+		return;
+	}
+	while (off < end) {
+		off_t data = lseek(m->memfd, off, SEEK_DATA), hole;
+		uint64_t first, last;
+
+		if (data < 0 || data >= end)
+			break;
+		hole = lseek(m->memfd, data, SEEK_HOLE);
+		if (hole < 0 || hole > end)
+			hole = end;
+		first = (uint64_t)data >> PAGE_SHIFT;
+		last = (uint64_t)hole >> PAGE_SHIFT;
+		for (uint64_t f = first; f < last; f++)
+			bitmap_set(m->warm_map, f);
+		m->nwarm_free += last - first;
+		off = hole;
+	}
+}
+
+static void release_frames(struct hyp_mem *m, uint32_t *p2m, uint64_t n, bool keep)
 {
 	uint64_t g = 0;
 
@@ -124,9 +191,7 @@ static void release_frames(struct hyp_mem *m, uint32_t *p2m, uint64_t n)
 		}
 		while (g + len < n && p2m[g + len] == start + len)
 			len++;
-		/* Returning the pages to the host keeps the pool sparse. */
-		fallocate(m->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-			  (off_t)start << PAGE_SHIFT, (off_t)len << PAGE_SHIFT);
+		free_run(m, start, len, keep);
 		for (uint64_t k = 0; k < len; k++) {
 			bitmap_set(m->free_map, start + k);
 			m->m2p[start + k] = M2P_INVALID;
@@ -137,60 +202,135 @@ static void release_frames(struct hyp_mem *m, uint32_t *p2m, uint64_t n)
 	}
 }
 
-int mem_populate(struct hyp_mem *m, uint32_t domid, uint32_t *p2m,
-		 uint8_t *hva, uint64_t gfn, uint64_t n)
+/* Takes up to n - *done frames of class c, searching from *pos (wrapping
+ * once), for gfns from gfn + *done. */
+static int take(struct hyp_mem *m, uint32_t domid, uint32_t *p2m, uint8_t *hva, uint64_t gfn,
+		uint64_t n, uint64_t *done, uint64_t *pos, enum fclass c, bool overwrite,
+		uint64_t *nwarm)
 {
-	uint64_t done = 0, pos;
-	int err = 0;
+	bool wrapped = *pos == 0;
+
+	while (*done < n) {
+		uint64_t start = *pos, len = find_run(m, &start, n - *done, c);
+		void *at;
+
+		if (!len) {
+			if (wrapped)
+				return 0;
+			*pos = 0;
+			wrapped = true;
+			continue;
+		}
+		at = mmap(hva + ((gfn + *done) << PAGE_SHIFT), len << PAGE_SHIFT,
+			  PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, m->memfd,
+			  (off_t)start << PAGE_SHIFT);
+		if (at == MAP_FAILED) {
+			int err = -errno;
+
+			log_err("d%u: mapping %llu frames at gfn 0x%llx: %s", domid,
+				(unsigned long long)len, (unsigned long long)(gfn + *done),
+				strerror(errno));
+			return err;
+		}
+		if (c == F_WARM) {
+			/* Stale until the restore writes them (or scrubs). */
+			m->nwarm_free -= len;
+			if (overwrite) {
+				*nwarm += len;
+			} else {
+				punch(m, start, len);
+				for (uint64_t k = 0; k < len; k++)
+					bitmap_clear(m->warm_map, start + k);
+			}
+		}
+		for (uint64_t k = 0; k < len; k++) {
+			bitmap_clear(m->free_map, start + k);
+			m->m2p[start + k] = ((uint64_t)domid << 48) | (gfn + *done + k);
+			p2m[gfn + *done + k] = (uint32_t)(start + k);
+		}
+		m->nfree -= len;
+		*done += len;
+		*pos = start + len;
+	}
+	return 0;
+}
+
+int mem_populate(struct hyp_mem *m, uint32_t domid, uint32_t *p2m, uint8_t *hva, uint64_t gfn,
+		 uint64_t n, bool overwrite, uint64_t *nwarm)
+{
+	uint64_t done = 0, pos, wpos = 0, warm = 0;
+	int err;
 
 	pthread_mutex_lock(&m->lock);
+	pos = m->cursor;
 	if (n > m->nfree) {
 		pthread_mutex_unlock(&m->lock);
 		return -ENOMEM;
 	}
-	pos = m->cursor;
-	while (done < n) {
-		uint64_t start = pos, len = find_run(m, &start, n - done);
-		void *at;
+	/* A restore takes warm frames first; anything else keeps them for
+	 * one and takes holes first. */
+	if (overwrite) {
+		err = take(m, domid, p2m, hva, gfn, n, &done, &wpos, F_WARM, true, &warm);
+		if (!err)
+			err = take(m, domid, p2m, hva, gfn, n, &done, &pos, F_COLD, true, &warm);
+	} else {
+		err = take(m, domid, p2m, hva, gfn, n, &done, &pos, F_COLD, false, &warm);
+		if (!err)
+			err = take(m, domid, p2m, hva, gfn, n, &done, &wpos, F_WARM, false, &warm);
+	}
+	if (!err && done < n)
+		err = -ENOMEM; /* nfree said otherwise: cannot happen */
+	m->cursor = pos;
+	if (err) {
+		/* Stale frames go back warm, the others as they were. */
+		release_frames(m, p2m + gfn, done, true);
+		warm = 0;
+	}
+	pthread_mutex_unlock(&m->lock);
+	if (nwarm)
+		*nwarm = warm;
+	return err;
+}
 
-		if (!len) {
-			if (pos == 0) {
-				err = -ENOMEM;
-				break;
-			}
-			pos = 0; /* wrap once */
+void mem_written(struct hyp_mem *m, uint64_t mfn, uint64_t n)
+{
+	pthread_mutex_lock(&m->lock);
+	for (uint64_t k = 0; k < n; k++)
+		bitmap_clear(m->warm_map, mfn + k);
+	pthread_mutex_unlock(&m->lock);
+}
+
+void mem_scrub(struct hyp_mem *m, const uint32_t *p2m, uint64_t n)
+{
+	uint64_t g = 0, scrubbed = 0;
+
+	pthread_mutex_lock(&m->lock);
+	while (g < n) {
+		uint32_t start = p2m[g];
+		uint64_t len = 1;
+
+		if (start == MFN_INVALID || !bitmap_test(m->warm_map, start)) {
+			g++;
 			continue;
 		}
-		at = mmap(hva + ((gfn + done) << PAGE_SHIFT), len << PAGE_SHIFT,
-			  PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED,
-			  m->memfd, (off_t)start << PAGE_SHIFT);
-		if (at == MAP_FAILED) {
-			err = -errno;
-			log_err("d%u: mapping %llu frames at gfn 0x%llx: %s", domid,
-				(unsigned long long)len,
-				(unsigned long long)(gfn + done), strerror(errno));
-			break;
-		}
-		for (uint64_t k = 0; k < len; k++) {
-			bitmap_clear(m->free_map, start + k);
-			m->m2p[start + k] = ((uint64_t)domid << 48) | (gfn + done + k);
-			p2m[gfn + done + k] = (uint32_t)(start + k);
-		}
-		m->nfree -= len;
-		done += len;
-		pos = start + len;
+		while (g + len < n && p2m[g + len] == start + len &&
+		       bitmap_test(m->warm_map, start + len))
+			len++;
+		punch(m, start, len);
+		for (uint64_t k = 0; k < len; k++)
+			bitmap_clear(m->warm_map, start + k);
+		scrubbed += len;
+		g += len;
 	}
-	m->cursor = pos;
-	if (err)
-		release_frames(m, p2m + gfn, done);
 	pthread_mutex_unlock(&m->lock);
-	return err;
+	if (scrubbed)
+		log_debug("scrubbed %llu stale frames", (unsigned long long)scrubbed);
 }
 
 void mem_release(struct hyp_mem *m, uint32_t *p2m, uint64_t n)
 {
 	pthread_mutex_lock(&m->lock);
-	release_frames(m, p2m, n);
+	release_frames(m, p2m, n, true);
 	pthread_mutex_unlock(&m->lock);
 }
 
@@ -215,6 +355,9 @@ int mem_unpopulate(struct hyp_mem *m, uint32_t domid, uint32_t *p2m,
 			(unsigned long long)n, (unsigned long long)gfn, strerror(errno));
 		return err;
 	}
-	mem_release(m, p2m + gfn, n);
+	/* A balloon gives memory back to the host, not to the next restore. */
+	pthread_mutex_lock(&m->lock);
+	release_frames(m, p2m + gfn, n, false);
+	pthread_mutex_unlock(&m->lock);
 	return 0;
 }
