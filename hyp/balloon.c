@@ -47,7 +47,7 @@ static int decrease_locked(struct hyp_domain *d, uint64_t gfn, uint64_t n)
 /* Under p2m_lock; gfns [gfn, gfn + n) all holes. */
 static int populate_locked(struct hyp_domain *d, uint64_t gfn, uint64_t n)
 {
-	int err = mem_populate(&d->h->mem, d->domid, d->p2m, d->hva, gfn, n, false, NULL);
+	int err = mem_populate(&d->h->mem, d->domid, d->p2m, d->hva, gfn, n);
 
 	if (err)
 		return err;

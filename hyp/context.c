@@ -8,6 +8,7 @@
  * exec-soft/.
  */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "common/log.h"
@@ -266,14 +267,9 @@ int hyp_domain_load_done(struct hyp *h, uint32_t domid)
 		err = -EINVAL;
 		goto out;
 	}
-	/* Before anything below writes into guest memory: pages the stream
-	 * did not bring (zeros at the source) must read as zeros. */
-	if (d->stale_frames) {
-		pthread_mutex_lock(&d->p2m_lock);
-		mem_scrub(&h->mem, d->p2m, d->maxmem_bytes >> PAGE_SHIFT);
-		pthread_mutex_unlock(&d->p2m_lock);
-		d->stale_frames = false;
-	}
+	/* From here on the domain's pages are its own: no more swaps. */
+	free(d->unwritten);
+	d->unwritten = NULL;
 	/* Generic fields first: the backend may use them (kvm: kvmclock's
 	 * record lives in shared_info). */
 	d->shared_info_gpa = d->ctx_dom.shared_info_gpa;

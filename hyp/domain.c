@@ -66,6 +66,7 @@ static void dom_free(struct hyp_domain *d)
 	if (d->hva)
 		munmap(d->hva, d->maxmem_bytes);
 	free(d->host_dirty);
+	free(d->unwritten);
 	console_fini(d);
 	evtchn_dom_fini(d);
 	gnttab_dom_fini(d);
@@ -208,7 +209,7 @@ static int dom_create(struct hyp *h, const struct hyp_dom_config *cfg, bool rest
 {
 	const struct hyp_exec_ops *ops;
 	struct hyp_domain *d, **pp;
-	uint64_t pages, maxpages, free_pages, nwarm = 0;
+	uint64_t pages, maxpages, free_pages;
 	pthread_condattr_t ca;
 	int err;
 
@@ -278,15 +279,19 @@ static int dom_create(struct hyp *h, const struct hyp_dom_config *cfg, bool rest
 		      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	d->p2m = malloc(maxpages * sizeof(*d->p2m));
 	d->host_dirty = calloc(BITMAP_WORDS(maxpages), 8);
-	if (d->hva == MAP_FAILED || !d->p2m || !d->host_dirty) {
+	if (restore && d->host_dirty) {
+		d->unwritten = malloc(BITMAP_WORDS(maxpages) * 8);
+		if (d->unwritten)
+			memset(d->unwritten, 0xff, BITMAP_WORDS(maxpages) * 8);
+	}
+	if (d->hva == MAP_FAILED || !d->p2m || !d->host_dirty || (restore && !d->unwritten)) {
 		if (d->hva == MAP_FAILED)
 			d->hva = NULL;
 		err = -ENOMEM;
 		goto err_free;
 	}
 	memset(d->p2m, 0xff, maxpages * sizeof(*d->p2m));
-	err = mem_populate(&h->mem, d->domid, d->p2m, d->hva, 0, pages, restore, &nwarm);
-	d->stale_frames = nwarm != 0;
+	err = mem_populate(&h->mem, d->domid, d->p2m, d->hva, 0, pages);
 	if (err) {
 		log_err("d%u: cannot populate %llu MiB of guest memory: %s", d->domid,
 			(unsigned long long)cfg->memory_mb, strerror(-err));

@@ -68,6 +68,28 @@ uint64_t hyp_domain_callback_param(struct hyp_domain *d)
 	return d->callback_vector;
 }
 
+/* A restore's first write of gfns [pfn, pfn + npages): each run of them
+ * never written gets warm frames where the pool has some. */
+static void take_warm(struct hyp_domain *d, uint64_t pfn, uint64_t npages)
+{
+	pthread_mutex_lock(&d->p2m_lock);
+	for (uint64_t g = pfn; g < pfn + npages;) {
+		uint64_t n = 1;
+
+		if (!bitmap_test(d->unwritten, g)) {
+			g++;
+			continue;
+		}
+		while (g + n < pfn + npages && bitmap_test(d->unwritten, g + n))
+			n++;
+		mem_swap_warm(&d->h->mem, d->domid, d->p2m, d->hva, g, n);
+		for (uint64_t k = 0; k < n; k++)
+			bitmap_clear(d->unwritten, g + k);
+		g += n;
+	}
+	pthread_mutex_unlock(&d->p2m_lock);
+}
+
 int hyp_gmem_load(struct hyp_domain *d, uint64_t pfn, const void *data, uint64_t npages)
 {
 	const uint8_t *src = data;
@@ -78,6 +100,8 @@ int hyp_gmem_load(struct hyp_domain *d, uint64_t pfn, const void *data, uint64_t
 	err = gmem_fill_holes(d, pfn, npages);
 	if (err)
 		return err;
+	if (d->unwritten)
+		take_warm(d, pfn, npages);
 	/* Writing the pool file allocates its pages without a page fault per
 	 * page through the guest mapping: restore's bulk of the work. */
 	while (npages) {
@@ -94,8 +118,6 @@ int hyp_gmem_load(struct hyp_domain *d, uint64_t pfn, const void *data, uint64_t
 				(unsigned long long)n, (unsigned long long)pfn, strerror(-err));
 			return err;
 		}
-		if (d->stale_frames)
-			mem_written(&d->h->mem, mfn, n);
 		hyp_gmem_mark_dirty(d, pfn << PAGE_SHIFT, n << PAGE_SHIFT);
 		src += n << PAGE_SHIFT;
 		pfn += n;

@@ -25,11 +25,11 @@ struct hyp_mem {
 	uint64_t nframes;
 	uint64_t nfree;
 	uint64_t *free_map;	/* bit set = frame free */
-	/* bit set = the frame holds a host page with stale contents: free
-	 * frames a destroyed domain left (kept, see mem_release), or a
-	 * restore's frames not yet written (mem_populate's overwrite) */
+	/* bit set = a free frame holding a host page with stale contents,
+	 * kept from a destroyed domain for the next restore (mem_release) */
 	uint64_t *warm_map;
 	uint64_t nwarm_free;
+	uint64_t warm_cursor;	/* mem_swap_warm's search start */
 	uint64_t cursor;	/* next-fit search start */
 	uint64_t *m2p;		/* frame -> (domid << 48 | gfn), lazily touched */
 	pthread_mutex_t lock;
@@ -37,20 +37,19 @@ struct hyp_mem {
 
 int mem_init(struct hyp_mem *m, uint64_t bytes);
 void mem_fini(struct hyp_mem *m);
-/*
- * Allocates frames for gfns [gfn, gfn + n) of domid, filling p2m[] and
- * mapping each extent at hva + gfn * 4 KiB. All or nothing. Frames read as
- * zeros, unless overwrite: a restore, which writes every page it keeps,
- * then gets warm frames first (their host pages still allocated: no page
- * allocation per write) and must call mem_scrub before the domain runs.
- * Returns the number of warm frames taken through *nwarm (may be NULL).
- */
+/* Allocates frames for gfns [gfn, gfn + n) of domid, filling p2m[] and
+ * mapping each extent at hva + gfn * 4 KiB. All or nothing. They read as
+ * zeros. */
 int mem_populate(struct hyp_mem *m, uint32_t domid, uint32_t *p2m, uint8_t *hva, uint64_t gfn,
-		 uint64_t n, bool overwrite, uint64_t *nwarm);
-/* Frames [mfn, mfn + n) were written whole (pwrite): no longer stale. */
-void mem_written(struct hyp_mem *m, uint64_t mfn, uint64_t n);
-/* Punches the frames of p2m[0..n) still stale: they read as zeros. */
-void mem_scrub(struct hyp_mem *m, const uint32_t *p2m, uint64_t n);
+		 uint64_t n);
+/*
+ * Restore, about to write gfns [gfn, gfn + n) whole, every one populated
+ * and never written: gives them warm frames in place of theirs, as far as
+ * there are any (the first so many gfns). Their host pages are allocated
+ * already, so the write is only a copy. Returns how many were swapped.
+ */
+uint64_t mem_swap_warm(struct hyp_mem *m, uint32_t domid, uint32_t *p2m, uint8_t *hva, uint64_t gfn,
+		       uint64_t n);
 /* Returns every frame in p2m[0..n) to the pool, keeping the host pages of
  * those that have them (warm frames, for the next restore). */
 void mem_release(struct hyp_mem *m, uint32_t *p2m, uint64_t n);
@@ -219,9 +218,9 @@ struct hyp_domain {
 	 * most it may hold (max_pages) */
 	pthread_mutex_t p2m_lock;
 	uint64_t nr_pages, max_pages;
-	/* A restore's: some frames hold another domain's old pages until the
-	 * stream writes them or hyp_domain_load_done scrubs them. */
-	bool stale_frames;
+	/* A restore's, until libxc END: the gfns the stream has not written
+	 * yet, whose frames warm ones may replace (mem_swap_warm). */
+	uint64_t *unwritten;
 	uint64_t *host_dirty;	/* pages ferryd wrote, see hyp_gmem_write */
 	uint64_t shared_info_gpa;
 	uint64_t entry;		/* kernel entry point (kvm) */

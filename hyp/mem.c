@@ -203,10 +203,10 @@ static void release_frames(struct hyp_mem *m, uint32_t *p2m, uint64_t n, bool ke
 }
 
 /* Takes up to n - *done frames of class c, searching from *pos (wrapping
- * once), for gfns from gfn + *done. */
+ * once), for gfns from gfn + *done. Warm frames are punched: they read as
+ * zeros. */
 static int take(struct hyp_mem *m, uint32_t domid, uint32_t *p2m, uint8_t *hva, uint64_t gfn,
-		uint64_t n, uint64_t *done, uint64_t *pos, enum fclass c, bool overwrite,
-		uint64_t *nwarm)
+		uint64_t n, uint64_t *done, uint64_t *pos, enum fclass c)
 {
 	bool wrapped = *pos == 0;
 
@@ -233,15 +233,10 @@ static int take(struct hyp_mem *m, uint32_t domid, uint32_t *p2m, uint8_t *hva, 
 			return err;
 		}
 		if (c == F_WARM) {
-			/* Stale until the restore writes them (or scrubs). */
 			m->nwarm_free -= len;
-			if (overwrite) {
-				*nwarm += len;
-			} else {
-				punch(m, start, len);
-				for (uint64_t k = 0; k < len; k++)
-					bitmap_clear(m->warm_map, start + k);
-			}
+			punch(m, start, len);
+			for (uint64_t k = 0; k < len; k++)
+				bitmap_clear(m->warm_map, start + k);
 		}
 		for (uint64_t k = 0; k < len; k++) {
 			bitmap_clear(m->free_map, start + k);
@@ -256,75 +251,71 @@ static int take(struct hyp_mem *m, uint32_t domid, uint32_t *p2m, uint8_t *hva, 
 }
 
 int mem_populate(struct hyp_mem *m, uint32_t domid, uint32_t *p2m, uint8_t *hva, uint64_t gfn,
-		 uint64_t n, bool overwrite, uint64_t *nwarm)
+		 uint64_t n)
 {
-	uint64_t done = 0, pos, wpos = 0, warm = 0;
+	uint64_t done = 0, pos, wpos = 0;
 	int err;
 
 	pthread_mutex_lock(&m->lock);
-	pos = m->cursor;
 	if (n > m->nfree) {
 		pthread_mutex_unlock(&m->lock);
 		return -ENOMEM;
 	}
-	/* A restore takes warm frames first; anything else keeps them for
-	 * one and takes holes first. */
-	if (overwrite) {
-		err = take(m, domid, p2m, hva, gfn, n, &done, &wpos, F_WARM, true, &warm);
-		if (!err)
-			err = take(m, domid, p2m, hva, gfn, n, &done, &pos, F_COLD, true, &warm);
-	} else {
-		err = take(m, domid, p2m, hva, gfn, n, &done, &pos, F_COLD, false, &warm);
-		if (!err)
-			err = take(m, domid, p2m, hva, gfn, n, &done, &wpos, F_WARM, false, &warm);
-	}
+	/* Holes first: warm frames are worth more to a restore. */
+	pos = m->cursor;
+	err = take(m, domid, p2m, hva, gfn, n, &done, &pos, F_COLD);
+	if (!err)
+		err = take(m, domid, p2m, hva, gfn, n, &done, &wpos, F_WARM);
 	if (!err && done < n)
 		err = -ENOMEM; /* nfree said otherwise: cannot happen */
 	m->cursor = pos;
-	if (err) {
-		/* Stale frames go back warm, the others as they were. */
+	if (err)
 		release_frames(m, p2m + gfn, done, true);
-		warm = 0;
-	}
 	pthread_mutex_unlock(&m->lock);
-	if (nwarm)
-		*nwarm = warm;
 	return err;
 }
 
-void mem_written(struct hyp_mem *m, uint64_t mfn, uint64_t n)
+uint64_t mem_swap_warm(struct hyp_mem *m, uint32_t domid, uint32_t *p2m, uint8_t *hva, uint64_t gfn,
+		       uint64_t n)
 {
-	pthread_mutex_lock(&m->lock);
-	for (uint64_t k = 0; k < n; k++)
-		bitmap_clear(m->warm_map, mfn + k);
-	pthread_mutex_unlock(&m->lock);
-}
-
-void mem_scrub(struct hyp_mem *m, const uint32_t *p2m, uint64_t n)
-{
-	uint64_t g = 0, scrubbed = 0;
+	uint64_t done = 0;
 
 	pthread_mutex_lock(&m->lock);
-	while (g < n) {
-		uint32_t start = p2m[g];
-		uint64_t len = 1;
+	while (done < n && m->nwarm_free) {
+		uint64_t start = m->warm_cursor, len = find_run(m, &start, n - done, F_WARM);
+		void *at;
 
-		if (start == MFN_INVALID || !bitmap_test(m->warm_map, start)) {
-			g++;
+		if (!len) {
+			if (!m->warm_cursor)
+				break;
+			m->warm_cursor = 0;
 			continue;
 		}
-		while (g + len < n && p2m[g + len] == start + len &&
-		       bitmap_test(m->warm_map, start + len))
-			len++;
-		punch(m, start, len);
-		for (uint64_t k = 0; k < len; k++)
+		at = mmap(hva + ((gfn + done) << PAGE_SHIFT), len << PAGE_SHIFT,
+			  PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, m->memfd,
+			  (off_t)start << PAGE_SHIFT);
+		if (at == MAP_FAILED) {
+			/* The old view is still in place: the write goes there. */
+			log_debug("d%u: mapping %llu warm frames at gfn 0x%llx: %s", domid,
+				  (unsigned long long)len, (unsigned long long)(gfn + done),
+				  strerror(errno));
+			break;
+		}
+		/* The old frames are holes the stream has not written: free. */
+		release_frames(m, p2m + gfn + done, len, true);
+		m->nwarm_free -= len;
+		for (uint64_t k = 0; k < len; k++) {
 			bitmap_clear(m->warm_map, start + k);
-		scrubbed += len;
-		g += len;
+			bitmap_clear(m->free_map, start + k);
+			m->m2p[start + k] = ((uint64_t)domid << 48) | (gfn + done + k);
+			p2m[gfn + done + k] = (uint32_t)(start + k);
+		}
+		m->nfree -= len;
+		done += len;
+		m->warm_cursor = start + len;
 	}
 	pthread_mutex_unlock(&m->lock);
-	if (scrubbed)
-		log_debug("scrubbed %llu stale frames", (unsigned long long)scrubbed);
+	return done;
 }
 
 void mem_release(struct hyp_mem *m, uint32_t *p2m, uint64_t n)
