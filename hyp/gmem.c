@@ -16,13 +16,12 @@
  */
 int hyp_gmem_populated(struct hyp_domain *d, uint64_t *bitmap, uint64_t *count)
 {
-	int fd = d->h->mem.memfd;
 	uint64_t npages = d->mem_bytes >> PAGE_SHIFT, g = 0, n = 0;
 
 	memset(bitmap, 0, BITMAP_BYTES(npages));
 	while (g < npages) {
-		uint64_t start = d->p2m[g], len = 1;
-		off_t off, end;
+		uint64_t start = d->p2m[g], len = 1, from, first, last;
+		int r;
 
 		if (start == MFN_INVALID) {
 			g++;
@@ -30,31 +29,16 @@ int hyp_gmem_populated(struct hyp_domain *d, uint64_t *bitmap, uint64_t *count)
 		}
 		while (g + len < npages && d->p2m[g + len] == start + len)
 			len++;
-		off = (off_t)(start << PAGE_SHIFT);
-		end = (off_t)((start + len) << PAGE_SHIFT);
-		while (off < end) {
-			off_t data = lseek(fd, off, SEEK_DATA), hole;
-
-			if (data < 0 && errno == ENXIO)
-				break;
-			if (data < 0) {
-				int err = -errno;
-
-				log_err("d%u: SEEK_DATA in the memory pool: %s", d->domid,
-					strerror(errno));
-				return err;
-			}
-			if (data >= end)
-				break;
-			hole = lseek(fd, data, SEEK_HOLE);
-			if (hole < 0 || hole > end)
-				hole = end;
-			for (off_t p = data & ~(off_t)(PAGE_SIZE - 1); p < hole;
-			     p += (off_t)PAGE_SIZE) {
-				bitmap_set(bitmap, g + (((uint64_t)p >> PAGE_SHIFT) - start));
-				n++;
-			}
-			off = hole;
+		from = start;
+		while ((r = mem_next_data(&d->h->mem, from, start + len, &first, &last)) > 0) {
+			for (uint64_t f = first; f < last; f++)
+				bitmap_set(bitmap, g + (f - start));
+			n += last - first;
+			from = last;
+		}
+		if (r < 0) {
+			log_err("d%u: SEEK_DATA in the memory pool: %s", d->domid, strerror(-r));
+			return r;
 		}
 		g += len;
 	}

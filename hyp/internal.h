@@ -46,10 +46,15 @@ int mem_populate(struct hyp_mem *m, uint32_t domid, uint32_t *p2m, uint8_t *hva,
  * Restore, about to write gfns [gfn, gfn + n) whole, every one populated
  * and never written: gives them warm frames in place of theirs, as far as
  * there are any (the first so many gfns). Their host pages are allocated
- * already, so the write is only a copy. Returns how many were swapped.
+ * already, so the write is only a copy.
  */
-uint64_t mem_swap_warm(struct hyp_mem *m, uint32_t domid, uint32_t *p2m, uint8_t *hva, uint64_t gfn,
-		       uint64_t n);
+void mem_swap_warm(struct hyp_mem *m, uint32_t domid, uint32_t *p2m, uint8_t *hva, uint64_t gfn,
+		   uint64_t n);
+/*
+ * The first run of frames holding data (not holes) in [from, end): 1 and
+ * [*first, *last), 0 when there is none, or -errno from SEEK_DATA.
+ */
+int mem_next_data(struct hyp_mem *m, uint64_t from, uint64_t end, uint64_t *first, uint64_t *last);
 /* Returns every frame in p2m[0..n) to the pool, keeping the host pages of
  * those that have them (warm frames, for the next restore). */
 void mem_release(struct hyp_mem *m, uint32_t *p2m, uint64_t n);

@@ -81,21 +81,13 @@ void mem_fini(struct hyp_mem *m)
 	pthread_mutex_destroy(&m->lock);
 }
 
-/* Finds the longest free run starting at or after *pos, up to want frames.
- * Returns its length (0 if none after pos). Word at a time over full words. */
-/* Which free frames a search takes. */
-enum fclass { F_ANY, F_WARM, F_COLD };
+/* Which free frames a search takes: those with a host page, or holes. */
+enum fclass { F_WARM, F_COLD };
 
 /* Bits of word w set for the free frames of class c. */
 static uint64_t avail(const struct hyp_mem *m, uint64_t w, enum fclass c)
 {
-	uint64_t v = m->free_map[w];
-
-	if (c == F_WARM)
-		v &= m->warm_map[w];
-	else if (c == F_COLD)
-		v &= ~m->warm_map[w];
-	return v;
+	return m->free_map[w] & (c == F_WARM ? m->warm_map[w] : ~m->warm_map[w]);
 }
 
 static bool avail_bit(const struct hyp_mem *m, uint64_t f, enum fclass c)
@@ -103,7 +95,8 @@ static bool avail_bit(const struct hyp_mem *m, uint64_t f, enum fclass c)
 	return (avail(m, f / 64, c) >> (f % 64)) & 1;
 }
 
-/* The first run of up to want free frames of class c at or after *pos. */
+/* The first run of up to want free frames of class c at or after *pos:
+ * its length (0 if none), *pos its start. Word at a time over full words. */
 static uint64_t find_run(struct hyp_mem *m, uint64_t *pos, uint64_t want, enum fclass c)
 {
 	uint64_t i = *pos, n = 0;
@@ -136,6 +129,24 @@ static uint64_t find_run(struct hyp_mem *m, uint64_t *pos, uint64_t want, enum f
 	return n;
 }
 
+int mem_next_data(struct hyp_mem *m, uint64_t from, uint64_t end, uint64_t *first, uint64_t *last)
+{
+	off_t data = lseek(m->memfd, (off_t)(from << PAGE_SHIFT), SEEK_DATA), hole;
+
+	if (data < 0 && errno == ENXIO)
+		return 0;
+	if (data < 0)
+		return -errno;
+	if ((uint64_t)data >= end << PAGE_SHIFT)
+		return 0;
+	hole = lseek(m->memfd, data, SEEK_HOLE);
+	if (hole < 0 || (uint64_t)hole > end << PAGE_SHIFT)
+		hole = (off_t)(end << PAGE_SHIFT);
+	*first = (uint64_t)data >> PAGE_SHIFT;
+	*last = ((uint64_t)hole + PAGE_SIZE - 1) >> PAGE_SHIFT;
+	return 1;
+}
+
 static void punch(struct hyp_mem *m, uint64_t mfn, uint64_t n)
 {
 	fallocate(m->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)mfn << PAGE_SHIFT,
@@ -151,29 +162,18 @@ static void punch(struct hyp_mem *m, uint64_t mfn, uint64_t n)
  */
 static void free_run(struct hyp_mem *m, uint64_t mfn, uint64_t n, bool keep)
 {
-	off_t end = (off_t)(mfn + n) << PAGE_SHIFT, off = (off_t)mfn << PAGE_SHIFT;
+	uint64_t from = mfn, first, last;
 
-	for (uint64_t k = 0; k < n; k++)
-		bitmap_clear(m->warm_map, mfn + k);
 	if (!keep) {
 		punch(m, mfn, n);
 		return;
 	}
-	while (off < end) {
-		off_t data = lseek(m->memfd, off, SEEK_DATA), hole;
-		uint64_t first, last;
-
-		if (data < 0 || data >= end)
-			break;
-		hole = lseek(m->memfd, data, SEEK_HOLE);
-		if (hole < 0 || hole > end)
-			hole = end;
-		first = (uint64_t)data >> PAGE_SHIFT;
-		last = (uint64_t)hole >> PAGE_SHIFT;
+	/* An error only leaves frames cold: they are holes or get punched. */
+	while (mem_next_data(m, from, mfn + n, &first, &last) > 0) {
 		for (uint64_t f = first; f < last; f++)
 			bitmap_set(m->warm_map, f);
 		m->nwarm_free += last - first;
-		off = hole;
+		from = last;
 	}
 }
 
@@ -202,6 +202,31 @@ static void release_frames(struct hyp_mem *m, uint32_t *p2m, uint64_t n, bool ke
 	}
 }
 
+/* Shows frames [mfn, mfn + len) at gfn's place in the domain's view. */
+static int map_run(struct hyp_mem *m, uint8_t *hva, uint64_t gfn, uint64_t mfn, uint64_t len)
+{
+	void *at = mmap(hva + (gfn << PAGE_SHIFT), len << PAGE_SHIFT, PROT_READ | PROT_WRITE,
+			MAP_SHARED | MAP_FIXED, m->memfd, (off_t)mfn << PAGE_SHIFT);
+
+	return at == MAP_FAILED ? -errno : 0;
+}
+
+/* Gives the free frames [mfn, mfn + len) to gfns [gfn, gfn + len). */
+static void own_run(struct hyp_mem *m, uint32_t domid, uint32_t *p2m, uint64_t gfn, uint64_t mfn,
+		    uint64_t len)
+{
+	for (uint64_t k = 0; k < len; k++) {
+		if (bitmap_test(m->warm_map, mfn + k)) {
+			bitmap_clear(m->warm_map, mfn + k);
+			m->nwarm_free--;
+		}
+		bitmap_clear(m->free_map, mfn + k);
+		m->m2p[mfn + k] = ((uint64_t)domid << 48) | (gfn + k);
+		p2m[gfn + k] = (uint32_t)(mfn + k);
+	}
+	m->nfree -= len;
+}
+
 /* Takes up to n - *done frames of class c, searching from *pos (wrapping
  * once), for gfns from gfn + *done. Warm frames are punched: they read as
  * zeros. */
@@ -212,7 +237,7 @@ static int take(struct hyp_mem *m, uint32_t domid, uint32_t *p2m, uint8_t *hva, 
 
 	while (*done < n) {
 		uint64_t start = *pos, len = find_run(m, &start, n - *done, c);
-		void *at;
+		int err;
 
 		if (!len) {
 			if (wrapped)
@@ -221,29 +246,16 @@ static int take(struct hyp_mem *m, uint32_t domid, uint32_t *p2m, uint8_t *hva, 
 			wrapped = true;
 			continue;
 		}
-		at = mmap(hva + ((gfn + *done) << PAGE_SHIFT), len << PAGE_SHIFT,
-			  PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, m->memfd,
-			  (off_t)start << PAGE_SHIFT);
-		if (at == MAP_FAILED) {
-			int err = -errno;
-
+		err = map_run(m, hva, gfn + *done, start, len);
+		if (err) {
 			log_err("d%u: mapping %llu frames at gfn 0x%llx: %s", domid,
 				(unsigned long long)len, (unsigned long long)(gfn + *done),
-				strerror(errno));
+				strerror(-err));
 			return err;
 		}
-		if (c == F_WARM) {
-			m->nwarm_free -= len;
+		if (c == F_WARM)
 			punch(m, start, len);
-			for (uint64_t k = 0; k < len; k++)
-				bitmap_clear(m->warm_map, start + k);
-		}
-		for (uint64_t k = 0; k < len; k++) {
-			bitmap_clear(m->free_map, start + k);
-			m->m2p[start + k] = ((uint64_t)domid << 48) | (gfn + *done + k);
-			p2m[gfn + *done + k] = (uint32_t)(start + k);
-		}
-		m->nfree -= len;
+		own_run(m, domid, p2m, gfn + *done, start, len);
 		*done += len;
 		*pos = start + len;
 	}
@@ -275,15 +287,15 @@ int mem_populate(struct hyp_mem *m, uint32_t domid, uint32_t *p2m, uint8_t *hva,
 	return err;
 }
 
-uint64_t mem_swap_warm(struct hyp_mem *m, uint32_t domid, uint32_t *p2m, uint8_t *hva, uint64_t gfn,
-		       uint64_t n)
+void mem_swap_warm(struct hyp_mem *m, uint32_t domid, uint32_t *p2m, uint8_t *hva, uint64_t gfn,
+		   uint64_t n)
 {
 	uint64_t done = 0;
 
 	pthread_mutex_lock(&m->lock);
 	while (done < n && m->nwarm_free) {
 		uint64_t start = m->warm_cursor, len = find_run(m, &start, n - done, F_WARM);
-		void *at;
+		int err;
 
 		if (!len) {
 			if (!m->warm_cursor)
@@ -291,31 +303,21 @@ uint64_t mem_swap_warm(struct hyp_mem *m, uint32_t domid, uint32_t *p2m, uint8_t
 			m->warm_cursor = 0;
 			continue;
 		}
-		at = mmap(hva + ((gfn + done) << PAGE_SHIFT), len << PAGE_SHIFT,
-			  PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, m->memfd,
-			  (off_t)start << PAGE_SHIFT);
-		if (at == MAP_FAILED) {
+		err = map_run(m, hva, gfn + done, start, len);
+		if (err) {
 			/* The old view is still in place: the write goes there. */
 			log_debug("d%u: mapping %llu warm frames at gfn 0x%llx: %s", domid,
 				  (unsigned long long)len, (unsigned long long)(gfn + done),
-				  strerror(errno));
+				  strerror(-err));
 			break;
 		}
 		/* The old frames are holes the stream has not written: free. */
 		release_frames(m, p2m + gfn + done, len, true);
-		m->nwarm_free -= len;
-		for (uint64_t k = 0; k < len; k++) {
-			bitmap_clear(m->warm_map, start + k);
-			bitmap_clear(m->free_map, start + k);
-			m->m2p[start + k] = ((uint64_t)domid << 48) | (gfn + done + k);
-			p2m[gfn + done + k] = (uint32_t)(start + k);
-		}
-		m->nfree -= len;
+		own_run(m, domid, p2m, gfn + done, start, len);
 		done += len;
 		m->warm_cursor = start + len;
 	}
 	pthread_mutex_unlock(&m->lock);
-	return done;
 }
 
 void mem_release(struct hyp_mem *m, uint32_t *p2m, uint64_t n)
