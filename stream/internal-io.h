@@ -36,6 +36,9 @@ struct strm_io_ops {
 	 * side ends cleanly (no error pending): a frame writer writes its end
 	 * frame. Optional, may be NULL (flush is called instead). */
 	int (*finish)(struct strm_io *io);
+	/* strm_io_set_cancel for backends that wait on an fd. Optional, may
+	 * be NULL (-EINVAL). */
+	int (*set_cancel)(struct strm_io *io, struct strm_cancel *cancel, int progress_ms);
 	/* Frees the io and everything it owns (lower io, fd). Mandatory.
 	 * Returns an error from releasing (close(2)), or 0. */
 	int (*close)(struct strm_io *io);
@@ -52,6 +55,8 @@ struct strm_io {
 };
 
 void strm_io_init(struct strm_io *io, const struct strm_io_ops *ops);
+/* Puts fd in non-blocking mode (for set_cancel hooks): 0 or -errno. */
+int strm__fd_nonblock(int fd);
 /* Records err (negative) with a message if no error is recorded yet; the
  * message is logged once. Returns err. */
 int strm_io_fail(struct strm_io *io, int err, const char *fmt, ...) PRINTF_FMT(3, 4);

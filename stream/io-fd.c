@@ -1,8 +1,13 @@
 // SPDX-License-Identifier: MIT
-/* strm_io over a file descriptor (file, pipe, socket; blocking). */
+/*
+ * strm_io over a file descriptor (file, pipe, socket). Blocking, or, with a
+ * cancel token or a progress timeout attached, non-blocking with the waits
+ * in strm_wait_fd.
+ */
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -15,16 +20,47 @@ struct io_fd {
 	struct strm_io io;
 	int fd;
 	bool own;
+	bool waits; /* non-blocking: wait in strm_wait_fd */
+	struct strm_cancel *cancel; /* borrowed */
+	int progress_ms;
 };
+
+/* After EAGAIN on a non-blocking fd: 0 to retry, or the failure recorded. */
+static int fd_wait(struct io_fd *f, short events, uint64_t at)
+{
+	int rc = strm_wait_fd(f->fd, events, f->cancel, f->progress_ms);
+
+	if (rc == -ETIMEDOUT)
+		return strm_io_fail(&f->io, rc, "%s fd %d at offset %" PRIu64
+				    ": no progress for %d ms", events == POLLIN ? "read" : "write",
+				    f->fd, at, f->progress_ms);
+	if (rc)
+		return strm_io_fail(&f->io, rc, "%s fd %d at offset %" PRIu64 ": %s",
+				    events == POLLIN ? "read" : "write", f->fd, at,
+				    rc == -ECANCELED ? "cancelled" : strerror(-rc));
+	return 0;
+}
 
 static ssize_t fd_read(struct strm_io *io, void *buf, size_t len)
 {
 	struct io_fd *f = container_of(io, struct io_fd, io);
 	ssize_t n;
 
-	do
+	if (strm_cancel_fired(f->cancel))
+		return fd_wait(f, POLLIN, io->offset);
+	for (;;) {
 		n = read(f->fd, buf, len);
-	while (n < 0 && errno == EINTR);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && f->waits && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			int rc = fd_wait(f, POLLIN, io->offset);
+
+			if (rc)
+				return rc;
+			continue;
+		}
+		break;
+	}
 	if (n < 0)
 		return strm_io_fail(io, -errno, "read fd %d at offset %" PRIu64 ": %s", f->fd,
 				    io->offset, strerror(errno));
@@ -37,6 +73,9 @@ static int fd_writev(struct strm_io *io, const struct iovec *iov, int iovcnt)
 	struct iovec v[FD_IOV_BATCH];
 	uint64_t done = 0;
 
+	/* A regular file never blocks: a cancelled save stops here. */
+	if (strm_cancel_fired(f->cancel))
+		return fd_wait(f, POLLOUT, io->offset);
 	while (iovcnt > 0) {
 		int cnt = MIN(iovcnt, FD_IOV_BATCH);
 		int i = 0;
@@ -49,6 +88,13 @@ static int fd_writev(struct strm_io *io, const struct iovec *iov, int iovcnt)
 
 			if (n < 0 && errno == EINTR)
 				continue;
+			if (n < 0 && f->waits && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+				int rc = fd_wait(f, POLLOUT, io->offset + done);
+
+				if (rc)
+					return rc;
+				continue;
+			}
 			if (n < 0)
 				return strm_io_fail(io, -errno,
 						    "write fd %d at offset %" PRIu64 ": %s", f->fd,
@@ -85,6 +131,21 @@ static int fd_close(struct strm_io *io)
 	return err;
 }
 
+static int fd_set_cancel(struct strm_io *io, struct strm_cancel *cancel, int progress_ms)
+{
+	struct io_fd *f = container_of(io, struct io_fd, io);
+	int rc = 0;
+
+	if (!f->waits && (cancel || progress_ms))
+		rc = strm__fd_nonblock(f->fd);
+	if (rc)
+		return rc;
+	f->waits = f->waits || cancel || progress_ms;
+	f->cancel = cancel;
+	f->progress_ms = progress_ms;
+	return 0;
+}
+
 /* clang-format off */
 static const struct strm_io_ops strm_io_ops_fd = {
 	.name   = "fd",
@@ -92,6 +153,7 @@ static const struct strm_io_ops strm_io_ops_fd = {
 	.writev = fd_writev,
 	.flush  = NULL,
 	.finish = NULL,
+	.set_cancel = fd_set_cancel,
 	.close  = fd_close,
 };
 /* clang-format on */
@@ -102,7 +164,7 @@ int strm_io_fd(int fd, bool own, struct strm_io **out)
 
 	if (fd < 0)
 		return -EBADF;
-	f = malloc(sizeof(*f));
+	f = calloc(1, sizeof(*f));
 	if (!f)
 		return -ENOMEM;
 	strm_io_init(&f->io, &strm_io_ops_fd);

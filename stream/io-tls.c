@@ -21,6 +21,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -70,7 +71,22 @@ struct io_tls {
 	int vfy_err;
 	char vfy_detail[TLS_DETAIL_MAX];
 	const char *expect; /* the client's expected name (borrowed, handshake only) */
+	/* strm_io_set_cancel: waits in strm_wait_fd (MSG_DONTWAIT) */
+	bool waits;
+	struct strm_cancel *cancel; /* borrowed */
+	int progress_ms;
 };
+
+/* After EAGAIN with waits set: true to retry, else sys_errno is set. */
+static bool sock_wait(struct io_tls *c, short events)
+{
+	int rc = strm_wait_fd(c->fd, events, c->cancel, c->progress_ms);
+
+	if (!rc)
+		return true;
+	c->sys_errno = -rc;
+	return false;
+}
 
 /* ---- socket BIO ---------------------------------------------------------- */
 
@@ -83,9 +99,21 @@ static int sock_write(BIO *b, const char *buf, int len)
 	ssize_t n;
 
 	BIO_clear_retry_flags(b);
-	do
-		n = send(c->fd, buf, (size_t)len, MSG_NOSIGNAL);
-	while (n < 0 && errno == EINTR);
+	if (strm_cancel_fired(c->cancel)) {
+		c->sys_errno = ECANCELED;
+		return -1;
+	}
+	for (;;) {
+		n = send(c->fd, buf, (size_t)len, MSG_NOSIGNAL | (c->waits ? MSG_DONTWAIT : 0));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && c->waits && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			if (!sock_wait(c, POLLOUT))
+				return -1;
+			continue;
+		}
+		break;
+	}
 	if (n < 0) {
 		c->sys_errno = (errno == EAGAIN || errno == EWOULDBLOCK) ? ETIMEDOUT : errno;
 		return -1;
@@ -99,9 +127,21 @@ static int sock_read(BIO *b, char *buf, int len)
 	ssize_t n;
 
 	BIO_clear_retry_flags(b);
-	do
-		n = recv(c->fd, buf, (size_t)len, 0);
-	while (n < 0 && errno == EINTR);
+	if (strm_cancel_fired(c->cancel)) {
+		c->sys_errno = ECANCELED;
+		return -1;
+	}
+	for (;;) {
+		n = recv(c->fd, buf, (size_t)len, c->waits ? MSG_DONTWAIT : 0);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && c->waits && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			if (!sock_wait(c, POLLIN))
+				return -1;
+			continue;
+		}
+		break;
+	}
 	if (n < 0) {
 		c->sys_errno = (errno == EAGAIN || errno == EWOULDBLOCK) ? ETIMEDOUT : errno;
 		return -1;
@@ -294,8 +334,16 @@ static int tls_explain(struct io_tls *c, int ret, char *why, size_t len, bool *l
 	case SSL_ERROR_SYSCALL:
 		ERR_clear_error();
 		if (c->sys_errno == ETIMEDOUT) {
-			snprintf(why, len, "timed out waiting for the peer");
+			if (c->waits && c->progress_ms)
+				snprintf(why, len, "no progress for %d ms: the peer is stalled",
+					 c->progress_ms);
+			else
+				snprintf(why, len, "timed out waiting for the peer");
 			return -ETIMEDOUT;
+		}
+		if (c->sys_errno == ECANCELED) {
+			snprintf(why, len, "cancelled");
+			return -ECANCELED;
 		}
 		if (c->sys_errno) {
 			snprintf(why, len, "%s", strerror(c->sys_errno));
@@ -499,9 +547,22 @@ static int tls_close(struct strm_io *io)
 				     .tv_usec = (TLS_CLOSE_TIMEOUT_MS % 1000) * 1000};
 
 		(void)setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+		if (c->waits)
+			c->progress_ms = TLS_CLOSE_TIMEOUT_MS;
 		send_close_notify(c);
 	}
 	conn_free(c);
+	return 0;
+}
+
+static int tls_set_cancel(struct strm_io *io, struct strm_cancel *cancel, int progress_ms)
+{
+	struct io_tls *c = container_of(io, struct io_tls, io);
+
+	/* MSG_DONTWAIT per call: the socket's own flags stay as they are. */
+	c->waits = c->waits || cancel || progress_ms;
+	c->cancel = cancel;
+	c->progress_ms = progress_ms;
 	return 0;
 }
 
@@ -512,6 +573,7 @@ static const struct strm_io_ops strm_io_ops_tls = {
 	.writev = tls_writev,
 	.flush  = NULL,
 	.finish = tls_finish,
+	.set_cancel = tls_set_cancel,
 	.close  = tls_close,
 };
 /* clang-format on */

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/log.h"
@@ -243,4 +244,72 @@ Test(strm_io, codec_names)
 	cr_assert_eq(c, STRM_CODEC_LZ4);
 	cr_assert_eq(strm_codec_parse("gzip", &c), -EINVAL);
 	cr_assert_eq(strm_codec_parse("", &c), -EINVAL);
+}
+
+/* A cancel from another thread ends a read blocked on a silent pipe. */
+struct canceller {
+	struct strm_cancel *c;
+	int delay_ms;
+};
+
+static void *fire_later(void *arg)
+{
+	struct canceller *k = arg;
+
+	usleep((useconds_t)k->delay_ms * 1000);
+	strm_cancel_fire(k->c);
+	return NULL;
+}
+
+Test(strm_io, cancel_ends_a_blocked_read_and_write, .init = quiet, .timeout = 30)
+{
+	struct strm_cancel *c;
+	struct strm_io *rd, *wr;
+	struct canceller k;
+	pthread_t t;
+	static uint8_t big[1 << 20];
+	char b;
+	int p[2];
+
+	cr_assert_eq(pipe(p), 0);
+	cr_assert_eq(strm_cancel_new(&c), 0);
+	cr_assert_not(strm_cancel_fired(c));
+	cr_assert_eq(strm_io_fd(p[0], true, &rd), 0);
+	cr_assert_eq(strm_io_fd(p[1], true, &wr), 0);
+	cr_assert_eq(strm_io_set_cancel(rd, c, 0), 0);
+	cr_assert_eq(strm_io_set_cancel(wr, c, 0), 0);
+	k = (struct canceller){ c, 100 };
+	cr_assert_eq(pthread_create(&t, NULL, fire_later, &k), 0);
+	/* Nobody writes: blocks until the cancel. */
+	cr_assert_eq(strm_io_read(rd, &b, 1), -ECANCELED);
+	pthread_join(t, NULL);
+	cr_assert(strm_cancel_fired(c));
+	cr_assert(strstr(strm_io_error(rd), "cancelled"), "%s", strm_io_error(rd));
+	/* A write that would fill the pipe fails at once, cancelled. */
+	cr_assert_eq(strm_io_write(wr, big, sizeof(big)), -ECANCELED);
+	strm_io_close(rd);
+	strm_io_close(wr);
+	strm_cancel_free(c);
+}
+
+Test(strm_io, progress_timeout_names_the_stall, .init = quiet, .timeout = 30)
+{
+	static uint8_t big[1 << 20];
+	struct strm_io *wr;
+	struct timespec a, z;
+	double ms;
+	int p[2];
+
+	cr_assert_eq(pipe(p), 0);
+	cr_assert_eq(strm_io_fd(p[1], true, &wr), 0);
+	cr_assert_eq(strm_io_set_cancel(wr, NULL, 200), 0);
+	clock_gettime(CLOCK_MONOTONIC, &a);
+	/* The reader never reads: the pipe fills, then 200 ms pass. */
+	cr_assert_eq(strm_io_write(wr, big, sizeof(big)), -ETIMEDOUT);
+	clock_gettime(CLOCK_MONOTONIC, &z);
+	ms = (double)(z.tv_sec - a.tv_sec) * 1e3 + (double)(z.tv_nsec - a.tv_nsec) / 1e6;
+	cr_assert(ms >= 190 && ms < 5000, "%.0f ms", ms);
+	cr_assert(strstr(strm_io_error(wr), "no progress for 200 ms"), "%s", strm_io_error(wr));
+	strm_io_close(wr);
+	close(p[0]);
 }

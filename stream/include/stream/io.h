@@ -54,6 +54,42 @@ const void *strm_io_mem_data(const struct strm_io *io, size_t *len);
  */
 int strm_io_prefix(struct strm_io *lower, const void *buf, size_t len, struct strm_io **out);
 
+/* ---- cancellation and progress timeouts ---------------------------------- */
+
+/*
+ * A cancel token. Fired once from any thread (a job's client went away,
+ * xl migrate-cancel, SIGTERM), it fails every blocking read or write of the
+ * ios it is attached to with -ECANCELED, one already blocked included.
+ * Ownership: strm_cancel_free frees it; ios only borrow it.
+ */
+struct strm_cancel;
+int strm_cancel_new(struct strm_cancel **out);
+/* Any thread; idempotent. */
+void strm_cancel_fire(struct strm_cancel *c);
+/* NULL-safe: false for NULL. */
+bool strm_cancel_fired(const struct strm_cancel *c);
+/* Readable once fired: for a caller's own poll(). */
+int strm_cancel_fd(const struct strm_cancel *c);
+/* NULL-safe. */
+void strm_cancel_free(struct strm_cancel *c);
+/*
+ * Waits until fd is ready for events (POLLIN/POLLOUT), the token fires
+ * (-ECANCELED) or timeout_ms pass (-ETIMEDOUT; 0: no limit). cancel may be
+ * NULL. 0 when ready (or the fd reports an error or hang-up, which the next
+ * read or write then returns).
+ */
+int strm_wait_fd(int fd, short events, const struct strm_cancel *cancel, int timeout_ms);
+
+/*
+ * Makes the blocking reads and writes of an fd or TLS io wait in poll() for
+ * its fd or for cancel (borrowed; NULL: none): a fired token fails the call
+ * with -ECANCELED; a wait of progress_ms (0: no limit) with no byte moving
+ * fails it with -ETIMEDOUT, "no progress for N ms". The fd is switched to
+ * non-blocking mode. -EINVAL for an io of another kind (attach it to the
+ * bottom io of a filter stack).
+ */
+int strm_io_set_cancel(struct strm_io *io, struct strm_cancel *cancel, int progress_ms);
+
 /* ---- frame layer --------------------------------------------------------- */
 
 enum strm_codec { STRM_CODEC_NONE, STRM_CODEC_LZ4, STRM_CODEC_ZSTD };
