@@ -571,7 +571,9 @@ static void do_migrate_job(uv_work_t *w)
 		/* The domain runs again. The target may have said why it stopped. */
 		char terr[600] = "";
 
-		if (rc != -ECANCELED) {
+		/* A refusing target says why and closes: its reason waits in
+		 * our socket buffer behind the write's EPIPE or reset. */
+		if (rc != -ECANCELED && !strm_io_keep_reading(io)) {
 			set_timeout(fd, 1000);
 			if (read_msg(io, MSG_READY, sizeof(MSG_READY), "", terr, sizeof(terr)) !=
 			    -ECONNREFUSED)
@@ -582,17 +584,23 @@ static void do_migrate_job(uv_work_t *w)
 		if (rc == -ECANCELED)
 			snprintf(j->err, sizeof(j->err), "migration of '%s' to %s cancelled; it "
 				 "keeps running here", j->name, j->host);
-		else if (!terr[0] && (rc == -EPIPE || rc == -ECONNRESET))
-			/* The target hung up mid-stream; its reason died with the
-			 * connection (a reset drops what it sent). */
-			snprintf(j->err, sizeof(j->err), "migration of '%s' to %s failed: %s; the "
-				 "target closed the connection (its ferryd log says why, e.g. "
-				 "not enough memory); it keeps running here", j->name, j->host,
-				 why[0] ? why : ferry_strerror(rc));
+		else if (terr[0])
+			snprintf(j->err, sizeof(j->err),
+				 "migration of '%s' to %s failed: %s; it "
+				 "keeps running here",
+				 j->name, j->host, terr);
+		else if (rc == -EPIPE || rc == -ECONNRESET)
+			/* The target went without a word (it crashed, or was killed). */
+			snprintf(j->err, sizeof(j->err),
+				 "migration of '%s' to %s failed: %s; the "
+				 "target closed the connection (see its log); it keeps running "
+				 "here",
+				 j->name, j->host, why[0] ? why : ferry_strerror(rc));
 		else
-			snprintf(j->err, sizeof(j->err), "migration of '%s' to %s failed: %s%s%s; "
-				 "it keeps running here", j->name, j->host,
-				 why[0] ? why : ferry_strerror(rc), terr[0] ? "; " : "", terr);
+			snprintf(j->err, sizeof(j->err),
+				 "migration of '%s' to %s failed: %s; it "
+				 "keeps running here",
+				 j->name, j->host, why[0] ? why : ferry_strerror(rc));
 		log_err("d%u: %s", j->domid, j->err);
 		return;
 	}
