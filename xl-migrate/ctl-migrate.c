@@ -572,8 +572,11 @@ static void do_migrate_job(uv_work_t *w)
 		char terr[600] = "";
 
 		/* A refusing target says why and closes: its reason waits in
-		 * our socket buffer behind the write's EPIPE or reset. */
-		if (rc != -ECANCELED && !strm_io_keep_reading(io)) {
+		 * our socket buffer behind the write's EPIPE or reset. (Not
+		 * after a timeout: a frozen target would be waited for again.) */
+		if (rc == -EPIPE || rc == -ECONNRESET)
+			strm_io_keep_reading(io);
+		if (rc != -ECANCELED) {
 			set_timeout(fd, 1000);
 			if (read_msg(io, MSG_READY, sizeof(MSG_READY), "", terr, sizeof(terr)) !=
 			    -ECONNREFUSED)
