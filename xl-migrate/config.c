@@ -627,8 +627,7 @@ int xlm_name_check(const char *name, char *err, size_t errlen)
 		if (len >= sl && !strcmp(name + len - sl, reserved_suffixes[i])) {
 			snprintf(err, errlen,
 				 "the name '%s' is reserved: ferryd names its own copies "
-				 "NAME--incoming, "
-				 "NAME--migratedaway and NAME--backup",
+				 "NAME--incoming, NAME--migratedaway and NAME--backup",
 				 name);
 			return -FERRY_EBADCFG;
 		}

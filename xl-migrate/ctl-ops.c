@@ -136,9 +136,10 @@ static void op_create(struct ctl_client *cl, const struct xlm_req *req)
 		REPLY_ERR(cl, req, rc, "%s", err);
 		return;
 	}
-	rc = hyp_get_info(srv->hyp, &info)
-		     ?: xlm_cfg_check_create(&cfg, cfg.backend[0] ? cfg.backend : info.backend, err,
-					     sizeof(err));
+	rc = hyp_get_info(srv->hyp, &info);
+	if (!rc)
+		rc = xlm_cfg_check_create(&cfg, cfg.backend[0] ? cfg.backend : info.backend, err,
+					  sizeof(err));
 	if (rc) {
 		REPLY_ERR(cl, req, rc, "%s", err[0] ? err : ferry_strerror(rc));
 		return;

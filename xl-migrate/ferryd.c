@@ -4,8 +4,8 @@
  *
  * Start-up order: flags; run and state directories (ours, writable by no
  * one else); the pidfile lock (one ferryd per run dir) and the state dir's
- * lock (one per state dir); daemonize (the parent waits until the child reports
- * that it listens, so failures show up on the starting terminal and in the
+ * lock (one per state dir); daemonize (the parent waits until the child
+ * reports that it listens, so failures show up on the starting terminal and in the
  * exit status); the log file; the hyp core; the control socket; the
  * xenstore and its xenstored sockets; the migration listener (--listen) and TLS context; the loop.
  */
@@ -36,8 +36,7 @@ static void usage(FILE *f)
 		"serves xl on a control socket.\n"
 		"\n"
 		"Options:\n"
-		"  --run-dir DIR      control socket ferryd.sock and ferryd.pid (default "
-		"/run/ferry)\n"
+		"  --run-dir DIR      control socket ferryd.sock and ferryd.pid (default /run/ferry)\n"
 		"  --state-dir DIR    ferryd.log, console/ logs, domains/ records\n"
 		"                     (default /var/lib/ferry)\n"
 		"  --backend B        kvm, soft or auto (default auto: kvm when /dev/kvm works)\n"
@@ -52,8 +51,7 @@ static void usage(FILE *f)
 		"                     accept incoming migrations there (default port 8002;\n"
 		"                     no listener without this flag)\n"
 		"  --tls-dir DIR      ca.pem plus this host's NAME.pem/NAME.key (xl tls-setup)\n"
-		"  --tls-name NAME    which certificate to present (default: the ADDR of "
-		"--listen)\n"
+		"  --tls-name NAME    which certificate to present (default: the ADDR of --listen)\n"
 		"  --insecure         migrate over plain TCP, no TLS (both ends must say so)\n"
 		"  --no-xenstore      no xenstore: no RUN_DIR/xenstored/socket{,_ro}\n"
 		"  --foreground, -F   stay in the foreground and log to stderr too\n"
