@@ -231,9 +231,8 @@ static int restore_config(void *opaque, const char *json, struct hyp_dom_config 
 	return 0;
 }
 
-static void do_restore(uv_work_t *w)
+static void restore_job(struct job *j)
 {
-	struct job *j = w->data;
 	struct rst_opts o = { .paused = j->paused, .config = restore_config, .opaque = j,
 			      .xenstore = ctl__xs_stream_write, .xenstore_opaque = j->srv };
 	struct rst_stats st = { 0 };
@@ -265,6 +264,33 @@ static void do_restore(uv_work_t *w)
 	} else if (!j->err[0]) {
 		snprintf(j->err, sizeof(j->err), "restore failed: %s", ferry_strerror(j->rc));
 	}
+}
+
+static void do_restore(uv_work_t *w)
+{
+	restore_job(w->data);
+}
+
+int ctl__restore_path(struct ctl_server *srv, const char *path, bool paused, uint32_t *domid,
+		      char *err, size_t errlen)
+{
+	struct job *j = calloc(1, sizeof(*j));
+	int rc;
+
+	if (!j) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	j->h = srv->hyp;
+	j->srv = srv;
+	j->paused = paused;
+	snprintf(j->path, sizeof(j->path), "%s", path);
+	restore_job(j);
+	rc = j->rc;
+	*domid = j->domid;
+	snprintf(err, errlen, "%s", j->err);
+	free(j);
+	return rc;
 }
 
 void ctl__op_restore(struct ctl_client *cl, const struct xlm_req *req)
