@@ -27,7 +27,8 @@
  *                    state, when): written before the save and removed
  *                    after the restore. One without its NAME.save is a save
  *                    that did not finish: reported and removed.
- *   saved/NAME.save  the domain, a Xen stream as xl save writes it.
+ *   saved/NAME.save  the domain, a Xen stream as xl save writes it
+ *                    (ctl__save_file: crash-safe, complete or absent).
  *   saved/NAME.save.failed, saved/NAME.json.failed: a restore at start
  *                    that failed, kept aside and reported at every start
  *                    until someone restores or removes it.
@@ -43,6 +44,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/afile.h"
 #include "common/err.h"
 #include "common/log.h"
 #include "internal.h"
@@ -98,47 +100,16 @@ static void fsync_dir(const char *dir)
 	}
 }
 
-/* ---- crash-safe files ----------------------------------------------------- */
-
-/* A temporary file beside path, for commit_tmp: 0 with *fd, or -errno. */
-static int open_tmp(const char *path, char *tmp, size_t tmplen, int *fd)
-{
-	snprintf(tmp, tmplen, "%s.tmp", path);
-	/* Whatever a crash (or anyone) left there goes: never a FIFO that
-	 * blocks, never another file's link. */
-	if (unlink(tmp) && errno != ENOENT)
-		return -errno;
-	*fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
-	return *fd < 0 ? -errno : 0;
-}
-
-/* fsyncs and closes fd, renames tmp over path, fsyncs the directory;
- * removes tmp on failure. */
-static int commit_tmp(int fd, const char *tmp, const char *path, const char *dir)
-{
-	int rc = fsync(fd) ? -errno : 0;
-
-	if (close(fd) && !rc)
-		rc = -errno;
-	if (!rc && rename(tmp, path))
-		rc = -errno;
-	if (rc) {
-		unlink(tmp);
-		return rc;
-	}
-	fsync_dir(dir);
-	return 0;
-}
-
 /* ---- stop records ---------------------------------------------------------- */
 
 static int rec_write(struct ctl_life *l, const char *name, const struct stop_rec *r)
 {
-	char path[4400], tmp[4500];
+	char path[4400], err[4600] = "";
 	const unsigned char *buf;
+	struct afile *f = NULL;
 	size_t len;
 	yajl_gen g = yajl_gen_alloc(NULL);
-	int fd, rc;
+	int rc;
 
 	if (!g)
 		return -ENOMEM;
@@ -155,19 +126,20 @@ static int rec_write(struct ctl_life *l, const char *name, const struct stop_rec
 		rc = -ENOMEM;
 	snprintf(path, sizeof(path), "%s/%s.json", l->dir, name);
 	if (!rc)
-		rc = open_tmp(path, tmp, sizeof(tmp), &fd);
+		rc = afile_open(path, &f, err, sizeof(err));
 	if (!rc) {
-		if (write(fd, buf, len) != (ssize_t)len || write(fd, "\n", 1) != 1) {
+		if (write(afile_fd(f), buf, len) != (ssize_t)len) {
 			rc = errno ? -errno : -EIO;
-			close(fd);
-			unlink(tmp);
+			snprintf(err, sizeof(err), "writing %s: %s", path, ferry_strerror(rc));
+			afile_abort(f);
 		} else {
-			rc = commit_tmp(fd, tmp, path, l->dir);
+			rc = afile_commit(f, err, sizeof(err));
 		}
 	}
 	yajl_gen_free(g);
 	if (rc)
-		log_err("cannot write %s: %s", path, ferry_strerror(rc));
+		log_err("cannot write the stop record of '%s': %s", name,
+			err[0] ? err : ferry_strerror(rc));
 	return rc;
 }
 
@@ -351,18 +323,19 @@ static int scan_saved(struct ctl_life *l)
 		char name[HYP_NAME_MAX];
 		size_t n = strlen(e->d_name);
 
-		if (e->d_name[0] == '.')
+		if (e->d_name[0] == '.') {
+			if (strstr(e->d_name, ".tmp-")) {
+				/* a save or record a crash interrupted */
+				snprintf(path, sizeof(path), "%s/%s", l->dir, e->d_name);
+				unlink(path);
+			}
 			continue;
+		}
 		if (has_suffix(e->d_name, ".save.failed")) {
 			log_warn("%s/%s: kept from a restore that failed at an earlier start (see "
 				 "the log then); restore it with xl restore (its stop record is "
 				 "beside it) or remove it",
 				 l->dir, e->d_name);
-			continue;
-		}
-		if (has_suffix(e->d_name, ".tmp")) {
-			snprintf(path, sizeof(path), "%s/%s", l->dir, e->d_name);
-			unlink(path); /* a write a crash interrupted */
 			continue;
 		}
 		if (!has_suffix(e->d_name, ".json") || n - 5 >= sizeof(name))
@@ -442,7 +415,13 @@ static void restore_one(struct ctl_life *l, const char *name)
 		return;
 	}
 	if (r.fenced) {
-		rc = hyp_domain_set_fenced(srv->hyp, domid, true);
+		struct hyp_dom_info info;
+
+		/* Fenced first, then its fenced name back (see stop_one). */
+		rc = hyp_domain_set_fenced(srv->hyp, domid, true) ?:
+		     hyp_domain_info(srv->hyp, domid, &info);
+		if (!rc && strcmp(info.name, name))
+			rc = hyp_domain_rename(srv->hyp, domid, name);
 		if (!rc && r.has_fence)
 			rc = ctl__fence_put(srv, domid, &r.fence);
 		if (rc) {
@@ -541,69 +520,6 @@ static bool is_late(struct ctl_life *l)
 	return __atomic_load_n(&l->late, __ATOMIC_ACQUIRE);
 }
 
-/*
- * Saves domain domid crash-safely to path (the file appears only once it
- * is complete and durable); the domain is left paused on success, running
- * again on failure. l->cancel ends it with -ECANCELED.
- */
-static int save_domain(struct ctl_life *l, uint32_t domid, const char *path, uint64_t *bytes,
-		       char *err, size_t errlen)
-{
-	struct hyp *h = l->srv->hyp;
-	struct mig_save_opts o = { .xenstore = { ctl__xs_stream_read, l->srv } };
-	struct mig_save_stats st = { 0 };
-	struct hyp_dom_config cfg;
-	struct strm_io *io;
-	char tmp[4500], *json = NULL;
-	int fd, rc;
-
-	rc = hyp_domain_config(h, domid, &cfg) ?: xlm_cfg_to_json(&cfg, &json);
-	if (rc) {
-		snprintf(err, errlen, "cannot encode its config: %s", ferry_strerror(rc));
-		return rc;
-	}
-	o.config_json = json;
-	rc = open_tmp(path, tmp, sizeof(tmp), &fd);
-	if (rc) {
-		snprintf(err, errlen, "cannot create %s: %s", tmp, strerror(-rc));
-		free(json);
-		return rc;
-	}
-	rc = hyp_domain_pause(h, domid);
-	if (rc) {
-		snprintf(err, errlen, "cannot pause it: %s", ferry_strerror(rc));
-		close(fd);
-		unlink(tmp);
-		free(json);
-		return rc;
-	}
-	rc = strm_io_fd(fd, false, &io);
-	if (!rc) {
-		rc = strm_io_set_cancel(io, l->cancel, 0);
-		if (rc)
-			strm_io_close(io);
-	}
-	if (!rc)
-		rc = mig_save_domain(h, domid, io, &o, &st, err, errlen);
-	free(json);
-	if (rc) {
-		close(fd);
-		unlink(tmp);
-		hyp_domain_unpause(h, domid);
-		if (!err[0])
-			snprintf(err, errlen, "%s", ferry_strerror(rc));
-		return rc;
-	}
-	rc = commit_tmp(fd, tmp, path, l->dir);
-	if (rc) {
-		snprintf(err, errlen, "cannot complete %s: %s", path, strerror(-rc));
-		hyp_domain_unpause(h, domid);
-		return rc;
-	}
-	*bytes = st.bytes;
-	return 0;
-}
-
 /* Why domid is destroyed unsaved, in the log, and its end. */
 static void give_up(struct ctl_life *l, uint32_t domid, const char *name, const char *why)
 {
@@ -617,8 +533,9 @@ static void stop_one(struct ctl_life *l, uint32_t domid)
 	char path[4400], why[128], err[4096 + 512] = "";
 	struct hyp_dom_info info;
 	struct stop_rec r = { 0 };
-	uint64_t bytes = 0;
+	struct mig_save_stats st = { 0 };
 	struct timespec t0, t1;
+	bool renamed;
 	time_t now;
 	int rc;
 
@@ -653,17 +570,27 @@ static void stop_one(struct ctl_life *l, uint32_t domid)
 		give_up(l, domid, info.name, "its stop record cannot be written");
 		return;
 	}
+	/*
+	 * A fenced domain's stream carries the name it had before the fence
+	 * (NAME--migratedaway is ferryd's rename, which a config may not
+	 * hold); it is fenced all the while, and the restore renames it back.
+	 */
+	renamed = r.has_fence && strcmp(r.fence.name, info.name) &&
+		  !hyp_domain_rename(srv->hyp, domid, r.fence.name);
 	snprintf(path, sizeof(path), "%s/%s.save", l->dir, info.name);
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	for (;;) {
 		err[0] = 0;
-		rc = save_domain(l, domid, path, &bytes, err, sizeof(err));
+		rc = ctl__save_file(srv, domid, path, STRM_CODEC_NONE, l->cancel, &st, err,
+				    sizeof(err));
 		/* Another operation holds it: wait for it, up to the deadline. */
 		if (rc != -EBUSY || is_late(l))
 			break;
 		usleep(100000);
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t1);
+	if (rc && renamed)
+		hyp_domain_rename(srv->hyp, domid, info.name);
 	if (rc) {
 		snprintf(path, sizeof(path), "%s/%s.json", l->dir, info.name);
 		unlink(path);
@@ -671,10 +598,7 @@ static void stop_one(struct ctl_life *l, uint32_t domid)
 		return;
 	}
 	log_info("dom%u: saved '%s'%s to %s: %" PRIu64 " MiB in %.1f s", domid, info.name,
-		 r.fenced   ? " (fenced)"
-		 : r.paused ? " (paused)"
-			    : "",
-		 path, bytes >> 20,
+		 r.fenced ? " (fenced)" : r.paused ? " (paused)" : "", path, st.bytes >> 20,
 		 (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
 	hyp_domain_destroy(srv->hyp, domid);
 }
@@ -738,11 +662,12 @@ void ctl_lifetime_stop(struct ctl_server *srv, void (*done)(struct ctl_server *s
 	int rc;
 
 	/*
-	 * Cancel what has not reached a migration's go. ISSUE-10 MERGE POINT:
-	 * ctl__jobs_cancel_all(srv) (save and restore jobs, migrations) is
-	 * called here once it exists; until then only migrations are
-	 * cancelled, by ctl_migrate_stop.
+	 * Cancel what has not reached a migration's go: save and restore
+	 * jobs, then migrations. ISSUE-10 MERGE POINT: ctl__jobs_cancel_all(srv)
+	 * (h-hang's, for migrations) is called here once it exists; until then
+	 * ctl_migrate_stop cancels them.
 	 */
+	ctl__save_cancel_all(srv);
 	ctl_migrate_stop(srv);
 	if (!l) {
 		done(srv);

@@ -92,6 +92,7 @@ void ctl__client_close(struct ctl_client *cl)
 	if (cl->closing)
 		return;
 	cl->closing = true;
+	ctl__save_client_gone(cl);
 	if (cl->prev)
 		cl->prev->next = cl->next;
 	else

@@ -8,6 +8,9 @@
  *   ctl-events.c  hyp events (any thread) -> the loop (uv_async_t + queue)
  *   xs-server.c   the xenstore (one struct xs_store) and its xenstored
  *                 sockets RUN_DIR/xenstored/socket and socket_ro
+ *   ctl-save.c    save and restore jobs on libuv's thread pool
+ *   save-file.c   where saves go (crash-safe file replacement, or a stream
+ *                 to a device, FIFO or socket) and restores come from
  *   ctl-lifetime.c what ferryd's stop and start do to domains: save them
  *                 all at SIGTERM (--on-stop), restore them at start
  *   ctl-migrate.c live migration: the migrate/-cancel/-resolve ops (source
@@ -27,6 +30,7 @@
 
 #include "common/compiler.h"
 #include "hyp/hyp.h"
+#include "stream/io.h"
 #include "xl-migrate/proto.h"
 
 #define FERRYD_VERSION "0.1"
@@ -58,6 +62,8 @@ struct ferryd_opts {
 struct ctl_event;
 struct ctl_life;
 struct ctl_mig;
+struct ctl_save_job;
+struct mig_save_stats;
 struct xs_server;
 
 struct ctl_client {
@@ -97,6 +103,8 @@ struct ctl_server {
 	struct ctl_mig *mig;
 	/* xenstore (xs-server.c); NULL with --no-xenstore */
 	struct xs_server *xs;
+	/* save and restore jobs running or queued (ctl-save.c; loop thread) */
+	struct ctl_save_job *save_jobs;
 	/* start and stop (ctl-lifetime.c) */
 	struct ctl_life *life;
 };
@@ -137,6 +145,37 @@ int ctl__restore_path(struct ctl_server *srv, const char *path, bool paused, uin
 		      char *err, size_t errlen);
 /* Frees a client closed while busy; called when its last op finishes. */
 void ctl__client_release(struct ctl_client *cl);
+/* Loop thread: cl went away; cancels its save and restore jobs (a
+ * cancelled save leaves its target as it was and the domain running; a
+ * cancelled restore creates no domain). */
+void ctl__save_client_gone(struct ctl_client *cl);
+/* Loop thread (the SIGTERM path): cancels every save and restore job. */
+void ctl__save_cancel_all(struct ctl_server *srv);
+
+/* save-file.c */
+/*
+ * Saves domain domid to path crash-safely: pauses it and writes the stream
+ * to a new file beside path (a symlink at path followed; an existing file's
+ * owner and mode kept, else 0600), fsyncs it, renames it over path and
+ * fsyncs the directory. A device, FIFO or socket at path is written as a
+ * stream instead, never truncated or removed; a FIFO without a reader is
+ * waited for. cancel (borrowed; may be NULL) fired stops the wait or the
+ * writes with -ECANCELED. On success (0) the domain is left paused and st
+ * (may be NULL) filled; on failure (-errno, message in err) the temporary
+ * file is removed, path is exactly as it was and the domain runs again.
+ * Any thread but the loop's (it waits for the loop for the xenstore).
+ */
+int ctl__save_file(struct ctl_server *srv, uint32_t domid, const char *path,
+		   enum strm_codec codec, struct strm_cancel *cancel,
+		   struct mig_save_stats *st, char *err, size_t errlen);
+/*
+ * Opens path for a restore into *fd: a regular file at once; a FIFO
+ * waiting, while cancel (may be NULL) has not fired, for a writer to send
+ * its first bytes (non-blocking then; a socket is connected to). -errno
+ * with err set.
+ */
+int ctl__open_restore(const char *path, struct strm_cancel *cancel, int *fd, char *err,
+		      size_t errlen);
 
 /* ctl-sched.c: the scheduler and cpupool verbs */
 void ctl__op_sched(struct ctl_client *cl, const struct xlm_req *req);
