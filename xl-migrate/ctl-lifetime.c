@@ -291,12 +291,13 @@ static void remove_lost_records(struct ctl_server *srv)
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
 		v = read_json(path, err, sizeof(err));
-		tree_str(v, "name", name, sizeof(name));
+		name[0] = 0;
+		if (v)
+			tree_str(v, "name", name, sizeof(name));
 		yajl_tree_free(v);
-		log_warn(
-			"domain '%s' (was domain %.*s) was lost: ferryd ended without a stop "
-			"(a crash, kill -9 or the OOM killer) while it ran; removing its record %s",
-			name[0] ? name : "?", (int)(strlen(e->d_name) - 5), e->d_name, path);
+		log_warn("domain '%s' (was domain %.*s) was lost: ferryd ended without a stop "
+			 "(a crash, kill -9 or the OOM killer) while it ran; removing its record %s",
+			 name[0] ? name : "?", (int)(strlen(e->d_name) - 5), e->d_name, path);
 		unlink(path);
 	}
 	closedir(d);
