@@ -664,9 +664,10 @@ void ctl_lifetime_stop(struct ctl_server *srv, void (*done)(struct ctl_server *s
 
 	/*
 	 * Cancel what has not reached a migration's go: save and restore
-	 * jobs, then migrations. ISSUE-10 MERGE POINT: ctl__jobs_cancel_all(srv)
-	 * (h-hang's, for migrations) is called here once it exists; until then
-	 * ctl_migrate_stop cancels them.
+	 * jobs, then migrations. ISSUE-10 MERGE POINT: with h-hang's job
+	 * framework, ctl_jobs_cancel_all(srv) (cancel without stopping) goes
+	 * here in place of ctl_migrate_stop, and its ctl_jobs_stop(srv) in
+	 * ctl-server.c's stop_finish, once the saves are done.
 	 */
 	ctl__save_cancel_all(srv);
 	ctl_migrate_stop(srv);
