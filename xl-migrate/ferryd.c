@@ -5,9 +5,12 @@
  * Start-up order: flags; run and state directories (ours, writable by no
  * one else); the pidfile lock (one ferryd per run dir) and the state dir's
  * lock (one per state dir); daemonize (the parent waits until the child
- * reports that it listens, so failures show up on the starting terminal and in the
- * exit status); the log file; the hyp core; the control socket; the
- * xenstore and its xenstored sockets; the migration listener (--listen) and TLS context; the loop.
+ * reports that it listens, so failures show up on the starting terminal and
+ * in the exit status); the log file; the hyp core; the xenstore and its
+ * xenstored sockets; the migration listener (--listen) and TLS context; the
+ * domains the last stop saved (ctl-lifetime.c); the control socket; the
+ * loop. SIGTERM and SIGINT wait, blocked, until the control socket's
+ * handlers take them; the stop then saves every domain (--on-stop).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -54,8 +57,21 @@ static void usage(FILE *f)
 		"  --tls-name NAME    which certificate to present (default: the ADDR of --listen)\n"
 		"  --insecure         migrate over plain TCP, no TLS (both ends must say so)\n"
 		"  --no-xenstore      no xenstore: no RUN_DIR/xenstored/socket{,_ro}\n"
+		"  --on-stop save|destroy\n"
+		"                     what SIGTERM (or SIGINT) does to the domains (default\n"
+		"                     save): save each into STATE_DIR/saved/ (paused ones stay\n"
+		"                     paused, fenced ones fenced), then exit; the next start\n"
+		"                     restores them and logs each. destroy: destroy them all\n"
+		"  --stop-timeout S   seconds from the signal for the whole stop (default %u);\n"
+		"                     a domain not saved by then is named in the log and\n"
+		"                     destroyed, so the stop always ends\n"
 		"  --foreground, -F   stay in the foreground and log to stderr too\n"
-		"  --help, -h         this text\n");
+		"  --help, -h         this text\n"
+		"\n"
+		"ferryd holds every domain in its own process: a crash of ferryd (kill -9,\n"
+		"the OOM killer) loses every running domain. Only a stop (SIGTERM, SIGINT)\n"
+		"saves them. The answer to a crash is a pair of hosts (xl remus, coming).\n",
+		CTL_STOP_TIMEOUT_S);
 }
 
 /*
@@ -99,7 +115,7 @@ static int parse_args(int argc, char **argv, struct ferryd_opts *o)
 {
 	enum { OPT_RUN = 256, OPT_STATE, OPT_BACKEND, OPT_PCPUS, OPT_MEMORY, OPT_GUEST,
 	       OPT_LOGLEVEL, OPT_LISTEN, OPT_TLSDIR, OPT_TLSNAME, OPT_INSECURE,
-	       OPT_NOXS };
+	       OPT_NOXS, OPT_ONSTOP, OPT_STOPTIMEOUT };
 	static const struct option longopts[] = {
 		{ "run-dir", required_argument, NULL, OPT_RUN },
 		{ "state-dir", required_argument, NULL, OPT_STATE },
@@ -113,6 +129,8 @@ static int parse_args(int argc, char **argv, struct ferryd_opts *o)
 		{ "tls-name", required_argument, NULL, OPT_TLSNAME },
 		{ "insecure", no_argument, NULL, OPT_INSECURE },
 		{ "no-xenstore", no_argument, NULL, OPT_NOXS },
+		{ "on-stop", required_argument, NULL, OPT_ONSTOP },
+		{ "stop-timeout", required_argument, NULL, OPT_STOPTIMEOUT },
 		{ "foreground", no_argument, NULL, 'F' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
@@ -127,6 +145,7 @@ static int parse_args(int argc, char **argv, struct ferryd_opts *o)
 	o->state_dir = "/var/lib/ferry";
 	o->backend = "auto";
 	o->memory_bytes = 4ULL << 30;
+	o->stop_timeout_s = CTL_STOP_TIMEOUT_S;
 	while ((opt = getopt_long(argc, argv, "Fh", longopts, NULL)) != -1) {
 		char *end;
 		unsigned long v;
@@ -181,6 +200,24 @@ static int parse_args(int argc, char **argv, struct ferryd_opts *o)
 		case OPT_TLSNAME: o->tls_name = optarg; break;
 		case OPT_INSECURE: o->insecure = true; break;
 		case OPT_NOXS: o->no_xenstore = true; break;
+		case OPT_ONSTOP:
+			if (strcmp(optarg, "save") && strcmp(optarg, "destroy")) {
+				fprintf(stderr, "ferryd: --on-stop: expected save or destroy, not '%s'\n",
+					optarg);
+				return -EINVAL;
+			}
+			o->on_stop_destroy = !strcmp(optarg, "destroy");
+			break;
+		case OPT_STOPTIMEOUT:
+			errno = 0;
+			v = strtoul(optarg, &end, 10);
+			if (errno || *end || !v || v > 86400) {
+				fprintf(stderr, "ferryd: --stop-timeout: expected 1 to 86400 seconds, "
+					"not '%s'\n", optarg);
+				return -EINVAL;
+			}
+			o->stop_timeout_s = (unsigned)v;
+			break;
 		case 'F': o->foreground = true; break;
 		case 'h': usage(stdout); exit(0);
 		default: usage(stderr); return -EINVAL;
@@ -439,8 +476,16 @@ int main(int argc, char **argv)
 	struct hyp_params hp = { 0 };
 	char pidpath[PATH_MAX], path[PATH_MAX];
 	int lockfd, statefd, logfd, readyfd = -1, rc;
+	sigset_t stopsigs;
 	uv_loop_t loop;
 
+	/* Until the stop's handlers are installed a signal waits (threads
+	 * started meanwhile inherit the mask), so no restored domain is left
+	 * to the default action. */
+	sigemptyset(&stopsigs);
+	sigaddset(&stopsigs, SIGTERM);
+	sigaddset(&stopsigs, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &stopsigs, NULL);
 	if (parse_args(argc, argv, &opts))
 		return 1;
 	if (make_dirs(&opts))
@@ -509,9 +554,13 @@ int main(int argc, char **argv)
 	rc = ctl_migrate_start(&srv);
 	if (rc)
 		goto err_svc;
+	rc = ctl_lifetime_start(&srv);
+	if (rc)
+		goto err_svc;
 	rc = ctl_server_start(&srv);
 	if (rc)
 		goto err_svc;
+	pthread_sigmask(SIG_UNBLOCK, &stopsigs, NULL);
 	if (readyfd >= 0) {
 		log_set_stderr(0);
 		redirect_stdio();
@@ -521,6 +570,7 @@ int main(int argc, char **argv)
 
 	uv_run(&loop, UV_RUN_DEFAULT);
 
+	ctl_lifetime_fini(&srv);
 	/* Receiver threads use the hyp core: wait for them first. */
 	ctl_migrate_fini(&srv);
 	hyp_destroy(srv.hyp);
@@ -540,6 +590,7 @@ err_svc:
 	ctl_xs_stop(&srv);
 	ctl_migrate_stop(&srv);
 	uv_run(&loop, UV_RUN_NOWAIT);
+	ctl_lifetime_fini(&srv);
 	ctl_migrate_fini(&srv);
 	ctl_xs_fini(&srv);
 	hyp_destroy(srv.hyp);
