@@ -52,7 +52,8 @@ void mem_swap_warm(struct hyp_mem *m, uint32_t domid, uint32_t *p2m, uint8_t *hv
 		   uint64_t n);
 /*
  * The first run of frames holding data (not holes) in [from, end): 1 and
- * [*first, *last), 0 when there is none, or -errno from SEEK_DATA.
+ * [*first, *last), 0 when there is none, or -errno from SEEK_DATA; on
+ * those the run is empty ([end, end)).
  */
 int mem_next_data(struct hyp_mem *m, uint64_t from, uint64_t end, uint64_t *first, uint64_t *last);
 /* Returns every frame in p2m[0..n) to the pool, keeping the host pages of
