@@ -92,10 +92,14 @@ struct hyp_exit {
  * dom_init runs once the guest memory is populated and loaded; vcpu_*
  * hooks run on the vCPU's own thread except vcpu_kick (any thread).
  */
+#define HYP_PROBE_WHY_MAX 192 /* hyp_exec_ops.probe's why, with its NUL */
+
 struct hyp_exec_ops {
 	const char *name;
-	/* 0 if the backend can run here; logs why not otherwise. */
-	int (*probe)(void);
+	/* 0 if the backend can run here, else -errno with why not in why.
+	 * A missing /dev/kvm is not logged (under --backend auto it is no
+	 * error): the caller logs why at the level that fits. */
+	int (*probe)(char *why, size_t len);
 	int (*dom_init)(struct hyp_domain *d);
 	void (*dom_fini)(struct hyp_domain *d);
 	/* Create vCPU state and set its boot registers (none when

@@ -61,7 +61,10 @@ static uint64_t mono_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
 }
 
-static int soft_probe(void) { return 0; }
+static int soft_probe(char *why, size_t len)
+{
+	return 0;
+}
 
 static int soft_dom_init(struct hyp_domain *d)
 {
