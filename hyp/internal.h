@@ -212,6 +212,7 @@ struct hyp_domain {
 	bool restoring;
 	/* context.c: the FERRY_HVM_DOMAIN entry of a load in progress */
 	bool ctx_have_dom;
+	bool ctx_have_console; /* a CONSOLE entry came in this load */
 	struct ferry_hvm_domain ctx_dom;
 	/* cpupool.c: the SCHED / SCHED_VCPU entries of a load in progress */
 	bool ctx_have_sched;
@@ -416,6 +417,11 @@ void pv_idx_store(struct hyp_domain *d, uint64_t gpa, uint32_t v);
 int console_init(struct hyp_domain *d);
 void console_fini(struct hyp_domain *d);
 void console_put(struct hyp_domain *d, const char *buf, size_t len);
+/* The CONSOLE entry (context.c): save emits the history ferryd holds; load
+ * checks one and puts its bytes back in the ring (ferryd's record, not
+ * the guest's: nothing to wait for). -EINVAL naming the field if bad. */
+int console_ctx_save(struct hyp_domain *d, hyp_ctx_emit_fn emit, void *opaque);
+int console_ctx_load(struct hyp_domain *d, uint16_t instance, const void *data, uint32_t len);
 /* Reopens the console log under the domain's current name. */
 void console_rename(struct hyp_domain *d);
 
