@@ -12,7 +12,7 @@ set -uo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.bash"
 
 one_ferryd_script xen-verify "${1:?usage: $0 BUILD_DIR}"
-CACHE=${FERRY_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/ferry}/xen-utils-4.17
+CACHE=${FERRY_CACHE_DIR:-${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/ferry}/xen-utils-4.17
 XENLIB=$CACHE/root/usr/lib/xen-4.17
 
 xl() { timeout 120 "$XL" "$@"; }
