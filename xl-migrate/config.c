@@ -379,9 +379,11 @@ static int want_str(struct scan *sc, const char *key, const struct val *v,
 	return 0;
 }
 
+/* *dst is the number, or 0 on an error (defined on every return). */
 static int want_uint(struct scan *sc, const char *key, const struct val *v,
 		     uint64_t *dst)
 {
+	*dst = 0;
 	if (v->type == VAL_INT) {
 		*dst = v->n;
 		return 0;
@@ -793,8 +795,8 @@ static int json_choice(yajl_val obj, const char *key, const char *const *choices
 	if (rc || !word[0])
 		return rc;
 	for (unsigned i = 0; choices[i]; i++) {
-		if (!strcmp(word, choices[i])) {
-			snprintf(dst, size, "%s", word);
+		if (!strcmp(word, choices[i]) && strlen(word) < size) {
+			memcpy(dst, word, strlen(word) + 1);
 			return 0;
 		}
 	}
