@@ -61,7 +61,7 @@ one_ferryd_script() {
 # start_one_ferryd BACKEND MEMORY: in $TMP/run and $TMP/state, its output
 # in $TMP/ferryd.out; up to 10 s for its socket.
 start_one_ferryd() {
-	timeout 900 "$FERRYD" --foreground --backend "$1" --memory "$2" \
+	timeout 900 "$FERRYD" --foreground --on-stop destroy --backend "$1" --memory "$2" \
 		--run-dir "$TMP/run" --state-dir "$TMP/state" >"$TMP/ferryd.out" 2>&1 &
 	ferryd_pid=$!
 	wait_socket "$FERRY_SOCKET"
