@@ -136,6 +136,7 @@ struct mig_job {
 	bool resolved_by_query;
 	const char *outcome; /* "migrated", "resumed", "fenced" */
 	bool fenced;	     /* left fenced: record it */
+	bool op_paused;	     /* holds it paused (mig_live_send's op pause) */
 };
 
 static double now_s(void)
@@ -444,15 +445,21 @@ static int query_once(struct mig_job *j, char *err, size_t errlen)
 
 /* ---- the source copy's fate --------------------------------------------- */
 
-/* Renames back, lifts the fence, unpauses. */
-static int resume_source(struct hyp *h, uint32_t domid, const char *name)
+/* Renames back, lifts the fence, lets go of the job's pause. */
+static int resume_source(struct mig_job *j)
 {
+	struct hyp *h = j->h;
+	uint32_t domid = j->domid;
+	const char *name = j->name;
 	int rc = hyp_domain_rename(h, domid, name);
 
 	if (rc)
 		log_err("d%u: cannot rename back to '%s': %s", domid, name, ferry_strerror(rc));
-	hyp_domain_set_fenced(h, domid, false);
-	rc = hyp_domain_unpause(h, domid);
+	rc = hyp_domain_set_fenced(h, domid, false);
+	if (!rc && j->op_paused) {
+		rc = hyp_domain_op_unpause(h, domid);
+		j->op_paused = rc != 0;
+	}
 	if (rc)
 		log_err("d%u: cannot resume: %s", domid, ferry_strerror(rc));
 	else
@@ -503,7 +510,7 @@ static void resolve_by_query(struct mig_job *j, const char *why)
 		return;
 	}
 	if (ans == 0) {
-		resume_source(j->h, j->domid, j->name);
+		resume_source(j);
 		j->outcome = "resumed";
 		/* For migrate-resolve this is the answer it asked for. */
 		j->rc = j->kind == JOB_QUERY ? 0 : -ECONNRESET;
@@ -596,7 +603,8 @@ static void do_migrate_job(uv_work_t *w)
 		log_err("d%u: %s", j->domid, j->err);
 		return;
 	}
-	/* Stream complete; the domain is paused. */
+	/* Stream complete; the domain is paused, by this operation. */
+	j->op_paused = true;
 	phase_event(j, "handshake");
 	set_timeout(fd, READY_MS);
 	rc = read_msg(io, MSG_READY, sizeof(MSG_READY), "waiting for the target to confirm",
@@ -624,7 +632,8 @@ static void do_migrate_job(uv_work_t *w)
 		close_conn(j, io);
 		hyp_domain_set_fenced(j->h, j->domid, false);
 		hyp_domain_rename(j->h, j->domid, j->name);
-		hyp_domain_unpause(j->h, j->domid);
+		if (!hyp_domain_op_unpause(j->h, j->domid))
+			j->op_paused = false;
 		j->rc = rc;
 		snprintf(j->err, sizeof(j->err), "migration of '%s' to %s %s: %s; it runs here "
 			 "again", j->name, j->host, rc == -ECANCELED ? "cancelled" : "failed", why);
@@ -670,7 +679,7 @@ static void do_migrate_job(uv_work_t *w)
 		resolve_by_query(j, why);
 		return;
 	}
-	resume_source(j->h, j->domid, j->name);
+	resume_source(j);
 	j->rc = -FERRY_EPROTO;
 	j->outcome = "resumed";
 	snprintf(j->err, sizeof(j->err), "migration of '%s': the target could not start it "
@@ -692,6 +701,9 @@ static void do_migrate(uv_work_t *w)
 		hold = NULL;
 	j->o.keep_logdirty = &ld;
 	do_migrate_job(w);
+	/* Left fenced (or destroyed): the fence holds it paused now. */
+	if (j->op_paused)
+		hyp_domain_op_unpause(j->h, j->domid);
 	if (ld)
 		ld_disable(ld);
 	if (hold)
@@ -1116,8 +1128,8 @@ void ctl__op_migrate_resolve(struct ctl_client *cl, const struct xlm_req *req)
 			return;
 		}
 		free(fence_take(mig, domid));
-		hyp_domain_set_fenced(h, domid, false);
-		rc = hyp_domain_unpause(h, domid);
+		/* Nothing else holds it paused: lifting the fence runs it. */
+		rc = hyp_domain_set_fenced(h, domid, false);
 		if (rc) {
 			REPLY_ERR(cl, req, rc, "cannot unpause '%s': %s", name, ferry_strerror(rc));
 			return;

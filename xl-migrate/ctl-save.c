@@ -125,7 +125,8 @@ static void do_save(uv_work_t *w)
 		free(json);
 		return;
 	}
-	rc = hyp_domain_pause(j->h, j->domid);
+	/* The save's own pause: the user's pause count is left as it was. */
+	rc = hyp_domain_op_pause(j->h, j->domid);
 	if (rc) {
 		snprintf(j->err, sizeof(j->err), "cannot pause domain %u: %s", j->domid,
 			 ferry_strerror(rc));
@@ -149,7 +150,7 @@ static void do_save(uv_work_t *w)
 	if (rc) {
 		/* As Xen's xl: a failed save leaves the domain running. */
 		unlink(j->path);
-		hyp_domain_unpause(j->h, j->domid);
+		hyp_domain_op_unpause(j->h, j->domid);
 		j->rc = rc;
 		if (!j->err[0])
 			snprintf(j->err, sizeof(j->err), "save failed: %s", ferry_strerror(rc));
@@ -160,10 +161,18 @@ static void do_save(uv_work_t *w)
 	j->seconds = st.seconds;
 	log_info("d%u: saved to %s: %" PRIu64 " pages, %" PRIu64 " bytes in %.3f s (%s)",
 		 j->domid, j->path, j->pages, j->bytes, j->seconds, strm_codec_name(j->codec));
-	if (j->checkpoint)
-		hyp_domain_unpause(j->h, j->domid);
-	else if (!j->paused)
+	if (j->checkpoint) {
+		hyp_domain_op_unpause(j->h, j->domid); /* paused before: still paused */
+	} else if (j->paused) {
+		/* save -p: paused by the toolstack, so xl unpause resumes it. */
+		struct hyp_dom_info di;
+
+		if (!hyp_domain_info(j->h, j->domid, &di) && !di.pause_count)
+			hyp_domain_pause(j->h, j->domid);
+		hyp_domain_op_unpause(j->h, j->domid);
+	} else {
 		hyp_domain_destroy(j->h, j->domid);
+	}
 }
 
 void ctl__op_save(struct ctl_client *cl, const struct xlm_req *req)
