@@ -54,8 +54,8 @@ static const char MSG_ERROR[] = "ferry-error: "; /* + reason "\n", target -> sou
 static const char XL_MAGIC12[] = "Xen saved do"; /* the first 12 bytes of the xl magic */
 #define PEEK_LEN 12
 
-#define INCOMING_SUFFIX "--incoming"
-#define AWAY_SUFFIX "--migratedaway"
+#define INCOMING_SUFFIX CTL_INCOMING_SUFFIX
+#define AWAY_SUFFIX	CTL_AWAY_SUFFIX
 
 #define CONNECT_MS 10000
 #define BANNER_MS 10000
@@ -136,6 +136,7 @@ struct mig_job {
 	bool resolved_by_query;
 	const char *outcome; /* "migrated", "resumed", "fenced" */
 	bool fenced;	     /* left fenced: record it */
+	bool claimed;	     /* holds the domain (HYP_OP_MIGRATE) */
 	bool op_paused;	     /* holds it paused (mig_live_send's op pause) */
 };
 
@@ -741,6 +742,25 @@ static void fence_record(struct ctl_mig *mig, const struct mig_job *j)
 	fence_put(mig, f);
 }
 
+int ctl__fence_host(struct ctl_server *srv, uint32_t domid, char *host, size_t size)
+{
+	struct ctl_mig *mig = srv->mig;
+	int rc = -ENOENT;
+
+	if (!mig)
+		return rc;
+	pthread_mutex_lock(&mig->lock);
+	for (struct fence_rec *f = mig->fences; f; f = f->next) {
+		if (f->domid == domid) {
+			snprintf(host, size, "%s", f->host);
+			rc = 0;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&mig->lock);
+	return rc;
+}
+
 /* Removes and returns the record of domid (caller frees), or NULL. */
 static struct fence_rec *fence_take(struct ctl_mig *mig, uint32_t domid)
 {
@@ -807,6 +827,8 @@ static void job_done(uv_work_t *w, int status)
 	size_t len;
 
 	drain_events(j->mig, j); /* its progress goes out before its reply */
+	if (j->claimed)
+		hyp_domain_release(j->h, j->domid, HYP_OP_MIGRATE); /* -ENOENT: migrated */
 	job_unlink(j);
 	if (j->fenced)
 		fence_record(j->mig, j);
@@ -946,9 +968,9 @@ void ctl__op_migrate(struct ctl_client *cl, const struct xlm_req *req)
 {
 	struct ctl_mig *mig = cl->srv->mig;
 	const char *dom = xlm_args_str(req, "domain"), *host = xlm_args_str(req, "host");
+	char what[HYP_OP_DETAIL_MAX];
 	struct hyp_dom_info info;
 	struct mig_job *j;
-	bool busy;
 
 	if (!dom || !host || !*host) {
 		REPLY_ERR(cl, req, -EINVAL, "migrate: expected \"domain\" and \"host\"");
@@ -961,11 +983,8 @@ void ctl__op_migrate(struct ctl_client *cl, const struct xlm_req *req)
 		REPLY_ERR(cl, req, -ENOENT, "domain '%s' does not exist", dom);
 		goto fail;
 	}
-	if (info.fenced) {
-		REPLY_ERR(cl, req, -EPERM, "domain '%s' is fenced after a migration; see xl "
-			  "migrate-resolve", info.name);
+	if (ctl__domain_check(cl, req, j->domid, "migrate"))
 		goto fail;
-	}
 	if (info.state != HYP_DOM_RUNNING && info.state != HYP_DOM_BLOCKED) {
 		REPLY_ERR(cl, req, -EINVAL, "domain '%s' is %s; only a running domain migrates",
 			  info.name, hyp_state_name(info.state));
@@ -981,13 +1000,11 @@ void ctl__op_migrate(struct ctl_client *cl, const struct xlm_req *req)
 	}
 	if (migrate_opts(cl, req, j))
 		goto fail;
-	pthread_mutex_lock(&mig->lock);
-	busy = job_find_locked(mig, j->domid) != NULL;
-	pthread_mutex_unlock(&mig->lock);
-	if (busy) {
-		REPLY_ERR(cl, req, -EBUSY, "domain '%s' is already migrating", j->name);
+	/* Holds it for the whole migration. */
+	snprintf(what, sizeof(what), "being migrated to %.200s", j->host);
+	if (ctl__domain_claim(cl, req, j->domid, "migrate", HYP_OP_MIGRATE, what))
 		goto fail;
-	}
+	j->claimed = true;
 	job_start(j, do_migrate);
 	return;
 fail:
@@ -1259,6 +1276,10 @@ static void rcv_stream(struct rcv *r, struct strm_io *io, const char *prefix)
 	}
 	log_info("d%u: received '%s' from %s (%" PRIu64 " pages, %" PRIu64 " bytes in %.3f s); "
 		 "waiting for go", domid, r->name, r->who, st.pages, st.bytes, st.seconds);
+	/* Until it runs here: as NAME--incoming no verb touches it, and once
+	 * renamed the claim keeps them off until the unpause. */
+	snprintf(err, sizeof(err), "being received from %s", r->peer);
+	hyp_domain_claim(r->h, domid, HYP_OP_MIGRATE, err, NULL);
 	set_timeout(r->ent.fd, GO_MS);
 	rc = write_msg(io, MSG_READY, sizeof(MSG_READY));
 	if (rc)
@@ -1275,6 +1296,7 @@ static void rcv_stream(struct rcv *r, struct strm_io *io, const char *prefix)
 	rc = hyp_domain_rename(r->h, domid, r->name);
 	if (!rc)
 		rc = hyp_domain_unpause(r->h, domid);
+	hyp_domain_release(r->h, domid, HYP_OP_MIGRATE);
 	memcpy(report, MSG_REPORT, sizeof(MSG_REPORT));
 	report[sizeof(MSG_REPORT)] = rc ? (uint8_t)(-rc > 0 && -rc < 256 ? -rc : 1) : 0;
 	if (!rc) {

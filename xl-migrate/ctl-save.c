@@ -32,6 +32,7 @@ struct job {
 	bool have_override;
 	uint32_t domid;			/* save */
 	bool checkpoint, paused;
+	bool claimed; /* save: holds domid (HYP_OP_SAVE) */
 	enum strm_codec codec;
 	/* outputs */
 	int rc;
@@ -50,6 +51,9 @@ static void job_reply(uv_work_t *w, int status)
 	size_t len;
 
 	cl->busy--;
+	/* Before the reply: whoever it reaches finds the domain free. */
+	if (j->claimed)
+		hyp_domain_release(j->h, j->domid, HYP_OP_SAVE);
 	if (cl->closing || cl->dead)
 		goto out;
 	if (j->rc) {
@@ -179,6 +183,7 @@ void ctl__op_save(struct ctl_client *cl, const struct xlm_req *req)
 {
 	const char *dom = xlm_args_str(req, "domain"), *path = xlm_args_str(req, "path");
 	const char *codec = xlm_args_str(req, "compress");
+	char what[HYP_OP_DETAIL_MAX];
 	struct job *j;
 	int rc;
 
@@ -205,6 +210,14 @@ void ctl__op_save(struct ctl_client *cl, const struct xlm_req *req)
 	snprintf(j->path, sizeof(j->path), "%s", path);
 	j->checkpoint = xlm_args_bool(req, "checkpoint");
 	j->paused = xlm_args_bool(req, "paused");
+	/* The whole save holds the domain: no pause, unpause, destroy or
+	 * migration gets in (a user's unpause tore saves). */
+	snprintf(what, sizeof(what), "being saved to %s", path);
+	if (ctl__domain_claim(cl, req, j->domid, "save", HYP_OP_SAVE, what)) {
+		free(j);
+		return;
+	}
+	j->claimed = true;
 	job_start(j, do_save);
 }
 
@@ -237,7 +250,7 @@ static int restore_config(void *opaque, const char *json, struct hyp_dom_config 
 	}
 	if (j->name[0])
 		snprintf(cfg->name, sizeof(cfg->name), "%s", j->name);
-	return 0;
+	return ctl__name_check(j->srv, cfg->name, err, errlen);
 }
 
 static void do_restore(uv_work_t *w)

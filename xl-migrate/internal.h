@@ -108,8 +108,32 @@ void ctl__on_console(struct ctl_server *srv, uint32_t domid, const char *buf, si
 void ctl__on_state(struct ctl_server *srv, uint32_t domid, enum hyp_dom_state st);
 void ctl__on_gone(struct ctl_server *srv, uint32_t domid);
 
+/* Migration's names: the target receives NAME as NAME--incoming until go;
+ * the source's copy is NAME--migratedaway after go. */
+#define CTL_INCOMING_SUFFIX "--incoming"
+#define CTL_AWAY_SUFFIX	    "--migratedaway"
+
 /* ctl-ops.c */
 void ctl__dispatch(struct ctl_client *cl, const struct xlm_req *req);
+/*
+ * Loop thread. The owner rule and the fence for a request about domid
+ * (verb: what was asked, "save", "unpause", "set the maxmem of"): replies
+ * and returns -EBUSY when an operation holds the domain or a migration is
+ * receiving it, -EPERM when it is fenced (the message says how to resolve
+ * it), else 0. Every verb that could break an operation or run a fenced
+ * domain or a copy of it asks this first (docs/control-protocol.md lists
+ * them).
+ */
+int ctl__domain_check(struct ctl_client *cl, const struct xlm_req *req, uint32_t domid,
+		      const char *verb);
+/* Loop thread: ctl__domain_check, then claims domid for op (detail: the
+ * phrase others' refusals show, "being saved to /x"). Replies and returns
+ * -errno on failure; the operation calls hyp_domain_release when done. */
+int ctl__domain_claim(struct ctl_client *cl, const struct xlm_req *req, uint32_t domid,
+		      const char *verb, enum hyp_op op, const char *detail);
+/* Any thread: -EPERM and err when a domain named name would be a second
+ * copy of a fenced NAME--migratedaway (restore), else 0. */
+int ctl__name_check(struct ctl_server *srv, const char *name, char *err, size_t errlen);
 void ctl__reply_error(struct ctl_client *cl, long long id, bool has_id, int err,
 		      const char *fmt, ...) PRINTF_FMT(5, 6);
 /* Domain records in <state_dir>/domains/<domid>.json. */
@@ -137,6 +161,8 @@ void ctl_migrate_fini(struct ctl_server *srv);
 void ctl__op_migrate(struct ctl_client *cl, const struct xlm_req *req);
 void ctl__op_migrate_cancel(struct ctl_client *cl, const struct xlm_req *req);
 void ctl__op_migrate_resolve(struct ctl_client *cl, const struct xlm_req *req);
+/* Loop thread: the host fenced domid was migrated to, or -ENOENT. */
+int ctl__fence_host(struct ctl_server *srv, uint32_t domid, char *host, size_t size);
 
 /* xs-server.c */
 /* Creates the store and listens on RUN_DIR/xenstored/socket{,_ro}; logs and
