@@ -297,7 +297,7 @@ case4() {
 	D=m2
 	make_cfg $D 128 "workload=verify ws=32M rate=2M"
 	create A $D 4 || return
-	xlh A migrate --insecure --bandwidth 6M $D "$B_ADDR:$B_PORT" >"$TMP/mig.out" 2>"$TMP/mig.err" &
+	xlh A migrate --insecure --bandwidth 4M $D "$B_ADDR:$B_PORT" >"$TMP/mig.out" 2>"$TMP/mig.err" &
 	mig=$!
 	BGPIDS+=("$mig")
 	for ((i = 0; i < 50; i++)); do exists B $D--incoming && break; sleep 0.1; done
@@ -313,6 +313,7 @@ case4() {
 	refused "4: xl destroy of $D--incoming on B" "being received" -- xlh B destroy $D--incoming
 	refused "4: xl unpause of $D--incoming on B" "being received" -- xlh B unpause $D--incoming
 	check "4: xl list still answers during the migration" quiet xlh A list $D
+	check "4: all that while the migration ran" kill -0 $mig
 	check "4: the migration completes" wait $mig
 	check "4: $D runs on B" running B $D
 	check "4: resumed on B with zero mismatches" \
