@@ -827,6 +827,7 @@ int hyp_domain_info(struct hyp *h, uint32_t domid, struct hyp_dom_info *out)
 	out->pause_count = d->pause_ctl;
 	out->op_pause_count = d->pause_op;
 	out->op = d->op;
+	out->restoring = d->restoring;
 	for (unsigned i = 0; i < d->nvcpus; i++) {
 		out->cpu_time_s += vcpu_cpu_s(&d->vcpus[i]);
 		if (!d->vcpus[i].blocked)

@@ -132,6 +132,15 @@ int ctl__domain_check(struct ctl_client *cl, const struct xlm_req *req, uint32_t
 			  verb, info.name);
 		return -EBUSY;
 	}
+	if (info.restoring) {
+		/* Half built: a save of it would be garbage, a pause would
+		 * outlast the restore's unpause. */
+		REPLY_ERR(cl, req, -EBUSY,
+			  "cannot %s domain '%s': it is being restored; try again when that "
+			  "restore ends",
+			  verb, info.name);
+		return -EBUSY;
+	}
 	if (info.fenced) {
 		name_unfenced(info.name, name, sizeof(name));
 		if (ctl__fence_host(cl->srv, domid, host, sizeof(host)))

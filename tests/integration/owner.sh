@@ -15,6 +15,9 @@
 #  4. during a live migration slowed by --bandwidth: xl destroy, xl save,
 #     xl pause on the source and xl destroy/unpause of NAME--incoming on the
 #     target are refused naming the migration, which then completes
+#  5. during an xl restore fed slowly through a FIFO: xl save, destroy,
+#     pause, mem-max of the half-built domain are refused, and the restore
+#     completes clean
 # Usage: tests/integration/owner.sh BUILD_DIR
 set -uo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.bash"
@@ -106,6 +109,19 @@ refused() {
 	fi
 }
 state_is() { [[ "$(state "$1" "$2")" == "$3" ]]; }
+# slowcopy SRC DST BYTES_PER_S: a slow reader or writer for a FIFO
+slowcopy() {
+	python3 - "$@" <<'PY'
+import sys, time
+with open(sys.argv[1], "rb") as f, open(sys.argv[2], "wb") as o:
+    while True:
+        d = f.read(256 << 10)
+        if not d:
+            break
+        o.write(d)
+        time.sleep(len(d) / int(sys.argv[3]))
+PY
+}
 
 # ---- the proxy: takes go from the source and goes silent ------------------
 # (It hangs up on the source at once rather than after the source's 10 s
@@ -228,16 +244,7 @@ case2() {
 	create A $D 2 || return
 	mkfifo "$TMP/save.fifo"
 	# Reads the FIFO at 16 MiB/s into s1.save: the save takes about 4 s.
-	python3 - "$TMP/save.fifo" "$TMP/s1.save" <<-'PY' &
-	import sys, time
-	with open(sys.argv[1], "rb") as f, open(sys.argv[2], "wb") as o:
-	    while True:
-	        d = f.read(256 << 10)
-	        if not d:
-	            break
-	        o.write(d)
-	        time.sleep(len(d) / (16 << 20))
-	PY
+	slowcopy "$TMP/save.fifo" "$TMP/s1.save" $((16 << 20)) &
 	reader=$!
 	BGPIDS+=("$reader")
 	# The FIFO's fsync may fail the save (not a regular file): the stream
@@ -322,7 +329,35 @@ case4() {
 	xlh B destroy $D >/dev/null 2>&1
 }
 
-for c in ${OWNER_CASES:-1 2 3 4}; do
+# ---- 5. verbs on a domain a restore is still loading ----------------------
+case5() {
+	D=r1
+	make_cfg $D 128 "workload=verify ws=32M rate=4M"
+	create A $D 5 || return
+	check "5: xl save $D" xlh A save $D "$TMP/r1.save"
+	mkfifo "$TMP/restore.fifo"
+	# Feeds the saved file at 8 MiB/s: the restore takes about 4 s.
+	slowcopy "$TMP/r1.save" "$TMP/restore.fifo" $((8 << 20)) &
+	BGPIDS+=("$!")
+	xlh A restore "$TMP/restore.fifo" >/dev/null 2>"$TMP/restore.err" &
+	rst=$!
+	BGPIDS+=("$rst")
+	for ((i = 0; i < 50; i++)); do exists A $D && break; sleep 0.1; done
+	check "5: the restore is under way ($D exists)" exists A $D
+	HELD=("being restored" "try again")
+	refused "5: xl save -c during the restore" "${HELD[@]}" -- xlh A save -c $D "$TMP/half.save"
+	check "5: no save file" test ! -e "$TMP/half.save"
+	refused "5: xl destroy during the restore" "${HELD[@]}" -- xlh A destroy $D
+	refused "5: xl pause during the restore" "${HELD[@]}" -- xlh A pause $D
+	refused "5: xl mem-max during the restore" "${HELD[@]}" -- xlh A mem-max $D 100m
+	check "5: all that while the restore ran" kill -0 $rst
+	check "5: the restore completes" wait $rst
+	check "5: $D runs" running A $D
+	check "5: resumed with zero mismatches" wait_log A $D "verify: resume pages=8192 mismatches=0"
+	xlh A destroy $D >/dev/null 2>&1
+}
+
+for c in ${OWNER_CASES:-1 2 3 4 5}; do
 	t0=$SECONDS
 	case$c
 	echo "# case $c: $((SECONDS - t0)) s"

@@ -112,6 +112,7 @@ struct hyp_dom_info {
 	unsigned pause_count;	 /* the toolstack's (hyp_domain_pause) */
 	unsigned op_pause_count; /* operations' (hyp_domain_op_pause) */
 	enum hyp_op op;		 /* the owner operation, HYP_OP_NONE: none */
+	bool restoring;		 /* a restore is still loading it */
 };
 
 /* Constructor: *out is owned by the caller, freed by hyp_destroy(). */
