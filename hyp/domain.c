@@ -232,6 +232,7 @@ static int dom_create(struct hyp *h, const struct hyp_dom_config *cfg, bool rest
 	d->ops = ops;
 	d->refs = 1;
 	d->paused = true;
+	d->pause_ctl = 1; /* as Xen's: the toolstack unpauses it once built */
 	d->state = HYP_DOM_PAUSED;
 	d->nvcpus = cfg->vcpus;
 	d->restoring = restore;
@@ -398,10 +399,13 @@ int hyp_domain_destroy(struct hyp *h, uint32_t domid)
 	return 0;
 }
 
-/* Waits until every vCPU thread is parked or gone. Under d->lock. */
+/*
+ * Waits until every vCPU thread is parked or gone, or until the domain is
+ * no longer paused (an unpause meanwhile). Under d->lock.
+ */
 static void wait_parked_locked(struct hyp_domain *d)
 {
-	for (;;) {
+	while (d->paused) {
 		bool all = true;
 
 		for (unsigned i = 0; i < d->nvcpus; i++)
@@ -419,82 +423,245 @@ bool dom_wait_parked(struct hyp_domain *d)
 	bool paused;
 
 	pthread_mutex_lock(&d->lock);
+	wait_parked_locked(d);
 	paused = d->paused;
-	if (paused)
-		wait_parked_locked(d);
 	pthread_mutex_unlock(&d->lock);
 	return paused;
 }
 
-int hyp_domain_pause(struct hyp *h, uint32_t domid)
-{
-	struct hyp_domain *d;
-	bool changed;
-	int err = hyp_domain_get(h, domid, &d);
+/* ---- pausing: the toolstack's count, the operations' count, the fence ---- */
 
-	if (err)
-		return err;
-	pthread_mutex_lock(&d->lock);
-	if (d->state == HYP_DOM_SHUTDOWN || d->state == HYP_DOM_CRASHED) {
-		pthread_mutex_unlock(&d->lock);
-		hyp_domain_put(d);
-		return -EINVAL;
-	}
-	d->paused = true;
-	for (unsigned i = 0; i < d->nvcpus; i++)
-		d->vcpus[i].kicked = true;
-	pthread_cond_broadcast(&d->cond);
-	pthread_mutex_unlock(&d->lock);
-	kick_all(d);
-	pthread_mutex_lock(&d->lock);
-	wait_parked_locked(d);
-	/* A guest that shut down or crashed meanwhile keeps that state. */
-	changed = d->state == HYP_DOM_RUNNING || d->state == HYP_DOM_BLOCKED;
-	if (changed)
-		d->state = HYP_DOM_PAUSED;
-	pthread_mutex_unlock(&d->lock);
-	if (changed && h->ev.state)
-		h->ev.state(h->ev.opaque, domid, HYP_DOM_PAUSED);
-	hyp_domain_put(d);
-	return 0;
+enum pause_count { PAUSE_CTL, PAUSE_OP };
+
+#define PAUSE_CTL_MAX 255 /* Xen's limit on the controller pause count */
+
+static bool guest_gone(const struct hyp_domain *d)
+{
+	return d->state == HYP_DOM_SHUTDOWN || d->state == HYP_DOM_CRASHED ||
+	       d->state == HYP_DOM_DYING;
 }
 
-int hyp_domain_unpause(struct hyp *h, uint32_t domid)
+/*
+ * Makes the vCPUs follow the counts and the fence: parks them (returning
+ * once every one is parked) or lets them run. Under d->lock, which it drops
+ * while kicking. Returns true when the state changed, to *st.
+ */
+static bool pause_apply_locked(struct hyp_domain *d, enum hyp_dom_state *st)
 {
-	struct hyp_domain *d;
-	int err = hyp_domain_get(h, domid, &d);
-
-	if (err)
-		return err;
-	pthread_mutex_lock(&d->lock);
-	if (d->state != HYP_DOM_PAUSED) {
-		err = d->state == HYP_DOM_RUNNING || d->state == HYP_DOM_BLOCKED ? 0 : -EINVAL;
-		pthread_mutex_unlock(&d->lock);
-		hyp_domain_put(d);
-		return err;
+	if (d->pause_ctl || d->pause_op || d->fenced) {
+		if (!d->paused) {
+			d->paused = true;
+			for (unsigned i = 0; i < d->nvcpus; i++)
+				d->vcpus[i].kicked = true;
+			pthread_cond_broadcast(&d->cond);
+			pthread_mutex_unlock(&d->lock);
+			kick_all(d);
+			pthread_mutex_lock(&d->lock);
+		}
+		wait_parked_locked(d);
+		/* A guest that shut down or crashed meanwhile keeps that state. */
+		if (!d->paused || (d->state != HYP_DOM_RUNNING && d->state != HYP_DOM_BLOCKED))
+			return false;
+		*st = d->state = HYP_DOM_PAUSED;
+		return true;
 	}
+	if (!d->paused)
+		return false;
+	d->paused = false;
+	pthread_cond_broadcast(&d->cond);
+	if (d->state != HYP_DOM_PAUSED)
+		return false;
+	/* Running before any vCPU can run: a guest that crashes at once must
+	 * not have its "crashed" overwritten by this unpause. */
+	*st = d->state = HYP_DOM_RUNNING;
+	return true;
+}
+
+/*
+ * Under d->lock: may count `which` move by delta? 0 or -errno (logged where
+ * the caller cannot tell why); *noop: allowed, and nothing to do.
+ */
+static int pause_check_locked(struct hyp_domain *d, enum pause_count which, int delta, bool *noop)
+{
+	*noop = false;
+	if (delta > 0) {
+		if (guest_gone(d))
+			return -EINVAL;
+		if (which == PAUSE_CTL && d->pause_ctl >= PAUSE_CTL_MAX)
+			return -EOVERFLOW;
+		return 0;
+	}
+	if (which == PAUSE_OP) {
+		if (!d->pause_op) {
+			log_err("d%u: an operation's unpause without its pause", d->domid);
+			return -EINVAL;
+		}
+		return 0;
+	}
+	if (guest_gone(d))
+		return -EINVAL;
 	if (d->fenced) {
 		/* Another host may run it: see hyp_domain_set_fenced. */
-		pthread_mutex_unlock(&d->lock);
-		log_warn("d%u: unpause refused: the domain is fenced", domid);
-		hyp_domain_put(d);
+		log_warn("d%u: unpause refused: the domain is fenced", d->domid);
 		return -EPERM;
 	}
 	if (d->restoring) {
 		/* Its vCPUs have no state to run from yet. */
-		pthread_mutex_unlock(&d->lock);
-		log_err("d%u: cannot unpause: its saved context is not loaded yet", domid);
-		hyp_domain_put(d);
+		log_err("d%u: cannot unpause: its saved context is not loaded yet", d->domid);
 		return -EINVAL;
 	}
-	d->paused = false;
-	/* Running before any vCPU can run: a guest that crashes at once must
-	 * not have its "crashed" overwritten by this unpause. */
-	d->state = HYP_DOM_RUNNING;
-	pthread_cond_broadcast(&d->cond);
+	if (d->pause_ctl)
+		return 0;
+	if (d->pause_op) {
+		log_warn("d%u: unpause refused: an operation (%s) holds it paused", d->domid,
+			 hyp_op_name(d->op));
+		return -EBUSY;
+	}
+	*noop = true; /* running, and nobody paused it */
+	return 0;
+}
+
+static int pause_move(struct hyp *h, uint32_t domid, enum pause_count which, int delta)
+{
+	enum hyp_dom_state st = HYP_DOM_RUNNING;
+	struct hyp_domain *d;
+	bool noop, changed = false;
+	int err = hyp_domain_get(h, domid, &d);
+
+	if (err)
+		return err;
+	pthread_mutex_lock(&d->lock);
+	err = pause_check_locked(d, which, delta, &noop);
+	if (!err && !noop) {
+		if (which == PAUSE_CTL)
+			d->pause_ctl += (unsigned)delta;
+		else
+			d->pause_op += (unsigned)delta;
+		changed = pause_apply_locked(d, &st);
+	}
 	pthread_mutex_unlock(&d->lock);
-	if (h->ev.state)
-		h->ev.state(h->ev.opaque, domid, HYP_DOM_RUNNING);
+	if (changed && h->ev.state)
+		h->ev.state(h->ev.opaque, domid, st);
+	hyp_domain_put(d);
+	return err;
+}
+
+int hyp_domain_pause(struct hyp *h, uint32_t domid)
+{
+	return pause_move(h, domid, PAUSE_CTL, 1);
+}
+
+int hyp_domain_unpause(struct hyp *h, uint32_t domid)
+{
+	return pause_move(h, domid, PAUSE_CTL, -1);
+}
+
+int hyp_domain_op_pause(struct hyp *h, uint32_t domid)
+{
+	return pause_move(h, domid, PAUSE_OP, 1);
+}
+
+int hyp_domain_op_unpause(struct hyp *h, uint32_t domid)
+{
+	return pause_move(h, domid, PAUSE_OP, -1);
+}
+
+int hyp_domain_set_fenced(struct hyp *h, uint32_t domid, bool fenced)
+{
+	enum hyp_dom_state st = HYP_DOM_RUNNING;
+	struct hyp_domain *d;
+	bool changed = false;
+	int err = hyp_domain_get(h, domid, &d);
+
+	if (err)
+		return err;
+	pthread_mutex_lock(&d->lock);
+	d->fenced = fenced;
+	/* A restore's domain waits for its unpause whatever the fence says. */
+	if (!d->restoring)
+		changed = pause_apply_locked(d, &st);
+	pthread_mutex_unlock(&d->lock);
+	log_info("d%u: %s", domid,
+		 fenced ? "fenced (unpause refused until resolved)" : "fence lifted");
+	if (changed && h->ev.state)
+		h->ev.state(h->ev.opaque, domid, st);
+	hyp_domain_put(d);
+	return 0;
+}
+
+/* ---- the owner operation ------------------------------------------------ */
+
+const char *hyp_op_name(enum hyp_op op)
+{
+	switch (op) {
+	case HYP_OP_NONE: return "none";
+	case HYP_OP_SAVE: return "save";
+	case HYP_OP_MIGRATE: return "migration";
+	case HYP_OP_SNAPSHOT: return "snapshot";
+	case HYP_OP_REMUS: return "remus";
+	}
+	return "operation";
+}
+
+int hyp_domain_claim(struct hyp *h, uint32_t domid, enum hyp_op op, const char *detail,
+		     struct hyp_op_holder *holder)
+{
+	struct hyp_domain *d;
+	int err;
+
+	if (op == HYP_OP_NONE)
+		return -EINVAL;
+	err = hyp_domain_get(h, domid, &d);
+	if (err)
+		return err;
+	pthread_mutex_lock(&d->lock);
+	if (d->op != HYP_OP_NONE) {
+		if (holder) {
+			holder->op = d->op;
+			snprintf(holder->detail, sizeof(holder->detail), "%s", d->op_detail);
+		}
+		err = -EBUSY;
+	} else {
+		d->op = op;
+		snprintf(d->op_detail, sizeof(d->op_detail), "%s", detail ? detail : "");
+	}
+	pthread_mutex_unlock(&d->lock);
+	hyp_domain_put(d);
+	return err;
+}
+
+int hyp_domain_release(struct hyp *h, uint32_t domid, enum hyp_op op)
+{
+	struct hyp_domain *d;
+	int err = hyp_domain_get(h, domid, &d);
+
+	if (err)
+		return err;
+	pthread_mutex_lock(&d->lock);
+	if (d->op == op && op != HYP_OP_NONE) {
+		d->op = HYP_OP_NONE;
+		d->op_detail[0] = 0;
+	} else {
+		err = -EINVAL;
+	}
+	pthread_mutex_unlock(&d->lock);
+	if (err)
+		log_err("d%u: released by a %s, which does not hold it", domid, hyp_op_name(op));
+	hyp_domain_put(d);
+	return err;
+}
+
+int hyp_domain_holder(struct hyp *h, uint32_t domid, struct hyp_op_holder *out)
+{
+	struct hyp_domain *d;
+	int err = hyp_domain_get(h, domid, &d);
+
+	if (err)
+		return err;
+	pthread_mutex_lock(&d->lock);
+	out->op = d->op;
+	snprintf(out->detail, sizeof(out->detail), "%s", d->op_detail);
+	pthread_mutex_unlock(&d->lock);
 	hyp_domain_put(d);
 	return 0;
 }
@@ -665,6 +832,10 @@ int hyp_domain_info(struct hyp *h, uint32_t domid, struct hyp_dom_info *out)
 	out->shutdown_reason = d->shutdown_reason;
 	out->cap = d->cap;
 	out->fenced = d->fenced;
+	out->pause_count = d->pause_ctl;
+	out->op_pause_count = d->pause_op;
+	out->op = d->op;
+	out->restoring = d->restoring;
 	for (unsigned i = 0; i < d->nvcpus; i++) {
 		out->cpu_time_s += vcpu_cpu_s(&d->vcpus[i]);
 		if (!d->vcpus[i].blocked)
@@ -727,22 +898,6 @@ int hyp_domain_rename(struct hyp *h, uint32_t domid, const char *name)
 	/* The console log follows the name (guest-NAME.log). */
 	console_rename(d);
 	log_info("d%u: renamed '%s' to '%s'", domid, old, name);
-	hyp_domain_put(d);
-	return 0;
-}
-
-int hyp_domain_set_fenced(struct hyp *h, uint32_t domid, bool fenced)
-{
-	struct hyp_domain *d;
-	int err = hyp_domain_get(h, domid, &d);
-
-	if (err)
-		return err;
-	pthread_mutex_lock(&d->lock);
-	d->fenced = fenced;
-	pthread_mutex_unlock(&d->lock);
-	log_info("d%u: %s", domid, fenced ? "fenced (unpause refused until resolved)"
-					  : "fence lifted");
 	hyp_domain_put(d);
 	return 0;
 }

@@ -193,10 +193,17 @@ struct hyp_domain {
 	int refs;		/* under h->lock */
 	enum hyp_dom_state state;
 	unsigned shutdown_reason;
+	/* Pausing (domain.c), under lock: the vCPUs park while paused, which
+	 * is pause_ctl || pause_op || fenced. */
 	bool paused;
+	unsigned pause_ctl;	/* the toolstack's count (Xen's controller) */
+	unsigned pause_op;	/* the operations' count */
 	bool stopping;		/* vCPU threads must exit */
 	bool listed;		/* still in h->domains */
 	bool fenced;		/* migrated away, fate unknown: unpause refused */
+	/* The owner operation (hyp_domain_claim), under lock. */
+	enum hyp_op op;
+	char op_detail[HYP_OP_DETAIL_MAX];
 	unsigned cap;		/* cap.c: % of one pCPU for the domain, 0 = none
 				 * (under h->sched->lock) */
 	/* scheduler, under h->sched->lock */

@@ -207,7 +207,7 @@ static int measure_state_cost(struct live *l, bool running, double *cost)
 	int err, uerr;
 
 	if (running) {
-		err = hyp_domain_pause(l->s.h, l->s.domid);
+		err = hyp_domain_op_pause(l->s.h, l->s.domid);
 		if (err)
 			return mig_fail(&l->s, err, "pausing to measure the state: %s",
 					ferry_strerror(err));
@@ -219,7 +219,7 @@ static int measure_state_cost(struct live *l, bool running, double *cost)
 		err = mig_build_context(&l->s, tsc.khz);
 	*cost = mig_now_s() - t0 + STATE_MARGIN_S;
 	if (running) {
-		uerr = hyp_domain_unpause(l->s.h, l->s.domid);
+		uerr = hyp_domain_op_unpause(l->s.h, l->s.domid);
 		if (uerr && !err)
 			err = mig_fail(&l->s, uerr, "resuming after the measurement: %s",
 				       ferry_strerror(uerr));
@@ -432,15 +432,14 @@ int mig_live_send(struct hyp *h, uint32_t domid, struct strm_io *io,
 	err = live_rounds(&l, &p);
 	if (err)
 		goto out;
-	if (running) {
-		err = hyp_domain_pause(h, domid);
-		if (err) {
-			mig_fail(&l.s, err, "pausing for the stop-and-copy: %s",
-				 ferry_strerror(err));
-			goto out;
-		}
-		paused = true;
+	/* Always: the caller is handed a domain this operation holds paused,
+	 * whatever the toolstack's count. */
+	err = hyp_domain_op_pause(h, domid);
+	if (err) {
+		mig_fail(&l.s, err, "pausing for the stop-and-copy: %s", ferry_strerror(err));
+		goto out;
 	}
+	paused = true;
 	err = stop_and_copy(&l, &p);
 out:
 	if (!err && o->keep_logdirty)
@@ -455,7 +454,7 @@ out:
 		strm_io_close(l.framed);
 		l.framed = NULL;
 	}
-	if (err && paused && hyp_domain_unpause(h, domid))
+	if (err && paused && hyp_domain_op_unpause(h, domid))
 		log_err("d%u: cannot resume the source after a failed migration", domid);
 	rep->bytes_sent = strm_io_offset(io) - l.wire0;
 	rep->total_s = mig_now_s() - t0;

@@ -562,7 +562,8 @@ static void stop_one(struct ctl_life *l, uint32_t domid)
 		give_up(l, domid, info.name, why);
 		return;
 	}
-	r.paused = info.state == HYP_DOM_PAUSED && !info.fenced;
+	/* The toolstack's pause (xl pause, save -p), not an operation's. */
+	r.paused = info.pause_count && !info.fenced;
 	r.fenced = info.fenced;
 	r.has_fence = info.fenced && !ctl__fence_get(srv, domid, &r.fence);
 	now = time(NULL);
@@ -580,14 +581,18 @@ static void stop_one(struct ctl_life *l, uint32_t domid)
 		  !hyp_domain_rename(srv->hyp, domid, r.fence.name);
 	snprintf(path, sizeof(path), "%s/%s.save", l->dir, info.name);
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	for (;;) {
+	/* Another operation holds it: wait for it, up to the deadline. */
+	while ((rc = hyp_domain_claim(srv->hyp, domid, HYP_OP_SAVE, "being saved at stop",
+				      NULL)) == -EBUSY &&
+	       !is_late(l))
+		usleep(100000);
+	if (!rc) {
 		err[0] = 0;
 		rc = ctl__save_file(srv, domid, path, STRM_CODEC_NONE, l->cancel, &st, err,
 				    sizeof(err));
-		/* Another operation holds it: wait for it, up to the deadline. */
-		if (rc != -EBUSY || is_late(l))
-			break;
-		usleep(100000);
+		hyp_domain_release(srv->hyp, domid, HYP_OP_SAVE);
+	} else if (rc == -EBUSY) {
+		snprintf(err, sizeof(err), "another operation held it until --stop-timeout");
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	if (rc && renamed)

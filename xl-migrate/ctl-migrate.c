@@ -54,8 +54,8 @@ static const char MSG_ERROR[] = "ferry-error: "; /* + reason "\n", target -> sou
 static const char XL_MAGIC12[] = "Xen saved do"; /* the first 12 bytes of the xl magic */
 #define PEEK_LEN 12
 
-#define INCOMING_SUFFIX "--incoming"
-#define AWAY_SUFFIX "--migratedaway"
+#define INCOMING_SUFFIX CTL_INCOMING_SUFFIX
+#define AWAY_SUFFIX	CTL_AWAY_SUFFIX
 
 #define CONNECT_MS 10000
 #define BANNER_MS 10000
@@ -136,6 +136,8 @@ struct mig_job {
 	bool resolved_by_query;
 	const char *outcome; /* "migrated", "resumed", "fenced" */
 	bool fenced;	     /* left fenced: record it */
+	bool claimed;	     /* holds the domain (HYP_OP_MIGRATE) */
+	bool op_paused;	     /* holds it paused (mig_live_send's op pause) */
 };
 
 static double now_s(void)
@@ -444,15 +446,21 @@ static int query_once(struct mig_job *j, char *err, size_t errlen)
 
 /* ---- the source copy's fate --------------------------------------------- */
 
-/* Renames back, lifts the fence, unpauses. */
-static int resume_source(struct hyp *h, uint32_t domid, const char *name)
+/* Renames back, lifts the fence, lets go of the job's pause. */
+static int resume_source(struct mig_job *j)
 {
+	struct hyp *h = j->h;
+	uint32_t domid = j->domid;
+	const char *name = j->name;
 	int rc = hyp_domain_rename(h, domid, name);
 
 	if (rc)
 		log_err("d%u: cannot rename back to '%s': %s", domid, name, ferry_strerror(rc));
-	hyp_domain_set_fenced(h, domid, false);
-	rc = hyp_domain_unpause(h, domid);
+	rc = hyp_domain_set_fenced(h, domid, false);
+	if (!rc && j->op_paused) {
+		rc = hyp_domain_op_unpause(h, domid);
+		j->op_paused = rc != 0;
+	}
 	if (rc)
 		log_err("d%u: cannot resume: %s", domid, ferry_strerror(rc));
 	else
@@ -503,7 +511,7 @@ static void resolve_by_query(struct mig_job *j, const char *why)
 		return;
 	}
 	if (ans == 0) {
-		resume_source(j->h, j->domid, j->name);
+		resume_source(j);
 		j->outcome = "resumed";
 		/* For migrate-resolve this is the answer it asked for. */
 		j->rc = j->kind == JOB_QUERY ? 0 : -ECONNRESET;
@@ -607,7 +615,8 @@ static void do_migrate_job(uv_work_t *w)
 		log_err("d%u: %s", j->domid, j->err);
 		return;
 	}
-	/* Stream complete; the domain is paused. */
+	/* Stream complete; the domain is paused, by this operation. */
+	j->op_paused = true;
 	phase_event(j, "handshake");
 	set_timeout(fd, READY_MS);
 	rc = read_msg(io, MSG_READY, sizeof(MSG_READY), "waiting for the target to confirm",
@@ -635,7 +644,8 @@ static void do_migrate_job(uv_work_t *w)
 		close_conn(j, io);
 		hyp_domain_set_fenced(j->h, j->domid, false);
 		hyp_domain_rename(j->h, j->domid, j->name);
-		hyp_domain_unpause(j->h, j->domid);
+		if (!hyp_domain_op_unpause(j->h, j->domid))
+			j->op_paused = false;
 		j->rc = rc;
 		snprintf(j->err, sizeof(j->err), "migration of '%s' to %s %s: %s; it runs here "
 			 "again", j->name, j->host, rc == -ECANCELED ? "cancelled" : "failed", why);
@@ -681,7 +691,7 @@ static void do_migrate_job(uv_work_t *w)
 		resolve_by_query(j, why);
 		return;
 	}
-	resume_source(j->h, j->domid, j->name);
+	resume_source(j);
 	j->rc = -FERRY_EPROTO;
 	j->outcome = "resumed";
 	snprintf(j->err, sizeof(j->err), "migration of '%s': the target could not start it "
@@ -703,6 +713,9 @@ static void do_migrate(uv_work_t *w)
 		hold = NULL;
 	j->o.keep_logdirty = &ld;
 	do_migrate_job(w);
+	/* Left fenced (or destroyed): the fence holds it paused now. */
+	if (j->op_paused)
+		hyp_domain_op_unpause(j->h, j->domid);
 	if (ld)
 		ld_disable(ld);
 	if (hold)
@@ -806,6 +819,8 @@ static void job_done(uv_work_t *w, int status)
 	size_t len;
 
 	drain_events(j->mig, j); /* its progress goes out before its reply */
+	if (j->claimed)
+		hyp_domain_release(j->h, j->domid, HYP_OP_MIGRATE); /* -ENOENT: migrated */
 	job_unlink(j);
 	if (j->fenced)
 		fence_record(j->mig, j);
@@ -945,9 +960,9 @@ void ctl__op_migrate(struct ctl_client *cl, const struct xlm_req *req)
 {
 	struct ctl_mig *mig = cl->srv->mig;
 	const char *dom = xlm_args_str(req, "domain"), *host = xlm_args_str(req, "host");
+	char what[HYP_OP_DETAIL_MAX];
 	struct hyp_dom_info info;
 	struct mig_job *j;
-	bool busy;
 
 	if (!dom || !host || !*host) {
 		REPLY_ERR(cl, req, -EINVAL, "migrate: expected \"domain\" and \"host\"");
@@ -960,11 +975,8 @@ void ctl__op_migrate(struct ctl_client *cl, const struct xlm_req *req)
 		REPLY_ERR(cl, req, -ENOENT, "domain '%s' does not exist", dom);
 		goto fail;
 	}
-	if (info.fenced) {
-		REPLY_ERR(cl, req, -EPERM, "domain '%s' is fenced after a migration; see xl "
-			  "migrate-resolve", info.name);
+	if (ctl__domain_check(cl, req, j->domid, "migrate"))
 		goto fail;
-	}
 	if (info.state != HYP_DOM_RUNNING && info.state != HYP_DOM_BLOCKED) {
 		REPLY_ERR(cl, req, -EINVAL, "domain '%s' is %s; only a running domain migrates",
 			  info.name, hyp_state_name(info.state));
@@ -980,13 +992,11 @@ void ctl__op_migrate(struct ctl_client *cl, const struct xlm_req *req)
 	}
 	if (migrate_opts(cl, req, j))
 		goto fail;
-	pthread_mutex_lock(&mig->lock);
-	busy = job_find_locked(mig, j->domid) != NULL;
-	pthread_mutex_unlock(&mig->lock);
-	if (busy) {
-		REPLY_ERR(cl, req, -EBUSY, "domain '%s' is already migrating", j->name);
+	/* Holds it for the whole migration. */
+	snprintf(what, sizeof(what), "being migrated to %.200s", j->host);
+	if (ctl__domain_claim(cl, req, j->domid, "migrate", HYP_OP_MIGRATE, what))
 		goto fail;
-	}
+	j->claimed = true;
 	job_start(j, do_migrate);
 	return;
 fail:
@@ -1127,8 +1137,8 @@ void ctl__op_migrate_resolve(struct ctl_client *cl, const struct xlm_req *req)
 			return;
 		}
 		free(fence_take(mig, domid));
-		hyp_domain_set_fenced(h, domid, false);
-		rc = hyp_domain_unpause(h, domid);
+		/* Nothing else holds it paused: lifting the fence runs it. */
+		rc = hyp_domain_set_fenced(h, domid, false);
 		if (rc) {
 			REPLY_ERR(cl, req, rc, "cannot unpause '%s': %s", name, ferry_strerror(rc));
 			return;
@@ -1258,6 +1268,10 @@ static void rcv_stream(struct rcv *r, struct strm_io *io, const char *prefix)
 	}
 	log_info("d%u: received '%s' from %s (%" PRIu64 " pages, %" PRIu64 " bytes in %.3f s); "
 		 "waiting for go", domid, r->name, r->who, st.pages, st.bytes, st.seconds);
+	/* Until it runs here: as NAME--incoming no verb touches it, and once
+	 * renamed the claim keeps them off until the unpause. */
+	snprintf(err, sizeof(err), "being received from %s", r->peer);
+	hyp_domain_claim(r->h, domid, HYP_OP_MIGRATE, err, NULL);
 	set_timeout(r->ent.fd, GO_MS);
 	rc = write_msg(io, MSG_READY, sizeof(MSG_READY));
 	if (rc)
@@ -1274,6 +1288,7 @@ static void rcv_stream(struct rcv *r, struct strm_io *io, const char *prefix)
 	rc = hyp_domain_rename(r->h, domid, r->name);
 	if (!rc)
 		rc = hyp_domain_unpause(r->h, domid);
+	hyp_domain_release(r->h, domid, HYP_OP_MIGRATE);
 	memcpy(report, MSG_REPORT, sizeof(MSG_REPORT));
 	report[sizeof(MSG_REPORT)] = rc ? (uint8_t)(-rc > 0 && -rc < 256 ? -rc : 1) : 0;
 	if (!rc) {

@@ -88,6 +88,109 @@ static int lookup(struct ctl_client *cl, const struct xlm_req *req, uint32_t *do
 	return rc;
 }
 
+/* ---- the owner rule and the fence -------------------------------------- */
+
+/* "vm1--migratedaway" -> "vm1" */
+static void name_unfenced(const char *name, char *out, size_t size)
+{
+	size_t n = strlen(name), sl = strlen(CTL_AWAY_SUFFIX);
+
+	if (n > sl && !strcmp(name + n - sl, CTL_AWAY_SUFFIX))
+		n -= sl;
+	snprintf(out, size, "%.*s", (int)n, name);
+}
+
+int ctl__domain_check(struct ctl_client *cl, const struct xlm_req *req, uint32_t domid,
+		      const char *verb)
+{
+	struct hyp *h = cl->srv->hyp;
+	struct ctl_fence fence;
+	char name[HYP_NAME_MAX];
+	struct hyp_op_holder hold;
+	struct hyp_dom_info info;
+	size_t n, il = strlen(CTL_INCOMING_SUFFIX);
+	int rc;
+
+	rc = hyp_domain_info(h, domid, &info) ?: hyp_domain_holder(h, domid, &hold);
+	if (rc) {
+		REPLY_ERR(cl, req, rc, "domain %u: %s", domid, ferry_strerror(rc));
+		return rc;
+	}
+	if (hold.op != HYP_OP_NONE) {
+		REPLY_ERR(cl, req, -EBUSY,
+			  "cannot %s domain '%s': it is %s; try again when that "
+			  "%s ends",
+			  verb, info.name, hold.detail[0] ? hold.detail : "held",
+			  hyp_op_name(hold.op));
+		return -EBUSY;
+	}
+	n = strlen(info.name);
+	if (n > il && !strcmp(info.name + n - il, CTL_INCOMING_SUFFIX)) {
+		/* A migration receives it; it claims the domain once built. */
+		REPLY_ERR(cl, req, -EBUSY,
+			  "cannot %s domain '%s': it is being received by a "
+			  "migration; try again when that migration ends",
+			  verb, info.name);
+		return -EBUSY;
+	}
+	if (info.restoring) {
+		/* Half built: a save of it would be garbage, a pause would
+		 * outlast the restore's unpause. */
+		REPLY_ERR(cl, req, -EBUSY,
+			  "cannot %s domain '%s': it is being restored; try again when that "
+			  "restore ends",
+			  verb, info.name);
+		return -EBUSY;
+	}
+	if (info.fenced) {
+		name_unfenced(info.name, name, sizeof(name));
+		if (ctl__fence_get(cl->srv, domid, &fence))
+			snprintf(fence.host, sizeof(fence.host), "its target");
+		REPLY_ERR(cl, req, -EPERM,
+			  "cannot %s domain '%s': it is fenced after its migration "
+			  "to %s and may be running there, so nothing that could run it or a copy "
+			  "of it is allowed here; resolve it first: 'xl migrate-resolve %s' asks "
+			  "%s again, or once you know, 'xl migrate-resolve --resume %s' (it does "
+			  "not run there) or 'xl migrate-resolve --destroy %s' (it does)",
+			  verb, info.name, fence.host, name, fence.host, name, name);
+		return -EPERM;
+	}
+	return 0;
+}
+
+int ctl__domain_claim(struct ctl_client *cl, const struct xlm_req *req, uint32_t domid,
+		      const char *verb, enum hyp_op op, const char *detail)
+{
+	int rc = ctl__domain_check(cl, req, domid, verb);
+
+	if (rc)
+		return rc;
+	/* The loop thread is the only claimer of a free domain: no one got
+	 * in since the check. */
+	rc = hyp_domain_claim(cl->srv->hyp, domid, op, detail, NULL);
+	if (rc)
+		REPLY_ERR(cl, req, rc, "cannot %s domain %u: %s", verb, domid, ferry_strerror(rc));
+	return rc;
+}
+
+int ctl__name_check(struct ctl_server *srv, const char *name, char *err, size_t errlen)
+{
+	char away[HYP_NAME_MAX + 32];
+	struct hyp_dom_info info;
+	uint32_t domid;
+
+	snprintf(away, sizeof(away), "%s%s", name, CTL_AWAY_SUFFIX);
+	if (hyp_domain_lookup(srv->hyp, away, &domid) || hyp_domain_info(srv->hyp, domid, &info) ||
+	    !info.fenced)
+		return 0;
+	snprintf(err, errlen,
+		 "domain '%s' may be running elsewhere: it was migrated away and "
+		 "its copy here is fenced as '%s'; resolve that first with 'xl migrate-resolve "
+		 "%s'",
+		 name, away, name);
+	return -EPERM;
+}
+
 /* ---- domain records ----------------------------------------------------- */
 
 static void record_path(struct ctl_server *srv, uint32_t domid, char *path, size_t size)
@@ -175,7 +278,7 @@ static void op_simple(struct ctl_client *cl, const struct xlm_req *req,
 	uint32_t domid;
 	int rc;
 
-	if (lookup(cl, req, &domid))
+	if (lookup(cl, req, &domid) || ctl__domain_check(cl, req, domid, verb))
 		return;
 	rc = fn(cl->srv->hyp, domid);
 	if (rc) {
@@ -206,7 +309,8 @@ static void shutdown_common(struct ctl_client *cl, const struct xlm_req *req, bo
 	uint32_t domid;
 	int rc;
 
-	if (lookup(cl, req, &domid))
+	if (lookup(cl, req, &domid) ||
+	    ctl__domain_check(cl, req, domid, reboot ? "reboot" : "shut down"))
 		return;
 	if (!reboot && xlm_args_bool(req, "wait")) {
 		if (cl->waiting) {
@@ -477,7 +581,8 @@ static void op_mem_set(struct ctl_client *cl, const struct xlm_req *req)
 	uint64_t kib;
 	int rc;
 
-	if (lookup(cl, req, &domid) || kib_arg(cl, req, &kib))
+	if (lookup(cl, req, &domid) || kib_arg(cl, req, &kib) ||
+	    ctl__domain_check(cl, req, domid, "set the memory target of"))
 		return;
 	rc = hyp_domain_info(cl->srv->hyp, domid, &di);
 	if (!rc && kib > di.maxmem_kb)
@@ -507,7 +612,8 @@ static void op_mem_max(struct ctl_client *cl, const struct xlm_req *req)
 	uint64_t kib;
 	int rc;
 
-	if (lookup(cl, req, &domid) || kib_arg(cl, req, &kib))
+	if (lookup(cl, req, &domid) || kib_arg(cl, req, &kib) ||
+	    ctl__domain_check(cl, req, domid, "set the maxmem of"))
 		return;
 	rc = hyp_domain_set_maxmem(cl->srv->hyp, domid, kib);
 	if (rc == -ERANGE && !hyp_domain_config(cl->srv->hyp, domid, &cfg))

@@ -44,6 +44,7 @@ struct job {
 	bool have_override;
 	uint32_t domid; /* save */
 	bool checkpoint, paused;
+	bool claimed; /* save: holds domid (HYP_OP_SAVE) */
 	enum strm_codec codec;
 	/* outputs */
 	int rc;
@@ -74,6 +75,9 @@ static void job_reply(uv_work_t *w, int status)
 	if (j->node.next)
 		j->node.next->prev = j->node.prev;
 	cl->busy--;
+	/* Before the reply: whoever it reaches finds the domain free. */
+	if (j->claimed)
+		hyp_domain_release(j->h, j->domid, HYP_OP_SAVE);
 	if (cl->closing || cl->dead)
 		goto out;
 	if (j->rc) {
@@ -152,16 +156,25 @@ static void do_save(uv_work_t *w)
 	j->bytes = st.bytes;
 	j->seconds = st.seconds;
 	/* The save is durable: only now may the domain go. */
-	if (j->checkpoint)
-		hyp_domain_unpause(j->h, j->domid);
-	else if (!j->paused)
+	if (j->checkpoint) {
+		hyp_domain_op_unpause(j->h, j->domid); /* paused before: still paused */
+	} else if (j->paused) {
+		/* save -p: paused by the toolstack, so xl unpause resumes it. */
+		struct hyp_dom_info di;
+
+		if (!hyp_domain_info(j->h, j->domid, &di) && !di.pause_count)
+			hyp_domain_pause(j->h, j->domid);
+		hyp_domain_op_unpause(j->h, j->domid);
+	} else {
 		hyp_domain_destroy(j->h, j->domid);
+	}
 }
 
 void ctl__op_save(struct ctl_client *cl, const struct xlm_req *req)
 {
 	const char *dom = xlm_args_str(req, "domain"), *path = xlm_args_str(req, "path");
 	const char *codec = xlm_args_str(req, "compress");
+	char what[HYP_OP_DETAIL_MAX];
 	struct job *j;
 	int rc;
 
@@ -188,6 +201,14 @@ void ctl__op_save(struct ctl_client *cl, const struct xlm_req *req)
 	snprintf(j->path, sizeof(j->path), "%s", path);
 	j->checkpoint = xlm_args_bool(req, "checkpoint");
 	j->paused = xlm_args_bool(req, "paused");
+	/* The whole save holds the domain: no pause, unpause, destroy or
+	 * migration gets in (a user's unpause tore saves). */
+	snprintf(what, sizeof(what), "being saved to %s", path);
+	if (ctl__domain_claim(cl, req, j->domid, "save", HYP_OP_SAVE, what)) {
+		free(j);
+		return;
+	}
+	j->claimed = true;
 	job_start(j, do_save);
 }
 
@@ -236,7 +257,7 @@ static int restore_config(void *opaque, const char *json, struct hyp_dom_config 
 	}
 	if (j->name[0])
 		snprintf(cfg->name, sizeof(cfg->name), "%s", j->name);
-	return 0;
+	return ctl__name_check(j->srv, cfg->name, err, errlen);
 }
 
 static void restore_job(struct job *j)

@@ -124,8 +124,32 @@ void ctl__on_console(struct ctl_server *srv, uint32_t domid, const char *buf, si
 void ctl__on_state(struct ctl_server *srv, uint32_t domid, enum hyp_dom_state st);
 void ctl__on_gone(struct ctl_server *srv, uint32_t domid);
 
+/* Migration's names: the target receives NAME as NAME--incoming until go;
+ * the source's copy is NAME--migratedaway after go. */
+#define CTL_INCOMING_SUFFIX "--incoming"
+#define CTL_AWAY_SUFFIX	    "--migratedaway"
+
 /* ctl-ops.c */
 void ctl__dispatch(struct ctl_client *cl, const struct xlm_req *req);
+/*
+ * Loop thread. The owner rule and the fence for a request about domid
+ * (verb: what was asked, "save", "unpause", "set the maxmem of"): replies
+ * and returns -EBUSY when an operation holds the domain or a migration is
+ * receiving it, -EPERM when it is fenced (the message says how to resolve
+ * it), else 0. Every verb that could break an operation or run a fenced
+ * domain or a copy of it asks this first (docs/control-protocol.md lists
+ * them).
+ */
+int ctl__domain_check(struct ctl_client *cl, const struct xlm_req *req, uint32_t domid,
+		      const char *verb);
+/* Loop thread: ctl__domain_check, then claims domid for op (detail: the
+ * phrase others' refusals show, "being saved to /x"). Replies and returns
+ * -errno on failure; the operation calls hyp_domain_release when done. */
+int ctl__domain_claim(struct ctl_client *cl, const struct xlm_req *req, uint32_t domid,
+		      const char *verb, enum hyp_op op, const char *detail);
+/* Any thread: -EPERM and err when a domain named name would be a second
+ * copy of a fenced NAME--migratedaway (restore), else 0. */
+int ctl__name_check(struct ctl_server *srv, const char *name, char *err, size_t errlen);
 void ctl__reply_error(struct ctl_client *cl, long long id, bool has_id, int err,
 		      const char *fmt, ...) PRINTF_FMT(5, 6);
 /* Domain records in <state_dir>/domains/<domid>.json. */
@@ -160,9 +184,12 @@ void ctl__save_cancel_all(struct ctl_server *srv);
  * fsyncs the directory. A device, FIFO or socket at path is written as a
  * stream instead, never truncated or removed; a FIFO without a reader is
  * waited for. cancel (borrowed; may be NULL) fired stops the wait or the
- * writes with -ECANCELED. On success (0) the domain is left paused and st
- * (may be NULL) filled; on failure (-errno, message in err) the temporary
- * file is removed, path is exactly as it was and the domain runs again.
+ * writes with -ECANCELED. The caller holds the domain (hyp_domain_claim,
+ * HYP_OP_SAVE). On success (0) the domain is left paused by the save's own
+ * count (the caller lifts it with hyp_domain_op_unpause or destroys the
+ * domain) and st (may be NULL) filled; on failure (-errno, message in err)
+ * the temporary file is removed, path is exactly as it was and the domain
+ * is as it was found (running, or paused by the toolstack).
  * Any thread but the loop's (it waits for the loop for the xenstore).
  */
 int ctl__save_file(struct ctl_server *srv, uint32_t domid, const char *path,

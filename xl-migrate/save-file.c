@@ -224,7 +224,8 @@ int ctl__save_file(struct ctl_server *srv, uint32_t domid, const char *path, enu
 	rc = target_open(path, cancel, &t, err, errlen);
 	if (rc)
 		goto out;
-	rc = hyp_domain_pause(srv->hyp, domid);
+	/* The save's own pause: the toolstack's count is left as it was. */
+	rc = hyp_domain_op_pause(srv->hyp, domid);
 	if (rc) {
 		snprintf(err, errlen, "cannot pause domain %u: %s", domid, ferry_strerror(rc));
 		target_abort(&t);
@@ -250,8 +251,8 @@ int ctl__save_file(struct ctl_server *srv, uint32_t domid, const char *path, enu
 	else
 		target_abort(&t);
 	if (rc) {
-		/* As Xen's xl: a failed save leaves the domain running. */
-		hyp_domain_unpause(srv->hyp, domid);
+		/* As Xen's xl: a failed save leaves the domain as it was. */
+		hyp_domain_op_unpause(srv->hyp, domid);
 		if (rc == -ECANCELED)
 			snprintf(err, errlen, "save of domain %u to %s cancelled", domid, path);
 		else if (!err[0])

@@ -34,6 +34,27 @@ enum hyp_dom_state {
 
 enum hyp_on_event { HYP_ON_DESTROY, HYP_ON_PRESERVE, HYP_ON_RESTART };
 
+/*
+ * The operation that owns a domain (hyp_domain_claim): one at a time, so a
+ * save, a migration, a snapshot or a remus pair never run over each other.
+ */
+enum hyp_op {
+	HYP_OP_NONE,
+	HYP_OP_SAVE,
+	HYP_OP_MIGRATE, /* outgoing, or incoming until the target runs it */
+	HYP_OP_SNAPSHOT,
+	HYP_OP_REMUS,
+};
+
+#define HYP_OP_DETAIL_MAX 256
+
+/* Who holds a domain: the operation and the detail its claimer gave (e.g.
+ * "being migrated to 10.0.0.2"), for messages. */
+struct hyp_op_holder {
+	enum hyp_op op;
+	char detail[HYP_OP_DETAIL_MAX];
+};
+
 struct hyp_dom_config {
 	char name[HYP_NAME_MAX];
 	uint8_t uuid[16];
@@ -88,6 +109,10 @@ struct hyp_dom_info {
 	unsigned shutdown_reason; /* SHUTDOWN_* when state is SHUTDOWN/CRASHED */
 	unsigned cap;		  /* scheduler cap, 0 = none */
 	bool fenced;
+	unsigned pause_count;	 /* the toolstack's (hyp_domain_pause) */
+	unsigned op_pause_count; /* operations' (hyp_domain_op_pause) */
+	enum hyp_op op;		 /* the owner operation, HYP_OP_NONE: none */
+	bool restoring;		 /* a restore is still loading it */
 };
 
 /* Constructor: *out is owned by the caller, freed by hyp_destroy(). */
@@ -98,14 +123,54 @@ void hyp_destroy(struct hyp *h);
 int hyp_get_info(struct hyp *h, struct hyp_info *out);
 
 /*
- * Create a domain from cfg. It is built paused; unless start_paused it is
- * then unpaused. Returns its domid (>= 1, never reused) through *domid.
+ * Create a domain from cfg. It is built paused (the toolstack's pause count
+ * at 1, as Xen's); unless start_paused it is then unpaused. Returns its
+ * domid (>= 1, never reused) through *domid.
  */
 int hyp_domain_create(struct hyp *h, const struct hyp_dom_config *cfg,
 		      bool start_paused, uint32_t *domid);
 int hyp_domain_destroy(struct hyp *h, uint32_t domid);
+/*
+ * Pausing. A domain has two pause counts, as Xen's has: the toolstack's
+ * (Xen's controller pause count: xl pause and unpause, and a new domain's
+ * first unpause) and the operations' (a save or a migration holding the
+ * domain still while it reads it). Its vCPUs run only when both are zero
+ * and it is not fenced, so an unpause by the user never resumes a domain an
+ * operation holds paused, and an operation that pauses and unpauses leaves
+ * the toolstack's pause exactly as it found it.
+ *
+ * hyp_domain_pause: +1 on the toolstack's count (-EOVERFLOW past 255, as
+ * Xen; -EINVAL when the guest has shut down or crashed). Returns once every
+ * vCPU is parked, if the domain is now paused. hyp_domain_unpause: -1 on it;
+ * at zero it is a no-op returning 0 when the domain is not held paused, and
+ * -EBUSY (logged) when an operation holds it paused; -EPERM (logged) when
+ * fenced; -EINVAL while a restore has not loaded its context, or once the
+ * guest shut down.
+ */
 int hyp_domain_pause(struct hyp *h, uint32_t domid);
 int hyp_domain_unpause(struct hyp *h, uint32_t domid);
+/*
+ * The operations' count: every op_pause is matched by one op_unpause by the
+ * same operation (-EINVAL, logged, below zero). op_unpause also works on a
+ * guest that shut down meanwhile, so an operation can always let go.
+ */
+int hyp_domain_op_pause(struct hyp *h, uint32_t domid);
+int hyp_domain_op_unpause(struct hyp *h, uint32_t domid);
+/*
+ * One owner operation per domain. claim: 0 and the domain is op's, or
+ * -EBUSY and *holder (if not NULL) says who holds it; detail (may be NULL)
+ * is what refusals say the domain is doing ("being saved to /x"). release:
+ * -EINVAL (logged) if op does not hold it, -ENOENT if the domain is gone
+ * (an operation may end by destroying it). Claims do not look at the fence:
+ * what a fenced domain may do is the toolstack's policy.
+ */
+int hyp_domain_claim(struct hyp *h, uint32_t domid, enum hyp_op op, const char *detail,
+		     struct hyp_op_holder *holder);
+int hyp_domain_release(struct hyp *h, uint32_t domid, enum hyp_op op);
+/* The holder of domid (op HYP_OP_NONE when none). */
+int hyp_domain_holder(struct hyp *h, uint32_t domid, struct hyp_op_holder *out);
+/* "save", "migration", "snapshot", "remus", "none". */
+const char *hyp_op_name(enum hyp_op op);
 /* Ask the guest to shut down or reboot (guest cooperates). */
 int hyp_domain_shutdown(struct hyp *h, uint32_t domid, bool reboot);
 /*
@@ -123,9 +188,10 @@ int hyp_domain_set_maxmem(struct hyp *h, uint32_t domid, uint64_t max_kb);
 /* Renames a domain (migration: NAME--incoming -> NAME). -EEXIST if taken. */
 int hyp_domain_rename(struct hyp *h, uint32_t domid, const char *name);
 /*
- * A fenced domain stays paused: unpause is refused with -EPERM until the
- * fence is lifted. Migration fences the source after "go" until it knows
- * the target's state, so two copies never run.
+ * A fenced domain stays paused, whatever its pause counts: unpause is
+ * refused with -EPERM until the fence is lifted, and lifting it lets the
+ * domain run when both counts are zero. Migration fences the source after
+ * "go" until it knows the target's state, so two copies never run.
  */
 int hyp_domain_set_fenced(struct hyp *h, uint32_t domid, bool fenced);
 /* Looks a domain up by name or numeric id string; -ENOENT if none. */

@@ -80,10 +80,11 @@ struct mig_report {
 /*
  * Sends running domain domid over io (borrowed: it stays open for the
  * handshake after the stream). Returns 0 with the stream complete and the
- * domain PAUSED (the caller does the handshake, then destroys or resumes
- * it). On cancel (-ECANCELED), policy abort (-ETIMEDOUT) or any error the
- * domain is running again, log-dirty is off and the throttle removed;
- * err says what happened.
+ * domain PAUSED by this operation (hyp_domain_op_pause: the caller does the
+ * handshake, then destroys it or resumes it with hyp_domain_op_unpause). On
+ * cancel (-ECANCELED), policy abort (-ETIMEDOUT) or any error the domain is
+ * in the pause state it was found in, log-dirty is off and the throttle
+ * removed; err says what happened.
  */
 int mig_live_send(struct hyp *h, uint32_t domid, struct strm_io *io,
 		  const struct mig_live_opts *o, struct mig_report *rep, char *err,
