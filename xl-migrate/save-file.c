@@ -120,12 +120,10 @@ int ctl__open_restore(const char *path, struct strm_cancel *cancel, int *fd, cha
 
 	if (stat(path, &st) < 0)
 		rc = -errno;
-	else if (S_ISREG(st.st_mode))
-		*fd = open(path, O_RDONLY | O_CLOEXEC);
-	else
-		*fd = rc = open_stream(path, &st, O_RDONLY, cancel);
-	if (!rc && *fd < 0)
+	else if (S_ISREG(st.st_mode) && (*fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
 		rc = -errno;
+	else if (!S_ISREG(st.st_mode) && (*fd = open_stream(path, &st, O_RDONLY, cancel)) < 0)
+		rc = *fd;
 	if (rc == -ECANCELED)
 		snprintf(err, errlen, "restore from %s cancelled", path);
 	else if (rc)
