@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # xl save never destroys data and never wedges ferryd (issue 10), on the
 # soft backend with one ferryd and small guests:
-#  - a device node, /dev/null and a FIFO are written as streams: never
-#    unlinked, never truncated; the FIFO's stream restores clean;
+#  - a device node, /dev/null, a FIFO and a unix socket are written as
+#    streams: never unlinked, never truncated; the FIFO's and the socket's
+#    streams restore clean;
 #  - saves to FIFOs nobody reads, their xl killed, free their workers: later
 #    saves and restores run promptly; a restore whose xl went away creates
 #    no domain;
@@ -137,6 +138,27 @@ fifos_without_reader() {
 	check "the domain whose saves were cancelled runs" running g1
 }
 
+# A unix socket is a stream too: connected to, never unlinked.
+unix_socket() {
+	local i
+	python3 -c 'import os, socket, sys
+s = socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); s.listen(1)
+c, _ = s.accept()
+with open(sys.argv[2], "wb") as f:
+    while True:
+        b = c.recv(1 << 20)
+        if not b:
+            break
+        f.write(b)' "$TMP/sock" "$TMP/from-sock.save" &
+	READERS+=($!)
+	for ((i = 0; i < 50; i++)); do [[ -S "$TMP/sock" ]] && break; sleep 0.1; done
+	check "save -c into a unix socket" xl save -c g1 "$TMP/sock"
+	wait "${READERS[-1]}"
+	check "the socket is still there" test -S "$TMP/sock"
+	check "the stream read from the socket restores clean" \
+		restores_clean "$TMP/from-sock.save" g1-sock
+}
+
 # A restore from a FIFO nobody writes to, its xl gone: when a writer comes
 # later, no domain may appear.
 late_restore() {
@@ -158,6 +180,7 @@ full_disk() {
 		bash -c "! timeout 60 '$XL' save g2 '$d/good.save' 2>'$TMP/full.err'"
 	check "$l: the error says old and new need room side by side" \
 		grep -q "room side by side" "$TMP/full.err"
+	echo "     ($(cat "$TMP/full.err"))"
 	check "$l: the old file is byte-identical" test "$(sha256sum <"$d/good.save")" = "$sum"
 	check "$l: nothing else is left in the directory" \
 		test "$(ls -A "$d" | grep -v lost+found)" = good.save
@@ -265,6 +288,7 @@ guest g2 128 100M || not_ok "g2 starts and sweeps"
 
 devices
 fifo_with_reader
+unix_socket
 late_restore
 mkdir "$TMP/tmpfs" "$TMP/ext4"
 if mount -t tmpfs -o size=100M tmpfs "$TMP/tmpfs"; then
