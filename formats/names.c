@@ -57,6 +57,7 @@ const char *hvm_code_name(uint16_t code)
 	case FERRY_HVM_GNTTAB: return "GNTTAB";
 	case FERRY_HVM_SCHED: return "SCHED";
 	case FERRY_HVM_SCHED_VCPU: return "SCHED_VCPU";
+	case FERRY_HVM_CONSOLE: return "CONSOLE";
 	default: return NULL;
 	}
 }

@@ -73,29 +73,9 @@ void console_put(struct hyp_domain *d, const char *buf, size_t len)
 		d->h->ev.console(d->h->ev.opaque, d->domid, buf, len);
 }
 
-int hyp_console_state(struct hyp *h, uint32_t domid, char *buf, size_t len,
-		      size_t *got, uint64_t *total)
+/* Puts saved output back in the ring (not the log, no events). */
+static void seed(struct hyp_domain *d, const char *buf, size_t len, uint64_t total)
 {
-	struct hyp_domain *d;
-	int err = hyp_domain_get(h, domid, &d);
-
-	if (err)
-		return err;
-	pthread_mutex_lock(&d->con_lock);
-	*total = d->con_head;
-	pthread_mutex_unlock(&d->con_lock);
-	hyp_domain_put(d);
-	return hyp_console_read(h, domid, buf, len, got);
-}
-
-int hyp_console_seed(struct hyp *h, uint32_t domid, const char *buf, size_t len,
-		     uint64_t total)
-{
-	struct hyp_domain *d;
-	int err = hyp_domain_get(h, domid, &d);
-
-	if (err)
-		return err;
 	if (len > CONSOLE_RING) {
 		buf += len - CONSOLE_RING;
 		len = CONSOLE_RING;
@@ -108,7 +88,73 @@ int hyp_console_seed(struct hyp *h, uint32_t domid, const char *buf, size_t len,
 		d->con_ring[(d->con_head + i) % CONSOLE_RING] = buf[i];
 	d->con_head += len;
 	pthread_mutex_unlock(&d->con_lock);
+}
+
+int hyp_console_seed(struct hyp *h, uint32_t domid, const char *buf, size_t len,
+		     uint64_t total)
+{
+	struct hyp_domain *d;
+	int err = hyp_domain_get(h, domid, &d);
+
+	if (err)
+		return err;
+	seed(d, buf, len, total);
 	hyp_domain_put(d);
+	return 0;
+}
+
+int console_ctx_save(struct hyp_domain *d, hyp_ctx_emit_fn emit, void *opaque)
+{
+	struct ferry_hvm_console c = { .version = 1 };
+	uint8_t *buf = malloc(sizeof(c) + CONSOLE_RING);
+	int err;
+
+	if (!buf) {
+		log_err("d%u: no memory for the console history", d->domid);
+		return -ENOMEM;
+	}
+	pthread_mutex_lock(&d->con_lock);
+	c.total_written = d->con_head;
+	c.length = (uint32_t)(d->con_head < CONSOLE_RING ? d->con_head : CONSOLE_RING);
+	for (uint32_t i = 0; i < c.length; i++)
+		buf[sizeof(c) + i] =
+			(uint8_t)d->con_ring[(d->con_head - c.length + i) % CONSOLE_RING];
+	pthread_mutex_unlock(&d->con_lock);
+	memcpy(buf, &c, sizeof(c));
+	err = emit(opaque, FERRY_HVM_CONSOLE, 0, buf, (uint32_t)sizeof(c) + c.length);
+	free(buf);
+	return err;
+}
+
+int console_ctx_load(struct hyp_domain *d, uint16_t instance, const void *data, uint32_t len)
+{
+	struct ferry_hvm_console c;
+
+	if (instance != 0 || len < sizeof(c)) {
+		log_err("d%u: HVM context entry CONSOLE/%u: instance must be 0 and length at "
+			"least %zu, got length %u",
+			d->domid, instance, sizeof(c), len);
+		return -EINVAL;
+	}
+	memcpy(&c, data, sizeof(c));
+	if (c.version != 1 || c.reserved || c.reserved2) {
+		log_err("d%u: HVM context entry CONSOLE: version %u reserved %u %u, expected 1, "
+			"0 and 0",
+			d->domid, c.version, c.reserved, c.reserved2);
+		return -EINVAL;
+	}
+	if (c.length != len - sizeof(c) || c.length > c.total_written) {
+		log_err("d%u: HVM context entry CONSOLE: length %u, expected the %zu bytes that "
+			"follow, at most total_written %llu",
+			d->domid, c.length, len - sizeof(c), (unsigned long long)c.total_written);
+		return -EINVAL;
+	}
+	if (d->ctx_have_console) {
+		log_err("d%u: HVM context entry CONSOLE: a second one", d->domid);
+		return -EINVAL;
+	}
+	d->ctx_have_console = true;
+	seed(d, (const char *)data + sizeof(c), c.length, c.total_written);
 	return 0;
 }
 

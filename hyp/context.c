@@ -3,9 +3,10 @@
  * Domain state for save and restore (hyp/context.h), the generic part: the
  * FERRY_HVM_DOMAIN entry every backend carries, the domain's services
  * (event channels, grant frames, scheduling: evtchn.c, gnttab.c,
- * cpupool.c), routing the other entries to the domain's backend (refusing
- * those of another backend), and finishing a load (resume counter). The backends' own entries are in exec-kvm/ and
- * exec-soft/.
+ * cpupool.c), ferryd's console history (console.c), routing the other
+ * entries to the domain's backend (refusing those of another backend), and
+ * finishing a load (resume counter). The backends' own entries are in
+ * exec-kvm/ and exec-soft/.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -77,6 +78,9 @@ int hyp_domain_save_context(struct hyp *h, uint32_t domid, hyp_ctx_emit_fn emit,
 		err = gnttab_ctx_save(d, emit, opaque);
 	if (!err)
 		err = sched_ctx_save(d, emit, opaque);
+	/* ferryd's record of the console, for xl console on the other side */
+	if (!err)
+		err = console_ctx_save(d, emit, opaque);
 	hyp_domain_put(d);
 	return err;
 }
@@ -197,6 +201,8 @@ static int load_entry(struct hyp_domain *d, uint16_t typecode, uint16_t instance
 	case FERRY_HVM_SCHED:
 	case FERRY_HVM_SCHED_VCPU:
 		return sched_ctx_load(d, typecode, instance, data, len);
+	case FERRY_HVM_CONSOLE:
+		return console_ctx_load(d, instance, data, len);
 	default:
 		break;
 	}
@@ -289,6 +295,7 @@ int hyp_domain_load_done(struct hyp *h, uint32_t domid)
 	pthread_mutex_lock(&d->lock);
 	d->restoring = false;
 	d->ctx_have_dom = false;
+	d->ctx_have_console = false;
 	pthread_mutex_unlock(&d->lock);
 	log_info("d%u: context loaded (%s, system time %llu ms)", domid, d->ops->name,
 		 (unsigned long long)(d->ctx_dom.system_time_ns / 1000000));

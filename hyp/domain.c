@@ -177,8 +177,16 @@ static int check_config(struct hyp *h, const struct hyp_dom_config *c,
 		log_err("%s: unknown backend '%s' (expected kvm or soft)", c->name, c->backend);
 		return -FERRY_EBADCFG;
 	}
-	if (*ops != h->default_ops && (*ops)->probe())
-		return -FERRY_ENOKVM;
+	if (*ops != h->default_ops) {
+		char why[HYP_PROBE_WHY_MAX];
+		int err = (*ops)->probe(why, sizeof(why));
+
+		if (err) {
+			log_err("%s: the %s backend cannot run here: %s", c->name, (*ops)->name,
+				why);
+			return err;
+		}
+	}
 	return 0;
 }
 

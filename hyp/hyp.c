@@ -28,6 +28,7 @@ int hyp_create(const struct hyp_params *p, struct hyp **out)
 {
 	struct hyp *h;
 	const char *want = p->backend && *p->backend ? p->backend : "auto";
+	char why[HYP_PROBE_WHY_MAX];
 	long ncpu;
 	int err;
 
@@ -46,9 +47,14 @@ int hyp_create(const struct hyp_params *p, struct hyp **out)
 	h->pcpus = p->pcpus ? p->pcpus : (unsigned)(ncpu > 0 ? ncpu : 1);
 
 	if (!strcmp(want, "auto")) {
-		h->default_ops = hyp_exec_ops_kvm.probe() == 0 ? &hyp_exec_ops_kvm
-							      : &hyp_exec_ops_soft;
-		log_info("backend auto: using %s", h->default_ops->name);
+		/* No KVM here is what auto is for: info, not an error. */
+		if (hyp_exec_ops_kvm.probe(why, sizeof(why))) {
+			h->default_ops = &hyp_exec_ops_soft;
+			log_info("backend auto: using soft, as kvm cannot run here: %s", why);
+		} else {
+			h->default_ops = &hyp_exec_ops_kvm;
+			log_info("backend auto: using kvm");
+		}
 	} else {
 		h->default_ops = hyp_backend_by_name(want);
 		if (!h->default_ops) {
@@ -56,9 +62,11 @@ int hyp_create(const struct hyp_params *p, struct hyp **out)
 			err = -EINVAL;
 			goto err_free;
 		}
-		err = h->default_ops->probe();
-		if (err)
+		err = h->default_ops->probe(why, sizeof(why));
+		if (err) {
+			log_err("%s backend: %s", want, why);
 			goto err_free;
+		}
 	}
 	err = mem_init(&h->mem, p->memory_bytes);
 	if (err)

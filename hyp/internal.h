@@ -52,7 +52,8 @@ void mem_swap_warm(struct hyp_mem *m, uint32_t domid, uint32_t *p2m, uint8_t *hv
 		   uint64_t n);
 /*
  * The first run of frames holding data (not holes) in [from, end): 1 and
- * [*first, *last), 0 when there is none, or -errno from SEEK_DATA.
+ * [*first, *last), 0 when there is none, or -errno from SEEK_DATA; on
+ * those the run is empty ([end, end)).
  */
 int mem_next_data(struct hyp_mem *m, uint64_t from, uint64_t end, uint64_t *first, uint64_t *last);
 /* Returns every frame in p2m[0..n) to the pool, keeping the host pages of
@@ -91,10 +92,14 @@ struct hyp_exit {
  * dom_init runs once the guest memory is populated and loaded; vcpu_*
  * hooks run on the vCPU's own thread except vcpu_kick (any thread).
  */
+#define HYP_PROBE_WHY_MAX 192 /* hyp_exec_ops.probe's why, with its NUL */
+
 struct hyp_exec_ops {
 	const char *name;
-	/* 0 if the backend can run here; logs why not otherwise. */
-	int (*probe)(void);
+	/* 0 if the backend can run here, else -errno with why not in why.
+	 * A missing /dev/kvm is not logged (under --backend auto it is no
+	 * error): the caller logs why at the level that fits. */
+	int (*probe)(char *why, size_t len);
 	int (*dom_init)(struct hyp_domain *d);
 	void (*dom_fini)(struct hyp_domain *d);
 	/* Create vCPU state and set its boot registers (none when
@@ -207,6 +212,7 @@ struct hyp_domain {
 	bool restoring;
 	/* context.c: the FERRY_HVM_DOMAIN entry of a load in progress */
 	bool ctx_have_dom;
+	bool ctx_have_console; /* a CONSOLE entry came in this load */
 	struct ferry_hvm_domain ctx_dom;
 	/* cpupool.c: the SCHED / SCHED_VCPU entries of a load in progress */
 	bool ctx_have_sched;
@@ -411,6 +417,11 @@ void pv_idx_store(struct hyp_domain *d, uint64_t gpa, uint32_t v);
 int console_init(struct hyp_domain *d);
 void console_fini(struct hyp_domain *d);
 void console_put(struct hyp_domain *d, const char *buf, size_t len);
+/* The CONSOLE entry (context.c): save emits the history ferryd holds; load
+ * checks one and puts its bytes back in the ring (ferryd's record, not
+ * the guest's: nothing to wait for). -EINVAL naming the field if bad. */
+int console_ctx_save(struct hyp_domain *d, hyp_ctx_emit_fn emit, void *opaque);
+int console_ctx_load(struct hyp_domain *d, uint16_t instance, const void *data, uint32_t len);
 /* Reopens the console log under the domain's current name. */
 void console_rename(struct hyp_domain *d);
 

@@ -133,6 +133,8 @@ int mem_next_data(struct hyp_mem *m, uint64_t from, uint64_t end, uint64_t *firs
 {
 	off_t data = lseek(m->memfd, (off_t)(from << PAGE_SHIFT), SEEK_DATA), hole;
 
+	/* Defined on every return: an empty run at end unless one is found. */
+	*first = *last = end;
 	if (data < 0 && errno == ENXIO)
 		return 0;
 	if (data < 0)

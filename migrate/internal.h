@@ -71,8 +71,9 @@ int mig_put_holes(struct mig_out *s, struct hyp_domain *d, uint64_t *holes);
 /* Builds the HVM_CONTEXT body of paused domain s->domid into s->ctx. */
 int mig_build_context(struct mig_out *s, uint32_t tsc_khz);
 /*
- * The records after the pages: X86_TSC_INFO, HVM_CONTEXT, HVM_PARAMS,
- * FERRY_CONSOLE, libxc END, libxl END. The domain is paused.
+ * The records after the pages: X86_TSC_INFO, HVM_CONTEXT (the console
+ * history inside), HVM_PARAMS, libxc END, the xenstore subtree, libxl END.
+ * The domain is paused.
  */
 int mig_put_tail(struct mig_out *s, struct hyp_domain *d);
 void mig_out_fini(struct mig_out *s);

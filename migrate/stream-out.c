@@ -22,7 +22,6 @@
 
 #define XEN_ABI_MAJOR 4
 #define XEN_ABI_MINOR 19
-#define CONSOLE_SAVE_MAX 65536
 
 double mig_now_s(void)
 {
@@ -198,32 +197,6 @@ static int send_params(struct mig_out *s, uint64_t callback)
 	return mig_put_libxc(s, REC_TYPE_HVM_PARAMS, &p, sizeof(p));
 }
 
-static int send_console(struct mig_out *s)
-{
-	struct {
-		uint32_t version, _res1;
-		uint64_t total;
-		uint32_t len, _res2;
-	} hdr = { .version = 1 };
-	char *buf = malloc(sizeof(hdr) + CONSOLE_SAVE_MAX);
-	size_t got = 0;
-	int err;
-
-	if (!buf)
-		return mig_fail(s, -ENOMEM, "no memory for the console state");
-	err = hyp_console_state(s->h, s->domid, buf + sizeof(hdr), CONSOLE_SAVE_MAX, &got,
-				&hdr.total);
-	if (!err) {
-		hdr.len = (uint32_t)got;
-		memcpy(buf, &hdr, sizeof(hdr));
-		err = mig_put_libxc(s, REC_TYPE_FERRY_CONSOLE, buf, sizeof(hdr) + got);
-	} else {
-		mig_fail(s, err, "reading the console state: %s", ferry_strerror(err));
-	}
-	free(buf);
-	return err;
-}
-
 /* After the libxc stream, as libxl writes it: the subtree, if any. */
 static int send_xenstore(struct mig_out *s)
 {
@@ -264,7 +237,7 @@ int mig_put_tail(struct mig_out *s, struct hyp_domain *d)
 	return mig_put_libxc(s, REC_TYPE_X86_TSC_INFO, &ti, sizeof(ti)) ?:
 	       mig_build_context(s, tsc.khz) ?:
 	       mig_put_libxc(s, REC_TYPE_HVM_CONTEXT, s->ctx, s->ctx_len) ?:
-	       send_params(s, hyp_domain_callback_param(d)) ?: send_console(s) ?:
+	       send_params(s, hyp_domain_callback_param(d)) ?:
 	       mig_put_libxc(s, REC_TYPE_END, NULL, 0) ?: send_xenstore(s) ?:
 	       mig_put(s, strm_enc_libxl_rec(s->enc, LIBXL_REC_END, NULL, 0, s->iov),
 		       "the libxl END");

@@ -209,21 +209,19 @@ static int on_context(struct rst *r, const struct strm_rec *rec)
 		    (unsigned long long)rec->offset);
 }
 
+/* FERRY_CONSOLE, from saves written before the console history moved into
+ * HVM_CONTEXT (its CONSOLE entry, which hyp loads): still restored. */
 static int on_console(struct rst *r, const struct strm_rec *rec)
 {
-	struct {
-		uint32_t version, _res1;
-		uint64_t total;
-		uint32_t len, _res2;
-	} hdr;
+	struct ferry_hvm_console hdr;
 
 	if (rec->len < sizeof(hdr))
 		return 0; /* optional: a short one is ignored */
 	memcpy(&hdr, rec->body, sizeof(hdr));
-	if (hdr.version != 1 || hdr.len > rec->len - sizeof(hdr))
+	if (hdr.version != FERRY_CONSOLE_VERSION || hdr.length > rec->len - sizeof(hdr))
 		return 0;
-	return hyp_console_seed(r->h, r->domid, (const char *)rec->body + sizeof(hdr), hdr.len,
-				hdr.total);
+	return hyp_console_seed(r->h, r->domid, (const char *)rec->body + sizeof(hdr), hdr.length,
+				hdr.total_written);
 }
 
 /* Kept until the domain is complete: Ferry's subtree (emulator id 0). */

@@ -29,6 +29,25 @@ for t in "$root"/tests/integration/*.sh; do
 	run "integration $(basename "$t" .sh)" timeout 1500 bash "$t" "$root/build"
 done
 
+# What a user may build besides the two builds above: Release with gcc (-O3
+# finds warnings -O2 does not) and clang. Built only, no tests run in them.
+other_builds() {
+	local rc=0 cc type b
+	for b in gcc:Release clang:RelWithDebInfo; do
+		cc=${b%%:*} type=${b#*:}
+		if ! { CC=$cc cmake -S "$root" -B "$root/build-$cc-$type" \
+			-DCMAKE_BUILD_TYPE="$type" >/dev/null &&
+			cmake --build "$root/build-$cc-$type" -j"$(nproc)" \
+				>"$root/build-$cc-$type/build.log" 2>&1; }; then
+			echo "build $cc $type failed:"
+			grep -E 'error|warning' "$root/build-$cc-$type/build.log" | head -20
+			rc=1
+		fi
+	done
+	return $rc
+}
+run "builds: gcc Release, clang RelWithDebInfo" other_builds
+
 # Parsers of untrusted input, fuzzed for a bounded time (clang + libFuzzer).
 fuzz() {
 	local b=$root/build-fuzz

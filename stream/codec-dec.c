@@ -312,7 +312,7 @@ static int check_console(struct strm_dec *dec, const uint8_t *body, uint32_t len
 				version, FERRY_CONSOLE_VERSION);
 	if (get_le32(body + 4) || get_le32(body + 20))
 		return rec_fail(dec, -EBADMSG, "reserved fields not zero");
-	if (n != len - sizeof(struct ferry_console_rec))
+	if (n != len - sizeof(struct ferry_hvm_console))
 		return rec_fail(dec, -EBADMSG,
 				"data length %" PRIu32 " in a body of %" PRIu32 " bytes", n,
 				len);
@@ -755,7 +755,7 @@ static int libxc_rhdr(struct strm_dec *dec, const uint8_t *u)
 		break;
 	}
 	case REC_TYPE_FERRY_CONSOLE:
-		rc = want_len(dec, len >= sizeof(struct ferry_console_rec), "at least 24");
+		rc = want_len(dec, len >= sizeof(struct ferry_hvm_console), "at least 24");
 		break;
 	case REC_TYPE_CHECKPOINT:
 		return rec_fail(dec, -EPROTO, "CHECKPOINT in a plain stream");

@@ -235,12 +235,12 @@ static void cert_names(X509 *cert, char *out, size_t len)
 		}
 	}
 	GENERAL_NAMES_free(gens);
-	if (!out[0]) {
-		char cn[128] = "?";
-
-		X509_NAME_get_text_by_NID(X509_get_subject_name(cert), NID_commonName, cn,
-					  sizeof(cn));
-		snprintf(out, len, "CN=%s", cn);
+	/* The CN straight after "CN=", cut to what out holds. */
+	if (!out[0] && len >= sizeof("CN=?")) {
+		strcpy(out, "CN=");
+		if (X509_NAME_get_text_by_NID(X509_get_subject_name(cert), NID_commonName, out + 3,
+					      (int)MIN(len - 3, INT_MAX)) < 0)
+			strcpy(out + 3, "?");
 	}
 }
 

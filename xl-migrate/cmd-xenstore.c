@@ -158,8 +158,12 @@ static int do_ls(struct xsc *x, const char *path, int depth, bool perms)
 	for (uint32_t off = 0; off < nlen; off += (uint32_t)strlen(names + off) + 1) {
 		const char *name = names + off;
 
-		snprintf(child, sizeof(child), "%s%s%s", path,
-			 path[strlen(path) - 1] == '/' ? "" : "/", name);
+		if ((size_t)snprintf(child, sizeof(child), "%s%s%s", path,
+				     path[strlen(path) - 1] == '/' ? "" : "/",
+				     name) >= sizeof(child)) {
+			status = -1; /* no valid path: nothing to read */
+			continue;
+		}
 		rc = xsc_path(x, XS_READ, child);
 		if (rc == -EACCES || rc == -ENOENT) {
 			status = -1; /* removed meanwhile, or not ours to read */

@@ -571,6 +571,11 @@ static void do_migrate_job(uv_work_t *w)
 		/* The domain runs again. The target may have said why it stopped. */
 		char terr[600] = "";
 
+		/* A refusing target says why and closes: its reason waits in
+		 * our socket buffer behind the write's EPIPE or reset. (Not
+		 * after a timeout: a frozen target would be waited for again.) */
+		if (rc == -EPIPE || rc == -ECONNRESET)
+			strm_io_keep_reading(io);
 		if (rc != -ECANCELED) {
 			set_timeout(fd, 1000);
 			if (read_msg(io, MSG_READY, sizeof(MSG_READY), "", terr, sizeof(terr)) !=
@@ -582,17 +587,23 @@ static void do_migrate_job(uv_work_t *w)
 		if (rc == -ECANCELED)
 			snprintf(j->err, sizeof(j->err), "migration of '%s' to %s cancelled; it "
 				 "keeps running here", j->name, j->host);
-		else if (!terr[0] && (rc == -EPIPE || rc == -ECONNRESET))
-			/* The target hung up mid-stream; its reason died with the
-			 * connection (a reset drops what it sent). */
-			snprintf(j->err, sizeof(j->err), "migration of '%s' to %s failed: %s; the "
-				 "target closed the connection (its ferryd log says why, e.g. "
-				 "not enough memory); it keeps running here", j->name, j->host,
-				 why[0] ? why : ferry_strerror(rc));
+		else if (terr[0])
+			snprintf(j->err, sizeof(j->err),
+				 "migration of '%s' to %s failed: %s; it "
+				 "keeps running here",
+				 j->name, j->host, terr);
+		else if (rc == -EPIPE || rc == -ECONNRESET)
+			/* The target went without a word (it crashed, or was killed). */
+			snprintf(j->err, sizeof(j->err),
+				 "migration of '%s' to %s failed: %s; the "
+				 "target closed the connection (see its log); it keeps running "
+				 "here",
+				 j->name, j->host, why[0] ? why : ferry_strerror(rc));
 		else
-			snprintf(j->err, sizeof(j->err), "migration of '%s' to %s failed: %s%s%s; "
-				 "it keeps running here", j->name, j->host,
-				 why[0] ? why : ferry_strerror(rc), terr[0] ? "; " : "", terr);
+			snprintf(j->err, sizeof(j->err),
+				 "migration of '%s' to %s failed: %s; it "
+				 "keeps running here",
+				 j->name, j->host, why[0] ? why : ferry_strerror(rc));
 		log_err("d%u: %s", j->domid, j->err);
 		return;
 	}
@@ -1589,4 +1600,50 @@ void ctl_migrate_fini(struct ctl_server *srv)
 	pthread_mutex_destroy(&mig->lock);
 	free(mig);
 	srv->mig = NULL;
+}
+
+/* ---- for ferryd's stop and start (ctl-lifetime.c) ------------------------ */
+
+int ctl__fence_get(struct ctl_server *srv, uint32_t domid, struct ctl_fence *out)
+{
+	struct ctl_mig *mig = srv->mig;
+	int rc = -ENOENT;
+
+	pthread_mutex_lock(&mig->lock);
+	for (struct fence_rec *f = mig->fences; f; f = f->next) {
+		if (f->domid != domid)
+			continue;
+		snprintf(out->name, sizeof(out->name), "%s", f->name);
+		snprintf(out->host, sizeof(out->host), "%s", f->host);
+		out->insecure = f->insecure;
+		rc = 0;
+		break;
+	}
+	pthread_mutex_unlock(&mig->lock);
+	return rc;
+}
+
+int ctl__fence_put(struct ctl_server *srv, uint32_t domid, const struct ctl_fence *in)
+{
+	struct fence_rec *f = calloc(1, sizeof(*f));
+
+	if (!f)
+		return -ENOMEM;
+	f->domid = domid;
+	snprintf(f->name, sizeof(f->name), "%s", in->name);
+	snprintf(f->host, sizeof(f->host), "%s", in->host);
+	f->insecure = in->insecure;
+	fence_put(srv->mig, f);
+	return 0;
+}
+
+bool ctl__mig_busy(struct ctl_server *srv, uint32_t domid)
+{
+	struct ctl_mig *mig = srv->mig;
+	bool busy;
+
+	pthread_mutex_lock(&mig->lock);
+	busy = job_find_locked(mig, domid) != NULL;
+	pthread_mutex_unlock(&mig->lock);
+	return busy;
 }

@@ -222,6 +222,15 @@ static int restore_config(void *opaque, const char *json, struct hyp_dom_config 
 				 j->override.memory_mb, cfg->memory_mb);
 			return -EINVAL;
 		}
+		/* The stream's vCPU contexts make the domain: it cannot gain or
+		 * lose one on the way back. */
+		if (j->override.vcpus != cfg->vcpus) {
+			snprintf(err, errlen,
+				 "the override's vcpus (%u) differs from the saved domain's %u: a "
+				 "restore brings back the vCPUs it saved",
+				 j->override.vcpus, cfg->vcpus);
+			return -EINVAL;
+		}
 		snprintf(j->override.backend, sizeof(j->override.backend), "%s", cfg->backend);
 		*cfg = j->override;
 	}
@@ -230,9 +239,8 @@ static int restore_config(void *opaque, const char *json, struct hyp_dom_config 
 	return 0;
 }
 
-static void do_restore(uv_work_t *w)
+static void restore_job(struct job *j)
 {
-	struct job *j = w->data;
 	struct rst_opts o = {.paused = j->paused,
 			     .config = restore_config,
 			     .opaque = j,
@@ -274,17 +282,49 @@ static void do_restore(uv_work_t *w)
 	}
 }
 
+static void do_restore(uv_work_t *w)
+{
+	restore_job(w->data);
+}
+
+int ctl__restore_path(struct ctl_server *srv, const char *path, bool paused, uint32_t *domid,
+		      char *err, size_t errlen)
+{
+	struct job *j = calloc(1, sizeof(*j));
+	int rc;
+
+	if (!j) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	j->h = srv->hyp;
+	j->srv = srv;
+	j->paused = paused;
+	snprintf(j->path, sizeof(j->path), "%s", path);
+	restore_job(j);
+	rc = j->rc;
+	*domid = j->domid;
+	snprintf(err, errlen, "%s", j->err);
+	free(j);
+	return rc;
+}
+
 void ctl__op_restore(struct ctl_client *cl, const struct xlm_req *req)
 {
 	const char *path = xlm_args_str(req, "path"), *name = xlm_args_str(req, "name");
 	yajl_val cfg = req->args ? yajl_tree_get(req->args, (const char *[]){"config", NULL},
 						 yajl_t_object)
 				 : NULL;
+	char err[XLM_CFG_ERR_MAX];
 	struct job *j;
 
 	if (!path || path[0] != '/') {
 		ctl__reply_error(cl, req->id, req->has_id, -EINVAL,
 				 "restore: expected an absolute \"path\"");
+		return;
+	}
+	if (name && xlm_name_check(name, err, sizeof(err))) {
+		ctl__reply_error(cl, req->id, req->has_id, -EINVAL, "restore: %s", err);
 		return;
 	}
 	j = job_new(cl, req);

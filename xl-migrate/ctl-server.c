@@ -6,7 +6,9 @@
  * ferryd down cleanly.
  *
  * Entry points from outside: ctl_server_start(); the loop then runs until
- * SIGTERM or SIGINT, which destroys every domain and closes every handle.
+ * SIGTERM or SIGINT, which closes the control socket, has ctl-lifetime.c
+ * save (or leave) every domain, then destroys what is left and closes every
+ * handle.
  */
 #include <errno.h>
 #include <signal.h>
@@ -134,7 +136,13 @@ static void proto_request(void *opaque, const struct xlm_req *req)
 {
 	struct ctl_client *cl = opaque;
 
-	if (!cl->closing)
+	if (cl->closing)
+		return;
+	if (cl->srv->stopping)
+		ctl__reply_error(cl, req->id, req->has_id, -ESHUTDOWN,
+				 "ferryd is stopping: %s every domain",
+				 cl->srv->opts->on_stop_destroy ? "destroying" : "saving");
+	else
 		ctl__dispatch(cl, req);
 }
 
@@ -339,14 +347,9 @@ static void destroy_all_domains(struct ctl_server *srv)
 	}
 }
 
-static void on_signal(uv_signal_t *s, int signum)
+/* Once every domain is saved (or the stop's time is up): the rest. */
+static void stop_finish(struct ctl_server *srv)
 {
-	struct ctl_server *srv = s->data;
-
-	if (srv->stopping)
-		return;
-	srv->stopping = true;
-	log_info("caught %s, shutting down", signum == SIGTERM ? "SIGTERM" : "SIGINT");
 	destroy_all_domains(srv);
 	/* Deliver the destroyed events to attached consoles before closing. */
 	ctl__events_drain(srv);
@@ -354,8 +357,6 @@ static void on_signal(uv_signal_t *s, int signum)
 		next = cl->next;
 		client_finish(cl);
 	}
-	uv_close((uv_handle_t *)&srv->listener, NULL);
-	unlink(srv->sock_path);
 	ctl_migrate_stop(srv);
 	ctl_xs_stop(srv);
 	/*
@@ -367,6 +368,23 @@ static void on_signal(uv_signal_t *s, int signum)
 	uv_unref((uv_handle_t *)&srv->sigterm);
 	uv_unref((uv_handle_t *)&srv->sigint);
 	ctl__events_close(srv);
+}
+
+static void on_signal(uv_signal_t *s, int signum)
+{
+	struct ctl_server *srv = s->data;
+
+	if (srv->stopping)
+		return;
+	srv->stopping = true;
+	log_info("caught %s, stopping: %s", signum == SIGTERM ? "SIGTERM" : "SIGINT",
+		 srv->opts->on_stop_destroy ? "destroying every domain (--on-stop destroy)"
+					    : "saving every domain (--on-stop save)");
+	/* No new clients; connected ones are refused from now on. */
+	uv_close((uv_handle_t *)&srv->listener, NULL);
+	unlink(srv->sock_path);
+	/* Saves need the loop (the xenstore): they run beside it. */
+	ctl_lifetime_stop(srv, stop_finish);
 }
 
 void ctl_server_fini(struct ctl_server *srv)

@@ -11,6 +11,8 @@
  *   ctl-save.c    save and restore jobs on libuv's thread pool
  *   save-file.c   where saves go (crash-safe file replacement, or a stream
  *                 to a device, FIFO or socket) and restores come from
+ *   ctl-lifetime.c what ferryd's stop and start do to domains: save them
+ *                 all at SIGTERM (--on-stop), restore them at start
  *   ctl-migrate.c live migration: the migrate/-cancel/-resolve ops (source
  *                 side, on the thread pool) and the migration listener
  *                 (target side, one detached thread per connection)
@@ -52,9 +54,13 @@ struct ferryd_opts {
 	const char *tls_name; /* default: the ADDR of listen */
 	bool insecure;	      /* plain TCP, no TLS */
 	bool no_xenstore;     /* --no-xenstore: no store, no xenstored sockets */
+	/* stop (ctl-lifetime.c) */
+	bool on_stop_destroy;	 /* --on-stop destroy; default save */
+	unsigned stop_timeout_s; /* --stop-timeout */
 };
 
 struct ctl_event;
+struct ctl_life;
 struct ctl_mig;
 struct ctl_save_job;
 struct mig_save_stats;
@@ -99,6 +105,8 @@ struct ctl_server {
 	struct xs_server *xs;
 	/* save and restore jobs running or queued (ctl-save.c; loop thread) */
 	struct ctl_save_job *save_jobs;
+	/* start and stop (ctl-lifetime.c) */
+	struct ctl_life *life;
 };
 
 /* ctl-server.c */
@@ -128,6 +136,13 @@ void ctl__record_remove(struct ctl_server *srv, uint32_t domid);
 /* ctl-save.c: save and restore run on libuv's thread pool. */
 void ctl__op_save(struct ctl_client *cl, const struct xlm_req *req);
 void ctl__op_restore(struct ctl_client *cl, const struct xlm_req *req);
+/*
+ * Any thread but the loop's: restores the domain saved in path as xl
+ * restore [-p] does (its record and xenstore entries made). 0 with *domid,
+ * or -errno with err (errlen bytes) saying why; nothing is left behind.
+ */
+int ctl__restore_path(struct ctl_server *srv, const char *path, bool paused, uint32_t *domid,
+		      char *err, size_t errlen);
 /* Frees a client closed while busy; called when its last op finishes. */
 void ctl__client_release(struct ctl_client *cl);
 /* Loop thread: cl went away; cancels its save and restore jobs (a
@@ -176,6 +191,18 @@ void ctl_migrate_fini(struct ctl_server *srv);
 void ctl__op_migrate(struct ctl_client *cl, const struct xlm_req *req);
 void ctl__op_migrate_cancel(struct ctl_client *cl, const struct xlm_req *req);
 void ctl__op_migrate_resolve(struct ctl_client *cl, const struct xlm_req *req);
+/* Where a fenced domain went (migrate-resolve asks there). */
+struct ctl_fence {
+	char name[HYP_NAME_MAX]; /* its name before it was fenced */
+	char host[256];
+	bool insecure;
+};
+/* Any thread: the fence record of domid (-ENOENT if none), or a new one
+ * (a fenced domain restored at start). */
+int ctl__fence_get(struct ctl_server *srv, uint32_t domid, struct ctl_fence *out);
+int ctl__fence_put(struct ctl_server *srv, uint32_t domid, const struct ctl_fence *in);
+/* Any thread: a migration or migrate-resolve job holds domid. */
+bool ctl__mig_busy(struct ctl_server *srv, uint32_t domid);
 
 /* xs-server.c */
 /* Creates the store and listens on RUN_DIR/xenstored/socket{,_ro}; logs and
@@ -207,6 +234,31 @@ int ctl__xs_shutdown_request(struct ctl_server *srv, uint32_t domid, bool reboot
  * directory; -ENODEV without a store. */
 int ctl__xs_domain_write(struct ctl_server *srv, uint32_t domid, const char *rel,
 			 const char *v);
+
+/* ctl-lifetime.c */
+/* Default --stop-timeout: time to save a few GiB of guests to local disk. */
+#define CTL_STOP_TIMEOUT_S 120
+/* A stop still running this long after --stop-timeout exits anyway. */
+#define CTL_STOP_GRACE_S 15
+/*
+ * Loop thread, before the control socket exists: removes the records of
+ * domains a crash lost, then restores the domains the last stop saved in
+ * STATE_DIR/saved/ (running the loop meanwhile: restores use the
+ * xenstore), each in the pause and fence state it had. A restore that
+ * fails is logged and its file kept as NAME.save.failed. Returns 0, or
+ * -errno when the saved/ directory cannot be made or read.
+ */
+int ctl_lifetime_start(struct ctl_server *srv);
+/*
+ * Loop thread, from the SIGTERM/SIGINT handler: cancels what has not
+ * reached a migration's go, then saves (--on-stop save) every domain on a
+ * thread; calls done on the loop once each is saved or given up at
+ * --stop-timeout (done destroys what is left). With --on-stop destroy,
+ * calls done at once.
+ */
+void ctl_lifetime_stop(struct ctl_server *srv, void (*done)(struct ctl_server *srv));
+/* After the loop has ended: joins the thread, closes the timers, frees. */
+void ctl_lifetime_fini(struct ctl_server *srv);
 
 /* ctl-events.c */
 int ctl__events_init(struct ctl_server *srv, struct hyp_events *ev);

@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -28,6 +29,7 @@
 
 static pthread_once_t probe_once = PTHREAD_ONCE_INIT;
 static int probe_result;
+static char probe_why[160]; /* why not, when probe_result says no */
 static int kvm_fd = -1;
 static int run_size;
 static struct kvm_caps caps;
@@ -40,16 +42,22 @@ static void probe_kvm(void)
 
 	kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
 	if (kvm_fd < 0) {
-		log_err("kvm backend: cannot open /dev/kvm: %s", strerror(errno));
+		snprintf(probe_why, sizeof(probe_why), "cannot open /dev/kvm: %s", strerror(errno));
 		probe_result = -FERRY_ENOKVM;
 		return;
 	}
+	/* A KVM that is there but lacks what Ferry needs is an error on any
+	 * backend choice: kvm_caps_probe logs it as one. */
 	probe_result = kvm_caps_probe(kvm_fd, &caps);
-	if (probe_result)
+	if (probe_result) {
+		snprintf(probe_why, sizeof(probe_why), "/dev/kvm is unusable (%s)",
+			 ferry_strerror(probe_result));
 		goto err;
+	}
 	run_size = ioctl(kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
 	if (run_size <= 0) {
-		log_err("kvm backend: KVM_GET_VCPU_MMAP_SIZE failed: %s", strerror(errno));
+		snprintf(probe_why, sizeof(probe_why), "KVM_GET_VCPU_MMAP_SIZE failed: %s",
+			 strerror(errno));
 		probe_result = -FERRY_ENOKVM;
 		goto err;
 	}
@@ -62,9 +70,11 @@ err:
 	kvm_fd = -1;
 }
 
-static int kvm_probe(void)
+static int kvm_probe(char *why, size_t len)
 {
 	pthread_once(&probe_once, probe_kvm);
+	if (probe_result)
+		snprintf(why, len, "%s", probe_why);
 	return probe_result;
 }
 

@@ -14,9 +14,14 @@
  * Blocking is set_timer_op + SCHEDOP_block, as in the guest kernel; events
  * are the kicked flag and shared_info's bits (no interrupts). A pause takes
  * effect when the slice returns (a block returns at once meanwhile), so
- * nothing is left half-done in a saved soft vCPU.
+ * nothing is left half-done in a saved soft vCPU. A stop (destroy, guest
+ * shutdown) does not wait for the slice: the vCPU never runs again, so its
+ * workload is abandoned at its next block, as a kvm vCPU that is never
+ * entered again; a workload waiting out a deadline (the xenstore probe at
+ * boot: 0.5 s) would otherwise hold the destroy that long.
  */
 #include <errno.h>
+#include <setjmp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <stdio.h>
@@ -45,6 +50,7 @@ struct soft_vcpu {
 	struct wl_ctx ctx;
 	bool attached;
 	bool stopped;
+	jmp_buf abandon; /* back to soft_vcpu_run from a block when stopping */
 };
 
 static uint64_t mono_ns(void)
@@ -55,7 +61,10 @@ static uint64_t mono_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
 }
 
-static int soft_probe(void) { return 0; }
+static int soft_probe(char *why, size_t len)
+{
+	return 0;
+}
 
 static int soft_dom_init(struct hyp_domain *d)
 {
@@ -123,7 +132,11 @@ static void plat_block_until(void *opaque, uint64_t deadline_ns)
 	plat_hypercall(sv, __HYPERVISOR_sched_op, SCHEDOP_block, 0, 0);
 	/* A block that slept gave the pCPU back; the rest of the slice runs
 	 * on one again, as a kvm vCPU re-enters only with one. Refused when
-	 * paused or stopping: the slice then ends without. */
+	 * paused or stopping: the slice then ends without. A stopping vCPU
+	 * leaves the workload's frames here (they hold nothing of ferryd's:
+	 * the hypercalls have returned, no lock is held). */
+	if (__atomic_load_n(&sv->v->d->stopping, __ATOMIC_ACQUIRE))
+		longjmp(sv->abandon, 1);
 	if (!__atomic_load_n(&sv->v->sched_running, __ATOMIC_RELAXED))
 		sched_acquire(sv->v);
 }
@@ -186,7 +199,8 @@ static void soft_vcpu_fini(struct hyp_vcpu *v)
 	v->exec = NULL;
 }
 
-static int soft_vcpu_run(struct hyp_vcpu *v, struct hyp_exit *ex)
+/* One slice of the workload; leaves by longjmp when the vCPU is stopping. */
+static void run_workload(struct hyp_vcpu *v, struct hyp_exit *ex)
 {
 	struct soft_vcpu *sv = v->exec;
 	struct hyp_domain *d = v->d;
@@ -195,7 +209,7 @@ static int soft_vcpu_run(struct hyp_vcpu *v, struct hyp_exit *ex)
 		/* Secondary vCPUs idle, as the guest kernel's do. */
 		plat_block_until(sv, soft_now_ns(d) + 1000000000ULL);
 		ex->kind = HYP_EXIT_NONE;
-		return 0;
+		return;
 	}
 	if (!sv->ctx.st) {
 		wl_hypercall_fn hc;
@@ -221,12 +235,23 @@ static int soft_vcpu_run(struct hyp_vcpu *v, struct hyp_exit *ex)
 			log_err("d%u: the workload refused its command line '%s'", d->domid,
 				d->cfg.cmdline);
 			ex->kind = HYP_EXIT_CRASH;
-			return 0;
+			return;
 		}
 		sv->attached = true;
 	}
 	wl_run_slice(&sv->ctx);
 	ex->kind = sv->stopped ? HYP_EXIT_STOPPED : HYP_EXIT_NONE;
+}
+
+static int soft_vcpu_run(struct hyp_vcpu *v, struct hyp_exit *ex)
+{
+	struct soft_vcpu *sv = v->exec;
+
+	if (setjmp(sv->abandon)) {
+		ex->kind = HYP_EXIT_STOPPED; /* stopping: abandoned in a block */
+		return 0;
+	}
+	run_workload(v, ex);
 	return 0;
 }
 

@@ -189,14 +189,16 @@ ParameterizedTest(struct backend *backend, context, running_guest_moves, .timeou
 	cr_assert(has_code(&b, FERRY_HVM_DOMAIN, &n) && n == 1);
 	{
 		/* The services' entries: ports (console, xenstore, ...), the
-		 * grant table, scheduling (one per domain and per vCPU). */
+		 * grant table, scheduling (one per domain and per vCPU), the
+		 * console history. */
 		unsigned ports, other;
 
 		cr_expect(has_code(&b, FERRY_HVM_EVTCHN, &ports) && ports >= 2);
 		cr_expect(has_code(&b, FERRY_HVM_GNTTAB, &n) && n == 1);
 		cr_expect(has_code(&b, FERRY_HVM_SCHED, &n) && n == 1);
 		cr_expect(has_code(&b, FERRY_HVM_SCHED_VCPU, &n) && n == 1);
-		other = b.n - ports - 3;
+		cr_expect(has_code(&b, FERRY_HVM_CONSOLE, &n) && n == 1);
+		other = b.n - ports - 4;
 		if (!strcmp(backend->name, "kvm")) {
 			cr_expect(has_code(&b, FERRY_HVM_KVM_MSRS, &n) && n == 1);
 			cr_expect(has_code(&b, FERRY_HVM_KVM_CLOCK, &n) && n == 1);
@@ -219,7 +221,9 @@ ParameterizedTest(struct backend *backend, context, running_guest_moves, .timeou
 	copy_memory(h, orig, copy);
 	gen_saved = gen_sum(h, copy);
 	cr_assert_gt(gen_saved, 0, "the original wrote nothing");
-	cr_assert_eq(load_all(h, copy, &b, 0), 0);
+	/* Without the console history (console_history_moves): what the
+	 * copy's console shows is then the copy's own. */
+	cr_assert_eq(load_all(h, copy, &b, FERRY_HVM_CONSOLE), 0);
 	cr_assert_eq(hyp_domain_load_done(h, copy), 0);
 	/* The copy's system time continues from the saved one. */
 	{
@@ -722,6 +726,10 @@ Test(context, services_malformed_refused, .timeout = 60)
 	} g, gok = { { .version = 1, .gnttab_version = 1, .nr_frames = 2 }, { 0x10, 0x11 } };
 	struct ferry_hvm_sched s, sok = { .version = 1, .weight = 256, .pool = "Pool-0" };
 	struct ferry_hvm_sched_vcpu v, vok = { .version = 1 };
+	struct {
+		struct ferry_hvm_console h;
+		char data[4];
+	} k, kok = {{.version = 1, .total_written = 10, .length = 4}, {'a', 'b', 'c', 'd'}};
 
 	cr_assert_eq(hyp_pv_ports(h, id, &con, &xs), 0);
 	cr_assert(con && xs);
@@ -803,5 +811,68 @@ Test(context, services_malformed_refused, .timeout = 60)
 	cr_expect_eq(hyp_domain_load_entry(h, id, FERRY_HVM_SCHED_VCPU, 0, &vok, sizeof(vok)),
 		     0);
 	REFUSED(FERRY_HVM_SCHED_VCPU, 0, &vok, sizeof(vok), "twice");
+
+	/* Its length is the header's and the 4 bytes' (no padding). */
+#define KLEN (sizeof(kok.h) + sizeof(kok.data))
+	REFUSED(FERRY_HVM_CONSOLE, 1, &kok, KLEN, "instance 1");
+	REFUSED(FERRY_HVM_CONSOLE, 0, &kok, sizeof(kok.h) - 1, "shorter than its header");
+	REFUSED(FERRY_HVM_CONSOLE, 0, &kok, KLEN - 1, "a byte missing");
+#define BAD_K(field, value, why)                                                                   \
+	do {                                                                                       \
+		k = kok;                                                                           \
+		k.h.field = value;                                                                 \
+		REFUSED(FERRY_HVM_CONSOLE, 0, &k, KLEN, why);                                      \
+	} while (0)
+	BAD_K(version, 2, "version 2");
+	BAD_K(reserved, 1, "reserved");
+	BAD_K(reserved2, 1, "reserved2");
+	BAD_K(length, 5, "a length beyond the entry");
+	BAD_K(total_written, 3, "more bytes than were ever written");
+#undef BAD_K
+	cr_expect_eq(hyp_domain_load_entry(h, id, FERRY_HVM_CONSOLE, 0, &kok, KLEN), 0);
+	REFUSED(FERRY_HVM_CONSOLE, 0, &kok, KLEN, "twice");
+#undef KLEN
+	hyp_destroy(h);
+}
+
+/* The console history travels as a CONSOLE entry: the copy's console shows
+ * what the original's did (xl console on the target), byte for byte. */
+Test(context, console_history_moves, .timeout = 60)
+{
+	struct hyp *h = harness_hyp("soft", 256);
+	struct hyp_dom_config c = harness_cfg("orig", 64, CMDLINE);
+	static char saved[65536 + 1];
+	struct ferry_hvm_console con;
+	struct ctxbuf b = {0};
+	const uint8_t *p;
+	uint32_t orig, copy, len = 0;
+	unsigned n;
+
+	cr_assert_eq(hyp_domain_create(h, &c, false, &orig), 0);
+	cr_assert(harness_wait_console(h, orig, "verify: sweep", 1, 60),
+		  "no verify sweep; console:\n%s", harness_console(h, orig));
+	cr_assert_eq(hyp_domain_pause(h, orig), 0);
+	snprintf(saved, sizeof(saved), "%s", harness_console(h, orig));
+	cr_assert_eq(hyp_domain_save_context(h, orig, emit_buf, &b), 0);
+	cr_assert(has_code(&b, FERRY_HVM_CONSOLE, &n) && n == 1, "%u CONSOLE entries", n);
+	p = entry_of(&b, FERRY_HVM_CONSOLE, 0, &len);
+	cr_assert_geq(len, sizeof(con));
+	memcpy(&con, p, sizeof(con));
+	cr_expect(con.version == 1 && !con.reserved && !con.reserved2);
+	cr_expect_eq(con.length, len - sizeof(con));
+	cr_expect_eq(con.total_written, strlen(saved));
+	cr_expect(con.length == strlen(saved) && !memcmp(p + sizeof(con), saved, con.length),
+		  "the entry holds %u bytes, not the console's %zu", con.length, strlen(saved));
+
+	snprintf(c.name, sizeof(c.name), "copy");
+	cr_assert_eq(hyp_domain_create_restore(h, &c, &copy), 0);
+	cr_expect_str_empty(harness_console(h, copy));
+	copy_memory(h, orig, copy);
+	cr_assert_eq(load_all(h, copy, &b, 0), 0);
+	cr_assert_eq(hyp_domain_load_done(h, copy), 0);
+	cr_expect_str_eq(harness_console(h, copy), saved);
+	cr_assert_eq(hyp_domain_destroy(h, orig), 0);
+	cr_assert_eq(hyp_domain_destroy(h, copy), 0);
+	free(b.p);
 	hyp_destroy(h);
 }

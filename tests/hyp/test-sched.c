@@ -178,7 +178,7 @@ static void weights_1_to_2(const char *backend)
 	mean_rate(h, ia, 0, 1, 20);
 	mean_rate(h, ib, 0, 1, 20);
 	for (int i = 0; i < WEIGHT_WINDOWS; i++) {
-		struct window best, w;
+		struct window best = { 0 }, w;
 		int tries = 0;
 
 		do {
@@ -247,7 +247,7 @@ ParameterizedTest(struct backend *backend, sched, cap_quarter, .timeout = 90)
 	struct hyp_dom_config c = harness_cfg("capped", 32, "workload=spin");
 	struct hyp_dom_info di;
 	double before, after, full, count;
-	struct window best, w;
+	struct window best = { 0 }, w;
 	uint32_t id;
 	int n, tries = 0;
 

@@ -5,7 +5,8 @@
 #  - results: ok, not_ok, skip, check (counting passed, failed, skipped)
 #  - kvm_usable: /dev/kvm opens read-write here
 #  - wait_socket PATH: up to 10 s for a socket there
-#  - one ferryd ($ferryd_pid): stop_ferryd
+#  - one ferryd ($ferryd_pid): stop_ferryd; for a script with one:
+#    one_ferryd_script, start_one_ferryd
 #  - ferryds named A and B ($TMP/run-NAME, $TMP/state-NAME, PID[NAME]):
 #    sock, xlh, start_host (on ${ADDR[NAME]}:${PORTS[NAME]}), stop_host,
 #    stop_hosts, reap_host; a domain on one: exists, absent, state, running
@@ -44,6 +45,28 @@ stop_ferryd() {
 	ferryd_pid=
 }
 
+# one_ferryd_script NAME BUILD_DIR: BUILD, XL and FERRYD (which must be
+# built), TMP (a new /tmp/ferry-NAME.XXXXXX) and FERRY_SOCKET; at exit the
+# script's one ferryd is stopped and TMP removed.
+one_ferryd_script() {
+	local f
+	BUILD=$(cd "$2" && pwd) || exit 1
+	XL=$BUILD/xl FERRYD=$BUILD/ferryd
+	for f in "$XL" "$FERRYD"; do [[ -x $f ]] || { echo "missing $f (build first)"; exit 1; }; done
+	TMP=$(mktemp -d "/tmp/ferry-$1.XXXXXX")
+	export FERRY_SOCKET=$TMP/run/ferryd.sock
+	ferryd_pid=
+	trap 'stop_ferryd; rm -rf "$TMP"' EXIT
+}
+# start_one_ferryd BACKEND MEMORY: in $TMP/run and $TMP/state, its output
+# in $TMP/ferryd.out; up to 10 s for its socket.
+start_one_ferryd() {
+	timeout 900 "$FERRYD" --foreground --on-stop destroy --backend "$1" --memory "$2" \
+		--run-dir "$TMP/run" --state-dir "$TMP/state" >"$TMP/ferryd.out" 2>&1 &
+	ferryd_pid=$!
+	wait_socket "$FERRY_SOCKET"
+}
+
 sock() { echo "$TMP/run-$1/ferryd.sock"; }
 xlh() { local h=$1; shift; timeout 120 "$XL" -S "$(sock "$h")" "$@"; }
 exists() { xlh "$1" list "$2" >/dev/null 2>&1; }
@@ -60,7 +83,7 @@ start_host() {
 	shift 2
 	(($# == 0)) || shift
 	rm -f "$(sock "$n")"
-	timeout 900 ${FERRYD_WRAP:-} "$FERRYD" --foreground --backend "$b" --memory "$HOST_MEMORY" \
+	timeout 900 ${FERRYD_WRAP:-} "$FERRYD" --foreground --on-stop destroy --backend "$b" --memory "$HOST_MEMORY" \
 		--run-dir "$TMP/run-$n" --state-dir "$TMP/state-$n" \
 		--listen "${ADDR[$n]}:${PORTS[$n]}" --tls-dir "$tls" "$@" >>"$TMP/ferryd-$n.out" 2>&1 &
 	PID[$n]=$!

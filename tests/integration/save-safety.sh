@@ -279,7 +279,7 @@ write_order() {
 
 for f in "$XL" "$FERRYD"; do [[ -x "$f" ]] || { echo "missing $f"; exit 1; }; done
 export FERRY_SOCKET=$TMP/run/ferryd.sock
-timeout 900 "$FERRYD" --foreground --backend soft --memory 1G --run-dir "$TMP/run" \
+timeout 900 "$FERRYD" --foreground --backend soft --memory 1G --on-stop destroy --run-dir "$TMP/run" \
 	--state-dir "$TMP/state" >"$TMP/ferryd.out" 2>&1 &
 ferryd_pid=$!
 wait_socket "$FERRY_SOCKET" || { not_ok "ferryd starts"; exit 1; }

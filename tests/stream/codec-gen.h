@@ -287,8 +287,8 @@ static inline void gen_fixture(struct gen *g, uint32_t xl_flags, unsigned data_p
 	struct ferry_soft_vcpu vcpu = { 1, 1, 223456789ull };
 	uint8_t params[8 + 3 * 16];
 	static const char con_text[] = "ferry guest: hello from the fixture\n";
-	uint8_t con[sizeof(struct ferry_console_rec) + sizeof(con_text) - 1];
-	struct ferry_console_rec ch = { FERRY_CONSOLE_VERSION, 0, 1000, sizeof(con_text) - 1,
+	uint8_t con[sizeof(struct ferry_hvm_console) + sizeof(con_text) - 1];
+	struct ferry_hvm_console ch = { FERRY_CONSOLE_VERSION, 0, 1000, sizeof(con_text) - 1,
 					0 };
 	static const char xs[] = "\0\0\0\0\0\0\0\0"
 				 "name\0fixture-1\0"

@@ -60,6 +60,7 @@ struct hvm_save_header {
 #define FERRY_HVM_GNTTAB 0x4663	 /* struct ferry_hvm_gnttab + frame gfns */
 #define FERRY_HVM_SCHED 0x4664	 /* struct ferry_hvm_sched */
 #define FERRY_HVM_SCHED_VCPU 0x4665 /* struct ferry_hvm_sched_vcpu */
+#define FERRY_HVM_CONSOLE	 0x4666 /* struct ferry_hvm_console + the bytes */
 
 /* Per-domain state every backend carries. */
 struct ferry_hvm_domain {
@@ -124,6 +125,18 @@ struct ferry_hvm_sched_vcpu {
 	uint64_t soft;	   /* 0 or all bits: no preference */
 };
 
+/* The newest console output ferryd holds for the domain (instance 0), so
+ * that xl console on the other side shows the history; then length bytes,
+ * oldest first. Also the body of the older FERRY_CONSOLE record. */
+struct ferry_hvm_console {
+	uint32_t version;	/* 1 */
+	uint32_t reserved;	/* 0 */
+	uint64_t total_written; /* bytes the guest ever wrote */
+	uint32_t length;	/* bytes that follow; <= total_written */
+	uint32_t reserved2;	/* 0 */
+	/* uint8_t data[length]; */
+};
+
 /* The soft backend's register block: everything else is guest memory. */
 struct ferry_soft_vcpu {
 	uint32_t version;  /* 1 */
@@ -138,6 +151,7 @@ _Static_assert(sizeof(struct ferry_soft_vcpu) == 16, "ferry_soft_vcpu");
 _Static_assert(sizeof(struct ferry_hvm_vcpu) == 16, "ferry_hvm_vcpu");
 _Static_assert(sizeof(struct ferry_hvm_evtchn) == 16, "ferry_hvm_evtchn");
 _Static_assert(sizeof(struct ferry_hvm_gnttab) == 16, "ferry_hvm_gnttab");
+_Static_assert(sizeof(struct ferry_hvm_console) == 24, "ferry_hvm_console");
 _Static_assert(sizeof(struct ferry_hvm_sched) == 80, "ferry_hvm_sched");
 _Static_assert(sizeof(struct ferry_hvm_sched_vcpu) == 24, "ferry_hvm_sched_vcpu");
 

@@ -134,17 +134,13 @@ struct xc_sr_msr_entry {
 	uint64_t val;
 };
 
-/* FERRY_CONSOLE body (version 1): this header, then length bytes: the
- * newest bytes of the console ring, oldest first (formats/SPEC.md). */
+/* FERRY_CONSOLE body (version 1): struct ferry_hvm_console
+ * (formats/hvm-context.h, the CONSOLE entry's layout), then length bytes:
+ * the newest bytes of the console ring, oldest first (formats/SPEC.md).
+ * Read only: saves written before the history moved into HVM_CONTEXT (the
+ * CONSOLE entry) carry it; the type is in the range Xen keeps for its own
+ * optional records, so Xen's verifier refuses it. */
 #define FERRY_CONSOLE_VERSION 1
-struct ferry_console_rec {
-	uint32_t version;	/* FERRY_CONSOLE_VERSION */
-	uint32_t _res1;		/* 0 */
-	uint64_t total_written; /* bytes the guest ever wrote */
-	uint32_t length;	/* bytes that follow; <= total_written */
-	uint32_t _res2;		/* 0 */
-	/* uint8_t data[length]; */
-};
 
 _Static_assert(sizeof(struct xc_sr_ihdr) == 24, "ihdr");
 _Static_assert(sizeof(struct xc_sr_dhdr) == 16, "dhdr");
@@ -158,7 +154,6 @@ _Static_assert(sizeof(struct xc_sr_rec_hvm_params_entry) == 16, "hvm_params_entr
 _Static_assert(sizeof(struct xc_sr_rec_hvm_params) == 8, "hvm_params");
 _Static_assert(sizeof(struct xc_sr_cpuid_leaf) == 24, "cpuid_leaf");
 _Static_assert(sizeof(struct xc_sr_msr_entry) == 16, "msr_entry");
-_Static_assert(sizeof(struct ferry_console_rec) == 24, "ferry_console_rec");
 
 /* Name of a libxc record type ("PAGE_DATA", ...), or NULL if unknown. */
 const char *libxc_rec_name(uint32_t type);

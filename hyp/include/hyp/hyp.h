@@ -139,11 +139,9 @@ int hyp_domain_list(struct hyp *h, uint32_t *ids, unsigned max);
 int hyp_console_read(struct hyp *h, uint32_t domid, char *buf, size_t len,
 		     size_t *got);
 
-/* Console state for save: up to len of the newest bytes, and the total ever
- * written. */
-int hyp_console_state(struct hyp *h, uint32_t domid, char *buf, size_t len,
-		      size_t *got, uint64_t *total);
-/* Restore: puts saved output back in the ring (not the log, no events). */
+/* Restore from a stream with the older FERRY_CONSOLE record (newer ones
+ * carry the history in HVM_CONTEXT): puts saved output back in the ring
+ * (not the log, no events). */
 int hyp_console_seed(struct hyp *h, uint32_t domid, const char *buf, size_t len,
 		     uint64_t total);
 
