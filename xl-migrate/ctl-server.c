@@ -90,6 +90,8 @@ void ctl__client_close(struct ctl_client *cl)
 	if (cl->closing)
 		return;
 	cl->closing = true;
+	/* A client that goes away cancels its jobs short of no return. */
+	ctl__jobs_client_gone(cl);
 	if (cl->prev)
 		cl->prev->next = cl->next;
 	else
@@ -346,6 +348,11 @@ static void on_signal(uv_signal_t *s, int signum)
 		return;
 	srv->stopping = true;
 	log_info("caught %s, shutting down", signum == SIGTERM ? "SIGTERM" : "SIGINT");
+	/* Cancel every job first (migrations short of go, receivers; past go
+	 * they stop waiting); the loop then ends when they have, or after
+	 * CTL_STOP_JOBS_MS without them (ctl-jobs.c). */
+	ctl_migrate_stop(srv);
+	ctl_jobs_stop(srv);
 	destroy_all_domains(srv);
 	/* Deliver the destroyed events to attached consoles before closing. */
 	ctl__events_drain(srv);
@@ -355,7 +362,6 @@ static void on_signal(uv_signal_t *s, int signum)
 	}
 	uv_close((uv_handle_t *)&srv->listener, NULL);
 	unlink(srv->sock_path);
-	ctl_migrate_stop(srv);
 	ctl_xs_stop(srv);
 	/*
 	 * The signal handlers stay installed (a second SIGTERM, e.g. from

@@ -53,7 +53,10 @@ static void usage(FILE *f)
 		"  --insecure         migrate over plain TCP, no TLS (both ends must say so)\n"
 		"  --no-xenstore      no xenstore: no RUN_DIR/xenstored/socket{,_ro}\n"
 		"  --foreground, -F   stay in the foreground and log to stderr too\n"
-		"  --help, -h         this text\n");
+		"  --help, -h         this text\n"
+		"\n"
+		"On SIGTERM ferryd cancels its running jobs, gives them at most 10 s to end,\n"
+		"and exits even if one is still blocked.\n");
 }
 
 static int parse_args(int argc, char **argv, struct ferryd_opts *o)
@@ -389,6 +392,9 @@ int main(int argc, char **argv)
 	/* The control socket comes last: once it exists, the xenstored
 	 * sockets and the migration listener are up too (scripts and tests
 	 * wait for it). */
+	rc = ctl_jobs_start(&srv);
+	if (rc)
+		goto err_svc;
 	rc = opts.no_xenstore ? 0 : ctl_xs_start(&srv);
 	if (rc)
 		goto err_svc;
@@ -407,7 +413,16 @@ int main(int argc, char **argv)
 
 	uv_run(&loop, UV_RUN_DEFAULT);
 
-	/* Receiver threads use the hyp core: wait for them first. */
+	if (ctl_jobs_abandoned(&srv)) {
+		/* A job still blocked uses the hyp core and more: leave now,
+		 * without freeing what it uses (ctl-jobs.c logged which). */
+		log_err("ferryd stopped with jobs still running");
+		unlink(pidpath);
+		fflush(NULL);
+		_exit(1);
+	}
+	/* The jobs (receivers included) use the hyp core: they are done. */
+	ctl_jobs_fini(&srv);
 	ctl_migrate_fini(&srv);
 	hyp_destroy(srv.hyp);
 	ctl_server_fini(&srv);
@@ -424,7 +439,9 @@ int main(int argc, char **argv)
 err_svc:
 	ctl_xs_stop(&srv);
 	ctl_migrate_stop(&srv);
+	ctl_jobs_stop(&srv);
 	uv_run(&loop, UV_RUN_NOWAIT);
+	ctl_jobs_fini(&srv);
 	ctl_migrate_fini(&srv);
 	ctl_xs_fini(&srv);
 	hyp_destroy(srv.hyp);

@@ -8,11 +8,13 @@
  *   ctl-events.c  hyp events (any thread) -> the loop (uv_async_t + queue)
  *   xs-server.c   the xenstore (one struct xs_store) and its xenstored
  *                 sockets RUN_DIR/xenstored/socket and socket_ro
+ *   ctl-jobs.c    long jobs on their own threads, with cancel tokens, and
+ *                 the one queue of calls from threads to the loop
  *   ctl-migrate.c live migration: the migrate/-cancel/-resolve ops (source
  *                 side, on the thread pool) and the migration listener
  *                 (target side, one detached thread per connection)
  * Everything here runs on the loop thread except the hyp_events callbacks
- * in ctl-events.c.
+ * in ctl-events.c and the jobs' run functions.
  */
 #ifndef XL_MIGRATE_INTERNAL_H
 #define XL_MIGRATE_INTERNAL_H
@@ -25,6 +27,7 @@
 
 #include "common/compiler.h"
 #include "hyp/hyp.h"
+#include "stream/io.h"
 #include "xl-migrate/proto.h"
 
 #define FERRYD_VERSION "0.1"
@@ -33,6 +36,9 @@
 #define CTL_WRITE_QUEUE_MAX (16u << 20)
 /* Console bytes held per domain between two turns of the loop. */
 #define CTL_CONSOLE_PENDING_MAX (1u << 20)
+/* SIGTERM: how long cancelled jobs get to end before ferryd exits without
+ * them (README, ferryd --help). */
+#define CTL_STOP_JOBS_MS 10000
 
 struct ferryd_opts {
 	const char *run_dir;
@@ -51,6 +57,7 @@ struct ferryd_opts {
 };
 
 struct ctl_event;
+struct ctl_jobs;
 struct ctl_mig;
 struct xs_server;
 
@@ -87,6 +94,8 @@ struct ctl_server {
 	pthread_mutex_t ev_lock;
 	struct ctl_event *ev_head, *ev_tail;
 	bool ev_closed;
+	/* long jobs and the threads -> loop queue (ctl-jobs.c) */
+	struct ctl_jobs *jobs;
 	/* migration state (ctl-migrate.c) */
 	struct ctl_mig *mig;
 	/* xenstore (xs-server.c); NULL with --no-xenstore */
@@ -125,6 +134,56 @@ void ctl__client_release(struct ctl_client *cl);
 
 /* ctl-sched.c: the scheduler and cpupool verbs */
 void ctl__op_sched(struct ctl_client *cl, const struct xlm_req *req);
+
+/* ctl-jobs.c */
+/* A call from any thread to the loop (ctl__loop_call): fn runs there, in
+ * the order posted; c is the caller's (fn frees what holds it). */
+struct ctl_call {
+	struct ctl_call *next;
+	void (*fn)(struct ctl_call *c);
+};
+/*
+ * A long job on its own thread. The owner embeds it, sets cl (may be NULL),
+ * what (for logs; lives as long as the job), run (on the job's thread) and
+ * done (on the loop once run has returned; frees the owner; cl, if any, is
+ * still valid there and released after), then calls ctl__job_start.
+ */
+struct ctl_job {
+	struct ctl_client *cl;
+	const char *what;
+	void (*run)(struct ctl_job *j);
+	void (*done)(struct ctl_job *j);
+	/* the framework's: */
+	struct ctl_server *srv;
+	struct strm_cancel *cancel; /* for the job's I/O (strm_io_set_cancel) */
+	volatile int cancelled;	    /* the same as a flag, for APIs that poll one */
+	bool no_return;		    /* under the framework's lock */
+	pthread_t thread;
+	struct ctl_job *next;
+	struct ctl_call call;
+};
+int ctl_jobs_start(struct ctl_server *srv);
+/* Loop thread. 0, or -errno (logged) and the job did not start. */
+int ctl__job_start(struct ctl_server *srv, struct ctl_job *j);
+/* Any thread: fires j's token; -EBUSY if j has passed its point of no
+ * return. */
+int ctl__job_cancel(struct ctl_job *j);
+/* j's thread: from here on ctl__job_cancel refuses (only SIGTERM stops it,
+ * and then only its waits); -ECANCELED if the token has fired already. */
+int ctl__job_no_return(struct ctl_job *j);
+bool ctl__job_cancelled(const struct ctl_job *j);
+/* Loop thread: cl is closing; cancels its jobs short of no return. */
+void ctl__jobs_client_gone(struct ctl_client *cl);
+/* Any thread: queues c; -ESHUTDOWN once the loop takes no more (c is the
+ * caller's again). */
+int ctl__loop_call(struct ctl_server *srv, struct ctl_call *c);
+/* SIGTERM path: fires every job's token and gives the jobs CTL_STOP_JOBS_MS
+ * to end; then (or if anything else keeps the loop busy that long) stops
+ * the loop without them, and ctl_jobs_abandoned says so. */
+void ctl_jobs_stop(struct ctl_server *srv);
+bool ctl_jobs_abandoned(const struct ctl_server *srv);
+/* After the loop has ended. */
+void ctl_jobs_fini(struct ctl_server *srv);
 
 /* ctl-migrate.c */
 /* Loads the TLS context and starts the listener when opts->listen is set;
