@@ -52,18 +52,21 @@ static void usage(FILE *f)
 		"  --tls-name NAME    which certificate to present (default: the ADDR of --listen)\n"
 		"  --insecure         migrate over plain TCP, no TLS (both ends must say so)\n"
 		"  --no-xenstore      no xenstore: no RUN_DIR/xenstored/socket{,_ro}\n"
+		"  --net-timeout S    a migration peer that moves no byte for S seconds is\n"
+		"                     declared dead and the migration fails (default 30)\n"
 		"  --foreground, -F   stay in the foreground and log to stderr too\n"
 		"  --help, -h         this text\n"
 		"\n"
-		"On SIGTERM ferryd cancels its running jobs, gives them at most 10 s to end,\n"
-		"and exits even if one is still blocked.\n");
+		"On SIGTERM ferryd cancels its running jobs (migrations short of go; past go\n"
+		"they stop waiting and stay fenced), gives them at most 10 s to end, and\n"
+		"exits even if one is still blocked.\n");
 }
 
 static int parse_args(int argc, char **argv, struct ferryd_opts *o)
 {
 	enum { OPT_RUN = 256, OPT_STATE, OPT_BACKEND, OPT_PCPUS, OPT_MEMORY, OPT_GUEST,
 	       OPT_LOGLEVEL, OPT_LISTEN, OPT_TLSDIR, OPT_TLSNAME, OPT_INSECURE,
-	       OPT_NOXS };
+	       OPT_NOXS, OPT_NETTIMEOUT };
 	static const struct option longopts[] = {
 		{ "run-dir", required_argument, NULL, OPT_RUN },
 		{ "state-dir", required_argument, NULL, OPT_STATE },
@@ -77,6 +80,7 @@ static int parse_args(int argc, char **argv, struct ferryd_opts *o)
 		{ "tls-name", required_argument, NULL, OPT_TLSNAME },
 		{ "insecure", no_argument, NULL, OPT_INSECURE },
 		{ "no-xenstore", no_argument, NULL, OPT_NOXS },
+		{ "net-timeout", required_argument, NULL, OPT_NETTIMEOUT },
 		{ "foreground", no_argument, NULL, 'F' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
@@ -141,6 +145,15 @@ static int parse_args(int argc, char **argv, struct ferryd_opts *o)
 		case OPT_TLSNAME: o->tls_name = optarg; break;
 		case OPT_INSECURE: o->insecure = true; break;
 		case OPT_NOXS: o->no_xenstore = true; break;
+		case OPT_NETTIMEOUT:
+			v = strtoul(optarg, &end, 10);
+			if (end == optarg || *end || v < 1 || v > 3600) {
+				fprintf(stderr, "ferryd: --net-timeout: expected 1 to 3600 seconds, not '%s'\n",
+					optarg);
+				return -EINVAL;
+			}
+			o->net_timeout_s = (unsigned)v;
+			break;
 		case 'F': o->foreground = true; break;
 		case 'h': usage(stdout); exit(0);
 		default: usage(stderr); return -EINVAL;

@@ -11,8 +11,8 @@
  *   ctl-jobs.c    long jobs on their own threads, with cancel tokens, and
  *                 the one queue of calls from threads to the loop
  *   ctl-migrate.c live migration: the migrate/-cancel/-resolve ops (source
- *                 side, on the thread pool) and the migration listener
- *                 (target side, one detached thread per connection)
+ *                 side) and the migration listener (target side, one
+ *                 receiver per connection), all jobs of ctl-jobs.c
  * Everything here runs on the loop thread except the hyp_events callbacks
  * in ctl-events.c and the jobs' run functions.
  */
@@ -39,6 +39,8 @@
 /* SIGTERM: how long cancelled jobs get to end before ferryd exits without
  * them (README, ferryd --help). */
 #define CTL_STOP_JOBS_MS 10000
+/* --net-timeout default: a migration peer silent this long is dead. */
+#define CTL_NET_TIMEOUT_S 30
 
 struct ferryd_opts {
 	const char *run_dir;
@@ -54,6 +56,8 @@ struct ferryd_opts {
 	const char *tls_name; /* default: the ADDR of listen */
 	bool insecure;	      /* plain TCP, no TLS */
 	bool no_xenstore;     /* --no-xenstore: no store, no xenstored sockets */
+	/* --net-timeout: a migration peer moving no byte this long is dead */
+	unsigned net_timeout_s;
 };
 
 struct ctl_event;
@@ -189,7 +193,10 @@ void ctl_jobs_fini(struct ctl_server *srv);
 /* Loads the TLS context and starts the listener when opts->listen is set;
  * logs and returns -errno on failure. */
 int ctl_migrate_start(struct ctl_server *srv);
-/* From the SIGTERM path: closes the listener and the progress async. */
+/* Cancels every outgoing migration short of go and makes every receiver
+ * give up (one that has taken go keeps its domain). */
+void ctl_migrate_cancel_all(struct ctl_server *srv);
+/* From the SIGTERM path: closes the listener, then ctl_migrate_cancel_all. */
 void ctl_migrate_stop(struct ctl_server *srv);
 /* After the loop has ended. */
 void ctl_migrate_fini(struct ctl_server *srv);
