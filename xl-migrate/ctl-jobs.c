@@ -279,10 +279,38 @@ static void on_stop_timer(uv_timer_t *t)
 	uv_stop(js->srv->loop);
 }
 
+/* Under js->lock: fires every token, past the point of no return too
+ * (those jobs only stop waiting: a migration past go stays fenced). */
+static unsigned cancel_all_locked(struct ctl_jobs *js)
+{
+	unsigned n = 0;
+
+	for (struct ctl_job *j = js->list; j; j = j->next)
+		if (j->cancel && !strm_cancel_fired(j->cancel)) {
+			fire_locked(j);
+			n++;
+		}
+	return n;
+}
+
+void ctl_jobs_cancel_all(struct ctl_server *srv)
+{
+	struct ctl_jobs *js = srv->jobs;
+	unsigned n;
+
+	if (!js)
+		return;
+	pthread_mutex_lock(&js->lock);
+	n = cancel_all_locked(js);
+	pthread_mutex_unlock(&js->lock);
+	if (n)
+		log_info("cancelled %u job%s", n, n == 1 ? "" : "s");
+}
+
 void ctl_jobs_stop(struct ctl_server *srv)
 {
 	struct ctl_jobs *js = srv->jobs;
-	unsigned n = 0;
+	unsigned n;
 
 	if (!js)
 		return;
@@ -292,10 +320,8 @@ void ctl_jobs_stop(struct ctl_server *srv)
 		return;
 	}
 	js->stopping = true;
-	/* Everything stops, past the point of no return too: those only stop
-	 * waiting (a migration past go stays fenced). */
-	for (struct ctl_job *j = js->list; j; j = j->next, n++)
-		fire_locked(j);
+	cancel_all_locked(js);
+	n = js->n;
 	pthread_mutex_unlock(&js->lock);
 	if (n)
 		log_info("cancelled %u job%s; waiting up to %d s for %s", n, n == 1 ? "" : "s",

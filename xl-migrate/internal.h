@@ -181,9 +181,13 @@ void ctl__jobs_client_gone(struct ctl_client *cl);
 /* Any thread: queues c; -ESHUTDOWN once the loop takes no more (c is the
  * caller's again). */
 int ctl__loop_call(struct ctl_server *srv, struct ctl_call *c);
-/* SIGTERM path: fires every job's token and gives the jobs CTL_STOP_JOBS_MS
- * to end; then (or if anything else keeps the loop busy that long) stops
- * the loop without them, and ctl_jobs_abandoned says so. */
+/* Loop thread: fires every job's token, past the point of no return too
+ * (those only stop waiting); new jobs may still start. */
+void ctl_jobs_cancel_all(struct ctl_server *srv);
+/* SIGTERM path: refuses new jobs, fires every token and gives the jobs
+ * CTL_STOP_JOBS_MS from now to end; then (or if anything else keeps the
+ * loop busy that long) stops the loop without them, and ctl_jobs_abandoned
+ * says so. */
 void ctl_jobs_stop(struct ctl_server *srv);
 bool ctl_jobs_abandoned(const struct ctl_server *srv);
 /* After the loop has ended. */

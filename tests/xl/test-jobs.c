@@ -157,11 +157,12 @@ Test(ctl_jobs, no_return_refuses_cancel_and_client_gone_cancels_the_rest)
 	cr_assert_eq(b.wait_rc, -ECANCELED);
 	cr_assert_eq(released, 1, "the client is released after each of its jobs");
 	cr_assert(!ctl__job_cancelled(&a.job));
-	/* SIGTERM: everything stops waiting, past no return too. */
-	ctl_jobs_stop(&srv);
+	/* Cancel-all: everything stops waiting, past no return too. */
+	ctl_jobs_cancel_all(&srv);
 	cr_assert_lt(run_until(&n, 3, 5000), 1.0);
 	cr_assert_eq(n, 3);
 	cr_assert_eq(a.wait_rc, -ECANCELED);
+	ctl_jobs_stop(&srv);
 	cr_assert_eq(cl.busy, 0);
 	cr_assert(!ctl_jobs_abandoned(&srv));
 	/* Stopped: the loop has nothing left and new jobs are refused. */
