@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Hangs (issue 10): migrations that a stalled peer, a cancel, a client that
 # goes away or SIGTERM must end within a bound. Two ferryds ("hosts" A =
-# 127.0.1.2 and B = 127.0.1.3, TLS from xl tls-setup, soft backend); A runs
+# 127.0.1.2 and B = 127.0.1.3, TLS from xl tls-setup, soft backend) run
 # with a short --net-timeout; the migrations are paced with --bandwidth so
 # the stream lasts several seconds.
 #  1. B SIGSTOPped mid-stream: A gives up within --net-timeout (plus a
@@ -15,7 +15,9 @@
 #     never answered: A is fenced, and the query phase still ends within
 #     30 s (plus --net-timeout for the report, plus a margin), not 24 s
 #     plus a whole handshake timeout
-#  5. SIGTERM of A with a migration blocked on the stopped B and a save
+#  5. A SIGSTOPped mid-stream: B's receiver gives up within --net-timeout
+#     and drops NAME--incoming; A, continued, runs on
+#  6. SIGTERM of A with a migration blocked on the stopped B and a save
 #     blocked on a FIFO: ferryd exits within its 10 s bound (plus a margin)
 # Usage: tests/integration/hangs.sh BUILD_DIR (CASES="2 4" runs only those)
 set -uo pipefail
@@ -32,7 +34,7 @@ NAME=hvm
 NET_TIMEOUT=6 # A's --net-timeout
 BW=8M         # the stream of ~70 MiB lasts ~9 s
 PXPID= MIGPID=
-CASES=${CASES:-1 2 3 4 5}
+CASES=${CASES:-1 2 3 4 5 6}
 want() { [[ " $CASES " == *" $1 "* ]]; }
 
 cleanup() {
@@ -195,7 +197,7 @@ timeout 60 "$XL" tls-setup --dir "$TMP/tls" --host $A_ADDR --host $B_ADDR 2>/dev
 	{ echo "xl tls-setup failed"; exit 1; }
 write_proxy
 start_a || { not_ok "ferryd A starts"; exit 1; }
-start_host B soft "$TMP/tls" || { not_ok "ferryd B starts"; exit 1; }
+start_host B soft "$TMP/tls" --net-timeout $NET_TIMEOUT || { not_ok "ferryd B starts"; exit 1; }
 fresh_domain || { not_ok "create $NAME on A"; exit 1; }
 T0=$SECONDS
 
@@ -299,8 +301,27 @@ if want 4; then
 	echo "# case 4: $((SECONDS - t0)) s"
 fi
 
-# ---- 5. SIGTERM with jobs blocked ---------------------------------------------
+# ---- 5. A stopped mid-stream: the receiver's timeout --------------------------
 if want 5; then
+	t0=$SECONDS
+	migrate_bg "$B_ADDR:$B_PORT"
+	wait_incoming
+	kill -STOP "$(dpid A)"
+	ts=$SECONDS
+	check "5 stalled source: B drops $NAME--incoming within --net-timeout + 8 s" \
+		bash -c "for i in \$(seq $(((NET_TIMEOUT + 8) * 10))); do timeout 10 '$XL' -S '$(sock B)' list '$NAME--incoming' >/dev/null 2>&1 || exit 0; sleep 0.1; done; exit 1"
+	echo "# B gave up $((SECONDS - ts)) s after A stopped"
+	check "5 stalled source: B's log says the peer stalled" grep -q "no progress for" "$TMP/ferryd-B.out"
+	kill -CONT "$(dpid A)"
+	wait_pid "$MIGPID" 30 && MIGPID=
+	end_migration
+	runs_on_a "5 stalled source"
+	b_clean "5 stalled source"
+	echo "# case 5: $((SECONDS - t0)) s"
+fi
+
+# ---- 6. SIGTERM with jobs blocked ---------------------------------------------
+if want 6; then
 	t0=$SECONDS
 	fresh_domain || not_ok "5: create $NAME on A again"
 	mkfifo "$TMP/fifo"
@@ -313,20 +334,20 @@ if want 5; then
 	kill -TERM "${PID[A]}"
 	ts=$SECONDS
 	if wait_pid "${PID[A]}" 15; then
-		ok "5 SIGTERM: ferryd A exited $((SECONDS - ts)) s after SIGTERM (bound 10 s + margin)"
+		ok "6 SIGTERM: ferryd A exited $((SECONDS - ts)) s after SIGTERM (bound 10 s + margin)"
 		unset "PID[A]"
-		check "5 SIGTERM: its pidfile is gone" test ! -e "$TMP/run-A/ferryd.pid"
-		check "5 SIGTERM: it released the pidfile lock (a new ferryd starts)" start_a
+		check "6 SIGTERM: its pidfile is gone" test ! -e "$TMP/run-A/ferryd.pid"
+		check "6 SIGTERM: it released the pidfile lock (a new ferryd starts)" start_a
 	else
-		not_ok "5 SIGTERM: ferryd A ($apid) still running 15 s after SIGTERM"
+		not_ok "6 SIGTERM: ferryd A ($apid) still running 15 s after SIGTERM"
 		kill -9 "$apid" "${PID[A]}" 2>/dev/null
 		wait "${PID[A]}" 2>/dev/null
 		unset "PID[A]"
 	fi
 	kill -CONT "$(dpid B)"
 	end_migration
-	b_clean "5 SIGTERM"
-	echo "# case 5: $((SECONDS - t0)) s"
+	b_clean "6 SIGTERM"
+	echo "# case 6: $((SECONDS - t0)) s"
 fi
 
 echo "# total: $((SECONDS - T0)) s"
