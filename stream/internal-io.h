@@ -51,6 +51,7 @@ struct strm_io {
 	uint64_t offset; /* bytes through this io */
 	int err;	 /* first error, sticky; 0 when none */
 	bool finished;	 /* strm_io_finish done: no more writes */
+	bool err_write;	 /* err came from writev, flush or finish */
 	char msg[STRM_IO_MSG_MAX];
 };
 

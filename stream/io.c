@@ -40,6 +40,23 @@ static int io_failed(struct strm_io *io, int err, const char *what)
 	return io->err;
 }
 
+/* The same for the writing side; no error was pending when it started. */
+static int write_failed(struct strm_io *io, int err, const char *what)
+{
+	io->err_write = true;
+	return io_failed(io, err, what);
+}
+
+int strm_io_keep_reading(struct strm_io *io)
+{
+	if (io->err && !io->err_write)
+		return io->err;
+	io->err = 0;
+	io->err_write = false;
+	io->finished = true;
+	return 0;
+}
+
 ssize_t strm_io_read(struct strm_io *io, void *buf, size_t len)
 {
 	ssize_t n;
@@ -94,7 +111,7 @@ int strm_io_writev(struct strm_io *io, const struct iovec *iov, int iovcnt)
 		return 0;
 	err = io->ops->writev(io, iov, iovcnt);
 	if (err)
-		return io_failed(io, err, "write");
+		return write_failed(io, err, "write");
 	io->offset += total;
 	return 0;
 }
@@ -115,7 +132,7 @@ int strm_io_flush(struct strm_io *io)
 	if (!io->ops->flush)
 		return 0;
 	err = io->ops->flush(io);
-	return err ? io_failed(io, err, "flush") : 0;
+	return err ? write_failed(io, err, "flush") : 0;
 }
 
 int strm_io_finish(struct strm_io *io)
@@ -131,7 +148,7 @@ int strm_io_finish(struct strm_io *io)
 	else if (io->ops->flush)
 		err = io->ops->flush(io);
 	io->finished = true;
-	return err ? io_failed(io, err, "finish") : 0;
+	return err ? write_failed(io, err, "finish") : 0;
 }
 
 int strm_io_close(struct strm_io *io)

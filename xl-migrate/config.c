@@ -21,6 +21,7 @@
 
 #include "common/compiler.h"
 #include "common/err.h"
+#include "guests/workload.h"
 #include "xl-migrate/config.h"
 #include "xl-migrate/proto.h"
 
@@ -586,26 +587,63 @@ int xlm_cfg_parse_override(struct xlm_cfg *c, const char *kv)
 	return xlm_cfg_parse(c, "command line", kv, strlen(kv));
 }
 
+/* Suffixes ferryd gives domains of its own: a migration's target copy
+ * (ctl-migrate.c), its fenced source copy, and HA's backup. */
+static const char *const reserved_suffixes[] = {"--incoming", "--migratedaway", "--backup"};
+
+int xlm_name_check(const char *name, char *err, size_t errlen)
+{
+	size_t len = strlen(name);
+
+	if (!len) {
+		snprintf(err, errlen, "expected a 'name'");
+		return -FERRY_EBADCFG;
+	}
+	if (strspn(name, "0123456789") == len) {
+		snprintf(err, errlen, "expected a name that is not a number, not '%s'", name);
+		return -FERRY_EBADCFG;
+	}
+	for (const char *s = name; *s; s++) {
+		if (!isprint((unsigned char)*s) || *s == '/') {
+			snprintf(err, errlen,
+				 "expected a name of printable characters without '/'");
+			return -FERRY_EBADCFG;
+		}
+	}
+	if (!strcmp(name, "Domain-0")) {
+		snprintf(err, errlen, "the name 'Domain-0' is reserved: it is dom0's, as in Xen");
+		return -FERRY_EBADCFG;
+	}
+	if (name[0] == '-') {
+		snprintf(err, errlen,
+			 "the name '%s' is reserved: a name starting with '-' reads as an option "
+			 "to xl",
+			 name);
+		return -FERRY_EBADCFG;
+	}
+	for (unsigned i = 0; i < ARRAY_SIZE(reserved_suffixes); i++) {
+		size_t sl = strlen(reserved_suffixes[i]);
+
+		if (len >= sl && !strcmp(name + len - sl, reserved_suffixes[i])) {
+			snprintf(err, errlen,
+				 "the name '%s' is reserved: ferryd names its own copies "
+				 "NAME--incoming, NAME--migratedaway and NAME--backup",
+				 name);
+			return -FERRY_EBADCFG;
+		}
+	}
+	return 0;
+}
+
 /* Checks shared by the parser and the JSON reader; fills derived defaults. */
 static int dom_check(struct hyp_dom_config *d, bool has_maxmem, char *err, size_t errlen,
 		     const char *where)
 {
-	if (!d->name[0]) {
-		snprintf(err, errlen, "%s: expected a 'name'", where);
+	char why[XLM_CFG_ERR_MAX - 64];
+
+	if (xlm_name_check(d->name, why, sizeof(why))) {
+		snprintf(err, errlen, "%s: %s", where, why);
 		return -FERRY_EBADCFG;
-	}
-	if (strspn(d->name, "0123456789") == strlen(d->name)) {
-		snprintf(err, errlen, "%s: expected a name that is not a number, not '%s'",
-			 where, d->name);
-		return -FERRY_EBADCFG;
-	}
-	for (const char *s = d->name; *s; s++) {
-		if (!isprint((unsigned char)*s) || *s == '/') {
-			snprintf(err, errlen,
-				 "%s: expected a name of printable characters without '/'",
-				 where);
-			return -FERRY_EBADCFG;
-		}
 	}
 	if (!has_maxmem)
 		d->maxmem_mb = d->memory_mb;
@@ -638,6 +676,27 @@ int xlm_cfg_finish(struct xlm_cfg *c, struct hyp_dom_config *out)
 		c->has_uuid = true;
 	}
 	*out = c->dom;
+	return 0;
+}
+
+int xlm_cfg_check_create(const struct hyp_dom_config *d, const char *backend, char *err,
+			 size_t errlen)
+{
+	char why[XLM_CFG_ERR_MAX - 64];
+
+	if (d->kernel[0] && !strcmp(backend, "soft")) {
+		snprintf(err, errlen,
+			 "%s: 'kernel' is for kvm: the soft backend runs the built-in guest's "
+			 "workloads on host threads and loads no ELF; remove 'kernel' or use "
+			 "backend = \"kvm\"",
+			 d->name);
+		return -FERRY_EBADCFG;
+	}
+	/* A kernel of the user's own takes its own command line. */
+	if (!d->kernel[0] && wl_check_cmdline(d->cmdline, d->memory_mb << 20, why, sizeof(why))) {
+		snprintf(err, errlen, "%s: extra \"%s\": %s", d->name, d->cmdline, why);
+		return -FERRY_EBADCFG;
+	}
 	return 0;
 }
 

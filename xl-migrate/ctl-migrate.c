@@ -560,6 +560,11 @@ static void do_migrate_job(struct mig_job *j)
 		bool stalled = rc == -ETIMEDOUT && ioerr && strstr(ioerr, "no progress");
 		char terr[600] = "";
 
+		/* A refusing target says why and closes: its reason waits in
+		 * our socket buffer behind the write's EPIPE or reset. (Not
+		 * after a stall: a frozen target would be waited for again.) */
+		if (rc == -EPIPE || rc == -ECONNRESET)
+			strm_io_keep_reading(io);
 		if (rc != -ECANCELED && !stalled) {
 			strm_io_set_cancel(io, j->job.cancel, 1000);
 			if (read_msg(io, MSG_READY, sizeof(MSG_READY), "", terr, sizeof(terr)) !=
@@ -571,22 +576,28 @@ static void do_migrate_job(struct mig_job *j)
 		if (rc == -ECANCELED)
 			snprintf(j->err, sizeof(j->err), "migration of '%s' to %s cancelled; it "
 				 "keeps running here", j->name, j->host);
-		else if (!terr[0] && (rc == -EPIPE || rc == -ECONNRESET))
-			/* The target hung up mid-stream; its reason died with the
-			 * connection (a reset drops what it sent). */
-			snprintf(j->err, sizeof(j->err), "migration of '%s' to %s failed: %s; the "
-				 "target closed the connection (its ferryd log says why, e.g. "
-				 "not enough memory); it keeps running here", j->name, j->host,
-				 why[0] ? why : ferry_strerror(rc));
+		else if (terr[0])
+			snprintf(j->err, sizeof(j->err),
+				 "migration of '%s' to %s failed: %s; it "
+				 "keeps running here",
+				 j->name, j->host, terr);
 		else if (stalled)
 			snprintf(j->err, sizeof(j->err), "migration of '%s' to %s failed: the "
 				 "target stalled (no progress for %d s, --net-timeout): %s; it "
 				 "keeps running here", j->name, j->host, j->mig->net_ms / 1000,
 				 why[0] ? why : ferry_strerror(rc));
+		else if (rc == -EPIPE || rc == -ECONNRESET)
+			/* The target went without a word (it crashed, or was killed). */
+			snprintf(j->err, sizeof(j->err),
+				 "migration of '%s' to %s failed: %s; the "
+				 "target closed the connection (see its log); it keeps running "
+				 "here",
+				 j->name, j->host, why[0] ? why : ferry_strerror(rc));
 		else
-			snprintf(j->err, sizeof(j->err), "migration of '%s' to %s failed: %s%s%s; "
-				 "it keeps running here", j->name, j->host,
-				 why[0] ? why : ferry_strerror(rc), terr[0] ? "; " : "", terr);
+			snprintf(j->err, sizeof(j->err),
+				 "migration of '%s' to %s failed: %s; it "
+				 "keeps running here",
+				 j->name, j->host, why[0] ? why : ferry_strerror(rc));
 		log_err("d%u: %s", j->domid, j->err);
 		return;
 	}

@@ -127,13 +127,21 @@ static void op_create(struct ctl_client *cl, const struct xlm_req *req)
 	struct ctl_server *srv = cl->srv;
 	struct hyp_dom_config cfg;
 	struct hyp_info info;
-	char err[XLM_ERR_MAX];
+	char err[XLM_ERR_MAX] = "";
 	uint32_t domid;
 	int rc;
 
 	rc = xlm_cfg_from_json(req->args, &cfg, err, sizeof(err));
 	if (rc) {
 		REPLY_ERR(cl, req, rc, "%s", err);
+		return;
+	}
+	rc = hyp_get_info(srv->hyp, &info);
+	if (!rc)
+		rc = xlm_cfg_check_create(&cfg, cfg.backend[0] ? cfg.backend : info.backend, err,
+					  sizeof(err));
+	if (rc) {
+		REPLY_ERR(cl, req, rc, "%s", err[0] ? err : ferry_strerror(rc));
 		return;
 	}
 	rc = hyp_domain_create(srv->hyp, &cfg, xlm_args_bool(req, "paused"), &domid);

@@ -223,6 +223,15 @@ static int restore_config(void *opaque, const char *json, struct hyp_dom_config 
 				 j->override.memory_mb, cfg->memory_mb);
 			return -EINVAL;
 		}
+		/* The stream's vCPU contexts make the domain: it cannot gain or
+		 * lose one on the way back. */
+		if (j->override.vcpus != cfg->vcpus) {
+			snprintf(err, errlen,
+				 "the override's vcpus (%u) differs from the saved domain's %u: a "
+				 "restore brings back the vCPUs it saved",
+				 j->override.vcpus, cfg->vcpus);
+			return -EINVAL;
+		}
 		snprintf(j->override.backend, sizeof(j->override.backend), "%s", cfg->backend);
 		*cfg = j->override;
 	}
@@ -273,11 +282,16 @@ void ctl__op_restore(struct ctl_client *cl, const struct xlm_req *req)
 	yajl_val cfg = req->args ? yajl_tree_get(req->args, (const char *[]){ "config", NULL },
 						 yajl_t_object)
 				 : NULL;
+	char err[XLM_CFG_ERR_MAX];
 	struct job *j;
 
 	if (!path || path[0] != '/') {
 		ctl__reply_error(cl, req->id, req->has_id, -EINVAL,
 				 "restore: expected an absolute \"path\"");
+		return;
+	}
+	if (name && xlm_name_check(name, err, sizeof(err))) {
+		ctl__reply_error(cl, req->id, req->has_id, -EINVAL, "restore: %s", err);
 		return;
 	}
 	j = job_new(cl, req);

@@ -2,9 +2,10 @@
 /*
  * ferryd: the hypervisor core plus the toolstack server, one per host.
  *
- * Start-up order: flags; run and state directories; the pidfile lock (one
- * ferryd per run dir); daemonize (the parent waits until the child reports
- * that it listens, so failures show up on the starting terminal and in the
+ * Start-up order: flags; run and state directories (ours, writable by no
+ * one else); the pidfile lock (one ferryd per run dir) and the state dir's
+ * lock (one per state dir); daemonize (the parent waits until the child
+ * reports that it listens, so failures show up on the starting terminal and in the
  * exit status); the log file; the hyp core; the control socket; the
  * xenstore and its xenstored sockets; the migration listener (--listen) and TLS context; the loop.
  */
@@ -40,8 +41,9 @@ static void usage(FILE *f)
 		"                     (default /var/lib/ferry)\n"
 		"  --backend B        kvm, soft or auto (default auto: kvm when /dev/kvm works)\n"
 		"  --pcpus N          physical CPUs to schedule on (default: the host's)\n"
-		"  --memory SIZE      machine memory pool, e.g. 4G, 512M (default 4G); what\n"
-		"                     a destroyed domain held stays for the next restore\n"
+		"  --memory SIZE      machine memory pool, e.g. 4G, 512M (default 4G), at most\n"
+		"                     RAM plus swap; what a destroyed domain held stays for\n"
+		"                     the next restore\n"
 		"  --guest PATH       the built-in guest ELF (default: guests/ferry-guest.elf\n"
 		"                     next to this binary)\n"
 		"  --log-level L      error, warning, info or debug (default info)\n"
@@ -60,6 +62,43 @@ static void usage(FILE *f)
 		"On SIGTERM ferryd cancels its running jobs (migrations short of go; past go\n"
 		"they stop waiting and stay fenced), gives them at most 10 s to end, and\n"
 		"exits even if one is still blocked.\n");
+}
+
+/*
+ * The most machine memory this host can back: RAM plus swap
+ * (/proc/meminfo's MemTotal + SwapTotal), or 0 when unknown. The pool is a
+ * sparse memfd that costs nothing until a guest touches it, so a pool up to
+ * that bound is fine (memory shared with the rest of the host, as any
+ * overcommit); past it, guests that fill their memory would meet the OOM
+ * killer instead of "not enough memory" at create.
+ */
+static uint64_t host_memory_bytes(void)
+{
+	FILE *f = fopen("/proc/meminfo", "re");
+	unsigned long long kb, total = 0;
+	char line[128];
+
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "MemTotal: %llu kB", &kb) == 1 ||
+		    sscanf(line, "SwapTotal: %llu kB", &kb) == 1)
+			total += kb;
+	fclose(f);
+	return (uint64_t)total << 10;
+}
+
+static int memory_check(const char *arg, uint64_t bytes)
+{
+	uint64_t host = host_memory_bytes();
+
+	if (!host || bytes <= host)
+		return 0;
+	fprintf(stderr,
+		"ferryd: --memory %s: more than this host can back (%" PRIu64 " MiB of RAM and "
+		"swap); give at most that\n",
+		arg, host >> 20);
+	return -EINVAL;
 }
 
 static int parse_args(int argc, char **argv, struct ferryd_opts *o)
@@ -86,6 +125,7 @@ static int parse_args(int argc, char **argv, struct ferryd_opts *o)
 		{ 0 },
 	};
 	static const char *const levels[] = { "error", "warning", "info", "debug" };
+	bool memory_given = false;
 	char exe[PATH_MAX];
 	ssize_t n;
 	int opt;
@@ -125,6 +165,9 @@ static int parse_args(int argc, char **argv, struct ferryd_opts *o)
 					optarg);
 				return -EINVAL;
 			}
+			if (memory_check(optarg, o->memory_bytes))
+				return -EINVAL;
+			memory_given = true;
 			break;
 		case OPT_GUEST:
 			snprintf(o->guest, sizeof(o->guest), "%s", optarg);
@@ -158,6 +201,12 @@ static int parse_args(int argc, char **argv, struct ferryd_opts *o)
 		case 'h': usage(stdout); exit(0);
 		default: usage(stderr); return -EINVAL;
 		}
+	}
+	if (!memory_given) {
+		uint64_t host = host_memory_bytes() & ~((1ULL << 20) - 1);
+
+		if (host && host < o->memory_bytes)
+			o->memory_bytes = host; /* the default, on a small host */
 	}
 	if (optind < argc) {
 		fprintf(stderr, "ferryd: unexpected argument '%s'\n", argv[optind]);
@@ -224,17 +273,49 @@ static int mkdir_mode(const char *path, mode_t mode)
 	return 0;
 }
 
+/*
+ * A directory ferryd keeps its sockets, pidfile, logs and records in must
+ * be ours (root's, for a ferryd run as root) and writable by nobody else:
+ * whoever else can write there can plant a symlink where ferryd, as root,
+ * will write.
+ */
+static int dir_check(const char *path, const char *what)
+{
+	struct stat st;
+
+	if (stat(path, &st)) {
+		fprintf(stderr, "ferryd: cannot stat %s %s: %s\n", what, path, strerror(errno));
+		return -errno;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		fprintf(stderr, "ferryd: %s %s is not a directory\n", what, path);
+		return -ENOTDIR;
+	}
+	if (st.st_uid != geteuid()) {
+		fprintf(stderr,
+			"ferryd: %s %s belongs to uid %u, not to me (uid %u); refusing it\n", what,
+			path, (unsigned)st.st_uid, (unsigned)geteuid());
+		return -EPERM;
+	}
+	if (st.st_mode & (S_IWGRP | S_IWOTH)) {
+		fprintf(stderr, "ferryd: %s %s is writable by others (mode %03o); refusing it\n",
+			what, path, (unsigned)(st.st_mode & 0777));
+		return -EPERM;
+	}
+	return 0;
+}
+
 static int make_dirs(const struct ferryd_opts *o)
 {
 	char path[PATH_MAX];
 	int rc;
 
-	rc = mkdir_mode(o->run_dir, 0700);
+	rc = mkdir_mode(o->run_dir, 0700) ?: dir_check(o->run_dir, "run dir");
 	if (!rc && chmod(o->run_dir, 0700)) {
 		rc = -errno;
 		fprintf(stderr, "ferryd: cannot chmod %s: %s\n", o->run_dir, strerror(errno));
 	}
-	rc = rc ?: mkdir_mode(o->state_dir, 0700);
+	rc = rc ?: mkdir_mode(o->state_dir, 0700) ?: dir_check(o->state_dir, "state dir");
 	snprintf(path, sizeof(path), "%s/console", o->state_dir);
 	rc = rc ?: mkdir_mode(path, 0700);
 	snprintf(path, sizeof(path), "%s/domains", o->state_dir);
@@ -242,18 +323,46 @@ static int make_dirs(const struct ferryd_opts *o)
 	return rc;
 }
 
-/* Locks RUN_DIR/ferryd.pid; the lock lives as long as the returned fd. */
-static int pidfile_lock(const struct ferryd_opts *o, char *path, size_t size)
+/* Opens a file of ours in a checked directory: never through a symlink,
+ * and only a regular file (O_NONBLOCK: a FIFO planted there must not hang
+ * the open). */
+static int open_own(const char *path, int flags)
+{
+	struct stat st;
+	int fd = open(path, flags | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0600);
+
+	if (fd < 0) {
+		int err = errno;
+
+		if (err == ELOOP)
+			fprintf(stderr, "ferryd: %s is a symbolic link; refusing to follow it\n",
+				path);
+		else
+			fprintf(stderr, "ferryd: cannot open %s: %s\n", path, strerror(err));
+		return -err;
+	}
+	if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
+		fprintf(stderr, "ferryd: %s is not a regular file; refusing it\n", path);
+		close(fd);
+		return -EINVAL;
+	}
+	return fd;
+}
+
+/*
+ * Locks DIR/NAME (RUN_DIR/ferryd.pid: one ferryd per run dir;
+ * STATE_DIR/ferryd.lock: one per state dir); the lock lives as long as the
+ * returned fd.
+ */
+static int dir_lock(const char *dir, const char *name, const char *what, char *path, size_t size)
 {
 	char buf[32] = "";
 	int fd;
 
-	snprintf(path, size, "%s/ferryd.pid", o->run_dir);
-	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-	if (fd < 0) {
-		fprintf(stderr, "ferryd: cannot open %s: %s\n", path, strerror(errno));
-		return -errno;
-	}
+	snprintf(path, size, "%s/%s", dir, name);
+	fd = open_own(path, O_RDWR);
+	if (fd < 0)
+		return fd;
 	if (flock(fd, LOCK_EX | LOCK_NB)) {
 		int err = errno;
 
@@ -261,8 +370,8 @@ static int pidfile_lock(const struct ferryd_opts *o, char *path, size_t size)
 			buf[0] = 0;
 		buf[strcspn(buf, "\n")] = 0;
 		if (err == EWOULDBLOCK)
-			fprintf(stderr, "ferryd: another ferryd%s%s already owns %s\n",
-				buf[0] ? " (pid " : "", buf[0] ? strcat(buf, ")") : "", o->run_dir);
+			fprintf(stderr, "ferryd: another ferryd%s%s already owns %s %s\n",
+				buf[0] ? " (pid " : "", buf[0] ? strcat(buf, ")") : "", what, dir);
 		else
 			fprintf(stderr, "ferryd: cannot lock %s: %s\n", path, strerror(err));
 		close(fd);
@@ -345,20 +454,25 @@ int main(int argc, char **argv)
 	struct ctl_server srv = { 0 };
 	struct hyp_params hp = { 0 };
 	char pidpath[PATH_MAX], path[PATH_MAX];
-	int lockfd, logfd, readyfd = -1, rc;
+	int lockfd, statefd, logfd, readyfd = -1, rc;
 	uv_loop_t loop;
 
 	if (parse_args(argc, argv, &opts))
 		return 1;
 	if (make_dirs(&opts))
 		return 1;
-	lockfd = pidfile_lock(&opts, pidpath, sizeof(pidpath));
+	lockfd = dir_lock(opts.run_dir, "ferryd.pid", "run dir", pidpath, sizeof(pidpath));
 	if (lockfd < 0)
 		return 1;
+	statefd = dir_lock(opts.state_dir, "ferryd.lock", "state dir", path, sizeof(path));
+	if (statefd < 0) {
+		unlink(pidpath);
+		return 1;
+	}
 	snprintf(path, sizeof(path), "%s/ferryd.log", opts.state_dir);
-	logfd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	logfd = open_own(path, O_WRONLY | O_APPEND);
 	if (logfd < 0) {
-		fprintf(stderr, "ferryd: cannot open %s: %s\n", path, strerror(errno));
+		unlink(pidpath);
 		return 1;
 	}
 	snprintf(srv.sock_path, sizeof(srv.sock_path), "%s/%s", opts.run_dir, XLM_SOCKET_NAME);
@@ -373,7 +487,7 @@ int main(int argc, char **argv)
 			return 1;
 		}
 	}
-	rc = pidfile_write(lockfd);
+	rc = pidfile_write(lockfd) ?: pidfile_write(statefd);
 	if (rc) {
 		fprintf(stderr, "ferryd: cannot write %s: %s\n", pidpath, strerror(-rc));
 		return 1;
@@ -446,6 +560,7 @@ int main(int argc, char **argv)
 	log_info("ferryd stopped");
 	unlink(pidpath);
 	close(lockfd);
+	close(statefd);
 	close(logfd);
 	return 0;
 

@@ -59,20 +59,11 @@ static uint64_t now_ns(const struct wl_ctx *ctx)
 	return ctx->plat->now_ns(ctx->plat->opaque);
 }
 
-int pp_start(struct wl_ctx *ctx, const struct wl_params *p)
+int pp_start(struct wl_ctx *ctx)
 {
 	if (!pv_available(ctx)) {
 		wl_printf(ctx, "pingpong: needs Xen hypercalls, which this "
 			  "platform does not offer\n");
-		return -22;
-	}
-	if (!p->pp_role || !p->pp_peer) {
-		wl_printf(ctx, "pingpong: needs role=ping|pong and peer=DOMID\n");
-		return -22;
-	}
-	if (p->pp_role == WL_PP_PING &&
-	    (p->pp_port != 0) != (p->pp_gref != UINT32_MAX)) {
-		wl_printf(ctx, "pingpong: give both port= and gref=, or neither\n");
 		return -22;
 	}
 	return 0;

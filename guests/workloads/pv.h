@@ -210,7 +210,9 @@ __attribute__((format(printf, 2, 3)))
 void wl_printf(const struct wl_ctx *ctx, const char *fmt, ...);
 
 /* pingpong.c */
-int pp_start(struct wl_ctx *ctx, const struct wl_params *p);
+/* 0, or -22 (said on the console) without Xen hypercalls; the parameters
+ * were checked with the command line (wl_check_cmdline). */
+int pp_start(struct wl_ctx *ctx);
 void pp_slice(struct wl_ctx *ctx, uint64_t now);
 
 #endif

@@ -111,6 +111,66 @@ static bool state_ok(const struct wl_ctx *ctx, const struct wl_state *st)
 	return g == st->gen_gpa && w == st->ws_gpa;
 }
 
+/* Does guest RAM of mem_size bytes leave room for the arena's state? */
+static bool arena_fits(uint64_t mem_size)
+{
+	return mem_size >= FERRY_ARENA_GPA + 2 * WL_PAGE_SIZE + 4;
+}
+
+/*
+ * Settles what p's kind ignores (idle's working set is fill=; spin and
+ * pingpong have none) and checks that the rest fits a guest of mem_size
+ * bytes and is complete: 0, or -22 with the reason in err.
+ */
+static int params_settle(struct wl_params *p, uint64_t mem_size, char *err, size_t errlen)
+{
+	char ws[24];
+	uint64_t pages, end, g;
+
+	if (!arena_fits(mem_size)) {
+		wl_snprintf(err, errlen, "%llu KiB of RAM leave no arena",
+			    (unsigned long long)(mem_size >> 10));
+		return -22;
+	}
+	/* idle writes only what fill= asks for, once (an idle guest whose
+	 * memory holds data); spin touches no working set. */
+	if (p->kind == WL_IDLE)
+		p->ws_bytes = p->fill_bytes;
+	if (p->kind == WL_SPIN || p->kind == WL_PINGPONG) {
+		p->ws_bytes = 0; /* pingpong's shared page sits below the arena */
+		p->rate = 0;
+	}
+	pages = p->ws_bytes >> WL_PAGE_SHIFT;
+	end = pages > (mem_size >> WL_PAGE_SHIFT) ? UINT64_MAX : layout(pages, &g, &g);
+	if (end > mem_size) {
+		wl_format_size(ws, sizeof(ws), p->ws_bytes);
+		wl_snprintf(err, errlen,
+			    "%s=%s does not fit in the arena (max %llu KiB with %llu MiB of RAM)",
+			    p->kind == WL_IDLE ? "fill" : "ws", ws,
+			    (unsigned long long)(max_ws_pages(mem_size) << 2),
+			    (unsigned long long)(mem_size >> 20));
+		return -22;
+	}
+	if (p->kind == WL_PINGPONG && (!p->pp_role || !p->pp_peer)) {
+		wl_snprintf(err, errlen, "pingpong: needs role=ping|pong and peer=DOMID");
+		return -22;
+	}
+	if (p->kind == WL_PINGPONG && p->pp_role == WL_PP_PING &&
+	    (p->pp_port != 0) != (p->pp_gref != UINT32_MAX)) {
+		wl_snprintf(err, errlen, "pingpong: give both port= and gref=, or neither");
+		return -22;
+	}
+	return 0;
+}
+
+int wl_check_cmdline(const char *cmdline, uint64_t mem_size, char *err, size_t errlen)
+{
+	struct wl_params p;
+
+	return wl_parse_cmdline(cmdline, &p, err, errlen)
+		       ?: params_settle(&p, mem_size, err, errlen);
+}
+
 int wl_attach(struct wl_ctx *ctx, const struct wl_platform *plat,
 	      uintptr_t mem_base, uint64_t mem_size, const char *cmdline)
 {
@@ -123,9 +183,9 @@ int wl_attach_xen(struct wl_ctx *ctx, const struct wl_platform *plat,
 {
 	struct wl_params p;
 	struct wl_state *st;
-	char err[96], ws[24], rate[24];
+	char err[128], ws[24], rate[24];
 	uint32_t *gen;
-	uint64_t i, now, pages, end;
+	uint64_t i, now, pages;
 
 	ctx->plat = plat;
 	ctx->hypercall = hypercall;
@@ -133,7 +193,7 @@ int wl_attach_xen(struct wl_ctx *ctx, const struct wl_platform *plat,
 	ctx->mem_size = mem_size;
 	ctx->st = NULL;
 
-	if (mem_size < FERRY_ARENA_GPA + 2 * WL_PAGE_SIZE + 4) {
+	if (!arena_fits(mem_size)) {
 		wl_printf(ctx, "workload: %llu KiB of RAM leave no arena\n",
 			 (unsigned long long)(mem_size >> 10));
 		return -22;
@@ -146,33 +206,12 @@ int wl_attach_xen(struct wl_ctx *ctx, const struct wl_platform *plat,
 		return 0;
 	}
 
-	if (wl_parse_cmdline(cmdline, &p, err, sizeof(err))) {
+	if (wl_parse_cmdline(cmdline, &p, err, sizeof(err)) ||
+	    params_settle(&p, mem_size, err, sizeof(err))) {
 		wl_printf(ctx, "workload: %s\n", err);
 		return -22;
 	}
-	/* idle writes only what fill= asks for, once (an idle guest whose
-	 * memory holds data); spin touches no working set. */
-	if (p.kind == WL_IDLE)
-		p.ws_bytes = p.fill_bytes;
-	if (p.kind == WL_SPIN) {
-		p.ws_bytes = 0;
-		p.rate = 0;
-	}
-	if (p.kind == WL_PINGPONG) {
-		p.ws_bytes = 0;	/* the shared page sits below the arena */
-		p.rate = 0;
-	}
 	pages = p.ws_bytes >> WL_PAGE_SHIFT;
-	end = pages > (mem_size >> WL_PAGE_SHIFT) ? UINT64_MAX :
-	      layout(pages, &i, &i);
-	if (end > mem_size) {
-		wl_format_size(ws, sizeof(ws), p.ws_bytes);
-		wl_printf(ctx, "workload: ws=%s does not fit in the arena "
-			 "(max %llu KiB with %llu MiB of RAM)\n", ws,
-			 (unsigned long long)(max_ws_pages(mem_size) << 2),
-			 (unsigned long long)(mem_size >> 20));
-		return -22;
-	}
 
 	now = plat->now_ns(plat->opaque);
 	st->magic = 0;	/* half-initialised state must not look valid */
@@ -226,7 +265,7 @@ int wl_attach_xen(struct wl_ctx *ctx, const struct wl_platform *plat,
 	/* The PV services (console ring, xenstore) before the first line,
 	 * which then goes out through the ring if there is one. */
 	pv_init(ctx);
-	if (p.kind == WL_PINGPONG && pp_start(ctx, &p)) {
+	if (p.kind == WL_PINGPONG && pp_start(ctx)) {
 		ctx->st = NULL;
 		return -22;
 	}

@@ -402,6 +402,50 @@ Test(workloads, ws_larger_than_arena_is_refused)
 	cr_expect(strstr(F.con, cmd), "console:\n%s", F.con);
 }
 
+/* wl_check_cmdline says what wl_attach would, without guest memory: the
+ * same reasons for the same command lines, and 0 for what attaches. */
+Test(workloads, check_cmdline_agrees_with_attach)
+{
+	static const struct bad_case cases[] = {
+		{"workload=nonesuch", "bad value 'nonesuch' for workload"},
+		{"workload=dirty ws=12Q", "bad value '12Q' for ws"},
+		{"workload=verify ws=16M", "ws=16M does not fit in the arena"},
+		{"workload=dirty ws=1G", "ws=1G does not fit in the arena"},
+		{"workload=idle fill=1G", "fill=1G does not fit in the arena"},
+		{"workload=pingpong role=ping", "needs role=ping|pong and peer=DOMID"},
+		{"workload=pingpong role=ping peer=3 port=4", "give both port= and gref="},
+		{"workload=pingpong peer=0", "bad value '0' for peer"},
+		{"workload=pingpong port=4096", "bad value '4096' for port"},
+		{"workload=dirty ws=1M", NULL},
+		{"workload=spin ws=1G", NULL}, /* spin has no working set */
+		{"workload=idle fill=1M", NULL},
+		{"", NULL},
+	};
+	char err[128];
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct guest *g = guest_new(HOST_A, 16 * MiB);
+		const char *why = cases[i].why;
+		struct wl_ctx c;
+		int rc;
+
+		err[0] = '\0';
+		rc = wl_check_cmdline(cases[i].cmdline, 16 * MiB, err, sizeof(err));
+		cr_expect_eq(rc, why ? -22 : 0, "'%s': %d (%s)", cases[i].cmdline, rc, err);
+		cr_expect(!why || strstr(err, why), "'%s': \"%s\" lacks \"%s\"", cases[i].cmdline,
+			  err, why);
+		F.con_len = 0;
+		F.con[0] = '\0';
+		cr_expect_eq(attach(&c, g, cases[i].cmdline), rc, "'%s': attach differs",
+			     cases[i].cmdline);
+		cr_expect(!why || strstr(F.con, err), "'%s': console:\n%s", cases[i].cmdline,
+			  F.con);
+		guest_free(g);
+	}
+	cr_expect_eq(wl_check_cmdline("workload=idle", 4 * MiB, err, sizeof(err)), -22);
+	cr_expect(strstr(err, "leave no arena"), "%s", err);
+}
+
 Test(workloads, idle_needs_no_working_set)
 {
 	struct guest *g = guest_new(HOST_A, 16 * MiB);

@@ -2,7 +2,8 @@
 # xl save / xl restore against a real ferryd, for every backend that runs
 # here and every compression: the restored guest's verify workload must
 # report zero mismatches after resume and keep sweeping; bad files are
-# refused with a clear error and leave nothing behind; xl mem-max travels.
+# refused with a clear error and leave nothing behind (a replacement
+# config's vcpus and a reserved name too); xl mem-max travels.
 # Usage: tests/integration/save-restore.sh BUILD_DIR
 set -uo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.bash"
@@ -107,6 +108,14 @@ i = b.rfind(b"memory/target\0"); b[i + 6] = 0x20; open(sys.argv[2], "wb").write(
 	echo "$err" >"$TMP/other.cfg"
 	check "$b: restoring onto the other backend is refused" \
 		bash -c "! timeout 60 '$XL' restore -n t4 '$f' '$TMP/other.cfg' 2>/dev/null"
+	# A replacement config cannot change the vCPUs: the stream brings them.
+	printf 'name = "t6"\nmemory = 256\nvcpus = 2\n' >"$TMP/vcpus.cfg"
+	check "$b: a replacement config's vcpus that differs from the stream's is refused, saying so" \
+		bash -c "! timeout 60 '$XL' restore '$f' '$TMP/vcpus.cfg' 2>'$TMP/v.err' &&
+			grep -q \"the override's vcpus (2) differs from the saved domain's 1\" '$TMP/v.err'"
+	check "$b: ... and no t6 exists" bash -c "! timeout 10 '$XL' list t6 >/dev/null 2>&1"
+	check "$b: restoring under a reserved name (-n x--incoming) is refused" \
+		refused_with "$f" x--incoming "the name 'x--incoming' is reserved"
 	check "$b: ferryd keeps serving" xl list
 }
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # xl against a real ferryd (soft backend): create, list, pause/unpause,
-# console, refusals, the scheduler verbs (sched-credit2, vcpu-list,
+# console, refusals (configs the soft backend or the built-in guest cannot
+# run, reserved names), the scheduler verbs (sched-credit2, vcpu-list,
 # vcpu-pin), destroy, clean stop.
 # Usage: tests/integration/xl-basic.sh BUILD_DIR
 set -euo pipefail
@@ -104,6 +105,30 @@ else
 	check "memory beyond the pool is refused" grep -q "domain needs 4096 MiB" "$TMP/big.out"
 fi
 check "the refused domain does not exist" bash -c "! timeout 20 '$XL' list big >/dev/null 2>&1"
+
+# refused NAME PATTERN ARGS...: xl create ARGS fails saying PATTERN, and no
+# domain NAME exists afterwards
+refused() {
+	local n=$1 pat=$2; shift 2
+	! timeout 20 "$XL" create "$@" >"$TMP/refused.out" 2>&1 &&
+		grep -qF -- "$pat" "$TMP/refused.out" &&
+		! timeout 20 "$XL" list -- "$n" >/dev/null 2>&1
+}
+check "kernel= on soft is refused: soft runs the built-in workloads, not an ELF" \
+	refused k "'kernel' is for kvm" "$TMP/vm1.cfg" 'name="k"' 'kernel="/nonexistent"'
+check "an unknown workload is refused at create, saying which" \
+	refused w "bad value 'nonesuch' for workload" "$TMP/vm1.cfg" 'name="w"' \
+	'extra="workload=nonesuch"'
+check "a working set larger than memory is refused at create" \
+	refused w "ws=256M does not fit in the arena" "$TMP/vm1.cfg" 'name="w"' 'memory=64' \
+	'extra="workload=verify ws=256M"'
+check "pingpong without its peer is refused at create" \
+	refused w "needs role=ping|pong and peer=DOMID" "$TMP/vm1.cfg" 'name="w"' \
+	'extra="workload=pingpong role=ping"'
+for n in Domain-0 x--incoming x--migratedaway x--backup -p; do
+	check "the name '$n' is reserved" refused "$n" "the name '$n' is reserved" \
+		"$TMP/vm1.cfg" "name=\"$n\""
+done
 
 check "xl list -l prints the config" bash -c \
 	"timeout 20 '$XL' list -l vm1 | grep -q '\"cmdline\": \"workload=verify ws=8M rate=4M\"'"

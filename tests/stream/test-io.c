@@ -1,13 +1,16 @@
 // SPDX-License-Identifier: MIT
 /* strm_io: memory and fd backends, the generic layer, CRC32C, codec names. */
+#include <arpa/inet.h>
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
@@ -312,4 +315,77 @@ Test(strm_io, progress_timeout_names_the_stall, .init = quiet, .timeout = 30)
 	cr_assert(strstr(strm_io_error(wr), "no progress for 200 ms"), "%s", strm_io_error(wr));
 	strm_io_close(wr);
 	close(p[0]);
+}
+
+/* ---- a peer's reason after a failed write -------------------------------- */
+
+static const char refusal[] = "ferry-error: needs 128 MiB, 98 MiB free\n";
+
+/* Reads 452 bytes, says why it refuses, and closes with the rest unread
+ * (a reset): what a migration target out of memory does. */
+static void *refuse_main(void *arg)
+{
+	int lfd = *(int *)arg, fd = accept(lfd, NULL, NULL);
+	char buf[452];
+	size_t got = 0;
+
+	cr_assert_geq(fd, 0);
+	while (got < sizeof(buf)) {
+		ssize_t n = read(fd, buf + got, sizeof(buf) - got);
+
+		cr_assert_gt(n, 0);
+		got += (size_t)n;
+	}
+	cr_assert_eq(write(fd, refusal, strlen(refusal)), (ssize_t)strlen(refusal));
+	close(fd);
+	return NULL;
+}
+
+Test(strm_io, keep_reading_finds_the_reason_behind_a_failed_write, .init = quiet, .timeout = 30)
+{
+	static uint8_t big[1 << 20];
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(0x7f000001)};
+	socklen_t salen = sizeof(sa);
+	struct strm_io *io;
+	char line[128] = "";
+	pthread_t t;
+	int lfd, fd, rc = 0;
+
+	lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	cr_assert_geq(lfd, 0);
+	cr_assert_eq(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	cr_assert_eq(listen(lfd, 1), 0);
+	cr_assert_eq(getsockname(lfd, (struct sockaddr *)&sa, &salen), 0);
+	cr_assert_eq(pthread_create(&t, NULL, refuse_main, &lfd), 0);
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	cr_assert_eq(strm_io_fd(fd, true, &io), 0);
+	for (int i = 0; i < 1000 && !rc; i++)
+		rc = strm_io_write(io, big, sizeof(big));
+	pthread_join(t, NULL);
+	close(lfd);
+	cr_assert(rc == -EPIPE || rc == -ECONNRESET, "%d %s", rc, strm_io_error(io));
+	/* The error is sticky for reads too, until asked otherwise. */
+	cr_assert_eq(strm_io_read(io, line, sizeof(line)), rc);
+	cr_assert_eq(strm_io_keep_reading(io), 0);
+	cr_assert_eq(strm_io_read_full(io, line, strlen(refusal)), 0, "%s", strm_io_error(io));
+	cr_assert_str_eq(line, refusal);
+	/* Writes stay refused; the write's message stays. */
+	cr_assert_eq(strm_io_write(io, big, 1), -EBADF);
+	cr_assert(strstr(strm_io_error(io), "write"), "%s", strm_io_error(io));
+	strm_io_close(io);
+}
+
+Test(strm_io, keep_reading_leaves_a_read_error, .init = quiet)
+{
+	struct strm_io *io;
+	char b;
+	int p[2];
+
+	cr_assert_eq(pipe(p), 0);
+	cr_assert_eq(strm_io_fd(p[1], true, &io), 0); /* write end: reads fail */
+	close(p[0]);
+	cr_assert_lt(strm_io_read(io, &b, 1), 0);
+	cr_assert_lt(strm_io_keep_reading(io), 0);
+	strm_io_close(io);
 }

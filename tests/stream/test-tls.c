@@ -120,6 +120,7 @@ enum srv_mode {
 	SRV_DRAIN,    /* count what arrives (a refused client must send nothing) */
 	SRV_TRUNCATE, /* write len bytes, then shut the socket down without close_notify */
 	SRV_RAW,      /* write raw[] (a cut frame stream) and close cleanly */
+	SRV_REFUSE,   /* read len bytes, write raw[], close with the rest unread */
 };
 
 struct server {
@@ -205,6 +206,12 @@ static void *server_main(void *arg)
 		shutdown(fd, SHUT_RDWR); /* a crash: no close_notify */
 		break;
 	case SRV_RAW: s->io_rc = strm_io_write(io, s->raw, s->len); break;
+	case SRV_REFUSE:
+		buf = malloc(s->len);
+		s->io_rc = strm_io_read_full(io, buf, s->len) ?:
+			   strm_io_write(io, s->raw, strlen((const char *)s->raw)) ?:
+			   strm_io_flush(io);
+		break;
 	}
 	if (s->io_rc)
 		snprintf(s->io_err, sizeof(s->io_err), "%s", strm_io_error(io));
@@ -481,6 +488,32 @@ Test(tls, peer_vanishing_mid_stream_is_an_error)
 	server_join(&s);
 	cr_assert_eq(s.rc, 0, "%s", s.err);
 	cr_assert_eq(s.io_rc, 0, "%s", s.io_err);
+	free(buf);
+}
+
+/* A target that refuses a migration says why and hangs up with our stream
+ * unread; the source's write fails, and the reason is still there to read. */
+Test(tls, reason_survives_a_failed_write)
+{
+	static const char why[] = "ferry-error: needs 128 MiB, 98 MiB free\n";
+	struct server s = {.raw = (const uint8_t *)why};
+	struct strm_io *io = NULL;
+	char err[ERRLEN], line[128] = "";
+	uint8_t *buf = calloc(1, 1u << 20);
+	int rc = 0;
+
+	server_start(&s, "good", "127.0.0.2", SRV_REFUSE, 452);
+	rc = client_open(&s, "good", "127.0.0.3", NULL, &io, err, sizeof(err));
+	cr_assert_eq(rc, 0, "%s", err);
+	for (int i = 0; i < 1000 && !rc; i++)
+		rc = strm_io_write(io, buf, 1u << 20);
+	server_join(&s);
+	cr_assert_eq(s.io_rc, 0, "%s", s.io_err);
+	cr_assert(rc == -EPIPE || rc == -ECONNRESET, "%d %s", rc, strm_io_error(io));
+	cr_assert_eq(strm_io_keep_reading(io), 0);
+	cr_assert_eq(strm_io_read_full(io, line, strlen(why)), 0, "%s", strm_io_error(io));
+	cr_assert_str_eq(line, why);
+	strm_io_close(io);
 	free(buf);
 }
 

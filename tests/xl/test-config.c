@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/compiler.h"
 #include "common/err.h"
 #include "xl-migrate/config.h"
 
@@ -183,6 +184,91 @@ Test(xlm_cfg, numeric_name_is_an_error)
 	cr_assert_eq(parse(&c, NULL, "name = '42'\n"), 0);
 	cr_assert_eq(xlm_cfg_finish(&c, &d), -FERRY_EBADCFG);
 	cr_expect_str_eq(c.err, "t.cfg: expected a name that is not a number, not '42'");
+}
+
+/* Xen's dom0 name, the suffixes ferryd gives its own copies and names xl
+ * would read as options are refused, from a file and from JSON alike. */
+Test(xlm_cfg, reserved_names_are_refused)
+{
+	static const char *const names[] = {
+		"Domain-0", "x--incoming", "x--migratedaway", "x--backup", "--incoming", "-p", "-"};
+	static const char *const fine[] = {"Domain-01", "domain-0", "x--incomingx",
+					   "x-backup",	"a-p",	    "x--"};
+	struct hyp_dom_config d;
+	char text[128], err[512];
+
+	for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
+		struct xlm_cfg c;
+		yajl_val tree;
+
+		snprintf(text, sizeof(text), "name = '%s'\n", names[i]);
+		cr_assert_eq(parse(&c, NULL, text), 0, "%s", c.err);
+		cr_expect_eq(xlm_cfg_finish(&c, &d), -FERRY_EBADCFG, "'%s' accepted", names[i]);
+		cr_expect(strstr(c.err, "t.cfg: the name '") && strstr(c.err, "is reserved"),
+			  "%s: %s", names[i], c.err);
+		snprintf(text, sizeof(text), "{\"name\":\"%s\"}", names[i]);
+		tree = yajl_tree_parse(text, err, sizeof(err));
+		cr_assert_not_null(tree);
+		err[0] = '\0';
+		cr_expect_eq(xlm_cfg_from_json(tree, &d, err, sizeof(err)), -FERRY_EBADCFG,
+			     "'%s' accepted from JSON", names[i]);
+		cr_expect(strstr(err, "is reserved"), "%s: %s", names[i], err);
+		yajl_tree_free(tree);
+		cr_expect_eq(xlm_name_check(names[i], err, sizeof(err)), -FERRY_EBADCFG);
+	}
+	cr_expect_eq(xlm_name_check("Domain-0", err, sizeof(err)), -FERRY_EBADCFG);
+	cr_expect(strstr(err, "dom0"), "%s", err);
+	cr_expect_eq(xlm_name_check("vm--backup", err, sizeof(err)), -FERRY_EBADCFG);
+	cr_expect(strstr(err, "NAME--incoming, NAME--migratedaway and NAME--backup"), "%s", err);
+	cr_expect_eq(xlm_name_check("-p", err, sizeof(err)), -FERRY_EBADCFG);
+	cr_expect(strstr(err, "starting with '-'"), "%s", err);
+	for (size_t i = 0; i < ARRAY_SIZE(fine); i++)
+		cr_expect_eq(xlm_name_check(fine[i], err, sizeof(err)), 0, "'%s': %s", fine[i],
+			     err);
+}
+
+/* What ferryd checks before it builds a domain: soft takes no kernel, and
+ * the built-in guest's command line must be one the guest would start with. */
+Test(xlm_cfg, create_checks_kernel_and_workload)
+{
+	static const struct {
+		const char *extra, *kernel, *backend, *why;
+		unsigned memory_mb;
+	} cases[] = {
+		{"workload=verify ws=8M", "", "soft", NULL, 128},
+		{"", "", "soft", NULL, 128},
+		{"workload=nonesuch", "", "soft", "bad value 'nonesuch' for workload", 128},
+		{"workload=nonesuch", "", "kvm", "bad value 'nonesuch' for workload", 128},
+		{"workload=verify ws=256M", "", "soft", "ws=256M does not fit in the arena", 128},
+		{"workload=verify ws=256M", "", "soft", NULL, 512},
+		{"workload=dirty pattern=zigzag", "", "soft", "bad value 'zigzag' for pattern",
+		 128},
+		{"workload=pingpong role=pong", "", "soft", "needs role=ping|pong and peer", 128},
+		{"workload=pingpong role=pong peer=0", "", "soft", "bad value '0' for peer", 128},
+		{"workload=idle fill=1G", "", "soft", "fill=1G does not fit", 128},
+		{"", "/nonexistent", "soft", "'kernel' is for kvm", 128},
+		{"", "/boot/guest.elf", "soft", "'kernel' is for kvm", 128},
+		/* a kernel of one's own takes any command line */
+		{"workload=nonesuch root=/dev/xvda", "/boot/guest.elf", "kvm", NULL, 128},
+	};
+
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		struct hyp_dom_config d = {.memory_mb = cases[i].memory_mb};
+		char err[512] = "";
+		int rc;
+
+		snprintf(d.name, sizeof(d.name), "vm");
+		snprintf(d.cmdline, sizeof(d.cmdline), "%s", cases[i].extra);
+		snprintf(d.kernel, sizeof(d.kernel), "%s", cases[i].kernel);
+		rc = xlm_cfg_check_create(&d, cases[i].backend, err, sizeof(err));
+		if (!cases[i].why) {
+			cr_expect_eq(rc, 0, "case %zu: %s", i, err);
+			continue;
+		}
+		cr_expect_eq(rc, -FERRY_EBADCFG, "case %zu accepted", i);
+		cr_expect(strstr(err, cases[i].why) && !strncmp(err, "vm: ", 4),
+			  "case %zu: \"%s\" lacks \"%s\"", i, err, cases[i].why);
+	}
 }
 
 Test(xlm_cfg, memory_above_maxmem_is_an_error)

@@ -76,6 +76,16 @@ int wl_attach_xen(struct wl_ctx *ctx, const struct wl_platform *plat,
 		  uint64_t mem_size, const char *cmdline);
 
 /*
+ * What wl_attach would say of cmdline on a first boot with mem_size bytes
+ * of RAM, without touching memory: the same parser and the same checks
+ * (values, the working set or fill= fitting the arena, pingpong's role and
+ * peer). Lets ferryd refuse a domain before building it. Returns 0, or -22
+ * (EINVAL) with the reason in err (NUL-terminated when errlen > 0), e.g.
+ * "bad value 'nonesuch' for workload".
+ */
+int wl_check_cmdline(const char *cmdline, uint64_t mem_size, char *err, size_t errlen);
+
+/*
  * Run one slice of work of at most about 10 ms, then return. Before working
  * it polls struct ferry_ctl (at FERRY_CTL_GPA): a shutdown request is
  * carried out through plat->shutdown, and a changed resume_count makes

@@ -35,6 +35,15 @@ int strm_io_close(struct strm_io *io);
  * a frame writer can be read; later writes fail with -EBADF, close then
  * only frees. No-op on a reader. Returns the first error seen, or 0. */
 int strm_io_finish(struct strm_io *io);
+/*
+ * After a write (or flush or finish) failed: lets reads go on, so a caller
+ * can collect what the peer sent before it hung up (a peer that refuses
+ * says why, then closes; its reason sits in our socket buffer behind our
+ * EPIPE or ECONNRESET). Writes stay refused (-EBADF) and strm_io_error
+ * keeps the write's message. Returns 0, or the sticky error when it did not
+ * come from a write (a failed read ends reading).
+ */
+int strm_io_keep_reading(struct strm_io *io);
 /* Bytes read or written through this io so far (before any filter below). */
 uint64_t strm_io_offset(const struct strm_io *io);
 /* A message describing the last error, naming where (byte offset), or "". */

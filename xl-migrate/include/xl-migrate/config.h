@@ -67,6 +67,27 @@ int xlm_cfg_parse_override(struct xlm_cfg *c, const char *kv);
 int xlm_cfg_finish(struct xlm_cfg *c, struct hyp_dom_config *out);
 
 /*
+ * Checks that ferryd runs before it builds a new domain (not a restore),
+ * once the backend is known (cfg's, else ferryd's default): soft refuses a
+ * 'kernel' (it runs the built-in guest's workloads, not an ELF), and the
+ * built-in guest's command line ('extra') must be one it would start with
+ * (guests' own parser: a known workload, values in range, the working set
+ * fitting in memory). Returns 0 or -FERRY_EBADCFG with the reason in err.
+ */
+int xlm_cfg_check_create(const struct hyp_dom_config *d, const char *backend, char *err,
+			 size_t errlen);
+
+/*
+ * A domain name a user may give: not empty, not a number, printable without
+ * '/', and not reserved: "Domain-0", a name starting with '-' (xl would
+ * take it for an option), or ending in "--incoming", "--migratedaway"
+ * (ferryd's names for a migration's two copies) or "--backup" (HA's).
+ * Returns 0 or -FERRY_EBADCFG with the reason in err. Every config, file or
+ * JSON, is held to it.
+ */
+int xlm_name_check(const char *name, char *err, size_t errlen);
+
+/*
  * JSON form: an object with the fields of struct hyp_dom_config: name,
  * uuid ("xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx"), memory_mb, maxmem_mb,
  * max_memkb (max_kb, written when non-zero), vcpus, kernel, cmdline,
