@@ -304,8 +304,9 @@ fi
 # ---- 5. A stopped mid-stream: the receiver's timeout --------------------------
 if want 5; then
 	t0=$SECONDS
+	running A "$NAME" || fresh_domain || not_ok "5: create $NAME on A again"
 	migrate_bg "$B_ADDR:$B_PORT"
-	wait_incoming
+	check "5 stalled source: the stream has begun" wait_incoming
 	kill -STOP "$(dpid A)"
 	ts=$SECONDS
 	check "5 stalled source: B drops $NAME--incoming within --net-timeout + 8 s" \
@@ -323,7 +324,7 @@ fi
 # ---- 6. SIGTERM with jobs blocked ---------------------------------------------
 if want 6; then
 	t0=$SECONDS
-	fresh_domain || not_ok "5: create $NAME on A again"
+	running A "$NAME" || fresh_domain || not_ok "6: create $NAME on A again"
 	mkfifo "$TMP/fifo"
 	timeout 2 "$XL" -S "$(sock A)" save -c "$NAME" "$TMP/fifo" >/dev/null 2>&1 # no reader: blocks in ferryd
 	migrate_bg "$B_ADDR:$B_PORT"
