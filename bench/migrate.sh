@@ -99,7 +99,8 @@ start_host() { # NAME ADDR
 	local n=$1 addr=$2 i tls=()
 	((TLS)) && tls=(--tls-dir "$TMP/tls") || tls=(--insecure)
 	rm -f "$(sock "$n")"
-	timeout 7200 "$FERRYD" --foreground --backend "$BACKEND" --memory "$HOST_MEM" \
+	timeout 7200 "$FERRYD" --foreground --on-stop destroy --backend "$BACKEND" \
+		--memory "$HOST_MEM" \
 		--run-dir "$TMP/run-$n" --state-dir "$TMP/state-$n" \
 		--listen "$addr:$PORT" "${tls[@]}" >>"$OUT/ferryd-$n.out" 2>&1 &
 	PID[$n]=$!

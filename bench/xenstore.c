@@ -260,8 +260,8 @@ static int start_ferryd(const char *ferryd, pid_t *pid)
 			dup2(fd, 1);
 			dup2(fd, 2);
 		}
-		execl(ferryd, ferryd, "--foreground", "--backend", "soft", "--memory", "256M",
-		      "--run-dir", run, "--state-dir", state, (char *)NULL);
+		execl(ferryd, ferryd, "--foreground", "--on-stop", "destroy", "--backend", "soft",
+		      "--memory", "256M", "--run-dir", run, "--state-dir", state, (char *)NULL);
 		_exit(127);
 	}
 	if (wait_path(ctl, 15) || waitpid(*pid, NULL, WNOHANG) != 0) {

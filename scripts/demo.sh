@@ -25,7 +25,7 @@ echo "== certificates for $A and $B (xl tls-setup)"
 for h in a b; do
 	addr=$([ $h = a ] && echo $A || echo $B)
 	echo "== ferryd $h on $addr:8002"
-	"$b/ferryd" --run-dir "$work/$h/run" --state-dir "$work/$h/state" --memory 3G \
+	"$b/ferryd" --on-stop destroy --run-dir "$work/$h/run" --state-dir "$work/$h/state" --memory 3G \
 		--listen $addr:8002 --tls-dir "$work/tls" 2>/dev/null
 	for _ in $(seq 50); do [ -S "$work/$h/run/ferryd.sock" ] && break; sleep 0.1; done
 done

@@ -1597,3 +1597,49 @@ void ctl_migrate_fini(struct ctl_server *srv)
 	free(mig);
 	srv->mig = NULL;
 }
+
+/* ---- for ferryd's stop and start (ctl-lifetime.c) ------------------------ */
+
+int ctl__fence_get(struct ctl_server *srv, uint32_t domid, struct ctl_fence *out)
+{
+	struct ctl_mig *mig = srv->mig;
+	int rc = -ENOENT;
+
+	pthread_mutex_lock(&mig->lock);
+	for (struct fence_rec *f = mig->fences; f; f = f->next) {
+		if (f->domid != domid)
+			continue;
+		snprintf(out->name, sizeof(out->name), "%s", f->name);
+		snprintf(out->host, sizeof(out->host), "%s", f->host);
+		out->insecure = f->insecure;
+		rc = 0;
+		break;
+	}
+	pthread_mutex_unlock(&mig->lock);
+	return rc;
+}
+
+int ctl__fence_put(struct ctl_server *srv, uint32_t domid, const struct ctl_fence *in)
+{
+	struct fence_rec *f = calloc(1, sizeof(*f));
+
+	if (!f)
+		return -ENOMEM;
+	f->domid = domid;
+	snprintf(f->name, sizeof(f->name), "%s", in->name);
+	snprintf(f->host, sizeof(f->host), "%s", in->host);
+	f->insecure = in->insecure;
+	fence_put(srv->mig, f);
+	return 0;
+}
+
+bool ctl__mig_busy(struct ctl_server *srv, uint32_t domid)
+{
+	struct ctl_mig *mig = srv->mig;
+	bool busy;
+
+	pthread_mutex_lock(&mig->lock);
+	busy = job_find_locked(mig, domid) != NULL;
+	pthread_mutex_unlock(&mig->lock);
+	return busy;
+}

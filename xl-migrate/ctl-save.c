@@ -19,8 +19,20 @@
 #include "restore/restore.h"
 #include "xl-migrate/config.h"
 
+/*
+ * A job's place in srv->save_jobs: its cancel token fires when its client
+ * goes away (ctl__save_client_gone) or ferryd stops (ctl__save_cancel_all).
+ * Linked and unlinked on the loop thread only.
+ */
+struct ctl_save_job {
+	struct ctl_save_job *prev, *next;
+	struct ctl_client *cl;
+	struct strm_cancel *cancel;
+};
+
 struct job {
 	uv_work_t work;
+	struct ctl_save_job node;
 	struct ctl_client *cl;
 	long long id;
 	bool has_id;
@@ -30,7 +42,7 @@ struct job {
 	char name[HYP_NAME_MAX];	/* restore -n */
 	struct hyp_dom_config override; /* restore CFG-OVERRIDE */
 	bool have_override;
-	uint32_t domid;			/* save */
+	uint32_t domid; /* save */
 	bool checkpoint, paused;
 	enum strm_codec codec;
 	/* outputs */
@@ -41,6 +53,12 @@ struct job {
 	struct ctl_server *srv;
 };
 
+static void job_free(struct job *j)
+{
+	strm_cancel_free(j->node.cancel);
+	free(j);
+}
+
 static void job_reply(uv_work_t *w, int status)
 {
 	struct job *j = w->data;
@@ -49,6 +67,12 @@ static void job_reply(uv_work_t *w, int status)
 	char *buf;
 	size_t len;
 
+	if (j->node.prev)
+		j->node.prev->next = j->node.next;
+	else
+		j->srv->save_jobs = j->node.next;
+	if (j->node.next)
+		j->node.next->prev = j->node.prev;
 	cl->busy--;
 	if (cl->closing || cl->dead)
 		goto out;
@@ -69,18 +93,19 @@ static void job_reply(uv_work_t *w, int status)
 		yajl_gen_free(g);
 out:
 	ctl__client_release(cl);
-	free(j);
+	job_free(j);
 }
 
 static struct job *job_new(struct ctl_client *cl, const struct xlm_req *req)
 {
 	struct job *j = calloc(1, sizeof(*j));
 
-	if (!j) {
+	if (!j || strm_cancel_new(&j->node.cancel)) {
+		free(j);
 		ctl__reply_error(cl, req->id, req->has_id, -ENOMEM, "out of memory");
 		return NULL;
 	}
-	j->cl = cl;
+	j->cl = j->node.cl = cl;
 	j->id = req->id;
 	j->has_id = req->has_id;
 	j->h = cl->srv->hyp;
@@ -92,7 +117,24 @@ static struct job *job_new(struct ctl_client *cl, const struct xlm_req *req)
 static void job_start(struct job *j, uv_work_cb fn)
 {
 	j->cl->busy++;
+	j->node.next = j->srv->save_jobs;
+	if (j->node.next)
+		j->node.next->prev = &j->node;
+	j->srv->save_jobs = &j->node;
 	uv_queue_work(j->srv->loop, &j->work, fn, job_reply);
+}
+
+void ctl__save_client_gone(struct ctl_client *cl)
+{
+	for (struct ctl_save_job *n = cl->srv->save_jobs; n; n = n->next)
+		if (n->cl == cl)
+			strm_cancel_fire(n->cancel);
+}
+
+void ctl__save_cancel_all(struct ctl_server *srv)
+{
+	for (struct ctl_save_job *n = srv->save_jobs; n; n = n->next)
+		strm_cancel_fire(n->cancel);
 }
 
 /* ---- save ---------------------------------------------------------------- */
@@ -100,66 +142,16 @@ static void job_start(struct job *j, uv_work_cb fn)
 static void do_save(uv_work_t *w)
 {
 	struct job *j = w->data;
-	struct hyp_dom_config cfg;
-	struct mig_save_opts o = { .codec = j->codec,
-				   .xenstore = { ctl__xs_stream_read, j->srv } };
-	struct mig_save_stats st = { 0 };
-	struct strm_io *io;
-	struct stat sb;
-	char *json = NULL;
-	int fd, rc;
+	struct mig_save_stats st;
 
-	rc = hyp_domain_config(j->h, j->domid, &cfg);
-	if (!rc)
-		rc = xlm_cfg_to_json(&cfg, &json);
-	if (rc) {
-		snprintf(j->err, sizeof(j->err), "domain %u: cannot encode its config", j->domid);
-		j->rc = rc;
+	j->rc = ctl__save_file(j->srv, j->domid, j->path, j->codec, j->node.cancel, &st, j->err,
+			       sizeof(j->err));
+	if (j->rc)
 		return;
-	}
-	o.config_json = json;
-	fd = open(j->path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0) {
-		j->rc = -errno;
-		snprintf(j->err, sizeof(j->err), "cannot create %s: %s", j->path, strerror(errno));
-		free(json);
-		return;
-	}
-	rc = hyp_domain_pause(j->h, j->domid);
-	if (rc) {
-		snprintf(j->err, sizeof(j->err), "cannot pause domain %u: %s", j->domid,
-			 ferry_strerror(rc));
-		close(fd);
-		unlink(j->path);
-		j->rc = rc;
-		free(json);
-		return;
-	}
-	/* The io borrows fd so it can be synced once the stream is done: a
-	 * save that reports success is on disk. */
-	rc = strm_io_fd(fd, false, &io);
-	if (!rc)
-		rc = mig_save_domain(j->h, j->domid, io, &o, &st, j->err, sizeof(j->err));
-	if (!rc && fsync(fd) < 0) {
-		rc = -errno;
-		snprintf(j->err, sizeof(j->err), "syncing %s: %s", j->path, strerror(errno));
-	}
-	close(fd);
-	free(json);
-	if (rc) {
-		/* As Xen's xl: a failed save leaves the domain running. */
-		unlink(j->path);
-		hyp_domain_unpause(j->h, j->domid);
-		j->rc = rc;
-		if (!j->err[0])
-			snprintf(j->err, sizeof(j->err), "save failed: %s", ferry_strerror(rc));
-		return;
-	}
 	j->pages = st.pages;
-	j->bytes = stat(j->path, &sb) ? st.bytes : (uint64_t)sb.st_size;
+	j->bytes = st.bytes;
 	j->seconds = st.seconds;
-	log_info("d%u: saved to %s: %" PRIu64 " pages, %" PRIu64 " bytes in %.3f s (%s)",
-		 j->domid, j->path, j->pages, j->bytes, j->seconds, strm_codec_name(j->codec));
+	/* The save is durable: only now may the domain go. */
 	if (j->checkpoint)
 		hyp_domain_unpause(j->h, j->domid);
 	else if (!j->paused)
@@ -184,13 +176,13 @@ void ctl__op_save(struct ctl_client *cl, const struct xlm_req *req)
 	rc = hyp_domain_lookup(j->h, dom, &j->domid);
 	if (rc) {
 		ctl__reply_error(cl, req->id, req->has_id, rc, "domain '%s' does not exist", dom);
-		free(j);
+		job_free(j);
 		return;
 	}
 	if (codec && strm_codec_parse(codec, &j->codec)) {
 		ctl__reply_error(cl, req->id, req->has_id, -EINVAL,
 				 "unknown compression '%s' (expected none, lz4 or zstd)", codec);
-		free(j);
+		job_free(j);
 		return;
 	}
 	snprintf(j->path, sizeof(j->path), "%s", path);
@@ -201,12 +193,19 @@ void ctl__op_save(struct ctl_client *cl, const struct xlm_req *req)
 
 /* ---- restore ------------------------------------------------------------- */
 
-static int restore_config(void *opaque, const char *json, struct hyp_dom_config *cfg,
-			  char *err, size_t errlen)
+static int restore_config(void *opaque, const char *json, struct hyp_dom_config *cfg, char *err,
+			  size_t errlen)
 {
 	struct job *j = opaque;
-	int rc = xlm_cfg_from_json_text(json, cfg, err, errlen);
+	int rc;
 
+	/* The last moment before the domain exists: a client gone by now
+	 * gets no domain. */
+	if (strm_cancel_fired(j->node.cancel)) {
+		snprintf(err, errlen, "cancelled: the client went away");
+		return -ECANCELED;
+	}
+	rc = xlm_cfg_from_json_text(json, cfg, err, errlen);
 	if (rc)
 		return rc;
 	if (j->have_override) {
@@ -240,32 +239,39 @@ static int restore_config(void *opaque, const char *json, struct hyp_dom_config 
 	return 0;
 }
 
-static void do_restore(uv_work_t *w)
+static void restore_job(struct job *j)
 {
-	struct job *j = w->data;
-	struct rst_opts o = { .paused = j->paused, .config = restore_config, .opaque = j,
-			      .xenstore = ctl__xs_stream_write, .xenstore_opaque = j->srv };
-	struct rst_stats st = { 0 };
+	struct rst_opts o = {.paused = j->paused,
+			     .config = restore_config,
+			     .opaque = j,
+			     .xenstore = ctl__xs_stream_write,
+			     .xenstore_opaque = j->srv};
+	struct rst_stats st = {0};
 	struct strm_io *io;
-	int fd = open(j->path, O_RDONLY | O_CLOEXEC);
+	int fd;
 
-	if (fd < 0) {
-		j->rc = -errno;
-		snprintf(j->err, sizeof(j->err), "cannot open %s: %s", j->path, strerror(errno));
+	j->rc = ctl__open_restore(j->path, j->node.cancel, &fd, j->err, sizeof(j->err));
+	if (j->rc)
 		return;
-	}
 	j->rc = strm_io_fd(fd, true, &io);
 	if (j->rc) {
 		close(fd);
 		snprintf(j->err, sizeof(j->err), "out of memory");
 		return;
 	}
-	j->rc = rst_restore_domain(j->h, io, &o, &j->domid, &st, j->err, sizeof(j->err));
+	j->rc = strm_io_set_cancel(io, j->node.cancel, 0)
+			?: rst_restore_domain(j->h, io, &o, &j->domid, &st, j->err, sizeof(j->err));
 	strm_io_close(io);
 	j->pages = st.pages;
 	j->bytes = st.bytes;
 	j->seconds = st.seconds;
-	if (!j->rc) {
+	if (!j->rc && strm_cancel_fired(j->node.cancel)) {
+		/* Its client left while the last bytes came in: nobody would
+		 * learn of this domain, so it goes (the file stays). */
+		hyp_domain_destroy(j->h, j->domid);
+		j->rc = -ECANCELED;
+		snprintf(j->err, sizeof(j->err), "cancelled: the client went away");
+	} else if (!j->rc) {
 		struct hyp_dom_config cfg;
 
 		if (!hyp_domain_config(j->h, j->domid, &cfg))
@@ -276,10 +282,37 @@ static void do_restore(uv_work_t *w)
 	}
 }
 
+static void do_restore(uv_work_t *w)
+{
+	restore_job(w->data);
+}
+
+int ctl__restore_path(struct ctl_server *srv, const char *path, bool paused, uint32_t *domid,
+		      char *err, size_t errlen)
+{
+	struct job *j = calloc(1, sizeof(*j));
+	int rc;
+
+	if (!j) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	j->h = srv->hyp;
+	j->srv = srv;
+	j->paused = paused;
+	snprintf(j->path, sizeof(j->path), "%s", path);
+	restore_job(j);
+	rc = j->rc;
+	*domid = j->domid;
+	snprintf(err, errlen, "%s", j->err);
+	free(j);
+	return rc;
+}
+
 void ctl__op_restore(struct ctl_client *cl, const struct xlm_req *req)
 {
 	const char *path = xlm_args_str(req, "path"), *name = xlm_args_str(req, "name");
-	yajl_val cfg = req->args ? yajl_tree_get(req->args, (const char *[]){ "config", NULL },
+	yajl_val cfg = req->args ? yajl_tree_get(req->args, (const char *[]){"config", NULL},
 						 yajl_t_object)
 				 : NULL;
 	char err[XLM_CFG_ERR_MAX];
@@ -304,7 +337,7 @@ void ctl__op_restore(struct ctl_client *cl, const struct xlm_req *req)
 	if (cfg) {
 		if (xlm_cfg_from_json(cfg, &j->override, j->err, sizeof(j->err))) {
 			ctl__reply_error(cl, req->id, req->has_id, -EINVAL, "%s", j->err);
-			free(j);
+			job_free(j);
 			return;
 		}
 		j->have_override = true;

@@ -6,7 +6,9 @@
  * ferryd down cleanly.
  *
  * Entry points from outside: ctl_server_start(); the loop then runs until
- * SIGTERM or SIGINT, which destroys every domain and closes every handle.
+ * SIGTERM or SIGINT, which closes the control socket, has ctl-lifetime.c
+ * save (or leave) every domain, then destroys what is left and closes every
+ * handle.
  */
 #include <errno.h>
 #include <signal.h>
@@ -92,6 +94,7 @@ void ctl__client_close(struct ctl_client *cl)
 	cl->closing = true;
 	/* A client that goes away cancels its jobs short of no return. */
 	ctl__jobs_client_gone(cl);
+	ctl__save_client_gone(cl);
 	if (cl->prev)
 		cl->prev->next = cl->next;
 	else
@@ -135,7 +138,13 @@ static void proto_request(void *opaque, const struct xlm_req *req)
 {
 	struct ctl_client *cl = opaque;
 
-	if (!cl->closing)
+	if (cl->closing)
+		return;
+	if (cl->srv->stopping)
+		ctl__reply_error(cl, req->id, req->has_id, -ESHUTDOWN,
+				 "ferryd is stopping: %s every domain",
+				 cl->srv->opts->on_stop_destroy ? "destroying" : "saving");
+	else
 		ctl__dispatch(cl, req);
 }
 
@@ -340,18 +349,11 @@ static void destroy_all_domains(struct ctl_server *srv)
 	}
 }
 
-static void on_signal(uv_signal_t *s, int signum)
+/* Once every domain is saved (or the stop's time is up): the rest. */
+static void stop_finish(struct ctl_server *srv)
 {
-	struct ctl_server *srv = s->data;
-
-	if (srv->stopping)
-		return;
-	srv->stopping = true;
-	log_info("caught %s, shutting down", signum == SIGTERM ? "SIGTERM" : "SIGINT");
-	/* Cancel every job first (migrations short of go, receivers; past go
-	 * they stop waiting); the loop then ends when they have, or after
-	 * CTL_STOP_JOBS_MS without them (ctl-jobs.c). */
-	ctl_migrate_stop(srv);
+	/* Every job ends now or within CTL_STOP_JOBS_MS (ctl-jobs.c): the
+	 * saves are done, jobs were cancelled when the stop began. */
 	ctl_jobs_stop(srv);
 	destroy_all_domains(srv);
 	/* Deliver the destroyed events to attached consoles before closing. */
@@ -360,8 +362,7 @@ static void on_signal(uv_signal_t *s, int signum)
 		next = cl->next;
 		client_finish(cl);
 	}
-	uv_close((uv_handle_t *)&srv->listener, NULL);
-	unlink(srv->sock_path);
+	ctl_migrate_stop(srv);
 	ctl_xs_stop(srv);
 	/*
 	 * The signal handlers stay installed (a second SIGTERM, e.g. from
@@ -372,6 +373,23 @@ static void on_signal(uv_signal_t *s, int signum)
 	uv_unref((uv_handle_t *)&srv->sigterm);
 	uv_unref((uv_handle_t *)&srv->sigint);
 	ctl__events_close(srv);
+}
+
+static void on_signal(uv_signal_t *s, int signum)
+{
+	struct ctl_server *srv = s->data;
+
+	if (srv->stopping)
+		return;
+	srv->stopping = true;
+	log_info("caught %s, stopping: %s", signum == SIGTERM ? "SIGTERM" : "SIGINT",
+		 srv->opts->on_stop_destroy ? "destroying every domain (--on-stop destroy)"
+					    : "saving every domain (--on-stop save)");
+	/* No new clients; connected ones are refused from now on. */
+	uv_close((uv_handle_t *)&srv->listener, NULL);
+	unlink(srv->sock_path);
+	/* Saves need the loop (the xenstore): they run beside it. */
+	ctl_lifetime_stop(srv, stop_finish);
 }
 
 void ctl_server_fini(struct ctl_server *srv)

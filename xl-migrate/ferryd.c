@@ -5,9 +5,12 @@
  * Start-up order: flags; run and state directories (ours, writable by no
  * one else); the pidfile lock (one ferryd per run dir) and the state dir's
  * lock (one per state dir); daemonize (the parent waits until the child
- * reports that it listens, so failures show up on the starting terminal and in the
- * exit status); the log file; the hyp core; the control socket; the
- * xenstore and its xenstored sockets; the migration listener (--listen) and TLS context; the loop.
+ * reports that it listens, so failures show up on the starting terminal and
+ * in the exit status); the log file; the hyp core; the xenstore and its
+ * xenstored sockets; the migration listener (--listen) and TLS context; the
+ * domains the last stop saved (ctl-lifetime.c); the control socket; the
+ * loop. SIGTERM and SIGINT wait, blocked, until the control socket's
+ * handlers take them; the stop then saves every domain (--on-stop).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -56,12 +59,24 @@ static void usage(FILE *f)
 		"  --no-xenstore      no xenstore: no RUN_DIR/xenstored/socket{,_ro}\n"
 		"  --net-timeout S    a migration peer that moves no byte for S seconds is\n"
 		"                     declared dead and the migration fails (default 30)\n"
+		"  --on-stop save|destroy\n"
+		"                     what SIGTERM (or SIGINT) does to the domains (default\n"
+		"                     save): save each into STATE_DIR/saved/ (paused ones stay\n"
+		"                     paused, fenced ones fenced), then exit; the next start\n"
+		"                     restores them and logs each. destroy: destroy them all\n"
+		"  --stop-timeout S   seconds from the signal for the whole stop (default %u);\n"
+		"                     a domain not saved by then is named in the log and\n"
+		"                     destroyed, so the stop always ends\n"
 		"  --foreground, -F   stay in the foreground and log to stderr too\n"
 		"  --help, -h         this text\n"
 		"\n"
-		"On SIGTERM ferryd cancels its running jobs (migrations short of go; past go\n"
-		"they stop waiting and stay fenced), gives them at most 10 s to end, and\n"
-		"exits even if one is still blocked.\n");
+		"ferryd holds every domain in its own process: a crash of ferryd (kill -9,\n"
+		"the OOM killer) loses every running domain. Only a stop (SIGTERM, SIGINT)\n"
+		"saves them. The answer to a crash is a pair of hosts (xl remus, coming).\n"
+		"A stop first cancels running jobs (migrations short of go; past go they\n"
+		"stop waiting and stay fenced); once the domains are dealt with, jobs still\n"
+		"running get at most 10 s more, then ferryd exits without them.\n",
+		CTL_STOP_TIMEOUT_S);
 }
 
 /*
@@ -105,7 +120,7 @@ static int parse_args(int argc, char **argv, struct ferryd_opts *o)
 {
 	enum { OPT_RUN = 256, OPT_STATE, OPT_BACKEND, OPT_PCPUS, OPT_MEMORY, OPT_GUEST,
 	       OPT_LOGLEVEL, OPT_LISTEN, OPT_TLSDIR, OPT_TLSNAME, OPT_INSECURE,
-	       OPT_NOXS, OPT_NETTIMEOUT };
+	       OPT_NOXS, OPT_NETTIMEOUT, OPT_ONSTOP, OPT_STOPTIMEOUT };
 	static const struct option longopts[] = {
 		{ "run-dir", required_argument, NULL, OPT_RUN },
 		{ "state-dir", required_argument, NULL, OPT_STATE },
@@ -120,6 +135,8 @@ static int parse_args(int argc, char **argv, struct ferryd_opts *o)
 		{ "insecure", no_argument, NULL, OPT_INSECURE },
 		{ "no-xenstore", no_argument, NULL, OPT_NOXS },
 		{ "net-timeout", required_argument, NULL, OPT_NETTIMEOUT },
+		{ "on-stop", required_argument, NULL, OPT_ONSTOP },
+		{ "stop-timeout", required_argument, NULL, OPT_STOPTIMEOUT },
 		{ "foreground", no_argument, NULL, 'F' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
@@ -134,6 +151,7 @@ static int parse_args(int argc, char **argv, struct ferryd_opts *o)
 	o->state_dir = "/var/lib/ferry";
 	o->backend = "auto";
 	o->memory_bytes = 4ULL << 30;
+	o->stop_timeout_s = CTL_STOP_TIMEOUT_S;
 	while ((opt = getopt_long(argc, argv, "Fh", longopts, NULL)) != -1) {
 		char *end;
 		unsigned long v;
@@ -196,6 +214,24 @@ static int parse_args(int argc, char **argv, struct ferryd_opts *o)
 				return -EINVAL;
 			}
 			o->net_timeout_s = (unsigned)v;
+			break;
+		case OPT_ONSTOP:
+			if (strcmp(optarg, "save") && strcmp(optarg, "destroy")) {
+				fprintf(stderr, "ferryd: --on-stop: expected save or destroy, not '%s'\n",
+					optarg);
+				return -EINVAL;
+			}
+			o->on_stop_destroy = !strcmp(optarg, "destroy");
+			break;
+		case OPT_STOPTIMEOUT:
+			errno = 0;
+			v = strtoul(optarg, &end, 10);
+			if (errno || *end || !v || v > 86400) {
+				fprintf(stderr, "ferryd: --stop-timeout: expected 1 to 86400 seconds, "
+					"not '%s'\n", optarg);
+				return -EINVAL;
+			}
+			o->stop_timeout_s = (unsigned)v;
 			break;
 		case 'F': o->foreground = true; break;
 		case 'h': usage(stdout); exit(0);
@@ -455,8 +491,16 @@ int main(int argc, char **argv)
 	struct hyp_params hp = { 0 };
 	char pidpath[PATH_MAX], path[PATH_MAX];
 	int lockfd, statefd, logfd, readyfd = -1, rc;
+	sigset_t stopsigs;
 	uv_loop_t loop;
 
+	/* Until the stop's handlers are installed a signal waits (threads
+	 * started meanwhile inherit the mask), so no restored domain is left
+	 * to the default action. */
+	sigemptyset(&stopsigs);
+	sigaddset(&stopsigs, SIGTERM);
+	sigaddset(&stopsigs, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &stopsigs, NULL);
 	if (parse_args(argc, argv, &opts))
 		return 1;
 	if (make_dirs(&opts))
@@ -528,9 +572,13 @@ int main(int argc, char **argv)
 	rc = ctl_migrate_start(&srv);
 	if (rc)
 		goto err_svc;
+	rc = ctl_lifetime_start(&srv);
+	if (rc)
+		goto err_svc;
 	rc = ctl_server_start(&srv);
 	if (rc)
 		goto err_svc;
+	pthread_sigmask(SIG_UNBLOCK, &stopsigs, NULL);
 	if (readyfd >= 0) {
 		log_set_stderr(0);
 		redirect_stdio();
@@ -548,6 +596,7 @@ int main(int argc, char **argv)
 		fflush(NULL);
 		_exit(1);
 	}
+	ctl_lifetime_fini(&srv);
 	/* The jobs (receivers included) use the hyp core: they are done. */
 	ctl_jobs_fini(&srv);
 	ctl_migrate_fini(&srv);
@@ -569,6 +618,7 @@ err_svc:
 	ctl_migrate_stop(&srv);
 	ctl_jobs_stop(&srv);
 	uv_run(&loop, UV_RUN_NOWAIT);
+	ctl_lifetime_fini(&srv);
 	ctl_jobs_fini(&srv);
 	ctl_migrate_fini(&srv);
 	ctl_xs_fini(&srv);

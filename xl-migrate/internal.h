@@ -10,6 +10,11 @@
  *                 sockets RUN_DIR/xenstored/socket and socket_ro
  *   ctl-jobs.c    long jobs on their own threads, with cancel tokens, and
  *                 the one queue of calls from threads to the loop
+ *   ctl-save.c    save and restore jobs on libuv's thread pool
+ *   save-file.c   where saves go (crash-safe file replacement, or a stream
+ *                 to a device, FIFO or socket) and restores come from
+ *   ctl-lifetime.c what ferryd's stop and start do to domains: save them
+ *                 all at SIGTERM (--on-stop), restore them at start
  *   ctl-migrate.c live migration: the migrate/-cancel/-resolve ops (source
  *                 side) and the migration listener (target side, one
  *                 receiver per connection), all jobs of ctl-jobs.c
@@ -58,11 +63,17 @@ struct ferryd_opts {
 	bool no_xenstore;     /* --no-xenstore: no store, no xenstored sockets */
 	/* --net-timeout: a migration peer moving no byte this long is dead */
 	unsigned net_timeout_s;
+	/* stop (ctl-lifetime.c) */
+	bool on_stop_destroy;	 /* --on-stop destroy; default save */
+	unsigned stop_timeout_s; /* --stop-timeout */
 };
 
 struct ctl_event;
 struct ctl_jobs;
+struct ctl_life;
 struct ctl_mig;
+struct ctl_save_job;
+struct mig_save_stats;
 struct xs_server;
 
 struct ctl_client {
@@ -104,6 +115,10 @@ struct ctl_server {
 	struct ctl_mig *mig;
 	/* xenstore (xs-server.c); NULL with --no-xenstore */
 	struct xs_server *xs;
+	/* save and restore jobs running or queued (ctl-save.c; loop thread) */
+	struct ctl_save_job *save_jobs;
+	/* start and stop (ctl-lifetime.c) */
+	struct ctl_life *life;
 };
 
 /* ctl-server.c */
@@ -133,8 +148,46 @@ void ctl__record_remove(struct ctl_server *srv, uint32_t domid);
 /* ctl-save.c: save and restore run on libuv's thread pool. */
 void ctl__op_save(struct ctl_client *cl, const struct xlm_req *req);
 void ctl__op_restore(struct ctl_client *cl, const struct xlm_req *req);
+/*
+ * Any thread but the loop's: restores the domain saved in path as xl
+ * restore [-p] does (its record and xenstore entries made). 0 with *domid,
+ * or -errno with err (errlen bytes) saying why; nothing is left behind.
+ */
+int ctl__restore_path(struct ctl_server *srv, const char *path, bool paused, uint32_t *domid,
+		      char *err, size_t errlen);
 /* Frees a client closed while busy; called when its last op finishes. */
 void ctl__client_release(struct ctl_client *cl);
+/* Loop thread: cl went away; cancels its save and restore jobs (a
+ * cancelled save leaves its target as it was and the domain running; a
+ * cancelled restore creates no domain). */
+void ctl__save_client_gone(struct ctl_client *cl);
+/* Loop thread (the SIGTERM path): cancels every save and restore job. */
+void ctl__save_cancel_all(struct ctl_server *srv);
+
+/* save-file.c */
+/*
+ * Saves domain domid to path crash-safely: pauses it and writes the stream
+ * to a new file beside path (a symlink at path followed; an existing file's
+ * owner and mode kept, else 0600), fsyncs it, renames it over path and
+ * fsyncs the directory. A device, FIFO or socket at path is written as a
+ * stream instead, never truncated or removed; a FIFO without a reader is
+ * waited for. cancel (borrowed; may be NULL) fired stops the wait or the
+ * writes with -ECANCELED. On success (0) the domain is left paused and st
+ * (may be NULL) filled; on failure (-errno, message in err) the temporary
+ * file is removed, path is exactly as it was and the domain runs again.
+ * Any thread but the loop's (it waits for the loop for the xenstore).
+ */
+int ctl__save_file(struct ctl_server *srv, uint32_t domid, const char *path,
+		   enum strm_codec codec, struct strm_cancel *cancel,
+		   struct mig_save_stats *st, char *err, size_t errlen);
+/*
+ * Opens path for a restore into *fd: a regular file at once; a FIFO
+ * waiting, while cancel (may be NULL) has not fired, for a writer to send
+ * its first bytes (non-blocking then; a socket is connected to). -errno
+ * with err set.
+ */
+int ctl__open_restore(const char *path, struct strm_cancel *cancel, int *fd, char *err,
+		      size_t errlen);
 
 /* ctl-sched.c: the scheduler and cpupool verbs */
 void ctl__op_sched(struct ctl_client *cl, const struct xlm_req *req);
@@ -207,6 +260,18 @@ void ctl_migrate_fini(struct ctl_server *srv);
 void ctl__op_migrate(struct ctl_client *cl, const struct xlm_req *req);
 void ctl__op_migrate_cancel(struct ctl_client *cl, const struct xlm_req *req);
 void ctl__op_migrate_resolve(struct ctl_client *cl, const struct xlm_req *req);
+/* Where a fenced domain went (migrate-resolve asks there). */
+struct ctl_fence {
+	char name[HYP_NAME_MAX]; /* its name before it was fenced */
+	char host[256];
+	bool insecure;
+};
+/* Any thread: the fence record of domid (-ENOENT if none), or a new one
+ * (a fenced domain restored at start). */
+int ctl__fence_get(struct ctl_server *srv, uint32_t domid, struct ctl_fence *out);
+int ctl__fence_put(struct ctl_server *srv, uint32_t domid, const struct ctl_fence *in);
+/* Any thread: a migration or migrate-resolve job holds domid. */
+bool ctl__mig_busy(struct ctl_server *srv, uint32_t domid);
 
 /* xs-server.c */
 /* Creates the store and listens on RUN_DIR/xenstored/socket{,_ro}; logs and
@@ -238,6 +303,31 @@ int ctl__xs_shutdown_request(struct ctl_server *srv, uint32_t domid, bool reboot
  * directory; -ENODEV without a store. */
 int ctl__xs_domain_write(struct ctl_server *srv, uint32_t domid, const char *rel,
 			 const char *v);
+
+/* ctl-lifetime.c */
+/* Default --stop-timeout: time to save a few GiB of guests to local disk. */
+#define CTL_STOP_TIMEOUT_S 120
+/* A stop still running this long after --stop-timeout exits anyway. */
+#define CTL_STOP_GRACE_S 15
+/*
+ * Loop thread, before the control socket exists: removes the records of
+ * domains a crash lost, then restores the domains the last stop saved in
+ * STATE_DIR/saved/ (running the loop meanwhile: restores use the
+ * xenstore), each in the pause and fence state it had. A restore that
+ * fails is logged and its file kept as NAME.save.failed. Returns 0, or
+ * -errno when the saved/ directory cannot be made or read.
+ */
+int ctl_lifetime_start(struct ctl_server *srv);
+/*
+ * Loop thread, from the SIGTERM/SIGINT handler: cancels what has not
+ * reached a migration's go, then saves (--on-stop save) every domain on a
+ * thread; calls done on the loop once each is saved or given up at
+ * --stop-timeout (done destroys what is left). With --on-stop destroy,
+ * calls done at once.
+ */
+void ctl_lifetime_stop(struct ctl_server *srv, void (*done)(struct ctl_server *srv));
+/* After the loop has ended: joins the thread, closes the timers, frees. */
+void ctl_lifetime_fini(struct ctl_server *srv);
 
 /* ctl-events.c */
 int ctl__events_init(struct ctl_server *srv, struct hyp_events *ev);

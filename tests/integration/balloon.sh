@@ -61,7 +61,7 @@ extra = "workload=verify ws=8M rate=4M"
 CFG
 
 start_ferryd() { # BACKEND RUN_DIR STATE_DIR: started, its socket there
-	timeout 1200 "$FERRYD" --foreground --backend "$1" --memory 1G \
+	timeout 1200 "$FERRYD" --foreground --on-stop destroy --backend "$1" --memory 1G \
 		--run-dir "$2" --state-dir "$3" >"$TMP/ferryd-$1.out" 2>&1 &
 	ferryd_pid=$!
 	wait_socket "$FERRY_SOCKET"

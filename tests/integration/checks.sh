@@ -36,7 +36,7 @@ for f in "$XL" "$FERRYD"; do [[ -x "$f" ]] || { echo "missing $f (build first)";
 refuses() {
 	local what=$1 pat=$2 rc
 	shift 2
-	timeout 5 "$FERRYD" --foreground --backend soft --memory 64M "$@" >"$TMP/refuse.out" 2>&1
+	timeout 5 "$FERRYD" --foreground --on-stop destroy --backend soft --memory 64M "$@" >"$TMP/refuse.out" 2>&1
 	rc=$?
 	if ((rc == 0 || rc == 124)) || ! grep -qF -- "$pat" "$TMP/refuse.out"; then
 		not_ok "$what (exit $rc: $(tail -1 "$TMP/refuse.out"))"
@@ -50,7 +50,7 @@ echo "# ferryd"
 refuses "--memory 100T is more than this host can back" "more than this host can back" \
 	--memory 100T --run-dir "$TMP/run-m" --state-dir "$TMP/state-m"
 
-timeout 120 "$FERRYD" --foreground --backend soft --memory 64M --run-dir "$TMP/run-1" \
+timeout 120 "$FERRYD" --foreground --on-stop destroy --backend soft --memory 64M --run-dir "$TMP/run-1" \
 	--state-dir "$TMP/state-1" >"$TMP/ferryd-1.out" 2>&1 &
 ferryd_pid=$!
 if wait_socket "$TMP/run-1/ferryd.sock"; then

@@ -60,7 +60,7 @@ start_host() {
 	shift 2
 	(($# == 0)) || shift
 	rm -f "$(sock "$n")"
-	timeout 900 ${FERRYD_WRAP:-} "$FERRYD" --foreground --backend "$b" --memory "$HOST_MEMORY" \
+	timeout 900 ${FERRYD_WRAP:-} "$FERRYD" --foreground --on-stop destroy --backend "$b" --memory "$HOST_MEMORY" \
 		--run-dir "$TMP/run-$n" --state-dir "$TMP/state-$n" \
 		--listen "${ADDR[$n]}:${PORTS[$n]}" --tls-dir "$tls" "$@" >>"$TMP/ferryd-$n.out" 2>&1 &
 	PID[$n]=$!

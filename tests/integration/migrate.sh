@@ -47,7 +47,7 @@ start_host() { # NAME ADDR BACKEND MEMORY TLSDIR [extra ferryd flags]
 	local n=$1 addr=$2 b=$3 mem=$4 tls=$5
 	shift 5
 	rm -f "$(sock "$n")"
-	timeout 1200 "$FERRYD" --foreground --backend "$b" --memory "$mem" \
+	timeout 1200 "$FERRYD" --foreground --on-stop destroy --backend "$b" --memory "$mem" \
 		--run-dir "$TMP/run-$n" --state-dir "$TMP/state-$n" \
 		--listen "$addr:$PORT" --tls-dir "$tls" "$@" >>"$TMP/ferryd-$n.out" 2>&1 &
 	PID[$n]=$!

@@ -37,7 +37,7 @@ exists() { xl list "$1" >/dev/null 2>&1; } # of the one ferryd, not lib.bash's
 start_ferryd() { # BACKEND
 	local run=$TMP/run-$1
 	export FERRY_SOCKET=$run/ferryd.sock
-	timeout 900 "$FERRYD" --foreground --backend "$1" --memory 2G \
+	timeout 900 "$FERRYD" --foreground --on-stop destroy --backend "$1" --memory 2G \
 		--run-dir "$run" --state-dir "$TMP/state-$1" >"$TMP/ferryd-$1.out" 2>&1 &
 	ferryd_pid=$!
 	wait_socket "$FERRY_SOCKET"

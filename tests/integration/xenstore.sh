@@ -51,7 +51,7 @@ vcpus = 1
 extra = "workload=idle"
 CFG
 
-timeout 120 "$FERRYD" --foreground --backend soft --memory 1G \
+timeout 120 "$FERRYD" --foreground --on-stop destroy --backend soft --memory 1G \
 	--run-dir "$RUN" --state-dir "$STATE" >"$TMP/ferryd.out" 2>&1 &
 ferryd_pid=$!
 for ((i = 0; i < 100; i++)); do

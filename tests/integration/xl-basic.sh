@@ -54,7 +54,7 @@ vcpus = 1
 extra = "workload=verify ws=8M rate=4M"
 CFG
 
-timeout 120 "$FERRYD" --foreground --backend soft --memory 1G \
+timeout 120 "$FERRYD" --foreground --on-stop destroy --backend soft --memory 1G \
 	--run-dir "$RUN" --state-dir "$STATE" >"$TMP/ferryd.out" 2>&1 &
 ferryd_pid=$!
 for ((i = 0; i < 100; i++)); do
@@ -65,7 +65,7 @@ check "ferryd listens on $FERRY_SOCKET" test -S "$FERRY_SOCKET"
 check "socket is mode 0600" test "$(stat -c %a "$FERRY_SOCKET")" = 600
 check "run dir is mode 0700" test "$(stat -c %a "$RUN")" = 700
 
-if timeout 10 "$FERRYD" --foreground --backend soft --run-dir "$RUN" \
+if timeout 10 "$FERRYD" --foreground --on-stop destroy --backend soft --run-dir "$RUN" \
 	--state-dir "$STATE" >"$TMP/second.out" 2>&1; then
 	not_ok "a second ferryd on the same run dir is refused"
 else
