@@ -94,7 +94,6 @@ void ctl__client_close(struct ctl_client *cl)
 	cl->closing = true;
 	/* A client that goes away cancels its jobs short of no return. */
 	ctl__jobs_client_gone(cl);
-	ctl__save_client_gone(cl);
 	if (cl->prev)
 		cl->prev->next = cl->next;
 	else

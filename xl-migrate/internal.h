@@ -10,7 +10,7 @@
  *                 sockets RUN_DIR/xenstored/socket and socket_ro
  *   ctl-jobs.c    long jobs on their own threads, with cancel tokens, and
  *                 the one queue of calls from threads to the loop
- *   ctl-save.c    save and restore jobs on libuv's thread pool
+ *   ctl-save.c    save and restore, jobs of ctl-jobs.c
  *   save-file.c   where saves go (crash-safe file replacement, or a stream
  *                 to a device, FIFO or socket) and restores come from
  *   ctl-lifetime.c what ferryd's stop and start do to domains: save them
@@ -82,7 +82,7 @@ struct ctl_client {
 	struct xlm_proto proto;
 	struct ctl_client *prev, *next;
 	bool closing;   /* uv_close() called: gone at the next loop turn */
-	unsigned busy;  /* ops running on the thread pool (ctl-save.c) */
+	unsigned busy;  /* its jobs running (ctl-jobs.c) */
 	bool dead;      /* closed while busy: the last op frees it */
 	bool finishing; /* flushing its last writes before closing */
 	/* console-attach: console and domain events for this domain */
@@ -145,7 +145,9 @@ void ctl__record_write(struct ctl_server *srv, uint32_t domid,
 		       const struct hyp_dom_config *cfg);
 void ctl__record_remove(struct ctl_server *srv, uint32_t domid);
 
-/* ctl-save.c: save and restore run on libuv's thread pool. */
+/* ctl-save.c: save and restore run as jobs (ctl-jobs.c): a client that
+ * goes away cancels them (a cancelled save leaves its target as it was and
+ * the domain running; a cancelled restore creates no domain). */
 void ctl__op_save(struct ctl_client *cl, const struct xlm_req *req);
 void ctl__op_restore(struct ctl_client *cl, const struct xlm_req *req);
 /*
@@ -157,10 +159,6 @@ int ctl__restore_path(struct ctl_server *srv, const char *path, bool paused, uin
 		      char *err, size_t errlen);
 /* Frees a client closed while busy; called when its last op finishes. */
 void ctl__client_release(struct ctl_client *cl);
-/* Loop thread: cl went away; cancels its save and restore jobs (a
- * cancelled save leaves its target as it was and the domain running; a
- * cancelled restore creates no domain). */
-void ctl__save_client_gone(struct ctl_client *cl);
 /* Loop thread (the SIGTERM path): cancels every save and restore job. */
 void ctl__save_cancel_all(struct ctl_server *srv);
 
