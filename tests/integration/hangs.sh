@@ -17,7 +17,11 @@
 #     plus a whole handshake timeout
 #  5. A SIGSTOPped mid-stream: B's receiver gives up within --net-timeout
 #     and drops NAME--incoming; A, continued, runs on
-#  6. SIGTERM of A with a migration blocked on the stopped B and a save
+#  6. five saves (of five small domains) blocked on FIFOs without
+#     readers, their xl clients waiting, starve nothing: a sixth save, a restore and a migration
+#     complete; killing the xl clients cancels the blocked saves, the FIFOs
+#     stay, the domain runs
+#  7. SIGTERM of A with a migration blocked on the stopped B and a save
 #     blocked on a FIFO: ferryd exits within its 10 s bound (plus a margin)
 # Usage: tests/integration/hangs.sh BUILD_DIR (CASES="2 4" runs only those)
 set -uo pipefail
@@ -34,7 +38,7 @@ NAME=hvm
 NET_TIMEOUT=6 # A's --net-timeout
 BW=8M         # the stream of ~70 MiB lasts ~9 s
 PXPID= MIGPID=
-CASES=${CASES:-1 2 3 4 5 6}
+CASES=${CASES:-1 2 3 4 5 6 7}
 want() { [[ " $CASES " == *" $1 "* ]]; }
 
 cleanup() {
@@ -321,12 +325,45 @@ if want 5; then
 	echo "# case 5: $((SECONDS - t0)) s"
 fi
 
-# ---- 6. SIGTERM with jobs blocked ---------------------------------------------
+# ---- 6. blocked saves starve nothing ------------------------------------------
 if want 6; then
 	t0=$SECONDS
 	running A "$NAME" || fresh_domain || not_ok "6: create $NAME on A again"
+	spids=()
+	for i in 1 2 3 4 5; do
+		printf 'name = "blk%s"\nmemory = 64\nextra = "workload=idle"\n' $i >"$TMP/blk$i.cfg"
+		xlh A create "$TMP/blk$i.cfg" >/dev/null 2>&1 || not_ok "6: create blk$i"
+		mkfifo "$TMP/fifo$i"
+		"$XL" -S "$(sock A)" save -c "blk$i" "$TMP/fifo$i" >/dev/null 2>&1 &
+		spids+=($!)
+	done
+	sleep 1
+	check "6 blocked saves: a sixth save completes" \
+		timeout 60 "$XL" -S "$(sock A)" save -c "$NAME" "$TMP/six.save"
+	check "6 blocked saves: a restore of it completes" \
+		timeout 60 "$XL" -S "$(sock A)" restore -p -n "$NAME-copy" "$TMP/six.save"
+	xlh A destroy "$NAME-copy" >/dev/null 2>&1
+	check "6 blocked saves: a migration completes (to B and back)" \
+		bash -c "timeout 60 '$XL' -S '$(sock A)' migrate '$NAME' '$B_ADDR:$B_PORT' >/dev/null 2>&1 &&
+			timeout 60 '$XL' -S '$(sock B)' migrate '$NAME' '$A_ADDR:$A_PORT' >/dev/null 2>&1"
+	kill "${spids[@]}" 2>/dev/null
+	wait "${spids[@]}" 2>/dev/null
+	check "6 blocked saves: A logs them cancelled as their clients went" \
+		grep -q "client went away; cancelling" "$TMP/ferryd-A.out"
+	check "6 blocked saves: the FIFOs are still there" test -p "$TMP/fifo1" -a -p "$TMP/fifo5"
+	check "6 blocked saves: $NAME runs on A" running A "$NAME"
+	check "6 blocked saves: the blocked ones run on" running A blk5
+	for i in 1 2 3 4 5; do xlh A destroy "blk$i" >/dev/null 2>&1; done
+	echo "# case 6: $((SECONDS - t0)) s"
+fi
+
+# ---- 7. SIGTERM with jobs blocked ---------------------------------------------
+if want 7; then
+	t0=$SECONDS
+	running A "$NAME" || fresh_domain || not_ok "7: create $NAME on A again"
 	mkfifo "$TMP/fifo"
-	timeout 2 "$XL" -S "$(sock A)" save -c "$NAME" "$TMP/fifo" >/dev/null 2>&1 # no reader: blocks in ferryd
+	"$XL" -S "$(sock A)" save -c "$NAME" "$TMP/fifo" >/dev/null 2>&1 & # no reader: blocks in ferryd
+	spid=$!
 	migrate_bg "$B_ADDR:$B_PORT"
 	wait_incoming
 	kill -STOP "$(dpid B)"
@@ -335,20 +372,22 @@ if want 6; then
 	kill -TERM "${PID[A]}"
 	ts=$SECONDS
 	if wait_pid "${PID[A]}" 15; then
-		ok "6 SIGTERM: ferryd A exited $((SECONDS - ts)) s after SIGTERM (bound 10 s + margin)"
+		ok "7 SIGTERM: ferryd A exited $((SECONDS - ts)) s after SIGTERM (bound 10 s + margin)"
 		unset "PID[A]"
-		check "6 SIGTERM: its pidfile is gone" test ! -e "$TMP/run-A/ferryd.pid"
-		check "6 SIGTERM: it released the pidfile lock (a new ferryd starts)" start_a
+		check "7 SIGTERM: its pidfile is gone" test ! -e "$TMP/run-A/ferryd.pid"
+		check "7 SIGTERM: it released the pidfile lock (a new ferryd starts)" start_a
 	else
-		not_ok "6 SIGTERM: ferryd A ($apid) still running 15 s after SIGTERM"
+		not_ok "7 SIGTERM: ferryd A ($apid) still running 15 s after SIGTERM"
 		kill -9 "$apid" "${PID[A]}" 2>/dev/null
 		wait "${PID[A]}" 2>/dev/null
 		unset "PID[A]"
 	fi
 	kill -CONT "$(dpid B)"
 	end_migration
-	b_clean "6 SIGTERM"
-	echo "# case 6: $((SECONDS - t0)) s"
+	kill "$spid" 2>/dev/null
+	wait "$spid" 2>/dev/null
+	b_clean "7 SIGTERM"
+	echo "# case 7: $((SECONDS - t0)) s"
 fi
 
 echo "# total: $((SECONDS - T0)) s"
