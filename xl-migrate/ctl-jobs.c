@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MIT
 /*
- * Long jobs on their own threads (migrations, incoming migrations, and
- * later saves and restores), so a job blocked in I/O never starves the
- * others the way four of them starved libuv's 4-thread pool.
+ * Long jobs on their own threads (saves, restores, migrations, incoming
+ * migrations), so a job blocked in I/O never starves the others the way
+ * four of them starved libuv's 4-thread pool.
  *
  * A job has a thread (joinable, joined on the loop when it ends), a cancel
  * token (stream/io.h) its blocking I/O waits on, the client that asked for
