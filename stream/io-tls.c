@@ -706,8 +706,9 @@ static bool is_ip_literal(const char *s)
 	return inet_pton(AF_INET, s, buf) == 1 || inet_pton(AF_INET6, s, buf) == 1;
 }
 
-static int handshake(struct strm_tls *t, int fd, const char *expect, struct strm_io **out,
-		     char *peer, size_t peerlen, char *err, size_t errlen)
+static int handshake(struct strm_tls *t, int fd, const char *expect, struct strm_cancel *cancel,
+		     int timeout_ms, struct strm_io **out, char *peer, size_t peerlen, char *err,
+		     size_t errlen)
 {
 	bool server = expect == NULL, local = false;
 	char why[TLS_WHY_MAX] = "";
@@ -755,7 +756,11 @@ static int handshake(struct strm_tls *t, int fd, const char *expect, struct strm
 			goto fail;
 		}
 	}
-	set_timeouts(fd, t->hs_timeout_ms);
+	if (cancel || timeout_ms > 0)
+		tls_set_cancel(&c->io, cancel,
+			       timeout_ms > 0 ? timeout_ms : MAX(t->hs_timeout_ms, 0));
+	else
+		set_timeouts(fd, t->hs_timeout_ms);
 	r = server ? SSL_accept(c->ssl) : SSL_connect(c->ssl);
 	if (r != 1) {
 		rc = tls_explain(c, r, why, sizeof(why), &local);
@@ -833,17 +838,31 @@ fail:
 int strm_io_tls_client(struct strm_tls *t, int fd, const char *expect_name, struct strm_io **out,
 		       char *err, size_t errlen)
 {
+	return strm_io_tls_client_cancel(t, fd, expect_name, NULL, 0, out, err, errlen);
+}
+
+int strm_io_tls_client_cancel(struct strm_tls *t, int fd, const char *expect_name,
+			      struct strm_cancel *cancel, int timeout_ms, struct strm_io **out,
+			      char *err, size_t errlen)
+{
 	if (!expect_name || !*expect_name) {
 		close(fd);
 		*out = NULL;
 		snprintf(err, errlen, "TLS client: no peer name to check");
 		return -EINVAL;
 	}
-	return handshake(t, fd, expect_name, out, NULL, 0, err, errlen);
+	return handshake(t, fd, expect_name, cancel, timeout_ms, out, NULL, 0, err, errlen);
 }
 
 int strm_io_tls_server(struct strm_tls *t, int fd, struct strm_io **out, char *peer, size_t peerlen,
 		       char *err, size_t errlen)
 {
-	return handshake(t, fd, NULL, out, peer, peerlen, err, errlen);
+	return handshake(t, fd, NULL, NULL, 0, out, peer, peerlen, err, errlen);
+}
+
+int strm_io_tls_server_cancel(struct strm_tls *t, int fd, struct strm_cancel *cancel,
+			      int timeout_ms, struct strm_io **out, char *peer, size_t peerlen,
+			      char *err, size_t errlen)
+{
+	return handshake(t, fd, NULL, cancel, timeout_ms, out, peer, peerlen, err, errlen);
 }

@@ -189,34 +189,26 @@ static long ms_left(const struct timespec *deadline)
 	return (deadline->tv_sec - now.tv_sec) * 1000 + (deadline->tv_nsec - now.tv_nsec) / 1000000;
 }
 
-/* Connects s to a within the deadline; 0 or -errno. */
+/* Connects s to a within the deadline; 0 or -errno (-ECANCELED when cancel
+ * fires). */
 static int connect_one(int s, const struct addrinfo *a, const struct timespec *deadline,
-		       bool has_deadline)
+		       bool has_deadline, const struct strm_cancel *cancel)
 {
-	int fl = fcntl(s, F_GETFL), soerr = 0;
+	int fl = fcntl(s, F_GETFL), soerr = 0, rc;
 	socklen_t sl = sizeof(soerr);
+	long left;
 
 	if (fl < 0 || fcntl(s, F_SETFL, fl | O_NONBLOCK) < 0)
 		return -errno;
 	if (connect(s, a->ai_addr, a->ai_addrlen) < 0) {
 		if (errno != EINPROGRESS)
 			return -errno;
-		for (;;) {
-			struct pollfd pfd = {.fd = s, .events = POLLOUT};
-			long left = has_deadline ? ms_left(deadline) : -1;
-			int n;
-
-			if (has_deadline && left <= 0)
-				return -ETIMEDOUT;
-			n = poll(&pfd, 1, has_deadline ? (int)left : -1);
-			if (n < 0 && errno == EINTR)
-				continue;
-			if (n < 0)
-				return -errno;
-			if (n == 0)
-				return -ETIMEDOUT;
-			break;
-		}
+		left = has_deadline ? ms_left(deadline) : 0;
+		if (has_deadline && left <= 0)
+			return -ETIMEDOUT;
+		rc = strm_wait_fd(s, POLLOUT, cancel, has_deadline ? (int)left : 0);
+		if (rc)
+			return rc;
 		if (getsockopt(s, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0)
 			return -errno;
 		if (soerr)
@@ -229,6 +221,13 @@ static int connect_one(int s, const struct addrinfo *a, const struct timespec *d
 
 int strm_tcp_connect(const char *host_port, int timeout_ms, int *fd, char *host_out, size_t hostlen,
 		     char *err, size_t errlen)
+{
+	return strm_tcp_connect_cancel(host_port, timeout_ms, NULL, fd, host_out, hostlen, err,
+				       errlen);
+}
+
+int strm_tcp_connect_cancel(const char *host_port, int timeout_ms, const struct strm_cancel *cancel,
+			    int *fd, char *host_out, size_t hostlen, char *err, size_t errlen)
 {
 	char host[TCP_HOST_MAX], hp[TCP_HOST_MAX + 16];
 	struct addrinfo *res = NULL;
@@ -261,17 +260,21 @@ int strm_tcp_connect(const char *host_port, int timeout_ms, int *fd, char *host_
 	}
 	rc = -EHOSTUNREACH;
 	for (const struct addrinfo *a = res; a; a = a->ai_next) {
+		if (strm_cancel_fired(cancel)) {
+			rc = -ECANCELED;
+			break;
+		}
 		s = socket(a->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 		if (s < 0) {
 			rc = -errno;
 			continue;
 		}
-		rc = connect_one(s, a, &deadline, timeout_ms > 0);
+		rc = connect_one(s, a, &deadline, timeout_ms > 0, cancel);
 		if (rc == 0)
 			break;
 		close(s);
 		s = -1;
-		if (rc == -ETIMEDOUT)
+		if (rc == -ETIMEDOUT || rc == -ECANCELED)
 			break;
 	}
 	freeaddrinfo(res);
@@ -279,6 +282,8 @@ int strm_tcp_connect(const char *host_port, int timeout_ms, int *fd, char *host_
 		if (rc == -ETIMEDOUT)
 			snprintf(err, errlen, "connecting to %s: timed out after %d ms", hp,
 				 timeout_ms);
+		else if (rc == -ECANCELED)
+			snprintf(err, errlen, "connecting to %s: cancelled", hp);
 		else
 			snprintf(err, errlen, "connecting to %s: %s", hp, strerror(-rc));
 		goto fail_log;

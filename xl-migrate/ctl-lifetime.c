@@ -668,14 +668,15 @@ void ctl_lifetime_stop(struct ctl_server *srv, void (*done)(struct ctl_server *s
 	int rc;
 
 	/*
-	 * Cancel what has not reached a migration's go: save and restore
-	 * jobs, then migrations. ISSUE-10 MERGE POINT: with h-hang's job
-	 * framework, ctl_jobs_cancel_all(srv) (cancel without stopping) goes
-	 * here in place of ctl_migrate_stop, and its ctl_jobs_stop(srv) in
-	 * ctl-server.c's stop_finish, once the saves are done.
+	 * Cancel every job (ctl-jobs.c) without stopping the framework: save
+	 * and restore jobs, migrations short of go (past go they stop waiting
+	 * and stay fenced), receivers. ctl_migrate_stop also closes the
+	 * migration listener. ctl-server.c's stop_finish calls ctl_jobs_stop
+	 * once the domains are saved, which bounds what is left.
 	 */
 	ctl__save_cancel_all(srv);
 	ctl_migrate_stop(srv);
+	ctl_jobs_cancel_all(srv);
 	if (!l) {
 		done(srv);
 		return;

@@ -3,22 +3,26 @@
  * Live migration in ferryd (docs/migration.md has the protocol and the
  * failure states).
  *
- * Source side: the "migrate" op runs on libuv's thread pool (like save):
+ * Source side: the "migrate" op is a job on its own thread (ctl-jobs.c):
  * connect, TLS, banner, mig_live_send() with progress forwarded to the
  * requesting client as "migrate-progress" events, then Xen's xl migrate
- * handshake. After "go" the source copy is fenced (paused, unpause refused,
- * renamed NAME--migratedaway) until the target's state is known: from its
- * report, or by asking it again ("ferry-query NAME") for up to 30 s. What
- * cannot be resolved stays fenced for "migrate-resolve".
+ * handshake. Every wait on the connection ends when the job's cancel token
+ * fires (migrate-cancel, the client going away, SIGTERM) or when the peer
+ * has been silent for --net-timeout (progress timeouts of stream/io.h).
+ * After "go" the source copy is fenced (paused, unpause refused, renamed
+ * NAME--migratedaway) until the target's state is known: from its report,
+ * or by asking it again ("ferry-query NAME") for up to 30 s. What cannot be
+ * resolved stays fenced for "migrate-resolve".
  *
  * Target side: a listener on the loop (uv_poll on strm_tcp_listen's fd);
- * each accepted connection gets a detached thread that does the blocking
+ * each accepted connection gets a receiver job (no client) that does the
  * TLS handshake, the banner, and then either answers a query or receives
- * a stream into NAME--incoming and runs the handshake.
+ * a stream into NAME--incoming and runs the handshake, with the same
+ * progress timeout and a cancel token (ctl_migrate_cancel_all).
  *
- * Threads: progress events go through a mutex queue and a uv_async_t to the
- * loop, which alone writes to control clients. mig->lock guards the queue,
- * the job, fence and receiver lists and the thread count.
+ * Threads: progress events go to the loop, which alone writes to control
+ * clients, through ctl__loop_call. mig->lock guards the job, fence and
+ * receiver lists.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -57,18 +61,20 @@ static const char XL_MAGIC12[] = "Xen saved do"; /* the first 12 bytes of the xl
 #define INCOMING_SUFFIX CTL_INCOMING_SUFFIX
 #define AWAY_SUFFIX	CTL_AWAY_SUFFIX
 
-#define CONNECT_MS 10000
+/*
+ * Every wait on a migration connection (connect, TLS handshake, banner,
+ * stream, ready) ends after mig->net_ms (--net-timeout) without a byte
+ * moving; the banner and the go/report exchange after at most BANNER_MS
+ * and GO_MS of it.
+ */
 #define BANNER_MS 10000
-#define STREAM_MS 60000 /* no byte for this long during the stream: give up */
-#define READY_MS 30000
 #define GO_MS 10000
-#define QUERY_TOTAL_S 30
+#define QUERY_TOTAL_MS 30000 /* after go: ask the target for up to this long */
 #define QUERY_CONNECT_MS 2000
-#define QUERY_ANSWER_MS 25000
 #define QUERY_WAIT_S 20 /* target: wait for a receiver of NAME to settle */
 
 struct mig_ev {
-	struct mig_ev *next;
+	struct ctl_call call;
 	struct mig_job *job;
 	char *line;
 	size_t len;
@@ -84,36 +90,31 @@ struct fence_rec {
 
 struct rcv_entry {
 	struct rcv_entry *next;
-	int fd;
+	struct ctl_job *job;
 	char name[HYP_NAME_MAX]; /* "" until the config is read */
 };
 
 struct ctl_mig {
 	struct ctl_server *srv;
 	struct strm_tls *tls;
+	int net_ms; /* --net-timeout */
 	int listen_fd;
 	uv_poll_t poll;
 	bool polling;
-	uv_async_t async;
-	bool async_open;
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
-	struct mig_ev *ev_head, *ev_tail;
-	bool ev_closed;
 	struct mig_job *jobs;
 	struct fence_rec *fences;
 	struct rcv_entry *rcvs;
-	unsigned nthreads;
 	bool stopping;
 };
 
 enum job_kind { JOB_MIGRATE, JOB_QUERY };
 
 struct mig_job {
-	uv_work_t work;
+	struct ctl_job job;
 	struct mig_job *next;
 	enum job_kind kind;
-	struct ctl_client *cl;
 	long long id;
 	bool has_id;
 	struct ctl_server *srv;
@@ -125,9 +126,7 @@ struct mig_job {
 	char host[256];
 	bool insecure;
 	struct mig_live_opts o;
-	volatile int cancel; /* __atomic builtins */
-	bool after_go;	     /* under mig->lock */
-	int fd;		     /* the connection, for ctl_migrate_stop; under mig->lock */
+	char what[HYP_NAME_MAX + 64]; /* job.what */
 	/* outputs */
 	int rc;
 	char err[2048];
@@ -148,21 +147,21 @@ static double now_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static void set_timeout(int fd, int ms)
-{
-	struct timeval tv = { .tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000 };
-
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-}
-
 static const char *io_strerror(int rc)
 {
 	if (rc == -EAGAIN || rc == -EWOULDBLOCK || rc == -ETIMEDOUT)
-		return "timed out";
+		return "timed out: the peer is stalled";
 	if (rc == -ENODATA)
 		return "connection closed";
+	if (rc == -ECANCELED)
+		return "cancelled";
 	return ferry_strerror(rc);
+}
+
+/* The progress timeout for a wait that may last up to limit_ms (0: none). */
+static int net_ms(const struct ctl_mig *mig, int limit_ms)
+{
+	return limit_ms > 0 && limit_ms < mig->net_ms ? limit_ms : mig->net_ms;
 }
 
 /* ---- small wire helpers ------------------------------------------------- */
@@ -225,9 +224,22 @@ static int write_msg(struct strm_io *io, const void *msg, size_t len)
 
 /* ---- progress events (worker -> loop) ----------------------------------- */
 
+/* Loop thread: one progress line to the job's client. */
+static void send_line(struct ctl_call *c)
+{
+	struct mig_ev *e = container_of(c, struct mig_ev, call);
+	struct ctl_client *cl = e->job->job.cl;
+
+	if (!cl->closing && !cl->dead)
+		ctl__send(cl, e->line, e->len);
+	else
+		free(e->line);
+	free(e);
+}
+
+/* The job's completion follows the same queue, so its lines arrive first. */
 static void push_line(struct mig_job *j, yajl_gen g)
 {
-	struct ctl_mig *mig = j->mig;
 	struct mig_ev *e;
 	char *buf;
 	size_t len;
@@ -242,21 +254,11 @@ static void push_line(struct mig_job *j, yajl_gen g)
 	e->job = j;
 	e->line = buf;
 	e->len = len;
-	pthread_mutex_lock(&mig->lock);
-	if (mig->ev_closed) {
-		pthread_mutex_unlock(&mig->lock);
+	e->call.fn = send_line;
+	if (ctl__loop_call(j->srv, &e->call)) {
 		free(buf);
 		free(e);
-		return;
 	}
-	if (mig->ev_tail)
-		mig->ev_tail->next = e;
-	else
-		mig->ev_head = e;
-	mig->ev_tail = e;
-	if (mig->async_open)
-		uv_async_send(&mig->async);
-	pthread_mutex_unlock(&mig->lock);
 }
 
 static void on_progress(void *opaque, const struct mig_progress *p)
@@ -297,68 +299,23 @@ static void phase_event(struct mig_job *j, const char *phase)
 	push_line(j, g);
 }
 
-/* Loop thread. only: deliver just that job's events (before its reply),
- * keeping the others queued in order; NULL: all. */
-static void drain_events(struct ctl_mig *mig, struct mig_job *only)
-{
-	struct mig_ev *e, *next, *keep = NULL, *keep_tail = NULL;
-
-	pthread_mutex_lock(&mig->lock);
-	e = mig->ev_head;
-	mig->ev_head = mig->ev_tail = NULL;
-	pthread_mutex_unlock(&mig->lock);
-	for (; e; e = next) {
-		struct ctl_client *cl = e->job->cl;
-
-		next = e->next;
-		e->next = NULL;
-		if (only && e->job != only) {
-			if (keep_tail)
-				keep_tail->next = e;
-			else
-				keep = e;
-			keep_tail = e;
-			continue;
-		}
-		if (!cl->closing && !cl->dead)
-			ctl__send(cl, e->line, e->len);
-		else
-			free(e->line);
-		free(e);
-	}
-	if (keep) {
-		pthread_mutex_lock(&mig->lock);
-		keep_tail->next = mig->ev_head;
-		if (!mig->ev_head)
-			mig->ev_tail = keep_tail;
-		mig->ev_head = keep;
-		pthread_mutex_unlock(&mig->lock);
-	}
-}
-
-static void async_cb(uv_async_t *a)
-{
-	drain_events(a->data, NULL);
-}
-
 /* ---- connecting (source side) ------------------------------------------- */
 
-static void job_set_fd(struct mig_job *j, int fd)
+/*
+ * Connects to the target, TLS unless insecure, reads the banner; every wait
+ * ends after timeout_ms without progress or when the job is cancelled, and
+ * the io keeps the job's token with that progress timeout.
+ */
+static int connect_target(struct mig_job *j, int timeout_ms, struct strm_io **out, char *err,
+			  size_t errlen)
 {
-	pthread_mutex_lock(&j->mig->lock);
-	j->fd = fd;
-	pthread_mutex_unlock(&j->mig->lock);
-}
-
-/* Connects to the target, TLS unless insecure, reads the banner. */
-static int connect_target(struct mig_job *j, int timeout_ms, struct strm_io **out, int *fdp,
-			  char *err, size_t errlen)
-{
+	struct strm_cancel *cancel = j->job.cancel;
 	char host[256], why[1024] = "";
 	struct strm_io *io = NULL;
 	int fd = -1, rc;
 
-	rc = strm_tcp_connect(j->host, timeout_ms, &fd, host, sizeof(host), why, sizeof(why));
+	rc = strm_tcp_connect_cancel(j->host, timeout_ms, cancel, &fd, host, sizeof(host), why,
+				     sizeof(why));
 	if (rc) {
 		snprintf(err, errlen, "cannot connect to %s: %s", j->host,
 			 why[0] ? why : ferry_strerror(rc));
@@ -371,64 +328,82 @@ static int connect_target(struct mig_job *j, int timeout_ms, struct strm_io **ou
 			snprintf(err, errlen, "out of memory");
 			return rc;
 		}
+		rc = strm_io_set_cancel(io, cancel, timeout_ms);
+		if (rc) {
+			strm_io_close(io);
+			snprintf(err, errlen, "%s: %s", j->host, ferry_strerror(rc));
+			return rc;
+		}
 	} else {
 		/* On failure the handshake has closed fd. */
-		rc = strm_io_tls_client(j->mig->tls, fd, host, &io, why, sizeof(why));
+		rc = strm_io_tls_client_cancel(j->mig->tls, fd, host, cancel, timeout_ms, &io, why,
+					       sizeof(why));
 		if (rc) {
 			snprintf(err, errlen, "%s", why[0] ? why : ferry_strerror(rc));
 			return rc;
 		}
 	}
-	set_timeout(fd, BANNER_MS); /* after the TLS handshake, which sets its own */
-	job_set_fd(j, fd);
-	rc = read_msg(io, MSG_BANNER, sizeof(MSG_BANNER) - 1, "waiting for the target's banner",
-		      why, sizeof(why));
+	rc = strm_io_set_cancel(io, cancel, MIN(timeout_ms, BANNER_MS));
+	if (!rc)
+		rc = read_msg(io, MSG_BANNER, sizeof(MSG_BANNER) - 1,
+			      "waiting for the target's banner", why, sizeof(why));
+	if (!rc)
+		rc = strm_io_set_cancel(io, cancel, timeout_ms);
 	if (rc) {
-		snprintf(err, errlen, "%s: %s%s", j->host, why,
-			 j->insecure ? " (is the target listening with TLS? --insecure must be "
-				       "given on both ends)" : "");
-		job_set_fd(j, -1);
+		snprintf(err, errlen, "%s: %s%s", j->host, why[0] ? why : ferry_strerror(rc),
+			 j->insecure && rc != -ECANCELED ? " (is the target listening with TLS? "
+							   "--insecure must be given on both ends)" : "");
 		strm_io_close(io);
 		return rc;
 	}
 	*out = io;
-	*fdp = fd;
 	return 0;
 }
 
-static void close_conn(struct mig_job *j, struct strm_io *io)
+static double left_ms(double t0, double total_ms)
 {
-	job_set_fd(j, -1);
-	strm_io_close(io);
+	return total_ms - (now_s() - t0) * 1000;
 }
 
 /*
  * Asks the target whether it runs NAME: 1 running, 2 paused, 0 absent,
- * or -errno when it cannot be asked.
+ * or -errno when it cannot be asked. Everything, connect and answer
+ * included, fits in what is left of the query phase that began at t0.
  */
-static int query_once(struct mig_job *j, char *err, size_t errlen)
+static int query_once(struct mig_job *j, double t0, char *err, size_t errlen)
 {
 	struct strm_io *io;
 	char line[HYP_NAME_MAX + 32], buf[32];
 	size_t got = 0;
-	int fd, rc;
+	double left = left_ms(t0, QUERY_TOTAL_MS);
+	int rc;
 
-	rc = connect_target(j, QUERY_CONNECT_MS, &io, &fd, err, errlen);
+	if (left < 1)
+		return -ETIMEDOUT;
+	rc = connect_target(j, (int)MIN(left, QUERY_CONNECT_MS), &io, err, errlen);
 	if (rc)
 		return rc;
-	set_timeout(fd, QUERY_ANSWER_MS);
 	snprintf(line, sizeof(line), "%s%s\n", MSG_QUERY, j->name);
-	rc = write_msg(io, line, strlen(line));
+	left = left_ms(t0, QUERY_TOTAL_MS);
+	rc = left < 1 ? -ETIMEDOUT : strm_io_set_cancel(io, j->job.cancel, (int)left);
+	if (!rc)
+		rc = write_msg(io, line, strlen(line));
 	while (!rc && got < sizeof(buf) - 1 && !memchr(buf, '\n', got)) {
-		ssize_t n = strm_io_read(io, buf + got, 1);
+		ssize_t n;
 
+		/* A trickle of bytes must not stretch the answer past the phase. */
+		left = left_ms(t0, QUERY_TOTAL_MS);
+		rc = left < 1 ? -ETIMEDOUT : strm_io_set_cancel(io, j->job.cancel, (int)left);
+		if (rc)
+			break;
+		n = strm_io_read(io, buf + got, 1);
 		if (n <= 0) {
 			rc = n ? (int)n : -ECONNRESET;
 			break;
 		}
 		got += (size_t)n;
 	}
-	close_conn(j, io);
+	strm_io_close(io);
 	if (rc) {
 		snprintf(err, errlen, "query to %s: %s", j->host, io_strerror(rc));
 		return rc;
@@ -480,8 +455,10 @@ static bool mig_stopping(struct ctl_mig *mig)
 
 /*
  * After go, with the connection lost: asks the target every second for up
- * to QUERY_TOTAL_S. Destroys or resumes the fenced source copy, or leaves it
- * fenced (j->fenced) when the target cannot be reached.
+ * to QUERY_TOTAL_MS, the whole phase (each attempt's connect and answer fit
+ * in what is left of it). Destroys or resumes the fenced source copy, or
+ * leaves it fenced (j->fenced) when the target cannot be reached or ferryd
+ * stops (the job's token: only SIGTERM fires it past go).
  */
 static void resolve_by_query(struct mig_job *j, const char *why)
 {
@@ -491,15 +468,20 @@ static void resolve_by_query(struct mig_job *j, const char *why)
 
 	log_warn("d%u: %s; asking %s whether it runs '%s'", j->domid, why, j->host, j->name);
 	phase_event(j, "query");
-	while (!mig_stopping(j->mig)) {
-		double t = now_s();
+	while (!ctl__job_cancelled(&j->job)) {
+		double t = now_s(), pause;
 
-		ans = query_once(j, qerr, sizeof(qerr));
-		if (ans >= 0 || now_s() - t0 >= QUERY_TOTAL_S)
+		ans = query_once(j, t0, qerr, sizeof(qerr));
+		if (ans >= 0 || left_ms(t0, QUERY_TOTAL_MS) < 1)
 			break;
-		if (now_s() - t < 1.0)
-			usleep((useconds_t)((1.0 - (now_s() - t)) * 1e6));
+		pause = MIN(1.0 - (now_s() - t), left_ms(t0, QUERY_TOTAL_MS) / 1000);
+		if (pause > 0 &&
+		    strm_wait_fd(-1, 0, j->job.cancel, (int)(pause * 1000) + 1) == -ECANCELED)
+			break;
 	}
+	if (ans < 0 && ctl__job_cancelled(&j->job))
+		qerr[0] = 0;
+	log_info("d%u: query phase ended after %.1f s", j->domid, now_s() - t0);
 	if (ans > 0) {
 		j->downtime_ms = (now_s() - j->rep.pause_at) * 1000;
 		hyp_domain_destroy(j->h, j->domid);
@@ -532,25 +514,31 @@ static void resolve_by_query(struct mig_job *j, const char *why)
 	log_err("%s", j->err);
 }
 
-/* ---- the migrate job (thread pool) -------------------------------------- */
+/* ---- the migrate job (its own thread) ----------------------------------- */
 
-static void do_migrate_job(uv_work_t *w)
+static void do_migrate_job(struct mig_job *j)
 {
-	struct mig_job *j = w->data;
 	struct hyp_dom_config cfg;
 	struct strm_io *io = NULL;
 	char why[1024] = "", *json = NULL;
 	uint8_t status = 0xff;
-	int fd, rc;
+	int rc;
 
-	rc = connect_target(j, CONNECT_MS, &io, &fd, j->err, sizeof(j->err));
+	rc = connect_target(j, j->mig->net_ms, &io, j->err, sizeof(j->err));
+	if (rc == -ECANCELED) {
+		j->rc = rc;
+		snprintf(j->err, sizeof(j->err), "migration of '%s' to %s cancelled while "
+			 "connecting; it keeps running here", j->name, j->host);
+		log_err("d%u: %s", j->domid, j->err);
+		return;
+	}
 	if (rc) {
 		j->rc = rc;
 		log_err("d%u: migration to %s: %s", j->domid, j->host, j->err);
 		return;
 	}
-	if (__atomic_load_n(&j->cancel, __ATOMIC_SEQ_CST)) {
-		close_conn(j, io);
+	if (ctl__job_cancelled(&j->job)) {
+		strm_io_close(io);
 		j->rc = -ECANCELED;
 		snprintf(j->err, sizeof(j->err), "migration of '%s' cancelled; it keeps running",
 			 j->name);
@@ -558,7 +546,7 @@ static void do_migrate_job(uv_work_t *w)
 	}
 	rc = hyp_domain_config(j->h, j->domid, &cfg) ?: xlm_cfg_to_json(&cfg, &json);
 	if (rc) {
-		close_conn(j, io);
+		strm_io_close(io);
 		j->rc = rc;
 		snprintf(j->err, sizeof(j->err), "domain '%s': cannot encode its config: %s",
 			 j->name, ferry_strerror(rc));
@@ -566,10 +554,9 @@ static void do_migrate_job(uv_work_t *w)
 	}
 	j->o.config_json = json;
 	j->o.xenstore = (struct mig_xenstore){ ctl__xs_stream_read, j->mig->srv };
-	j->o.cancel = &j->cancel;
+	j->o.cancel = &j->job.cancelled;
 	j->o.progress = on_progress;
 	j->o.opaque = j;
-	set_timeout(fd, STREAM_MS);
 	log_info("d%u: migrating '%s' to %s%s", j->domid, j->name, j->host,
 		 j->insecure ? " (plain TCP)" : " (TLS)");
 	rc = mig_live_send(j->h, j->domid, io, &j->o, &j->rep, why, sizeof(why));
@@ -577,20 +564,22 @@ static void do_migrate_job(uv_work_t *w)
 	j->o.config_json = NULL;
 	if (rc) {
 		/* The domain runs again. The target may have said why it stopped. */
+		const char *ioerr = strm_io_error(io);
+		bool stalled = rc == -ETIMEDOUT && ioerr && strstr(ioerr, "no progress");
 		char terr[600] = "";
 
 		/* A refusing target says why and closes: its reason waits in
 		 * our socket buffer behind the write's EPIPE or reset. (Not
-		 * after a timeout: a frozen target would be waited for again.) */
+		 * after a stall: a frozen target would be waited for again.) */
 		if (rc == -EPIPE || rc == -ECONNRESET)
 			strm_io_keep_reading(io);
-		if (rc != -ECANCELED) {
-			set_timeout(fd, 1000);
+		if (rc != -ECANCELED && !stalled) {
+			strm_io_set_cancel(io, j->job.cancel, 1000);
 			if (read_msg(io, MSG_READY, sizeof(MSG_READY), "", terr, sizeof(terr)) !=
 			    -ECONNREFUSED)
 				terr[0] = 0;
 		}
-		close_conn(j, io);
+		strm_io_close(io);
 		j->rc = rc;
 		if (rc == -ECANCELED)
 			snprintf(j->err, sizeof(j->err), "migration of '%s' to %s cancelled; it "
@@ -600,6 +589,11 @@ static void do_migrate_job(uv_work_t *w)
 				 "migration of '%s' to %s failed: %s; it "
 				 "keeps running here",
 				 j->name, j->host, terr);
+		else if (stalled)
+			snprintf(j->err, sizeof(j->err), "migration of '%s' to %s failed: the "
+				 "target stalled (no progress for %d s, --net-timeout): %s; it "
+				 "keeps running here", j->name, j->host, j->mig->net_ms / 1000,
+				 why[0] ? why : ferry_strerror(rc));
 		else if (rc == -EPIPE || rc == -ECONNRESET)
 			/* The target went without a word (it crashed, or was killed). */
 			snprintf(j->err, sizeof(j->err),
@@ -618,14 +612,13 @@ static void do_migrate_job(uv_work_t *w)
 	/* Stream complete; the domain is paused, by this operation. */
 	j->op_paused = true;
 	phase_event(j, "handshake");
-	set_timeout(fd, READY_MS);
 	rc = read_msg(io, MSG_READY, sizeof(MSG_READY), "waiting for the target to confirm",
 		      why, sizeof(why));
-	pthread_mutex_lock(&j->mig->lock);
-	if (!rc && __atomic_load_n(&j->cancel, __ATOMIC_SEQ_CST)) {
+	if (!rc && ctl__job_no_return(&j->job)) {
 		rc = -ECANCELED;
 		snprintf(why, sizeof(why), "cancelled before the switchover");
 	}
+	pthread_mutex_lock(&j->mig->lock);
 	if (!rc) {
 		snprintf(j->away, sizeof(j->away), "%.*s%s",
 			 (int)(HYP_NAME_MAX - 1 - strlen(AWAY_SUFFIX)), j->name, AWAY_SUFFIX);
@@ -636,12 +629,10 @@ static void do_migrate_job(uv_work_t *w)
 	}
 	if (!rc)
 		rc = hyp_domain_set_fenced(j->h, j->domid, true);
-	if (!rc)
-		j->after_go = true;
 	pthread_mutex_unlock(&j->mig->lock);
 	if (rc) {
 		/* Before go: the target drops NAME--incoming when we hang up. */
-		close_conn(j, io);
+		strm_io_close(io);
 		hyp_domain_set_fenced(j->h, j->domid, false);
 		hyp_domain_rename(j->h, j->domid, j->name);
 		if (!hyp_domain_op_unpause(j->h, j->domid))
@@ -654,7 +645,7 @@ static void do_migrate_job(uv_work_t *w)
 	}
 	/* The point of no return. */
 	phase_event(j, "go");
-	set_timeout(fd, GO_MS);
+	strm_io_set_cancel(io, j->job.cancel, net_ms(j->mig, GO_MS));
 	rc = write_msg(io, MSG_GO, sizeof(MSG_GO));
 	if (rc)
 		snprintf(why, sizeof(why), "sending go: %s", io_strerror(rc));
@@ -668,13 +659,13 @@ static void do_migrate_job(uv_work_t *w)
 				 io_strerror(rc));
 	}
 	if (rc) {
-		close_conn(j, io);
+		strm_io_close(io);
 		resolve_by_query(j, why);
 		return;
 	}
 	if (status == 0) {
 		j->downtime_ms = (now_s() - j->rep.pause_at) * 1000;
-		close_conn(j, io);
+		strm_io_close(io);
 		hyp_domain_destroy(j->h, j->domid);
 		j->outcome = "migrated";
 		log_info("d%u: '%s' runs on %s now; destroyed here (downtime %.0f ms, %" PRIu64
@@ -686,7 +677,7 @@ static void do_migrate_job(uv_work_t *w)
 	 * hands the domain back with the go message. */
 	rc = read_msg(io, MSG_GO, sizeof(MSG_GO), "waiting for the domain back", why,
 		      sizeof(why));
-	close_conn(j, io);
+	strm_io_close(io);
 	if (rc) {
 		resolve_by_query(j, why);
 		return;
@@ -701,9 +692,9 @@ static void do_migrate_job(uv_work_t *w)
 
 /* Log-dirty stays on through the handshake (see keep_logdirty) and goes
  * off here, whatever became of the domain. */
-static void do_migrate(uv_work_t *w)
+static void do_migrate(struct ctl_job *job)
 {
-	struct mig_job *j = w->data;
+	struct mig_job *j = container_of(job, struct mig_job, job);
 	struct hyp_domain *hold = NULL;
 	struct ld *ld = NULL;
 
@@ -712,7 +703,7 @@ static void do_migrate(uv_work_t *w)
 	if (hyp_domain_get(j->h, j->domid, &hold))
 		hold = NULL;
 	j->o.keep_logdirty = &ld;
-	do_migrate_job(w);
+	do_migrate_job(j);
 	/* Left fenced (or destroyed): the fence holds it paused now. */
 	if (j->op_paused)
 		hyp_domain_op_unpause(j->h, j->domid);
@@ -725,10 +716,12 @@ static void do_migrate(uv_work_t *w)
 	malloc_trim(0);
 }
 
-static void do_query(uv_work_t *w)
+static void do_query(struct ctl_job *job)
 {
-	struct mig_job *j = w->data;
+	struct mig_job *j = container_of(job, struct mig_job, job);
 
+	/* Bounded by the query phase; only SIGTERM cuts it short. */
+	ctl__job_no_return(job);
 	resolve_by_query(j, "migrate-resolve");
 }
 
@@ -810,21 +803,20 @@ static void job_unlink(struct mig_job *j)
 	pthread_mutex_unlock(&j->mig->lock);
 }
 
-static void job_done(uv_work_t *w, int status)
+/* Loop thread; the job's progress lines went out before (ctl__loop_call). */
+static void job_done(struct ctl_job *job)
 {
-	struct mig_job *j = w->data;
-	struct ctl_client *cl = j->cl;
+	struct mig_job *j = container_of(job, struct mig_job, job);
+	struct ctl_client *cl = j->job.cl;
 	yajl_gen g;
 	char *buf;
 	size_t len;
 
-	drain_events(j->mig, j); /* its progress goes out before its reply */
 	if (j->claimed)
 		hyp_domain_release(j->h, j->domid, HYP_OP_MIGRATE); /* -ENOENT: migrated */
 	job_unlink(j);
 	if (j->fenced)
 		fence_record(j->mig, j);
-	cl->busy--;
 	if (cl->closing || cl->dead)
 		goto out;
 	if (j->rc) {
@@ -839,7 +831,6 @@ static void job_done(uv_work_t *w, int status)
 	else
 		yajl_gen_free(g);
 out:
-	ctl__client_release(cl);
 	free(j);
 }
 
@@ -853,25 +844,39 @@ static struct mig_job *job_new(struct ctl_client *cl, const struct xlm_req *req,
 		return NULL;
 	}
 	j->kind = kind;
-	j->cl = cl;
+	j->job.cl = cl;
+	j->job.what = j->what;
+	j->job.done = job_done;
 	j->id = req->id;
 	j->has_id = req->has_id;
 	j->srv = cl->srv;
 	j->mig = cl->srv->mig;
 	j->h = cl->srv->hyp;
-	j->fd = -1;
-	j->work.data = j;
 	return j;
 }
 
-static void job_start(struct mig_job *j, uv_work_cb fn)
+/* Loop thread. On failure replies, frees j and returns -errno. */
+static int job_start(struct mig_job *j, const struct xlm_req *req, void (*fn)(struct ctl_job *job))
 {
+	int rc;
+
+	snprintf(j->what, sizeof(j->what), "%s of '%s'",
+		 j->kind == JOB_MIGRATE ? "migration" : "migrate-resolve", j->name);
+	j->job.run = fn;
 	pthread_mutex_lock(&j->mig->lock);
 	j->next = j->mig->jobs;
 	j->mig->jobs = j;
 	pthread_mutex_unlock(&j->mig->lock);
-	j->cl->busy++;
-	uv_queue_work(j->srv->loop, &j->work, fn, job_done);
+	rc = ctl__job_start(j->srv, &j->job);
+	if (rc) {
+		job_unlink(j);
+		ctl__reply_error(j->job.cl, req->id, req->has_id, rc, "cannot start the %s: %s",
+				 j->what, ferry_strerror(rc));
+		if (j->claimed)
+			hyp_domain_release(j->h, j->domid, HYP_OP_MIGRATE);
+		free(j);
+	}
+	return rc;
 }
 
 /* Under mig->lock. */
@@ -997,7 +1002,7 @@ void ctl__op_migrate(struct ctl_client *cl, const struct xlm_req *req)
 	if (ctl__domain_claim(cl, req, j->domid, "migrate", HYP_OP_MIGRATE, what))
 		goto fail;
 	j->claimed = true;
-	job_start(j, do_migrate);
+	job_start(j, req, do_migrate);
 	return;
 fail:
 	free(j);
@@ -1030,10 +1035,8 @@ void ctl__op_migrate_cancel(struct ctl_client *cl, const struct xlm_req *req)
 	j = job_find_locked(mig, domid);
 	if (!j || j->kind != JOB_MIGRATE)
 		rc = -ENOENT;
-	else if (j->after_go)
-		rc = -EBUSY;
-	else
-		__atomic_store_n(&j->cancel, 1, __ATOMIC_SEQ_CST);
+	else /* a blocked read or write of the job ends at once */
+		rc = ctl__job_cancel(&j->job);
 	pthread_mutex_unlock(&mig->lock);
 	if (rc == -ENOENT) {
 		REPLY_ERR(cl, req, rc, "no migration of '%s' is running", dom);
@@ -1148,7 +1151,7 @@ void ctl__op_migrate_resolve(struct ctl_client *cl, const struct xlm_req *req)
 		reply_resolved(cl, req, domid, "resumed");
 		return;
 	}
-	/* query: the automatic resolution once more, on the thread pool */
+	/* query: the automatic resolution once more, as a job */
 	f = fence_take(mig, domid);
 	if (!f) {
 		REPLY_ERR(cl, req, -ENOENT, "no record of where '%s' went; decide with --resume "
@@ -1171,19 +1174,24 @@ void ctl__op_migrate_resolve(struct ctl_client *cl, const struct xlm_req *req)
 	snprintf(j->host, sizeof(j->host), "%s", f->host);
 	j->insecure = f->insecure;
 	j->rep.pause_at = now_s();
-	free(f);
-	job_start(j, do_query);
+	if (job_start(j, req, do_query))
+		fence_put(mig, f); /* it stays as it was */
+	else
+		free(f);
 }
 
 /* ---- target side: the receiver threads ---------------------------------- */
 
 struct rcv {
+	struct ctl_job job;
 	struct ctl_mig *mig;
 	struct hyp *h;
+	int fd;
 	struct rcv_entry ent; /* in mig->rcvs while the thread runs */
 	char peer[INET6_ADDRSTRLEN + 8];
 	char who[320]; /* peer and certificate name, for messages */
 	char name[HYP_NAME_MAX];
+	char what[INET6_ADDRSTRLEN + 32]; /* job.what */
 };
 
 /* Under mig->lock: another receiver working on name. */
@@ -1256,13 +1264,14 @@ static void rcv_stream(struct rcv *r, struct strm_io *io, const char *prefix)
 	rc = strm_io_prefix(io, prefix, PEEK_LEN, &pio);
 	if (rc)
 		return;
-	set_timeout(r->ent.fd, STREAM_MS);
 	rc = rst_restore_domain(r->h, pio, &o, &domid, &st, err, sizeof(err));
 	strm_io_close(pio);
 	if (rc) {
 		log_err("migration from %s: cannot receive%s%s: %s", r->who, r->name[0] ? " " : "",
 			r->name, err[0] ? err : ferry_strerror(rc));
-		set_timeout(r->ent.fd, 1000);
+		if (rc == -ECANCELED)
+			return;
+		strm_io_set_cancel(io, r->job.cancel, 1000);
 		rcv_send_error(io, err[0] ? err : ferry_strerror(rc));
 		return;
 	}
@@ -1270,9 +1279,9 @@ static void rcv_stream(struct rcv *r, struct strm_io *io, const char *prefix)
 		 "waiting for go", domid, r->name, r->who, st.pages, st.bytes, st.seconds);
 	/* Until it runs here: as NAME--incoming no verb touches it, and once
 	 * renamed the claim keeps them off until the unpause. */
-	snprintf(err, sizeof(err), "being received from %s", r->peer);
+	snprintf(err, sizeof(err), "being received from %s", r->who);
 	hyp_domain_claim(r->h, domid, HYP_OP_MIGRATE, err, NULL);
-	set_timeout(r->ent.fd, GO_MS);
+	strm_io_set_cancel(io, r->job.cancel, net_ms(r->mig, GO_MS));
 	rc = write_msg(io, MSG_READY, sizeof(MSG_READY));
 	if (rc)
 		snprintf(why, sizeof(why), "sending ready: %s", io_strerror(rc));
@@ -1337,6 +1346,7 @@ static void rcv_query(struct rcv *r, struct strm_io *io)
 	deadline.tv_sec += QUERY_WAIT_S;
 	pthread_mutex_lock(&r->mig->lock);
 	while (rcv_busy_locked(r->mig, r, name) && !r->mig->stopping &&
+	       !ctl__job_cancelled(&r->job) &&
 	       pthread_cond_timedwait(&r->mig->cond, &r->mig->lock, &deadline) != ETIMEDOUT)
 		;
 	pthread_mutex_unlock(&r->mig->lock);
@@ -1358,39 +1368,41 @@ static void rcv_unregister(struct rcv *r)
 			break;
 		}
 	}
-	r->ent.fd = -1;
 	pthread_cond_broadcast(&r->mig->cond);
 	pthread_mutex_unlock(&r->mig->lock);
 }
 
-static void *rcv_main(void *arg)
+static void rcv_serve(struct rcv *r)
 {
-	struct rcv *r = arg;
+	struct ctl_job *job = &r->job;
 	struct ctl_mig *mig = r->mig;
 	struct strm_io *io = NULL;
 	char peer[256] = "", err[1024] = "", first[PEEK_LEN];
-	int fd = r->ent.fd, rc;
+	int fd = r->fd, rc;
 
 	if (mig->tls) {
-		rc = strm_io_tls_server(mig->tls, fd, &io, peer, sizeof(peer), err, sizeof(err));
+		rc = strm_io_tls_server_cancel(mig->tls, fd, job->cancel, mig->net_ms, &io, peer,
+					       sizeof(peer), err, sizeof(err));
 		if (rc) {
 			/* The handshake closed fd. */
-			rcv_unregister(r);
 			log_warn("migration: refused a connection from %s: %s", r->peer,
 				 err[0] ? err : ferry_strerror(rc));
-			goto out;
+			return;
 		}
 		snprintf(r->who, sizeof(r->who), "%s (%s)", r->peer, peer);
 	} else {
 		rc = strm_io_fd(fd, true, &io);
 		if (rc) {
-			rcv_unregister(r);
 			close(fd);
-			goto out;
+			return;
+		}
+		rc = strm_io_set_cancel(io, job->cancel, mig->net_ms);
+		if (rc) {
+			strm_io_close(io);
+			return;
 		}
 		snprintf(r->who, sizeof(r->who), "%s", r->peer);
 	}
-	set_timeout(fd, BANNER_MS);
 	rc = write_msg(io, MSG_BANNER, sizeof(MSG_BANNER) - 1);
 	if (!rc)
 		rc = strm_io_read_full(io, first, PEEK_LEN);
@@ -1405,24 +1417,27 @@ static void *rcv_main(void *arg)
 		log_warn("migration: %s sent neither a migration stream nor a query; closed",
 			 r->who);
 	}
-	rcv_unregister(r);
 	strm_io_close(io);
-out:
-	pthread_mutex_lock(&mig->lock);
-	mig->nthreads--;
-	pthread_cond_broadcast(&mig->cond);
-	pthread_mutex_unlock(&mig->lock);
-	free(r);
+}
+
+static void rcv_main(struct ctl_job *job)
+{
+	struct rcv *r = container_of(job, struct rcv, job);
+
+	rcv_serve(r);
+	rcv_unregister(r);
 	malloc_trim(0); /* as in do_migrate */
-	return NULL;
+}
+
+static void rcv_done(struct ctl_job *job)
+{
+	free(container_of(job, struct rcv, job));
 }
 
 static void rcv_spawn(struct ctl_mig *mig, int fd, const struct sockaddr_storage *sa)
 {
 	struct rcv *r = calloc(1, sizeof(*r));
 	char addr[INET6_ADDRSTRLEN] = "?";
-	pthread_attr_t attr;
-	pthread_t t;
 	int port = 0;
 
 	if (!r) {
@@ -1442,26 +1457,23 @@ static void rcv_spawn(struct ctl_mig *mig, int fd, const struct sockaddr_storage
 	}
 	snprintf(r->peer, sizeof(r->peer), "%s:%d", addr, port);
 	snprintf(r->who, sizeof(r->who), "%s", r->peer);
+	snprintf(r->what, sizeof(r->what), "receiver for %s", r->peer);
 	r->mig = mig;
 	r->h = mig->srv->hyp;
-	r->ent.fd = fd;
+	r->fd = fd;
+	r->ent.job = &r->job;
+	r->job.what = r->what;
+	r->job.run = rcv_main;
+	r->job.done = rcv_done;
 	pthread_mutex_lock(&mig->lock);
 	r->ent.next = mig->rcvs;
 	mig->rcvs = &r->ent;
-	mig->nthreads++;
 	pthread_mutex_unlock(&mig->lock);
-	pthread_attr_init(&attr);
-	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	if (pthread_create(&t, &attr, rcv_main, r)) {
-		log_err("migration: cannot start a receiver thread for %s", r->peer);
+	if (ctl__job_start(mig->srv, &r->job)) {
 		rcv_unregister(r);
-		pthread_mutex_lock(&mig->lock);
-		mig->nthreads--;
-		pthread_mutex_unlock(&mig->lock);
 		close(fd);
 		free(r);
 	}
-	pthread_attr_destroy(&attr);
 }
 
 static void on_listen(uv_poll_t *p, int status, int events)
@@ -1505,14 +1517,8 @@ int ctl_migrate_start(struct ctl_server *srv)
 	mig->listen_fd = -1;
 	pthread_mutex_init(&mig->lock, NULL);
 	pthread_cond_init(&mig->cond, NULL);
+	mig->net_ms = (int)(o->net_timeout_s ? o->net_timeout_s : CTL_NET_TIMEOUT_S) * 1000;
 	srv->mig = mig;
-	rc = uv_async_init(srv->loop, &mig->async, async_cb);
-	if (rc) {
-		log_err("migration: cannot set up progress events: %s", uv_strerror(rc));
-		return rc;
-	}
-	mig->async.data = mig;
-	mig->async_open = true;
 	if (o->tls_dir && !o->insecure) {
 		rc = strm_tls_new(o->tls_dir, o->tls_name, &mig->tls, err, sizeof(err));
 		if (rc) {
@@ -1549,6 +1555,26 @@ int ctl_migrate_start(struct ctl_server *srv)
 	return 0;
 }
 
+void ctl_migrate_cancel_all(struct ctl_server *srv)
+{
+	struct ctl_mig *mig = srv->mig;
+	unsigned n = 0;
+
+	if (!mig)
+		return;
+	pthread_mutex_lock(&mig->lock);
+	for (struct mig_job *j = mig->jobs; j; j = j->next)
+		if (j->kind == JOB_MIGRATE && !ctl__job_cancel(&j->job))
+			n++;
+	for (struct rcv_entry *e = mig->rcvs; e; e = e->next)
+		if (!ctl__job_cancel(e->job))
+			n++;
+	pthread_cond_broadcast(&mig->cond);
+	pthread_mutex_unlock(&mig->lock);
+	if (n)
+		log_info("migration: cancelled %u migration%s short of go", n, n == 1 ? "" : "s");
+}
+
 void ctl_migrate_stop(struct ctl_server *srv)
 {
 	struct ctl_mig *mig = srv->mig;
@@ -1557,51 +1583,23 @@ void ctl_migrate_stop(struct ctl_server *srv)
 		return;
 	pthread_mutex_lock(&mig->lock);
 	mig->stopping = true;
-	for (struct rcv_entry *e = mig->rcvs; e; e = e->next)
-		if (e->fd >= 0)
-			shutdown(e->fd, SHUT_RDWR);
-	for (struct mig_job *j = mig->jobs; j; j = j->next) {
-		__atomic_store_n(&j->cancel, 1, __ATOMIC_SEQ_CST);
-		if (j->fd >= 0)
-			shutdown(j->fd, SHUT_RDWR);
-	}
-	pthread_cond_broadcast(&mig->cond);
 	pthread_mutex_unlock(&mig->lock);
 	if (mig->polling) {
 		uv_poll_stop(&mig->poll);
 		uv_close((uv_handle_t *)&mig->poll, NULL);
 		mig->polling = false;
 	}
-	/* Jobs still running deliver their events in job_done. */
-	pthread_mutex_lock(&mig->lock);
-	if (mig->async_open) {
-		mig->async_open = false;
-		uv_close((uv_handle_t *)&mig->async, NULL);
-	}
-	pthread_mutex_unlock(&mig->lock);
+	/* Past go, ctl_jobs_stop makes the jobs stop waiting too. */
+	ctl_migrate_cancel_all(srv);
 }
 
 void ctl_migrate_fini(struct ctl_server *srv)
 {
 	struct ctl_mig *mig = srv->mig;
-	struct mig_ev *e, *next;
 
 	if (!mig)
 		return;
-	pthread_mutex_lock(&mig->lock);
-	mig->stopping = true;
-	mig->ev_closed = true;
-	for (struct rcv_entry *r = mig->rcvs; r; r = r->next)
-		if (r->fd >= 0)
-			shutdown(r->fd, SHUT_RDWR);
-	while (mig->nthreads)
-		pthread_cond_wait(&mig->cond, &mig->lock);
-	pthread_mutex_unlock(&mig->lock);
-	for (e = mig->ev_head; e; e = next) {
-		next = e->next;
-		free(e->line);
-		free(e);
-	}
+	/* The jobs, receivers included, have ended (ctl-jobs.c). */
 	while (mig->fences) {
 		struct fence_rec *f = mig->fences;
 

@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: MIT
 /*
- * save and restore ops. They take seconds, so they run on libuv's thread
- * pool and reply from the loop when done; the loop keeps serving meanwhile.
+ * save and restore ops. They take seconds, so they run as jobs on threads
+ * of their own (ctl-jobs.c) and reply from the loop when done; the loop
+ * keeps serving meanwhile, and a job blocked (a FIFO without a reader)
+ * holds up no other.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -20,20 +22,19 @@
 #include "xl-migrate/config.h"
 
 /*
- * A job's place in srv->save_jobs: its cancel token fires when its client
- * goes away (ctl__save_client_gone) or ferryd stops (ctl__save_cancel_all).
- * Linked and unlinked on the loop thread only.
+ * A job's place in srv->save_jobs, for ctl__save_cancel_all (a client
+ * going away cancels its jobs in ctl-jobs.c). Linked and unlinked on the
+ * loop thread only.
  */
 struct ctl_save_job {
 	struct ctl_save_job *prev, *next;
-	struct ctl_client *cl;
-	struct strm_cancel *cancel;
+	struct ctl_job *job;
 };
 
 struct job {
-	uv_work_t work;
+	struct ctl_job job; /* its cancel token: job.cancel */
 	struct ctl_save_job node;
-	struct ctl_client *cl;
+	char what[HYP_NAME_MAX + 32];
 	long long id;
 	bool has_id;
 	struct hyp *h;
@@ -56,14 +57,14 @@ struct job {
 
 static void job_free(struct job *j)
 {
-	strm_cancel_free(j->node.cancel);
 	free(j);
 }
 
-static void job_reply(uv_work_t *w, int status)
+/* Loop thread, the job's done: the framework releases the client after. */
+static void job_reply(struct ctl_job *job)
 {
-	struct job *j = w->data;
-	struct ctl_client *cl = j->cl;
+	struct job *j = container_of(job, struct job, job);
+	struct ctl_client *cl = j->job.cl;
 	yajl_gen g;
 	char *buf;
 	size_t len;
@@ -74,7 +75,6 @@ static void job_reply(uv_work_t *w, int status)
 		j->srv->save_jobs = j->node.next;
 	if (j->node.next)
 		j->node.next->prev = j->node.prev;
-	cl->busy--;
 	/* Before the reply: whoever it reaches finds the domain free. */
 	if (j->claimed)
 		hyp_domain_release(j->h, j->domid, HYP_OP_SAVE);
@@ -96,7 +96,6 @@ static void job_reply(uv_work_t *w, int status)
 	else
 		yajl_gen_free(g);
 out:
-	ctl__client_release(cl);
 	job_free(j);
 }
 
@@ -104,51 +103,58 @@ static struct job *job_new(struct ctl_client *cl, const struct xlm_req *req)
 {
 	struct job *j = calloc(1, sizeof(*j));
 
-	if (!j || strm_cancel_new(&j->node.cancel)) {
-		free(j);
+	if (!j) {
 		ctl__reply_error(cl, req->id, req->has_id, -ENOMEM, "out of memory");
 		return NULL;
 	}
-	j->cl = j->node.cl = cl;
+	j->job.cl = cl;
+	j->job.what = j->what;
+	j->job.done = job_reply;
+	j->node.job = &j->job;
 	j->id = req->id;
 	j->has_id = req->has_id;
 	j->h = cl->srv->hyp;
 	j->srv = cl->srv;
-	j->work.data = j;
 	return j;
 }
 
-static void job_start(struct job *j, uv_work_cb fn)
+/* Loop thread. On failure replies and frees j. */
+static void job_start(struct job *j, const struct xlm_req *req, const char *what,
+		      void (*fn)(struct ctl_job *job))
 {
-	j->cl->busy++;
+	int rc;
+
+	snprintf(j->what, sizeof(j->what), "%s", what);
+	j->job.run = fn;
+	rc = ctl__job_start(j->srv, &j->job);
+	if (rc) {
+		ctl__reply_error(j->job.cl, req->id, req->has_id, rc, "cannot start the %s: %s",
+				 what, ferry_strerror(rc));
+		if (j->claimed)
+			hyp_domain_release(j->h, j->domid, HYP_OP_SAVE);
+		job_free(j);
+		return;
+	}
 	j->node.next = j->srv->save_jobs;
 	if (j->node.next)
 		j->node.next->prev = &j->node;
 	j->srv->save_jobs = &j->node;
-	uv_queue_work(j->srv->loop, &j->work, fn, job_reply);
-}
-
-void ctl__save_client_gone(struct ctl_client *cl)
-{
-	for (struct ctl_save_job *n = cl->srv->save_jobs; n; n = n->next)
-		if (n->cl == cl)
-			strm_cancel_fire(n->cancel);
 }
 
 void ctl__save_cancel_all(struct ctl_server *srv)
 {
 	for (struct ctl_save_job *n = srv->save_jobs; n; n = n->next)
-		strm_cancel_fire(n->cancel);
+		ctl__job_cancel(n->job);
 }
 
 /* ---- save ---------------------------------------------------------------- */
 
-static void do_save(uv_work_t *w)
+static void do_save(struct ctl_job *job)
 {
-	struct job *j = w->data;
+	struct job *j = container_of(job, struct job, job);
 	struct mig_save_stats st;
 
-	j->rc = ctl__save_file(j->srv, j->domid, j->path, j->codec, j->node.cancel, &st, j->err,
+	j->rc = ctl__save_file(j->srv, j->domid, j->path, j->codec, j->job.cancel, &st, j->err,
 			       sizeof(j->err));
 	if (j->rc)
 		return;
@@ -209,7 +215,7 @@ void ctl__op_save(struct ctl_client *cl, const struct xlm_req *req)
 		return;
 	}
 	j->claimed = true;
-	job_start(j, do_save);
+	job_start(j, req, "save", do_save);
 }
 
 /* ---- restore ------------------------------------------------------------- */
@@ -222,7 +228,7 @@ static int restore_config(void *opaque, const char *json, struct hyp_dom_config 
 
 	/* The last moment before the domain exists: a client gone by now
 	 * gets no domain. */
-	if (strm_cancel_fired(j->node.cancel)) {
+	if (strm_cancel_fired(j->job.cancel)) {
 		snprintf(err, errlen, "cancelled: the client went away");
 		return -ECANCELED;
 	}
@@ -271,7 +277,7 @@ static void restore_job(struct job *j)
 	struct strm_io *io;
 	int fd;
 
-	j->rc = ctl__open_restore(j->path, j->node.cancel, &fd, j->err, sizeof(j->err));
+	j->rc = ctl__open_restore(j->path, j->job.cancel, &fd, j->err, sizeof(j->err));
 	if (j->rc)
 		return;
 	j->rc = strm_io_fd(fd, true, &io);
@@ -280,13 +286,13 @@ static void restore_job(struct job *j)
 		snprintf(j->err, sizeof(j->err), "out of memory");
 		return;
 	}
-	j->rc = strm_io_set_cancel(io, j->node.cancel, 0)
+	j->rc = strm_io_set_cancel(io, j->job.cancel, 0)
 			?: rst_restore_domain(j->h, io, &o, &j->domid, &st, j->err, sizeof(j->err));
 	strm_io_close(io);
 	j->pages = st.pages;
 	j->bytes = st.bytes;
 	j->seconds = st.seconds;
-	if (!j->rc && strm_cancel_fired(j->node.cancel)) {
+	if (!j->rc && strm_cancel_fired(j->job.cancel)) {
 		/* Its client left while the last bytes came in: nobody would
 		 * learn of this domain, so it goes (the file stays). */
 		hyp_domain_destroy(j->h, j->domid);
@@ -303,9 +309,9 @@ static void restore_job(struct job *j)
 	}
 }
 
-static void do_restore(uv_work_t *w)
+static void do_restore(struct ctl_job *job)
 {
-	restore_job(w->data);
+	restore_job(container_of(job, struct job, job));
 }
 
 int ctl__restore_path(struct ctl_server *srv, const char *path, bool paused, uint32_t *domid,
@@ -363,5 +369,5 @@ void ctl__op_restore(struct ctl_client *cl, const struct xlm_req *req)
 		}
 		j->have_override = true;
 	}
-	job_start(j, do_restore);
+	job_start(j, req, "restore", do_restore);
 }

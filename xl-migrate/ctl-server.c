@@ -92,7 +92,8 @@ void ctl__client_close(struct ctl_client *cl)
 	if (cl->closing)
 		return;
 	cl->closing = true;
-	ctl__save_client_gone(cl);
+	/* A client that goes away cancels its jobs short of no return. */
+	ctl__jobs_client_gone(cl);
 	if (cl->prev)
 		cl->prev->next = cl->next;
 	else
@@ -350,6 +351,9 @@ static void destroy_all_domains(struct ctl_server *srv)
 /* Once every domain is saved (or the stop's time is up): the rest. */
 static void stop_finish(struct ctl_server *srv)
 {
+	/* Every job ends now or within CTL_STOP_JOBS_MS (ctl-jobs.c): the
+	 * saves are done, jobs were cancelled when the stop began. */
+	ctl_jobs_stop(srv);
 	destroy_all_domains(srv);
 	/* Deliver the destroyed events to attached consoles before closing. */
 	ctl__events_drain(srv);

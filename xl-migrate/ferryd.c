@@ -57,6 +57,8 @@ static void usage(FILE *f)
 		"  --tls-name NAME    which certificate to present (default: the ADDR of --listen)\n"
 		"  --insecure         migrate over plain TCP, no TLS (both ends must say so)\n"
 		"  --no-xenstore      no xenstore: no RUN_DIR/xenstored/socket{,_ro}\n"
+		"  --net-timeout S    a migration peer that moves no byte for S seconds is\n"
+		"                     declared dead and the migration fails (default 30)\n"
 		"  --on-stop save|destroy\n"
 		"                     what SIGTERM (or SIGINT) does to the domains (default\n"
 		"                     save): save each into STATE_DIR/saved/ (paused ones stay\n"
@@ -70,7 +72,10 @@ static void usage(FILE *f)
 		"\n"
 		"ferryd holds every domain in its own process: a crash of ferryd (kill -9,\n"
 		"the OOM killer) loses every running domain. Only a stop (SIGTERM, SIGINT)\n"
-		"saves them. The answer to a crash is a pair of hosts (xl remus, coming).\n",
+		"saves them. The answer to a crash is a pair of hosts (xl remus, coming).\n"
+		"A stop first cancels running jobs (migrations short of go; past go they\n"
+		"stop waiting and stay fenced); once the domains are dealt with, jobs still\n"
+		"running get at most 10 s more, then ferryd exits without them.\n",
 		CTL_STOP_TIMEOUT_S);
 }
 
@@ -115,7 +120,7 @@ static int parse_args(int argc, char **argv, struct ferryd_opts *o)
 {
 	enum { OPT_RUN = 256, OPT_STATE, OPT_BACKEND, OPT_PCPUS, OPT_MEMORY, OPT_GUEST,
 	       OPT_LOGLEVEL, OPT_LISTEN, OPT_TLSDIR, OPT_TLSNAME, OPT_INSECURE,
-	       OPT_NOXS, OPT_ONSTOP, OPT_STOPTIMEOUT };
+	       OPT_NOXS, OPT_NETTIMEOUT, OPT_ONSTOP, OPT_STOPTIMEOUT };
 	static const struct option longopts[] = {
 		{ "run-dir", required_argument, NULL, OPT_RUN },
 		{ "state-dir", required_argument, NULL, OPT_STATE },
@@ -129,6 +134,7 @@ static int parse_args(int argc, char **argv, struct ferryd_opts *o)
 		{ "tls-name", required_argument, NULL, OPT_TLSNAME },
 		{ "insecure", no_argument, NULL, OPT_INSECURE },
 		{ "no-xenstore", no_argument, NULL, OPT_NOXS },
+		{ "net-timeout", required_argument, NULL, OPT_NETTIMEOUT },
 		{ "on-stop", required_argument, NULL, OPT_ONSTOP },
 		{ "stop-timeout", required_argument, NULL, OPT_STOPTIMEOUT },
 		{ "foreground", no_argument, NULL, 'F' },
@@ -200,6 +206,15 @@ static int parse_args(int argc, char **argv, struct ferryd_opts *o)
 		case OPT_TLSNAME: o->tls_name = optarg; break;
 		case OPT_INSECURE: o->insecure = true; break;
 		case OPT_NOXS: o->no_xenstore = true; break;
+		case OPT_NETTIMEOUT:
+			v = strtoul(optarg, &end, 10);
+			if (end == optarg || *end || v < 1 || v > 3600) {
+				fprintf(stderr, "ferryd: --net-timeout: expected 1 to 3600 seconds, not '%s'\n",
+					optarg);
+				return -EINVAL;
+			}
+			o->net_timeout_s = (unsigned)v;
+			break;
 		case OPT_ONSTOP:
 			if (strcmp(optarg, "save") && strcmp(optarg, "destroy")) {
 				fprintf(stderr, "ferryd: --on-stop: expected save or destroy, not '%s'\n",
@@ -548,6 +563,9 @@ int main(int argc, char **argv)
 	/* The control socket comes last: once it exists, the xenstored
 	 * sockets and the migration listener are up too (scripts and tests
 	 * wait for it). */
+	rc = ctl_jobs_start(&srv);
+	if (rc)
+		goto err_svc;
 	rc = opts.no_xenstore ? 0 : ctl_xs_start(&srv);
 	if (rc)
 		goto err_svc;
@@ -570,8 +588,17 @@ int main(int argc, char **argv)
 
 	uv_run(&loop, UV_RUN_DEFAULT);
 
+	if (ctl_jobs_abandoned(&srv)) {
+		/* A job still blocked uses the hyp core and more: leave now,
+		 * without freeing what it uses (ctl-jobs.c logged which). */
+		log_err("ferryd stopped with jobs still running");
+		unlink(pidpath);
+		fflush(NULL);
+		_exit(1);
+	}
 	ctl_lifetime_fini(&srv);
-	/* Receiver threads use the hyp core: wait for them first. */
+	/* The jobs (receivers included) use the hyp core: they are done. */
+	ctl_jobs_fini(&srv);
 	ctl_migrate_fini(&srv);
 	hyp_destroy(srv.hyp);
 	ctl_server_fini(&srv);
@@ -589,8 +616,10 @@ int main(int argc, char **argv)
 err_svc:
 	ctl_xs_stop(&srv);
 	ctl_migrate_stop(&srv);
+	ctl_jobs_stop(&srv);
 	uv_run(&loop, UV_RUN_NOWAIT);
 	ctl_lifetime_fini(&srv);
+	ctl_jobs_fini(&srv);
 	ctl_migrate_fini(&srv);
 	ctl_xs_fini(&srv);
 	hyp_destroy(srv.hyp);

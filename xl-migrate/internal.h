@@ -8,16 +8,18 @@
  *   ctl-events.c  hyp events (any thread) -> the loop (uv_async_t + queue)
  *   xs-server.c   the xenstore (one struct xs_store) and its xenstored
  *                 sockets RUN_DIR/xenstored/socket and socket_ro
- *   ctl-save.c    save and restore jobs on libuv's thread pool
+ *   ctl-jobs.c    long jobs on their own threads, with cancel tokens, and
+ *                 the one queue of calls from threads to the loop
+ *   ctl-save.c    save and restore, jobs of ctl-jobs.c
  *   save-file.c   where saves go (crash-safe file replacement, or a stream
  *                 to a device, FIFO or socket) and restores come from
  *   ctl-lifetime.c what ferryd's stop and start do to domains: save them
  *                 all at SIGTERM (--on-stop), restore them at start
  *   ctl-migrate.c live migration: the migrate/-cancel/-resolve ops (source
- *                 side, on the thread pool) and the migration listener
- *                 (target side, one detached thread per connection)
+ *                 side) and the migration listener (target side, one
+ *                 receiver per connection), all jobs of ctl-jobs.c
  * Everything here runs on the loop thread except the hyp_events callbacks
- * in ctl-events.c.
+ * in ctl-events.c and the jobs' run functions.
  */
 #ifndef XL_MIGRATE_INTERNAL_H
 #define XL_MIGRATE_INTERNAL_H
@@ -39,6 +41,11 @@
 #define CTL_WRITE_QUEUE_MAX (16u << 20)
 /* Console bytes held per domain between two turns of the loop. */
 #define CTL_CONSOLE_PENDING_MAX (1u << 20)
+/* SIGTERM: how long cancelled jobs get to end before ferryd exits without
+ * them (README, ferryd --help). */
+#define CTL_STOP_JOBS_MS 10000
+/* --net-timeout default: a migration peer silent this long is dead. */
+#define CTL_NET_TIMEOUT_S 30
 
 struct ferryd_opts {
 	const char *run_dir;
@@ -54,12 +61,15 @@ struct ferryd_opts {
 	const char *tls_name; /* default: the ADDR of listen */
 	bool insecure;	      /* plain TCP, no TLS */
 	bool no_xenstore;     /* --no-xenstore: no store, no xenstored sockets */
+	/* --net-timeout: a migration peer moving no byte this long is dead */
+	unsigned net_timeout_s;
 	/* stop (ctl-lifetime.c) */
 	bool on_stop_destroy;	 /* --on-stop destroy; default save */
 	unsigned stop_timeout_s; /* --stop-timeout */
 };
 
 struct ctl_event;
+struct ctl_jobs;
 struct ctl_life;
 struct ctl_mig;
 struct ctl_save_job;
@@ -72,7 +82,7 @@ struct ctl_client {
 	struct xlm_proto proto;
 	struct ctl_client *prev, *next;
 	bool closing;   /* uv_close() called: gone at the next loop turn */
-	unsigned busy;  /* ops running on the thread pool (ctl-save.c) */
+	unsigned busy;  /* its jobs running (ctl-jobs.c) */
 	bool dead;      /* closed while busy: the last op frees it */
 	bool finishing; /* flushing its last writes before closing */
 	/* console-attach: console and domain events for this domain */
@@ -99,6 +109,8 @@ struct ctl_server {
 	pthread_mutex_t ev_lock;
 	struct ctl_event *ev_head, *ev_tail;
 	bool ev_closed;
+	/* long jobs and the threads -> loop queue (ctl-jobs.c) */
+	struct ctl_jobs *jobs;
 	/* migration state (ctl-migrate.c) */
 	struct ctl_mig *mig;
 	/* xenstore (xs-server.c); NULL with --no-xenstore */
@@ -157,7 +169,9 @@ void ctl__record_write(struct ctl_server *srv, uint32_t domid,
 		       const struct hyp_dom_config *cfg);
 void ctl__record_remove(struct ctl_server *srv, uint32_t domid);
 
-/* ctl-save.c: save and restore run on libuv's thread pool. */
+/* ctl-save.c: save and restore run as jobs (ctl-jobs.c): a client that
+ * goes away cancels them (a cancelled save leaves its target as it was and
+ * the domain running; a cancelled restore creates no domain). */
 void ctl__op_save(struct ctl_client *cl, const struct xlm_req *req);
 void ctl__op_restore(struct ctl_client *cl, const struct xlm_req *req);
 /*
@@ -169,10 +183,6 @@ int ctl__restore_path(struct ctl_server *srv, const char *path, bool paused, uin
 		      char *err, size_t errlen);
 /* Frees a client closed while busy; called when its last op finishes. */
 void ctl__client_release(struct ctl_client *cl);
-/* Loop thread: cl went away; cancels its save and restore jobs (a
- * cancelled save leaves its target as it was and the domain running; a
- * cancelled restore creates no domain). */
-void ctl__save_client_gone(struct ctl_client *cl);
 /* Loop thread (the SIGTERM path): cancels every save and restore job. */
 void ctl__save_cancel_all(struct ctl_server *srv);
 
@@ -207,11 +217,68 @@ int ctl__open_restore(const char *path, struct strm_cancel *cancel, int *fd, cha
 /* ctl-sched.c: the scheduler and cpupool verbs */
 void ctl__op_sched(struct ctl_client *cl, const struct xlm_req *req);
 
+/* ctl-jobs.c */
+/* A call from any thread to the loop (ctl__loop_call): fn runs there, in
+ * the order posted; c is the caller's (fn frees what holds it). */
+struct ctl_call {
+	struct ctl_call *next;
+	void (*fn)(struct ctl_call *c);
+};
+/*
+ * A long job on its own thread. The owner embeds it, sets cl (may be NULL),
+ * what (for logs; lives as long as the job), run (on the job's thread) and
+ * done (on the loop once run has returned; frees the owner; cl, if any, is
+ * still valid there and released after), then calls ctl__job_start.
+ */
+struct ctl_job {
+	struct ctl_client *cl;
+	const char *what;
+	void (*run)(struct ctl_job *j);
+	void (*done)(struct ctl_job *j);
+	/* the framework's: */
+	struct ctl_server *srv;
+	struct strm_cancel *cancel; /* for the job's I/O (strm_io_set_cancel) */
+	volatile int cancelled;	    /* the same as a flag, for APIs that poll one */
+	bool no_return;		    /* under the framework's lock */
+	pthread_t thread;
+	struct ctl_job *next;
+	struct ctl_call call;
+};
+int ctl_jobs_start(struct ctl_server *srv);
+/* Loop thread. 0, or -errno (logged) and the job did not start. */
+int ctl__job_start(struct ctl_server *srv, struct ctl_job *j);
+/* Any thread: fires j's token; -EBUSY if j has passed its point of no
+ * return. */
+int ctl__job_cancel(struct ctl_job *j);
+/* j's thread: from here on ctl__job_cancel refuses (only SIGTERM stops it,
+ * and then only its waits); -ECANCELED if the token has fired already. */
+int ctl__job_no_return(struct ctl_job *j);
+bool ctl__job_cancelled(const struct ctl_job *j);
+/* Loop thread: cl is closing; cancels its jobs short of no return. */
+void ctl__jobs_client_gone(struct ctl_client *cl);
+/* Any thread: queues c; -ESHUTDOWN once the loop takes no more (c is the
+ * caller's again). */
+int ctl__loop_call(struct ctl_server *srv, struct ctl_call *c);
+/* Loop thread: fires every job's token, past the point of no return too
+ * (those only stop waiting); new jobs may still start. */
+void ctl_jobs_cancel_all(struct ctl_server *srv);
+/* SIGTERM path: refuses new jobs, fires every token and gives the jobs
+ * CTL_STOP_JOBS_MS from now to end; then (or if anything else keeps the
+ * loop busy that long) stops the loop without them, and ctl_jobs_abandoned
+ * says so. */
+void ctl_jobs_stop(struct ctl_server *srv);
+bool ctl_jobs_abandoned(const struct ctl_server *srv);
+/* After the loop has ended. */
+void ctl_jobs_fini(struct ctl_server *srv);
+
 /* ctl-migrate.c */
 /* Loads the TLS context and starts the listener when opts->listen is set;
  * logs and returns -errno on failure. */
 int ctl_migrate_start(struct ctl_server *srv);
-/* From the SIGTERM path: closes the listener and the progress async. */
+/* Cancels every outgoing migration short of go and makes every receiver
+ * give up (one that has taken go keeps its domain). */
+void ctl_migrate_cancel_all(struct ctl_server *srv);
+/* From the SIGTERM path: closes the listener, then ctl_migrate_cancel_all. */
 void ctl_migrate_stop(struct ctl_server *srv);
 /* After the loop has ended. */
 void ctl_migrate_fini(struct ctl_server *srv);

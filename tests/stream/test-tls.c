@@ -24,6 +24,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <openssl/err.h>
@@ -610,4 +611,71 @@ Test(tls, missing_files_are_named)
 	cr_assert_eq(strm_tls_new(good, "127.0.0.9", &t, err, sizeof(err)), -ENOENT);
 	cr_assert(strstr(err, "127.0.0.9.pem: No such file"), "%s", err);
 	cr_assert_null(t);
+}
+
+/* A peer that accepts the TCP connection and never answers the handshake. */
+struct cancel_arg {
+	struct strm_cancel *c;
+	int ms;
+};
+
+static void *fire_later(void *arg)
+{
+	struct cancel_arg *a = arg;
+
+	usleep((useconds_t)a->ms * 1000);
+	strm_cancel_fire(a->c);
+	return NULL;
+}
+
+static double since_s(const struct timespec *t0)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)(t.tv_sec - t0->tv_sec) + (double)(t.tv_nsec - t0->tv_nsec) / 1e9;
+}
+
+Test(tls, handshake_with_a_silent_peer_times_out_or_is_cancelled)
+{
+	char err[ERRLEN], host[64], addr[64], dir[128];
+	struct strm_tls *t;
+	struct strm_cancel *c;
+	struct strm_io *io;
+	struct cancel_arg a;
+	struct timespec t0;
+	pthread_t th;
+	int lfd, fd, rc;
+
+	path_in(dir, sizeof(dir), "good");
+	cr_assert_eq(strm_tls_new(dir, "127.0.0.2", &t, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(strm_tcp_listen("127.0.0.3:0", &lfd, err, sizeof(err)), 0, "%s", err);
+	snprintf(addr, sizeof(addr), "127.0.0.3:%d", strm_tcp_local_port(lfd));
+	cr_assert_eq(strm_cancel_new(&c), 0);
+
+	/* The progress timeout ends the handshake (the kernel accepts). */
+	cr_assert_eq(strm_tcp_connect_cancel(addr, 2000, c, &fd, host, sizeof(host), err,
+					     sizeof(err)), 0, "%s", err);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	rc = strm_io_tls_client_cancel(t, fd, host, c, 300, &io, err, sizeof(err));
+	cr_assert_eq(rc, -ETIMEDOUT, "%d %s", rc, err);
+	cr_assert(strstr(err, "no progress for 300 ms"), "%s", err);
+	cr_assert_lt(since_s(&t0), 3.0);
+
+	/* A token fired from another thread ends it at once. */
+	cr_assert_eq(strm_tcp_connect_cancel(addr, 2000, c, &fd, host, sizeof(host), err,
+					     sizeof(err)), 0, "%s", err);
+	a = (struct cancel_arg){ .c = c, .ms = 200 };
+	cr_assert_eq(pthread_create(&th, NULL, fire_later, &a), 0);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	rc = strm_io_tls_client_cancel(t, fd, host, c, 20000, &io, err, sizeof(err));
+	pthread_join(th, NULL);
+	cr_assert_eq(rc, -ECANCELED, "%d %s", rc, err);
+	cr_assert_lt(since_s(&t0), 3.0);
+	/* A fired token refuses a connect too. */
+	cr_assert_eq(strm_tcp_connect_cancel(addr, 2000, c, &fd, host, sizeof(host), err,
+					     sizeof(err)), -ECANCELED);
+	strm_cancel_free(c);
+	strm_tls_free(t);
+	close(lfd);
 }

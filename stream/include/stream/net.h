@@ -21,6 +21,9 @@ int strm_tcp_listen(const char *addr_port, int *fd, char *err, size_t errlen);
  * (hostlen bytes) receives the HOST part, the name a certificate must match. */
 int strm_tcp_connect(const char *host_port, int timeout_ms, int *fd, char *host_out,
 		     size_t hostlen, char *err, size_t errlen);
+/* The same, also ending with -ECANCELED when cancel (may be NULL) fires. */
+int strm_tcp_connect_cancel(const char *host_port, int timeout_ms, const struct strm_cancel *cancel,
+			    int *fd, char *host_out, size_t hostlen, char *err, size_t errlen);
 /* Accepts one connection on listening lfd, waiting at most timeout_ms (< 0:
  * forever; -ETIMEDOUT, not logged, when none came). *fd is CLOEXEC with
  * TCP_NODELAY; peer (peerlen bytes, may be NULL) receives "ADDR:PORT". */
@@ -56,7 +59,21 @@ int strm_io_tls_client(struct strm_tls *t, int fd, const char *expect_name,
 int strm_io_tls_server(struct strm_tls *t, int fd, struct strm_io **out, char *peer,
 		       size_t peerlen, char *err, size_t errlen);
 /*
- * Notes on the two above:
+ * The same with a cancel token (may be NULL) and a progress timeout
+ * (timeout_ms > 0; 0: the context's handshake timeout): the handshake
+ * waits in poll() for the fd or the token, fails with -ECANCELED when it
+ * fires and with -ETIMEDOUT after timeout_ms without a byte moving. The io
+ * keeps both afterwards, as strm_io_set_cancel(io, cancel, timeout_ms)
+ * would set them (call it to change them).
+ */
+int strm_io_tls_client_cancel(struct strm_tls *t, int fd, const char *expect_name,
+			      struct strm_cancel *cancel, int timeout_ms, struct strm_io **out,
+			      char *err, size_t errlen);
+int strm_io_tls_server_cancel(struct strm_tls *t, int fd, struct strm_cancel *cancel,
+			      int timeout_ms, struct strm_io **out, char *peer, size_t peerlen,
+			      char *err, size_t errlen);
+/*
+ * Notes on the four above:
  * - fd passes to the call: on failure it is closed too.
  * - TLS 1.3 verifies the client's certificate after the client has sent
  *   its last handshake message, so the server confirms with one byte of
