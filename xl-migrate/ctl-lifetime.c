@@ -674,7 +674,6 @@ void ctl_lifetime_stop(struct ctl_server *srv, void (*done)(struct ctl_server *s
 	 * migration listener. ctl-server.c's stop_finish calls ctl_jobs_stop
 	 * once the domains are saved, which bounds what is left.
 	 */
-	ctl__save_cancel_all(srv);
 	ctl_migrate_stop(srv);
 	ctl_jobs_cancel_all(srv);
 	if (!l) {

@@ -21,19 +21,8 @@
 #include "restore/restore.h"
 #include "xl-migrate/config.h"
 
-/*
- * A job's place in srv->save_jobs, for ctl__save_cancel_all (a client
- * going away cancels its jobs in ctl-jobs.c). Linked and unlinked on the
- * loop thread only.
- */
-struct ctl_save_job {
-	struct ctl_save_job *prev, *next;
-	struct ctl_job *job;
-};
-
 struct job {
 	struct ctl_job job; /* its cancel token: job.cancel */
-	struct ctl_save_job node;
 	char what[HYP_NAME_MAX + 32];
 	long long id;
 	bool has_id;
@@ -69,12 +58,6 @@ static void job_reply(struct ctl_job *job)
 	char *buf;
 	size_t len;
 
-	if (j->node.prev)
-		j->node.prev->next = j->node.next;
-	else
-		j->srv->save_jobs = j->node.next;
-	if (j->node.next)
-		j->node.next->prev = j->node.prev;
 	/* Before the reply: whoever it reaches finds the domain free. */
 	if (j->claimed)
 		hyp_domain_release(j->h, j->domid, HYP_OP_SAVE);
@@ -110,7 +93,6 @@ static struct job *job_new(struct ctl_client *cl, const struct xlm_req *req)
 	j->job.cl = cl;
 	j->job.what = j->what;
 	j->job.done = job_reply;
-	j->node.job = &j->job;
 	j->id = req->id;
 	j->has_id = req->has_id;
 	j->h = cl->srv->hyp;
@@ -135,16 +117,6 @@ static void job_start(struct job *j, const struct xlm_req *req, const char *what
 		job_free(j);
 		return;
 	}
-	j->node.next = j->srv->save_jobs;
-	if (j->node.next)
-		j->node.next->prev = &j->node;
-	j->srv->save_jobs = &j->node;
-}
-
-void ctl__save_cancel_all(struct ctl_server *srv)
-{
-	for (struct ctl_save_job *n = srv->save_jobs; n; n = n->next)
-		ctl__job_cancel(n->job);
 }
 
 /* ---- save ---------------------------------------------------------------- */

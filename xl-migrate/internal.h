@@ -72,7 +72,6 @@ struct ctl_event;
 struct ctl_jobs;
 struct ctl_life;
 struct ctl_mig;
-struct ctl_save_job;
 struct mig_save_stats;
 struct xs_server;
 
@@ -115,8 +114,6 @@ struct ctl_server {
 	struct ctl_mig *mig;
 	/* xenstore (xs-server.c); NULL with --no-xenstore */
 	struct xs_server *xs;
-	/* save and restore jobs running or queued (ctl-save.c; loop thread) */
-	struct ctl_save_job *save_jobs;
 	/* start and stop (ctl-lifetime.c) */
 	struct ctl_life *life;
 };
@@ -183,8 +180,6 @@ int ctl__restore_path(struct ctl_server *srv, const char *path, bool paused, uin
 		      char *err, size_t errlen);
 /* Frees a client closed while busy; called when its last op finishes. */
 void ctl__client_release(struct ctl_client *cl);
-/* Loop thread (the SIGTERM path): cancels every save and restore job. */
-void ctl__save_cancel_all(struct ctl_server *srv);
 
 /* save-file.c */
 /*
