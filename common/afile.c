@@ -21,8 +21,10 @@ struct afile {
 	bool had_old;	   /* the target existed */
 	uint64_t old_size; /* its size then */
 	char path[PATH_MAX];
-	char tmp[PATH_MAX];
 	char dir[PATH_MAX];
+	/* Room for any dir and base, so the compiler sees no truncation;
+	 * a name past PATH_MAX is refused below. */
+	char tmp[2 * PATH_MAX + 16];
 };
 
 static int fail(int rc, char *err, size_t errlen, const char *what, const char *path)
@@ -111,7 +113,7 @@ int afile_open(const char *path, struct afile **out, char *err, size_t errlen)
 	base = base ? base + 1 : f->path;
 	rc = dir_of(f->path, f->dir, sizeof(f->dir));
 	n = snprintf(f->tmp, sizeof(f->tmp), "%s/.%s.tmp-XXXXXX", f->dir, base);
-	if (rc || n < 0 || (size_t)n >= sizeof(f->tmp)) {
+	if (rc || n < 0 || n >= PATH_MAX) {
 		f->tmp[0] = 0;
 		rc = fail(-ENAMETOOLONG, err, errlen, "replacing", f->path);
 		goto err;
