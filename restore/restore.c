@@ -17,7 +17,7 @@
 #include "formats/hvm-context.h"
 #include "hyp/context.h"
 #include "hyp/gmem.h"
-#include "hyp/xenstore.h"
+#include "xenstore/xenstore.h"
 #include "restore/restore.h"
 #include "stream/codec.h"
 

@@ -32,7 +32,7 @@
 
 #include "common/log.h"
 #include "hyp/hyp.h"
-#include "hyp/xenstore.h"
+#include "xenstore/xenstore.h"
 #include "restore/restore.h"
 #include "stream/io.h"
 #include "xl-migrate/config.h"

@@ -16,7 +16,7 @@
 #include "hyp/gmem.h"
 #include "hyp/pv.h"
 #include "hyp/sched.h"
-#include "hyp/xenstore.h"
+#include "xenstore/xenstore.h"
 
 #define ARG_GPA 0x500000u
 #define SI_GPA FERRY_SHARED_INFO_GPA
