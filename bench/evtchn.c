@@ -29,7 +29,7 @@
 
 #include "bench.h"
 #include "common/log.h"
-#include "hyp/abi.h"
+#include "abi/guest.h"
 #include "hyp/evtchn.h"
 #include "hyp/gmem.h"
 #include "hyp/hyp.h"

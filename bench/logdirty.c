@@ -27,7 +27,7 @@
 #include "common/bitmap.h"
 #include "common/log.h"
 #include "guests/workload.h"
-#include "hyp/abi.h"
+#include "abi/guest.h"
 #include "hyp/gmem.h"
 #include "hyp/hyp.h"
 #include "logdirty/logdirty.h"

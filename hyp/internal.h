@@ -8,7 +8,7 @@
 #include <stdint.h>
 
 #include "formats/hvm-context.h"
-#include "hyp/abi.h"
+#include "abi/guest.h"
 #include "hyp/context.h"
 #include "hyp/gmem.h"
 #include "hyp/hyp.h"

@@ -15,7 +15,7 @@
 #include "common/err.h"
 #include "common/log.h"
 #include "formats/hvm-context.h"
-#include "hyp/abi.h"
+#include "abi/guest.h"
 #include "hyp/context.h"
 #include "hyp/gmem.h"
 #include "internal.h"

@@ -13,7 +13,7 @@
 #include <string.h>
 
 #include "common/log.h"
-#include "hyp/abi.h"
+#include "abi/guest.h"
 #include "hyp/evtchn.h"
 #include "hyp/gmem.h"
 #include "hyp/gnttab.h"

@@ -15,7 +15,7 @@
 #include <sys/mman.h>
 
 #include <guests/workload.h>
-#include <hyp/abi.h>
+#include <abi/guest.h>
 
 #include "../../guests/workloads/pv.h"
 

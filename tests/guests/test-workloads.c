@@ -14,7 +14,7 @@
 #include <sys/mman.h>
 
 #include <guests/workload.h>
-#include <hyp/abi.h>
+#include <abi/guest.h>
 
 #define MiB ((uint64_t)1 << 20)
 #define NS_PER_MS ((uint64_t)1000000)

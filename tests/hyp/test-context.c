@@ -14,7 +14,7 @@
 #include "formats/hvm-context.h"
 #include "guests/workload.h"
 #include "harness.h"
-#include "hyp/abi.h"
+#include "abi/guest.h"
 #include "hyp/context.h"
 #include "hyp/evtchn.h"
 #include "hyp/gmem.h"

@@ -11,7 +11,7 @@
 #include <stddef.h>
 
 #include "harness.h"
-#include "hyp/abi.h"
+#include "abi/guest.h"
 #include "hyp/evtchn.h"
 #include "hyp/gmem.h"
 #include "hyp/pv.h"
