@@ -29,6 +29,7 @@
 
 #include "bench.h"
 #include "common/log.h"
+#include "guests/soft.h"
 #include "abi/guest.h"
 #include "hyp/evtchn.h"
 #include "hyp/gmem.h"
@@ -142,6 +143,7 @@ static int guest_run(const char *backend, double secs, struct guest_run *out,
 		.backend = backend,
 		.memory_bytes = 256ULL << 20,
 		.guest_elf = FERRY_GUEST_ELF,
+		.soft_guest = &wl_soft_guest_ops,
 	};
 	char cmd[128], line[256];
 	unsigned port, gref;
@@ -264,7 +266,7 @@ static void *pong_thread(void *arg)
 static int floor_setup(struct floor *f)
 {
 	struct hyp_params p = { .backend = "soft", .memory_bytes = 128ULL << 20,
-				.guest_elf = FERRY_GUEST_ELF };
+				.guest_elf = FERRY_GUEST_ELF, .soft_guest = &wl_soft_guest_ops };
 	struct xen_add_to_physmap x = { .domid = DOMID_SELF,
 					.space = XENMAPSPACE_shared_info,
 					.gpfn = SI_GPA >> 12 };

@@ -269,6 +269,7 @@ struct hyp {
 	struct sched *sched;	/* cpupool.c */
 	char state_dir[HYP_PATH_MAX];
 	char guest_elf[HYP_PATH_MAX];
+	const struct hyp_soft_guest_ops *soft_guest; /* NULL: no soft domains */
 	struct hyp_events ev;
 	/* pv-console.c: the xenstore owner's kick (hyp/pv.h), under lock */
 	void (*xs_kick)(void *opaque, uint32_t domid);

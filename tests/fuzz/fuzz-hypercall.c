@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "guests/soft.h"
 #include "abi/guest.h"
 #include "hyp/evtchn.h"
 #include "hyp/gmem.h"
@@ -45,7 +46,8 @@ static uint64_t take(struct in *in, unsigned bytes)
 
 static void setup(void)
 {
-	struct hyp_params p = { .backend = "soft", .memory_bytes = 64ULL << 20 };
+	struct hyp_params p = { .backend = "soft", .memory_bytes = 64ULL << 20,
+				.soft_guest = &wl_soft_guest_ops };
 
 	log_set_stderr(0);
 	if (hyp_create(&p, &h))

@@ -31,6 +31,7 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "guests/soft.h"
 #include "hyp/hyp.h"
 #include "xenstore/xenstore.h"
 #include "restore/restore.h"
@@ -76,7 +77,8 @@ static int xenstore(void *opaque, uint32_t domid, const char *pairs, size_t len)
 static void setup(void)
 {
 	struct hyp_params p = { .backend = "soft", .pcpus = 1,
-				.memory_bytes = (uint64_t)POOL_MB << 20 };
+				.memory_bytes = (uint64_t)POOL_MB << 20,
+				.soft_guest = &wl_soft_guest_ops };
 
 	verbose = getenv("FERRY_FUZZ_VERBOSE") != NULL;
 	log_set_stderr(verbose ? 1 : 0);
