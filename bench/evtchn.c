@@ -28,9 +28,9 @@
 #include <unistd.h>
 
 #include "bench.h"
+#include "abi/guest.h"
 #include "common/log.h"
 #include "guests/soft.h"
-#include "abi/guest.h"
 #include "hyp/evtchn.h"
 #include "hyp/gmem.h"
 #include "hyp/hyp.h"

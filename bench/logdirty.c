@@ -24,11 +24,11 @@
 
 #include <linux/kvm.h>
 
+#include "abi/guest.h"
 #include "common/bitmap.h"
 #include "common/log.h"
 #include "guests/soft.h"
 #include "guests/workload.h"
-#include "abi/guest.h"
 #include "hyp/gmem.h"
 #include "hyp/hyp.h"
 #include "logdirty/logdirty.h"

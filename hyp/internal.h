@@ -7,8 +7,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "formats/hvm-context.h"
 #include "abi/guest.h"
+#include "formats/hvm-context.h"
 #include "hyp/context.h"
 #include "hyp/gmem.h"
 #include "hyp/hyp.h"

@@ -12,9 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "abi/guest.h"
 #include "common/log.h"
 #include "guests/soft.h"
-#include "abi/guest.h"
 #include "hyp/evtchn.h"
 #include "hyp/gmem.h"
 #include "hyp/gnttab.h"

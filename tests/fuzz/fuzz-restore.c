@@ -33,9 +33,9 @@
 #include "common/log.h"
 #include "guests/soft.h"
 #include "hyp/hyp.h"
-#include "xenstore/xenstore.h"
 #include "restore/restore.h"
 #include "stream/io.h"
+#include "xenstore/xenstore.h"
 #include "xl-migrate/config.h"
 
 #define POOL_MB 64
