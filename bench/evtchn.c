@@ -28,8 +28,9 @@
 #include <unistd.h>
 
 #include "bench.h"
+#include "abi/guest.h"
 #include "common/log.h"
-#include "hyp/abi.h"
+#include "guests/soft.h"
 #include "hyp/evtchn.h"
 #include "hyp/gmem.h"
 #include "hyp/hyp.h"
@@ -142,6 +143,7 @@ static int guest_run(const char *backend, double secs, struct guest_run *out,
 		.backend = backend,
 		.memory_bytes = 256ULL << 20,
 		.guest_elf = FERRY_GUEST_ELF,
+		.soft_guest = &wl_soft_guest_ops,
 	};
 	char cmd[128], line[256];
 	unsigned port, gref;
@@ -264,7 +266,7 @@ static void *pong_thread(void *arg)
 static int floor_setup(struct floor *f)
 {
 	struct hyp_params p = { .backend = "soft", .memory_bytes = 128ULL << 20,
-				.guest_elf = FERRY_GUEST_ELF };
+				.guest_elf = FERRY_GUEST_ELF, .soft_guest = &wl_soft_guest_ops };
 	struct xen_add_to_physmap x = { .domid = DOMID_SELF,
 					.space = XENMAPSPACE_shared_info,
 					.gpfn = SI_GPA >> 12 };

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "guests/soft.h"
 #include "hyp/hyp.h"
 #include "bench.h"
 
@@ -82,6 +83,7 @@ static int bench(const char *backend)
 		.backend = backend,
 		.memory_bytes = 6ULL << 30,
 		.guest_elf = FERRY_GUEST_ELF,
+		.soft_guest = &wl_soft_guest_ops,
 		.events = { .console = on_console },
 	};
 	double create[RUNS], destroy[RUNS];

@@ -24,10 +24,11 @@
 
 #include <linux/kvm.h>
 
+#include "abi/guest.h"
 #include "common/bitmap.h"
 #include "common/log.h"
+#include "guests/soft.h"
 #include "guests/workload.h"
-#include "hyp/abi.h"
 #include "hyp/gmem.h"
 #include "hyp/hyp.h"
 #include "logdirty/logdirty.h"
@@ -128,7 +129,7 @@ static int bench_backend(const char *ldname)
 {
 	const char *exec = strcmp(ldname, "wp") ? "kvm" : "soft";
 	struct hyp_params p = { .backend = exec, .memory_bytes = (MEM_MB + 128) << 20,
-				.guest_elf = FERRY_GUEST_ELF };
+				.guest_elf = FERRY_GUEST_ELF, .soft_guest = &wl_soft_guest_ops };
 	struct hyp_dom_config cfg;
 	struct hyp *h = NULL;
 	struct hyp_domain *d = NULL;

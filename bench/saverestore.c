@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "guests/soft.h"
 #include "hyp/gmem.h"
 #include "hyp/hyp.h"
 #include "migrate/save.h"
@@ -144,7 +145,8 @@ static int bench(const char *dir, uint64_t mem_mb)
 {
 	static const enum strm_codec codecs[] = { STRM_CODEC_NONE, STRM_CODEC_LZ4,
 						  STRM_CODEC_ZSTD };
-	struct hyp_params p = { .backend = "soft", .memory_bytes = (2 * mem_mb + 64) << 20 };
+	struct hyp_params p = { .backend = "soft", .memory_bytes = (2 * mem_mb + 64) << 20,
+				.soft_guest = &wl_soft_guest_ops };
 	struct hyp_dom_config cfg;
 	struct hyp_domain *d;
 	struct hyp_gmem gm;

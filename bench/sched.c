@@ -23,6 +23,7 @@
 
 #include "bench.h"
 #include "common/log.h"
+#include "guests/soft.h"
 #include "guests/spin-report.h"
 #include "hyp/hyp.h"
 #include "hyp/sched.h"
@@ -216,6 +217,7 @@ static int run_mix(const char *backend, const struct mix *m, int nrep, struct re
 		.pcpus = 1,
 		.memory_bytes = 256ULL << 20,
 		.guest_elf = FERRY_GUEST_ELF,
+		.soft_guest = &wl_soft_guest_ops,
 	};
 	struct hyp *h;
 	uint32_t id[MAXD];

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
  * Xenstore over ferryd's xenstored socket, in Xen's wire protocol
- * (xsd_sockmsg, hyp/xs-wire.h's codec): a ferryd of its own (soft
+ * (xsd_sockmsg, xenstore/xs-wire.h's codec): a ferryd of its own (soft
  * backend, temporary run and state directories) and two connections as
  * dom0, the privileged toolstack:
  *   - reads/s and writes/s of one node, one request in flight;
@@ -33,7 +33,7 @@
 #include <unistd.h>
 
 #include "bench.h"
-#include "hyp/xs-wire.h"
+#include "xenstore/xs-wire.h"
 
 #define MAX_RUNS BENCH_MAX_RUNS
 #define VALUE_LEN 64

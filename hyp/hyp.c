@@ -43,6 +43,7 @@ int hyp_create(const struct hyp_params *p, struct hyp **out)
 		 p->state_dir ? p->state_dir : "");
 	snprintf(h->guest_elf, sizeof(h->guest_elf), "%s",
 		 p->guest_elf ? p->guest_elf : "");
+	h->soft_guest = p->soft_guest;
 	ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	h->pcpus = p->pcpus ? p->pcpus : (unsigned)(ncpu > 0 ? ncpu : 1);
 

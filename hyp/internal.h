@@ -7,8 +7,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "abi/guest.h"
 #include "formats/hvm-context.h"
-#include "hyp/abi.h"
 #include "hyp/context.h"
 #include "hyp/gmem.h"
 #include "hyp/hyp.h"
@@ -276,6 +276,7 @@ struct hyp {
 	struct sched *sched;	/* cpupool.c */
 	char state_dir[HYP_PATH_MAX];
 	char guest_elf[HYP_PATH_MAX];
+	const struct hyp_soft_guest_ops *soft_guest; /* NULL: no soft domains */
 	struct hyp_events ev;
 	/* pv-console.c: the xenstore owner's kick (hyp/pv.h), under lock */
 	void (*xs_kick)(void *opaque, uint32_t domid);

@@ -18,7 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <hyp/abi.h>
+#include <abi/guest.h>
 
 #include "common/log.h"
 #include "loader.h"

@@ -2,7 +2,7 @@
 /*
  * Boot loader for the built-in guest, used by both execution backends:
  * copies the kernel ELF into guest RAM and writes the boot-time structures
- * of the guest-physical layout in <hyp/abi.h>.
+ * of the guest-physical layout in <abi/guest.h>.
  */
 #ifndef HYP_LOADER_H
 #define HYP_LOADER_H

@@ -23,7 +23,7 @@
 #include "common/log.h"
 #include "hyp/evtchn.h"
 #include "hyp/pv.h"
-#include "hyp/xenstore.h"
+#include "xenstore/xenstore.h"
 #include "internal.h"
 
 #define PV_XS_QUEUE_MAX (1u << 20)

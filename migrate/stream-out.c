@@ -11,11 +11,11 @@
 #include <string.h>
 #include <time.h>
 
+#include "abi/guest.h"
 #include "common/bitmap.h"
 #include "common/err.h"
 #include "common/log.h"
 #include "formats/hvm-context.h"
-#include "hyp/abi.h"
 #include "hyp/context.h"
 #include "hyp/gmem.h"
 #include "internal.h"

@@ -17,9 +17,9 @@
 #include "formats/hvm-context.h"
 #include "hyp/context.h"
 #include "hyp/gmem.h"
-#include "hyp/xenstore.h"
 #include "restore/restore.h"
 #include "stream/codec.h"
+#include "xenstore/xenstore.h"
 
 /* Small enough to stay in the cache between the read and the decoder's use
  * of it; a record body that spans reads is read straight into place

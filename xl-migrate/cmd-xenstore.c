@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
  * xl xenstore-ls, -read, -write, -rm: speak xenstore's wire protocol
- * (hyp/xs-wire.h) directly to ferryd's xenstored socket, like Xen's
+ * (xenstore/xs-wire.h) directly to ferryd's xenstored socket, like Xen's
  * xenstore-* tools. The socket is $XENSTORED_PATH if set, else
  * xenstored/socket next to the control socket (RUN_DIR/xenstored/socket).
  */
@@ -13,7 +13,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "hyp/xs-wire.h"
+#include "xenstore/xs-wire.h"
 #include "xl.h"
 
 struct xsc {

@@ -29,6 +29,7 @@
 #include "common/err.h"
 #include "common/log.h"
 #include "common/size.h"
+#include "guests/soft.h"
 #include "internal.h"
 
 static void usage(FILE *f)
@@ -555,6 +556,7 @@ int main(int argc, char **argv)
 	hp.memory_bytes = opts.memory_bytes;
 	hp.state_dir = opts.state_dir;
 	hp.guest_elf = opts.guest;
+	hp.soft_guest = &wl_soft_guest_ops; /* the built-in guest's workloads */
 	rc = hyp_create(&hp, &srv.hyp);
 	if (rc) {
 		log_err("cannot start the hypervisor core: %s", ferry_strerror(rc));

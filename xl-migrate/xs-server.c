@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * ferryd's xenstore: one struct xs_store (hyp/xenstore.h) per ferryd, owned
+ * ferryd's xenstore: one struct xs_store (xenstore/xenstore.h) per ferryd, owned
  * here, served on two AF_UNIX stream sockets on the libuv loop, as Xen's
  * xenstored serves them:
  *   RUN_DIR/xenstored/socket     the privileged toolstack interface: each
@@ -39,7 +39,7 @@
 
 #include "common/log.h"
 #include "hyp/pv.h"
-#include "hyp/xenstore.h"
+#include "xenstore/xenstore.h"
 #include "internal.h"
 
 /* A client whose unsent replies and watch events exceed this is dropped. */

@@ -5,7 +5,7 @@
  * here is emulated (~1 us each), so this file does as little as it can and
  * leaves all real work to user_main() at CPL3.
  */
-#include <hyp/abi.h>
+#include <abi/guest.h>
 
 #include "kernel.h"
 #include "../workloads/internal.h"

@@ -4,7 +4,7 @@
  * then the workload loop. Under Ferry: Xen hypercalls and the shared_info
  * clock. Without Ferry (QEMU PVH): the 8250 UART and a calibrated TSC.
  */
-#include <hyp/abi.h>
+#include <abi/guest.h>
 #include <guests/workload.h>
 
 #include "kernel.h"

@@ -2,7 +2,7 @@
 /*
  * Private to guests/workloads: the guest's side of Xen's PV services in our
  * own words. Event channels and grant tables through hypercalls
- * (hyp/abi.h), the console ring (Xen's struct xencons_interface), the
+ * (abi/guest.h), the console ring (Xen's struct xencons_interface), the
  * xenstore ring (struct xenstore_domain_interface) and its wire messages
  * (struct xsd_sockmsg), and the small client the workloads use.
  *
@@ -18,11 +18,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <hyp/abi.h>
+#include <abi/guest.h>
 
 #include "internal.h"
 
-/* ---- the contract with ferryd (hyp/abi.h) ------------------------------ */
+/* ---- the contract with ferryd (abi/guest.h) ---------------------------- */
 
 /* ferryd puts the rings at FERRY_XENSTORE_GPA and FERRY_CONSOLE_GPA (the
  * guest still takes the pfns from the HVM params); the pages this guest

@@ -9,7 +9,7 @@
  * event channels, grant table) in pv.c; every slice first polls the
  * latter (interrupts stay off).
  */
-#include <hyp/abi.h>
+#include <abi/guest.h>
 
 #include "internal.h"
 #include "pv.h"

@@ -2,13 +2,16 @@
 /*
  * The soft execution backend: vCPUs are host threads running the built-in
  * guest's workload code (guests/workloads) directly against guest memory.
+ * hyp does not link that code: whoever creates the hyp hands it in
+ * (hyp_params.soft_guest, struct hyp_soft_guest_ops; ferryd passes the
+ * workloads library's), so a soft domain without it is refused.
  * No x86 is emulated; what the workload keeps lives in guest memory, so
  * every path of the engine (dirty tracking, save, restore, migration) runs
  * on machines without /dev/kvm.
  *
  * vCPU 0 gets Xen's hypercall ABI as the guest kernel does: it maps
  * shared_info at FERRY_SHARED_INFO_GPA through XENMEM_add_to_physmap, then
- * attaches with wl_attach_xen, whose hypercalls go to hyp_hypercall on its
+ * attaches the guest code (ops->attach), whose hypercalls go to hyp_hypercall on its
  * own thread, inside vcpu_run; so the PV services (event channels, grant
  * tables, console and xenstore rings, balloon, pingpong) run here as on kvm.
  * Blocking is set_timer_op + SCHEDOP_block, as in the guest kernel; events
@@ -28,7 +31,6 @@
 #include <time.h>
 
 #include "common/log.h"
-#include "guests/workload.h"
 #include "../internal.h"
 
 struct soft_dom {
@@ -46,8 +48,9 @@ _Static_assert(HYP_MAX_VCPUS <= 64, "soft_dom.load_have has a bit per vCPU");
 
 struct soft_vcpu {
 	struct hyp_vcpu *v;
-	struct wl_platform plat;
-	struct wl_ctx ctx;
+	struct hyp_soft_platform plat;
+	void *guest; /* the guest code's context: soft_guest->ctx_size bytes */
+	bool live;   /* guest attached to the memory as it is now */
 	bool attached;
 	bool stopped;
 	jmp_buf abandon; /* back to soft_vcpu_run from a block when stopping */
@@ -68,8 +71,15 @@ static int soft_probe(char *why, size_t len)
 
 static int soft_dom_init(struct hyp_domain *d)
 {
-	struct soft_dom *sd = calloc(1, sizeof(*sd));
+	struct soft_dom *sd;
 
+	if (!d->h->soft_guest) {
+		log_err("d%u: the soft backend has no guest code to run (hyp_params.soft_guest "
+			"is not set)",
+			d->domid);
+		return -EINVAL;
+	}
+	sd = calloc(1, sizeof(*sd));
 	if (!sd)
 		return -ENOMEM;
 	sd->time_base = mono_ns();
@@ -181,8 +191,13 @@ static int soft_vcpu_init(struct hyp_vcpu *v)
 
 	if (!sv)
 		return -ENOMEM;
+	sv->guest = calloc(1, v->d->h->soft_guest->ctx_size ? v->d->h->soft_guest->ctx_size : 1);
+	if (!sv->guest) {
+		free(sv);
+		return -ENOMEM;
+	}
 	sv->v = v;
-	sv->plat = (struct wl_platform){
+	sv->plat = (struct hyp_soft_platform){
 		.now_ns = plat_now_ns,
 		.console = plat_console,
 		.block_until = plat_block_until,
@@ -195,6 +210,10 @@ static int soft_vcpu_init(struct hyp_vcpu *v)
 
 static void soft_vcpu_fini(struct hyp_vcpu *v)
 {
+	struct soft_vcpu *sv = v->exec;
+
+	if (sv)
+		free(sv->guest);
 	free(v->exec);
 	v->exec = NULL;
 }
@@ -204,6 +223,7 @@ static void run_workload(struct hyp_vcpu *v, struct hyp_exit *ex)
 {
 	struct soft_vcpu *sv = v->exec;
 	struct hyp_domain *d = v->d;
+	const struct hyp_soft_guest_ops *guest = d->h->soft_guest;
 
 	if (v->id != 0) {
 		/* Secondary vCPUs idle, as the guest kernel's do. */
@@ -211,8 +231,8 @@ static void run_workload(struct hyp_vcpu *v, struct hyp_exit *ex)
 		ex->kind = HYP_EXIT_NONE;
 		return;
 	}
-	if (!sv->ctx.st) {
-		wl_hypercall_fn hc;
+	if (!sv->live) {
+		hyp_soft_hypercall_fn hc;
 		char banner[128];
 		int n;
 
@@ -230,7 +250,7 @@ static void run_workload(struct hyp_vcpu *v, struct hyp_exit *ex)
 		 * where the workloads poll it (not in a stream saved before
 		 * soft had them). */
 		hc = d->shared_info_gpa == FERRY_SHARED_INFO_GPA ? plat_hypercall : NULL;
-		if (wl_attach_xen(&sv->ctx, &sv->plat, hc, (uintptr_t)d->hva, d->mem_bytes,
+		if (guest->attach(sv->guest, &sv->plat, hc, (uintptr_t)d->hva, d->mem_bytes,
 				  d->cfg.cmdline)) {
 			log_err("d%u: the workload refused its command line '%s'", d->domid,
 				d->cfg.cmdline);
@@ -238,8 +258,9 @@ static void run_workload(struct hyp_vcpu *v, struct hyp_exit *ex)
 			return;
 		}
 		sv->attached = true;
+		sv->live = true;
 	}
-	wl_run_slice(&sv->ctx);
+	guest->run_slice(sv->guest);
 	ex->kind = sv->stopped ? HYP_EXIT_STOPPED : HYP_EXIT_NONE;
 }
 
@@ -352,7 +373,7 @@ static int soft_load_done(struct hyp_domain *d, const struct ferry_hvm_domain *d
 		struct soft_vcpu *sv = v->exec;
 
 		sv->attached = sd->load[i].attached;
-		sv->ctx.st = NULL; /* re-attach to the restored memory */
+		sv->live = false; /* re-attach to the restored memory */
 	}
 	/* System time continues from the saved value: now_ns() is
 	 * mono - time_base, in unsigned (modular) arithmetic. */

@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "guests/soft.h"
 #include "hyp/hyp.h"
 
 static inline bool harness_have_kvm(void)
@@ -36,6 +37,7 @@ static inline struct hyp *harness_hyp(const char *backend, uint64_t pool_mb)
 		.backend = backend,
 		.memory_bytes = pool_mb << 20,
 		.guest_elf = FERRY_GUEST_ELF,
+		.soft_guest = &wl_soft_guest_ops,
 	};
 	struct hyp *h = NULL;
 

@@ -12,8 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "abi/guest.h"
 #include "common/log.h"
-#include "hyp/abi.h"
+#include "guests/soft.h"
 #include "hyp/evtchn.h"
 #include "hyp/gmem.h"
 #include "hyp/gnttab.h"
@@ -45,7 +46,8 @@ static uint64_t take(struct in *in, unsigned bytes)
 
 static void setup(void)
 {
-	struct hyp_params p = { .backend = "soft", .memory_bytes = 64ULL << 20 };
+	struct hyp_params p = { .backend = "soft", .memory_bytes = 64ULL << 20,
+				.soft_guest = &wl_soft_guest_ops };
 
 	log_set_stderr(0);
 	if (hyp_create(&p, &h))

@@ -31,10 +31,11 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "guests/soft.h"
 #include "hyp/hyp.h"
-#include "hyp/xenstore.h"
 #include "restore/restore.h"
 #include "stream/io.h"
+#include "xenstore/xenstore.h"
 #include "xl-migrate/config.h"
 
 #define POOL_MB 64
@@ -76,7 +77,8 @@ static int xenstore(void *opaque, uint32_t domid, const char *pairs, size_t len)
 static void setup(void)
 {
 	struct hyp_params p = { .backend = "soft", .pcpus = 1,
-				.memory_bytes = (uint64_t)POOL_MB << 20 };
+				.memory_bytes = (uint64_t)POOL_MB << 20,
+				.soft_guest = &wl_soft_guest_ops };
 
 	verbose = getenv("FERRY_FUZZ_VERBOSE") != NULL;
 	log_set_stderr(verbose ? 1 : 0);

@@ -12,7 +12,7 @@
 #include <string.h>
 
 #include "common/log.h"
-#include "hyp/xenstore.h"
+#include "xenstore/xenstore.h"
 
 #define NCONN 4
 

@@ -14,8 +14,8 @@
 #include <string.h>
 #include <sys/mman.h>
 
+#include <abi/guest.h>
 #include <guests/workload.h>
-#include <hyp/abi.h>
 
 #include "../../guests/workloads/pv.h"
 

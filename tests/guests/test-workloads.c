@@ -13,8 +13,8 @@
 #include <string.h>
 #include <sys/mman.h>
 
+#include <abi/guest.h>
 #include <guests/workload.h>
-#include <hyp/abi.h>
 
 #define MiB ((uint64_t)1 << 20)
 #define NS_PER_MS ((uint64_t)1000000)

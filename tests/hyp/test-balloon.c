@@ -11,7 +11,7 @@
 
 #include "common/err.h"
 #include "harness.h"
-#include "hyp/abi.h"
+#include "abi/guest.h"
 #include "hyp/evtchn.h" /* hyp_test_hypercall */
 #include "hyp/gmem.h"
 

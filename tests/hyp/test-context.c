@@ -14,7 +14,7 @@
 #include "formats/hvm-context.h"
 #include "guests/workload.h"
 #include "harness.h"
-#include "hyp/abi.h"
+#include "abi/guest.h"
 #include "hyp/context.h"
 #include "hyp/evtchn.h"
 #include "hyp/gmem.h"
@@ -514,7 +514,7 @@ static struct hyp *two_pcpu_hyp(void)
 {
 	struct hyp_params p = {
 		.backend = "soft", .pcpus = 2, .memory_bytes = 128 << 20,
-		.guest_elf = FERRY_GUEST_ELF,
+		.guest_elf = FERRY_GUEST_ELF, .soft_guest = &wl_soft_guest_ops,
 	};
 	struct hyp *h = NULL;
 

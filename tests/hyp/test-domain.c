@@ -86,6 +86,77 @@ ParameterizedTest(struct backend *backend, domain, lifecycle, .timeout = 60)
 	hyp_destroy(h);
 }
 
+/* hyp links no guest code: a soft domain without hyp_params.soft_guest is
+ * refused at create, and leaves nothing behind. */
+Test(domain, soft_without_guest_refused)
+{
+	struct hyp_params p = { .backend = "soft", .memory_bytes = 64ULL << 20 };
+	struct hyp_dom_config c = harness_cfg("noguest", 16, "workload=idle");
+	struct hyp_info info;
+	struct hyp *h = NULL;
+	uint32_t id;
+
+	cr_assert_eq(hyp_create(&p, &h), 0);
+	cr_expect_eq(hyp_domain_create(h, &c, false, &id), -EINVAL);
+	hyp_get_info(h, &info);
+	cr_expect_eq(info.free_bytes, 64ULL << 20);
+	cr_expect_eq(info.ndomains, 0);
+	hyp_destroy(h);
+}
+
+/* A fake guest through the same seam: its slices run on vCPU 0 with the
+ * platform hyp hands it, and its console output reaches the domain's. */
+struct fake_guest {
+	const struct hyp_soft_platform *plat;
+	uint64_t mem_size;
+	unsigned slices;
+};
+
+static int fake_attach(void *ctx, const struct hyp_soft_platform *plat,
+		       hyp_soft_hypercall_fn hypercall, uintptr_t mem_base, uint64_t mem_size,
+		       const char *cmdline)
+{
+	struct fake_guest *g = ctx;
+
+	g->plat = plat;
+	g->mem_size = mem_size;
+	return strcmp(cmdline, "fake") ? -EINVAL : 0;
+}
+
+static void fake_run_slice(void *ctx)
+{
+	struct fake_guest *g = ctx;
+	char line[64];
+	int n = snprintf(line, sizeof(line), "fake: slice %u of %llu MiB\n", ++g->slices,
+			 (unsigned long long)(g->mem_size >> 20));
+
+	g->plat->console(g->plat->opaque, line, (size_t)n);
+	g->plat->block_until(g->plat->opaque, g->plat->now_ns(g->plat->opaque) + 1000000);
+}
+
+static const struct hyp_soft_guest_ops fake_guest_ops = {
+	.ctx_size = sizeof(struct fake_guest),
+	.attach = fake_attach,
+	.run_slice = fake_run_slice,
+};
+
+Test(domain, soft_runs_the_guest_it_is_given, .timeout = 30)
+{
+	struct hyp_params p = { .backend = "soft", .memory_bytes = 64ULL << 20,
+				.soft_guest = &fake_guest_ops };
+	struct hyp_dom_config c = harness_cfg("fake", 16, "fake");
+	struct hyp *h = NULL;
+	uint32_t id;
+
+	cr_assert_eq(hyp_create(&p, &h), 0);
+	cr_assert_eq(hyp_domain_create(h, &c, false, &id), 0);
+	cr_assert(harness_wait_console(h, id, "fake: slice 3 of 16 MiB", 1, 10),
+		  "no third slice; console:\n%s", harness_console(h, id));
+	cr_expect_null(strstr(harness_console(h, id), "workload"));
+	cr_assert_eq(hyp_domain_destroy(h, id), 0);
+	hyp_destroy(h);
+}
+
 Test(domain, memory_beyond_pool_refused)
 {
 	struct hyp *h = harness_hyp("soft", 64);

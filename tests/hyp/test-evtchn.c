@@ -9,7 +9,7 @@
 #include <stddef.h>
 
 #include "harness.h"
-#include "hyp/abi.h"
+#include "abi/guest.h"
 #include "hyp/evtchn.h"
 #include "hyp/gmem.h"
 

@@ -9,7 +9,7 @@
 #include <stddef.h>
 
 #include "harness.h"
-#include "hyp/abi.h"
+#include "abi/guest.h"
 #include "hyp/evtchn.h" /* hyp_test_hypercall */
 #include "hyp/gmem.h"
 #include "hyp/gnttab.h"

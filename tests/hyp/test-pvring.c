@@ -11,12 +11,12 @@
 #include <stddef.h>
 
 #include "harness.h"
-#include "hyp/abi.h"
+#include "abi/guest.h"
 #include "hyp/evtchn.h"
 #include "hyp/gmem.h"
 #include "hyp/pv.h"
 #include "hyp/sched.h"
-#include "hyp/xenstore.h"
+#include "xenstore/xenstore.h"
 
 #define ARG_GPA 0x500000u
 #define SI_GPA FERRY_SHARED_INFO_GPA

@@ -29,6 +29,7 @@ static struct hyp *sched_hyp(const char *backend, unsigned pcpus)
 		.pcpus = pcpus,
 		.memory_bytes = 256ULL << 20,
 		.guest_elf = FERRY_GUEST_ELF,
+		.soft_guest = &wl_soft_guest_ops,
 	};
 	struct hyp *h = NULL;
 

@@ -16,7 +16,7 @@
 #include "common/compiler.h"
 #include "guests/workload.h"
 #include "harness.h"
-#include "hyp/abi.h"
+#include "abi/guest.h"
 #include "hyp/gmem.h"
 #include "logdirty/logdirty.h"
 

@@ -3,7 +3,7 @@
  * Grant tables (Xen's v1 entries) for ferryd's own backends: access to a
  * page a guest granted, with the same checks Xen makes for a grantee.
  *
- * A guest's table lives in its own RAM (see abi.h: XENMAPSPACE_grant_table).
+ * A guest's table lives in its own RAM (see abi/guest.h: XENMAPSPACE_grant_table).
  * A grant is usable by for_domid when its entry has type GTF_permit_access,
  * its domid is for_domid and, for writes, GTF_readonly is clear. While a
  * grant is mapped or being copied, GTF_reading (and GTF_writing for write

@@ -80,12 +80,50 @@ struct hyp_events {
 	void *opaque;
 };
 
+/*
+ * The soft backend's guest: hyp runs no guest code of its own, whoever
+ * creates the hyp hands it in (ferryd: the built-in guest's workloads,
+ * guests/soft.h's wl_soft_guest_ops; a test may give a fake). vCPU 0's
+ * thread calls it with the platform below, Xen's hypercalls and the guest
+ * mapping. The members mean what guests/workload.h's struct wl_platform's
+ * mean.
+ */
+struct hyp_soft_platform {
+	uint64_t (*now_ns)(void *opaque); /* guest system time */
+	void (*console)(void *opaque, const char *s, size_t len);
+	void (*block_until)(void *opaque, uint64_t deadline_ns); /* may return early */
+	void (*shutdown)(void *opaque, unsigned reason); /* SHUTDOWN_*; returns */
+	void *opaque;
+};
+
+/* A Xen hypercall on the calling vCPU (pointers are gpas); returns rax. */
+typedef long (*hyp_soft_hypercall_fn)(void *opaque, unsigned long nr, unsigned long a1,
+				      unsigned long a2, unsigned long a3);
+
+struct hyp_soft_guest_ops {
+	size_t ctx_size; /* hyp gives each vCPU this many zeroed bytes */
+	/*
+	 * Attach ctx to guest memory (mem_size bytes at host address
+	 * mem_base): a first boot parses cmdline, a restored guest finds its
+	 * state in memory. plat lives as long as ctx; hypercall is NULL when
+	 * the guest has no PV services (called with plat->opaque). Returns 0
+	 * or a negative errno (the guest says why on its console). Called
+	 * again after every state load.
+	 */
+	int (*attach)(void *ctx, const struct hyp_soft_platform *plat,
+		      hyp_soft_hypercall_fn hypercall, uintptr_t mem_base, uint64_t mem_size,
+		      const char *cmdline);
+	void (*run_slice)(void *ctx); /* about 10 ms of work at most */
+};
+
 struct hyp_params {
 	const char *backend;   /* "kvm", "soft" or "auto" */
 	unsigned pcpus;        /* 0: the host's */
 	uint64_t memory_bytes; /* the machine-memory pool */
 	const char *state_dir; /* console logs go to <state_dir>/console/ */
 	const char *guest_elf; /* the built-in guest image */
+	/* Soft domains' guest code; NULL: creating a soft domain fails. */
+	const struct hyp_soft_guest_ops *soft_guest;
 	struct hyp_events events;
 };
 

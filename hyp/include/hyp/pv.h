@@ -4,7 +4,7 @@
  *
  * Every domain gets, at create (before its vCPUs run), two event channel
  * ports in its own table, interdomain with domain 0 (ferryd), and two ring
- * pages at fixed guest addresses (hyp/abi.h):
+ * pages at fixed guest addresses (abi/guest.h):
  *   HVM_PARAM_CONSOLE_PFN    FERRY_CONSOLE_GPA >> 12   struct xencons_interface
  *   HVM_PARAM_CONSOLE_EVTCHN the console port
  *   HVM_PARAM_STORE_PFN      FERRY_XENSTORE_GPA >> 12  struct xenstore_domain_interface

@@ -6,8 +6,8 @@
  * sans-I/O codec that turns a byte stream into complete messages and builds
  * messages into caller buffers. Nothing here allocates.
  */
-#ifndef HYP_XS_WIRE_H
-#define HYP_XS_WIRE_H
+#ifndef XENSTORE_XS_WIRE_H
+#define XENSTORE_XS_WIRE_H
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * Xenstore (hyp/xenstore.h): requests go in as real xsd_sockmsg bytes
+ * Xenstore (xenstore/xenstore.h): requests go in as real xsd_sockmsg bytes
  * through xs_conn_feed(); replies and watch events are parsed back out.
  */
 #include <criterion/criterion.h>
@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "hyp/xenstore.h"
+#include "xenstore/xenstore.h"
 
 /* A client: its connection and everything the store sent it. */
 struct client {

@@ -10,8 +10,8 @@
  * with IOPL 3) instead of a hypercall page. Pointer arguments are guest
  * physical addresses: Ferry guests identity-map their memory.
  */
-#ifndef HYP_ABI_H
-#define HYP_ABI_H
+#ifndef ABI_GUEST_H
+#define ABI_GUEST_H
 
 #include <stdint.h>
 

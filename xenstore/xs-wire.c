@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "common/compiler.h"
-#include "hyp/xs-wire.h"
+#include "xenstore/xs-wire.h"
 
 #define HDR sizeof(struct xs_msg_hdr)
 

@@ -10,16 +10,16 @@
  * which act as dom0 and fire watches like a client's request.
  *
  * Semantics follow docs/misc/xenstore.txt and xenstored; see
- * hyp/xenstore.c for the differences. Single-threaded: the caller
+ * xenstore/xenstore.c for the differences. Single-threaded: the caller
  * serialises every call on one store (ferryd's loop thread).
  */
-#ifndef HYP_XENSTORE_H
-#define HYP_XENSTORE_H
+#ifndef XENSTORE_XENSTORE_H
+#define XENSTORE_XENSTORE_H
 
 #include <stddef.h>
 #include <stdint.h>
 
-#include "hyp/xs-wire.h"
+#include "xenstore/xs-wire.h"
 
 struct xs_store;
 struct xs_conn;

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
  * Xenstore: the node tree, permissions, watches, transactions and quotas,
- * and the execution of wire requests (hyp/xenstore.h).
+ * and the execution of wire requests (xenstore/xenstore.h).
  *
  * Like xenstored, nodes live in one table keyed by full path; each node
  * holds its value, its permissions (entry 0: owner and the default for
@@ -35,7 +35,7 @@
 
 #include "common/compiler.h"
 #include "common/log.h"
-#include "hyp/xenstore.h"
+#include "xenstore/xenstore.h"
 
 #define PERM_OWNER 4u
 #define DOMID_FIRST_RESERVED 0x7ff0u
