@@ -185,17 +185,16 @@ check "clean stop" term 30
 
 # ---- 6. SIGTERM past a migration's go: saved fenced, back fenced ----------
 # A (this script's ferryd) migrates to B at 127.0.3.3 through
-# migrate-faults.sh's proxy, which holds B's report after go; SIGTERM to A
+# handshake-proxy.py (migrate-faults.sh's), which holds B's report after go; SIGTERM to A
 # then leaves its copy fenced, and the stop must save it so.
 A_ADDR=127.0.3.2 B_ADDR=127.0.3.3 B_PORT=8412 PX_PORT=8413
 B_SOCK=$TMP/run-B/ferryd.sock
 xlb() { timeout 60 "$XL" -S "$B_SOCK" "$@"; }
-sed -n "/^\tcat >\"\$TMP\/proxy.py\" <<'PY'\$/,/^PY\$/p" \
-	"$(dirname "${BASH_SOURCE[0]}")/migrate-faults.sh" | sed '1d;$d' >"$TMP/proxy.py"
+PROXY=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/handshake-proxy.py
 fence_case() {
 	local i mig_pid
 	timeout 60 "$XL" tls-setup --dir "$TMP/tls" --host $A_ADDR --host $B_ADDR >/dev/null 2>&1 &&
-		[[ -s $TMP/proxy.py ]] || { not_ok "fenced: set-up (certificates, proxy)"; return; }
+		[[ -s $PROXY ]] || { not_ok "fenced: set-up (certificates, proxy)"; return; }
 	timeout 300 "$FERRYD" --foreground --on-stop destroy --backend soft --memory 1G \
 		--run-dir "$TMP/run-B" --state-dir "$TMP/state-B" --listen $B_ADDR:$B_PORT \
 		--tls-dir "$TMP/tls" >>"$TMP/ferryd-B.out" 2>&1 &
@@ -203,7 +202,7 @@ fence_case() {
 	wait_socket "$B_SOCK" || { not_ok "fenced: ferryd B starts"; return; }
 	start --tls-dir "$TMP/tls" --tls-name $A_ADDR || { not_ok "fenced: ferryd A starts"; return; }
 	xl create "$TMP/lt-fence.cfg" >/dev/null 2>&1 && wait_log lt-fence "verify: sweep" 1
-	timeout 120 python3 "$TMP/proxy.py" $B_ADDR $PX_PORT $B_ADDR $B_PORT delay-after-go 8 \
+	timeout 120 python3 "$PROXY" $B_ADDR $PX_PORT $B_ADDR $B_PORT delay-after-go 8 \
 		"$TMP/proxy.mark" 2>>"$TMP/proxy.log" &
 	PX_PID=$!
 	for ((i = 0; i < 50; i++)); do grep -qs listening "$TMP/proxy.mark" && break; sleep 0.1; done
