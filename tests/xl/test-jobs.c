@@ -19,6 +19,10 @@
 #undef MAX
 #include "internal.h"
 
+#ifdef __SANITIZE_ADDRESS__
+#include <sanitizer/lsan_interface.h>
+#endif
+
 /* ctl-server.c's, which the framework calls when a job's client is done. */
 static int released;
 void ctl__client_release(struct ctl_client *cl)
@@ -234,6 +238,11 @@ Test(ctl_jobs, stop_is_bounded_with_a_job_no_token_reaches)
 	uv_run(&loop, UV_RUN_DEFAULT); /* ends by the stop timer */
 	clock_gettime(CLOCK_MONOTONIC, &b);
 	cr_assert(ctl_jobs_abandoned(&srv));
+#ifdef __SANITIZE_ADDRESS__
+	/* Abandoned by design, as ferryd leaves such a job at exit (_exit,
+	 * no leak check there): its token is not a leak to report. */
+	__lsan_ignore_object(stuck.job.cancel);
+#endif
 	cr_assert_eq(n, 0);
 	cr_assert_leq(b.tv_sec - a.tv_sec, CTL_STOP_JOBS_MS / 1000 + 2);
 	cr_assert_geq(b.tv_sec - a.tv_sec, CTL_STOP_JOBS_MS / 1000 - 1);
