@@ -93,6 +93,9 @@ struct hyp_soft_platform {
 	void (*console)(void *opaque, const char *s, size_t len);
 	void (*block_until)(void *opaque, uint64_t deadline_ns); /* may return early */
 	void (*shutdown)(void *opaque, unsigned reason); /* SHUTDOWN_*; returns */
+	/* A pause or stop is pending: end the slice now. Cheap (one load);
+	 * the guest calls it between batches of pages. */
+	bool (*preempted)(void *opaque);
 	void *opaque;
 };
 
@@ -113,7 +116,9 @@ struct hyp_soft_guest_ops {
 	int (*attach)(void *ctx, const struct hyp_soft_platform *plat,
 		      hyp_soft_hypercall_fn hypercall, uintptr_t mem_base, uint64_t mem_size,
 		      const char *cmdline);
-	void (*run_slice)(void *ctx); /* about 10 ms of work at most */
+	/* About 10 ms of work at most; returns within about 100 us once
+	 * plat->preempted says so, its state consistent in guest memory. */
+	void (*run_slice)(void *ctx);
 };
 
 struct hyp_params {
