@@ -246,6 +246,7 @@ static int dom_create(struct hyp *h, const struct hyp_dom_config *cfg, bool rest
 	pthread_cond_init(&d->cond, &ca);
 	pthread_condattr_destroy(&ca);
 	pthread_mutex_init(&d->con_lock, NULL);
+	pthread_mutex_init(&d->con_order, NULL);
 	pthread_mutex_init(&d->p2m_lock, NULL);
 	d->mem_bytes = cfg->memory_mb << 20;
 	d->maxmem_bytes = cfg->maxmem_mb << 20;
