@@ -66,7 +66,7 @@ static uint64_t fake_now(void *o) { (void)o; return 0; }
 static void fake_console(void *o, const char *s, size_t l) { (void)o; (void)s; (void)l; }
 static void fake_block(void *o, uint64_t t) { (void)o; (void)t; }
 static void fake_shutdown(void *o, unsigned r) { (void)o; (void)r; }
-static const struct wl_platform plat = { fake_now, fake_console, fake_block, fake_shutdown,
+static const struct wl_platform plat = { fake_now, fake_console, fake_block, fake_shutdown, NULL,
 					 NULL };
 
 static uint64_t gen_sum(const struct wl_ctx *wl)

@@ -51,6 +51,9 @@ void console_rename(struct hyp_domain *d)
 
 void console_fini(struct hyp_domain *d)
 {
+	free(d->con_held);
+	d->con_held = NULL;
+	pthread_mutex_destroy(&d->con_order);
 	if (d->con_log_fd >= 0)
 		close(d->con_log_fd);
 	d->con_log_fd = -1;
@@ -59,18 +62,156 @@ void console_fini(struct hyp_domain *d)
 	pthread_mutex_destroy(&d->con_lock);
 }
 
-void console_put(struct hyp_domain *d, const char *buf, size_t len)
+/* Into the ring and the log. Under con_lock and con_order; the caller
+ * sends the event after dropping con_lock, still under con_order. */
+static void deliver_locked(struct hyp_domain *d, const char *buf, size_t len)
 {
-	pthread_mutex_lock(&d->con_lock);
 	for (size_t i = 0; i < len; i++)
 		d->con_ring[(d->con_head + i) % CONSOLE_RING] = buf[i];
 	d->con_head += len;
 	if (d->con_log_fd >= 0 && write(d->con_log_fd, buf, len) < 0) {
 		/* the ring still has it */
 	}
+}
+
+/* Takes up to len bytes (all of them when !bounded); 0 when the gate is
+ * full. */
+static size_t put(struct hyp_domain *d, const char *buf, size_t len, bool bounded)
+{
+	pthread_mutex_lock(&d->con_order);
+	pthread_mutex_lock(&d->con_lock);
+	if (d->con_gated) {
+		size_t room = d->con_held_len < HYP_CONSOLE_GATE_MAX
+				      ? HYP_CONSOLE_GATE_MAX - d->con_held_len
+				      : 0;
+		char *held;
+
+		if (bounded && len > room)
+			len = room;
+		held = len ? realloc(d->con_held, d->con_held_len + len) : d->con_held;
+		if (!held) {
+			len = 0; /* stays in the guest's ring, as when full */
+		} else {
+			memcpy(held + d->con_held_len, buf, len);
+			d->con_held = held;
+			d->con_held_len += len;
+		}
+		d->con_produced += len;
+		pthread_mutex_unlock(&d->con_lock);
+		pthread_mutex_unlock(&d->con_order);
+		return len;
+	}
+	deliver_locked(d, buf, len);
+	d->con_produced += len;
 	pthread_mutex_unlock(&d->con_lock);
 	if (d->h->ev.console)
 		d->h->ev.console(d->h->ev.opaque, d->domid, buf, len);
+	pthread_mutex_unlock(&d->con_order);
+	return len;
+}
+
+void console_put(struct hyp_domain *d, const char *buf, size_t len)
+{
+	put(d, buf, len, false);
+}
+
+size_t console_offer(struct hyp_domain *d, const char *buf, size_t len)
+{
+	return put(d, buf, len, true);
+}
+
+/* ---- the output gate ----------------------------------------------------- */
+
+int hyp_console_gate_hold(struct hyp *h, uint32_t domid)
+{
+	struct hyp_domain *d;
+	int err = hyp_domain_get(h, domid, &d);
+
+	if (err)
+		return err;
+	pthread_mutex_lock(&d->con_order);
+	pthread_mutex_lock(&d->con_lock);
+	if (!d->con_gated) {
+		d->con_gated = true;
+		d->con_held_at = d->con_produced;
+		d->con_held_len = 0;
+	}
+	pthread_mutex_unlock(&d->con_lock);
+	pthread_mutex_unlock(&d->con_order);
+	hyp_domain_put(d);
+	return 0;
+}
+
+int hyp_console_gate_mark(struct hyp *h, uint32_t domid, uint64_t *mark)
+{
+	struct hyp_domain *d;
+	int err = hyp_domain_get(h, domid, &d);
+
+	if (err)
+		return err;
+	pthread_mutex_lock(&d->con_lock);
+	*mark = d->con_produced;
+	pthread_mutex_unlock(&d->con_lock);
+	hyp_domain_put(d);
+	return 0;
+}
+
+/* Lets out the held bytes before upto; open: all of them, and stops
+ * holding. con_held changes only under con_order, which is held here: the
+ * event is sent from it after con_lock is dropped. */
+static int gate_release(struct hyp *h, uint32_t domid, uint64_t upto, bool open)
+{
+	struct hyp_domain *d;
+	size_t n = 0;
+	int err = hyp_domain_get(h, domid, &d);
+
+	if (err)
+		return err;
+	pthread_mutex_lock(&d->con_order);
+	pthread_mutex_lock(&d->con_lock);
+	if (!open && upto > d->con_produced) {
+		log_err("d%u: console gate: release up to %llu, past the output's end %llu",
+			d->domid, (unsigned long long)upto,
+			(unsigned long long)d->con_produced);
+		pthread_mutex_unlock(&d->con_lock);
+		err = -EINVAL;
+		goto out;
+	}
+	if (d->con_gated) {
+		n = d->con_held_len;
+		if (!open && upto < d->con_held_at + n)
+			n = upto > d->con_held_at ? (size_t)(upto - d->con_held_at) : 0;
+		deliver_locked(d, d->con_held, n);
+	}
+	pthread_mutex_unlock(&d->con_lock);
+	if (n && d->h->ev.console)
+		d->h->ev.console(d->h->ev.opaque, d->domid, d->con_held, n);
+	pthread_mutex_lock(&d->con_lock);
+	if (d->con_gated && n) {
+		memmove(d->con_held, d->con_held + n, d->con_held_len - n);
+		d->con_held_at += n;
+		d->con_held_len -= n;
+	}
+	if (d->con_gated && open) {
+		d->con_gated = false;
+		free(d->con_held);
+		d->con_held = NULL;
+	}
+	pthread_mutex_unlock(&d->con_lock);
+out:
+	pthread_mutex_unlock(&d->con_order);
+	hyp_domain_put(d);
+	return err;
+}
+
+int hyp_console_gate_release(struct hyp *h, uint32_t domid, uint64_t upto)
+{
+	return gate_release(h, domid, upto, false);
+}
+
+int hyp_console_gate_open(struct hyp *h, uint32_t domid)
+{
+	return gate_release(h, domid, 0, true);
 }
 
 /* Puts saved output back in the ring (not the log, no events). */
@@ -87,6 +228,8 @@ static void seed(struct hyp_domain *d, const char *buf, size_t len, uint64_t tot
 	for (size_t i = 0; i < len; i++)
 		d->con_ring[(d->con_head + i) % CONSOLE_RING] = buf[i];
 	d->con_head += len;
+	if (d->con_produced < d->con_head)
+		d->con_produced = d->con_head;
 	pthread_mutex_unlock(&d->con_lock);
 }
 

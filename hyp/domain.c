@@ -246,6 +246,7 @@ static int dom_create(struct hyp *h, const struct hyp_dom_config *cfg, bool rest
 	pthread_cond_init(&d->cond, &ca);
 	pthread_condattr_destroy(&ca);
 	pthread_mutex_init(&d->con_lock, NULL);
+	pthread_mutex_init(&d->con_order, NULL);
 	pthread_mutex_init(&d->p2m_lock, NULL);
 	d->mem_bytes = cfg->memory_mb << 20;
 	d->maxmem_bytes = cfg->maxmem_mb << 20;
@@ -450,7 +451,8 @@ static bool pause_apply_locked(struct hyp_domain *d, enum hyp_dom_state *st)
 {
 	if (d->pause_ctl || d->pause_op || d->fenced) {
 		if (!d->paused) {
-			d->paused = true;
+			/* Atomic: soft workloads poll it (plat_preempted). */
+			__atomic_store_n(&d->paused, true, __ATOMIC_RELAXED);
 			for (unsigned i = 0; i < d->nvcpus; i++)
 				d->vcpus[i].kicked = true;
 			pthread_cond_broadcast(&d->cond);
@@ -467,7 +469,7 @@ static bool pause_apply_locked(struct hyp_domain *d, enum hyp_dom_state *st)
 	}
 	if (!d->paused)
 		return false;
-	d->paused = false;
+	__atomic_store_n(&d->paused, false, __ATOMIC_RELAXED);
 	pthread_cond_broadcast(&d->cond);
 	if (d->state != HYP_DOM_PAUSED)
 		return false;

@@ -260,6 +260,17 @@ struct hyp_domain {
 	char *con_ring;
 	uint64_t con_head;
 	int con_log_fd;
+	/* The output gate (hyp_console_gate_*): while con_gated, output goes
+	 * to con_held (con_held_len bytes from position con_held_at) instead
+	 * of the ring, the log and the events. con_produced counts every byte
+	 * the guest wrote, held or not. */
+	bool con_gated;
+	char *con_held;
+	size_t con_held_len;
+	uint64_t con_held_at, con_produced;
+	/* Held across a delivery (ring, log, event) so that events come in
+	 * the order of the output; taken before con_lock. */
+	pthread_mutex_t con_order;
 
 	struct hyp_domain *next;
 };
@@ -425,6 +436,10 @@ void pv_idx_store(struct hyp_domain *d, uint64_t gpa, uint32_t v);
 int console_init(struct hyp_domain *d);
 void console_fini(struct hyp_domain *d);
 void console_put(struct hyp_domain *d, const char *buf, size_t len);
+/* console_put within the gate's bound: returns the bytes taken (fewer than
+ * len, maybe 0, when the gate holds HYP_CONSOLE_GATE_MAX bytes); the rest
+ * stays in the guest's ring. */
+size_t console_offer(struct hyp_domain *d, const char *buf, size_t len);
 /* The CONSOLE entry (context.c): save emits the history ferryd holds; load
  * checks one and puts its bytes back in the ring (ferryd's record, not
  * the guest's: nothing to wait for). -EINVAL naming the field if bad. */

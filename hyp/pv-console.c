@@ -9,7 +9,9 @@
  *
  * Console: on the guest's notify, or every PV_POLL_MS from the poll thread
  * (a lost notify costs latency, not output), out[out_cons, out_prod) goes to
- * console_put and out_cons moves; queued input goes into in[] and in_prod
+ * the console and out_cons moves past what it took (all of it, unless the
+ * console's output gate is full: the rest waits in the ring, and the poll
+ * takes it once the gate lets output out again); queued input goes into in[] and in_prod
  * moves; either way the guest gets a notify. A ring whose indices are more
  * than its size apart is resynchronised (out_cons = out_prod), logged once.
  * While the domain is paused nothing is written into its memory.
@@ -96,8 +98,11 @@ static bool con_out(struct hyp_domain *d)
 	if (hyp_gmem_read(d, CON_GPA(out) + MASK_XENCONS_IDX(cons, buf), buf, first) ||
 	    hyp_gmem_read(d, CON_GPA(out), buf + first, n - first))
 		return false;
-	console_put(d, buf, n);
-	pv_idx_store(d, CON_GPA(out_cons), prod);
+	/* A full console gate takes less: the rest waits in the ring. */
+	n = (uint32_t)console_offer(d, buf, n);
+	if (!n)
+		return false;
+	pv_idx_store(d, CON_GPA(out_cons), cons + n);
 	return true;
 }
 

@@ -24,6 +24,7 @@ static int soft_guest_attach(void *opaque, const struct hyp_soft_platform *plat,
 		.console = plat->console,
 		.block_until = plat->block_until,
 		.shutdown = plat->shutdown,
+		.preempted = plat->preempted,
 		.opaque = plat->opaque,
 	};
 	return wl_attach_xen(&g->ctx, &g->plat, hypercall, mem_base, mem_size, cmdline);

@@ -90,6 +90,8 @@ void balloon_slice(struct wl_ctx *ctx)
 		uint64_t n, first;
 		long done;
 
+		if (c && wl_preempted(ctx))
+			return; /* still BL_ACTIVE: the next slice goes on */
 		cur = top - st->bl_out;
 		if (cur == want) {
 			bl_say(ctx, "");

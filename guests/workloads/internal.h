@@ -39,6 +39,17 @@ struct wl_params {
 
 enum wl_pp_role { WL_PP_PING = 1, WL_PP_PONG = 2 };
 
+/* Pages (or other units of work) between two looks at wl_preempted: a
+ * pending pause then waits for about 16 pages' work at most (~10 us). */
+#define WL_PREEMPT_BATCH 16
+
+/* The platform wants the vCPU back (soft: a pause or stop is pending): end
+ * the slice now, with the state in guest memory whole. */
+static inline bool wl_preempted(const struct wl_ctx *ctx)
+{
+	return ctx->plat->preempted && ctx->plat->preempted(ctx->plat->opaque);
+}
+
 /*
  * Lives at FERRY_ARENA_GPA and is saved, restored and migrated with the
  * rest of guest memory: it holds only guest-physical addresses and plain

@@ -363,7 +363,7 @@ static void pong_slice(struct wl_ctx *ctx, uint64_t now)
 			 * our notify. */
 			__atomic_thread_fence(__ATOMIC_SEQ_CST);
 			pv_evtchn_send(ctx, st->pp_port);
-			if (now_ns(ctx) < end)
+			if (now_ns(ctx) < end && !wl_preempted(ctx))
 				continue;
 			return;
 		}
@@ -371,7 +371,7 @@ static void pong_slice(struct wl_ctx *ctx, uint64_t now)
 		 * other event ends the slice so pv_poll sees it. */
 		pv_block(ctx, st->report_ns + PP_REPORT_NS);
 		if (!pv_evtchn_is_pending(ctx, st->pp_port) ||
-		    now_ns(ctx) >= end)
+		    now_ns(ctx) >= end || wl_preempted(ctx))
 			return;
 	}
 }
@@ -419,11 +419,11 @@ static void ping_slice(struct wl_ctx *ctx, uint64_t now)
 				st->pp_rounds++;
 				st->pp_sent_ns = 0;
 			}
-			if (now_ns(ctx) < end)
+			if (now_ns(ctx) < end && !wl_preempted(ctx))
 				continue;
 			return;
 		}
-		if (now >= end)
+		if (now >= end || wl_preempted(ctx))
 			return;
 		pv_block(ctx, st->pp_sent_ns + PP_RESEND_NS);
 		if (!pv_evtchn_is_pending(ctx, st->pp_port))

@@ -445,7 +445,8 @@ static bool fill_slice(const struct wl_ctx *ctx, uint64_t now)
 		for (unsigned i = 0; i < WL_PAGE_SIZE / 8; i++)
 			w[i] = (st->cursor * 0x9e3779b97f4a7c15ull) ^ (i * 0xbf58476d1ce4e5b9ull);
 		st->cursor++;
-		if (++n % CLOCK_BATCH == 0 && now_ns(ctx) >= end)
+		if (++n % WL_PREEMPT_BATCH == 0 &&
+		    (wl_preempted(ctx) || (n % CLOCK_BATCH == 0 && now_ns(ctx) >= end)))
 			return true;
 	}
 	wl_printf(ctx, "idle: filled pages=%llu\n", (unsigned long long)st->ws_pages);
@@ -484,7 +485,8 @@ static void report(const struct wl_ctx *ctx, uint64_t now)
 	st->report_writes = st->writes;
 }
 
-/* Runs the verify sweep until slice_end (but at least SWEEP_MIN_PAGES). */
+/* Runs the verify sweep until slice_end (but at least SWEEP_MIN_PAGES) or
+ * a preemption (at once: the position and the count are in guest memory). */
 static uint64_t sweep(const struct wl_ctx *ctx, uint64_t now,
 		      uint64_t slice_end)
 {
@@ -500,7 +502,9 @@ static uint64_t sweep(const struct wl_ctx *ctx, uint64_t now,
 	}
 	while (st->sweep_pos < st->ws_pages) {
 		check_page(ctx, st->sweep_pos++, &st->sweep_mismatches);
-		if (++n % CLOCK_BATCH == 0 && n >= SWEEP_MIN_PAGES) {
+		if (++n % WL_PREEMPT_BATCH == 0 && wl_preempted(ctx))
+			return now_ns(ctx);
+		if (n % CLOCK_BATCH == 0 && n >= SWEEP_MIN_PAGES) {
 			now = now_ns(ctx);
 			if (now >= slice_end)
 				return now;
@@ -538,7 +542,9 @@ static void writer_slice(const struct wl_ctx *ctx, uint64_t now)
 			write_page(ctx);
 			st->pace_ns += st->ns_per_page;
 			worked = true;
-			if (++n % CLOCK_BATCH == 0) {
+			if (++n % WL_PREEMPT_BATCH == 0 && wl_preempted(ctx))
+				return; /* the pace and the cursor are whole */
+			if (n % CLOCK_BATCH == 0) {
 				now = now_ns(ctx);
 				if (now >= slice_end)
 					break;
@@ -551,6 +557,8 @@ static void writer_slice(const struct wl_ctx *ctx, uint64_t now)
 		uint64_t before = st->sweep_pos;
 
 		now = sweep(ctx, now, slice_end);
+		if (wl_preempted(ctx))
+			return;
 		if (st->sweep_pos != before)
 			worked = true;
 		if (st->sweep_pos < st->ws_pages)
@@ -590,7 +598,7 @@ static void spin_slice(const struct wl_ctx *ctx, uint64_t now)
 		sink = sink * 6364136223846793005ull + 1442695040888963407ull;
 		if (++n % 1024 == 0) {
 			st->spins += 1024;
-			if (now_ns(ctx) >= slice_end)
+			if (wl_preempted(ctx) || now_ns(ctx) >= slice_end)
 				break;
 		}
 	}

@@ -3,6 +3,7 @@
 #include <criterion/criterion.h>
 #include <criterion/parameterized.h>
 #include <errno.h>
+#include <stdlib.h>
 
 #include "harness.h"
 #include "hyp/gmem.h"
@@ -28,7 +29,7 @@ ParameterizedTest(struct backend *backend, domain, verify_runs_clean, .timeout =
 
 	cr_assert_eq(hyp_domain_create(h, &c, false, &id), 0);
 	cr_assert(harness_wait_console(h, id, "verify: sweep", 2, 20),
-		  "no two verify sweeps; console:\n%s", harness_console(h, id));
+		  "no three verify sweeps; console:\n%s", harness_console(h, id));
 	cr_expect(strstr(harness_console(h, id), "ferry-guest: booted"),
 		  "no boot line; console:\n%s", harness_console(h, id));
 	cr_expect_null(strstr(harness_console(h, id), "mismatches=1"));
@@ -268,5 +269,79 @@ Test(domain, soft_destroy_is_prompt, .timeout = 60)
 		cr_expect_lt(t, 0.1, "destroying a 1 GiB soft domain took %.0f ms, want < 100 ms",
 			     t * 1e3);
 	}
+	hyp_destroy(h);
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return (x > y) - (x < y);
+}
+
+struct pause_case {
+	char cmdline[64];
+	char ready[32]; /* past the boot-time xenstore probe (none here) */
+};
+static struct pause_case pause_cases[] = {
+	{ "workload=dirty ws=64M rate=64G", "dirty: rate=" },
+	{ "workload=verify ws=64M rate=1G", "verify: sweep" },
+	{ "workload=idle ws=64M fill=64M", "idle: heartbeat" },
+	{ "workload=spin", "spin: count=" },
+};
+
+ParameterizedTestParameters(domain, soft_pause_is_prompt)
+{
+	return cr_make_param_array(struct pause_case, pause_cases, 4);
+}
+
+/*
+ * A soft domain pauses within about 100 us of the request, whatever its
+ * workload is doing, not when its slice (up to 10 ms) ends: snapshots and
+ * HA epochs pause many times a second. 200 pauses, each after the
+ * workload has run ~2 ms: p90 < 1 ms, generous for a shared machine. The
+ * tail is printed, not asserted: on a loaded host it is the wait for a CPU
+ * (1-4 ms seen even for a workload that only blocks), not the workload.
+ * verify still finds every page as written across them. Measured once the
+ * boot-time xenstore probe is over: a pause during a xenstore request
+ * waits for its reply (here, with no xenstore, its 0.5 s timeout).
+ */
+ParameterizedTest(struct pause_case *pc, domain, soft_pause_is_prompt, .timeout = 120)
+{
+	enum { N = 200 };
+	struct hyp *h = harness_hyp("soft", 256);
+	struct hyp_dom_config c = harness_cfg("p", 128, pc->cmdline);
+	static double lat[N];
+	uint32_t id;
+
+	cr_assert_eq(hyp_domain_create(h, &c, false, &id), 0);
+	cr_assert(harness_wait_console(h, id, pc->ready, 1, 60), "no '%s'; console:\n%s", pc->ready,
+		  harness_console(h, id));
+	for (int i = 0; i < N; i++) {
+		struct timespec ts = {0, 2000000};
+		double t;
+
+		nanosleep(&ts, NULL);
+		t = harness_now();
+		cr_assert_eq(hyp_domain_pause(h, id), 0);
+		lat[i] = harness_now() - t;
+		cr_assert_eq(hyp_domain_unpause(h, id), 0);
+	}
+	qsort(lat, N, sizeof(lat[0]), cmp_double);
+	fprintf(stderr,
+		"pause latency '%s' over %d pauses: p50 %.0f us, p90 %.0f us, p99 %.0f us, "
+		"max %.0f us\n",
+		pc->cmdline, N, lat[N / 2] * 1e6, lat[N * 9 / 10] * 1e6, lat[N * 99 / 100] * 1e6,
+		lat[N - 1] * 1e6);
+	cr_expect_lt(lat[N * 9 / 10], 1e-3, "p90 pause latency %.0f us, want < 1 ms",
+		     lat[N * 9 / 10] * 1e6);
+	if (strstr(pc->cmdline, "verify")) {
+		cr_assert(harness_wait_console(h, id, "verify: sweep", 3, 30),
+			  "no three verify sweeps; console:\n%s", harness_console(h, id));
+		cr_expect_null(strstr(harness_console(h, id), "verify: mismatch"), "console:\n%s",
+			       harness_console(h, id));
+		cr_expect_null(strstr(harness_console(h, id), "mismatches=1"));
+	}
+	cr_assert_eq(hyp_domain_destroy(h, id), 0);
 	hyp_destroy(h);
 }

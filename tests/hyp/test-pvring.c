@@ -95,15 +95,35 @@ static void kick(void *opaque, uint32_t id)
 		__atomic_add_fetch(&kicks, 1, __ATOMIC_SEQ_CST);
 }
 
+/* What hyp_events.console delivered, in order. */
+static char ev_out[2 << 20];
+static size_t ev_len;
+
+static void on_console(void *opaque, uint32_t id, const char *buf, size_t len)
+{
+	(void)opaque;
+	if (id != domid || len > sizeof(ev_out) - ev_len)
+		return;
+	memcpy(ev_out + ev_len, buf, len);
+	ev_len += len;
+}
+
 static void setup(void)
 {
+	struct hyp_params hp = {
+		.backend = "soft",
+		.memory_bytes = 64ULL << 20,
+		.soft_guest = &wl_soft_guest_ops,
+		.events = { .console = on_console },
+	};
 	struct hyp_dom_config c = harness_cfg("pv", 16, "workload=idle");
 	struct xen_add_to_physmap x = {
 		.domid = DOMID_SELF, .space = XENMAPSPACE_shared_info, .gpfn = SI_GPA >> 12,
 	};
 	static const uint8_t zero[4096];
 
-	h = harness_hyp("soft", 64);
+	ev_len = 0;
+	cr_assert_eq(hyp_create(&hp, &h), 0);
 	hyp_xs_set_kick(h, kick, NULL);
 	cr_assert_eq(hyp_domain_create(h, &c, true, &domid), 0);
 	cr_assert_eq(hyp_domain_get(h, domid, &d), 0);
@@ -481,4 +501,102 @@ Test(pvring, destroy_with_ring_attached)
 	cr_assert_eq(hyp_domain_destroy(h, domid), 0);
 	cr_assert_eq(hyp_xs_ring_service(ring), -EPIPE);
 	xs_down();
+}
+
+/* Occurrences of needle in the events so far. */
+static int ev_count(const char *needle)
+{
+	int n = 0;
+
+	ev_out[ev_len] = 0;
+	for (const char *p = ev_out; (p = strstr(p, needle)); p++)
+		n++;
+	return n;
+}
+
+/* HA's output commit: held output reaches neither the events nor the ring
+ * until released; a release up to a mark lets out exactly that prefix,
+ * once; opening the gate lets out the rest, in order. */
+Test(pvring, console_gate_release_to_mark)
+{
+	uint64_t m0, m1, m2;
+
+	ack(con_port);
+	guest_con_write("before\n");
+	cr_assert_eq(hyp_console_gate_hold(h, domid), 0);
+	cr_assert_eq(hyp_console_gate_mark(h, domid, &m0), 0);
+	guest_con_write("epoch1\n");
+	cr_assert_eq(hyp_console_gate_mark(h, domid, &m1), 0);
+	cr_expect_eq(m1 - m0, 7);
+	guest_con_write("epoch2\n");
+	cr_assert_eq(hyp_console_gate_mark(h, domid, &m2), 0);
+	cr_assert_eq(rd32(CON(out_cons)), rd32(CON(out_prod)), "held output left the ring");
+	cr_expect_eq(ev_count("epoch"), 0, "held output reached the events: %s", ev_out);
+	cr_expect_null(strstr(harness_console(h, domid), "epoch"));
+
+	cr_assert_eq(hyp_console_gate_release(h, domid, m1), 0);
+	cr_expect_eq(ev_count("epoch1\n"), 1);
+	cr_expect_eq(ev_count("epoch2"), 0);
+	cr_expect(strstr(harness_console(h, domid), "before\nepoch1\n"));
+	cr_expect_null(strstr(harness_console(h, domid), "epoch2"));
+	/* Again, and a mark already passed: nothing repeated. */
+	cr_assert_eq(hyp_console_gate_release(h, domid, m1), 0);
+	cr_assert_eq(hyp_console_gate_release(h, domid, m0), 0);
+	cr_expect_eq(ev_count("epoch1"), 1);
+	/* Still holding: new output waits too. */
+	guest_con_write("epoch3\n");
+	cr_assert_eq(hyp_console_gate_release(h, domid, m2), 0);
+	cr_expect_eq(ev_count("epoch2\n"), 1);
+	cr_expect_eq(ev_count("epoch3"), 0);
+	cr_expect_eq(hyp_console_gate_release(h, domid, m2 + 100), -EINVAL,
+		     "a release past the output's end");
+
+	cr_assert_eq(hyp_console_gate_open(h, domid), 0);
+	ev_out[ev_len] = 0;
+	cr_expect_str_eq(ev_out, "before\nepoch1\nepoch2\nepoch3\n");
+	cr_expect(strstr(harness_console(h, domid), "before\nepoch1\nepoch2\nepoch3\n"));
+	/* Open: output goes straight out again. */
+	guest_con_write("after\n");
+	cr_expect_eq(ev_count("after\n"), 1);
+}
+
+/* At HYP_CONSOLE_GATE_MAX held bytes the backend stops taking output: the
+ * guest's ring backs up, nothing is lost, and all of it comes out in order
+ * once the gate opens. */
+Test(pvring, console_gate_bound_backs_up_the_ring)
+{
+	const size_t total = HYP_CONSOLE_GATE_MAX + 3000;
+	size_t written = 0;
+	char chunk[2048];
+
+	ack(con_port);
+	cr_assert_eq(hyp_console_gate_hold(h, domid), 0);
+	while (written < total) {
+		uint32_t cons = rd32(CON(out_cons)), prod = rd32(CON(out_prod));
+		size_t room = 2048 - (prod - cons), n = total - written;
+
+		if (!room)
+			break; /* backed up */
+		n = n < room ? n : room;
+		for (size_t i = 0; i < n; i++)
+			chunk[i] = (char)('a' + (written + i) % 26);
+		for (size_t i = 0; i < n; i++)
+			cr_assert_eq(hyp_gmem_write(d, CON(out) + ((prod + i) & 2047), chunk + i,
+						    1),
+				     0);
+		wr32(CON(out_prod), prod + (uint32_t)n);
+		send(con_port);
+		written += n;
+	}
+	cr_assert_lt(written, total, "the gate took more than its bound");
+	cr_expect_eq(rd32(CON(out_prod)) - rd32(CON(out_cons)), 2048, "the ring is full");
+	cr_expect_eq(ev_len, 0);
+
+	cr_assert_eq(hyp_console_gate_open(h, domid), 0);
+	send(con_port); /* the backend drains the ring again */
+	cr_assert_eq(rd32(CON(out_cons)), rd32(CON(out_prod)));
+	cr_assert_eq(ev_len, written);
+	for (size_t i = 0; i < written; i++)
+		if (ev_out[i] != (char)('a' + i % 26))
+			cr_assert_fail("byte %zu out of order", i);
 }

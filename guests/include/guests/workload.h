@@ -28,6 +28,11 @@ struct wl_platform {
 	/* SCHEDOP_shutdown with a SHUTDOWN_* reason; does not return in the
 	 * guest, returns in the soft backend (which then stops the vCPU). */
 	void (*shutdown)(void *opaque, unsigned reason);
+	/* The soft backend: a pause or stop is pending, end the slice at once
+	 * (the workloads ask between batches of pages and stop where the
+	 * state in guest memory is whole). NULL: never (the guest kernel,
+	 * whose vCPU is stopped wherever it is). */
+	bool (*preempted)(void *opaque);
 	void *opaque;
 };
 
@@ -86,7 +91,8 @@ int wl_attach_xen(struct wl_ctx *ctx, const struct wl_platform *plat,
 int wl_check_cmdline(const char *cmdline, uint64_t mem_size, char *err, size_t errlen);
 
 /*
- * Run one slice of work of at most about 10 ms, then return. Before working
+ * Run one slice of work of at most about 10 ms, then return; sooner (within
+ * about 100 us) when plat->preempted says so. Before working
  * it polls struct ferry_ctl (at FERRY_CTL_GPA): a shutdown request is
  * carried out through plat->shutdown, and a changed resume_count makes
  * verify check all pages and print its resume line.

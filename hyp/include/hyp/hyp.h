@@ -93,6 +93,9 @@ struct hyp_soft_platform {
 	void (*console)(void *opaque, const char *s, size_t len);
 	void (*block_until)(void *opaque, uint64_t deadline_ns); /* may return early */
 	void (*shutdown)(void *opaque, unsigned reason); /* SHUTDOWN_*; returns */
+	/* A pause or stop is pending: end the slice now. Cheap (one load);
+	 * the guest calls it between batches of pages. */
+	bool (*preempted)(void *opaque);
 	void *opaque;
 };
 
@@ -113,7 +116,9 @@ struct hyp_soft_guest_ops {
 	int (*attach)(void *ctx, const struct hyp_soft_platform *plat,
 		      hyp_soft_hypercall_fn hypercall, uintptr_t mem_base, uint64_t mem_size,
 		      const char *cmdline);
-	void (*run_slice)(void *ctx); /* about 10 ms of work at most */
+	/* About 10 ms of work at most; returns within about 100 us once
+	 * plat->preempted says so, its state consistent in guest memory. */
+	void (*run_slice)(void *ctx);
 };
 
 struct hyp_params {
@@ -242,6 +247,26 @@ int hyp_domain_list(struct hyp *h, uint32_t *ids, unsigned max);
 /* The recent console output ferryd holds (up to len bytes, the newest). */
 int hyp_console_read(struct hyp *h, uint32_t domid, char *buf, size_t len,
 		     size_t *got);
+
+/*
+ * The console's output gate, for HA's output commit: while held, what the
+ * guest writes reaches neither the ring hyp_console_read returns, nor the
+ * console log, nor hyp_events.console; it is kept, in order, until
+ * released. Positions count every byte the guest wrote since it was
+ * created. hold starts holding (nothing if already held); mark gives the
+ * current position (the end of an epoch); release lets out what was
+ * written before upto, in order, exactly once, and keeps holding; open
+ * lets out everything and stops holding. At most HYP_CONSOLE_GATE_MAX bytes
+ * are held: then the backend stops taking output from the guest's console
+ * ring, which fills and backs up the guest, as a slow xenconsoled does;
+ * nothing is dropped. (Output the soft backend writes itself, a line at
+ * boot, is always taken.) The events callback must not call these.
+ */
+#define HYP_CONSOLE_GATE_MAX (1u << 20)
+int hyp_console_gate_hold(struct hyp *h, uint32_t domid);
+int hyp_console_gate_mark(struct hyp *h, uint32_t domid, uint64_t *mark);
+int hyp_console_gate_release(struct hyp *h, uint32_t domid, uint64_t upto);
+int hyp_console_gate_open(struct hyp *h, uint32_t domid);
 
 /* Restore from a stream with the older FERRY_CONSOLE record (newer ones
  * carry the history in HVM_CONTEXT): puts saved output back in the ring
