@@ -33,7 +33,7 @@
 #include "common/compiler.h"
 #include "hyp/hyp.h"
 #include "stream/io.h"
-#include "xl-migrate/proto.h"
+#include "toolstack/proto.h"
 
 #define FERRYD_VERSION "0.1"
 #define FERRYD_PROTOCOL 1

@@ -12,7 +12,7 @@
 #include <unistd.h> /* getopt, optind, optarg */
 
 #include "common/compiler.h"
-#include "xl-migrate/proto.h"
+#include "toolstack/proto.h"
 
 /* Exit statuses: Xen's xl uses 1 for failures and 2 for usage errors. */
 #define XL_EXIT_FAIL 1
