@@ -4,8 +4,8 @@
  * cmd-<verb>.c, and the helpers in xl.c. Commands return the exit status;
  * only main() exits.
  */
-#ifndef XL_MIGRATE_XL_H
-#define XL_MIGRATE_XL_H
+#ifndef XL_XL_H
+#define XL_XL_H
 
 #include <stdbool.h>
 #include <stddef.h>
