@@ -21,7 +21,7 @@
 
 #include "common/err.h"
 #include "common/log.h"
-#include "xl-migrate/config.h"
+#include "toolstack/config.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len);
 

@@ -23,8 +23,8 @@
 
 #include "common/err.h"
 #include "common/log.h"
-#include "xl-migrate/config.h"
-#include "xl-migrate/proto.h"
+#include "toolstack/config.h"
+#include "toolstack/proto.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len);
 

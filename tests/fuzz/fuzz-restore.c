@@ -35,8 +35,8 @@
 #include "hyp/hyp.h"
 #include "restore/restore.h"
 #include "stream/io.h"
+#include "toolstack/config.h"
 #include "xenstore/xenstore.h"
-#include "xl-migrate/config.h"
 
 #define POOL_MB 64
 #define MAX_MB 64

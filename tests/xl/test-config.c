@@ -8,7 +8,7 @@
 
 #include "common/compiler.h"
 #include "common/err.h"
-#include "xl-migrate/config.h"
+#include "toolstack/config.h"
 
 struct warnings {
 	char text[2048];

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * ferryd's job framework (xl-migrate/ctl-jobs.c) on a real libuv loop:
+ * ferryd's job framework (ferryd/ctl-jobs.c) on a real libuv loop:
  * jobs on their own threads (more blocked jobs than libuv's pool has
  * threads starve nothing), cancel of a blocked wait, the point of no
  * return, a client going away, the loop queue's order, and SIGTERM's

@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "common/err.h"
-#include "xl-migrate/proto.h"
+#include "toolstack/proto.h"
 
 struct lines {
 	char *v[16];

@@ -18,7 +18,7 @@
 #include "common/log.h"
 #include "hyp/pv.h"
 #include "internal.h"
-#include "xl-migrate/config.h"
+#include "toolstack/config.h"
 
 #define CONSOLE_RECENT_MAX (64u * 1024)
 #define DMESG_MAX (64u * 1024 + 1)

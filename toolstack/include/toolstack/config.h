@@ -12,8 +12,8 @@
  * backend (kvm|soft), logdirty (bitmap|ring). Unknown keys are ignored with
  * a warning.
  */
-#ifndef XL_MIGRATE_CONFIG_H
-#define XL_MIGRATE_CONFIG_H
+#ifndef TOOLSTACK_CONFIG_H
+#define TOOLSTACK_CONFIG_H
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -10,7 +10,7 @@
 #include <unistd.h>
 
 #include "common/err.h"
-#include "xl-migrate/proto.h"
+#include "toolstack/proto.h"
 
 int xlm_client_connect(struct xlm_client *c, const char *path)
 {

@@ -12,7 +12,7 @@
 #include <unistd.h>
 
 #include "stream/dump.h"
-#include "xl-migrate/config.h"
+#include "toolstack/config.h"
 #include "xl.h"
 
 struct save_args {

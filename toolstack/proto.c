@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "common/err.h"
-#include "xl-migrate/proto.h"
+#include "toolstack/proto.h"
 
 /* ---- framing ------------------------------------------------------------ */
 

@@ -21,8 +21,8 @@
  * Everything here runs on the loop thread except the hyp_events callbacks
  * in ctl-events.c and the jobs' run functions.
  */
-#ifndef XL_MIGRATE_INTERNAL_H
-#define XL_MIGRATE_INTERNAL_H
+#ifndef FERRYD_INTERNAL_H
+#define FERRYD_INTERNAL_H
 
 #include <pthread.h>
 #include <stdbool.h>
@@ -33,7 +33,7 @@
 #include "common/compiler.h"
 #include "hyp/hyp.h"
 #include "stream/io.h"
-#include "xl-migrate/proto.h"
+#include "toolstack/proto.h"
 
 #define FERRYD_VERSION "0.1"
 #define FERRYD_PROTOCOL 1

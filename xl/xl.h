@@ -4,15 +4,15 @@
  * cmd-<verb>.c, and the helpers in xl.c. Commands return the exit status;
  * only main() exits.
  */
-#ifndef XL_MIGRATE_XL_H
-#define XL_MIGRATE_XL_H
+#ifndef XL_XL_H
+#define XL_XL_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <unistd.h> /* getopt, optind, optarg */
 
 #include "common/compiler.h"
-#include "xl-migrate/proto.h"
+#include "toolstack/proto.h"
 
 /* Exit statuses: Xen's xl uses 1 for failures and 2 for usage errors. */
 #define XL_EXIT_FAIL 1

@@ -22,8 +22,8 @@
 #include "common/compiler.h"
 #include "common/err.h"
 #include "guests/workload.h"
-#include "xl-migrate/config.h"
-#include "xl-migrate/proto.h"
+#include "toolstack/config.h"
+#include "toolstack/proto.h"
 
 #define CFG_FILE_MAX (1u << 20)
 

@@ -50,7 +50,7 @@
 #include "internal.h"
 #include "migrate/save.h"
 #include "stream/io.h"
-#include "xl-migrate/config.h"
+#include "toolstack/config.h"
 
 #define INCOMING_SUFFIX "--incoming"
 #define MAX_DOMAINS	1024

@@ -19,7 +19,7 @@
 #include "internal.h"
 #include "migrate/save.h"
 #include "restore/restore.h"
-#include "xl-migrate/config.h"
+#include "toolstack/config.h"
 
 struct job {
 	struct ctl_job job; /* its cancel token: job.cancel */

@@ -12,8 +12,8 @@
  * client xl uses: the framer and struct xlm_proto take bytes and hand back
  * lines, requests and reply bytes, so the tests feed them directly.
  */
-#ifndef XL_MIGRATE_PROTO_H
-#define XL_MIGRATE_PROTO_H
+#ifndef TOOLSTACK_PROTO_H
+#define TOOLSTACK_PROTO_H
 
 #include <stdbool.h>
 #include <stddef.h>

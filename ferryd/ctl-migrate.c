@@ -45,7 +45,7 @@
 #include "migrate/precopy.h"
 #include "restore/restore.h"
 #include "stream/net.h"
-#include "xl-migrate/config.h"
+#include "toolstack/config.h"
 
 /* Xen's messages (tools/xl/xl.h); the last three are sent with their NUL. */
 static const char MSG_BANNER[] = "xl migration receiver ready, send binary domain data.\n";

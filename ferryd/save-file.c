@@ -29,7 +29,7 @@
 #include "common/log.h"
 #include "internal.h"
 #include "migrate/save.h"
-#include "xl-migrate/config.h"
+#include "toolstack/config.h"
 
 /* How often a FIFO without its peer is tried again. */
 #define PEER_RETRY_MS 50

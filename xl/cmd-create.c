@@ -5,7 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "xl-migrate/config.h"
+#include "toolstack/config.h"
 #include "xl.h"
 
 struct create_args {
