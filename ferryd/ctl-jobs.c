@@ -180,6 +180,30 @@ int ctl__job_start(struct ctl_server *srv, struct ctl_job *j)
 	return rc;
 }
 
+void ctl__job_reply(struct ctl_job *j, const struct ctl_job_reply *r)
+{
+	struct ctl_client *cl = j->cl;
+	yajl_gen g;
+	char *buf;
+	size_t len;
+
+	if (r->claim != HYP_OP_NONE) /* -ENOENT: the domain went (migrated) */
+		hyp_domain_release(j->srv->hyp, r->domid, r->claim);
+	if (!cl || cl->closing || cl->dead)
+		return;
+	if (r->rc) {
+		ctl__reply_error(cl, r->id, r->has_id, r->rc, "%s", r->err);
+		return;
+	}
+	g = xlm_reply_begin(r->id, r->has_id);
+	if (!g)
+		return;
+	if (!r->gen(g, r->arg) && !xlm_gen_finish(g, &buf, &len))
+		ctl__send(cl, buf, len);
+	else
+		yajl_gen_free(g);
+}
+
 /* Under js->lock. */
 static void fire_locked(struct ctl_job *j)
 {

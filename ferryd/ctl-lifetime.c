@@ -52,7 +52,7 @@
 #include "stream/io.h"
 #include "toolstack/config.h"
 
-#define INCOMING_SUFFIX "--incoming"
+#define INCOMING_SUFFIX CTL_INCOMING_SUFFIX
 #define MAX_DOMAINS	1024
 
 struct ctl_life {

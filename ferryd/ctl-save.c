@@ -49,36 +49,25 @@ static void job_free(struct job *j)
 	free(j);
 }
 
+static int gen_stats(yajl_gen g, const void *arg)
+{
+	const struct job *j = arg;
+
+	return xlm_gen_map_open(g) ?: xlm_gen_kv_int(g, "domid", j->domid) ?:
+	       xlm_gen_kv_int(g, "pages", (long long)j->pages) ?:
+	       xlm_gen_kv_int(g, "bytes", (long long)j->bytes) ?:
+	       xlm_gen_kv_double(g, "seconds", j->seconds) ?: xlm_gen_map_close(g);
+}
+
 /* Loop thread, the job's done: the framework releases the client after. */
 static void job_reply(struct ctl_job *job)
 {
 	struct job *j = container_of(job, struct job, job);
-	struct ctl_client *cl = j->job.cl;
-	yajl_gen g;
-	char *buf;
-	size_t len;
+	struct ctl_job_reply r = { .id = j->id, .has_id = j->has_id, .domid = j->domid,
+				   .claim = j->claimed ? HYP_OP_SAVE : HYP_OP_NONE,
+				   .rc = j->rc, .err = j->err, .gen = gen_stats, .arg = j };
 
-	/* Before the reply: whoever it reaches finds the domain free. */
-	if (j->claimed)
-		hyp_domain_release(j->h, j->domid, HYP_OP_SAVE);
-	if (cl->closing || cl->dead)
-		goto out;
-	if (j->rc) {
-		ctl__reply_error(cl, j->id, j->has_id, j->rc, "%s", j->err);
-		goto out;
-	}
-	g = xlm_reply_begin(j->id, j->has_id);
-	if (!g)
-		goto out;
-	if (!(xlm_gen_map_open(g) ?: xlm_gen_kv_int(g, "domid", j->domid) ?:
-	      xlm_gen_kv_int(g, "pages", (long long)j->pages) ?:
-	      xlm_gen_kv_int(g, "bytes", (long long)j->bytes) ?:
-	      xlm_gen_kv_double(g, "seconds", j->seconds) ?: xlm_gen_map_close(g)) &&
-	    !xlm_gen_finish(g, &buf, &len))
-		ctl__send(cl, buf, len);
-	else
-		yajl_gen_free(g);
-out:
+	ctl__job_reply(job, &r);
 	job_free(j);
 }
 

@@ -16,8 +16,9 @@
  *   ctl-lifetime.c what ferryd's stop and start do to domains: save them
  *                 all at SIGTERM (--on-stop), restore them at start
  *   ctl-migrate.c live migration: the migrate/-cancel/-resolve ops (source
- *                 side) and the migration listener (target side, one
- *                 receiver per connection), all jobs of ctl-jobs.c
+ *                 side, migrate/handshake.h) and the migration listener
+ *                 (target side, one receiver per connection,
+ *                 restore/receive.h), all jobs of ctl-jobs.c
  * Everything here runs on the loop thread except the hyp_events callbacks
  * in ctl-events.c and the jobs' run functions.
  */
@@ -32,6 +33,8 @@
 
 #include "common/compiler.h"
 #include "hyp/hyp.h"
+#include "migrate/handshake.h"
+#include "restore/receive.h"
 #include "stream/io.h"
 #include "toolstack/proto.h"
 
@@ -135,8 +138,8 @@ void ctl__on_gone(struct ctl_server *srv, uint32_t domid);
 
 /* Migration's names: the target receives NAME as NAME--incoming until go;
  * the source's copy is NAME--migratedaway after go. */
-#define CTL_INCOMING_SUFFIX "--incoming"
-#define CTL_AWAY_SUFFIX	    "--migratedaway"
+#define CTL_INCOMING_SUFFIX RST_INCOMING_SUFFIX
+#define CTL_AWAY_SUFFIX	    MIG_AWAY_SUFFIX
 
 /* ctl-ops.c */
 void ctl__dispatch(struct ctl_client *cl, const struct xlm_req *req);
@@ -249,6 +252,23 @@ int ctl__job_cancel(struct ctl_job *j);
  * and then only its waits); -ECANCELED if the token has fired already. */
 int ctl__job_no_return(struct ctl_job *j);
 bool ctl__job_cancelled(const struct ctl_job *j);
+/*
+ * A job's reply (from its done, on the loop): the claim the job holds on
+ * domid (claim: HYP_OP_NONE for none) is released first, so whoever the
+ * reply reaches finds the domain free; then, unless the client is going,
+ * the error rc with err, or on success the map gen writes (arg is its).
+ */
+struct ctl_job_reply {
+	long long id;
+	bool has_id;
+	uint32_t domid;
+	enum hyp_op claim;
+	int rc;
+	const char *err;
+	int (*gen)(yajl_gen g, const void *arg);
+	const void *arg;
+};
+void ctl__job_reply(struct ctl_job *j, const struct ctl_job_reply *r);
 /* Loop thread: cl is closing; cancels its jobs short of no return. */
 void ctl__jobs_client_gone(struct ctl_client *cl);
 /* Any thread: queues c; -ESHUTDOWN once the loop takes no more (c is the

@@ -95,6 +95,38 @@ int strm_io_tls_server_cancel(struct strm_tls *t, int fd, struct strm_cancel *ca
 int strm_tls_setup(const char *dir, const char *const *hosts, unsigned nhosts,
 		   unsigned days, char *err, size_t errlen);
 
+/* ---- the xl migrate handshake's messages ---------------------------------- */
+
+/*
+ * Xen's messages (tools/xl/xl.h): the banner goes without its NUL, the
+ * other three with it (sizeof counts it). Ferry's additions: a query
+ * ("ferry-query " NAME "\n", answered "running\n", "paused\n" or
+ * "absent\n") and a target's refusal ("ferry-error: " REASON "\n").
+ * docs/migration.md has the protocol; migrate/handshake.h and
+ * restore/receive.h speak it.
+ */
+#define STRM_HS_BANNER	  "xl migration receiver ready, send binary domain data.\n"
+#define STRM_HS_READY	  "domain received, ready to unpause"
+#define STRM_HS_GO	  "domain is yours, you are cleared to unpause"
+#define STRM_HS_REPORT	  "my copy unpause results are as follows"
+#define STRM_HS_QUERY	  "ferry-query "
+#define STRM_HS_ERROR	  "ferry-error: "
+#define STRM_HS_XL_MAGIC  "Xen saved do" /* the first 12 bytes of the xl magic */
+#define STRM_HS_PEEK_LEN  12		 /* tells a query from a stream */
+
+/*
+ * Reads exactly msg (len bytes). A peer that sends STRM_HS_ERROR REASON
+ * instead gives -ECONNREFUSED with "the target refused: REASON" in err;
+ * other bytes -EPROTO; an io error or end "WHAT: why" in err.
+ */
+int strm_hs_read(struct strm_io *io, const char *msg, size_t len, const char *what, char *err,
+		 size_t errlen);
+/* Writes len bytes of msg and flushes: 0 or -errno. */
+int strm_hs_write(struct strm_io *io, const void *msg, size_t len);
+/* An io error of the handshake in words ("timed out: the peer is stalled",
+ * "connection closed", "cancelled", else ferry_strerror). */
+const char *strm_hs_strerror(int rc);
+
 /* ---- for tests ----------------------------------------------------------- */
 
 /*
