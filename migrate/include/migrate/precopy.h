@@ -22,6 +22,9 @@ struct ld;
 enum mig_no_converge { MIG_NC_THROTTLE, MIG_NC_ABORT, MIG_NC_FORCE };
 
 #define MIG_MAX_ROUNDS_LIMIT 256
+/* The defaults of live migration, for every caller (xl, ferryd, tests). */
+#define MIG_DEFAULT_DOWNTIME_MS 300
+#define MIG_DEFAULT_MAX_ROUNDS 30
 
 struct mig_progress {
 	unsigned round;
@@ -37,9 +40,9 @@ struct mig_progress {
 struct mig_live_opts {
 	enum strm_codec codec;	 /* frames with this codec; NONE + !codec_auto: plain */
 	bool codec_auto;	 /* per frame: none or lz4 from measured ratio/speed */
-	uint32_t downtime_ms;	 /* target, default 300 */
+	uint32_t downtime_ms;	 /* target, 0: MIG_DEFAULT_DOWNTIME_MS */
 	enum mig_no_converge no_converge; /* default throttle */
-	unsigned max_rounds;	 /* default 30 */
+	unsigned max_rounds;	 /* 0: MIG_DEFAULT_MAX_ROUNDS */
 	uint64_t bandwidth;	 /* bytes/s cap, 0 = none */
 	const char *config_json; /* for the xl header */
 	struct mig_xenstore xenstore; /* optional: the domain's subtree travels */
