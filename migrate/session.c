@@ -385,7 +385,7 @@ static int epoch_paused(struct mig_session *s, bool end, struct mig_epoch_stats 
 	/* Paused, the holes are final: what the balloon gave back is listed
 	 * as XTAB, not sent. */
 	new_holes(s);
-	mig_session_progress(s, "stop-and-copy", s->rep.rounds, &s->pol,
+	mig_session_progress(s, end ? "stop-and-copy" : "checkpoint", s->rep.rounds, &s->pol,
 			     bitmap_weight(s->dirty, s->gm.npages));
 	err = sink_err(s, s->sink_ops->begin(s->sink, s->epochs), "begin") ?:
 	      mig_session_send_dirty(s, &st->pages);

@@ -28,7 +28,8 @@ enum mig_no_converge { MIG_NC_THROTTLE, MIG_NC_ABORT, MIG_NC_FORCE };
 
 struct mig_progress {
 	unsigned round;
-	const char *phase;	      /* "round", "throttle", "stop-and-copy" */
+	const char *phase;	      /* "round", "throttle", "stop-and-copy",
+				       * "checkpoint" (session.h) */
 	uint64_t pages_left;	      /* dirty pages still to send */
 	double dirty_rate;	      /* pages/s the guest dirties */
 	double bandwidth;	      /* bytes/s achieved on the link */
