@@ -27,6 +27,7 @@
 #include "hyp/gmem.h"
 #include "logdirty/logdirty.h"
 #include "migrate/session.h"
+#include "stream/io.h"
 
 #define MAX_EPOCHS 8
 #define PG 4096
@@ -547,6 +548,85 @@ Test(session, pages_go_to_the_page_sink, .timeout = 60)
 	cr_assert_eq(w.ep[0].trace[0], 'T', "%s", w.ep[0].trace);
 	cr_assert_eq(w.ep[1].trace[0], 'T', "%s", w.ep[1].trace);
 	walk_free(&w);
+	strm_io_close(io);
+	cr_assert_eq(hyp_domain_op_unpause(x.h, x.id), 0);
+	dom_stop(&x);
+}
+
+struct unframed {
+	uint8_t *buf;
+	size_t len;
+};
+
+static int unframe_out(void *opaque, const void *raw, size_t len)
+{
+	struct unframed *u = opaque;
+
+	u->buf = realloc(u->buf, u->len + len);
+	cr_assert(u->buf);
+	memcpy(u->buf + u->len, raw, len);
+	u->len += len;
+	return 0;
+}
+
+/* The xl header as written, then the frames' raw bytes; *done: end frame. */
+static void unframe(const uint8_t *b, size_t len, struct unframed *u, bool *done)
+{
+	size_t hdr = 48 + rd32(b + 44);
+	struct strm_frame_dec *fd;
+
+	u->len = 0;
+	unframe_out(u, b, hdr);
+	cr_assert_eq(strm_frame_dec_new(&fd), 0);
+	cr_assert_eq(strm_frame_dec_feed(fd, b + hdr, len - hdr, unframe_out, u), 0);
+	*done = strm_frame_dec_done(fd);
+	strm_frame_dec_free(fd);
+}
+
+/* With frames, each checkpoint ends its frame: a receiver has the whole
+ * epoch without waiting for the next. */
+Test(session, a_framed_checkpoint_is_whole_on_the_wire, .timeout = 60)
+{
+	struct mig_session_opts so = { .config_json = "{}", .checkpointed = true,
+				       .codec = STRM_CODEC_LZ4 };
+	struct mig_precopy_opts po = { 0 };
+	struct unframed u = { 0 };
+	struct mig_session *s;
+	struct strm_io *io;
+	struct walk w;
+	struct dom x;
+	char err[256];
+	const uint8_t *bytes;
+	size_t len;
+	bool done;
+
+	dom_start(&x, "workload=verify ws=1M rate=1M");
+	cr_assert_eq(strm_io_mem_writer(&io), 0);
+	cr_assert_eq(mig_session_create(x.h, x.id, io, &so, err, sizeof(err), &s), 0, "%s", err);
+	cr_assert_eq(mig_session_precopy(s, &po), 0, "%s", err);
+	cr_assert_eq(mig_session_epoch(s, MIG_EPOCH_CHECKPOINT, NULL), 0, "%s", err);
+	bytes = strm_io_mem_data(io, &len);
+	unframe(bytes, len, &u, &done);
+	cr_assert_not(done);
+	/* Everything written so far came out of whole frames, up to and
+	 * including CHECKPOINT_END. */
+	cr_assert_geq(u.len, 8);
+	cr_assert_eq(rd32(u.buf + u.len - 8), LIBXL_REC_CHECKPOINT_END);
+	cr_assert_eq(rd32(u.buf + u.len - 4), 0);
+	usleep(50 * 1000);
+	cr_assert_eq(mig_session_epoch(s, MIG_EPOCH_END, NULL), 0, "%s", err);
+	mig_session_close(s);
+	bytes = strm_io_mem_data(io, &len);
+	unframe(bytes, len, &u, &done);
+	cr_assert(done, "no end frame");
+	walk(u.buf, u.len, &w);
+	cr_assert_eq(w.nepochs, 2);
+	cr_assert(w.libxl_end);
+	cr_assert_eq(w.ep[0].trace[0], 'P', "%s", w.ep[0].trace);
+	cr_assert_eq(w.ep[0].trace[strlen(w.ep[0].trace) - 1], 'k', "%s", w.ep[0].trace);
+	cr_assert_eq(w.ep[1].trace[strlen(w.ep[1].trace) - 1], 'e', "%s", w.ep[1].trace);
+	walk_free(&w);
+	free(u.buf);
 	strm_io_close(io);
 	cr_assert_eq(hyp_domain_op_unpause(x.h, x.id), 0);
 	dom_stop(&x);
