@@ -296,6 +296,27 @@ static void save_copy(const char *path, const void *buf, size_t len)
 	cr_assert_eq(fclose(f), 0);
 }
 
+/* A domain running cmdline and a session on it writing to *io (memory). */
+static struct mig_session *session_start(struct dom *x, const char *cmdline,
+					 const struct mig_session_opts *so, char *err,
+					 size_t errlen, struct strm_io **io)
+{
+	struct mig_session *s;
+
+	dom_start(x, cmdline);
+	cr_assert_eq(strm_io_mem_writer(io), 0);
+	cr_assert_eq(mig_session_create(x->h, x->id, *io, so, err, errlen, &s), 0, "%s", err);
+	return s;
+}
+
+/* After END: the domain is held paused by the session's last epoch. */
+static void session_finish(struct dom *x, struct strm_io *io)
+{
+	strm_io_close(io);
+	cr_assert_eq(hyp_domain_op_unpause(x->h, x->id), 0);
+	dom_stop(x);
+}
+
 /* ---- tests ------------------------------------------------------------- */
 
 Test(session, checkpoints_carry_what_changed, .timeout = 120)
@@ -318,12 +339,10 @@ Test(session, checkpoints_carry_what_changed, .timeout = 120)
 	size_t len;
 	int u0;
 
-	dom_start(&x, "workload=verify ws=4M rate=4M");
+	s = session_start(&x, "workload=verify ws=4M rate=4M", &so, err, sizeof(err), &io);
+	u0 = uffds(); /* log-dirty is not on yet (asserted below) */
 	before = malloc(x.gm.npages * PG);
 	cr_assert(before);
-	u0 = uffds();
-	cr_assert_eq(strm_io_mem_writer(&io), 0);
-	cr_assert_eq(mig_session_create(x.h, x.id, io, &so, err, sizeof(err), &s), 0, "%s", err);
 	cr_assert_null(mig_session_logdirty(s), "log-dirty on before any round");
 	cr_assert_eq(mig_session_precopy(s, &po), 0, "%s", err);
 
@@ -410,10 +429,8 @@ Test(session, checkpoints_carry_what_changed, .timeout = 120)
 	if (getenv("FERRY_SESSION_STREAM"))
 		save_copy(getenv("FERRY_SESSION_STREAM"), bytes, len);
 	walk_free(&w);
-	strm_io_close(io);
 	free(before);
-	cr_assert_eq(hyp_domain_op_unpause(x.h, x.id), 0);
-	dom_stop(&x);
+	session_finish(&x, io);
 }
 
 Test(session, a_plain_session_refuses_checkpoints, .timeout = 60)
@@ -425,10 +442,8 @@ Test(session, a_plain_session_refuses_checkpoints, .timeout = 60)
 	char err[256];
 	int u0;
 
-	dom_start(&x, "workload=verify ws=1M rate=1M");
+	s = session_start(&x, "workload=verify ws=1M rate=1M", &so, err, sizeof(err), &io);
 	u0 = uffds();
-	cr_assert_eq(strm_io_mem_writer(&io), 0);
-	cr_assert_eq(mig_session_create(x.h, x.id, io, &so, err, sizeof(err), &s), 0, "%s", err);
 	cr_assert_eq(mig_session_epoch(s, MIG_EPOCH_CHECKPOINT, NULL), -EINVAL);
 	cr_assert_neq(dom_state(&x), HYP_DOM_PAUSED, "a refused epoch paused the domain");
 	/* Without pre-copy, END sends every populated page, no log-dirty. */
@@ -436,9 +451,7 @@ Test(session, a_plain_session_refuses_checkpoints, .timeout = 60)
 	cr_assert_eq(uffds(), u0);
 	cr_assert_null(mig_session_logdirty(s));
 	mig_session_close(s);
-	strm_io_close(io);
-	cr_assert_eq(hyp_domain_op_unpause(x.h, x.id), 0);
-	dom_stop(&x);
+	session_finish(&x, io);
 }
 
 /* A sink that checks and counts what it is given (a snapshot image's
@@ -518,10 +531,8 @@ Test(session, pages_go_to_the_page_sink, .timeout = 60)
 	uint64_t populated;
 	size_t len;
 
-	dom_start(&x, "workload=verify ws=1M rate=1M");
+	s = session_start(&x, "workload=verify ws=1M rate=1M", &so, err, sizeof(err), &io);
 	c.x = &x;
-	cr_assert_eq(strm_io_mem_writer(&io), 0);
-	cr_assert_eq(mig_session_create(x.h, x.id, io, &so, err, sizeof(err), &s), 0, "%s", err);
 	/* No pre-copy: the first epoch, paused, has every populated page. */
 	cr_assert_eq(mig_session_epoch(s, MIG_EPOCH_CHECKPOINT | MIG_EPOCH_HOLD, &st[0]), 0,
 		     "%s", err);
@@ -548,9 +559,7 @@ Test(session, pages_go_to_the_page_sink, .timeout = 60)
 	cr_assert_eq(w.ep[0].trace[0], 'T', "%s", w.ep[0].trace);
 	cr_assert_eq(w.ep[1].trace[0], 'T', "%s", w.ep[1].trace);
 	walk_free(&w);
-	strm_io_close(io);
-	cr_assert_eq(hyp_domain_op_unpause(x.h, x.id), 0);
-	dom_stop(&x);
+	session_finish(&x, io);
 }
 
 struct unframed {
@@ -600,9 +609,7 @@ Test(session, a_framed_checkpoint_is_whole_on_the_wire, .timeout = 60)
 	size_t len;
 	bool done;
 
-	dom_start(&x, "workload=verify ws=1M rate=1M");
-	cr_assert_eq(strm_io_mem_writer(&io), 0);
-	cr_assert_eq(mig_session_create(x.h, x.id, io, &so, err, sizeof(err), &s), 0, "%s", err);
+	s = session_start(&x, "workload=verify ws=1M rate=1M", &so, err, sizeof(err), &io);
 	cr_assert_eq(mig_session_precopy(s, &po), 0, "%s", err);
 	cr_assert_eq(mig_session_epoch(s, MIG_EPOCH_CHECKPOINT, NULL), 0, "%s", err);
 	bytes = strm_io_mem_data(io, &len);
@@ -627,7 +634,5 @@ Test(session, a_framed_checkpoint_is_whole_on_the_wire, .timeout = 60)
 	cr_assert_eq(w.ep[1].trace[strlen(w.ep[1].trace) - 1], 'e', "%s", w.ep[1].trace);
 	walk_free(&w);
 	free(u.buf);
-	strm_io_close(io);
-	cr_assert_eq(hyp_domain_op_unpause(x.h, x.id), 0);
-	dom_stop(&x);
+	session_finish(&x, io);
 }
