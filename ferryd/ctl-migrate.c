@@ -407,8 +407,8 @@ static int migrate_opts(struct ctl_client *cl, const struct xlm_req *req, struct
 	const char *nc = xlm_args_str(req, "no_converge"), *comp = xlm_args_str(req, "compress");
 	long long v;
 
-	j->o.downtime_ms = 300;
-	j->o.max_rounds = 30;
+	j->o.downtime_ms = MIG_DEFAULT_DOWNTIME_MS;
+	j->o.max_rounds = MIG_DEFAULT_MAX_ROUNDS;
 	j->o.no_converge = MIG_NC_THROTTLE;
 	if (args_int(req, "downtime_ms", &v)) {
 		if (v < 1 || v > 600000) {

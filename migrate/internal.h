@@ -14,7 +14,9 @@
 #include "common/compiler.h"
 #include "formats/libxc-stream.h"
 #include "hyp/hyp.h"
+#include "hyp/gmem.h"
 #include "migrate/precopy.h"
+#include "migrate/session.h"
 #include "stream/codec.h"
 #include "stream/io.h"
 
@@ -43,7 +45,7 @@ struct mig_out {
 #define MIG_BATCH_PAGES 256
 _Static_assert(MIG_BATCH_PAGES <= PAGE_DATA_BATCH_MAX, "a PAGE_DATA record Xen accepts");
 
-/* One PAGE_DATA record being filled: pages borrowed from guest memory. */
+/* One put being filled: pages borrowed from guest memory. */
 struct mig_batch {
 	uint32_t count;
 	uint64_t pfns[MIG_BATCH_PAGES];
@@ -58,24 +60,20 @@ int mig_put(struct mig_out *s, int n, const char *what);
 int mig_put_libxc(struct mig_out *s, uint32_t type, const void *body, size_t len);
 /* The records after the xl header up to STATIC_DATA_END. */
 int mig_put_headers(struct mig_out *s);
-/* Adds pfn at hva page to b; writes and empties b when it is full. */
-int mig_batch_add(struct mig_out *s, struct mig_batch *b, uint64_t pfn, const void *page);
-/* Writes b as one PAGE_DATA record if it holds pages, and empties it. */
-int mig_batch_flush(struct mig_out *s, struct mig_batch *b);
-/*
- * The domain's balloon holes as XTAB entries in PAGE_DATA records (none
- * without holes); after the pages, the domain paused. holes: the bitmap
- * if the caller has it (hyp_gmem_holes), else NULL.
- */
-int mig_put_holes(struct mig_out *s, struct hyp_domain *d, uint64_t *holes);
 /* Builds the HVM_CONTEXT body of paused domain s->domid into s->ctx. */
 int mig_build_context(struct mig_out *s, uint32_t tsc_khz);
 /*
- * The records after the pages: X86_TSC_INFO, HVM_CONTEXT (the console
- * history inside), HVM_PARAMS, libxc END, the xenstore subtree, libxl END.
- * The domain is paused.
+ * The state records after an epoch's pages, as Xen's x86 HVM
+ * end_of_checkpoint writes them: X86_TSC_INFO, HVM_CONTEXT (the console
+ * history inside), HVM_PARAMS. The domain is paused.
  */
-int mig_put_tail(struct mig_out *s, struct hyp_domain *d);
+int mig_put_state(struct mig_out *s, struct hyp_domain *d);
+/*
+ * What closes an epoch (formats/SPEC.md 9): checkpoint: libxc CHECKPOINT,
+ * the xenstore subtree, libxl CHECKPOINT_END; else libxc END, the
+ * subtree, libxl END.
+ */
+int mig_put_epoch_close(struct mig_out *s, bool checkpoint);
 void mig_out_fini(struct mig_out *s);
 
 /* ---- policy.c: the switchover decision -------------------------------- */
@@ -123,5 +121,56 @@ extern const unsigned mig_throttle_steps[MIG_THROTTLE_STEPS];
 void mig_policy_init(struct mig_policy *p, uint32_t downtime_ms, double state_s,
 		     unsigned max_rounds, enum mig_no_converge nc);
 enum mig_decision mig_policy_round(struct mig_policy *p, const struct mig_round *r);
+
+/* ---- sink-stream.c: pages as PAGE_DATA records ------------------------- */
+
+_Static_assert(MIG_BATCH_PAGES == MIG_SINK_BATCH_MAX, "one put, one PAGE_DATA record");
+_Static_assert(MIG_SINK_HOLES_MAX == PAGE_DATA_BATCH_MAX, "holes as Xen batches them");
+/* The stream sink; its opaque is the session's struct mig_out. */
+extern const struct mig_page_sink_ops mig_stream_sink_ops;
+
+/* ---- session.c: the save side across epochs --------------------------- */
+
+struct mig_session {
+	struct mig_out s;
+	struct mig_session_opts o;
+	struct mig_report rep;
+	struct hyp_domain *d;
+	struct hyp_gmem gm;
+	struct ld *ld;
+	uint64_t *dirty;      /* pages to send next (the peeks OR into it) */
+	uint64_t *sent;	      /* pages sent at least once */
+	uint64_t *holes;      /* holes as of the last epoch */
+	uint64_t *scratch;    /* an epoch's holes */
+	struct mig_batch *b;
+	const struct mig_page_sink_ops *sink_ops;
+	void *sink;
+	struct strm_io *lower;	/* the caller's io, borrowed */
+	struct strm_io *framed; /* ours, on lower; NULL for a plain stream */
+	uint64_t wire0;		/* lower's offset when we began */
+	double t0;
+	bool have_dirty;	/* dirty holds what to send (else: populated) */
+	bool stop_copy;		/* past a pause: cancel no longer applies */
+	bool ended;		/* END written (or the stream broken) */
+	bool state_measured;
+	unsigned epochs;
+	unsigned throttle_pct;	/* cap applied, 100: none */
+	double state_s;		/* measured fixed cost of the state records */
+	struct mig_policy pol;	/* the last pre-copy's estimates */
+	uint64_t framed_bytes;	/* into the frame layer, at END */
+	/* token bucket over lower's bytes (o.bandwidth) */
+	double tb_tokens, tb_last;
+	uint64_t tb_wire;
+};
+
+uint64_t mig_session_wire(const struct mig_session *s);
+int mig_session_check_cancel(struct mig_session *s);
+/* Sends every page set in s->dirty and clears it; *pages: how many. */
+int mig_session_send_dirty(struct mig_session *s, uint64_t *pages);
+int mig_session_peek(struct mig_session *s, uint64_t *count);
+/* Log-dirty on, s->dirty = the populated pages. */
+int mig_session_start_logdirty(struct mig_session *s);
+void mig_session_progress(struct mig_session *s, const char *phase, unsigned round,
+			  const struct mig_policy *p, uint64_t left);
 
 #endif

@@ -12,7 +12,6 @@
 #include <time.h>
 
 #include "abi/guest.h"
-#include "common/bitmap.h"
 #include "common/err.h"
 #include "common/log.h"
 #include "formats/hvm-context.h"
@@ -73,67 +72,6 @@ int mig_put_headers(struct mig_out *s)
 					      XEN_ABI_MINOR, s->iov),
 		       "the libxc domain header") ?:
 	       mig_put_libxc(s, REC_TYPE_STATIC_DATA_END, NULL, 0);
-}
-
-int mig_batch_flush(struct mig_out *s, struct mig_batch *b)
-{
-	int err;
-
-	if (!b->count)
-		return 0;
-	err = mig_put(s, strm_enc_page_data(s->enc, b->pfns, b->count, b->pages, s->iov),
-		      "PAGE_DATA");
-	b->count = 0;
-	return err;
-}
-
-int mig_batch_add(struct mig_out *s, struct mig_batch *b, uint64_t pfn, const void *page)
-{
-	b->pfns[b->count] = pfn | ((uint64_t)PAGE_TYPE_NOTAB << PAGE_DATA_TYPE_SHIFT);
-	b->pages[b->count] = page;
-	if (++b->count == MIG_BATCH_PAGES)
-		return mig_batch_flush(s, b);
-	return 0;
-}
-
-int mig_put_holes(struct mig_out *s, struct hyp_domain *d, uint64_t *holes)
-{
-	struct hyp_gmem gm;
-	uint64_t *map = holes, *pfns = malloc(PAGE_DATA_BATCH_MAX * sizeof(*pfns));
-	uint32_t n = 0;
-	int err = 0;
-
-	hyp_domain_gmem(d, &gm);
-	if (!map)
-		map = malloc(BITMAP_BYTES(gm.npages));
-	if (!map || !pfns) {
-		err = mig_fail(s, -ENOMEM, "no memory for the hole list");
-		goto out;
-	}
-	if (!holes)
-		hyp_gmem_holes(d, map, NULL);
-	for (uint64_t pfn = 0; pfn < gm.npages && !err; pfn++) {
-		if (!(pfn % 64) && !map[pfn / 64]) {
-			pfn += 63;
-			continue;
-		}
-		if (!bitmap_test(map, pfn))
-			continue;
-		pfns[n++] = pfn | ((uint64_t)PAGE_TYPE_XTAB << PAGE_DATA_TYPE_SHIFT);
-		if (n == PAGE_DATA_BATCH_MAX) {
-			err = mig_put(s, strm_enc_page_data(s->enc, pfns, n, NULL, s->iov),
-				      "PAGE_DATA (holes)");
-			n = 0;
-		}
-	}
-	if (!err && n)
-		err = mig_put(s, strm_enc_page_data(s->enc, pfns, n, NULL, s->iov),
-			      "PAGE_DATA (holes)");
-out:
-	if (map != holes)
-		free(map);
-	free(pfns);
-	return err;
 }
 
 static int ctx_append(struct mig_out *s, const void *p, size_t len)
@@ -222,7 +160,7 @@ static int send_xenstore(struct mig_out *s)
 	return err;
 }
 
-int mig_put_tail(struct mig_out *s, struct hyp_domain *d)
+int mig_put_state(struct mig_out *s, struct hyp_domain *d)
 {
 	struct hyp_tsc_info tsc;
 	struct xc_sr_rec_x86_tsc_info ti;
@@ -237,10 +175,22 @@ int mig_put_tail(struct mig_out *s, struct hyp_domain *d)
 	return mig_put_libxc(s, REC_TYPE_X86_TSC_INFO, &ti, sizeof(ti)) ?:
 	       mig_build_context(s, tsc.khz) ?:
 	       mig_put_libxc(s, REC_TYPE_HVM_CONTEXT, s->ctx, s->ctx_len) ?:
-	       send_params(s, hyp_domain_callback_param(d)) ?:
-	       mig_put_libxc(s, REC_TYPE_END, NULL, 0) ?: send_xenstore(s) ?:
-	       mig_put(s, strm_enc_libxl_rec(s->enc, LIBXL_REC_END, NULL, 0, s->iov),
-		       "the libxl END");
+	       send_params(s, hyp_domain_callback_param(d));
+}
+
+/*
+ * libxc's part ends with CHECKPOINT (libxl's records of the epoch follow,
+ * then libxc's next epoch) or END (libxl's records to the end), as
+ * libxl_stream_write.c writes them: the subtree, then its closing record.
+ */
+int mig_put_epoch_close(struct mig_out *s, bool checkpoint)
+{
+	uint32_t xc = checkpoint ? REC_TYPE_CHECKPOINT : REC_TYPE_END;
+	uint32_t xl = checkpoint ? LIBXL_REC_CHECKPOINT_END : LIBXL_REC_END;
+
+	return mig_put_libxc(s, xc, NULL, 0) ?: send_xenstore(s) ?:
+	       mig_put(s, strm_enc_libxl_rec(s->enc, xl, NULL, 0, s->iov),
+		       checkpoint ? "the libxl CHECKPOINT_END" : "the libxl END");
 }
 
 void mig_out_fini(struct mig_out *s)

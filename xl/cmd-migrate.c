@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "common/size.h"
+#include "migrate/defaults.h"
 #include "stream/net.h"
 #include "xl.h"
 
@@ -192,7 +193,8 @@ int xlm_cmd_migrate(int argc, char **argv)
 		{ 0 },
 	};
 	struct migrate_args a = { .no_converge = "throttle", .compress = "none",
-				  .downtime_ms = 300, .max_rounds = 30 };
+				  .downtime_ms = MIG_DEFAULT_DOWNTIME_MS,
+				  .max_rounds = MIG_DEFAULT_MAX_ROUNDS };
 	struct progress prog = { .tty = isatty(STDERR_FILENO) };
 	struct sigaction sa = { .sa_handler = on_sigint }, old_int, old_term;
 	bool json = false, cancel_sent = false;

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "migrate/defaults.h"
 #include "xl.h"
 
 const struct xlm_cmd xlm_cmds[] = {
@@ -72,11 +73,13 @@ const struct xlm_cmd xlm_cmds[] = {
 	  "Migrate a domain to another host",
 	  "[options] <Domain> <Host>[:port]",
 	  "-h                      Print this help.\n"
-	  "--downtime MS           Target downtime of the switchover (default 300).\n"
+	  "--downtime MS           Target downtime of the switchover (default "
+	  XL_STR(MIG_DEFAULT_DOWNTIME_MS) ").\n"
 	  "--no-converge MODE      When rounds stop converging: throttle (default:\n"
 	  "                        cap the guest's CPU stepwise), abort (the domain\n"
 	  "                        keeps running here) or force (switch over anyway).\n"
-	  "--max-rounds N          Live rounds before the switchover (default 30).\n"
+	  "--max-rounds N          Live rounds before the switchover (default "
+	  XL_STR(MIG_DEFAULT_MAX_ROUNDS) ").\n"
 	  "--bandwidth RATE        Cap the link use, bytes/s (e.g. 100M).\n"
 	  "--compress C            none (default), lz4, zstd or auto.\n"
 	  "--json                  Print the report as JSON on stdout.\n"

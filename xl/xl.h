@@ -12,6 +12,10 @@
 #include <unistd.h> /* getopt, optind, optarg */
 
 #include "common/compiler.h"
+
+/* A macro's value as a string literal, for help texts. */
+#define XL_STR_(x) #x
+#define XL_STR(x) XL_STR_(x)
 #include "toolstack/proto.h"
 
 /* Exit statuses: Xen's xl uses 1 for failures and 2 for usage errors. */

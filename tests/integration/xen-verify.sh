@@ -6,7 +6,10 @@
 # dir and unpacked there (nothing is installed); the test skips, saying
 # why, only if it cannot be downloaded. A save in the older layout (console
 # history in record 0xC6000001, FERRY_CONSOLE, which Xen's verifier
-# refuses) must still restore with its history.
+# refuses) must still restore with its history. A checkpointed stream of
+# migrate/'s session (tests/migrate/test-session.c writes one) goes
+# through Xen's record verifiers in a checkpointed driver: Xen 4.17's
+# verifier itself has no checkpointed mode (formats/SPEC.md 9).
 # Usage: tests/integration/xen-verify.sh BUILD_DIR
 set -uo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.bash"
@@ -68,6 +71,83 @@ libxl.record_verifiers[code] = lambda self, content: check(self, Py2Bytes(conten
 sys.argv = sys.argv[1:]
 runpy.run_path(sys.argv[0], run_name="__main__")
 PY
+
+# Xen's verify-stream-v2 has no checkpointed mode (no option, nothing in
+# the stream says so: Xen's receiver is told by migrate-receive -r). Its
+# libxc verifier reads records up to libxc END, so in a checkpointed stream
+# it takes the libxl record after the first CHECKPOINT for a libxc one of
+# the same number: EMULATOR_XENSTORE_DATA (2) as X86_PV_INFO, which must be
+# 8 bytes long. That is the only thing it refuses: checkpointed.py then
+# hands over between Xen's libxc and libxl verifiers at CHECKPOINT and
+# CHECKPOINT_END as libxl's own reader does for Remus, so every record of
+# every epoch goes through Xen's own checks.
+verify_checkpointed() {
+	verify "$TMP/py2bytes.py" "$TMP/checkpointed.py" "$XENLIB/bin/verify-stream-v2" \
+		-f xl -v -i "$1"
+}
+cat >"$TMP/checkpointed.py" <<'PY'
+import runpy, sys
+import xen.migration.libxc as libxc
+import xen.migration.libxl as libxl
+
+state = {"headers": False, "in_checkpoint": False, "epochs": 0}
+
+def libxc_part(self):
+    # The image and domain headers once; records up to CHECKPOINT or END.
+    if not state["headers"]:
+        self.verify_ihdr()
+        self.verify_dhdr()
+        state["headers"] = True
+    while True:
+        rtype = self.verify_record()
+        if rtype == libxc.REC_TYPE_checkpoint:
+            state["in_checkpoint"] = True
+            return
+        if rtype == libxc.REC_TYPE_end:
+            if state["in_checkpoint"]:
+                raise RuntimeError("libxc END inside a checkpoint")
+            return
+
+libxl_record = libxl.VerifyLibxl.verify_record
+
+def checkpointed_record(self):
+    rtype = libxl_record(self)
+    between = (libxl.REC_TYPE_emulator_xenstore_data, libxl.REC_TYPE_emulator_context)
+    if rtype == libxl.REC_TYPE_checkpoint_end:
+        if not state["in_checkpoint"]:
+            raise RuntimeError("CHECKPOINT_END without a libxc CHECKPOINT")
+        state["in_checkpoint"] = False
+        state["epochs"] += 1
+        self.info("Checkpointed: epoch %d complete" % state["epochs"])
+        libxc.VerifyLibxc(self.info, self.read).verify()
+    elif state["in_checkpoint"] and rtype not in between + (libxl.REC_TYPE_libxc_context,):
+        # LIBXC_CONTEXT returns after its libxc part, here at a CHECKPOINT
+        raise RuntimeError("libxl record 0x%x inside a checkpoint" % rtype)
+    return rtype
+
+libxc.VerifyLibxc.verify = libxc_part
+libxl.VerifyLibxl.verify_record = checkpointed_record
+sys.argv = sys.argv[1:]
+runpy.run_path(sys.argv[0], run_name="__main__")
+PY
+# A checkpointed stream of a verify guest: 3 checkpoints, then END.
+checkpointed_stream() {
+	FERRY_SESSION_STREAM=$TMP/cp.stream timeout 300 "$BUILD/tests/test-migrate" \
+		--filter 'session/checkpoints_carry_what_changed' --jobs 1 >"$TMP/cp.out" 2>&1
+}
+plain_refuses_checkpointed() {
+	! verify_plain "$TMP/cp.stream" &&
+		grep -q "Libxc Record: Checkpoint, length 0" "$TMP/cp.stream.verify" &&
+		grep -q "x86_pv_info: expected length of 8, got" "$TMP/cp.stream.verify"
+}
+checkpointed_passes() {
+	verify_checkpointed "$TMP/cp.stream" &&
+		[[ $(grep -c "Libxc Record: Checkpoint, length 0" "$TMP/cp.stream.verify") == 3 ]] &&
+		[[ $(grep -c "Libxl Record: Checkpoint end" "$TMP/cp.stream.verify") == 3 ]] &&
+		grep -q "Checkpointed: epoch 3 complete" "$TMP/cp.stream.verify" &&
+		grep -q "Libxc Record: End" "$TMP/cp.stream.verify" &&
+		grep -q "Libxl Record: End" "$TMP/cp.stream.verify"
+}
 
 refused_old() { ! verify_plain "$TMP/old.save" && grep -qi 'c6000001' "$TMP/old.save.verify"; }
 
@@ -151,5 +231,17 @@ xl destroy xv >/dev/null 2>&1
 xl destroy xv2 >/dev/null 2>&1
 check "ferryd logged no error" bash -c "! grep -q 'error:' '$TMP/ferryd.out'"
 stop_ferryd
+
+if [[ -x $BUILD/tests/test-migrate ]]; then
+	check "a session writes a checkpointed stream (test-migrate session)" checkpointed_stream
+	((failed)) && tail -15 "$TMP/cp.out" | sed 's/^/    /'
+	check "verify-stream-v2 as it is stops only at the libxl record after CHECKPOINT" \
+		plain_refuses_checkpointed
+	check "Xen's verifiers, handing over at CHECKPOINT and CHECKPOINT_END, accept it all" \
+		checkpointed_passes
+	((failed)) && tail -15 "$TMP/cp.stream.verify" | sed 's/^/    /'
+else
+	skip "no $BUILD/tests/test-migrate: the checkpointed stream is not checked"
+fi
 echo "$passed passed, $failed failed, $skipped skipped"
 ((failed == 0))

@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "hyp/hyp.h"
+#include "migrate/defaults.h"
 #include "migrate/save.h"
 #include "stream/io.h"
 
@@ -25,7 +26,8 @@ enum mig_no_converge { MIG_NC_THROTTLE, MIG_NC_ABORT, MIG_NC_FORCE };
 
 struct mig_progress {
 	unsigned round;
-	const char *phase;	      /* "round", "throttle", "stop-and-copy" */
+	const char *phase;	      /* "round", "throttle", "stop-and-copy",
+				       * "checkpoint" (session.h) */
 	uint64_t pages_left;	      /* dirty pages still to send */
 	double dirty_rate;	      /* pages/s the guest dirties */
 	double bandwidth;	      /* bytes/s achieved on the link */
@@ -37,9 +39,9 @@ struct mig_progress {
 struct mig_live_opts {
 	enum strm_codec codec;	 /* frames with this codec; NONE + !codec_auto: plain */
 	bool codec_auto;	 /* per frame: none or lz4 from measured ratio/speed */
-	uint32_t downtime_ms;	 /* target, default 300 */
+	uint32_t downtime_ms;	 /* target, 0: MIG_DEFAULT_DOWNTIME_MS */
 	enum mig_no_converge no_converge; /* default throttle */
-	unsigned max_rounds;	 /* default 30 */
+	unsigned max_rounds;	 /* 0: MIG_DEFAULT_MAX_ROUNDS */
 	uint64_t bandwidth;	 /* bytes/s cap, 0 = none */
 	const char *config_json; /* for the xl header */
 	struct mig_xenstore xenstore; /* optional: the domain's subtree travels */
