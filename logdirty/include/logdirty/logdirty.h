@@ -25,9 +25,10 @@
  * vCPU threads on KVM_EXIT_DIRTY_RING_FULL). ld_disable() must not run
  * concurrently with another call on the same ld.
  *
- * Memory the domain gains after ld_enable() (a later populate/balloon-up
- * that maps new frames) is not covered: disable and enable again. The wp
- * backend then fails its peeks with -EPERM rather than miss writes.
+ * Memory the domain gains or gives back while logging (a balloon, which
+ * remaps part of the guest mapping) stays covered: hyp marks the pages
+ * it remapped dirty, and the wp backend's userfaultfd owner registers
+ * and write-protects them again (hyp/uffd.h).
  */
 #ifndef LOGDIRTY_LOGDIRTY_H
 #define LOGDIRTY_LOGDIRTY_H
