@@ -28,22 +28,22 @@ static bool ldw_probe(struct hyp_domain *d)
 	return !strcmp(hyp_domain_backend_name(d), "soft");
 }
 
-static int ldw_enable(struct ld *ld)
+static int ldw_enable(struct ld_tracker *ld)
 {
 	return hyp_uffd_attach(hyp_domain_uffd(ld->d), HYP_UFFD_WP_ASYNC, NULL, NULL);
 }
 
-static int ldw_collect(struct ld *ld)
+static int ldw_collect(struct ld_tracker *ld)
 {
 	return hyp_uffd_written(hyp_domain_uffd(ld->d), ld->pending, true);
 }
 
-static int ldw_peek(struct ld *ld, uint64_t *dst)
+static int ldw_peek(struct ld_tracker *ld, uint64_t *dst)
 {
 	return hyp_uffd_written(hyp_domain_uffd(ld->d), dst, false);
 }
 
-static void ldw_disable(struct ld *ld)
+static void ldw_disable(struct ld_tracker *ld)
 {
 	/* Unregistering also drops the write protection. */
 	hyp_uffd_detach(hyp_domain_uffd(ld->d), HYP_UFFD_WP_ASYNC);
