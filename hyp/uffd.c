@@ -46,6 +46,9 @@ struct hyp_uffd {
 	pthread_t thread;
 	bool thread_on;
 	int stop[2];		/* a pipe: written to stop the thread */
+	/* WP_ASYNC: pages written before the range was registered anew
+	 * (another kind detached), for the next harvest; NULL: none */
+	uint64_t *carry;
 	struct page_region vec[UFFD_SCAN_VEC];
 };
 
@@ -338,6 +341,18 @@ int hyp_uffd_attach(struct hyp_uffd *u, enum hyp_uffd_kind kind, hyp_uffd_fault_
 	return err;
 }
 
+static int scan_locked(struct hyp_uffd *u, uint64_t *bitmap, bool reprotect);
+
+/* WP_ASYNC: the pages written so far into u->carry. Under lock. */
+static int carry_locked(struct hyp_uffd *u)
+{
+	if (!u->carry)
+		u->carry = calloc(BITMAP_WORDS(u->npages) ? BITMAP_WORDS(u->npages) : 1, 8);
+	if (!u->carry)
+		return -ENOMEM;
+	return scan_locked(u, u->carry, false);
+}
+
 void hyp_uffd_detach(struct hyp_uffd *u, enum hyp_uffd_kind kind)
 {
 	struct uffdio_range all = range_of(u, 0, u->npages);
@@ -348,7 +363,11 @@ void hyp_uffd_detach(struct hyp_uffd *u, enum hyp_uffd_kind kind)
 		goto out;
 	thread_stop(u);
 	kinds = u->kinds & ~KIND_BIT(kind);
-	/* Unregistering drops the protection and wakes stopped threads. */
+	/* Unregistering drops the protection: what log-dirty has not
+	 * harvested yet is kept for its next harvest, the rest protected
+	 * again below. */
+	if ((kinds & KIND_BIT(HYP_UFFD_WP_ASYNC)) && carry_locked(u))
+		log_err("uffd: keeping the written pages across a new registration");
 	if (u->fd >= 0 && ioctl(u->fd, UFFDIO_UNREGISTER, &all) < 0)
 		log_warn("uffd: UFFDIO_UNREGISTER: %s", strerror(errno));
 	u->kinds = 0;
@@ -361,7 +380,13 @@ void hyp_uffd_detach(struct hyp_uffd *u, enum hyp_uffd_kind kind)
 		log_err("uffd: registering %#x again after detaching %s", kinds, kind_name[kind]);
 	else
 		u->kinds = kinds;
+	if ((u->kinds & KIND_BIT(HYP_UFFD_WP_ASYNC)) && wp_ioctl(u, 0, u->npages, true))
+		log_err("uffd: write-protecting again after detaching %s", kind_name[kind]);
 	u->fn[kind] = NULL;
+	if (kind == HYP_UFFD_WP_ASYNC) {
+		free(u->carry);
+		u->carry = NULL;
+	}
 	if (thread_start(u))
 		log_err("uffd: restarting the fault thread");
 out:
@@ -376,6 +401,7 @@ void hyp_uffd_free(struct hyp_uffd *u)
 		hyp_uffd_detach(u, (enum hyp_uffd_kind)k);
 	if (u->pagemap >= 0)
 		close(u->pagemap);
+	free(u->carry);
 	pthread_mutex_destroy(&u->lock);
 	free(u);
 }
@@ -398,9 +424,9 @@ static void set_range(uint64_t *map, uint64_t nbits, uint64_t start, uint64_t en
  * One PAGEMAP_SCAN walk asking for PAGE_IS_WRITTEN pages, with
  * PM_SCAN_WP_MATCHING to protect them again atomically per page table;
  * PM_SCAN_CHECK_WPASYNC fails the scan rather than report garbage for
- * a part of the range not under async WP.
+ * a part of the range not under async WP. Under lock.
  */
-int hyp_uffd_written(struct hyp_uffd *u, uint64_t *bitmap, bool reprotect)
+static int scan_locked(struct hyp_uffd *u, uint64_t *bitmap, bool reprotect)
 {
 	uint64_t base = (uint64_t)(uintptr_t)u->base;
 	struct pm_scan_arg a = {
@@ -413,28 +439,41 @@ int hyp_uffd_written(struct hyp_uffd *u, uint64_t *bitmap, bool reprotect)
 		.category_mask = PAGE_IS_WRITTEN,
 		.return_mask = PAGE_IS_WRITTEN,
 	};
-	int err = 0;
 
-	pthread_mutex_lock(&u->lock);
-	if (!(u->kinds & KIND_BIT(HYP_UFFD_WP_ASYNC))) {
-		pthread_mutex_unlock(&u->lock);
-		return -EINVAL;
-	}
 	for (;;) {
 		long n = ioctl(u->pagemap, PAGEMAP_SCAN, &a);
 
 		if (n < 0) {
-			err = -errno;
+			int err = -errno;
+
 			log_err("uffd: PAGEMAP_SCAN at page 0x%llx: %s",
 				(unsigned long long)((a.start - base) >> PAGE_SHIFT), strerror(errno));
-			break;
+			return err;
 		}
 		for (long i = 0; i < n; i++)
 			set_range(bitmap, u->npages, (u->vec[i].start - base) >> PAGE_SHIFT,
 				  (u->vec[i].end - base) >> PAGE_SHIFT);
 		if (a.walk_end >= a.end)
-			break;
+			return 0;
 		a.start = a.walk_end;
+	}
+}
+
+int hyp_uffd_written(struct hyp_uffd *u, uint64_t *bitmap, bool reprotect)
+{
+	int err = -EINVAL;
+
+	pthread_mutex_lock(&u->lock);
+	if (u->kinds & KIND_BIT(HYP_UFFD_WP_ASYNC))
+		err = scan_locked(u, bitmap, reprotect);
+	/* What a registration anew carried over (detach_locked). */
+	if (!err && u->carry) {
+		for (uint64_t i = 0; i < BITMAP_WORDS(u->npages); i++)
+			bitmap[i] |= u->carry[i];
+		if (reprotect) {
+			free(u->carry);
+			u->carry = NULL;
+		}
 	}
 	pthread_mutex_unlock(&u->lock);
 	return err;

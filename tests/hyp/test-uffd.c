@@ -247,3 +247,26 @@ Test(uffd, minor_faults_map_pages_that_are_there, .timeout = 30)
 	munmap(other, NPAGES * PAGE_SIZE);
 	area_down(&a);
 }
+
+/* Another kind leaving registers the range anew: log-dirty loses nothing
+ * written before and sees what is written after. */
+Test(uffd, wp_async_survives_another_kind_leaving, .timeout = 30)
+{
+	struct area a;
+	struct seen s = { .a = &a };
+
+	skip_unless(HYP_UFFD_WP_ASYNC);
+	skip_unless(HYP_UFFD_MISSING);
+	area_up(&a);
+	memset(a.base, 0, NPAGES * PAGE_SIZE); /* no missing faults below */
+	cr_assert_eq(hyp_uffd_attach(a.u, HYP_UFFD_WP_ASYNC, NULL, NULL), 0);
+	cr_assert_eq(hyp_uffd_attach(a.u, HYP_UFFD_MISSING, on_fault, &s), 0);
+	cr_assert_eq(harvest(&a), 0);
+	a.base[3 * PAGE_SIZE] = 1;
+	hyp_uffd_detach(a.u, HYP_UFFD_MISSING);
+	a.base[5 * PAGE_SIZE] = 1;
+	cr_assert_eq(harvest(&a), (1ull << 3) | (1ull << 5));
+	cr_assert_eq(harvest(&a), 0, "protected again, the carried pages reported once");
+	cr_assert_eq(s.calls, 0);
+	area_down(&a);
+}

@@ -80,7 +80,9 @@ struct hyp_uffd *hyp_domain_uffd(struct hyp_domain *d);
 int hyp_uffd_attach(struct hyp_uffd *u, enum hyp_uffd_kind kind, hyp_uffd_fault_fn fn,
 		    void *opaque);
 /* Stops kind; a write-protect kind drops the protection. When this
- * returns no call of its handler is running. */
+ * returns no call of its handler is running. Detaching another kind while
+ * WP_ASYNC is attached registers the range anew: the pages written until
+ * then are kept for the next hyp_uffd_written(), the rest protected again. */
 void hyp_uffd_detach(struct hyp_uffd *u, enum hyp_uffd_kind kind);
 
 /*
