@@ -25,7 +25,7 @@ static uint64_t run_len(struct hyp_domain *d, const uint64_t *g, uint64_t n, boo
 	uint64_t pages = d->mem_bytes >> PAGE_SHIFT, k = 0;
 
 	while (k < n && g[k] == g[0] + k && g[k] < pages &&
-	       (d->p2m[g[k]] != MFN_INVALID) == populated)
+	       !hyp__p2m_hole(d, g[k]) == populated)
 		k++;
 	return k;
 }
@@ -33,10 +33,14 @@ static uint64_t run_len(struct hyp_domain *d, const uint64_t *g, uint64_t n, boo
 /* Under p2m_lock; gfns [gfn, gfn + n) all populated. */
 static int decrease_locked(struct hyp_domain *d, uint64_t gfn, uint64_t n)
 {
-	int err = mem_unpopulate(&d->h->mem, d->domid, d->p2m, d->hva, gfn, n);
+	int err;
 
+	hyp__uffd_remap_begin(d->uffd);
+	err = mem_unpopulate(&d->h->mem, d->domid, d->p2m, d->hva, gfn, n);
+	hyp__uffd_remap_end(d->uffd, gfn, n);
 	if (err)
 		return err;
+	hyp__p2m_set_locked(d, gfn, n, HYP_P2M_HOLE);
 	d->nr_pages -= n;
 	/* The page changed (to a hole): a migration in progress resends it
 	 * (zeros) and its last round lists the hole. */
@@ -47,10 +51,14 @@ static int decrease_locked(struct hyp_domain *d, uint64_t gfn, uint64_t n)
 /* Under p2m_lock; gfns [gfn, gfn + n) all holes. */
 static int populate_locked(struct hyp_domain *d, uint64_t gfn, uint64_t n)
 {
-	int err = mem_populate(&d->h->mem, d->domid, d->p2m, d->hva, gfn, n);
+	int err;
 
+	hyp__uffd_remap_begin(d->uffd);
+	err = mem_populate(&d->h->mem, d->domid, d->p2m, d->hva, gfn, n);
+	hyp__uffd_remap_end(d->uffd, gfn, n);
 	if (err)
 		return err;
+	hyp__p2m_set_locked(d, gfn, n, HYP_P2M_RAM);
 	d->nr_pages += n;
 	hyp_gmem_mark_dirty(d, gfn << PAGE_SHIFT, n << PAGE_SHIFT);
 	return 0;
@@ -179,18 +187,7 @@ int hyp_domain_set_maxmem(struct hyp *h, uint32_t domid, uint64_t max_kb)
 
 int hyp_gmem_holes(struct hyp_domain *d, uint64_t *bitmap, uint64_t *count)
 {
-	uint64_t npages = d->mem_bytes >> PAGE_SHIFT, n = 0;
-
-	memset(bitmap, 0, BITMAP_BYTES(npages));
-	pthread_mutex_lock(&d->p2m_lock);
-	for (uint64_t g = 0; g < npages; g++)
-		if (d->p2m[g] == MFN_INVALID) {
-			bitmap_set(bitmap, g);
-			n++;
-		}
-	pthread_mutex_unlock(&d->p2m_lock);
-	if (count)
-		*count = n;
+	hyp_p2m_find(d, HYP_P2M_HOLE, bitmap, count);
 	return 0;
 }
 
@@ -204,11 +201,11 @@ int hyp_gmem_unpopulate(struct hyp_domain *d, uint64_t pfn, uint64_t npages)
 	for (uint64_t g = pfn; g < pfn + npages && !err;) {
 		uint64_t n = 1;
 
-		if (d->p2m[g] == MFN_INVALID) {
+		if (hyp__p2m_hole(d, g)) {
 			g++;
 			continue;
 		}
-		while (g + n < pfn + npages && d->p2m[g + n] != MFN_INVALID)
+		while (g + n < pfn + npages && !hyp__p2m_hole(d, g + n))
 			n++;
 		err = decrease_locked(d, g, n);
 		g += n;
@@ -225,11 +222,11 @@ int gmem_fill_holes(struct hyp_domain *d, uint64_t pfn, uint64_t npages)
 	for (uint64_t g = pfn; g < pfn + npages && !err;) {
 		uint64_t n = 1;
 
-		if (d->p2m[g] != MFN_INVALID) {
+		if (!hyp__p2m_hole(d, g)) {
 			g++;
 			continue;
 		}
-		while (g + n < pfn + npages && d->p2m[g + n] == MFN_INVALID)
+		while (g + n < pfn + npages && hyp__p2m_hole(d, g + n))
 			n++;
 		/* A stream may bring back what the domain gave up meanwhile:
 		 * its max is the stream's business (the final holes follow). */

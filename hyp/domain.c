@@ -63,8 +63,10 @@ static void dom_free(struct hyp_domain *d)
 		mem_release(&d->h->mem, d->p2m, d->maxmem_bytes >> PAGE_SHIFT);
 		free(d->p2m);
 	}
+	hyp_uffd_free(d->uffd); /* before the mapping it covers goes */
 	if (d->hva)
 		munmap(d->hva, d->maxmem_bytes);
+	free(d->p2m_type);
 	free(d->host_dirty);
 	free(d->unwritten);
 	console_fini(d);
@@ -288,25 +290,31 @@ static int dom_create(struct hyp *h, const struct hyp_dom_config *cfg, bool rest
 	d->hva = mmap(NULL, d->maxmem_bytes, PROT_NONE,
 		      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	d->p2m = malloc(maxpages * sizeof(*d->p2m));
+	d->p2m_type = malloc(maxpages);
 	d->host_dirty = calloc(BITMAP_WORDS(maxpages), 8);
 	if (restore && d->host_dirty) {
 		d->unwritten = malloc(BITMAP_WORDS(maxpages) * 8);
 		if (d->unwritten)
 			memset(d->unwritten, 0xff, BITMAP_WORDS(maxpages) * 8);
 	}
-	if (d->hva == MAP_FAILED || !d->p2m || !d->host_dirty || (restore && !d->unwritten)) {
+	if (d->hva != MAP_FAILED && hyp_uffd_new(d->hva, pages, &d->uffd))
+		d->uffd = NULL;
+	if (d->hva == MAP_FAILED || !d->p2m || !d->p2m_type || !d->host_dirty ||
+	    (restore && !d->unwritten) || !d->uffd) {
 		if (d->hva == MAP_FAILED)
 			d->hva = NULL;
 		err = -ENOMEM;
 		goto err_free;
 	}
 	memset(d->p2m, 0xff, maxpages * sizeof(*d->p2m));
+	memset(d->p2m_type, HYP_P2M_HOLE, maxpages);
 	err = mem_populate(&h->mem, d->domid, d->p2m, d->hva, 0, pages);
 	if (err) {
 		log_err("d%u: cannot populate %llu MiB of guest memory: %s", d->domid,
 			(unsigned long long)cfg->memory_mb, strerror(-err));
 		goto err_free;
 	}
+	hyp__p2m_set_locked(d, 0, pages, HYP_P2M_RAM); /* nobody else sees d yet */
 	d->nr_pages = pages;
 	err = console_init(d);
 	if (!err)
@@ -916,6 +924,11 @@ int hyp_domain_list(struct hyp *h, uint32_t *ids, unsigned max)
 }
 
 /* ---- gmem.h ------------------------------------------------------------ */
+
+struct hyp_uffd *hyp_domain_uffd(struct hyp_domain *d)
+{
+	return d->uffd;
+}
 
 void hyp_domain_gmem(struct hyp_domain *d, struct hyp_gmem *out)
 {

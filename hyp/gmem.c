@@ -66,7 +66,9 @@ static void take_warm(struct hyp_domain *d, uint64_t pfn, uint64_t npages)
 		}
 		while (g + n < pfn + npages && bitmap_test(d->unwritten, g + n))
 			n++;
+		hyp__uffd_remap_begin(d->uffd);
 		mem_swap_warm(&d->h->mem, d->domid, d->p2m, d->hva, g, n);
+		hyp__uffd_remap_end(d->uffd, g, n);
 		for (uint64_t k = 0; k < n; k++)
 			bitmap_clear(d->unwritten, g + k);
 		g += n;
@@ -103,6 +105,7 @@ int hyp_gmem_load(struct hyp_domain *d, uint64_t pfn, const void *data, uint64_t
 			return err;
 		}
 		hyp_gmem_mark_dirty(d, pfn << PAGE_SHIFT, n << PAGE_SHIFT);
+		hyp_p2m_set_arrived(d, pfn, n);
 		src += n << PAGE_SHIFT;
 		pfn += n;
 		npages -= n;

@@ -12,6 +12,7 @@
 #include "hyp/context.h"
 #include "hyp/gmem.h"
 #include "hyp/hyp.h"
+#include "hyp/uffd.h"
 
 #define CONSOLE_RING 65536
 
@@ -66,6 +67,8 @@ int mem_unpopulate(struct hyp_mem *m, uint32_t domid, uint32_t *p2m,
 /* balloon.c: XENMEM_{decrease_reservation,populate_physmap,
  * current_reservation,maximum_reservation}, a Xen result. */
 int64_t balloon_memory_op(struct hyp_domain *d, uint64_t op, uint64_t arg);
+/* p2m.c: gfns [gfn, gfn + n) become type t. Under p2m_lock. */
+void hyp__p2m_set_locked(struct hyp_domain *d, uint64_t gfn, uint64_t n, enum hyp_p2m_type t);
 /* Restore: gives frames to the holes among [pfn, pfn + npages). */
 int gmem_fill_holes(struct hyp_domain *d, uint64_t pfn, uint64_t npages);
 
@@ -232,6 +235,9 @@ struct hyp_domain {
 				 * the balloon took frames (p2m MFN_INVALID) */
 	uint64_t maxmem_bytes;
 	uint32_t *p2m;		/* gfn -> mfn */
+	uint8_t *p2m_type;	/* p2m.c: gfn -> enum hyp_p2m_type, under
+				 * p2m_lock; HOLE exactly where p2m[] has no
+				 * frame */
 	/* balloon.c, under p2m_lock: frames held (Xen's tot_pages) and the
 	 * most it may hold (max_pages) */
 	pthread_mutex_t p2m_lock;
@@ -240,6 +246,9 @@ struct hyp_domain {
 	 * yet, whose frames warm ones may replace (mem_swap_warm). */
 	uint64_t *unwritten;
 	uint64_t *host_dirty;	/* pages ferryd wrote, see hyp_gmem_write */
+	/* uffd.c: the one userfaultfd owner of [hva, hva + mem_bytes); every
+	 * remap there goes between hyp__uffd_remap_begin and _end */
+	struct hyp_uffd *uffd;
 	uint64_t shared_info_gpa;
 	uint64_t entry;		/* kernel entry point (kvm) */
 	uint64_t callback_vector;
@@ -447,6 +456,12 @@ int console_ctx_save(struct hyp_domain *d, hyp_ctx_emit_fn emit, void *opaque);
 int console_ctx_load(struct hyp_domain *d, uint16_t instance, const void *data, uint32_t len);
 /* Reopens the console log under the domain's current name. */
 void console_rename(struct hyp_domain *d);
+
+/* Under p2m_lock: gfn has no frame (a ballooned hole). */
+static inline bool hyp__p2m_hole(const struct hyp_domain *d, uint64_t gfn)
+{
+	return d->p2m_type[gfn] == HYP_P2M_HOLE;
+}
 
 /* loader.c (built-in guest and ELF kernels) */
 #include "loader.h"

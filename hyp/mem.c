@@ -204,7 +204,9 @@ static void release_frames(struct hyp_mem *m, uint32_t *p2m, uint64_t n, bool ke
 	}
 }
 
-/* Shows frames [mfn, mfn + len) at gfn's place in the domain's view. */
+/* Shows frames [mfn, mfn + len) at gfn's place in the domain's view. A
+ * remap: the callers of what calls it bracket it with
+ * hyp__uffd_remap_begin/_end (hyp/uffd.h), which registers it again. */
 static int map_run(struct hyp_mem *m, uint8_t *hva, uint64_t gfn, uint64_t mfn, uint64_t len)
 {
 	void *at = mmap(hva + (gfn << PAGE_SHIFT), len << PAGE_SHIFT, PROT_READ | PROT_WRITE,

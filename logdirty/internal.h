@@ -10,54 +10,57 @@
 #include "hyp/gmem.h"
 #include "logdirty/logdirty.h"
 
-struct ld;
+struct ld_tracker;
 
 /*
- * A backend. Generic code (logdirty.c) holds ld->lock around collect and
- * peek; enable and disable run without it (nothing else uses the ld then,
- * except a backend's own asynchronous hooks, against which the backend
- * takes ld->lock itself). All hooks return 0 or a negative errno.
+ * A backend. Generic code (logdirty.c) holds t->lock around collect and
+ * peek; enable and disable run without it (nothing else uses the tracker
+ * then, except a backend's own asynchronous hooks, against which the
+ * backend takes t->lock itself). All hooks return 0 or a negative errno.
  */
 struct ld_ops {
 	const char *name;
 	/* Can this backend serve d? (no side effects) */
 	bool (*probe)(struct hyp_domain *d);
-	/* Allocate ld->priv, turn logging on with an empty log. */
-	int (*enable)(struct ld *ld);
-	/* Move every page logged since the last collect into ld->pending
+	/* Allocate t->priv, turn logging on with an empty log. */
+	int (*enable)(struct ld_tracker *t);
+	/* Move every page logged since the last collect into t->pending
 	 * (bit n = pfn n) and clear/re-protect them in the log. */
-	int (*collect)(struct ld *ld);
+	int (*collect)(struct ld_tracker *t);
 	/* Optional: OR the pages currently logged into dst without clearing
-	 * the log. NULL: generic code uses collect (which keeps them
-	 * pending until the next clean, so nothing is lost). */
-	int (*peek)(struct ld *ld, uint64_t *dst);
-	/* Turn logging off, free ld->priv. Must not fail. */
-	void (*disable)(struct ld *ld);
+	 * the log. NULL: generic code uses collect (which hands them to
+	 * every consumer, so nothing is lost). */
+	int (*peek)(struct ld_tracker *t, uint64_t *dst);
+	/* Turn logging off, free t->priv. Must not fail. */
+	void (*disable)(struct ld_tracker *t);
 };
 
 extern const struct ld_ops ld_ops_kvm_bitmap;
 extern const struct ld_ops ld_ops_kvm_ring;
 extern const struct ld_ops ld_ops_wp;
 
-struct ld {
+/*
+ * The one tracker of a domain with logging on, shared by its consumers
+ * (struct ld, logdirty.c): a harvest collects what the backend logged and
+ * ORs it into every consumer's own bitmap, so each sees what changed
+ * since it last looked.
+ */
+struct ld_tracker {
 	const struct ld_ops *ops;
 	struct hyp_domain *d;
 	uint32_t domid;
 	struct hyp_gmem gmem;
 	uint64_t npages;
 	uint64_t nwords;
+	struct ld_tracker *next; /* logdirty.c's list of trackers */
 	/* Protected by lock: */
 	pthread_mutex_t lock;
-	uint64_t *pending; /* logged, not yet reported by a clean */
-	uint64_t *scratch; /* ld_peek's working copy */
+	uint64_t *pending; /* logged, not yet handed to the consumers */
+	struct ld *consumers;
 	void *priv;	   /* the backend's */
-	/* statistics */
-	uint64_t t_enable_ns, t_last_ns, stat_interval_ns;
-	uint64_t total_pages, peeks, last_pages;
-	uint64_t peek_ns, last_peek_ns, enable_ns;
+	uint64_t enable_ns;
 	uint64_t ring_full_events;
 };
-
 uint64_t ld_now_ns(void);
 
 /* OR nbits bits of src into dst starting at bit dst_off, word at a time. */

@@ -52,7 +52,7 @@ static bool ldb_probe(struct hyp_domain *d)
 	return !strcmp(hyp_domain_backend_name(d), "kvm");
 }
 
-static int ldb_get(struct ld *ld, struct ldb *b, struct ldb_slot *s)
+static int ldb_get(struct ld_tracker *ld, struct ldb *b, struct ldb_slot *s)
 {
 	struct kvm_dirty_log log = { .slot = s->slot };
 
@@ -68,7 +68,7 @@ static int ldb_get(struct ld *ld, struct ldb *b, struct ldb_slot *s)
 }
 
 /* Clears (and re-protects) the bits of s->map over words [w0, w1). */
-static int ldb_clear(struct ld *ld, struct ldb *b, struct ldb_slot *s,
+static int ldb_clear(struct ld_tracker *ld, struct ldb *b, struct ldb_slot *s,
 		     uint64_t w0, uint64_t w1)
 {
 	struct kvm_clear_dirty_log c = { .slot = s->slot };
@@ -93,7 +93,7 @@ static int ldb_clear(struct ld *ld, struct ldb *b, struct ldb_slot *s,
  * Clears s->map's set bits in KVM, chunk by chunk, each CLEAR spanning
  * only from the chunk's first to its last non-zero word.
  */
-static int ldb_clear_set(struct ld *ld, struct ldb *b, struct ldb_slot *s)
+static int ldb_clear_set(struct ld_tracker *ld, struct ldb *b, struct ldb_slot *s)
 {
 	for (uint64_t c0 = 0; c0 < s->nwords; c0 += LD_CLEAR_CHUNK_WORDS) {
 		uint64_t c1 = MIN(c0 + LD_CLEAR_CHUNK_WORDS, s->nwords);
@@ -136,7 +136,7 @@ static int ldb_set_cap(int vm_fd, uint64_t flags)
 	return ioctl(vm_fd, KVM_ENABLE_CAP, &cap) < 0 ? -errno : 0;
 }
 
-static int ldb_enable(struct ld *ld)
+static int ldb_enable(struct ld_tracker *ld)
 {
 	const uint64_t want = KVM_DIRTY_LOG_MANUAL_PROTECT_ENABLE |
 			      KVM_DIRTY_LOG_INITIALLY_SET;
@@ -212,7 +212,7 @@ err:
 	return ret;
 }
 
-static int ldb_collect(struct ld *ld)
+static int ldb_collect(struct ld_tracker *ld)
 {
 	struct ldb *b = ld->priv;
 	int ret;
@@ -232,7 +232,7 @@ static int ldb_collect(struct ld *ld)
 	return 0;
 }
 
-static int ldb_peek(struct ld *ld, uint64_t *dst)
+static int ldb_peek(struct ld_tracker *ld, uint64_t *dst)
 {
 	struct ldb *b = ld->priv;
 	int ret;
@@ -249,7 +249,7 @@ static int ldb_peek(struct ld *ld, uint64_t *dst)
 	return 0;
 }
 
-static void ldb_disable(struct ld *ld)
+static void ldb_disable(struct ld_tracker *ld)
 {
 	struct ldb *b = ld->priv;
 

@@ -47,7 +47,7 @@ struct ldr_slot {
 
 struct ldr {
 	struct ldr *next; /* on ldr_live */
-	struct ld *ld;
+	struct ld_tracker *ld;
 	int vm_fd;
 	unsigned nvcpus, nslots;
 	struct ldr_vcpu *vcpus;
@@ -87,7 +87,7 @@ static bool ldr_find_start(struct ldr_vcpu *v)
 	return false;
 }
 
-static void ldr_mark(struct ld *ld, struct ldr *r, uint32_t slot_id,
+static void ldr_mark(struct ld_tracker *ld, struct ldr *r, uint32_t slot_id,
 		     uint64_t offset)
 {
 	uint32_t as_id = slot_id >> 16, id = slot_id & 0xffff;
@@ -108,7 +108,7 @@ static void ldr_mark(struct ld *ld, struct ldr *r, uint32_t slot_id,
 }
 
 /* ld->lock held. Harvests every ring into ld->pending and resets them. */
-static int ldr_harvest(struct ld *ld, struct ldr *r)
+static int ldr_harvest(struct ld_tracker *ld, struct ldr *r)
 {
 	uint64_t n = 0;
 
@@ -173,7 +173,7 @@ static void ldr_unlist(struct ldr *r)
 /* A vCPU thread, on KVM_EXIT_DIRTY_RING_FULL. */
 static void ldr_ring_full(void *opaque, unsigned vcpu)
 {
-	struct ld *ld = NULL;
+	struct ld_tracker *ld = NULL;
 
 	pthread_mutex_lock(&ldr_live_lock);
 	for (struct ldr *r = ldr_live; r; r = r->next) {
@@ -202,7 +202,7 @@ static void ldr_free(struct ldr *r)
 	free(r);
 }
 
-static int ldr_enable(struct ld *ld)
+static int ldr_enable(struct ld_tracker *ld)
 {
 	struct hyp_domain *d = ld->d;
 	struct ldr *r;
@@ -268,7 +268,7 @@ static int ldr_enable(struct ld *ld)
 	return ret;
 }
 
-static int ldr_collect(struct ld *ld)
+static int ldr_collect(struct ld_tracker *ld)
 {
 	return ldr_harvest(ld, ld->priv);
 }
@@ -277,7 +277,7 @@ static int ldr_collect(struct ld *ld)
  * Called without ld->lock: the ring-full hook takes ld->lock, and
  * unregistering it may wait for a hook in flight.
  */
-static void ldr_disable(struct ld *ld)
+static void ldr_disable(struct ld_tracker *ld)
 {
 	struct ldr *r = ld->priv;
 

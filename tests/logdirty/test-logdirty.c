@@ -295,3 +295,72 @@ Test(logdirty, short_bitmap_is_an_error, .timeout = 60)
 	cr_expect_geq(count, 2);
 	env_stop(&e);
 }
+
+/* ---- several consumers of one domain's tracker ------------------------- */
+
+/* Harvests ld into a fresh bitmap and checks it holds exactly pfns[0..n). */
+static void expect_exactly(struct ld_env *e, struct ld *ld, const char *who,
+			   const uint64_t *pfns, unsigned n)
+{
+	uint64_t count = 0;
+
+	memset(e->bm, 0, e->nwords * 8);
+	cr_assert_eq(ld_peek_clean(ld, e->bm, e->gm.npages, &count), 0);
+	for (unsigned i = 0; i < n; i++)
+		cr_expect(bitmap_test(e->bm, pfns[i]), "%s: pfn %#llx not reported", who,
+			  (unsigned long long)pfns[i]);
+	cr_expect_eq(count, n, "%s: %llu pages reported, %u expected", who,
+		     (unsigned long long)count, n);
+}
+
+/* A write through the guest mapping, as a vCPU of the soft backend makes. */
+static void touch(struct ld_env *e, uint64_t pfn)
+{
+	e->gm.hva[pfn << 12] ^= 1;
+}
+
+/* Two consumers (a migration and a snapshot schedule) harvesting at
+ * different times each see every page dirtied since their own last
+ * harvest, ferryd's writes too; tracking stays on until the last leaves. */
+Test(logdirty, consumers_each_see_what_changed_since_they_looked, .timeout = 60)
+{
+	struct ld_env e;
+	struct ld *snap, *again;
+	uint64_t top;
+
+	env_start(&e, &cases[2], 64, "workload=idle ws=16M");
+	top = e.gm.npages - 64; /* above the idle guest's arena */
+	touch(&e, top + 1);
+	touch(&e, top + 2);
+	cr_assert_eq(ld_enable(e.d, &snap), 0, "a second consumer of the same domain");
+	cr_expect_str_eq(ld_backend_name(snap), "wp");
+	cr_expect_eq(ld_enable_backend(e.d, "kvm-bitmap", &again), -ENOTSUP);
+	touch(&e, top + 3);
+	expect_exactly(&e, e.ld, "migration", (uint64_t[]){ top + 1, top + 2, top + 3 }, 3);
+	touch(&e, top + 4);
+	expect_exactly(&e, snap, "snapshot", (uint64_t[]){ top + 3, top + 4 }, 2);
+	expect_exactly(&e, e.ld, "migration", (uint64_t[]){ top + 4 }, 1);
+	expect_exactly(&e, snap, "snapshot, nothing new", NULL, 0);
+
+	/* ferryd's own writes, and a peek that leaves both logs as they are */
+	cr_assert_eq(hyp_gmem_write(e.d, (top + 5) << 12, "x", 1), 0);
+	touch(&e, top + 6);
+	memset(e.bm, 0, e.nwords * 8);
+	cr_assert_eq(ld_peek(snap, e.bm, e.gm.npages, NULL), 0);
+	cr_expect(bitmap_test(e.bm, top + 5) && bitmap_test(e.bm, top + 6));
+	expect_exactly(&e, e.ld, "migration", (uint64_t[]){ top + 5, top + 6 }, 2);
+	expect_exactly(&e, snap, "snapshot", (uint64_t[]){ top + 5, top + 6 }, 2);
+
+	/* the first leaves: tracking goes on for the other */
+	ld_disable(e.ld);
+	touch(&e, top + 7);
+	expect_exactly(&e, snap, "snapshot alone", (uint64_t[]){ top + 7 }, 1);
+	/* the last leaves: off; a new consumer starts a new tracker */
+	ld_disable(snap);
+	touch(&e, top + 8);
+	cr_assert_eq(ld_enable(e.d, &e.ld), 0);
+	expect_exactly(&e, e.ld, "after tracking restarted", NULL, 0);
+	touch(&e, top + 9);
+	expect_exactly(&e, e.ld, "after tracking restarted", (uint64_t[]){ top + 9 }, 1);
+	env_stop(&e);
+}

@@ -67,6 +67,33 @@ int hyp_gmem_holes(struct hyp_domain *d, uint64_t *bitmap, uint64_t *count);
  * the pool (holes already are skipped). -EFAULT outside guest RAM. */
 int hyp_gmem_unpopulate(struct hyp_domain *d, uint64_t pfn, uint64_t npages);
 
+/*
+ * The P2M's type of each gfn of the physmap (hyp/p2m.c). A ballooned hole
+ * has no frame; a gfn whose page has not arrived yet (lazy restore,
+ * post-copy) has its frame but not its contents, which a save must not
+ * send and a reader must fetch first. Under the domain's P2M lock; the
+ * physmap is [0, hyp_gmem npages).
+ */
+enum hyp_p2m_type {
+	HYP_P2M_RAM,	 /* a frame holding the guest's page */
+	HYP_P2M_HOLE,	 /* no frame: given back by the balloon (XTAB) */
+	HYP_P2M_PENDING, /* a frame whose page has not arrived yet */
+	HYP_P2M_INVALID, /* outside the physmap */
+};
+enum hyp_p2m_type hyp_p2m_type(struct hyp_domain *d, uint64_t gfn);
+const char *hyp_p2m_type_name(enum hyp_p2m_type t);
+/* Sets in bitmap (npages bits, cleared first) the gfns of type t, their
+ * number in *count (may be NULL). */
+void hyp_p2m_find(struct hyp_domain *d, enum hyp_p2m_type t, uint64_t *bitmap,
+		  uint64_t *count);
+/*
+ * A lazy restore's pages to come: RAM gfns among [pfn, pfn + n) become
+ * PENDING (holes stay holes); hyp_gmem_load() of a PENDING gfn makes it
+ * RAM again, as does hyp_p2m_set_arrived(). -EFAULT outside the physmap.
+ */
+int hyp_p2m_set_pending(struct hyp_domain *d, uint64_t pfn, uint64_t n);
+int hyp_p2m_set_arrived(struct hyp_domain *d, uint64_t pfn, uint64_t n);
+
 /* The guest's HVM_PARAM_CALLBACK_IRQ value (0: none registered). */
 uint64_t hyp_domain_callback_param(struct hyp_domain *d);
 

@@ -3,8 +3,14 @@
  * Log-dirty paging with Xen's shadow-op semantics
  * (XEN_DOMCTL_SHADOW_OP_ENABLE_LOGDIRTY / PEEK / CLEAN / OFF).
  *
- * One struct ld per domain with logging on. The backend is chosen once, at
- * ld_enable(), from the domain:
+ * A domain with logging on has one tracker and any number of consumers
+ * (a migration and a snapshot schedule at once), each a struct ld from
+ * ld_enable() with its own view: a harvest (ld_peek_clean) collects what
+ * the tracker logged into every consumer's own bitmap and reports the
+ * caller's, so each sees every page dirtied since its own last harvest.
+ * Tracking goes off when the last consumer leaves (ld_disable). One
+ * consumer is the case of Xen's shadow ops. The backend is chosen when
+ * the first consumer turns tracking on, from the domain:
  *   kvm-ring    a kvm domain created with logdirty = "ring" (per-vCPU
  *               KVM dirty rings, harvested on peek and on RING_FULL exits)
  *   kvm-bitmap  any other kvm domain (KVM dirty bitmap with
@@ -12,7 +18,7 @@
  *   wp          a soft domain (userfaultfd asynchronous write-protect over
  *               the guest mapping, harvested with PAGEMAP_SCAN)
  *
- * Semantics: the log starts empty when ld_enable() returns. The first
+ * Semantics, per consumer: its log starts empty when ld_enable() returns. The first
  * ld_peek_clean() reports the pages written after ld_enable() returned
  * (plus possibly some written while it ran); each later one reports the
  * pages written since the previous ld_peek_clean(). Writes ferryd makes
@@ -20,14 +26,15 @@
  * was written is never missed; a page may be reported although its
  * content did not change (e.g. rewritten with the same bytes).
  *
- * Threading: peeks and stats on one struct ld are serialised internally;
+ * Threading: peeks and stats are serialised internally per domain;
  * the vCPUs may run while peeking (the kvm-ring backend also harvests from
  * vCPU threads on KVM_EXIT_DIRTY_RING_FULL). ld_disable() must not run
  * concurrently with another call on the same ld.
  *
- * Memory the domain gains after ld_enable() (a later populate/balloon-up
- * that maps new frames) is not covered: disable and enable again. The wp
- * backend then fails its peeks with -EPERM rather than miss writes.
+ * Memory the domain gains or gives back while logging (a balloon, which
+ * remaps part of the guest mapping) stays covered: hyp marks the pages
+ * it remapped dirty, and the wp backend's userfaultfd owner registers
+ * and write-protects them again (hyp/uffd.h).
  */
 #ifndef LOGDIRTY_LOGDIRTY_H
 #define LOGDIRTY_LOGDIRTY_H
@@ -57,15 +64,17 @@ struct ld_stats {
 /*
  * Turns log-dirty on for domain d and returns the log through *out (owned by
  * the caller, freed by ld_disable()). The caller keeps its reference on d
- * (hyp_domain_get) until after ld_disable(). At most one struct ld per
- * domain. Errors: -EBUSY if the domain's KVM state refuses, -ENOTSUP when
- * the host lacks the mechanism, -ENOMEM, or the errno of the failing call.
+ * (hyp_domain_get) until after ld_disable(). A second call for the same
+ * domain adds a consumer to the tracker the first started. Errors: -EBUSY
+ * if the domain's KVM state refuses, -ENOTSUP when the host lacks the
+ * mechanism, -ENOMEM, or the errno of the failing call.
  */
 int ld_enable(struct hyp_domain *d, struct ld **out);
 
 /*
  * Same with the backend forced by name ("kvm-bitmap", "kvm-ring", "wp");
- * -ENOTSUP if that backend cannot serve the domain. For tests and benches.
+ * -ENOTSUP if that backend cannot serve the domain, -EBUSY if another
+ * already tracks it. For tests and benches.
  */
 int ld_enable_backend(struct hyp_domain *d, const char *backend,
 		      struct ld **out);
@@ -92,7 +101,8 @@ int ld_peek_clean(struct ld *ld, uint64_t *bitmap, uint64_t npages,
 int ld_peek(struct ld *ld, uint64_t *bitmap, uint64_t npages,
 	    uint64_t *count);
 
-/* OFF: turns logging off and frees ld. NULL is a no-op. */
+/* The consumer leaves and ld is freed; the last one turns logging OFF.
+ * NULL is a no-op. */
 void ld_disable(struct ld *ld);
 
 void ld_stats(struct ld *ld, struct ld_stats *out);

@@ -4,8 +4,8 @@
  * (Linux 6.7), which Debian 12's 6.1 UAPI headers lack. Values and layouts
  * are the kernel's include/uapi/linux/{userfaultfd,fs}.h.
  */
-#ifndef LOGDIRTY_UFFD_COMPAT_H
-#define LOGDIRTY_UFFD_COMPAT_H
+#ifndef HYP_UFFD_COMPAT_H
+#define HYP_UFFD_COMPAT_H
 
 #include <linux/fs.h>
 #include <linux/types.h>
