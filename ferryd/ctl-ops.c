@@ -103,6 +103,12 @@ static void name_unfenced(const char *name, char *out, size_t size)
 int ctl__domain_check(struct ctl_client *cl, const struct xlm_req *req, uint32_t domid,
 		      const char *verb)
 {
+	return ctl__domain_check_during(cl, req, domid, verb, HYP_OP_NONE);
+}
+
+int ctl__domain_check_during(struct ctl_client *cl, const struct xlm_req *req, uint32_t domid,
+			     const char *verb, enum hyp_op allowed)
+{
 	struct hyp *h = cl->srv->hyp;
 	struct ctl_fence fence;
 	char name[HYP_NAME_MAX];
@@ -116,7 +122,9 @@ int ctl__domain_check(struct ctl_client *cl, const struct xlm_req *req, uint32_t
 		REPLY_ERR(cl, req, rc, "domain %u: %s", domid, ferry_strerror(rc));
 		return rc;
 	}
-	if (hold.op != HYP_OP_NONE) {
+	/* An allowed operation that paused the domain is past the point where
+	 * the change would travel (its state is being written). */
+	if (hold.op != HYP_OP_NONE && (hold.op != allowed || info.op_pause_count)) {
 		REPLY_ERR(cl, req, -EBUSY,
 			  "cannot %s domain '%s': it is %s; try again when that "
 			  "%s ends",
@@ -581,8 +589,11 @@ static void op_mem_set(struct ctl_client *cl, const struct xlm_req *req)
 	uint64_t kib;
 	int rc;
 
+	/* Ballooning goes on during a live migration, as on Xen: log-dirty
+	 * follows the guest's remaps (hyp/uffd.c) and the rounds carry it. */
 	if (lookup(cl, req, &domid) || kib_arg(cl, req, &kib) ||
-	    ctl__domain_check(cl, req, domid, "set the memory target of"))
+	    ctl__domain_check_during(cl, req, domid, "set the memory target of",
+				     HYP_OP_MIGRATE))
 		return;
 	rc = hyp_domain_info(cl->srv->hyp, domid, &di);
 	if (!rc && kib > di.maxmem_kb)

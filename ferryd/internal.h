@@ -154,6 +154,10 @@ void ctl__dispatch(struct ctl_client *cl, const struct xlm_req *req);
  */
 int ctl__domain_check(struct ctl_client *cl, const struct xlm_req *req, uint32_t domid,
 		      const char *verb);
+/* The same, but a domain held by operation allowed passes while that
+ * operation has not paused it (mem-set during a migration's rounds). */
+int ctl__domain_check_during(struct ctl_client *cl, const struct xlm_req *req, uint32_t domid,
+			     const char *verb, enum hyp_op allowed);
 /* Loop thread: ctl__domain_check, then claims domid for op (detail: the
  * phrase others' refusals show, "being saved to /x"). Replies and returns
  * -errno on failure; the operation calls hyp_domain_release when done. */

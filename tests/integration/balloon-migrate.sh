@@ -51,9 +51,8 @@ logdirty_after() { (($(logdirty_ons "$1") > $2)); }
 reached() { echo "balloon: target $(($1 * 1024)) KiB, current $(($1 * 1024)) KiB"; }
 
 # migrate_ballooning FROM TO_ADDR MIB LABEL: xl migrate at 100 MB/s, and
-# once its rounds run the guest's balloon is given the target MIB. Through
-# xenstore, as the guest would see any target: xl mem-set refuses a domain
-# being migrated (ferryd's rule for the toolstack, not the guest's).
+# once its rounds run, xl mem-set gives the guest's balloon the target MIB
+# (allowed during a migration's rounds, as on Xen).
 migrate_ballooning() {
 	local from=$1 to=$2 mib=$3 what=$4 p t id n
 	n=$(logdirty_ons "$from")
@@ -62,8 +61,8 @@ migrate_ballooning() {
 		>"$TMP/report.json" 2>"$TMP/migrate.err" &
 	p=$!
 	check "$what: log-dirty is on (the rounds run)" wait_until 300 logdirty_after "$from" "$n"
-	check "$what: memory/target $mib MiB while the migration runs" \
-		xlh "$from" xenstore-write "/local/domain/$id/memory/target" $((mib * 1024))
+	check "$what: xl mem-set $mib while the migration runs" \
+		xlh "$from" mem-set "$NAME" "$mib"
 	check "$what: the balloon reaches $mib MiB before the migration ends" \
 		wait_since "$from" "$(reached "$mib")"
 	check "$what: the migration was still running then" kill -0 $p

@@ -315,7 +315,9 @@ case4() {
 	refused "4: xl save -c during the migration" "${HELD[@]}" -- xlh A save -c $D "$TMP/during.save"
 	check "4: no save file" test ! -e "$TMP/during.save"
 	refused "4: xl pause during the migration" "${HELD[@]}" -- xlh A pause $D
-	refused "4: xl mem-set during the migration" "${HELD[@]}" -- xlh A mem-set $D 96m
+	# Ballooning goes on during the rounds, as on Xen (balloon-migrate.sh
+	# checks the memory arrives whole).
+	check "4: xl mem-set during the migration's rounds" xlh A mem-set $D 96m
 	refused "4: a second xl migrate" "${HELD[@]}" -- xlh A migrate --insecure $D "$B_ADDR:$B_PORT"
 	refused "4: xl destroy of $D--incoming on B" "being received" -- xlh B destroy $D--incoming
 	refused "4: xl unpause of $D--incoming on B" "being received" -- xlh B unpause $D--incoming
