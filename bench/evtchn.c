@@ -29,6 +29,7 @@
 
 #include "bench.h"
 #include "abi/guest.h"
+#include "common/err.h"
 #include "common/log.h"
 #include "guests/soft.h"
 #include "hyp/evtchn.h"
@@ -154,13 +155,13 @@ static int guest_run(const char *backend, double secs, struct guest_run *out,
 	int rc;
 
 	if ((rc = hyp_create(&p, &h))) {
-		snprintf(why, whylen, "hyp_create: %s", strerror(-rc));
+		snprintf(why, whylen, "hyp_create: %s", ferry_strerror(-rc));
 		return rc;
 	}
 	/* A fresh hyp numbers from 1. */
 	snprintf(cmd, sizeof(cmd), "workload=pingpong role=pong peer=2");
 	if ((rc = create(h, backend, "pong", cmd, false, &pong))) {
-		snprintf(why, whylen, "creating pong: %s", strerror(-rc));
+		snprintf(why, whylen, "creating pong: %s", ferry_strerror(-rc));
 		goto out;
 	}
 	rc = wait_console(h, pong, "pingpong: pong port=", 20, line, sizeof(line));
@@ -176,7 +177,7 @@ static int guest_run(const char *backend, double secs, struct guest_run *out,
 	snprintf(cmd, sizeof(cmd), "workload=pingpong role=ping peer=%u port=%u gref=%u",
 		 pong, port, gref);
 	if ((rc = create(h, backend, "ping", cmd, false, &ping))) {
-		snprintf(why, whylen, "creating ping: %s", strerror(-rc));
+		snprintf(why, whylen, "creating ping: %s", ferry_strerror(-rc));
 		goto out;
 	}
 	if (pong != 1 || ping != 2) {
@@ -208,7 +209,7 @@ static int guest_run(const char *backend, double secs, struct guest_run *out,
 	out->pong_rounds = q1 - q0;
 	goto out;
 gmem:
-	snprintf(why, whylen, "reading the counters: %s", strerror(-rc));
+	snprintf(why, whylen, "reading the counters: %s", ferry_strerror(-rc));
 out:
 	hyp_destroy(h);
 	return rc;

@@ -26,6 +26,7 @@
 
 #include "abi/guest.h"
 #include "common/bitmap.h"
+#include "common/err.h"
 #include "common/log.h"
 #include "guests/soft.h"
 #include "guests/workload.h"
@@ -148,7 +149,7 @@ static int bench_backend(const char *ldname)
 	}
 	ret = hyp_create(&p, &h);
 	if (ret) {
-		printf("%-10s hyp_create: %s\n", ldname, strerror(-ret));
+		printf("%-10s hyp_create: %s\n", ldname, ferry_strerror(-ret));
 		return ret;
 	}
 	memset(&cfg, 0, sizeof(cfg));
@@ -181,7 +182,7 @@ static int bench_backend(const char *ldname)
 
 	ret = ld_enable_backend(d, ldname, &ld);
 	if (ret) {
-		printf("%-10s ld_enable: %s\n", ldname, strerror(-ret));
+		printf("%-10s ld_enable: %s\n", ldname, ferry_strerror(-ret));
 		goto out;
 	}
 	ld_stats(ld, &st);

@@ -33,6 +33,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/err.h"
 #include "common/log.h"
 #include "stream/io.h"
 #include "stream/net.h"
@@ -429,7 +430,7 @@ int main(int argc, char **argv)
 		}
 		if (rc) {
 			printf("%-9s %2d  failed: %s\n", path_names[plan[k].p], plan[k].nch,
-			       strerror(-rc));
+			       ferry_strerror(-rc));
 			continue;
 		}
 		{

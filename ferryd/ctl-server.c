@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/err.h"
 #include "common/log.h"
 #include "internal.h"
 
@@ -161,7 +162,7 @@ static void read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 		int rc = xlm_proto_feed(&cl->proto, buf->base, (size_t)n);
 
 		if (rc) {
-			log_warn("control client dropped: %s", strerror(-rc));
+			log_warn("control client dropped: %s", ferry_strerror(-rc));
 			client_finish(cl);
 		}
 	} else if (n < 0) {
@@ -330,7 +331,7 @@ static void destroy_all_domains(struct ctl_server *srv)
 	int n = hyp_domain_list(srv->hyp, ids, 1024);
 
 	if (n < 0) {
-		log_err("cannot list domains: %s", strerror(-n));
+		log_err("cannot list domains: %s", ferry_strerror(-n));
 		return;
 	}
 	if (n)
@@ -344,7 +345,7 @@ static void destroy_all_domains(struct ctl_server *srv)
 		log_info("dom%u: destroying '%s'", ids[i], info.name);
 		rc = hyp_domain_destroy(srv->hyp, ids[i]);
 		if (rc)
-			log_err("dom%u: destroy failed: %s", ids[i], strerror(-rc));
+			log_err("dom%u: destroy failed: %s", ids[i], ferry_strerror(-rc));
 	}
 }
 

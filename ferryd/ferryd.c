@@ -375,7 +375,7 @@ static int open_own(const char *path, int flags)
 			fprintf(stderr, "ferryd: %s is a symbolic link; refusing to follow it\n",
 				path);
 		else
-			fprintf(stderr, "ferryd: cannot open %s: %s\n", path, strerror(err));
+			fprintf(stderr, "ferryd: cannot open %s: %s\n", path, ferry_strerror(err));
 		return -err;
 	}
 	if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
@@ -410,7 +410,7 @@ static int dir_lock(const char *dir, const char *name, const char *what, char *p
 			fprintf(stderr, "ferryd: another ferryd%s%s already owns %s %s\n",
 				buf[0] ? " (pid " : "", buf[0] ? strcat(buf, ")") : "", what, dir);
 		else
-			fprintf(stderr, "ferryd: cannot lock %s: %s\n", path, strerror(err));
+			fprintf(stderr, "ferryd: cannot lock %s: %s\n", path, ferry_strerror(err));
 		close(fd);
 		return -err;
 	}
@@ -528,13 +528,13 @@ int main(int argc, char **argv)
 	if (!opts.foreground) {
 		readyfd = daemonize();
 		if (readyfd < 0) {
-			fprintf(stderr, "ferryd: cannot daemonize: %s\n", strerror(-readyfd));
+			fprintf(stderr, "ferryd: cannot daemonize: %s\n", ferry_strerror(-readyfd));
 			return 1;
 		}
 	}
 	rc = pidfile_write(lockfd) ?: pidfile_write(statefd);
 	if (rc) {
-		fprintf(stderr, "ferryd: cannot write %s: %s\n", pidpath, strerror(-rc));
+		fprintf(stderr, "ferryd: cannot write %s: %s\n", pidpath, ferry_strerror(-rc));
 		return 1;
 	}
 	log_set_fd(logfd);

@@ -37,6 +37,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/err.h"
 #include "common/log.h"
 #include "hyp/pv.h"
 #include "xenstore/xenstore.h"
@@ -266,7 +267,7 @@ static void read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 
 		if (rc && !cl->closing) {
 			log_warn("xenstore client dropped: %s",
-				 rc == -E2BIG ? "message over 4096 bytes" : strerror(-rc));
+				 rc == -E2BIG ? "message over 4096 bytes" : ferry_strerror(-rc));
 			client_close(cl);
 		}
 	} else if (n < 0) {
@@ -351,7 +352,7 @@ static void ring_attach(struct xs_server *xs, uint32_t domid)
 	err = hyp_xs_ring_new(xs->srv->hyp, domid, xs->store, &rc->ring);
 	if (err) {
 		if (err != -ENOENT)
-			log_warn("dom%u: no xenstore ring: %s", domid, strerror(-err));
+			log_warn("dom%u: no xenstore ring: %s", domid, ferry_strerror(-err));
 		free(rc);
 		return;
 	}
@@ -417,7 +418,7 @@ static void domain_add(struct xs_server *xs, uint32_t domid)
 		rc = xs_domain_create(xs->store, domid, info.name, info.memory_kb);
 	}
 	if (rc) {
-		log_warn("dom%u: cannot make its xenstore entries: %s", domid, strerror(-rc));
+		log_warn("dom%u: cannot make its xenstore entries: %s", domid, ferry_strerror(-rc));
 		return;
 	}
 	log_debug("dom%u: /local/domain/%u made", domid, domid);
@@ -605,7 +606,7 @@ int ctl__xs_domain_write(struct ctl_server *srv, uint32_t domid, const char *rel
 	snprintf(path, sizeof(path), "/local/domain/%u/%s", domid, rel);
 	rc = xs_write(srv->xs->store, path, v, strlen(v));
 	if (rc)
-		log_warn("dom%u: cannot write %s: %s", domid, path, strerror(-rc));
+		log_warn("dom%u: cannot write %s: %s", domid, path, ferry_strerror(-rc));
 	return rc;
 }
 
@@ -682,7 +683,7 @@ int ctl_xs_start(struct ctl_server *srv)
 	snprintf(xs->dir, sizeof(xs->dir), "%s/xenstored", srv->opts->run_dir);
 	rc = xs_store_new(NULL, &xs->store);
 	if (rc) {
-		log_err("cannot create the xenstore: %s", strerror(-rc));
+		log_err("cannot create the xenstore: %s", ferry_strerror(-rc));
 		free(xs);
 		return rc;
 	}

@@ -18,6 +18,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/err.h"
 #include "common/log.h"
 #include "internal.h"
 
@@ -324,7 +325,7 @@ int sched_init(struct hyp *h)
 	s->pools[0].cpus = all_mask(s->npcpus);
 	err = pthread_create(&s->ticker, NULL, ticker, s);
 	if (err) {
-		log_err("cannot start the scheduler tick thread: %s", strerror(err));
+		log_err("cannot start the scheduler tick thread: %s", ferry_strerror(err));
 		free(s);
 		return -err;
 	}

@@ -304,7 +304,7 @@ static int dom_create(struct hyp *h, const struct hyp_dom_config *cfg, bool rest
 	err = mem_populate(&h->mem, d->domid, d->p2m, d->hva, 0, pages);
 	if (err) {
 		log_err("d%u: cannot populate %llu MiB of guest memory: %s", d->domid,
-			(unsigned long long)cfg->memory_mb, strerror(-err));
+			(unsigned long long)cfg->memory_mb, ferry_strerror(-err));
 		goto err_free;
 	}
 	d->nr_pages = pages;

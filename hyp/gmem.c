@@ -6,6 +6,7 @@
 
 #include "common/bitmap.h"
 #include "common/compiler.h"
+#include "common/err.h"
 #include "common/log.h"
 #include "internal.h"
 
@@ -37,7 +38,8 @@ int hyp_gmem_populated(struct hyp_domain *d, uint64_t *bitmap, uint64_t *count)
 			from = last;
 		}
 		if (r < 0) {
-			log_err("d%u: SEEK_DATA in the memory pool: %s", d->domid, strerror(-r));
+			log_err("d%u: SEEK_DATA in the memory pool: %s", d->domid,
+				ferry_strerror(-r));
 			return r;
 		}
 		g += len;
@@ -99,7 +101,8 @@ int hyp_gmem_load(struct hyp_domain *d, uint64_t pfn, const void *data, uint64_t
 			err = w < 0 ? -errno : -EIO;
 
 			log_err("d%u: writing %llu pages at pfn 0x%llx: %s", d->domid,
-				(unsigned long long)n, (unsigned long long)pfn, strerror(-err));
+				(unsigned long long)n, (unsigned long long)pfn,
+ ferry_strerror(-err));
 			return err;
 		}
 		hyp_gmem_mark_dirty(d, pfn << PAGE_SHIFT, n << PAGE_SHIFT);

@@ -14,6 +14,7 @@
 
 #include "common/bitmap.h"
 #include "common/compiler.h"
+#include "common/err.h"
 #include "common/log.h"
 #include "internal.h"
 
@@ -252,7 +253,7 @@ static int take(struct hyp_mem *m, uint32_t domid, uint32_t *p2m, uint8_t *hva, 
 		if (err) {
 			log_err("d%u: mapping %llu frames at gfn 0x%llx: %s", domid,
 				(unsigned long long)len, (unsigned long long)(gfn + *done),
-				strerror(-err));
+				ferry_strerror(-err));
 			return err;
 		}
 		if (c == F_WARM)
@@ -310,7 +311,7 @@ void mem_swap_warm(struct hyp_mem *m, uint32_t domid, uint32_t *p2m, uint8_t *hv
 			/* The old view is still in place: the write goes there. */
 			log_debug("d%u: mapping %llu warm frames at gfn 0x%llx: %s", domid,
 				  (unsigned long long)len, (unsigned long long)(gfn + done),
-				  strerror(-err));
+				  ferry_strerror(-err));
 			break;
 		}
 		/* The old frames are holes the stream has not written: free. */

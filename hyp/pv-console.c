@@ -22,6 +22,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/err.h"
 #include "common/log.h"
 #include "hyp/evtchn.h"
 #include "hyp/pv.h"
@@ -255,13 +256,13 @@ int pv_dom_init(struct hyp_domain *d)
 	if (!err)
 		err = evtchn_bind_backend(d, d->pv_xs_port, xs_notify, d);
 	if (err) {
-		log_err("d%u: cannot set up the PV ring ports: %s", d->domid, strerror(-err));
+		log_err("d%u: cannot set up the PV ring ports: %s", d->domid, ferry_strerror(-err));
 		return err;
 	}
 	err = -pthread_create(&pv->poll, NULL, poll_thread, d);
 	if (err) {
 		log_err("d%u: cannot start the console poll thread: %s", d->domid,
-			strerror(-err));
+			ferry_strerror(-err));
 		return err;
 	}
 	pv->poll_started = true;

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/err.h"
 #include "common/log.h"
 #include "hyp/evtchn.h"
 #include "hyp/pv.h"
@@ -231,7 +232,8 @@ int hyp_xs_ring_service(struct hyp_xs_ring *r)
 		err = xs_conn_feed(r->conn, buf, n);
 		if (err) {
 			ring_break(r, d, XENSTORE_ERROR_PROTO,
-				   err == -E2BIG ? "a message over 4096 bytes" : strerror(-err));
+				   err == -E2BIG ? "a message over 4096 bytes" :
+						   ferry_strerror(-err));
 			break;
 		}
 	}

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/err.h"
 #include "common/log.h"
 #include "internal.h"
 
@@ -122,7 +123,7 @@ int vcpu_start(struct hyp_vcpu *v)
 
 	if (err) {
 		log_err("d%u: cannot start the thread of vCPU %u: %s", v->d->domid, v->id,
-			strerror(err));
+			ferry_strerror(err));
 		return -err;
 	}
 	pthread_getcpuclockid(v->thread, &v->cpu_clock);

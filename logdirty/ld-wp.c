@@ -28,6 +28,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "common/err.h"
 #include "common/log.h"
 #include "internal.h"
 #include "uffd-compat.h"
@@ -79,7 +80,7 @@ static int ldw_enable(struct ld *ld)
 	if (w->uffd < 0) {
 		ret = -errno;
 		log_err("logdirty: dom%u: userfaultfd: %s", ld->domid,
-			strerror(-ret));
+			ferry_strerror(-ret));
 		goto err;
 	}
 	if (ioctl(w->uffd, UFFDIO_API, &api) < 0 ||
@@ -94,7 +95,7 @@ static int ldw_enable(struct ld *ld)
 	if (w->pagemap < 0) {
 		ret = -errno;
 		log_err("logdirty: dom%u: /proc/self/pagemap: %s", ld->domid,
-			strerror(-ret));
+			ferry_strerror(-ret));
 		goto err;
 	}
 	reg.range.start = w->start;
@@ -104,14 +105,14 @@ static int ldw_enable(struct ld *ld)
 		log_err("logdirty: dom%u: UFFDIO_REGISTER %#llx+%#llx: %s",
 			ld->domid, (unsigned long long)w->start,
 			(unsigned long long)(w->end - w->start),
-			strerror(-ret));
+			ferry_strerror(-ret));
 		goto err;
 	}
 	wp.range = reg.range;
 	if (ioctl(w->uffd, UFFDIO_WRITEPROTECT, &wp) < 0) {
 		ret = -errno;
 		log_err("logdirty: dom%u: UFFDIO_WRITEPROTECT: %s", ld->domid,
-			strerror(-ret));
+			ferry_strerror(-ret));
 		goto err_unreg;
 	}
 	ld->priv = w;
@@ -149,7 +150,7 @@ static int ldw_scan(struct ld *ld, uint64_t *dst, bool clean)
 			log_err("logdirty: dom%u: PAGEMAP_SCAN at %#llx: %s",
 				ld->domid,
 				(unsigned long long)(a.start - w->start),
-				strerror(-err));
+				ferry_strerror(-err));
 			return err;
 		}
 		for (long i = 0; i < n; i++)

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/err.h"
 #include "formats/hvm-context.h"
 #include "formats/libxc-stream.h"
 #include "formats/libxl-stream.h"
@@ -388,7 +389,7 @@ static int emit(struct strm_dec *dec, struct strm_rec *rec)
 		}
 		return dec_fail(dec, rc < 0 ? rc : -EINVAL,
 				"%s at offset 0x%" PRIx64 ": the consumer stopped: %s", what,
-				rec->offset, strerror(rc < 0 ? -rc : EINVAL));
+				rec->offset, ferry_strerror(rc < 0 ? -rc : EINVAL));
 	}
 	return 0;
 }

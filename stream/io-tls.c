@@ -36,6 +36,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
+#include "common/err.h"
 #include "common/log.h"
 #include "internal-io.h"
 #include "stream/net.h"
@@ -346,7 +347,7 @@ static int tls_explain(struct io_tls *c, int ret, char *why, size_t len, bool *l
 			return -ECANCELED;
 		}
 		if (c->sys_errno) {
-			snprintf(why, len, "%s", strerror(c->sys_errno));
+			snprintf(why, len, "%s", ferry_strerror(c->sys_errno));
 			return -c->sys_errno;
 		}
 		snprintf(why, len, "peer closed the connection without close_notify (truncated)");
@@ -612,7 +613,7 @@ int strm_tls_new(const char *dir, const char *name, struct strm_tls **out, char 
 		if (access(files[i], R_OK) < 0) {
 			int e = errno;
 
-			snprintf(err, errlen, "%s: %s%s", files[i], strerror(e),
+			snprintf(err, errlen, "%s: %s%s", files[i], ferry_strerror(e),
 				 e == ENOENT ? " (run xl tls-setup)" : "");
 			log_err("tls: %s", err);
 			return -e;

@@ -34,6 +34,7 @@
 #include <string.h>
 
 #include "common/compiler.h"
+#include "common/err.h"
 #include "common/log.h"
 #include "xenstore/xenstore.h"
 
@@ -1759,7 +1760,7 @@ int xs_domain_create(struct xs_store *s, uint32_t domid, const char *name,
 	return 0;
 fail:
 	log_err("xenstore: creating %s for dom%u: %s", base, domid,
-		strerror(-err));
+		ferry_strerror(-err));
 	xs_rm(s, base);
 	return err;
 }
@@ -1993,7 +1994,7 @@ int xs_import_pairs(struct xs_store *s, uint32_t domid, const char *buf, size_t 
 		if (err) {
 			key_show(k, strlen(k), why, sizeof(why));
 			log_err("xenstore: importing dom%u: pair %u (key '%s'): %s", domid, i, why,
-				strerror(-err));
+				ferry_strerror(-err));
 			return err;
 		}
 	}

@@ -12,6 +12,7 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include "common/err.h"
 #include "xl.h"
 
 #define CTRL_RBRACKET 0x1d
@@ -140,7 +141,8 @@ int xlm_console_run(struct xlm_client *c, const char *domain)
 		}
 		if (n < 0) {
 			if (n != -EPIPE || !tty)
-				rc = xlm_fail("console: %s", c->err[0] ? c->err : strerror(-n));
+				rc = xlm_fail("console: %s",
+					      c->err[0] ? c->err : ferry_strerror(-n));
 			else
 				rc = xlm_fail("console: ferryd closed the connection");
 			goto out;

@@ -19,6 +19,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "common/err.h"
 #include "common/size.h"
 #include "stream/net.h"
 #include "xl.h"
@@ -258,7 +259,7 @@ int xlm_cmd_migrate(int argc, char **argv)
 	rc = send_request(&c, 1, "migrate", args_migrate, &a);
 	if (rc) {
 		xlm_client_close(&c);
-		return xlm_fail("cannot send to ferryd: %s", strerror(-rc));
+		return xlm_fail("cannot send to ferryd: %s", ferry_strerror(-rc));
 	}
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGINT, &sa, &old_int);
@@ -278,7 +279,7 @@ int xlm_cmd_migrate(int argc, char **argv)
 		rc = xlm_client_next(&c, 200, &msg);
 		if (rc < 0) {
 			progress_end(&prog);
-			xlm_fail("%s", c.err[0] ? c.err : strerror(-rc));
+			xlm_fail("%s", c.err[0] ? c.err : ferry_strerror(-rc));
 			break;
 		}
 		if (rc == 0)
@@ -451,6 +452,6 @@ int xlm_cmd_tls_setup(int argc, char **argv)
 	rc = strm_tls_setup(dir, hosts, nhosts, (unsigned)days, err, sizeof(err));
 	free(hosts);
 	if (rc)
-		return xlm_fail("tls-setup: %s", err[0] ? err : strerror(-rc));
+		return xlm_fail("tls-setup: %s", err[0] ? err : ferry_strerror(-rc));
 	return 0;
 }

@@ -56,7 +56,7 @@ int kvm_caps_supported_cpuid(int kvm_fd, struct kvm_cpuid2 **out)
 			int err = errno;
 
 			log_err("kvm: KVM_GET_SUPPORTED_CPUID (nent %u): %s",
-				nent, strerror(err));
+				nent, ferry_strerror(err));
 			return -err;
 		}
 		nent *= 2;
@@ -75,7 +75,7 @@ static int get_msr_index_list(int kvm_fd, struct kvm_msr_list **out)
 	    errno != E2BIG) {
 		int err = errno;
 
-		log_err("kvm: KVM_GET_MSR_INDEX_LIST: %s", strerror(err));
+		log_err("kvm: KVM_GET_MSR_INDEX_LIST: %s", ferry_strerror(err));
 		return -err;
 	}
 	n = probe.nmsrs;
@@ -87,7 +87,7 @@ static int get_msr_index_list(int kvm_fd, struct kvm_msr_list **out)
 		int err = errno;
 
 		log_err("kvm: KVM_GET_MSR_INDEX_LIST (%u entries): %s", n,
-			strerror(err));
+			ferry_strerror(err));
 		free(l);
 		return -err;
 	}
@@ -158,7 +158,7 @@ static int probe_scratch(int kvm_fd, struct kvm_caps *c)
 	vm = ioctl(kvm_fd, KVM_CREATE_VM, 0);
 	if (vm < 0) {
 		err = -errno;
-		log_err("kvm: KVM_CREATE_VM (scratch): %s", strerror(-err));
+		log_err("kvm: KVM_CREATE_VM (scratch): %s", ferry_strerror(-err));
 		return err;
 	}
 
@@ -179,33 +179,33 @@ static int probe_scratch(int kvm_fd, struct kvm_caps *c)
 	if (ioctl(vm, KVM_SET_TSS_ADDR, 0xfffbd000UL) < 0) {
 		err = -errno;
 		log_err("kvm: KVM_SET_TSS_ADDR (scratch VM): %s",
-			strerror(-err));
+			ferry_strerror(-err));
 		goto out;
 	}
 	if (ioctl(vm, KVM_CREATE_IRQCHIP, 0) < 0) {
 		err = -errno;
 		log_err("kvm: KVM_CREATE_IRQCHIP (scratch VM): %s",
-			strerror(-err));
+			ferry_strerror(-err));
 		goto out;
 	}
 	vcpu = ioctl(vm, KVM_CREATE_VCPU, 0);
 	if (vcpu < 0) {
 		err = -errno;
 		log_err("kvm: KVM_CREATE_VCPU (scratch VM): %s",
-			strerror(-err));
+			ferry_strerror(-err));
 		goto out;
 	}
 	if (ioctl(vcpu, KVM_SET_CPUID2, c->cpuid) < 0) {
 		err = -errno;
 		log_err("kvm: KVM_SET_CPUID2 (scratch vCPU fd %d): %s", vcpu,
-			strerror(-err));
+			ferry_strerror(-err));
 		goto out;
 	}
 	r = ioctl(vcpu, KVM_GET_TSC_KHZ, 0);
 	if (r < 0) {
 		err = -errno;
 		log_err("kvm: KVM_GET_TSC_KHZ (scratch vCPU fd %d): %s", vcpu,
-			strerror(-err));
+			ferry_strerror(-err));
 		goto out;
 	}
 	c->tsc_khz = (uint32_t)r;

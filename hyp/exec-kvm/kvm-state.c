@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+#include "common/err.h"
 #include "kvm-state.h"
 
 #include <errno.h>
@@ -39,7 +40,7 @@ static int vcpu_ioctl(int fd, unsigned long req, const char *name, void *arg)
 	if (ioctl(fd, req, arg) < 0) {
 		int err = errno;
 
-		log_err("kvm: %s on vCPU fd %d: %s", name, fd, strerror(err));
+		log_err("kvm: %s on vCPU fd %d: %s", name, fd, ferry_strerror(err));
 		return -err;
 	}
 	return 0;
@@ -50,7 +51,7 @@ static int vm_ioctl(int fd, unsigned long req, const char *name, void *arg)
 	if (ioctl(fd, req, arg) < 0) {
 		int err = errno;
 
-		log_err("kvm: %s on VM fd %d: %s", name, fd, strerror(err));
+		log_err("kvm: %s on VM fd %d: %s", name, fd, ferry_strerror(err));
 		return -err;
 	}
 	return 0;
@@ -140,7 +141,7 @@ static int get_msrs(int fd, struct kvm_msrs *m)
 		int err = errno;
 
 		log_err("kvm: KVM_GET_MSRS on vCPU fd %d: %s", fd,
-			strerror(err));
+			ferry_strerror(err));
 		return -err;
 	}
 	if ((uint32_t)r != m->nmsrs) {
@@ -191,7 +192,7 @@ static int set_msr_group(int fd, const struct kvm_msrs *src,
 		if (r < 0) {
 			err = -errno;
 			log_err("kvm: KVM_SET_MSRS on vCPU fd %d: %s", fd,
-				strerror(-err));
+				ferry_strerror(-err));
 		} else if ((uint32_t)r != n) {
 			log_err("kvm: KVM_SET_MSRS on vCPU fd %d: wrote %d of "
 				"%u, MSR %#x value %#llx rejected",
@@ -383,7 +384,7 @@ int kvm_vcpu_quiesce(int vcpu_fd, struct kvm_run *run)
 	if (r < 0 && errno != EINTR) {
 		err = -errno;
 		log_err("kvm: KVM_RUN (immediate exit) on vCPU fd %d: %s",
-			vcpu_fd, strerror(-err));
+			vcpu_fd, ferry_strerror(-err));
 	}
 	run->immediate_exit = 0;
 	return err;

@@ -297,7 +297,7 @@ static int kvm_vcpu_init(struct hyp_vcpu *v)
 	err = set_boot_state(v, kv);
 	if (err) {
 		log_err("d%u v%u: setting the boot registers: %s", d->domid, v->id,
-			strerror(-err));
+			ferry_strerror(-err));
 		return err;
 	}
 	/* kvmclock writes Xen's vcpu_time_info layout (they are the same
