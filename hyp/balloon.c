@@ -33,7 +33,7 @@ static uint64_t run_len(struct hyp_domain *d, const uint64_t *g, uint64_t n, boo
 /* Under p2m_lock; gfns [gfn, gfn + n) all populated. */
 static int decrease_locked(struct hyp_domain *d, uint64_t gfn, uint64_t n)
 {
-	int err = mem_unpopulate(&d->h->mem, d->domid, d->p2m, d->hva, gfn, n);
+	int err = hyp__mem_unpopulate(&d->h->mem, d->domid, d->p2m, d->hva, gfn, n);
 
 	if (err)
 		return err;
@@ -47,7 +47,7 @@ static int decrease_locked(struct hyp_domain *d, uint64_t gfn, uint64_t n)
 /* Under p2m_lock; gfns [gfn, gfn + n) all holes. */
 static int populate_locked(struct hyp_domain *d, uint64_t gfn, uint64_t n)
 {
-	int err = mem_populate(&d->h->mem, d->domid, d->p2m, d->hva, gfn, n);
+	int err = hyp__mem_populate(&d->h->mem, d->domid, d->p2m, d->hva, gfn, n);
 
 	if (err)
 		return err;
@@ -131,7 +131,7 @@ static int64_t reservation_size(struct hyp_domain *d, uint64_t op, uint64_t arg)
 	return (int64_t)v;
 }
 
-int64_t balloon_memory_op(struct hyp_domain *d, uint64_t op, uint64_t arg)
+int64_t hyp__balloon_memory_op(struct hyp_domain *d, uint64_t op, uint64_t arg)
 {
 	switch (op) {
 	case XENMEM_decrease_reservation:
@@ -217,7 +217,7 @@ int hyp_gmem_unpopulate(struct hyp_domain *d, uint64_t pfn, uint64_t npages)
 	return err;
 }
 
-int gmem_fill_holes(struct hyp_domain *d, uint64_t pfn, uint64_t npages)
+int hyp__gmem_fill_holes(struct hyp_domain *d, uint64_t pfn, uint64_t npages)
 {
 	int err = 0;
 

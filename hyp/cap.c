@@ -4,7 +4,7 @@
  * which are also migration's auto-converge throttle.
  *
  * A capped domain has a budget of cap% of SCHED_CAP_PERIOD_NS of CPU time
- * per period. Every run is charged to it (credit2_release_locked); with
+ * per period. Every run is charged to it (hyp__credit2_release_locked); with
  * the budget spent, the domain's vCPUs do not get a pCPU until the next
  * period, which refills it (an overdraft is carried over, so the average
  * holds at the cap). The scheduler's ticker ends a run whose wall time
@@ -24,7 +24,7 @@ static int64_t budget_full(const struct hyp_domain *d)
 	return (int64_t)(SCHED_CAP_PERIOD_NS / 100 * d->cap);
 }
 
-bool cap_may_run_locked(struct hyp_domain *d, uint64_t now)
+bool hyp__cap_may_run_locked(struct hyp_domain *d, uint64_t now)
 {
 	if (!d->cap)
 		return true;
@@ -43,7 +43,7 @@ bool cap_may_run_locked(struct hyp_domain *d, uint64_t now)
 	return d->sched_budget_ns > 0;
 }
 
-void cap_charge_locked(struct hyp_domain *d, uint64_t ns)
+void hyp__cap_charge_locked(struct hyp_domain *d, uint64_t ns)
 {
 	if (!d->cap)
 		return;

@@ -177,7 +177,7 @@ static void follow_pool(struct sched *s, struct hyp_vcpu *v)
 		return;
 	if (v->sched_listed) {
 		if (s->pools[v->sched_pool_in].kind == SCHED_NULL)
-			null_unassign_locked(s, v);
+			hyp__null_unassign_locked(s, v);
 		sched_list_del(s, v);
 	}
 	sched_list_add(s, v, want);
@@ -193,9 +193,9 @@ bool sched_acquire(struct hyp_vcpu *v)
 	pthread_mutex_lock(&s->lock);
 	follow_pool(s, v);
 	if (s->pools[v->sched_pool_in].kind == SCHED_NULL)
-		ok = null_acquire_locked(s, v);
+		ok = hyp__null_acquire_locked(s, v);
 	else
-		ok = credit2_acquire_locked(s, v);
+		ok = hyp__credit2_acquire_locked(s, v);
 	pthread_mutex_unlock(&s->lock);
 	return ok;
 }
@@ -207,9 +207,9 @@ static void release(struct hyp_vcpu *v, bool runnable)
 	pthread_mutex_lock(&s->lock);
 	if (v->sched_running) {
 		if (s->pools[v->sched_pool_in].kind == SCHED_NULL)
-			null_release_locked(s, v);
+			hyp__null_release_locked(s, v);
 		else
-			credit2_release_locked(s, v, runnable);
+			hyp__credit2_release_locked(s, v, runnable);
 	}
 	if (!runnable && v->sched_waiting) {
 		v->sched_waiting = false;
@@ -237,7 +237,7 @@ void sched_vcpu_exit(struct hyp_vcpu *v)
 	pthread_mutex_lock(&s->lock);
 	if (v->sched_listed) {
 		if (s->pools[v->sched_pool_in].kind == SCHED_NULL)
-			null_unassign_locked(s, v);
+			hyp__null_unassign_locked(s, v);
 		sched_list_del(s, v);
 	}
 	pthread_mutex_unlock(&s->lock);
@@ -277,7 +277,7 @@ static void *ticker(void *arg)
 				continue;
 			d = v->d;
 			if (now - v->sched_run_wall_ns >= SCHED_TIMESLICE_NS &&
-			    credit2_has_waiter_locked(p))
+			    hyp__credit2_has_waiter_locked(p))
 				kick = true;
 			/* Wall time since the run began bounds the CPU time it
 			 * used. Never the thread's CPU clock from here: read from
@@ -570,7 +570,7 @@ int sched_pool_migrate(struct hyp *h, uint32_t domid, const char *pool)
 			if (!v->sched_listed || v->sched_running)
 				continue;
 			if (s->pools[v->sched_pool_in].kind == SCHED_NULL)
-				null_unassign_locked(s, v);
+				hyp__null_unassign_locked(s, v);
 			sched_list_del(s, v);
 			sched_list_add(s, v, (unsigned)id);
 			v->sched_waiting = false;
@@ -638,7 +638,7 @@ int sched_vcpu_pin(struct hyp *h, uint32_t domid, int vcpu, const uint64_t *hard
 				if (v->sched_listed &&
 				    s->pools[v->sched_pool_in].kind == SCHED_NULL &&
 				    !v->sched_running)
-					null_unassign_locked(s, v);
+					hyp__null_unassign_locked(s, v);
 			}
 		}
 		if (soft)

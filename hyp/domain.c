@@ -53,21 +53,21 @@ static void dom_free(struct hyp_domain *d)
 {
 	struct hyp *h = d->h;
 
-	pv_dom_fini(d); /* its poll thread reads guest memory */
+	hyp__pv_dom_fini(d); /* its poll thread reads guest memory */
 	for (unsigned i = 0; i < d->nvcpus; i++)
 		if (d->vcpus[i].exec)
 			d->ops->vcpu_fini(&d->vcpus[i]);
 	if (d->exec)
 		d->ops->dom_fini(d);
 	if (d->p2m) {
-		mem_release(&d->h->mem, d->p2m, d->maxmem_bytes >> PAGE_SHIFT);
+		hyp__mem_release(&d->h->mem, d->p2m, d->maxmem_bytes >> PAGE_SHIFT);
 		free(d->p2m);
 	}
 	if (d->hva)
 		munmap(d->hva, d->maxmem_bytes);
 	free(d->host_dirty);
 	free(d->unwritten);
-	console_fini(d);
+	hyp__console_fini(d);
 	evtchn_dom_fini(d);
 	gnttab_dom_fini(d);
 	pthread_mutex_destroy(&d->lock);
@@ -92,7 +92,7 @@ void hyp_domain_put(struct hyp_domain *d)
 		dom_free(d);
 }
 
-void dom_set_state(struct hyp_domain *d, enum hyp_dom_state s)
+void hyp__dom_set_state(struct hyp_domain *d, enum hyp_dom_state s)
 {
 	bool changed;
 
@@ -239,7 +239,7 @@ static int dom_create(struct hyp *h, const struct hyp_dom_config *cfg, bool rest
 	d->con_log_fd = -1;
 	snprintf(d->cfg.backend, sizeof(d->cfg.backend), "%s", ops->name);
 	pthread_mutex_init(&d->lock, NULL);
-	/* Every timed wait on it (vcpu_block, the cap) counts in CLOCK_MONOTONIC;
+	/* Every timed wait on it (hyp__vcpu_block, the cap) counts in CLOCK_MONOTONIC;
 	 * with the default clock each wait returned at once and blocked vCPUs spun. */
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -301,20 +301,20 @@ static int dom_create(struct hyp *h, const struct hyp_dom_config *cfg, bool rest
 		goto err_free;
 	}
 	memset(d->p2m, 0xff, maxpages * sizeof(*d->p2m));
-	err = mem_populate(&h->mem, d->domid, d->p2m, d->hva, 0, pages);
+	err = hyp__mem_populate(&h->mem, d->domid, d->p2m, d->hva, 0, pages);
 	if (err) {
 		log_err("d%u: cannot populate %llu MiB of guest memory: %s", d->domid,
 			(unsigned long long)cfg->memory_mb, ferry_strerror(-err));
 		goto err_free;
 	}
 	d->nr_pages = pages;
-	err = console_init(d);
+	err = hyp__console_init(d);
 	if (!err)
 		err = evtchn_dom_init(d);
 	if (!err)
 		err = gnttab_dom_init(d);
 	if (!err)
-		err = pv_dom_init(d);
+		err = hyp__pv_dom_init(d);
 	if (err)
 		goto err_free;
 	if (!restore) {
@@ -333,7 +333,7 @@ static int dom_create(struct hyp *h, const struct hyp_dom_config *cfg, bool rest
 			goto err_stop;
 	}
 	for (unsigned i = 0; i < d->nvcpus; i++) {
-		err = vcpu_start(&d->vcpus[i]);
+		err = hyp__vcpu_start(&d->vcpus[i]);
 		if (err)
 			goto err_stop;
 	}
@@ -389,9 +389,9 @@ int hyp_domain_destroy(struct hyp *h, uint32_t domid)
 	h->ndomains--;
 	pthread_mutex_unlock(&h->lock);
 
-	dom_set_state(d, HYP_DOM_DYING);
+	hyp__dom_set_state(d, HYP_DOM_DYING);
 	stop_vcpus(d);
-	pv_dom_stop(d);
+	hyp__pv_dom_stop(d);
 	evtchn_dom_close_all(d); /* peers' ports become unbound */
 	log_info("d%u: destroyed '%s'", d->domid, d->cfg.name);
 	if (h->ev.gone)
@@ -419,7 +419,7 @@ static void wait_parked_locked(struct hyp_domain *d)
 	}
 }
 
-bool dom_wait_parked(struct hyp_domain *d)
+bool hyp__dom_wait_parked(struct hyp_domain *d)
 {
 	bool paused;
 
@@ -725,7 +725,7 @@ static void *reaper(void *arg)
 static const char *const reason_names[] = { "poweroff", "reboot", "suspend",
 					    "crash", "watchdog" };
 
-void dom_guest_shutdown(struct hyp_domain *d, unsigned reason)
+void hyp__dom_guest_shutdown(struct hyp_domain *d, unsigned reason)
 {
 	enum hyp_on_event action;
 	struct reaper_job *j;
@@ -750,7 +750,7 @@ void dom_guest_shutdown(struct hyp_domain *d, unsigned reason)
 	pthread_cond_broadcast(&d->cond);
 	pthread_mutex_unlock(&d->lock);
 	kick_all(d);
-	dom_set_state(d, reason == SHUTDOWN_crash || reason == SHUTDOWN_watchdog
+	hyp__dom_set_state(d, reason == SHUTDOWN_crash || reason == SHUTDOWN_watchdog
 				 ? HYP_DOM_CRASHED : HYP_DOM_SHUTDOWN);
 	if (action == HYP_ON_PRESERVE)
 		return;
@@ -778,9 +778,9 @@ void dom_guest_shutdown(struct hyp_domain *d, unsigned reason)
 	pthread_attr_destroy(&attr);
 }
 
-void dom_crash(struct hyp_domain *d)
+void hyp__dom_crash(struct hyp_domain *d)
 {
-	dom_guest_shutdown(d, SHUTDOWN_crash);
+	hyp__dom_guest_shutdown(d, SHUTDOWN_crash);
 }
 
 int hyp_domain_lookup(struct hyp *h, const char *s, uint32_t *domid)
@@ -898,7 +898,7 @@ int hyp_domain_rename(struct hyp *h, uint32_t domid, const char *name)
 	d->refs++;
 	pthread_mutex_unlock(&h->lock);
 	/* The console log follows the name (guest-NAME.log). */
-	console_rename(d);
+	hyp__console_rename(d);
 	log_info("d%u: renamed '%s' to '%s'", domid, old, name);
 	hyp_domain_put(d);
 	return 0;

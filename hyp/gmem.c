@@ -31,7 +31,7 @@ int hyp_gmem_populated(struct hyp_domain *d, uint64_t *bitmap, uint64_t *count)
 		while (g + len < npages && d->p2m[g + len] == start + len)
 			len++;
 		from = start;
-		while ((r = mem_next_data(&d->h->mem, from, start + len, &first, &last)) > 0) {
+		while ((r = hyp__mem_next_data(&d->h->mem, from, start + len, &first, &last)) > 0) {
 			for (uint64_t f = first; f < last; f++)
 				bitmap_set(bitmap, g + (f - start));
 			n += last - first;
@@ -68,7 +68,7 @@ static void take_warm(struct hyp_domain *d, uint64_t pfn, uint64_t npages)
 		}
 		while (g + n < pfn + npages && bitmap_test(d->unwritten, g + n))
 			n++;
-		mem_swap_warm(&d->h->mem, d->domid, d->p2m, d->hva, g, n);
+		hyp__mem_swap_warm(&d->h->mem, d->domid, d->p2m, d->hva, g, n);
 		for (uint64_t k = 0; k < n; k++)
 			bitmap_clear(d->unwritten, g + k);
 		g += n;
@@ -83,7 +83,7 @@ int hyp_gmem_load(struct hyp_domain *d, uint64_t pfn, const void *data, uint64_t
 
 	if (pfn > (d->mem_bytes >> PAGE_SHIFT) || npages > (d->mem_bytes >> PAGE_SHIFT) - pfn)
 		return -EFAULT;
-	err = gmem_fill_holes(d, pfn, npages);
+	err = hyp__gmem_fill_holes(d, pfn, npages);
 	if (err)
 		return err;
 	if (d->unwritten)

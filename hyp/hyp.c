@@ -69,12 +69,12 @@ int hyp_create(const struct hyp_params *p, struct hyp **out)
 			goto err_free;
 		}
 	}
-	err = mem_init(&h->mem, p->memory_bytes);
+	err = hyp__mem_init(&h->mem, p->memory_bytes);
 	if (err)
 		goto err_free;
 	err = sched_init(h);
 	if (err) {
-		mem_fini(&h->mem);
+		hyp__mem_fini(&h->mem);
 		goto err_free;
 	}
 	if (*h->state_dir) {
@@ -111,7 +111,7 @@ void hyp_destroy(struct hyp *h)
 		pthread_cond_wait(&h->cond, &h->lock);
 	pthread_mutex_unlock(&h->lock);
 	sched_fini(h);
-	mem_fini(&h->mem);
+	hyp__mem_fini(&h->mem);
 	pthread_cond_destroy(&h->cond);
 	pthread_mutex_destroy(&h->lock);
 	free(h);

@@ -46,18 +46,18 @@ struct pv_state {
 #define CON_GPA(field) (FERRY_CONSOLE_GPA + offsetof(struct xencons_interface, field))
 #define XS_GPA(field) (FERRY_XENSTORE_GPA + offsetof(struct xenstore_domain_interface, field))
 
-uint32_t pv_idx_load(struct hyp_domain *d, uint64_t gpa)
+uint32_t hyp__pv_idx_load(struct hyp_domain *d, uint64_t gpa)
 {
 	return __atomic_load_n((uint32_t *)(d->hva + gpa), __ATOMIC_ACQUIRE);
 }
 
-void pv_idx_store(struct hyp_domain *d, uint64_t gpa, uint32_t v)
+void hyp__pv_idx_store(struct hyp_domain *d, uint64_t gpa, uint32_t v)
 {
 	__atomic_store_n((uint32_t *)(d->hva + gpa), v, __ATOMIC_RELEASE);
 	hyp_gmem_mark_dirty(d, gpa, sizeof(v));
 }
 
-bool pv_rings_present(struct hyp_domain *d)
+bool hyp__pv_rings_present(struct hyp_domain *d)
 {
 	return d->mem_bytes >= FERRY_CONSOLE_GPA + 4096 && d->mem_bytes >= FERRY_XENSTORE_GPA + 4096;
 }
@@ -78,8 +78,8 @@ static bool con_out(struct hyp_domain *d)
 {
 	struct pv_state *pv = d->pv;
 	char buf[sizeof(((struct xencons_interface *)0)->out)];
-	uint32_t cons = pv_idx_load(d, CON_GPA(out_cons));
-	uint32_t prod = pv_idx_load(d, CON_GPA(out_prod));
+	uint32_t cons = hyp__pv_idx_load(d, CON_GPA(out_cons));
+	uint32_t prod = hyp__pv_idx_load(d, CON_GPA(out_prod));
 	uint32_t n = prod - cons, first;
 
 	if (!n)
@@ -90,7 +90,7 @@ static bool con_out(struct hyp_domain *d)
 				 "resynchronised",
 				 d->domid, cons, prod);
 		pv->con_bad_logged = true;
-		pv_idx_store(d, CON_GPA(out_cons), prod);
+		hyp__pv_idx_store(d, CON_GPA(out_cons), prod);
 		return true;
 	}
 	first = (uint32_t)sizeof(buf) - MASK_XENCONS_IDX(cons, buf);
@@ -100,10 +100,10 @@ static bool con_out(struct hyp_domain *d)
 	    hyp_gmem_read(d, CON_GPA(out), buf + first, n - first))
 		return false;
 	/* A full console gate takes less: the rest waits in the ring. */
-	n = (uint32_t)console_offer(d, buf, n);
+	n = (uint32_t)hyp__console_offer(d, buf, n);
 	if (!n)
 		return false;
-	pv_idx_store(d, CON_GPA(out_cons), cons + n);
+	hyp__pv_idx_store(d, CON_GPA(out_cons), cons + n);
 	return true;
 }
 
@@ -115,8 +115,8 @@ static bool con_in(struct hyp_domain *d)
 
 	if (!pv->in_len)
 		return false;
-	cons = pv_idx_load(d, CON_GPA(in_cons));
-	prod = pv_idx_load(d, CON_GPA(in_prod));
+	cons = hyp__pv_idx_load(d, CON_GPA(in_cons));
+	prod = hyp__pv_idx_load(d, CON_GPA(in_prod));
 	if (prod - cons > size) {
 		if (!pv->con_bad_logged)
 			log_warn("d%u: console input indices out of range (cons %u, prod %u)",
@@ -137,7 +137,7 @@ static bool con_in(struct hyp_domain *d)
 			return false;
 		i += run;
 	}
-	pv_idx_store(d, CON_GPA(in_prod), prod + n);
+	hyp__pv_idx_store(d, CON_GPA(in_prod), prod + n);
 	memmove(pv->in, pv->in + n, pv->in_len - n);
 	pv->in_len -= n;
 	return true;
@@ -148,7 +148,7 @@ static void con_service(struct hyp_domain *d)
 	struct pv_state *pv = d->pv;
 	bool moved;
 
-	if (!pv_rings_present(d))
+	if (!hyp__pv_rings_present(d))
 		return;
 	pthread_mutex_lock(&pv->lock);
 	moved = con_out(d);
@@ -216,9 +216,9 @@ static void *poll_thread(void *arg)
 
 			con_service(d);
 			/* Requests waiting, or replies taken without a notify. */
-			rq = pv_idx_load(d, XS_GPA(req_cons));
-			rp = pv_idx_load(d, XS_GPA(req_prod));
-			rc = pv_idx_load(d, XS_GPA(rsp_cons));
+			rq = hyp__pv_idx_load(d, XS_GPA(req_cons));
+			rp = hyp__pv_idx_load(d, XS_GPA(req_prod));
+			rc = hyp__pv_idx_load(d, XS_GPA(rsp_cons));
 			if (rq != rp || rc != pv->xs_rsp_cons) {
 				pv->xs_rsp_cons = rc;
 				xs_kick(d);
@@ -230,13 +230,13 @@ static void *poll_thread(void *arg)
 	return NULL;
 }
 
-int pv_dom_init(struct hyp_domain *d)
+int hyp__pv_dom_init(struct hyp_domain *d)
 {
 	struct pv_state *pv;
 	pthread_condattr_t ca;
 	int err;
 
-	if (!pv_rings_present(d))
+	if (!hyp__pv_rings_present(d))
 		return 0; /* below FERRY_ARENA_GPA: check_config refuses such domains */
 	pv = calloc(1, sizeof(*pv));
 	if (!pv)
@@ -269,7 +269,7 @@ int pv_dom_init(struct hyp_domain *d)
 	return 0;
 }
 
-void pv_dom_stop(struct hyp_domain *d)
+void hyp__pv_dom_stop(struct hyp_domain *d)
 {
 	struct pv_state *pv = d->pv;
 
@@ -283,13 +283,13 @@ void pv_dom_stop(struct hyp_domain *d)
 	pv->poll_started = false;
 }
 
-void pv_dom_fini(struct hyp_domain *d)
+void hyp__pv_dom_fini(struct hyp_domain *d)
 {
 	struct pv_state *pv = d->pv;
 
 	if (!pv)
 		return;
-	pv_dom_stop(d);
+	hyp__pv_dom_stop(d);
 	pthread_mutex_destroy(&pv->lock);
 	pthread_cond_destroy(&pv->cond);
 	free(pv);
@@ -343,7 +343,7 @@ int hyp_pv_ports(struct hyp *h, uint32_t domid, uint32_t *console_port,
 	return 0;
 }
 
-int64_t pv_hvm_param(struct hyp_domain *d, uint32_t index, uint64_t *value)
+int64_t hyp__pv_hvm_param(struct hyp_domain *d, uint32_t index, uint64_t *value)
 {
 	if (!d->pv)
 		return -XEN_EINVAL;

@@ -55,7 +55,7 @@ static void ring_break(struct hyp_xs_ring *r, struct hyp_domain *d, uint32_t err
 {
 	r->broken = true;
 	log_warn("d%u: xenstore ring broken (%s); ignored from now on", r->domid, why);
-	pv_idx_store(d, XS_GPA(error), error);
+	hyp__pv_idx_store(d, XS_GPA(error), error);
 	evtchn_notify(d, d->pv_xs_port);
 }
 
@@ -64,8 +64,8 @@ static void ring_break(struct hyp_xs_ring *r, struct hyp_domain *d, uint32_t err
 static long rsp_write(struct hyp_xs_ring *r, struct hyp_domain *d, const char *msg,
 		      size_t len)
 {
-	uint32_t cons = pv_idx_load(d, XS_GPA(rsp_cons));
-	uint32_t prod = pv_idx_load(d, XS_GPA(rsp_prod));
+	uint32_t cons = hyp__pv_idx_load(d, XS_GPA(rsp_cons));
+	uint32_t prod = hyp__pv_idx_load(d, XS_GPA(rsp_prod));
 	uint32_t used = prod - cons, n, done = 0;
 
 	if (used > XENSTORE_RING_SIZE) {
@@ -84,7 +84,7 @@ static long rsp_write(struct hyp_xs_ring *r, struct hyp_domain *d, const char *m
 		done += run;
 	}
 	if (n)
-		pv_idx_store(d, XS_GPA(rsp_prod), prod + n);
+		hyp__pv_idx_store(d, XS_GPA(rsp_prod), prod + n);
 	return n;
 }
 
@@ -211,8 +211,8 @@ int hyp_xs_ring_service(struct hyp_xs_ring *r)
 		return -EPIPE;
 	moved = flush(r, d);
 	while (!r->head && !r->broken) {
-		uint32_t cons = pv_idx_load(d, XS_GPA(req_cons));
-		uint32_t prod = pv_idx_load(d, XS_GPA(req_prod));
+		uint32_t cons = hyp__pv_idx_load(d, XS_GPA(req_cons));
+		uint32_t prod = hyp__pv_idx_load(d, XS_GPA(req_prod));
 		uint32_t n = prod - cons, first;
 		int err;
 
@@ -227,7 +227,7 @@ int hyp_xs_ring_service(struct hyp_xs_ring *r)
 			first = n;
 		hyp_gmem_read(d, XS_GPA(req) + MASK_XENSTORE_IDX(cons), buf, first);
 		hyp_gmem_read(d, XS_GPA(req), buf + first, n - first);
-		pv_idx_store(d, XS_GPA(req_cons), prod);
+		hyp__pv_idx_store(d, XS_GPA(req_cons), prod);
 		moved = true; /* req_cons: the guest may wait for space */
 		err = xs_conn_feed(r->conn, buf, n);
 		if (err) {

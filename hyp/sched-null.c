@@ -6,7 +6,7 @@
  */
 #include "internal.h"
 
-void null_unassign_locked(struct sched *s, struct hyp_vcpu *v)
+void hyp__null_unassign_locked(struct sched *s, struct hyp_vcpu *v)
 {
 	unsigned c;
 
@@ -21,7 +21,7 @@ void null_unassign_locked(struct sched *s, struct hyp_vcpu *v)
 		pthread_cond_broadcast(&s->pools[s->cpu_pool[c]].cond);
 }
 
-bool null_acquire_locked(struct sched *s, struct hyp_vcpu *v)
+bool hyp__null_acquire_locked(struct sched *s, struct hyp_vcpu *v)
 {
 	struct sched_pool *p = &s->pools[v->sched_pool_in];
 	struct hyp_domain *d = v->d;
@@ -33,7 +33,7 @@ bool null_acquire_locked(struct sched *s, struct hyp_vcpu *v)
 			return false;
 		/* The assignment lapses when the pCPU left the pool. */
 		if (v->sched_cpu1 && s->cpu_pool[v->sched_cpu1 - 1] != (int)v->sched_pool_in)
-			null_unassign_locked(s, v);
+			hyp__null_unassign_locked(s, v);
 		if (v->sched_cpu1)
 			break;
 		for (unsigned c = 0; c < s->npcpus; c++) {
@@ -56,7 +56,7 @@ bool null_acquire_locked(struct sched *s, struct hyp_vcpu *v)
 	return true;
 }
 
-void null_release_locked(struct sched *s, struct hyp_vcpu *v)
+void hyp__null_release_locked(struct sched *s, struct hyp_vcpu *v)
 {
 	(void)s;
 	__atomic_store_n(&v->sched_running, false, __ATOMIC_RELAXED);

@@ -265,7 +265,7 @@ int wl_attach_xen(struct wl_ctx *ctx, const struct wl_platform *plat,
 	/* The PV services (console ring, xenstore) before the first line,
 	 * which then goes out through the ring if there is one. */
 	pv_init(ctx);
-	if (p.kind == WL_PINGPONG && pp_start(ctx)) {
+	if (p.kind == WL_PINGPONG && wl_pp_start(ctx)) {
 		ctx->st = NULL;
 		return -22;
 	}
@@ -636,7 +636,7 @@ void wl_run_slice(struct wl_ctx *ctx)
 	else if (st->kind == WL_SPIN)
 		spin_slice(ctx, now);
 	else if (st->kind == WL_PINGPONG)
-		pp_slice(ctx, now);
+		wl_pp_slice(ctx, now);
 	else
 		writer_slice(ctx, now);
 }

@@ -35,7 +35,7 @@ static int check_ext(int fd, int cap)
 	return r < 0 ? 0 : r;
 }
 
-int kvm_caps_supported_cpuid(int kvm_fd, struct kvm_cpuid2 **out)
+int hyp__kvm_caps_supported_cpuid(int kvm_fd, struct kvm_cpuid2 **out)
 {
 	uint32_t nent = 64;
 
@@ -236,7 +236,7 @@ out:
 	return err;
 }
 
-int kvm_caps_probe(int kvm_fd, struct kvm_caps *out)
+int hyp__kvm_caps_probe(int kvm_fd, struct kvm_caps *out)
 {
 	struct kvm_caps c;
 	size_t i;
@@ -276,12 +276,12 @@ int kvm_caps_probe(int kvm_fd, struct kvm_caps *out)
 		(uint32_t)check_ext(kvm_fd, KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2);
 	c.clock_flags = (uint32_t)check_ext(kvm_fd, KVM_CAP_ADJUST_CLOCK);
 
-	r = kvm_caps_supported_cpuid(kvm_fd, &c.cpuid);
+	r = hyp__kvm_caps_supported_cpuid(kvm_fd, &c.cpuid);
 	if (r)
 		return r;
 	r = probe_scratch(kvm_fd, &c);
 	if (r) {
-		kvm_caps_free(&c);
+		hyp__kvm_caps_free(&c);
 		return r;
 	}
 
@@ -295,7 +295,7 @@ int kvm_caps_probe(int kvm_fd, struct kvm_caps *out)
 	return 0;
 }
 
-void kvm_caps_free(struct kvm_caps *caps)
+void hyp__kvm_caps_free(struct kvm_caps *caps)
 {
 	if (!caps)
 		return;
@@ -304,7 +304,7 @@ void kvm_caps_free(struct kvm_caps *caps)
 	memset(caps, 0, sizeof(*caps));
 }
 
-bool kvm_caps_has_msr(const struct kvm_caps *caps, uint32_t index)
+bool hyp__kvm_caps_has_msr(const struct kvm_caps *caps, uint32_t index)
 {
 	uint32_t i;
 
