@@ -29,6 +29,7 @@
 
 #include "bench.h"
 #include "abi/guest.h"
+#include "common/clock.h"
 #include "common/err.h"
 #include "common/log.h"
 #include "guests/soft.h"
@@ -75,7 +76,7 @@ static int wait_console(struct hyp *h, uint32_t id, const char *what, double sec
 			char *line, size_t len)
 {
 	static char buf[16384];
-	double end = bench_now() + secs;
+	double end = ferry_now_s() + secs;
 
 	do {
 		size_t got = 0;
@@ -98,7 +99,7 @@ static int wait_console(struct hyp *h, uint32_t id, const char *what, double sec
 			return -ENOTSUP;
 		}
 		bench_sleep(0.02);
-	} while (bench_now() < end);
+	} while (ferry_now_s() < end);
 	snprintf(line, len, "no '%s' on domain %u's console", what, id);
 	return -ETIMEDOUT;
 }
@@ -190,7 +191,7 @@ static int guest_run(const char *backend, double secs, struct guest_run *out,
 		snprintf(why, whylen, "%s", line);
 		goto out;
 	}
-	t0 = bench_now();
+	t0 = ferry_now_s();
 	c0 = cpu_s(h, ping) + cpu_s(h, pong);
 	if ((rc = read_rounds(h, ping, &r0)) || (rc = read_rounds(h, pong, &q0)))
 		goto gmem;
@@ -198,7 +199,7 @@ static int guest_run(const char *backend, double secs, struct guest_run *out,
 	if ((rc = read_rounds(h, ping, &r1)) || (rc = read_rounds(h, pong, &q1)))
 		goto gmem;
 	c1 = cpu_s(h, ping) + cpu_s(h, pong);
-	t1 = bench_now();
+	t1 = ferry_now_s();
 	if (r1 <= r0) {
 		snprintf(why, whylen, "no round trip in %.1f s", t1 - t0);
 		rc = -EPROTO;
@@ -388,7 +389,7 @@ static int floor_run(struct floor *f, bool threads, double secs, double *rate,
 			return -EAGAIN;
 		}
 	}
-	t0 = bench_now();
+	t0 = ferry_now_s();
 	end = t0 + secs;
 	for (double a = t0, b; a < end; a = b) {
 		if (hcall(f, 0, EVTCHNOP_send)) {
@@ -403,12 +404,12 @@ static int floor_run(struct floor *f, bool threads, double secs, double *rate,
 			}
 		}
 		wait_pending(f, 0);
-		b = bench_now();
+		b = ferry_now_s();
 		if (n < FLOOR_SAMPLES)
 			floor_us[n] = (float)((b - a) * 1e6);
 		n++;
 	}
-	*rate = (double)n / (bench_now() - t0);
+	*rate = (double)n / (ferry_now_s() - t0);
 	f->stop = true;
 	if (threads)
 		pthread_join(t, NULL);

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "common/clock.h"
 #include "common/log.h"
 #include "internal.h"
 
@@ -73,7 +74,7 @@ int hyp_domain_set_cap(struct hyp *h, uint32_t domid, unsigned pct)
 	pthread_mutex_lock(&s->lock);
 	__atomic_store_n(&d->cap, pct, __ATOMIC_RELAXED);
 	d->sched_budget_ns = budget_full(d);
-	d->sched_period_end_ns = sched_mono_ns() + SCHED_CAP_PERIOD_NS;
+	d->sched_period_end_ns = ferry_now_ns() + SCHED_CAP_PERIOD_NS;
 	/* Waiters held back by the old cap look again. */
 	pthread_cond_broadcast(&s->pools[d->sched_pool].cond);
 	pthread_mutex_unlock(&s->lock);

@@ -18,17 +18,10 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/clock.h"
 #include "common/err.h"
 #include "common/log.h"
 #include "internal.h"
-
-uint64_t sched_mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
 
 /* The scheduler charges runs with this on v's own thread only (see the
  * ticker); vcpu-list's read from another thread is a query. */
@@ -262,7 +255,7 @@ static void *ticker(void *arg)
 	pthread_setname_np(pthread_self(), "sched-tick");
 	pthread_mutex_lock(&s->lock);
 	while (!s->stop) {
-		uint64_t now = sched_mono_ns();
+		uint64_t now = ferry_now_ns();
 
 		for (unsigned c = 0; c < s->npcpus; c++) {
 			struct hyp_vcpu *v = s->owner[c];

@@ -360,7 +360,6 @@ void sched_release(struct hyp_vcpu *v);
 void sched_block(struct hyp_vcpu *v);
 /* The vCPU thread ends: leaves its pool. */
 void sched_vcpu_exit(struct hyp_vcpu *v);
-uint64_t sched_mono_ns(void);
 uint64_t sched_thread_ns(struct hyp_vcpu *v);
 /* Under s->lock. */
 void sched_list_add(struct sched *s, struct hyp_vcpu *v, unsigned pool);

@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <stdio.h>
 
+#include "common/clock.h"
 #include "common/log.h"
 #include "internal.h"
 
@@ -99,7 +100,7 @@ bool hyp__credit2_acquire_locked(struct sched *s, struct hyp_vcpu *v)
 	}
 	/* Moved to another pool meanwhile: the caller starts over. */
 	while (!stop_waiting(v) && p == &s->pools[v->sched_pool_in]) {
-		uint64_t now = sched_mono_ns();
+		uint64_t now = ferry_now_ns();
 		int c;
 		bool beaten = false;
 

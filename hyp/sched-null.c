@@ -4,6 +4,7 @@
  * affinity) for itself and keeps it, running or blocked, until it leaves
  * the pool or ends; with no free pCPU it waits. No timeslices, no credit.
  */
+#include "common/clock.h"
 #include "internal.h"
 
 void hyp__null_unassign_locked(struct sched *s, struct hyp_vcpu *v)
@@ -51,7 +52,7 @@ bool hyp__null_acquire_locked(struct sched *s, struct hyp_vcpu *v)
 		sched_wait_locked(s, p, 5 * SCHED_TICK_NS);
 	}
 	v->sched_run_cpu_ns = sched_thread_ns(v);
-	v->sched_run_wall_ns = sched_mono_ns();
+	v->sched_run_wall_ns = ferry_now_ns();
 	__atomic_store_n(&v->sched_running, true, __ATOMIC_RELAXED);
 	return true;
 }

@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "guests/soft.h"
 #include "hyp/hyp.h"
 
@@ -61,21 +62,13 @@ static inline struct hyp_dom_config harness_cfg(const char *name, uint64_t mem_m
 	return c;
 }
 
-static inline double harness_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 /* Waits up to timeout_s for needle to appear in the domain's console;
  * returns how many times it appears (0 on timeout). */
 static inline int harness_wait_console(struct hyp *h, uint32_t domid, const char *needle,
 				       int times, double timeout_s)
 {
 	static char buf[65536 + 1];
-	double end = harness_now() + timeout_s;
+	double end = ferry_now_s() + timeout_s;
 
 	for (;;) {
 		size_t got = 0;
@@ -86,7 +79,7 @@ static inline int harness_wait_console(struct hyp *h, uint32_t domid, const char
 		buf[got] = 0;
 		for (char *p = strstr(buf, needle); p; p = strstr(p + 1, needle))
 			n++;
-		if (n >= times || harness_now() > end)
+		if (n >= times || ferry_now_s() > end)
 			return n >= times ? n : 0;
 		usleep(20000);
 	}

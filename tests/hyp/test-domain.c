@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <stdlib.h>
 
+#include "common/clock.h"
 #include "harness.h"
 #include "hyp/gmem.h"
 
@@ -192,8 +193,8 @@ ParameterizedTest(struct backend *backend, domain, guest_shutdown, .timeout = 60
 	cr_assert(harness_wait_console(h, id, "workload: idle", 1, 20), "console:\n%s",
 		  harness_console(h, id));
 	cr_assert_eq(hyp_domain_shutdown(h, id, false), 0);
-	end = harness_now() + 10;
-	while (hyp_domain_info(h, id, &di) == 0 && harness_now() < end)
+	end = ferry_now_s() + 10;
+	while (hyp_domain_info(h, id, &di) == 0 && ferry_now_s() < end)
 		usleep(20000);
 	cr_expect_eq(hyp_domain_info(h, id, &di), -ENOENT, "domain still there, state %d",
 		     di.state);
@@ -217,9 +218,9 @@ ParameterizedTest(struct backend *backend, domain, crash_preserved, .timeout = 6
 
 	c.on_crash = HYP_ON_PRESERVE;
 	cr_assert_eq(hyp_domain_create(h, &c, false, &id), 0);
-	end = harness_now() + 20;
+	end = ferry_now_s() + 20;
 	while (hyp_domain_info(h, id, &di) == 0 && di.state != HYP_DOM_CRASHED &&
-	       harness_now() < end)
+	       ferry_now_s() < end)
 		usleep(20000);
 	cr_expect_eq(di.state, HYP_DOM_CRASHED, "state %d; console:\n%s", di.state,
 		     harness_console(h, id));
@@ -263,9 +264,9 @@ Test(domain, soft_destroy_is_prompt, .timeout = 60)
 		cr_assert_eq(hyp_domain_create(h, &c, false, &id), 0);
 		cr_assert(harness_wait_console(h, id, "ferry-guest: booted", 1, 20),
 			  "no boot line; console:\n%s", harness_console(h, id));
-		t = harness_now();
+		t = ferry_now_s();
 		cr_assert_eq(hyp_domain_destroy(h, id), 0);
-		t = harness_now() - t;
+		t = ferry_now_s() - t;
 		cr_expect_lt(t, 0.1, "destroying a 1 GiB soft domain took %.0f ms, want < 100 ms",
 			     t * 1e3);
 	}
@@ -322,9 +323,9 @@ ParameterizedTest(struct pause_case *pc, domain, soft_pause_is_prompt, .timeout 
 		double t;
 
 		nanosleep(&ts, NULL);
-		t = harness_now();
+		t = ferry_now_s();
 		cr_assert_eq(hyp_domain_pause(h, id), 0);
-		lat[i] = harness_now() - t;
+		lat[i] = ferry_now_s() - t;
 		cr_assert_eq(hyp_domain_unpause(h, id), 0);
 	}
 	qsort(lat, N, sizeof(lat[0]), cmp_double);
