@@ -123,7 +123,7 @@ static void push_simple(struct ctl_server *srv, enum ctl_event_type type, uint32
 			queue_push(srv, e);
 			uv_async_send(&srv->async);
 		} else {
-			log_err("dom%u: out of memory queueing an event", domid);
+			log_err("d%u: out of memory queueing an event", domid);
 		}
 	}
 	pthread_mutex_unlock(&srv->ev_lock);

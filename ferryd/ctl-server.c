@@ -294,7 +294,7 @@ void ctl__on_console(struct ctl_server *srv, uint32_t domid, const char *data, s
 
 void ctl__on_state(struct ctl_server *srv, uint32_t domid, enum hyp_dom_state st)
 {
-	log_debug("dom%u: %s", domid, hyp_state_name(st));
+	log_debug("d%u: %s", domid, hyp_state_name(st));
 	if (st == HYP_DOM_RUNNING)
 		ctl__xs_domain_running(srv, domid);
 	for (struct ctl_client *cl = srv->clients, *next; cl; cl = next) {
@@ -309,7 +309,7 @@ void ctl__on_state(struct ctl_server *srv, uint32_t domid, enum hyp_dom_state st
 
 void ctl__on_gone(struct ctl_server *srv, uint32_t domid)
 {
-	log_info("dom%u: destroyed", domid);
+	log_info("d%u: destroyed", domid);
 	ctl__record_remove(srv, domid);
 	ctl__xs_domain_gone(srv, domid);
 	for (struct ctl_client *cl = srv->clients, *next; cl; cl = next) {
@@ -342,10 +342,10 @@ static void destroy_all_domains(struct ctl_server *srv)
 
 		if (hyp_domain_info(srv->hyp, ids[i], &info))
 			continue;
-		log_info("dom%u: destroying '%s'", ids[i], info.name);
+		log_info("d%u: destroying '%s'", ids[i], info.name);
 		rc = hyp_domain_destroy(srv->hyp, ids[i]);
 		if (rc)
-			log_err("dom%u: destroy failed: %s", ids[i], ferry_strerror(-rc));
+			log_err("d%u: destroy failed: %s", ids[i], ferry_strerror(-rc));
 	}
 }
 

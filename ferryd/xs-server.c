@@ -352,7 +352,7 @@ static void ring_attach(struct xs_server *xs, uint32_t domid)
 	err = hyp_xs_ring_new(xs->srv->hyp, domid, xs->store, &rc->ring);
 	if (err) {
 		if (err != -ENOENT)
-			log_warn("dom%u: no xenstore ring: %s", domid, ferry_strerror(-err));
+			log_warn("d%u: no xenstore ring: %s", domid, ferry_strerror(-err));
 		free(rc);
 		return;
 	}
@@ -418,10 +418,10 @@ static void domain_add(struct xs_server *xs, uint32_t domid)
 		rc = xs_domain_create(xs->store, domid, info.name, info.memory_kb);
 	}
 	if (rc) {
-		log_warn("dom%u: cannot make its xenstore entries: %s", domid, ferry_strerror(-rc));
+		log_warn("d%u: cannot make its xenstore entries: %s", domid, ferry_strerror(-rc));
 		return;
 	}
-	log_debug("dom%u: /local/domain/%u made", domid, domid);
+	log_debug("d%u: /local/domain/%u made", domid, domid);
 	ring_attach(xs, domid);
 }
 
@@ -606,7 +606,7 @@ int ctl__xs_domain_write(struct ctl_server *srv, uint32_t domid, const char *rel
 	snprintf(path, sizeof(path), "/local/domain/%u/%s", domid, rel);
 	rc = xs_write(srv->xs->store, path, v, strlen(v));
 	if (rc)
-		log_warn("dom%u: cannot write %s: %s", domid, path, ferry_strerror(-rc));
+		log_warn("d%u: cannot write %s: %s", domid, path, ferry_strerror(-rc));
 	return rc;
 }
 

@@ -1588,7 +1588,7 @@ int xs_conn_feed(struct xs_conn *c, const void *data, size_t len)
 		long n = xs_wire_rx_feed(&c->rx, p, len);
 
 		if (n < 0) {
-			log_warn("xenstore: dom%u sent a %u-byte payload; closing",
+			log_warn("xenstore: d%u sent a %u-byte payload; closing",
 				 c->domid, c->rx.hdr.len);
 			c->dead = true;
 			return (int)n;
@@ -1759,7 +1759,7 @@ int xs_domain_create(struct xs_store *s, uint32_t domid, const char *name,
 	}
 	return 0;
 fail:
-	log_err("xenstore: creating %s for dom%u: %s", base, domid,
+	log_err("xenstore: creating %s for d%u: %s", base, domid,
 		ferry_strerror(-err));
 	xs_rm(s, base);
 	return err;
@@ -1851,7 +1851,7 @@ int xs_export_pairs(struct xs_store *s, uint32_t domid, char **buf, size_t *len)
 		return b.err;
 	}
 	if (skipped)
-		log_warn("xenstore: dom%u: %u values holding NUL bytes are not carried", domid,
+		log_warn("xenstore: d%u: %u values holding NUL bytes are not carried", domid,
 			 skipped);
 	*buf = b.p;
 	*len = b.len;
@@ -1974,13 +1974,13 @@ int xs_import_pairs(struct xs_store *s, uint32_t domid, const char *buf, size_t 
 	int err;
 
 	if (domid == 0 || domid >= DOMID_FIRST_RESERVED) {
-		log_err("xenstore: importing pairs into dom%u: not a guest's domid", domid);
+		log_err("xenstore: importing pairs into d%u: not a guest's domid", domid);
 		return -EINVAL;
 	}
 	/* Check everything before changing anything. */
 	err = xs_check_pairs(buf, len, why, sizeof(why));
 	if (err) {
-		log_err("xenstore: importing dom%u: %s", domid, why);
+		log_err("xenstore: importing d%u: %s", domid, why);
 		return err;
 	}
 	for (size_t off = 0; off < len; i++) {
@@ -1993,7 +1993,7 @@ int xs_import_pairs(struct xs_store *s, uint32_t domid, const char *buf, size_t 
 		err = op_write(&v, p, val, strlen(val));
 		if (err) {
 			key_show(k, strlen(k), why, sizeof(why));
-			log_err("xenstore: importing dom%u: pair %u (key '%s'): %s", domid, i, why,
+			log_err("xenstore: importing d%u: pair %u (key '%s'): %s", domid, i, why,
 				ferry_strerror(-err));
 			return err;
 		}
