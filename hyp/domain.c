@@ -212,21 +212,15 @@ static int dom_load(struct hyp_domain *d)
  * (parked while paused). restore: no kernel, boot page tables, start info
  * or boot registers; the saved memory and context bring their own.
  */
-static int dom_create(struct hyp *h, const struct hyp_dom_config *cfg, bool restore,
-		      bool start_paused, uint32_t *domid)
+/* A new domain's structure: paused, its locks made, nothing allocated. */
+static struct hyp_domain *dom_alloc(struct hyp *h, const struct hyp_dom_config *cfg,
+				    const struct hyp_exec_ops *ops, bool restore)
 {
-	const struct hyp_exec_ops *ops;
-	struct hyp_domain *d, **pp;
-	uint64_t pages, maxpages, free_pages;
+	struct hyp_domain *d = calloc(1, sizeof(*d));
 	pthread_condattr_t ca;
-	int err;
 
-	err = check_config(h, cfg, &ops);
-	if (err)
-		return err;
-	d = calloc(1, sizeof(*d));
 	if (!d)
-		return -ENOMEM;
+		return NULL;
 	d->h = h;
 	d->cfg = *cfg;
 	d->ops = ops;
@@ -250,40 +244,53 @@ static int dom_create(struct hyp *h, const struct hyp_dom_config *cfg, bool rest
 	pthread_mutex_init(&d->p2m_lock, NULL);
 	d->mem_bytes = cfg->memory_mb << 20;
 	d->maxmem_bytes = cfg->maxmem_mb << 20;
-	pages = d->mem_bytes >> PAGE_SHIFT;
-	maxpages = d->maxmem_bytes >> PAGE_SHIFT;
 	/* A restore's: the saved domain's mem-max. What the physmap holds
 	 * until the stream's holes are made may exceed it for a while. */
-	d->max_pages = cfg->max_kb ? cfg->max_kb >> 2 : maxpages;
+	d->max_pages = cfg->max_kb ? cfg->max_kb >> 2 : d->maxmem_bytes >> PAGE_SHIFT;
+	return d;
+}
 
-	/* Name check and domid allocation in one critical section. */
+/* Name check and domid allocation in one critical section. Counts d among
+ * the living (dom_free undoes it, on every path). */
+static int dom_claim_id(struct hyp *h, struct hyp_domain *d)
+{
+	uint64_t pages = d->mem_bytes >> PAGE_SHIFT, free_pages;
+	int err = 0;
+
 	pthread_mutex_lock(&h->lock);
-	h->nalive++; /* dom_free undoes it, on every path */
+	h->nalive++;
 	if (h->closing) {
-		pthread_mutex_unlock(&h->lock);
 		err = -ESHUTDOWN;
-		goto err_free;
+		goto out;
 	}
-	if (find_name_locked(h, cfg->name)) {
-		pthread_mutex_unlock(&h->lock);
-		log_err("domain name '%s' is already in use", cfg->name);
+	if (find_name_locked(h, d->cfg.name)) {
+		log_err("domain name '%s' is already in use", d->cfg.name);
 		err = -EEXIST;
-		goto err_free;
+		goto out;
 	}
 	pthread_mutex_lock(&h->mem.lock);
 	free_pages = h->mem.nfree;
 	pthread_mutex_unlock(&h->mem.lock);
 	if (pages > free_pages) {
-		pthread_mutex_unlock(&h->lock);
-		log_err("%s: domain needs %llu MiB, %llu MiB free of %llu MiB", cfg->name,
-			(unsigned long long)cfg->memory_mb,
+		log_err("%s: domain needs %llu MiB, %llu MiB free of %llu MiB", d->cfg.name,
+			(unsigned long long)d->cfg.memory_mb,
 			(unsigned long long)(free_pages >> 8),
 			(unsigned long long)(h->mem.nframes >> 8));
 		err = -ENOMEM;
-		goto err_free;
+		goto out;
 	}
 	d->domid = h->next_domid++;
+out:
 	pthread_mutex_unlock(&h->lock);
+	return err;
+}
+
+/* The guest-physical view (maxmem reserved), the P2M, the dirty bitmaps,
+ * and memory_mb of it populated. */
+static int dom_map_memory(struct hyp_domain *d, bool restore)
+{
+	uint64_t pages = d->mem_bytes >> PAGE_SHIFT, maxpages = d->maxmem_bytes >> PAGE_SHIFT;
+	int err;
 
 	d->hva = mmap(NULL, d->maxmem_bytes, PROT_NONE,
 		      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
@@ -297,46 +304,68 @@ static int dom_create(struct hyp *h, const struct hyp_dom_config *cfg, bool rest
 	if (d->hva == MAP_FAILED || !d->p2m || !d->host_dirty || (restore && !d->unwritten)) {
 		if (d->hva == MAP_FAILED)
 			d->hva = NULL;
-		err = -ENOMEM;
-		goto err_free;
+		return -ENOMEM;
 	}
 	memset(d->p2m, 0xff, maxpages * sizeof(*d->p2m));
-	err = hyp__mem_populate(&h->mem, d->domid, d->p2m, d->hva, 0, pages);
+	err = hyp__mem_populate(&d->h->mem, d->domid, d->p2m, d->hva, 0, pages);
 	if (err) {
 		log_err("d%u: cannot populate %llu MiB of guest memory: %s", d->domid,
-			(unsigned long long)cfg->memory_mb, ferry_strerror(-err));
-		goto err_free;
+			(unsigned long long)d->cfg.memory_mb, ferry_strerror(-err));
+		return err;
 	}
 	d->nr_pages = pages;
-	err = hyp__console_init(d);
+	return 0;
+}
+
+/* The vCPUs in the backend's VM, and their threads (parked: the domain
+ * is paused). */
+static int dom_start_vcpus(struct hyp_domain *d)
+{
+	int err = 0;
+
+	for (unsigned i = 0; !err && i < d->nvcpus; i++) {
+		d->vcpus[i].d = d;
+		d->vcpus[i].id = i;
+		err = d->ops->vcpu_init(&d->vcpus[i]);
+	}
+	for (unsigned i = 0; !err && i < d->nvcpus; i++)
+		err = hyp__vcpu_start(&d->vcpus[i]);
+	return err;
+}
+
+static int dom_create(struct hyp *h, const struct hyp_dom_config *cfg, bool restore,
+		      bool start_paused, uint32_t *domid)
+{
+	const struct hyp_exec_ops *ops;
+	struct hyp_domain *d, **pp;
+	int err;
+
+	err = check_config(h, cfg, &ops);
+	if (err)
+		return err;
+	d = dom_alloc(h, cfg, ops, restore);
+	if (!d)
+		return -ENOMEM;
+	err = dom_claim_id(h, d);
+	if (!err)
+		err = dom_map_memory(d, restore);
+	if (!err)
+		err = hyp__console_init(d);
 	if (!err)
 		err = evtchn_dom_init(d);
 	if (!err)
 		err = gnttab_dom_init(d);
 	if (!err)
 		err = hyp__pv_dom_init(d);
-	if (err)
-		goto err_free;
-	if (!restore) {
+	if (!err && !restore)
 		err = dom_load(d);
-		if (err)
-			goto err_free;
-	}
-	err = ops->dom_init(d);
+	if (!err)
+		err = ops->dom_init(d);
 	if (err)
 		goto err_free;
-	for (unsigned i = 0; i < d->nvcpus; i++) {
-		d->vcpus[i].d = d;
-		d->vcpus[i].id = i;
-		err = ops->vcpu_init(&d->vcpus[i]);
-		if (err)
-			goto err_stop;
-	}
-	for (unsigned i = 0; i < d->nvcpus; i++) {
-		err = hyp__vcpu_start(&d->vcpus[i]);
-		if (err)
-			goto err_stop;
-	}
+	err = dom_start_vcpus(d);
+	if (err)
+		goto err_stop;
 
 	pthread_mutex_lock(&h->lock);
 	for (pp = &h->domains; *pp; pp = &(*pp)->next)
