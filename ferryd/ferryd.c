@@ -661,6 +661,8 @@ int main(int argc, char **argv)
 	return services_fini(&srv, &proc);
 
 err_svc:
+	/* Before the jobs' queue goes: hyp events then find the bridge closed. */
+	ctl__events_close(&srv);
 	ctl_xs_stop(&srv);
 	ctl_migrate_stop(&srv);
 	ctl_jobs_stop(&srv);
