@@ -19,10 +19,10 @@
  * /local/domain/<domid> (xs_domain_create) from the domain's current name
  * and memory. ctl__on_gone() releases it.
  *
- * Guest rings (hyp/pv.h): with its entries each domain gets a connection
- * over its xenstore ring page (hyp_xs_ring_new), acting as the guest's
- * domid. The guest's notify arrives on a vCPU thread as a kick: the domid
- * is queued and the loop services the ring (hyp_xs_ring_service). Watch
+ * Guest rings (devices/xs-ring.h): with its entries each domain gets a
+ * connection over its xenstore ring page (dev_xs_ring_new), acting as the
+ * guest's domid. The guest's notify arrives on a vCPU thread as a kick: the domid
+ * is queued and the loop services the ring (dev_xs_ring_service). Watch
  * events for a guest are written into its ring from whatever store call
  * fires them.
  *
@@ -39,6 +39,7 @@
 
 #include "common/err.h"
 #include "common/log.h"
+#include "devices/xs-ring.h"
 #include "hyp/pv.h"
 #include "xenstore/xenstore.h"
 #include "internal.h"
@@ -80,7 +81,7 @@ struct xs_client {
 
 struct xs_ring_client {
 	struct xs_ring_client *next;
-	struct hyp_xs_ring *ring;
+	struct dev_xs_ring *ring;
 	uint32_t domid;
 };
 
@@ -335,7 +336,7 @@ static void ring_detach(struct xs_server *xs, uint32_t domid)
 	if (!rc)
 		return;
 	*pp = rc->next;
-	hyp_xs_ring_free(rc->ring);
+	dev_xs_ring_free(rc->ring);
 	free(rc);
 }
 
@@ -349,7 +350,7 @@ static void ring_attach(struct xs_server *xs, uint32_t domid)
 	if (!rc)
 		return;
 	rc->domid = domid;
-	err = hyp_xs_ring_new(xs->srv->hyp, domid, xs->store, &rc->ring);
+	err = dev_xs_ring_new(xs->srv->hyp, domid, xs->store, &rc->ring);
 	if (err) {
 		if (err != -ENOENT)
 			log_warn("d%u: no xenstore ring: %s", domid, ferry_strerror(-err));
@@ -359,7 +360,7 @@ static void ring_attach(struct xs_server *xs, uint32_t domid)
 	rc->next = xs->rings;
 	xs->rings = rc;
 	/* Requests the guest wrote before we were here. */
-	hyp_xs_ring_service(rc->ring);
+	dev_xs_ring_service(rc->ring);
 }
 
 static void ring_service(struct xs_server *xs, uint32_t domid)
@@ -367,7 +368,7 @@ static void ring_service(struct xs_server *xs, uint32_t domid)
 	struct xs_ring_client *rc = *ring_find(xs, domid);
 
 	if (rc)
-		hyp_xs_ring_service(rc->ring);
+		dev_xs_ring_service(rc->ring);
 }
 
 /* Any thread (a guest's vCPU): the loop services the ring soon. */

@@ -429,9 +429,6 @@ void hyp__pv_dom_fini(struct hyp_domain *d);
 int64_t hyp__pv_hvm_param(struct hyp_domain *d, uint32_t index, uint64_t *value);
 /* Whether guest RAM holds both ring pages. */
 bool hyp__pv_rings_present(struct hyp_domain *d);
-/* A ring index in guest memory: acquire load; release store marked dirty. */
-uint32_t hyp__pv_idx_load(struct hyp_domain *d, uint64_t gpa);
-void hyp__pv_idx_store(struct hyp_domain *d, uint64_t gpa, uint32_t v);
 
 /* console.c */
 int hyp__console_init(struct hyp_domain *d);

@@ -4,8 +4,8 @@
  * guest's table bound to ferryd (domain 0), one for the console ring at
  * FERRY_CONSOLE_GPA and one for the xenstore ring at FERRY_XENSTORE_GPA;
  * the console backend itself (xenconsoled's job), and the xenstore port's
- * notify, which only kicks the store's owner (pv-store.c does the rest on
- * the store's thread).
+ * notify, which only kicks the store's owner (devices/xs-ring.c does the
+ * rest on the store's thread).
  *
  * Console: on the guest's notify, or every PV_POLL_MS from the poll thread
  * (a lost notify costs latency, not output), out[out_cons, out_prod) goes to
@@ -46,12 +46,12 @@ struct pv_state {
 #define CON_GPA(field) (FERRY_CONSOLE_GPA + offsetof(struct xencons_interface, field))
 #define XS_GPA(field) (FERRY_XENSTORE_GPA + offsetof(struct xenstore_domain_interface, field))
 
-uint32_t hyp__pv_idx_load(struct hyp_domain *d, uint64_t gpa)
+uint32_t hyp_pv_idx_load(struct hyp_domain *d, uint64_t gpa)
 {
 	return __atomic_load_n((uint32_t *)(d->hva + gpa), __ATOMIC_ACQUIRE);
 }
 
-void hyp__pv_idx_store(struct hyp_domain *d, uint64_t gpa, uint32_t v)
+void hyp_pv_idx_store(struct hyp_domain *d, uint64_t gpa, uint32_t v)
 {
 	__atomic_store_n((uint32_t *)(d->hva + gpa), v, __ATOMIC_RELEASE);
 	hyp_gmem_mark_dirty(d, gpa, sizeof(v));
@@ -78,8 +78,8 @@ static bool con_out(struct hyp_domain *d)
 {
 	struct pv_state *pv = d->pv;
 	char buf[sizeof(((struct xencons_interface *)0)->out)];
-	uint32_t cons = hyp__pv_idx_load(d, CON_GPA(out_cons));
-	uint32_t prod = hyp__pv_idx_load(d, CON_GPA(out_prod));
+	uint32_t cons = hyp_pv_idx_load(d, CON_GPA(out_cons));
+	uint32_t prod = hyp_pv_idx_load(d, CON_GPA(out_prod));
 	uint32_t n = prod - cons, first;
 
 	if (!n)
@@ -90,7 +90,7 @@ static bool con_out(struct hyp_domain *d)
 				 "resynchronised",
 				 d->domid, cons, prod);
 		pv->con_bad_logged = true;
-		hyp__pv_idx_store(d, CON_GPA(out_cons), prod);
+		hyp_pv_idx_store(d, CON_GPA(out_cons), prod);
 		return true;
 	}
 	first = (uint32_t)sizeof(buf) - MASK_XENCONS_IDX(cons, buf);
@@ -103,7 +103,7 @@ static bool con_out(struct hyp_domain *d)
 	n = (uint32_t)hyp__console_offer(d, buf, n);
 	if (!n)
 		return false;
-	hyp__pv_idx_store(d, CON_GPA(out_cons), cons + n);
+	hyp_pv_idx_store(d, CON_GPA(out_cons), cons + n);
 	return true;
 }
 
@@ -115,8 +115,8 @@ static bool con_in(struct hyp_domain *d)
 
 	if (!pv->in_len)
 		return false;
-	cons = hyp__pv_idx_load(d, CON_GPA(in_cons));
-	prod = hyp__pv_idx_load(d, CON_GPA(in_prod));
+	cons = hyp_pv_idx_load(d, CON_GPA(in_cons));
+	prod = hyp_pv_idx_load(d, CON_GPA(in_prod));
 	if (prod - cons > size) {
 		if (!pv->con_bad_logged)
 			log_warn("d%u: console input indices out of range (cons %u, prod %u)",
@@ -137,7 +137,7 @@ static bool con_in(struct hyp_domain *d)
 			return false;
 		i += run;
 	}
-	hyp__pv_idx_store(d, CON_GPA(in_prod), prod + n);
+	hyp_pv_idx_store(d, CON_GPA(in_prod), prod + n);
 	memmove(pv->in, pv->in + n, pv->in_len - n);
 	pv->in_len -= n;
 	return true;
@@ -216,9 +216,9 @@ static void *poll_thread(void *arg)
 
 			con_service(d);
 			/* Requests waiting, or replies taken without a notify. */
-			rq = hyp__pv_idx_load(d, XS_GPA(req_cons));
-			rp = hyp__pv_idx_load(d, XS_GPA(req_prod));
-			rc = hyp__pv_idx_load(d, XS_GPA(rsp_cons));
+			rq = hyp_pv_idx_load(d, XS_GPA(req_cons));
+			rp = hyp_pv_idx_load(d, XS_GPA(req_prod));
+			rc = hyp_pv_idx_load(d, XS_GPA(rsp_cons));
 			if (rq != rp || rc != pv->xs_rsp_cons) {
 				pv->xs_rsp_cons = rc;
 				xs_kick(d);

@@ -22,6 +22,7 @@ allowed=(
 	"guests/libferry_soft_guest.a: wl_"
 	# hyp_, and the subsystems design section 8 names under hyp.
 	"hyp/libferry_hyp.a: hyp_ evtchn_ gnttab_ sched_"
+	"devices/libferry_devices.a: dev_"
 	"logdirty/libferry_logdirty.a: ld_"
 	"migrate/libferry_migrate.a: mig_"
 	"restore/libferry_restore.a: rst_"

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * The host side of the PV console and xenstore rings (hyp/pv.h) on a soft
+ * The PV console and xenstore rings (hyp/pv.h, devices/xs-ring.h) on a soft
  * domain: the test plays the guest, writing into the ring pages in guest
  * memory and sending on the ports through hyp_test_hypercall, as a guest's
  * doorbell would. The soft backend's own guest uses the same rings once
@@ -12,6 +12,7 @@
 
 #include "harness.h"
 #include "abi/guest.h"
+#include "devices/xs-ring.h"
 #include "hyp/evtchn.h"
 #include "hyp/gmem.h"
 #include "hyp/pv.h"
@@ -283,19 +284,19 @@ Test(pvring, the_soft_guest_uses_the_rings)
 /* ---- xenstore ----------------------------------------------------------- */
 
 static struct xs_store *store;
-static struct hyp_xs_ring *ring;
+static struct dev_xs_ring *ring;
 
 static void xs_up(void)
 {
 	cr_assert_eq(xs_store_new(NULL, &store), 0);
 	cr_assert_eq(xs_domain_create(store, domid, "pv", 16384), 0);
-	cr_assert_eq(hyp_xs_ring_new(h, domid, store, &ring), 0);
+	cr_assert_eq(dev_xs_ring_new(h, domid, store, &ring), 0);
 	cr_assert_eq(rd32(XS(server_features)), XENSTORE_SERVER_FEATURE_ERROR);
 }
 
 static void xs_down(void)
 {
-	hyp_xs_ring_free(ring);
+	dev_xs_ring_free(ring);
 	cr_assert_eq(xs_store_check(store), 0);
 	xs_store_free(store);
 }
@@ -349,7 +350,7 @@ Test(pvring, xenstore_requests_and_watches)
 	k0 = kicks;
 	guest_xs_req(XS_READ, 7, "name", 5);
 	cr_assert_eq(kicks, k0 + 1, "the guest's notify kicks the store's owner");
-	cr_assert_eq(hyp_xs_ring_service(ring), 0);
+	cr_assert_eq(dev_xs_ring_service(ring), 0);
 	cr_assert_eq(rd32(XS(req_cons)), rd32(XS(req_prod)));
 	cr_assert(pending(xs_port));
 	cr_assert(guest_xs_rsp(&hdr, p, sizeof(p)));
@@ -360,14 +361,14 @@ Test(pvring, xenstore_requests_and_watches)
 
 	/* Absolute path the guest may not read: EACCES, as Xen says it. */
 	guest_xs_req(XS_READ, 8, "/tool", 6);
-	cr_assert_eq(hyp_xs_ring_service(ring), 0);
+	cr_assert_eq(dev_xs_ring_service(ring), 0);
 	cr_assert(guest_xs_rsp(&hdr, p, sizeof(p)));
 	cr_assert_eq(hdr.type, XS_ERROR);
 	cr_assert_str_eq(p, "EACCES");
 
 	/* A watch: OK, then the initial event, then one per change. */
 	guest_xs_req(XS_WATCH, 9, "control/shutdown\0tok\0", 21);
-	cr_assert_eq(hyp_xs_ring_service(ring), 0);
+	cr_assert_eq(dev_xs_ring_service(ring), 0);
 	cr_assert(guest_xs_rsp(&hdr, p, sizeof(p)));
 	cr_assert_eq(hdr.type, XS_WATCH);
 	cr_assert_str_eq(p, "OK");
@@ -392,7 +393,7 @@ Test(pvring, xenstore_requests_and_watches)
 	 * sent together. */
 	guest_xs_req(XS_WRITE, 10, "data/x\0hello", 12);
 	guest_xs_req(XS_READ, 11, "data/x", 7);
-	cr_assert_eq(hyp_xs_ring_service(ring), 0);
+	cr_assert_eq(dev_xs_ring_service(ring), 0);
 	cr_assert(guest_xs_rsp(&hdr, p, sizeof(p)));
 	cr_assert_eq(hdr.req_id, 10);
 	cr_assert_eq(hdr.type, XS_WRITE);
@@ -415,12 +416,12 @@ Test(pvring, xenstore_full_rsp_queues)
 	snprintf(path, sizeof(path), "/local/domain/%u/data/big", domid);
 	cr_assert_eq(xs_write(store, path, big, sizeof(big)), 0);
 	guest_xs_req(XS_WATCH, 1, "data\0w\0", 7);
-	cr_assert_eq(hyp_xs_ring_service(ring), 0);
+	cr_assert_eq(dev_xs_ring_service(ring), 0);
 	/* Replies over 1024 bytes: the first part now, the rest as the
 	 * guest consumes; requests behind it wait in req[]. */
 	guest_xs_req(XS_READ, 2, "data/big", 9);
 	guest_xs_req(XS_READ, 3, "name", 5);
-	cr_assert_eq(hyp_xs_ring_service(ring), 0);
+	cr_assert_eq(dev_xs_ring_service(ring), 0);
 	cr_assert(guest_xs_rsp(&hdr, p, sizeof(p))); /* watch OK */
 	cr_assert(guest_xs_rsp(&hdr, p, sizeof(p))); /* initial event */
 	cr_assert_eq(hdr.type, XS_WATCH_EVENT);
@@ -434,7 +435,7 @@ Test(pvring, xenstore_full_rsp_queues)
 			cr_assert_eq(hyp_gmem_read(d, XS(rsp) + (j & 1023), acc + have++, 1), 0);
 		wr32(XS(rsp_cons), pr);
 		send(xs_port);
-		cr_assert_eq(hyp_xs_ring_service(ring), 0);
+		cr_assert_eq(dev_xs_ring_service(ring), 0);
 	}
 	cr_assert_eq(have, 16 + sizeof(big) + 16 + 2, "have %zu", have);
 	memcpy(&hdr, acc, 16);
@@ -464,7 +465,7 @@ Test(pvring, xenstore_full_rsp_queues)
 		}
 		if (events == 100)
 			break;
-		cr_assert_eq(hyp_xs_ring_service(ring), 0);
+		cr_assert_eq(dev_xs_ring_service(ring), 0);
 	}
 	cr_assert_eq(events, 100);
 	xs_down();
@@ -475,7 +476,7 @@ Test(pvring, xenstore_broken_ring)
 	xs_up();
 	wr32(XS(req_prod), rd32(XS(req_cons)) + 5000);
 	send(xs_port);
-	cr_assert_eq(hyp_xs_ring_service(ring), -EPIPE);
+	cr_assert_eq(dev_xs_ring_service(ring), -EPIPE);
 	cr_assert_eq(rd32(XS(error)), XENSTORE_ERROR_RINGIDX);
 	xs_down();
 }
@@ -488,7 +489,7 @@ Test(pvring, xenstore_oversized_message)
 	cr_assert_eq(hyp_gmem_write(d, XS(req), &hdr, sizeof(hdr)), 0);
 	wr32(XS(req_prod), 16);
 	send(xs_port);
-	cr_assert_eq(hyp_xs_ring_service(ring), -EPIPE);
+	cr_assert_eq(dev_xs_ring_service(ring), -EPIPE);
 	cr_assert_eq(rd32(XS(error)), XENSTORE_ERROR_PROTO);
 	xs_down();
 }
@@ -499,7 +500,7 @@ Test(pvring, destroy_with_ring_attached)
 	hyp_domain_put(d);
 	d = NULL;
 	cr_assert_eq(hyp_domain_destroy(h, domid), 0);
-	cr_assert_eq(hyp_xs_ring_service(ring), -EPIPE);
+	cr_assert_eq(dev_xs_ring_service(ring), -EPIPE);
 	xs_down();
 }
 

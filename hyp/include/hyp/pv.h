@@ -15,11 +15,10 @@
  * every 50 ms) moves out[] into the domain's console (ring, log, events,
  * as console_io does); hyp_console_input() feeds in[].
  *
- * Xenstore (hyp/pv-store.c): the store lives with its owner (ferryd's loop
- * thread), so the guest's notify only calls the registered kick; the
- * owner then calls hyp_xs_ring_service() on the store's thread. A struct
- * hyp_xs_ring is one guest connection (an xs_conn with the guest's domid)
- * over the ring page.
+ * Xenstore: the store lives with its owner (ferryd's loop thread), so the
+ * guest's notify only calls the registered kick; the owner then services
+ * the ring on the store's thread (devices/xs-ring.h, a dom0-side backend
+ * like xenstored's, using the ports and index words below).
  */
 #ifndef HYP_PV_H
 #define HYP_PV_H
@@ -28,8 +27,7 @@
 #include <stdint.h>
 
 struct hyp;
-struct xs_store;
-struct hyp_xs_ring;
+struct hyp_domain;
 
 /*
  * Console input: queues len bytes for the guest's in[] (any thread). What
@@ -46,29 +44,18 @@ int hyp_pv_ports(struct hyp *h, uint32_t domid, uint32_t *console_port,
 /*
  * Called on the guest's notify on its xenstore port (a vCPU thread), or
  * from the console poll thread as a safety net, with no hyp lock held:
- * must not block; ask the store's thread to call hyp_xs_ring_service.
+ * must not block; ask the store's thread to call dev_xs_ring_service.
  * Set once before domains exist (or NULL to stop); any thread.
  */
 typedef void (*hyp_xs_kick_fn)(void *opaque, uint32_t domid);
 void hyp_xs_set_kick(struct hyp *h, hyp_xs_kick_fn fn, void *opaque);
 
 /*
- * On the store's thread: makes domid's ring a connection of s (acting as
- * domid), sets server_features. -ENOENT for no such domain.
+ * A ring index word in d's guest memory at gpa (inside a ring page): an
+ * acquire load, and a release store marked dirty for log-dirty. For the
+ * dom0-side backends (devices/); d is a reference the caller holds.
  */
-int hyp_xs_ring_new(struct hyp *h, uint32_t domid, struct xs_store *s,
-		    struct hyp_xs_ring **out);
-/*
- * On the store's thread: writes queued replies and events into rsp[],
- * then, once nothing is queued, feeds what req[] holds to the store.
- * Notifies the guest when an index moved. Returns 0, or -EPIPE once the
- * ring is broken (bad indices or a protocol error: error is set in the
- * page, as Xen's xenstored does, and the ring is ignored from then on) or
- * the domain is gone.
- */
-int hyp_xs_ring_service(struct hyp_xs_ring *r);
-uint32_t hyp_xs_ring_domid(const struct hyp_xs_ring *r);
-/* Store's thread: frees the connection (watches, transactions) and r. */
-void hyp_xs_ring_free(struct hyp_xs_ring *r);
+uint32_t hyp_pv_idx_load(struct hyp_domain *d, uint64_t gpa);
+void hyp_pv_idx_store(struct hyp_domain *d, uint64_t gpa, uint32_t v);
 
 #endif
