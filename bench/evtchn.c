@@ -146,6 +146,7 @@ static int guest_run(const char *backend, double secs, struct guest_run *out,
 		.memory_bytes = 256ULL << 20,
 		.guest_elf = FERRY_GUEST_ELF,
 		.soft_guest = &wl_soft_guest_ops,
+		.pv_backend = &dev_pv_backend_ops, .pv_backend_opaque = bench_pv(),
 	};
 	char cmd[128], line[256];
 	unsigned port, gref;
@@ -268,7 +269,8 @@ static void *pong_thread(void *arg)
 static int floor_setup(struct floor *f)
 {
 	struct hyp_params p = { .backend = "soft", .memory_bytes = 128ULL << 20,
-				.guest_elf = FERRY_GUEST_ELF, .soft_guest = &wl_soft_guest_ops };
+				.guest_elf = FERRY_GUEST_ELF, .soft_guest = &wl_soft_guest_ops,
+				.pv_backend = &dev_pv_backend_ops, .pv_backend_opaque = bench_pv() };
 	struct xen_add_to_physmap x = { .domid = DOMID_SELF,
 					.space = XENMAPSPACE_shared_info,
 					.gpfn = SI_GPA >> 12 };

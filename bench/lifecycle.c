@@ -77,6 +77,7 @@ static int bench(const char *backend)
 		.memory_bytes = 6ULL << 30,
 		.guest_elf = FERRY_GUEST_ELF,
 		.soft_guest = &wl_soft_guest_ops,
+		.pv_backend = &dev_pv_backend_ops, .pv_backend_opaque = bench_pv(),
 		.events = { .console = on_console },
 	};
 	double create[RUNS], destroy[RUNS];

@@ -123,7 +123,8 @@ static int bench_backend(const char *ldname)
 {
 	const char *exec = strcmp(ldname, "wp") ? "kvm" : "soft";
 	struct hyp_params p = { .backend = exec, .memory_bytes = (MEM_MB + 128) << 20,
-				.guest_elf = FERRY_GUEST_ELF, .soft_guest = &wl_soft_guest_ops };
+				.guest_elf = FERRY_GUEST_ELF, .soft_guest = &wl_soft_guest_ops,
+				.pv_backend = &dev_pv_backend_ops, .pv_backend_opaque = bench_pv() };
 	struct hyp_dom_config cfg;
 	struct hyp *h = NULL;
 	struct hyp_domain *d = NULL;

@@ -139,7 +139,8 @@ static int bench(const char *dir, uint64_t mem_mb)
 	static const enum strm_codec codecs[] = { STRM_CODEC_NONE, STRM_CODEC_LZ4,
 						  STRM_CODEC_ZSTD };
 	struct hyp_params p = { .backend = "soft", .memory_bytes = (2 * mem_mb + 64) << 20,
-				.soft_guest = &wl_soft_guest_ops };
+				.soft_guest = &wl_soft_guest_ops,
+				.pv_backend = &dev_pv_backend_ops, .pv_backend_opaque = bench_pv() };
 	struct hyp_dom_config cfg;
 	struct hyp_domain *d;
 	struct hyp_gmem gm;

@@ -219,6 +219,7 @@ static int run_mix(const char *backend, const struct mix *m, int nrep, struct re
 		.memory_bytes = 256ULL << 20,
 		.guest_elf = FERRY_GUEST_ELF,
 		.soft_guest = &wl_soft_guest_ops,
+		.pv_backend = &dev_pv_backend_ops, .pv_backend_opaque = bench_pv(),
 	};
 	struct hyp *h;
 	uint32_t id[MAXD];

@@ -3,7 +3,7 @@
  * A guest's xenstore ring as a connection of the store (devices/xs-ring.h):
  * what Xen's xenstored does for a domain's interface page, on the store's
  * thread (the store is single-threaded; the guest's notify only kicks its
- * owner, see hyp/pv-console.c). Guest memory, ports and the ring's index
+ * owner, see console-ring.c). Guest memory, ports and the ring's index
  * words go through hyp's public API (hyp/gmem.h, evtchn.h, pv.h).
  *
  * Output (replies and watch events, from xs_conn's out_fn) goes straight

@@ -16,7 +16,7 @@
 
 #include "common/err.h"
 #include "common/log.h"
-#include "hyp/pv.h"
+#include "devices/pv.h"
 #include "internal.h"
 #include "toolstack/config.h"
 
@@ -545,7 +545,7 @@ static void op_console_input(struct ctl_client *cl, const struct xlm_req *req)
 	}
 	if (lookup(cl, req, &domid))
 		return;
-	rc = hyp_console_input(cl->srv->hyp, domid, buf, len);
+	rc = dev_console_input(cl->srv->hyp, domid, buf, len);
 	if (rc) {
 		REPLY_ERR(cl, req, rc, "domain %u: cannot send console input: %s", domid,
 			  ferry_strerror(rc));

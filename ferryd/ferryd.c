@@ -29,6 +29,7 @@
 #include "common/err.h"
 #include "common/log.h"
 #include "common/size.h"
+#include "devices/pv.h"
 #include "guests/soft.h"
 #include "internal.h"
 
@@ -565,9 +566,18 @@ static int hyp_start(const struct ferryd_opts *o, struct ctl_server *srv,
 	hp->state_dir = o->state_dir;
 	hp->guest_elf = o->guest;
 	hp->soft_guest = &wl_soft_guest_ops; /* the built-in guest's workloads */
+	rc = dev_pv_new(&srv->devs);
+	if (rc) {
+		log_err("cannot set up the PV backends: %s", ferry_strerror(rc));
+		return rc;
+	}
+	hp->pv_backend = &dev_pv_backend_ops;
+	hp->pv_backend_opaque = srv->devs;
 	rc = hyp_create(hp, &srv->hyp);
-	if (rc)
+	if (rc) {
 		log_err("cannot start the hypervisor core: %s", ferry_strerror(rc));
+		dev_pv_free(srv->devs);
+	}
 	return rc;
 }
 
@@ -604,6 +614,7 @@ static int services_fini(struct ctl_server *srv, struct ferryd_proc *p)
 	ctl_jobs_fini(srv);
 	ctl_migrate_fini(srv);
 	hyp_destroy(srv->hyp);
+	dev_pv_free(srv->devs);
 	ctl_server_fini(srv);
 	ctl_xs_fini(srv);
 	ctl__events_fini(srv);
@@ -672,6 +683,7 @@ err_svc:
 	ctl_migrate_fini(&srv);
 	ctl_xs_fini(&srv);
 	hyp_destroy(srv.hyp);
+	dev_pv_free(srv.devs);
 err_events:
 	ctl__events_close(&srv);
 	uv_run(&loop, UV_RUN_DEFAULT);

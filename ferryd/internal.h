@@ -105,6 +105,7 @@ struct ctl_server {
 	uv_loop_t *loop;
 	const struct ferryd_opts *opts;
 	struct hyp *hyp;
+	struct dev_pv *devs; /* the PV rings' backends (devices/pv.h) */
 	char sock_path[4096];
 	uv_pipe_t listener;
 	uv_signal_t sigterm, sigint;

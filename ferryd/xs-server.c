@@ -39,8 +39,8 @@
 
 #include "common/err.h"
 #include "common/log.h"
+#include "devices/pv.h"
 #include "devices/xs-ring.h"
-#include "hyp/pv.h"
 #include "xenstore/xenstore.h"
 #include "internal.h"
 
@@ -706,7 +706,7 @@ int ctl_xs_start(struct ctl_server *srv)
 	xs->async.data = xs;
 	xs->async_open = true;
 	srv->xs = xs;
-	hyp_xs_set_kick(srv->hyp, ring_kick, xs);
+	dev_pv_set_xs_kick(srv->devs, ring_kick, xs);
 	rc = listen_on(xs, &xs->rw, "socket", false) ?: listen_on(xs, &xs->ro, "socket_ro", true);
 	if (rc)
 		goto fail;
@@ -727,7 +727,7 @@ void ctl_xs_stop(struct ctl_server *srv)
 	if (!xs)
 		return;
 	/* No kick is in flight once this returns. */
-	hyp_xs_set_kick(srv->hyp, NULL, NULL);
+	dev_pv_set_xs_kick(srv->devs, NULL, NULL);
 	listener_close(&xs->rw);
 	listener_close(&xs->ro);
 	while (xs->clients)

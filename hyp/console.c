@@ -115,7 +115,7 @@ void hyp__console_put(struct hyp_domain *d, const char *buf, size_t len)
 	put(d, buf, len, false);
 }
 
-size_t hyp__console_offer(struct hyp_domain *d, const char *buf, size_t len)
+size_t hyp_console_offer(struct hyp_domain *d, const char *buf, size_t len)
 {
 	return put(d, buf, len, true);
 }

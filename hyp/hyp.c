@@ -44,6 +44,8 @@ int hyp_create(const struct hyp_params *p, struct hyp **out)
 	snprintf(h->guest_elf, sizeof(h->guest_elf), "%s",
 		 p->guest_elf ? p->guest_elf : "");
 	h->soft_guest = p->soft_guest;
+	h->pv_backend = p->pv_backend;
+	h->pv_backend_opaque = p->pv_backend_opaque;
 	ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	h->pcpus = p->pcpus ? p->pcpus : (unsigned)(ncpu > 0 ? ncpu : 1);
 

@@ -247,8 +247,11 @@ struct hyp_domain {
 	uint64_t callback_vector;
 	struct evtchn_state *evtchn; /* evtchn.c */
 	struct gnttab_state *gnttab; /* gnttab.c */
-	struct pv_state *pv;	/* pv-console.c: the PV rings (NULL: none) */
-	uint32_t pv_con_port, pv_xs_port; /* their ports in this domain */
+	/* pv.c: the PV rings: their ports in this domain, and the backend's
+	 * state (hyp_pv_backend_ops); pv_on once the backend took them */
+	uint32_t pv_con_port, pv_xs_port;
+	void *pv_priv;
+	bool pv_on;
 
 	hyp_ring_full_fn ring_full;
 	void *ring_full_opaque;
@@ -291,9 +294,9 @@ struct hyp {
 	char guest_elf[HYP_PATH_MAX];
 	const struct hyp_soft_guest_ops *soft_guest; /* NULL: no soft domains */
 	struct hyp_events ev;
-	/* pv-console.c: the xenstore owner's kick (hyp/pv.h), under lock */
-	void (*xs_kick)(void *opaque, uint32_t domid);
-	void *xs_kick_opaque;
+	/* pv.c: the PV rings' backends (hyp/pv.h; NULL: no PV rings) */
+	const struct hyp_pv_backend_ops *pv_backend;
+	void *pv_backend_opaque;
 	uint32_t next_domid;
 	struct hyp_domain *domains; /* in domid order */
 	unsigned ndomains;
@@ -419,9 +422,9 @@ int gnttab_ctx_load(struct hyp_domain *d, uint16_t instance, const void *data,
 		    uint32_t len);
 void gnttab_ctx_apply(struct hyp_domain *d);
 
-/* pv-console.c: the PV rings' ports and console backend (hyp/pv.h).
- * init at create before the vCPUs start; stop (joins the poll thread)
- * before the ports close at destroy; fini frees (stops first if needed). */
+/* pv.c: the PV rings' ports, handed to the backend (hyp/pv.h). init at
+ * create before the vCPUs start; stop (the backend stops touching the
+ * domain) before the ports close at destroy; fini frees (stops first). */
 int hyp__pv_dom_init(struct hyp_domain *d);
 void hyp__pv_dom_stop(struct hyp_domain *d);
 void hyp__pv_dom_fini(struct hyp_domain *d);
@@ -437,7 +440,7 @@ void hyp__console_put(struct hyp_domain *d, const char *buf, size_t len);
 /* hyp__console_put within the gate's bound: returns the bytes taken (fewer than
  * len, maybe 0, when the gate holds HYP_CONSOLE_GATE_MAX bytes); the rest
  * stays in the guest's ring. */
-size_t hyp__console_offer(struct hyp_domain *d, const char *buf, size_t len);
+size_t hyp_console_offer(struct hyp_domain *d, const char *buf, size_t len);
 /* The CONSOLE entry (context.c): save emits the history ferryd holds; load
  * checks one and puts its bytes back in the ring (ferryd's record, not
  * the guest's: nothing to wait for). -EINVAL naming the field if bad. */

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "common/clock.h"
+#include "devices/pv.h"
 #include "guests/soft.h"
 #include "hyp/hyp.h"
 
@@ -32,6 +33,17 @@ static inline bool harness_have_kvm(void)
 			cr_skip_test("kvm backend: /dev/kvm is not available here"); \
 	} while (0)
 
+/* The PV rings' backends (devices/pv.h) a test's hyp gets, as ferryd's
+ * does: one for the process (it holds only the xenstore kick). */
+static inline struct dev_pv *harness_pv(void)
+{
+	static struct dev_pv *pv;
+
+	if (!pv)
+		cr_assert_eq(dev_pv_new(&pv), 0);
+	return pv;
+}
+
 static inline struct hyp *harness_hyp(const char *backend, uint64_t pool_mb)
 {
 	struct hyp_params p = {
@@ -39,6 +51,8 @@ static inline struct hyp *harness_hyp(const char *backend, uint64_t pool_mb)
 		.memory_bytes = pool_mb << 20,
 		.guest_elf = FERRY_GUEST_ELF,
 		.soft_guest = &wl_soft_guest_ops,
+		.pv_backend = &dev_pv_backend_ops,
+		.pv_backend_opaque = harness_pv(),
 	};
 	struct hyp *h = NULL;
 

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * The PV console and xenstore rings (hyp/pv.h, devices/xs-ring.h) on a soft
+ * The PV console and xenstore rings (hyp/pv.h, devices/) on a soft
  * domain: the test plays the guest, writing into the ring pages in guest
  * memory and sending on the ports through hyp_test_hypercall, as a guest's
  * doorbell would. The soft backend's own guest uses the same rings once
@@ -116,6 +116,8 @@ static void setup(void)
 		.memory_bytes = 64ULL << 20,
 		.soft_guest = &wl_soft_guest_ops,
 		.events = { .console = on_console },
+		.pv_backend = &dev_pv_backend_ops,
+		.pv_backend_opaque = harness_pv(),
 	};
 	struct hyp_dom_config c = harness_cfg("pv", 16, "workload=idle");
 	struct xen_add_to_physmap x = {
@@ -125,7 +127,7 @@ static void setup(void)
 
 	ev_len = 0;
 	cr_assert_eq(hyp_create(&hp, &h), 0);
-	hyp_xs_set_kick(h, kick, NULL);
+	dev_pv_set_xs_kick(harness_pv(), kick, NULL);
 	cr_assert_eq(hyp_domain_create(h, &c, true, &domid), 0);
 	cr_assert_eq(hyp_domain_get(h, domid, &d), 0);
 	cr_assert_eq(hyp_gmem_write(d, SI_GPA, zero, sizeof(zero)), 0);
@@ -140,7 +142,7 @@ static void teardown(void)
 	if (d)
 		hyp_domain_put(d);
 	d = NULL;
-	hyp_xs_set_kick(h, NULL, NULL);
+	dev_pv_set_xs_kick(harness_pv(), NULL, NULL);
 	hyp_destroy(h);
 	h = NULL;
 }
@@ -215,7 +217,7 @@ Test(pvring, console_input)
 
 	/* Paused: held until the guest notifies. */
 	ack(con_port);
-	cr_assert_eq(hyp_console_input(h, domid, "ls -l\r", 6), 0);
+	cr_assert_eq(dev_console_input(h, domid, "ls -l\r", 6), 0);
 	cr_assert_eq(rd32(CON(in_prod)), 0);
 	send(con_port);
 	cr_assert_eq(rd32(CON(in_prod)), 6);
@@ -228,7 +230,7 @@ Test(pvring, console_input)
 		char big[1500];
 
 		memset(big, 'x', sizeof(big));
-		cr_assert_eq(hyp_console_input(h, domid, big, sizeof(big)), 0);
+		cr_assert_eq(dev_console_input(h, domid, big, sizeof(big)), 0);
 		send(con_port);
 		cr_assert_eq(rd32(CON(in_prod)) - rd32(CON(in_cons)), 1024);
 		wr32(CON(in_cons), rd32(CON(in_prod)));
@@ -242,7 +244,7 @@ Test(pvring, console_input)
 	cr_assert_eq(sched_pool_create(h, "nocpus", "credit2", 0), 0);
 	cr_assert_eq(sched_pool_migrate(h, domid, "nocpus"), 0);
 	cr_assert_eq(hyp_domain_unpause(h, domid), 0);
-	cr_assert_eq(hyp_console_input(h, domid, "q", 1), 0);
+	cr_assert_eq(dev_console_input(h, domid, "q", 1), 0);
 	for (int i = 0; i < 100 && rd32(CON(in_prod)) != 6 + 1500 + 1; i++)
 		usleep(10000);
 	cr_assert_eq(rd32(CON(in_prod)), 6 + 1500 + 1);
@@ -271,7 +273,7 @@ Test(pvring, the_soft_guest_uses_the_rings)
 		 con_port, xs_port);
 	cr_assert(harness_wait_console(h, domid, line, 1, 30), "%s", harness_console(h, domid));
 	cr_assert(harness_wait_console(h, domid, "workload: idle", 1, 30));
-	cr_assert_eq(hyp_console_input(h, domid, "hi there\r", 9), 0);
+	cr_assert_eq(dev_console_input(h, domid, "hi there\r", 9), 0);
 	cr_assert(harness_wait_console(h, domid, "console: input 'hi there'\n", 1, 30), "%s",
 		  harness_console(h, domid));
 	cr_assert(harness_wait_console(h, domid, "idle: heartbeat n=1\n", 1, 30));

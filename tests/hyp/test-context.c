@@ -515,6 +515,7 @@ static struct hyp *two_pcpu_hyp(void)
 	struct hyp_params p = {
 		.backend = "soft", .pcpus = 2, .memory_bytes = 128 << 20,
 		.guest_elf = FERRY_GUEST_ELF, .soft_guest = &wl_soft_guest_ops,
+		.pv_backend = &dev_pv_backend_ops, .pv_backend_opaque = harness_pv(),
 	};
 	struct hyp *h = NULL;
 

@@ -8,6 +8,7 @@
 #include "common/clock.h"
 #include "harness.h"
 #include "hyp/gmem.h"
+#include "hyp/pv.h"
 
 /* Parameters are copied into each test process: no pointers inside. */
 struct backend {
@@ -103,6 +104,27 @@ Test(domain, soft_without_guest_refused)
 	hyp_get_info(h, &info);
 	cr_expect_eq(info.free_bytes, 64ULL << 20);
 	cr_expect_eq(info.ndomains, 0);
+	hyp_destroy(h);
+}
+
+/* The PV rings' backends are handed in (hyp_params.pv_backend, devices/):
+ * without them a domain gets no ports for the rings, and its guest writes
+ * its console through console_io, which still reaches the domain's. */
+Test(domain, no_pv_backend_no_rings)
+{
+	struct hyp_params p = { .backend = "soft", .memory_bytes = 64ULL << 20,
+				.guest_elf = FERRY_GUEST_ELF, .soft_guest = &wl_soft_guest_ops };
+	struct hyp_dom_config c = harness_cfg("nopv", 16, "workload=idle");
+	struct hyp *h = NULL;
+	uint32_t id, con = 7, xs = 7;
+
+	cr_assert_eq(hyp_create(&p, &h), 0);
+	cr_assert_eq(hyp_domain_create(h, &c, false, &id), 0);
+	cr_expect_eq(hyp_pv_ports(h, id, &con, &xs), 0);
+	cr_expect_eq(con, 0, "console port %u", con);
+	cr_expect_eq(xs, 0, "xenstore port %u", xs);
+	cr_expect(harness_wait_console(h, id, "workload: idle", 1, 20), "console:\n%s",
+		  harness_console(h, id));
 	hyp_destroy(h);
 }
 

@@ -31,6 +31,8 @@ static struct hyp *sched_hyp(const char *backend, unsigned pcpus)
 		.memory_bytes = 256ULL << 20,
 		.guest_elf = FERRY_GUEST_ELF,
 		.soft_guest = &wl_soft_guest_ops,
+		.pv_backend = &dev_pv_backend_ops,
+		.pv_backend_opaque = harness_pv(),
 	};
 	struct hyp *h = NULL;
 

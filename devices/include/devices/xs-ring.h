@@ -9,7 +9,7 @@
  * hyp/pv.h): one guest connection of a struct xs_store over the guest's
  * ring page, acting as the guest's domid. Everything here runs on the
  * store's thread (the store is single-threaded); the guest's notify reaches
- * that thread through hyp_xs_set_kick.
+ * that thread through the kick (dev_pv_set_xs_kick, devices/pv.h).
  */
 #ifndef DEVICES_XS_RING_H
 #define DEVICES_XS_RING_H
