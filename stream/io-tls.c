@@ -312,6 +312,9 @@ static bool alert_is_refusal(int reason)
  * Returns -errno: 0 for a clean close_notify, -EACCES for a refused
  * certificate either way, -ECONNRESET for a connection that ended without
  * close_notify, -ETIMEDOUT, -EPROTO for other TLS failures.
+ *
+ * Long on purpose: one branch per way OpenSSL reports a failure, in the
+ * order they must be checked; split, the order would hide.
  */
 static int tls_explain(struct io_tls *c, int ret, char *why, size_t len, bool *local)
 {
