@@ -149,20 +149,11 @@ static bool tsc_is_settable(int vcpu_fd)
 }
 
 /* Scratch VM + vCPU: MSR filtering, TSC frequency, XSAVE2 size. */
-static int probe_scratch(int kvm_fd, struct kvm_caps *c)
+/* VM-fd answers can be narrower than /dev/kvm ones. */
+static void probe_vm_caps(int vm, struct kvm_caps *c)
 {
-	struct kvm_msr_list *list = NULL;
-	int vm = -1, vcpu = -1, r, err = 0;
-	uint32_t i;
+	int r;
 
-	vm = ioctl(kvm_fd, KVM_CREATE_VM, 0);
-	if (vm < 0) {
-		err = -errno;
-		log_err("kvm: KVM_CREATE_VM (scratch): %s", ferry_strerror(-err));
-		return err;
-	}
-
-	/* VM-fd answers can be narrower than /dev/kvm ones. */
 	if (check_ext(vm, KVM_CAP_XSAVE2) > 0) {
 		r = check_ext(vm, KVM_CAP_XSAVE2);
 		c->has_xsave2 = true;
@@ -171,11 +162,51 @@ static int probe_scratch(int kvm_fd, struct kvm_caps *c)
 	if (c->xsave_size < sizeof(struct kvm_xsave))
 		c->xsave_size = sizeof(struct kvm_xsave);
 	if (check_ext(vm, KVM_CAP_DIRTY_LOG_RING) > 0)
-		c->dirty_ring_max = (uint32_t)check_ext(vm,
-							KVM_CAP_DIRTY_LOG_RING);
+		c->dirty_ring_max = (uint32_t)check_ext(vm, KVM_CAP_DIRTY_LOG_RING);
 	c->dirty_ring_acq_rel = c->dirty_ring_max &&
 				check_ext(vm, KVM_CAP_DIRTY_LOG_RING_ACQ_REL) > 0;
+}
 
+/* The MSRs KVM lists that round-trip on the scratch vCPU (the ones vCPU
+ * state carries), and whether the TSC can be set. */
+static int probe_msrs(int kvm_fd, int vcpu, struct kvm_caps *c)
+{
+	struct kvm_msr_list *list = NULL;
+	int err = get_msr_index_list(kvm_fd, &list);
+
+	if (err)
+		return err;
+	c->nmsrs_listed = list->nmsrs;
+	c->msrs = calloc(list->nmsrs ? list->nmsrs : 1, sizeof(c->msrs[0]));
+	if (!c->msrs) {
+		free(list);
+		return -ENOMEM;
+	}
+	c->tsc_settable = tsc_is_settable(vcpu);
+	for (uint32_t i = 0; i < list->nmsrs; i++) {
+		if (msr_round_trips(vcpu, list->indices[i]))
+			c->msrs[c->nmsrs++] = list->indices[i];
+		else
+			log_debug("kvm: MSR %#x listed but not readable and "
+				  "writable; left out of vCPU state",
+				  list->indices[i]);
+	}
+	free(list);
+	return 0;
+}
+
+static int probe_scratch(int kvm_fd, struct kvm_caps *c)
+{
+	int vm = -1, vcpu = -1, r, err = 0;
+
+	vm = ioctl(kvm_fd, KVM_CREATE_VM, 0);
+	if (vm < 0) {
+		err = -errno;
+		log_err("kvm: KVM_CREATE_VM (scratch): %s", ferry_strerror(-err));
+		return err;
+	}
+
+	probe_vm_caps(vm, c);
 	if (ioctl(vm, KVM_SET_TSS_ADDR, 0xfffbd000UL) < 0) {
 		err = -errno;
 		log_err("kvm: KVM_SET_TSS_ADDR (scratch VM): %s",
@@ -210,26 +241,8 @@ static int probe_scratch(int kvm_fd, struct kvm_caps *c)
 	}
 	c->tsc_khz = (uint32_t)r;
 
-	err = get_msr_index_list(kvm_fd, &list);
-	if (err)
-		goto out;
-	c->nmsrs_listed = list->nmsrs;
-	c->msrs = calloc(list->nmsrs ? list->nmsrs : 1, sizeof(c->msrs[0]));
-	if (!c->msrs) {
-		err = -ENOMEM;
-		goto out;
-	}
-	c->tsc_settable = tsc_is_settable(vcpu);
-	for (i = 0; i < list->nmsrs; i++) {
-		if (msr_round_trips(vcpu, list->indices[i]))
-			c->msrs[c->nmsrs++] = list->indices[i];
-		else
-			log_debug("kvm: MSR %#x listed but not readable and "
-				  "writable; left out of vCPU state",
-				  list->indices[i]);
-	}
+	err = probe_msrs(kvm_fd, vcpu, c);
 out:
-	free(list);
 	if (vcpu >= 0)
 		close(vcpu);
 	close(vm);
