@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Helpers shared by the benches that came with issue 5 (evtchn, xenstore,
- * sched): a monotonic clock, a sleep, and median (min-max) of a few runs.
+ * Helpers shared by the benches: a sleep, median (min-max) of a few runs,
+ * and the PV rings' backends a bench's hyp gets, as ferryd's does.
  * Header-only so bench/CMakeLists.txt keeps one executable per .c file.
  */
 #ifndef BENCH_BENCH_H
@@ -15,12 +15,17 @@
 #include <time.h>
 #include <unistd.h>
 
-static inline double bench_now(void)
-{
-	struct timespec ts;
+#include "devices/pv.h"
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+/* One for the process: it holds only the xenstore kick. NULL on failure
+ * (hyp_create then refuses nothing, but domains get no PV rings). */
+static inline struct dev_pv *bench_pv(void)
+{
+	static struct dev_pv *pv;
+
+	if (!pv && dev_pv_new(&pv))
+		pv = NULL;
+	return pv;
 }
 
 static inline void bench_sleep(double s)

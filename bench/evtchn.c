@@ -29,6 +29,8 @@
 
 #include "bench.h"
 #include "abi/guest.h"
+#include "common/clock.h"
+#include "common/err.h"
 #include "common/log.h"
 #include "guests/soft.h"
 #include "hyp/evtchn.h"
@@ -74,7 +76,7 @@ static int wait_console(struct hyp *h, uint32_t id, const char *what, double sec
 			char *line, size_t len)
 {
 	static char buf[16384];
-	double end = bench_now() + secs;
+	double end = ferry_now_s() + secs;
 
 	do {
 		size_t got = 0;
@@ -97,7 +99,7 @@ static int wait_console(struct hyp *h, uint32_t id, const char *what, double sec
 			return -ENOTSUP;
 		}
 		bench_sleep(0.02);
-	} while (bench_now() < end);
+	} while (ferry_now_s() < end);
 	snprintf(line, len, "no '%s' on domain %u's console", what, id);
 	return -ETIMEDOUT;
 }
@@ -144,6 +146,7 @@ static int guest_run(const char *backend, double secs, struct guest_run *out,
 		.memory_bytes = 256ULL << 20,
 		.guest_elf = FERRY_GUEST_ELF,
 		.soft_guest = &wl_soft_guest_ops,
+		.pv_backend = &dev_pv_backend_ops, .pv_backend_opaque = bench_pv(),
 	};
 	char cmd[128], line[256];
 	unsigned port, gref;
@@ -154,13 +157,13 @@ static int guest_run(const char *backend, double secs, struct guest_run *out,
 	int rc;
 
 	if ((rc = hyp_create(&p, &h))) {
-		snprintf(why, whylen, "hyp_create: %s", strerror(-rc));
+		snprintf(why, whylen, "hyp_create: %s", ferry_strerror(-rc));
 		return rc;
 	}
 	/* A fresh hyp numbers from 1. */
 	snprintf(cmd, sizeof(cmd), "workload=pingpong role=pong peer=2");
 	if ((rc = create(h, backend, "pong", cmd, false, &pong))) {
-		snprintf(why, whylen, "creating pong: %s", strerror(-rc));
+		snprintf(why, whylen, "creating pong: %s", ferry_strerror(-rc));
 		goto out;
 	}
 	rc = wait_console(h, pong, "pingpong: pong port=", 20, line, sizeof(line));
@@ -176,7 +179,7 @@ static int guest_run(const char *backend, double secs, struct guest_run *out,
 	snprintf(cmd, sizeof(cmd), "workload=pingpong role=ping peer=%u port=%u gref=%u",
 		 pong, port, gref);
 	if ((rc = create(h, backend, "ping", cmd, false, &ping))) {
-		snprintf(why, whylen, "creating ping: %s", strerror(-rc));
+		snprintf(why, whylen, "creating ping: %s", ferry_strerror(-rc));
 		goto out;
 	}
 	if (pong != 1 || ping != 2) {
@@ -189,7 +192,7 @@ static int guest_run(const char *backend, double secs, struct guest_run *out,
 		snprintf(why, whylen, "%s", line);
 		goto out;
 	}
-	t0 = bench_now();
+	t0 = ferry_now_s();
 	c0 = cpu_s(h, ping) + cpu_s(h, pong);
 	if ((rc = read_rounds(h, ping, &r0)) || (rc = read_rounds(h, pong, &q0)))
 		goto gmem;
@@ -197,7 +200,7 @@ static int guest_run(const char *backend, double secs, struct guest_run *out,
 	if ((rc = read_rounds(h, ping, &r1)) || (rc = read_rounds(h, pong, &q1)))
 		goto gmem;
 	c1 = cpu_s(h, ping) + cpu_s(h, pong);
-	t1 = bench_now();
+	t1 = ferry_now_s();
 	if (r1 <= r0) {
 		snprintf(why, whylen, "no round trip in %.1f s", t1 - t0);
 		rc = -EPROTO;
@@ -208,7 +211,7 @@ static int guest_run(const char *backend, double secs, struct guest_run *out,
 	out->pong_rounds = q1 - q0;
 	goto out;
 gmem:
-	snprintf(why, whylen, "reading the counters: %s", strerror(-rc));
+	snprintf(why, whylen, "reading the counters: %s", ferry_strerror(-rc));
 out:
 	hyp_destroy(h);
 	return rc;
@@ -266,7 +269,8 @@ static void *pong_thread(void *arg)
 static int floor_setup(struct floor *f)
 {
 	struct hyp_params p = { .backend = "soft", .memory_bytes = 128ULL << 20,
-				.guest_elf = FERRY_GUEST_ELF, .soft_guest = &wl_soft_guest_ops };
+				.guest_elf = FERRY_GUEST_ELF, .soft_guest = &wl_soft_guest_ops,
+				.pv_backend = &dev_pv_backend_ops, .pv_backend_opaque = bench_pv() };
 	struct xen_add_to_physmap x = { .domid = DOMID_SELF,
 					.space = XENMAPSPACE_shared_info,
 					.gpfn = SI_GPA >> 12 };
@@ -387,7 +391,7 @@ static int floor_run(struct floor *f, bool threads, double secs, double *rate,
 			return -EAGAIN;
 		}
 	}
-	t0 = bench_now();
+	t0 = ferry_now_s();
 	end = t0 + secs;
 	for (double a = t0, b; a < end; a = b) {
 		if (hcall(f, 0, EVTCHNOP_send)) {
@@ -402,12 +406,12 @@ static int floor_run(struct floor *f, bool threads, double secs, double *rate,
 			}
 		}
 		wait_pending(f, 0);
-		b = bench_now();
+		b = ferry_now_s();
 		if (n < FLOOR_SAMPLES)
 			floor_us[n] = (float)((b - a) * 1e6);
 		n++;
 	}
-	*rate = (double)n / (bench_now() - t0);
+	*rate = (double)n / (ferry_now_s() - t0);
 	f->stop = true;
 	if (threads)
 		pthread_join(t, NULL);

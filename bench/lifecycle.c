@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "common/log.h"
 #include "guests/soft.h"
 #include "hyp/hyp.h"
@@ -25,19 +26,11 @@ static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t cond = PTHREAD_COND_INITIALIZER;
 static double first_line_at;
 
-static double now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static void on_console(void *opaque, uint32_t domid, const char *buf, size_t len)
 {
 	pthread_mutex_lock(&lock);
 	if (!first_line_at && memchr(buf, '\n', len)) {
-		first_line_at = now();
+		first_line_at = ferry_now_s();
 		pthread_cond_broadcast(&cond);
 	}
 	pthread_mutex_unlock(&lock);
@@ -84,6 +77,7 @@ static int bench(const char *backend)
 		.memory_bytes = 6ULL << 30,
 		.guest_elf = FERRY_GUEST_ELF,
 		.soft_guest = &wl_soft_guest_ops,
+		.pv_backend = &dev_pv_backend_ops, .pv_backend_opaque = bench_pv(),
 		.events = { .console = on_console },
 	};
 	double create[RUNS], destroy[RUNS];
@@ -102,7 +96,7 @@ static int bench(const char *backend)
 		double t0, t1;
 
 		first_line_at = 0;
-		t0 = now();
+		t0 = ferry_now_s();
 		if (hyp_domain_create(h, &c, false, &id))
 			return 1;
 		pthread_mutex_lock(&lock);
@@ -118,9 +112,9 @@ static int bench(const char *backend)
 			return 1;
 		}
 		create[r] = (t1 - t0) * 1e3;
-		t0 = now();
+		t0 = ferry_now_s();
 		hyp_domain_destroy(h, id);
-		destroy[r] = (now() - t0) * 1e3;
+		destroy[r] = (ferry_now_s() - t0) * 1e3;
 	}
 	qsort(create, RUNS, sizeof(double), cmp);
 	qsort(destroy, RUNS, sizeof(double), cmp);

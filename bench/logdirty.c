@@ -26,6 +26,8 @@
 
 #include "abi/guest.h"
 #include "common/bitmap.h"
+#include "common/clock.h"
+#include "common/err.h"
 #include "common/log.h"
 #include "guests/soft.h"
 #include "guests/workload.h"
@@ -40,14 +42,6 @@
 
 /* The raw write-protect fault cost bench_raw() measured, in us (0: none). */
 static double raw_fault_us;
-
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static int cmp_dbl(const void *a, const void *b)
 {
@@ -81,9 +75,9 @@ static uint64_t gen_sum(const struct wl_ctx *wl)
 static bool wait_console(struct hyp *h, uint32_t id, const char *needle, double secs)
 {
 	static char buf[65536];
-	double end = now_s() + secs;
+	double end = ferry_now_s() + secs;
 
-	while (now_s() < end) {
+	while (ferry_now_s() < end) {
 		size_t got = 0;
 
 		if (!hyp_console_read(h, id, buf, sizeof(buf) - 1, &got)) {
@@ -105,9 +99,9 @@ static double run_rate(struct hyp *h, uint32_t id, const struct wl_ctx *wl, doub
 	double t0, t1;
 
 	*reported = 0;
-	t0 = now_s();
+	t0 = ferry_now_s();
 	hyp_domain_unpause(h, id);
-	while (now_s() - t0 < secs) {
+	while (ferry_now_s() - t0 < secs) {
 		usleep(100000);
 		if (ld) {
 			ld_peek_clean(ld, bm, npages, &c);
@@ -115,7 +109,7 @@ static double run_rate(struct hyp *h, uint32_t id, const struct wl_ctx *wl, doub
 		}
 	}
 	hyp_domain_pause(h, id);
-	t1 = now_s();
+	t1 = ferry_now_s();
 	if (ld) {
 		ld_peek_clean(ld, bm, npages, &c);
 		*reported += c;
@@ -129,7 +123,8 @@ static int bench_backend(const char *ldname)
 {
 	const char *exec = strcmp(ldname, "wp") ? "kvm" : "soft";
 	struct hyp_params p = { .backend = exec, .memory_bytes = (MEM_MB + 128) << 20,
-				.guest_elf = FERRY_GUEST_ELF, .soft_guest = &wl_soft_guest_ops };
+				.guest_elf = FERRY_GUEST_ELF, .soft_guest = &wl_soft_guest_ops,
+				.pv_backend = &dev_pv_backend_ops, .pv_backend_opaque = bench_pv() };
 	struct hyp_dom_config cfg;
 	struct hyp *h = NULL;
 	struct hyp_domain *d = NULL;
@@ -148,7 +143,7 @@ static int bench_backend(const char *ldname)
 	}
 	ret = hyp_create(&p, &h);
 	if (ret) {
-		printf("%-10s hyp_create: %s\n", ldname, strerror(-ret));
+		printf("%-10s hyp_create: %s\n", ldname, ferry_strerror(-ret));
 		return ret;
 	}
 	memset(&cfg, 0, sizeof(cfg));
@@ -181,7 +176,7 @@ static int bench_backend(const char *ldname)
 
 	ret = ld_enable_backend(d, ldname, &ld);
 	if (ret) {
-		printf("%-10s ld_enable: %s\n", ldname, strerror(-ret));
+		printf("%-10s ld_enable: %s\n", ldname, ferry_strerror(-ret));
 		goto out;
 	}
 	ld_stats(ld, &st);
@@ -190,10 +185,10 @@ static int bench_backend(const char *ldname)
 	/* Nothing dirty (domain paused). */
 	ld_peek_clean(ld, bm, gm.npages, &c);
 	for (int i = 0; i < REPS; i++) {
-		double t0 = now_s();
+		double t0 = ferry_now_s();
 
 		ld_peek_clean(ld, bm, gm.npages, &c);
-		v[i] = (now_s() - t0) * 1e3;
+		v[i] = (ferry_now_s() - t0) * 1e3;
 	}
 	idle_ms = median(v, REPS) / gib;
 	printf("%-10s peek-clean, nothing dirty: %8.3f ms/GiB   (target < 1 ms/GiB for "
@@ -212,7 +207,7 @@ static int bench_backend(const char *ldname)
 			/* Run the guest until every working-set page was
 			 * rewritten since the last peek. */
 			uint32_t *g0 = malloc(wl_ws_pages(&wl) * 4);
-			double end = now_s() + 10;
+			double end = ferry_now_s() + 10;
 			uint64_t left;
 
 			for (uint64_t k = 0; k < wl_ws_pages(&wl); k++)
@@ -223,15 +218,15 @@ static int bench_backend(const char *ldname)
 				left = 0;
 				for (uint64_t k = 0; k < wl_ws_pages(&wl); k++)
 					left += wl_page_gen(&wl, k) == g0[k];
-			} while (left && now_s() < end);
+			} while (left && ferry_now_s() < end);
 			hyp_domain_pause(h, id);
 			free(g0);
 			n = wl_ws_pages(&wl);
 		}
 		memset(bm, 0, BITMAP_BYTES(gm.npages));
-		t0 = now_s();
+		t0 = ferry_now_s();
 		ld_peek_clean(ld, bm, gm.npages, &got);
-		v[i] = (now_s() - t0) * 1e3;
+		v[i] = (ferry_now_s() - t0) * 1e3;
 		if (got < n)
 			printf("%-10s   round %d: only %llu of %llu pages reported!\n", ldname, i,
 			       (unsigned long long)got, (unsigned long long)n);
@@ -373,12 +368,12 @@ static int bench_raw(void)
 		g.rip = 0x10000;
 		g.rdi = data_gpa;
 		ioctl(vc, KVM_SET_REGS, &g);
-		t0 = now_s();
+		t0 = ferry_now_s();
 		if (ioctl(vc, KVM_RUN, 0) || run->exit_reason != KVM_EXIT_MMIO) {
 			printf("raw        probe failed: exit %u\n", run->exit_reason);
 			goto out;
 		}
-		t[pass] = now_s() - t0;
+		t[pass] = ferry_now_s() - t0;
 	}
 	raw_fault_us = (t[1] - t[2]) / (double)np * 1e6;
 	printf("raw        KVM write-protect fault (CPL3 store, logging on): %.2f us   "

@@ -33,6 +33,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/clock.h"
+#include "common/err.h"
 #include "common/log.h"
 #include "stream/io.h"
 #include "stream/net.h"
@@ -61,14 +63,6 @@ static uint8_t *src, *dst;
 static uint64_t npages;
 static struct strm_tls *tls;
 static int lfd, port;
-
-static double now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static double thread_cpu(void)
 {
@@ -324,10 +318,10 @@ static int run_once(enum path p, int nch, struct result *res)
 		pthread_create(&th[i], NULL, run_side, &jobs[i]);
 	}
 	pthread_barrier_wait(&go);
-	t0 = now();
+	t0 = ferry_now_s();
 	for (int i = 0; i < 2 * nch; i++)
 		pthread_join(th[i], NULL);
-	res->secs = now() - t0;
+	res->secs = ferry_now_s() - t0;
 	pthread_barrier_destroy(&go);
 	for (int i = 0; i < 2 * nch; i++) {
 		if (jobs[i].rc && !rc) {
@@ -429,7 +423,7 @@ int main(int argc, char **argv)
 		}
 		if (rc) {
 			printf("%-9s %2d  failed: %s\n", path_names[plan[k].p], plan[k].nch,
-			       strerror(-rc));
+			       ferry_strerror(-rc));
 			continue;
 		}
 		{

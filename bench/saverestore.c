@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "common/log.h"
 #include "guests/soft.h"
 #include "hyp/gmem.h"
@@ -26,14 +27,6 @@
 #include "migrate/save.h"
 #include "restore/restore.h"
 #include "bench.h"
-
-static double now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static uint64_t rng = 0x9e3779b97f4a7c15ULL;
 static uint64_t next(void)
@@ -105,9 +98,9 @@ static double memcpy_gibs(void)
 
 	memset(a, 1, n);
 	memset(b, 2, n);
-	t0 = now();
+	t0 = ferry_now_s();
 	memcpy(b, a, n);
-	t = now() - t0;
+	t = ferry_now_s() - t0;
 	/* Use the copy, or the compiler drops it. */
 	__asm__ volatile("" : : "r"(b) : "memory");
 	free(a);
@@ -129,12 +122,12 @@ static double disk_gibs(const char *dir)
 		return 0;
 	for (size_t i = 0; i < chunk; i++)
 		buf[i] = (uint8_t)next();
-	t0 = now();
+	t0 = ferry_now_s();
 	for (size_t o = 0; o < total; o += chunk)
 		if (write(fd, buf, chunk) != (ssize_t)chunk)
 			break;
 	fsync(fd);
-	t = now() - t0;
+	t = ferry_now_s() - t0;
 	close(fd);
 	unlink(path);
 	free(buf);
@@ -146,7 +139,8 @@ static int bench(const char *dir, uint64_t mem_mb)
 	static const enum strm_codec codecs[] = { STRM_CODEC_NONE, STRM_CODEC_LZ4,
 						  STRM_CODEC_ZSTD };
 	struct hyp_params p = { .backend = "soft", .memory_bytes = (2 * mem_mb + 64) << 20,
-				.soft_guest = &wl_soft_guest_ops };
+				.soft_guest = &wl_soft_guest_ops,
+				.pv_backend = &dev_pv_backend_ops, .pv_backend_opaque = bench_pv() };
 	struct hyp_dom_config cfg;
 	struct hyp_domain *d;
 	struct hyp_gmem gm;
@@ -188,24 +182,24 @@ static int bench(const char *dir, uint64_t mem_mb)
 		fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
 		if (fd < 0 || strm_io_fd(fd, true, &io))
 			return 1;
-		t0 = now();
+		t0 = ferry_now_s();
 		if (mig_save_domain(h, id, io, &o, &st, err, sizeof(err))) {
 			fprintf(stderr, "save: %s\n", err);
 			return 1;
 		}
-		ts = now() - t0;
+		ts = ferry_now_s() - t0;
 		stat(path, &sb);
 		if (!c)
 			none_size = (uint64_t)sb.st_size;
 		fd = open(path, O_RDONLY);
 		if (fd < 0 || strm_io_fd(fd, true, &io))
 			return 1;
-		t0 = now();
+		t0 = ferry_now_s();
 		if (rst_restore_domain(h, io, &ro, &rid, &rs, err, sizeof(err))) {
 			fprintf(stderr, "restore: %s\n", err);
 			return 1;
 		}
-		tr = now() - t0;
+		tr = ferry_now_s() - t0;
 		strm_io_close(io);
 		hyp_domain_destroy(h, rid);
 		unlink(path);

@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "bench.h"
+#include "common/clock.h"
 #include "common/log.h"
 #include "guests/soft.h"
 #include "guests/spin-report.h"
@@ -83,12 +84,12 @@ static double cpu_s(struct hyp *h, uint32_t id)
 static int at_report(struct hyp *h, uint32_t id, int idx, double *count, double *cpu)
 {
 	static struct wl_spin_report r[MAX_REPORTS];
-	double end = bench_now() + 20;
+	double end = ferry_now_s() + 20;
 	int n = reports(h, id, r);
 
 	if (n > idx)
 		idx = n;
-	while ((n = reports(h, id, r)) <= idx && bench_now() < end)
+	while ((n = reports(h, id, r)) <= idx && ferry_now_s() < end)
 		bench_sleep(0.002);
 	*cpu = cpu_s(h, id);
 	if (n <= idx)
@@ -101,10 +102,10 @@ static int at_report(struct hyp *h, uint32_t id, int idx, double *count, double 
 static double mean_rate(struct hyp *h, uint32_t id, int from, int upto)
 {
 	static struct wl_spin_report r[MAX_REPORTS];
-	double sum = 0, end = bench_now() + 20 + (upto - from);
+	double sum = 0, end = ferry_now_s() + 20 + (upto - from);
 	int n;
 
-	while ((n = reports(h, id, r)) < upto && bench_now() < end)
+	while ((n = reports(h, id, r)) < upto && ferry_now_s() < end)
 		bench_sleep(0.002);
 	if (n < upto)
 		return -1;
@@ -146,7 +147,7 @@ static void error_of(struct result *r, unsigned n)
 static int measure_weights(struct hyp *h, const struct mix *m, const uint32_t *id, int nrep,
 			   struct result *r)
 {
-	double c0[MAXD], rate[MAXD], total = 0, rtotal = 0, t0 = bench_now();
+	double c0[MAXD], rate[MAXD], total = 0, rtotal = 0, t0 = ferry_now_s();
 	struct sched_stats s0, s1;
 	int from[MAXD];
 	unsigned wsum = 0;
@@ -166,8 +167,8 @@ static int measure_weights(struct hyp *h, const struct mix *m, const uint32_t *i
 		rtotal += rate[i];
 	}
 	sched_get_stats(h, &s1);
-	r->sw_s = (double)(s1.switches - s0.switches) / (bench_now() - t0);
-	r->busy = total / (bench_now() - t0);
+	r->sw_s = (double)(s1.switches - s0.switches) / (ferry_now_s() - t0);
+	r->busy = total / (ferry_now_s() - t0);
 	for (unsigned i = 0; i < m->n; i++) {
 		r->want[i] = 100.0 * m->w[i] / wsum;
 		r->share[0][i] = total > 0 ? 100 * c0[i] / total : 0;
@@ -192,12 +193,12 @@ static int measure_cap(struct hyp *h, const struct mix *m, uint32_t id, int nrep
 	n = at_report(h, id, nreports(h, id) + 1, &count, &cpu0);
 	if (n < 0)
 		return -1;
-	t0 = bench_now();
+	t0 = ferry_now_s();
 	sched_get_stats(h, &s0);
 	capped = mean_rate(h, id, n + 1, n + 1 + nrep);
-	cpu = (cpu_s(h, id) - cpu0) / (bench_now() - t0);
+	cpu = (cpu_s(h, id) - cpu0) / (ferry_now_s() - t0);
 	sched_get_stats(h, &s1);
-	r->sw_s = (double)(s1.switches - s0.switches) / (bench_now() - t0);
+	r->sw_s = (double)(s1.switches - s0.switches) / (ferry_now_s() - t0);
 	r->busy = cpu;
 	if (capped < 0 || sched_credit2_set(h, id, -1, 0))
 		return -1;
@@ -218,6 +219,7 @@ static int run_mix(const char *backend, const struct mix *m, int nrep, struct re
 		.memory_bytes = 256ULL << 20,
 		.guest_elf = FERRY_GUEST_ELF,
 		.soft_guest = &wl_soft_guest_ops,
+		.pv_backend = &dev_pv_backend_ops, .pv_backend_opaque = bench_pv(),
 	};
 	struct hyp *h;
 	uint32_t id[MAXD];

@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include "bench.h"
+#include "common/clock.h"
 #include "xenstore/xs-wire.h"
 
 #define MAX_RUNS BENCH_MAX_RUNS
@@ -210,11 +211,11 @@ static int rm_one(const char *p, const struct stat *st, int flag, struct FTW *f)
 
 static int wait_path(const char *path, double secs)
 {
-	double end = bench_now() + secs;
+	double end = ferry_now_s() + secs;
 	struct stat st;
 
 	while (stat(path, &st)) {
-		if (bench_now() > end)
+		if (ferry_now_s() > end)
 			return -ETIMEDOUT;
 		bench_sleep(0.05);
 	}
@@ -223,13 +224,13 @@ static int wait_path(const char *path, double secs)
 
 static void stop_child(pid_t pid)
 {
-	double end = bench_now() + 5;
+	double end = ferry_now_s() + 5;
 
 	if (pid <= 0)
 		return;
 	kill(pid, SIGTERM);
 	while (waitpid(pid, NULL, WNOHANG) == 0) {
-		if (bench_now() > end) {
+		if (ferry_now_s() > end) {
 			kill(pid, SIGKILL);
 			waitpid(pid, NULL, 0);
 			return;
@@ -330,11 +331,11 @@ enum op { OP_READ, OP_WRITE, OP_ECHO };
 /* Synchronous ops/s over secs. */
 static int sync_rate(struct xsc *c, enum op op, double secs, double *rate)
 {
-	double t0 = bench_now(), end = t0 + secs;
+	double t0 = ferry_now_s(), end = t0 + secs;
 	uint64_t n = 0;
 	int rc = 0;
 
-	while (!rc && bench_now() < end) {
+	while (!rc && ferry_now_s() < end) {
 		for (int i = 0; !rc && i < 16; i++) {
 			if (op == OP_READ)
 				rc = xsc_call(c, XS_READ, NODE, sizeof(NODE), NULL, 0);
@@ -345,7 +346,7 @@ static int sync_rate(struct xsc *c, enum op op, double secs, double *rate)
 		}
 		n += 16;
 	}
-	*rate = (double)n / (bench_now() - t0);
+	*rate = (double)n / (ferry_now_s() - t0);
 	return rc;
 }
 
@@ -372,11 +373,11 @@ struct fire_lat {
 static int fire_latency(struct xsc *w, struct xsc *r, double secs, struct fire_lat *out)
 {
 	static double rep[200000], ev[200000], gap[200000];
-	double end = bench_now() + secs;
+	double end = ferry_now_s() + secs;
 	int n = 0, rc;
 
-	while (n < 200000 && bench_now() < end) {
-		double t0 = bench_now(), tr = 0, te = 0;
+	while (n < 200000 && ferry_now_s() < end) {
+		double t0 = ferry_now_s(), tr = 0, te = 0;
 
 		if (xsc_send(w, XS_WRITE, WNODE, sizeof(WNODE), value, VALUE_LEN) < 0)
 			return -EPIPE;
@@ -392,13 +393,13 @@ static int fire_latency(struct xsc *w, struct xsc *r, double secs, struct fire_l
 					return rc;
 				if (w->rx.hdr.type == XS_ERROR)
 					return -EIO;
-				tr = bench_now();
+				tr = ferry_now_s();
 			}
 			if ((m & 2) && !te) {
 				if ((rc = xsc_recv(r)))
 					return rc;
 				if (r->rx.hdr.type == XS_WATCH_EVENT)
-					te = bench_now();
+					te = ferry_now_s();
 			}
 		}
 		rep[n] = (tr - t0) * 1e6;
@@ -417,11 +418,11 @@ static int fire_rate(struct xsc *w, struct xsc *r, double secs, double *rate,
 		     uint64_t *lost)
 {
 	uint64_t sent = 0, acked = 0, events = 0, in_window = 0;
-	double t0 = bench_now(), end = t0 + secs, drain = end + 2;
+	double t0 = ferry_now_s(), end = t0 + secs, drain = end + 2;
 	int rc;
 
 	for (;;) {
-		double t = bench_now();
+		double t = ferry_now_s();
 		int m;
 
 		while (t < end && sent - acked < PIPELINE) {
@@ -447,7 +448,7 @@ static int fire_rate(struct xsc *w, struct xsc *r, double secs, double *rate,
 				return rc;
 			if (r->rx.hdr.type == XS_WATCH_EVENT) {
 				events++;
-				if (bench_now() < end)
+				if (ferry_now_s() < end)
 					in_window++;
 			}
 		}

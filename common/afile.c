@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "common/afile.h"
+#include "common/err.h"
 
 #define AFILE_MAX_LINKS 40
 
@@ -29,7 +30,7 @@ struct afile {
 
 static int fail(int rc, char *err, size_t errlen, const char *what, const char *path)
 {
-	snprintf(err, errlen, "%s %s: %s", what, path, strerror(-rc));
+	snprintf(err, errlen, "%s %s: %s", what, path, ferry_strerror(-rc));
 	return rc;
 }
 
@@ -211,7 +212,7 @@ int afile_commit(struct afile *f, char *err, size_t errlen)
 	close(dfd);
 	if (rc) {
 		snprintf(err, errlen, "%s was replaced, but syncing its directory failed: %s",
-			 f->path, strerror(-rc));
+			 f->path, ferry_strerror(-rc));
 		goto err;
 	}
 	afile_abort(f);

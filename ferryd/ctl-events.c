@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: MIT
 /*
  * The bridge from hyp's event callbacks, which run on vCPU threads (or any
- * thread), to the loop: a mutex-protected queue and a uv_async_t.
+ * thread), to the loop: pending events wait in a list (so console bytes can
+ * join a pending entry), and one call through ctl-jobs.c's queue to the
+ * loop (ctl__loop_call, the one way threads reach it) delivers them.
  *
  * Console bytes are coalesced per domain: new bytes join the newest pending
  * console entry of that domain unless a state change of that domain was
@@ -33,6 +35,18 @@ static void event_free(struct ctl_event *e)
 	free(e);
 }
 
+/* Caller holds ev_lock: asks the loop to deliver what is pending, unless
+ * it was asked already. Before the jobs' queue exists (no domain yet) or
+ * after it closed (the stop drains by hand), the events wait. */
+static void post_locked(struct ctl_server *srv)
+{
+	if (srv->ev_posted)
+		return;
+	srv->ev_posted = true;
+	if (ctl__loop_call(srv, &srv->ev_call))
+		srv->ev_posted = false;
+}
+
 /* Caller holds ev_lock. */
 static void queue_push(struct ctl_server *srv, struct ctl_event *e)
 {
@@ -41,6 +55,7 @@ static void queue_push(struct ctl_server *srv, struct ctl_event *e)
 	else
 		srv->ev_head = e;
 	srv->ev_tail = e;
+	post_locked(srv);
 }
 
 /* The newest console entry of domid not followed by a state event of domid. */
@@ -103,7 +118,7 @@ static void on_console(void *opaque, uint32_t domid, const char *buf, size_t len
 		queue_push(srv, e);
 	}
 	console_append(e, buf, len);
-	uv_async_send(&srv->async);
+	post_locked(srv);
 out:
 	pthread_mutex_unlock(&srv->ev_lock);
 }
@@ -121,9 +136,8 @@ static void push_simple(struct ctl_server *srv, enum ctl_event_type type, uint32
 			e->domid = domid;
 			e->state = st;
 			queue_push(srv, e);
-			uv_async_send(&srv->async);
 		} else {
-			log_err("dom%u: out of memory queueing an event", domid);
+			log_err("d%u: out of memory queueing an event", domid);
 		}
 	}
 	pthread_mutex_unlock(&srv->ev_lock);
@@ -165,22 +179,22 @@ void ctl__events_drain(struct ctl_server *srv)
 	}
 }
 
-static void async_cb(uv_async_t *a)
+/* On the loop: ev_call's turn in the queue. Only here is ev_posted
+ * cleared, so ev_call is never queued twice. */
+static void deliver_call(struct ctl_call *c)
 {
-	ctl__events_drain(a->data);
+	struct ctl_server *srv = container_of(c, struct ctl_server, ev_call);
+
+	pthread_mutex_lock(&srv->ev_lock);
+	srv->ev_posted = false;
+	pthread_mutex_unlock(&srv->ev_lock);
+	ctl__events_drain(srv);
 }
 
 int ctl__events_init(struct ctl_server *srv, struct hyp_events *ev)
 {
-	int rc;
-
 	pthread_mutex_init(&srv->ev_lock, NULL);
-	rc = uv_async_init(srv->loop, &srv->async, async_cb);
-	if (rc) {
-		pthread_mutex_destroy(&srv->ev_lock);
-		return rc;
-	}
-	srv->async.data = srv;
+	srv->ev_call.fn = deliver_call;
 	ev->console = on_console;
 	ev->state = on_state;
 	ev->gone = on_gone;
@@ -193,8 +207,6 @@ void ctl__events_close(struct ctl_server *srv)
 	pthread_mutex_lock(&srv->ev_lock);
 	srv->ev_closed = true;
 	pthread_mutex_unlock(&srv->ev_lock);
-	if (!uv_is_closing((uv_handle_t *)&srv->async))
-		uv_close((uv_handle_t *)&srv->async, NULL);
 }
 
 void ctl__events_fini(struct ctl_server *srv)

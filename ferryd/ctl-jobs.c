@@ -87,6 +87,8 @@ int ctl__loop_call(struct ctl_server *srv, struct ctl_call *c)
 	struct ctl_jobs *js = srv->jobs;
 
 	c->next = NULL;
+	if (!js)
+		return -ESHUTDOWN; /* not started yet, or finished */
 	pthread_mutex_lock(&js->lock);
 	if (!js->async_open) {
 		pthread_mutex_unlock(&js->lock);

@@ -436,19 +436,19 @@ static void restore_one(struct ctl_life *l, const char *name)
 	} else if (!r.paused) {
 		rc = hyp_domain_unpause(srv->hyp, domid);
 		if (rc)
-			log_err("dom%u: restored '%s' but cannot unpause it: %s", domid, name,
+			log_err("d%u: restored '%s' but cannot unpause it: %s", domid, name,
 				ferry_strerror(rc));
 	}
 	unlink(save);
 	unlink(rec);
 	fsync_dir(l->dir);
 	if (r.fenced)
-		log_info("restored %s from %s saved at stop %s, as dom%u: fenced, as it was (it "
+		log_info("restored %s from %s saved at stop %s, as d%u: fenced, as it was (it "
 			 "went to %s; settle it with xl migrate-resolve)",
 			 name, save, r.saved_at, domid,
 			 r.has_fence ? r.fence.host : "an unknown host");
 	else
-		log_info("restored %s from %s saved at stop %s, as dom%u%s", name, save, r.saved_at,
+		log_info("restored %s from %s saved at stop %s, as d%u%s", name, save, r.saved_at,
 			 domid, r.paused ? ": paused, as it was" : "");
 }
 
@@ -524,7 +524,7 @@ static bool is_late(struct ctl_life *l)
 /* Why domid is destroyed unsaved, in the log, and its end. */
 static void give_up(struct ctl_life *l, uint32_t domid, const char *name, const char *why)
 {
-	log_err("'%s' (dom%u) not saved: %s; destroying it", name, domid, why);
+	log_err("'%s' (d%u) not saved: %s; destroying it", name, domid, why);
 	hyp_domain_destroy(l->srv->hyp, domid);
 }
 
@@ -547,14 +547,14 @@ static void stop_one(struct ctl_life *l, uint32_t domid)
 	if (hyp_domain_info(srv->hyp, domid, &info))
 		return; /* gone meanwhile */
 	if (has_suffix(info.name, INCOMING_SUFFIX)) {
-		log_info("dom%u: '%s' is an incoming migration that did not finish: not saved "
+		log_info("d%u: '%s' is an incoming migration that did not finish: not saved "
 			 "(its source keeps the domain)",
 			 domid, info.name);
 		return; /* the stop's end destroys it */
 	}
 	if (info.state == HYP_DOM_SHUTDOWN || info.state == HYP_DOM_DYING ||
 	    info.state == HYP_DOM_CRASHED) {
-		log_info("dom%u: '%s' is %s: not saved", domid, info.name,
+		log_info("d%u: '%s' is %s: not saved", domid, info.name,
 			 hyp_state_name(info.state));
 		return;
 	}
@@ -603,7 +603,7 @@ static void stop_one(struct ctl_life *l, uint32_t domid)
 		give_up(l, domid, info.name, rc == -ECANCELED || is_late(l) ? why : err);
 		return;
 	}
-	log_info("dom%u: saved '%s'%s to %s: %" PRIu64 " MiB in %.1f s", domid, info.name,
+	log_info("d%u: saved '%s'%s to %s: %" PRIu64 " MiB in %.1f s", domid, info.name,
 		 r.fenced ? " (fenced)" : r.paused ? " (paused)" : "", path, st.bytes >> 20,
 		 (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
 	hyp_domain_destroy(srv->hyp, domid);

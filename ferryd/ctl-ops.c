@@ -16,7 +16,7 @@
 
 #include "common/err.h"
 #include "common/log.h"
-#include "hyp/pv.h"
+#include "devices/pv.h"
 #include "internal.h"
 #include "toolstack/config.h"
 
@@ -217,7 +217,7 @@ void ctl__record_write(struct ctl_server *srv, uint32_t domid, const struct hyp_
 	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0 || write(fd, json, strlen(json)) != (ssize_t)strlen(json) ||
 	    write(fd, "\n", 1) != 1)
-		log_warn("dom%u: cannot write %s: %s", domid, path, strerror(errno));
+		log_warn("d%u: cannot write %s: %s", domid, path, strerror(errno));
 	if (fd >= 0)
 		close(fd);
 	free(json);
@@ -272,7 +272,7 @@ static void op_create(struct ctl_client *cl, const struct xlm_req *req)
 			  ferry_strerror(rc));
 		return;
 	}
-	log_info("dom%u: created '%s' (%" PRIu64 " MiB, %u vCPU%s)%s", domid, cfg.name,
+	log_info("d%u: created '%s' (%" PRIu64 " MiB, %u vCPU%s)%s", domid, cfg.name,
 		 cfg.memory_mb, cfg.vcpus, cfg.vcpus == 1 ? "" : "s",
 		 xlm_args_bool(req, "paused") ? ", paused" : "");
 	ctl__record_write(srv, domid, &cfg);
@@ -293,7 +293,7 @@ static void op_simple(struct ctl_client *cl, const struct xlm_req *req,
 		REPLY_ERR(cl, req, rc, "cannot %s domain %u: %s", verb, domid, ferry_strerror(rc));
 		return;
 	}
-	log_info("dom%u: %s", domid, verb);
+	log_info("d%u: %s", domid, verb);
 	reply_domid(cl, req, domid);
 }
 
@@ -339,7 +339,7 @@ static void shutdown_common(struct ctl_client *cl, const struct xlm_req *req, bo
 			  domid, ferry_strerror(rc));
 		return;
 	}
-	log_info("dom%u: %s requested", domid, reboot ? "reboot" : "shutdown");
+	log_info("d%u: %s requested", domid, reboot ? "reboot" : "shutdown");
 	if (!cl->waiting)
 		reply_domid(cl, req, domid);
 }
@@ -553,7 +553,7 @@ static void op_console_input(struct ctl_client *cl, const struct xlm_req *req)
 	}
 	if (lookup(cl, req, &domid))
 		return;
-	rc = hyp_console_input(cl->srv->hyp, domid, buf, len);
+	rc = dev_console_input(cl->srv->hyp, domid, buf, len);
 	if (rc) {
 		REPLY_ERR(cl, req, rc, "domain %u: cannot send console input: %s", domid,
 			  ferry_strerror(rc));
@@ -611,7 +611,7 @@ static void op_mem_set(struct ctl_client *cl, const struct xlm_req *req)
 			  rc == -ENODEV ? "ferryd runs without xenstore" : ferry_strerror(rc));
 		return;
 	}
-	log_info("dom%u: memory target %llu KiB", domid, (unsigned long long)kib);
+	log_info("d%u: memory target %llu KiB", domid, (unsigned long long)kib);
 	reply_domid(cl, req, domid);
 }
 

@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/err.h"
 #include "common/log.h"
 #include "internal.h"
 
@@ -161,7 +162,7 @@ static void read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 		int rc = xlm_proto_feed(&cl->proto, buf->base, (size_t)n);
 
 		if (rc) {
-			log_warn("control client dropped: %s", strerror(-rc));
+			log_warn("control client dropped: %s", ferry_strerror(-rc));
 			client_finish(cl);
 		}
 	} else if (n < 0) {
@@ -293,7 +294,7 @@ void ctl__on_console(struct ctl_server *srv, uint32_t domid, const char *data, s
 
 void ctl__on_state(struct ctl_server *srv, uint32_t domid, enum hyp_dom_state st)
 {
-	log_debug("dom%u: %s", domid, hyp_state_name(st));
+	log_debug("d%u: %s", domid, hyp_state_name(st));
 	if (st == HYP_DOM_RUNNING)
 		ctl__xs_domain_running(srv, domid);
 	for (struct ctl_client *cl = srv->clients, *next; cl; cl = next) {
@@ -308,7 +309,7 @@ void ctl__on_state(struct ctl_server *srv, uint32_t domid, enum hyp_dom_state st
 
 void ctl__on_gone(struct ctl_server *srv, uint32_t domid)
 {
-	log_info("dom%u: destroyed", domid);
+	log_info("d%u: destroyed", domid);
 	ctl__record_remove(srv, domid);
 	ctl__xs_domain_gone(srv, domid);
 	for (struct ctl_client *cl = srv->clients, *next; cl; cl = next) {
@@ -330,7 +331,7 @@ static void destroy_all_domains(struct ctl_server *srv)
 	int n = hyp_domain_list(srv->hyp, ids, 1024);
 
 	if (n < 0) {
-		log_err("cannot list domains: %s", strerror(-n));
+		log_err("cannot list domains: %s", ferry_strerror(-n));
 		return;
 	}
 	if (n)
@@ -341,10 +342,10 @@ static void destroy_all_domains(struct ctl_server *srv)
 
 		if (hyp_domain_info(srv->hyp, ids[i], &info))
 			continue;
-		log_info("dom%u: destroying '%s'", ids[i], info.name);
+		log_info("d%u: destroying '%s'", ids[i], info.name);
 		rc = hyp_domain_destroy(srv->hyp, ids[i]);
 		if (rc)
-			log_err("dom%u: destroy failed: %s", ids[i], strerror(-rc));
+			log_err("d%u: destroy failed: %s", ids[i], ferry_strerror(-rc));
 	}
 }
 

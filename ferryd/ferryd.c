@@ -29,6 +29,7 @@
 #include "common/err.h"
 #include "common/log.h"
 #include "common/size.h"
+#include "devices/pv.h"
 #include "guests/soft.h"
 #include "internal.h"
 
@@ -117,11 +118,140 @@ static int memory_check(const char *arg, uint64_t bytes)
 	return -EINVAL;
 }
 
+enum { OPT_RUN = 256, OPT_STATE, OPT_BACKEND, OPT_PCPUS, OPT_MEMORY, OPT_GUEST,
+       OPT_LOGLEVEL, OPT_LISTEN, OPT_TLSDIR, OPT_TLSNAME, OPT_INSECURE,
+       OPT_NOXS, OPT_NETTIMEOUT, OPT_ONSTOP, OPT_STOPTIMEOUT };
+
+/* A whole number in [1, max] for --name (what: the unit, for the message). */
+static int parse_count(const char *name, const char *arg, unsigned long max, const char *what,
+		       unsigned *out)
+{
+	char *end;
+	unsigned long v;
+
+	errno = 0;
+	v = strtoul(arg, &end, 10);
+	if (errno || end == arg || *end || !v || v > max) {
+		fprintf(stderr, "ferryd: --%s: expected 1 to %lu%s, not '%s'\n", name, max, what,
+			arg);
+		return -EINVAL;
+	}
+	*out = (unsigned)v;
+	return 0;
+}
+
+static int parse_log_level(const char *arg)
+{
+	static const char *const levels[] = { "error", "warning", "info", "debug" };
+
+	for (unsigned i = 0; i < ARRAY_SIZE(levels); i++) {
+		if (!strcmp(arg, levels[i])) {
+			log_set_level((enum log_level)i);
+			return 0;
+		}
+	}
+	fprintf(stderr, "ferryd: --log-level: expected error, warning, info or debug, not '%s'\n",
+		arg);
+	return -EINVAL;
+}
+
+/* One option of getopt_long's; 0 or -EINVAL (said on stderr). */
+static int parse_opt(int opt, const char *arg, struct ferryd_opts *o, bool *memory_given)
+{
+	switch (opt) {
+	case OPT_RUN: o->run_dir = arg; return 0;
+	case OPT_STATE: o->state_dir = arg; return 0;
+	case OPT_BACKEND:
+		if (strcmp(arg, "kvm") && strcmp(arg, "soft") && strcmp(arg, "auto")) {
+			fprintf(stderr, "ferryd: --backend: expected kvm, soft or auto, not '%s'\n",
+				arg);
+			return -EINVAL;
+		}
+		o->backend = arg;
+		return 0;
+	case OPT_PCPUS: return parse_count("pcpus", arg, 4096, "", &o->pcpus);
+	case OPT_MEMORY:
+		if (size_parse(arg, 1 << 20, &o->memory_bytes) || !o->memory_bytes) {
+			fprintf(stderr, "ferryd: --memory: expected a size like 4G or 512M, not '%s'\n",
+				arg);
+			return -EINVAL;
+		}
+		*memory_given = true;
+		return memory_check(arg, o->memory_bytes) ? -EINVAL : 0;
+	case OPT_GUEST: snprintf(o->guest, sizeof(o->guest), "%s", arg); return 0;
+	case OPT_LOGLEVEL: return parse_log_level(arg);
+	case OPT_LISTEN: o->listen = arg; return 0;
+	case OPT_TLSDIR: o->tls_dir = arg; return 0;
+	case OPT_TLSNAME: o->tls_name = arg; return 0;
+	case OPT_INSECURE: o->insecure = true; return 0;
+	case OPT_NOXS: o->no_xenstore = true; return 0;
+	case OPT_NETTIMEOUT:
+		return parse_count("net-timeout", arg, 3600, " seconds", &o->net_timeout_s);
+	case OPT_ONSTOP:
+		if (strcmp(arg, "save") && strcmp(arg, "destroy")) {
+			fprintf(stderr, "ferryd: --on-stop: expected save or destroy, not '%s'\n", arg);
+			return -EINVAL;
+		}
+		o->on_stop_destroy = !strcmp(arg, "destroy");
+		return 0;
+	case OPT_STOPTIMEOUT:
+		return parse_count("stop-timeout", arg, 86400, " seconds", &o->stop_timeout_s);
+	case 'F': o->foreground = true; return 0;
+	case 'h': usage(stdout); exit(0);
+	default: usage(stderr); return -EINVAL;
+	}
+}
+
+/* --tls-name defaults to the ADDR of --listen's ADDR[:PORT] or [V6]:PORT. */
+static int default_tls_name(struct ferryd_opts *o)
+{
+	static char name[256];
+	const char *a = o->listen, *end;
+
+	if (o->listen && !o->insecure && !o->tls_dir) {
+		fprintf(stderr, "ferryd: --listen needs --tls-dir (or --insecure for plain TCP)\n");
+		return -EINVAL;
+	}
+	if (o->tls_dir && !o->tls_name && a) {
+		if (*a == '[') {
+			a++;
+			end = strchr(a, ']');
+		} else {
+			end = strrchr(a, ':');
+		}
+		if (!end)
+			end = a + strlen(a);
+		snprintf(name, sizeof(name), "%.*s", (int)(end - a), a);
+		o->tls_name = name;
+	}
+	if (o->tls_dir && !o->tls_name) {
+		fprintf(stderr, "ferryd: --tls-dir needs --tls-name when there is no --listen\n");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* --guest defaults to the image built beside this binary. */
+static int default_guest(struct ferryd_opts *o)
+{
+	char exe[PATH_MAX];
+	ssize_t n;
+
+	if (o->guest[0])
+		return 0;
+	n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	if (n < 0) {
+		fprintf(stderr, "ferryd: cannot find my own binary: %s; use --guest\n",
+			strerror(errno));
+		return -errno;
+	}
+	exe[n] = 0;
+	snprintf(o->guest, sizeof(o->guest), "%s/guests/ferry-guest.elf", dirname(exe));
+	return 0;
+}
+
 static int parse_args(int argc, char **argv, struct ferryd_opts *o)
 {
-	enum { OPT_RUN = 256, OPT_STATE, OPT_BACKEND, OPT_PCPUS, OPT_MEMORY, OPT_GUEST,
-	       OPT_LOGLEVEL, OPT_LISTEN, OPT_TLSDIR, OPT_TLSNAME, OPT_INSECURE,
-	       OPT_NOXS, OPT_NETTIMEOUT, OPT_ONSTOP, OPT_STOPTIMEOUT };
 	static const struct option longopts[] = {
 		{ "run-dir", required_argument, NULL, OPT_RUN },
 		{ "state-dir", required_argument, NULL, OPT_STATE },
@@ -142,11 +272,8 @@ static int parse_args(int argc, char **argv, struct ferryd_opts *o)
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
-	static const char *const levels[] = { "error", "warning", "info", "debug" };
 	bool memory_given = false;
-	char exe[PATH_MAX];
-	ssize_t n;
-	int opt;
+	int opt, err;
 
 	o->run_dir = "/run/ferry";
 	o->state_dir = "/var/lib/ferry";
@@ -154,90 +281,9 @@ static int parse_args(int argc, char **argv, struct ferryd_opts *o)
 	o->memory_bytes = 4ULL << 30;
 	o->stop_timeout_s = CTL_STOP_TIMEOUT_S;
 	while ((opt = getopt_long(argc, argv, "Fh", longopts, NULL)) != -1) {
-		char *end;
-		unsigned long v;
-		unsigned i;
-
-		switch (opt) {
-		case OPT_RUN: o->run_dir = optarg; break;
-		case OPT_STATE: o->state_dir = optarg; break;
-		case OPT_BACKEND:
-			if (strcmp(optarg, "kvm") && strcmp(optarg, "soft") && strcmp(optarg, "auto")) {
-				fprintf(stderr, "ferryd: --backend: expected kvm, soft or auto, not '%s'\n",
-					optarg);
-				return -EINVAL;
-			}
-			o->backend = optarg;
-			break;
-		case OPT_PCPUS:
-			errno = 0;
-			v = strtoul(optarg, &end, 10);
-			if (errno || *end || !v || v > 4096) {
-				fprintf(stderr, "ferryd: --pcpus: expected 1 to 4096, not '%s'\n", optarg);
-				return -EINVAL;
-			}
-			o->pcpus = (unsigned)v;
-			break;
-		case OPT_MEMORY:
-			if (size_parse(optarg, 1 << 20, &o->memory_bytes) || !o->memory_bytes) {
-				fprintf(stderr, "ferryd: --memory: expected a size like 4G or 512M, not '%s'\n",
-					optarg);
-				return -EINVAL;
-			}
-			if (memory_check(optarg, o->memory_bytes))
-				return -EINVAL;
-			memory_given = true;
-			break;
-		case OPT_GUEST:
-			snprintf(o->guest, sizeof(o->guest), "%s", optarg);
-			break;
-		case OPT_LOGLEVEL:
-			for (i = 0; i < ARRAY_SIZE(levels); i++)
-				if (!strcmp(optarg, levels[i]))
-					break;
-			if (i == ARRAY_SIZE(levels)) {
-				fprintf(stderr, "ferryd: --log-level: expected error, warning, info or debug, not '%s'\n",
-					optarg);
-				return -EINVAL;
-			}
-			log_set_level((enum log_level)i);
-			break;
-		case OPT_LISTEN: o->listen = optarg; break;
-		case OPT_TLSDIR: o->tls_dir = optarg; break;
-		case OPT_TLSNAME: o->tls_name = optarg; break;
-		case OPT_INSECURE: o->insecure = true; break;
-		case OPT_NOXS: o->no_xenstore = true; break;
-		case OPT_NETTIMEOUT:
-			v = strtoul(optarg, &end, 10);
-			if (end == optarg || *end || v < 1 || v > 3600) {
-				fprintf(stderr, "ferryd: --net-timeout: expected 1 to 3600 seconds, not '%s'\n",
-					optarg);
-				return -EINVAL;
-			}
-			o->net_timeout_s = (unsigned)v;
-			break;
-		case OPT_ONSTOP:
-			if (strcmp(optarg, "save") && strcmp(optarg, "destroy")) {
-				fprintf(stderr, "ferryd: --on-stop: expected save or destroy, not '%s'\n",
-					optarg);
-				return -EINVAL;
-			}
-			o->on_stop_destroy = !strcmp(optarg, "destroy");
-			break;
-		case OPT_STOPTIMEOUT:
-			errno = 0;
-			v = strtoul(optarg, &end, 10);
-			if (errno || *end || !v || v > 86400) {
-				fprintf(stderr, "ferryd: --stop-timeout: expected 1 to 86400 seconds, "
-					"not '%s'\n", optarg);
-				return -EINVAL;
-			}
-			o->stop_timeout_s = (unsigned)v;
-			break;
-		case 'F': o->foreground = true; break;
-		case 'h': usage(stdout); exit(0);
-		default: usage(stderr); return -EINVAL;
-		}
+		err = parse_opt(opt, optarg, o, &memory_given);
+		if (err)
+			return err;
 	}
 	if (!memory_given) {
 		uint64_t host = host_memory_bytes() & ~((1ULL << 20) - 1);
@@ -250,41 +296,8 @@ static int parse_args(int argc, char **argv, struct ferryd_opts *o)
 		usage(stderr);
 		return -EINVAL;
 	}
-	if (o->listen && !o->insecure && !o->tls_dir) {
-		fprintf(stderr, "ferryd: --listen needs --tls-dir (or --insecure for plain TCP)\n");
-		return -EINVAL;
-	}
-	if (o->tls_dir && !o->tls_name && o->listen) {
-		/* The ADDR of ADDR[:PORT] or [V6]:PORT. */
-		static char name[256];
-		const char *a = o->listen, *end;
-
-		if (*a == '[') {
-			a++;
-			end = strchr(a, ']');
-		} else {
-			end = strrchr(a, ':');
-		}
-		if (!end)
-			end = a + strlen(a);
-		snprintf(name, sizeof(name), "%.*s", (int)(end - a), a);
-		o->tls_name = name;
-	}
-	if (o->tls_dir && !o->tls_name) {
-		fprintf(stderr, "ferryd: --tls-dir needs --tls-name when there is no --listen\n");
-		return -EINVAL;
-	}
-	if (!o->guest[0]) {
-		n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-		if (n < 0) {
-			fprintf(stderr, "ferryd: cannot find my own binary: %s; use --guest\n",
-				strerror(errno));
-			return -errno;
-		}
-		exe[n] = 0;
-		snprintf(o->guest, sizeof(o->guest), "%s/guests/ferry-guest.elf", dirname(exe));
-	}
-	return 0;
+	err = default_tls_name(o);
+	return err ? err : default_guest(o);
 }
 
 /* mkdir -p: missing parents are created too (0755 for parents). */
@@ -375,7 +388,7 @@ static int open_own(const char *path, int flags)
 			fprintf(stderr, "ferryd: %s is a symbolic link; refusing to follow it\n",
 				path);
 		else
-			fprintf(stderr, "ferryd: cannot open %s: %s\n", path, strerror(err));
+			fprintf(stderr, "ferryd: cannot open %s: %s\n", path, ferry_strerror(err));
 		return -err;
 	}
 	if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
@@ -410,7 +423,7 @@ static int dir_lock(const char *dir, const char *name, const char *what, char *p
 			fprintf(stderr, "ferryd: another ferryd%s%s already owns %s %s\n",
 				buf[0] ? " (pid " : "", buf[0] ? strcat(buf, ")") : "", what, dir);
 		else
-			fprintf(stderr, "ferryd: cannot lock %s: %s\n", path, strerror(err));
+			fprintf(stderr, "ferryd: cannot lock %s: %s\n", path, ferry_strerror(err));
 		close(fd);
 		return -err;
 	}
@@ -485,15 +498,145 @@ static void redirect_stdio(void)
 		close(fd);
 }
 
+/* The process's files: its locks, its log, the pipe to the parent that
+ * waits for ready (daemonize). */
+struct ferryd_proc {
+	char pidpath[PATH_MAX];
+	int lockfd, statefd, logfd, readyfd;
+};
+
+/* Directories, locks and the log; daemonizes unless --foreground. 0, or
+ * -1 (said on stderr). */
+static int proc_start(const struct ferryd_opts *o, struct ctl_server *srv,
+		      struct ferryd_proc *p)
+{
+	char path[PATH_MAX];
+	int rc;
+
+	p->readyfd = -1;
+	if (make_dirs(o))
+		return -1;
+	p->lockfd = dir_lock(o->run_dir, "ferryd.pid", "run dir", p->pidpath, sizeof(p->pidpath));
+	if (p->lockfd < 0)
+		return -1;
+	p->statefd = dir_lock(o->state_dir, "ferryd.lock", "state dir", path, sizeof(path));
+	if (p->statefd < 0) {
+		unlink(p->pidpath);
+		return -1;
+	}
+	snprintf(path, sizeof(path), "%s/ferryd.log", o->state_dir);
+	p->logfd = open_own(path, O_WRONLY | O_APPEND);
+	if (p->logfd < 0) {
+		unlink(p->pidpath);
+		return -1;
+	}
+	snprintf(srv->sock_path, sizeof(srv->sock_path), "%s/%s", o->run_dir, XLM_SOCKET_NAME);
+	if (strlen(srv->sock_path) >= 108) {
+		fprintf(stderr, "ferryd: socket path %s is too long for AF_UNIX\n", srv->sock_path);
+		return -1;
+	}
+	if (!o->foreground) {
+		p->readyfd = daemonize();
+		if (p->readyfd < 0) {
+			fprintf(stderr, "ferryd: cannot daemonize: %s\n", ferry_strerror(-p->readyfd));
+			return -1;
+		}
+	}
+	rc = pidfile_write(p->lockfd) ?: pidfile_write(p->statefd);
+	if (rc) {
+		fprintf(stderr, "ferryd: cannot write %s: %s\n", p->pidpath, ferry_strerror(-rc));
+		return -1;
+	}
+	log_set_fd(p->logfd);
+	signal(SIGPIPE, SIG_IGN);
+	log_info("ferryd %s starting (pid %d): run dir %s, state dir %s, backend %s, "
+		 "memory %" PRIu64 " MiB", FERRYD_VERSION, (int)getpid(), o->run_dir,
+		 o->state_dir, o->backend, o->memory_bytes >> 20);
+	return 0;
+}
+
+static int hyp_start(const struct ferryd_opts *o, struct ctl_server *srv,
+		     struct hyp_params *hp)
+{
+	int rc;
+
+	hp->backend = o->backend;
+	hp->pcpus = o->pcpus;
+	hp->memory_bytes = o->memory_bytes;
+	hp->state_dir = o->state_dir;
+	hp->guest_elf = o->guest;
+	hp->soft_guest = &wl_soft_guest_ops; /* the built-in guest's workloads */
+	rc = dev_pv_new(&srv->devs);
+	if (rc) {
+		log_err("cannot set up the PV backends: %s", ferry_strerror(rc));
+		return rc;
+	}
+	hp->pv_backend = &dev_pv_backend_ops;
+	hp->pv_backend_opaque = srv->devs;
+	rc = hyp_create(hp, &srv->hyp);
+	if (rc) {
+		log_err("cannot start the hypervisor core: %s", ferry_strerror(rc));
+		dev_pv_free(srv->devs);
+	}
+	return rc;
+}
+
+/* The control socket comes last: once it exists, the xenstored sockets and
+ * the migration listener are up too (scripts and tests wait for it). */
+static int services_start(struct ctl_server *srv)
+{
+	int rc = ctl_jobs_start(srv);
+
+	if (!rc && !srv->opts->no_xenstore)
+		rc = ctl_xs_start(srv);
+	if (!rc)
+		rc = ctl_migrate_start(srv);
+	if (!rc)
+		rc = ctl_lifetime_start(srv);
+	if (!rc)
+		rc = ctl_server_start(srv);
+	return rc;
+}
+
+/* After the loop has ended: frees everything, in the order the users go. */
+static int services_fini(struct ctl_server *srv, struct ferryd_proc *p)
+{
+	if (ctl_jobs_abandoned(srv)) {
+		/* A job still blocked uses the hyp core and more: leave now,
+		 * without freeing what it uses (ctl-jobs.c logged which). */
+		log_err("ferryd stopped with jobs still running");
+		unlink(p->pidpath);
+		fflush(NULL);
+		_exit(1);
+	}
+	ctl_lifetime_fini(srv);
+	/* The jobs (receivers included) use the hyp core: they are done. */
+	ctl_jobs_fini(srv);
+	ctl_migrate_fini(srv);
+	hyp_destroy(srv->hyp);
+	dev_pv_free(srv->devs);
+	ctl_server_fini(srv);
+	ctl_xs_fini(srv);
+	ctl__events_fini(srv);
+	if (uv_loop_close(srv->loop))
+		log_warn("event loop closed with handles still open");
+	log_info("ferryd stopped");
+	unlink(p->pidpath);
+	close(p->lockfd);
+	close(p->statefd);
+	close(p->logfd);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	static struct ferryd_opts opts;
+	static struct ferryd_proc proc;
 	struct ctl_server srv = { 0 };
 	struct hyp_params hp = { 0 };
-	char pidpath[PATH_MAX], path[PATH_MAX];
-	int lockfd, statefd, logfd, readyfd = -1, rc;
 	sigset_t stopsigs;
 	uv_loop_t loop;
+	int rc;
 
 	/* Until the stop's handlers are installed a signal waits (threads
 	 * started meanwhile inherit the mask), so no restored domain is left
@@ -502,46 +645,8 @@ int main(int argc, char **argv)
 	sigaddset(&stopsigs, SIGTERM);
 	sigaddset(&stopsigs, SIGINT);
 	pthread_sigmask(SIG_BLOCK, &stopsigs, NULL);
-	if (parse_args(argc, argv, &opts))
+	if (parse_args(argc, argv, &opts) || proc_start(&opts, &srv, &proc))
 		return 1;
-	if (make_dirs(&opts))
-		return 1;
-	lockfd = dir_lock(opts.run_dir, "ferryd.pid", "run dir", pidpath, sizeof(pidpath));
-	if (lockfd < 0)
-		return 1;
-	statefd = dir_lock(opts.state_dir, "ferryd.lock", "state dir", path, sizeof(path));
-	if (statefd < 0) {
-		unlink(pidpath);
-		return 1;
-	}
-	snprintf(path, sizeof(path), "%s/ferryd.log", opts.state_dir);
-	logfd = open_own(path, O_WRONLY | O_APPEND);
-	if (logfd < 0) {
-		unlink(pidpath);
-		return 1;
-	}
-	snprintf(srv.sock_path, sizeof(srv.sock_path), "%s/%s", opts.run_dir, XLM_SOCKET_NAME);
-	if (strlen(srv.sock_path) >= 108) {
-		fprintf(stderr, "ferryd: socket path %s is too long for AF_UNIX\n", srv.sock_path);
-		return 1;
-	}
-	if (!opts.foreground) {
-		readyfd = daemonize();
-		if (readyfd < 0) {
-			fprintf(stderr, "ferryd: cannot daemonize: %s\n", strerror(-readyfd));
-			return 1;
-		}
-	}
-	rc = pidfile_write(lockfd) ?: pidfile_write(statefd);
-	if (rc) {
-		fprintf(stderr, "ferryd: cannot write %s: %s\n", pidpath, strerror(-rc));
-		return 1;
-	}
-	log_set_fd(logfd);
-	signal(SIGPIPE, SIG_IGN);
-	log_info("ferryd %s starting (pid %d): run dir %s, state dir %s, backend %s, "
-		 "memory %" PRIu64 " MiB", FERRYD_VERSION, (int)getpid(), opts.run_dir,
-		 opts.state_dir, opts.backend, opts.memory_bytes >> 20);
 
 	uv_loop_init(&loop);
 	srv.loop = &loop;
@@ -551,71 +656,24 @@ int main(int argc, char **argv)
 		log_err("cannot set up the event bridge: %s", uv_strerror(rc));
 		goto err_loop;
 	}
-	hp.backend = opts.backend;
-	hp.pcpus = opts.pcpus;
-	hp.memory_bytes = opts.memory_bytes;
-	hp.state_dir = opts.state_dir;
-	hp.guest_elf = opts.guest;
-	hp.soft_guest = &wl_soft_guest_ops; /* the built-in guest's workloads */
-	rc = hyp_create(&hp, &srv.hyp);
-	if (rc) {
-		log_err("cannot start the hypervisor core: %s", ferry_strerror(rc));
+	if (hyp_start(&opts, &srv, &hp))
 		goto err_events;
-	}
-	/* The control socket comes last: once it exists, the xenstored
-	 * sockets and the migration listener are up too (scripts and tests
-	 * wait for it). */
-	rc = ctl_jobs_start(&srv);
-	if (rc)
-		goto err_svc;
-	rc = opts.no_xenstore ? 0 : ctl_xs_start(&srv);
-	if (rc)
-		goto err_svc;
-	rc = ctl_migrate_start(&srv);
-	if (rc)
-		goto err_svc;
-	rc = ctl_lifetime_start(&srv);
-	if (rc)
-		goto err_svc;
-	rc = ctl_server_start(&srv);
-	if (rc)
+	if (services_start(&srv))
 		goto err_svc;
 	pthread_sigmask(SIG_UNBLOCK, &stopsigs, NULL);
-	if (readyfd >= 0) {
+	if (proc.readyfd >= 0) {
 		log_set_stderr(0);
 		redirect_stdio();
 	}
-	ready(readyfd, 0);
-	readyfd = -1;
+	ready(proc.readyfd, 0);
+	proc.readyfd = -1;
 
 	uv_run(&loop, UV_RUN_DEFAULT);
-
-	if (ctl_jobs_abandoned(&srv)) {
-		/* A job still blocked uses the hyp core and more: leave now,
-		 * without freeing what it uses (ctl-jobs.c logged which). */
-		log_err("ferryd stopped with jobs still running");
-		unlink(pidpath);
-		fflush(NULL);
-		_exit(1);
-	}
-	ctl_lifetime_fini(&srv);
-	/* The jobs (receivers included) use the hyp core: they are done. */
-	ctl_jobs_fini(&srv);
-	ctl_migrate_fini(&srv);
-	hyp_destroy(srv.hyp);
-	ctl_server_fini(&srv);
-	ctl_xs_fini(&srv);
-	ctl__events_fini(&srv);
-	if (uv_loop_close(&loop))
-		log_warn("event loop closed with handles still open");
-	log_info("ferryd stopped");
-	unlink(pidpath);
-	close(lockfd);
-	close(statefd);
-	close(logfd);
-	return 0;
+	return services_fini(&srv, &proc);
 
 err_svc:
+	/* Before the jobs' queue goes: hyp events then find the bridge closed. */
+	ctl__events_close(&srv);
 	ctl_xs_stop(&srv);
 	ctl_migrate_stop(&srv);
 	ctl_jobs_stop(&srv);
@@ -625,13 +683,14 @@ err_svc:
 	ctl_migrate_fini(&srv);
 	ctl_xs_fini(&srv);
 	hyp_destroy(srv.hyp);
+	dev_pv_free(srv.devs);
 err_events:
 	ctl__events_close(&srv);
 	uv_run(&loop, UV_RUN_DEFAULT);
 	ctl__events_fini(&srv);
 err_loop:
 	uv_loop_close(&loop);
-	ready(readyfd, 1);
-	unlink(pidpath);
+	ready(proc.readyfd, 1);
+	unlink(proc.pidpath);
 	return 1;
 }

@@ -5,7 +5,8 @@
  *   ctl-server.c  the control socket on the libuv loop: clients, writes,
  *                 signals, clean shutdown
  *   ctl-ops.c     one handler per control op
- *   ctl-events.c  hyp events (any thread) -> the loop (uv_async_t + queue)
+ *   ctl-events.c  hyp events (any thread) -> the loop, coalesced, through
+ *                 ctl-jobs.c's queue (ctl__loop_call)
  *   xs-server.c   the xenstore (one struct xs_store) and its xenstored
  *                 sockets RUN_DIR/xenstored/socket and socket_ro
  *   ctl-jobs.c    long jobs on their own threads, with cancel tokens, and
@@ -96,20 +97,30 @@ struct ctl_client {
 	uint32_t wait_domid;
 };
 
+/* A call from any thread to the loop (ctl__loop_call): fn runs there, in
+ * the order posted; c is the caller's (fn frees what holds it). */
+struct ctl_call {
+	struct ctl_call *next;
+	void (*fn)(struct ctl_call *c);
+};
+
 struct ctl_server {
 	uv_loop_t *loop;
 	const struct ferryd_opts *opts;
 	struct hyp *hyp;
+	struct dev_pv *devs; /* the PV rings' backends (devices/pv.h) */
 	char sock_path[4096];
 	uv_pipe_t listener;
 	uv_signal_t sigterm, sigint;
 	struct ctl_client *clients;
 	bool stopping;
 	bool signals_started;
-	/* event bridge (ctl-events.c); lock guards the queue and closed */
-	uv_async_t async;
+	/* event bridge (ctl-events.c): pending events, delivered on the loop
+	 * by ev_call (ctl__loop_call); ev_lock guards them and the flags */
 	pthread_mutex_t ev_lock;
 	struct ctl_event *ev_head, *ev_tail;
+	struct ctl_call ev_call;
+	bool ev_posted; /* ev_call is queued and has not run yet */
 	bool ev_closed;
 	/* long jobs and the threads -> loop queue (ctl-jobs.c) */
 	struct ctl_jobs *jobs;
@@ -220,12 +231,7 @@ int ctl__open_restore(const char *path, struct strm_cancel *cancel, int *fd, cha
 void ctl__op_sched(struct ctl_client *cl, const struct xlm_req *req);
 
 /* ctl-jobs.c */
-/* A call from any thread to the loop (ctl__loop_call): fn runs there, in
- * the order posted; c is the caller's (fn frees what holds it). */
-struct ctl_call {
-	struct ctl_call *next;
-	void (*fn)(struct ctl_call *c);
-};
+/* struct ctl_call: above, with struct ctl_server. */
 /*
  * A long job on its own thread. The owner embeds it, sets cl (may be NULL),
  * what (for logs; lives as long as the job), run (on the job's thread) and
@@ -375,9 +381,9 @@ void ctl_lifetime_fini(struct ctl_server *srv);
 
 /* ctl-events.c */
 int ctl__events_init(struct ctl_server *srv, struct hyp_events *ev);
-/* Delivers everything queued so far (also run by the async callback). */
+/* Delivers everything queued so far (also run by ev_call on the loop). */
 void ctl__events_drain(struct ctl_server *srv);
-/* After this, hyp callbacks drop their events; closes the async handle. */
+/* After this, hyp callbacks drop their events. */
 void ctl__events_close(struct ctl_server *srv);
 void ctl__events_fini(struct ctl_server *srv);
 

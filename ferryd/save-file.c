@@ -127,7 +127,7 @@ int ctl__open_restore(const char *path, struct strm_cancel *cancel, int *fd, cha
 	if (rc == -ECANCELED)
 		snprintf(err, errlen, "restore from %s cancelled", path);
 	else if (rc)
-		snprintf(err, errlen, "cannot open %s: %s", path, strerror(-rc));
+		snprintf(err, errlen, "cannot open %s: %s", path, ferry_strerror(-rc));
 	return rc;
 }
 
@@ -163,7 +163,7 @@ static int target_open(const char *path, struct strm_cancel *cancel, struct targ
 		return rc;
 	}
 	if (rc < 0) {
-		snprintf(err, errlen, "cannot open %s: %s", t->path, strerror(-rc));
+		snprintf(err, errlen, "cannot open %s: %s", t->path, ferry_strerror(-rc));
 		return rc;
 	}
 	t->fd = rc;

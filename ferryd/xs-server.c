@@ -19,10 +19,10 @@
  * /local/domain/<domid> (xs_domain_create) from the domain's current name
  * and memory. ctl__on_gone() releases it.
  *
- * Guest rings (hyp/pv.h): with its entries each domain gets a connection
- * over its xenstore ring page (hyp_xs_ring_new), acting as the guest's
- * domid. The guest's notify arrives on a vCPU thread as a kick: the domid
- * is queued and the loop services the ring (hyp_xs_ring_service). Watch
+ * Guest rings (devices/xs-ring.h): with its entries each domain gets a
+ * connection over its xenstore ring page (dev_xs_ring_new), acting as the
+ * guest's domid. The guest's notify arrives on a vCPU thread as a kick: the domid
+ * is queued and the loop services the ring (dev_xs_ring_service). Watch
  * events for a guest are written into its ring from whatever store call
  * fires them.
  *
@@ -37,8 +37,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/err.h"
 #include "common/log.h"
-#include "hyp/pv.h"
+#include "devices/pv.h"
+#include "devices/xs-ring.h"
 #include "xenstore/xenstore.h"
 #include "internal.h"
 
@@ -79,7 +81,7 @@ struct xs_client {
 
 struct xs_ring_client {
 	struct xs_ring_client *next;
-	struct hyp_xs_ring *ring;
+	struct dev_xs_ring *ring;
 	uint32_t domid;
 };
 
@@ -266,7 +268,7 @@ static void read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 
 		if (rc && !cl->closing) {
 			log_warn("xenstore client dropped: %s",
-				 rc == -E2BIG ? "message over 4096 bytes" : strerror(-rc));
+				 rc == -E2BIG ? "message over 4096 bytes" : ferry_strerror(-rc));
 			client_close(cl);
 		}
 	} else if (n < 0) {
@@ -334,7 +336,7 @@ static void ring_detach(struct xs_server *xs, uint32_t domid)
 	if (!rc)
 		return;
 	*pp = rc->next;
-	hyp_xs_ring_free(rc->ring);
+	dev_xs_ring_free(rc->ring);
 	free(rc);
 }
 
@@ -348,17 +350,17 @@ static void ring_attach(struct xs_server *xs, uint32_t domid)
 	if (!rc)
 		return;
 	rc->domid = domid;
-	err = hyp_xs_ring_new(xs->srv->hyp, domid, xs->store, &rc->ring);
+	err = dev_xs_ring_new(xs->srv->hyp, domid, xs->store, &rc->ring);
 	if (err) {
 		if (err != -ENOENT)
-			log_warn("dom%u: no xenstore ring: %s", domid, strerror(-err));
+			log_warn("d%u: no xenstore ring: %s", domid, ferry_strerror(-err));
 		free(rc);
 		return;
 	}
 	rc->next = xs->rings;
 	xs->rings = rc;
 	/* Requests the guest wrote before we were here. */
-	hyp_xs_ring_service(rc->ring);
+	dev_xs_ring_service(rc->ring);
 }
 
 static void ring_service(struct xs_server *xs, uint32_t domid)
@@ -366,7 +368,7 @@ static void ring_service(struct xs_server *xs, uint32_t domid)
 	struct xs_ring_client *rc = *ring_find(xs, domid);
 
 	if (rc)
-		hyp_xs_ring_service(rc->ring);
+		dev_xs_ring_service(rc->ring);
 }
 
 /* Any thread (a guest's vCPU): the loop services the ring soon. */
@@ -417,10 +419,10 @@ static void domain_add(struct xs_server *xs, uint32_t domid)
 		rc = xs_domain_create(xs->store, domid, info.name, info.memory_kb);
 	}
 	if (rc) {
-		log_warn("dom%u: cannot make its xenstore entries: %s", domid, strerror(-rc));
+		log_warn("d%u: cannot make its xenstore entries: %s", domid, ferry_strerror(-rc));
 		return;
 	}
-	log_debug("dom%u: /local/domain/%u made", domid, domid);
+	log_debug("d%u: /local/domain/%u made", domid, domid);
 	ring_attach(xs, domid);
 }
 
@@ -605,7 +607,7 @@ int ctl__xs_domain_write(struct ctl_server *srv, uint32_t domid, const char *rel
 	snprintf(path, sizeof(path), "/local/domain/%u/%s", domid, rel);
 	rc = xs_write(srv->xs->store, path, v, strlen(v));
 	if (rc)
-		log_warn("dom%u: cannot write %s: %s", domid, path, strerror(-rc));
+		log_warn("d%u: cannot write %s: %s", domid, path, ferry_strerror(-rc));
 	return rc;
 }
 
@@ -682,7 +684,7 @@ int ctl_xs_start(struct ctl_server *srv)
 	snprintf(xs->dir, sizeof(xs->dir), "%s/xenstored", srv->opts->run_dir);
 	rc = xs_store_new(NULL, &xs->store);
 	if (rc) {
-		log_err("cannot create the xenstore: %s", strerror(-rc));
+		log_err("cannot create the xenstore: %s", ferry_strerror(-rc));
 		free(xs);
 		return rc;
 	}
@@ -704,7 +706,7 @@ int ctl_xs_start(struct ctl_server *srv)
 	xs->async.data = xs;
 	xs->async_open = true;
 	srv->xs = xs;
-	hyp_xs_set_kick(srv->hyp, ring_kick, xs);
+	dev_pv_set_xs_kick(srv->devs, ring_kick, xs);
 	rc = listen_on(xs, &xs->rw, "socket", false) ?: listen_on(xs, &xs->ro, "socket_ro", true);
 	if (rc)
 		goto fail;
@@ -725,7 +727,7 @@ void ctl_xs_stop(struct ctl_server *srv)
 	if (!xs)
 		return;
 	/* No kick is in flight once this returns. */
-	hyp_xs_set_kick(srv->hyp, NULL, NULL);
+	dev_pv_set_xs_kick(srv->devs, NULL, NULL);
 	listener_close(&xs->rw);
 	listener_close(&xs->ro);
 	while (xs->clients)

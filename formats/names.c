@@ -6,7 +6,7 @@
 #include "formats/libxc-stream.h"
 #include "formats/libxl-stream.h"
 
-const char *libxl_rec_name(uint32_t type)
+const char *fmt_libxl_rec_name(uint32_t type)
 {
 	static const char *const names[] = {
 		"END", "LIBXC_CONTEXT", "EMULATOR_XENSTORE_DATA", "EMULATOR_CONTEXT",
@@ -16,7 +16,7 @@ const char *libxl_rec_name(uint32_t type)
 	return type < sizeof(names) / sizeof(names[0]) ? names[type] : NULL;
 }
 
-const char *libxc_rec_name(uint32_t type)
+const char *fmt_libxc_rec_name(uint32_t type)
 {
 	static const char *const names[] = {
 		"END", "PAGE_DATA", "X86_PV_INFO", "X86_PV_P2M_FRAMES",
@@ -31,7 +31,7 @@ const char *libxc_rec_name(uint32_t type)
 	return type < sizeof(names) / sizeof(names[0]) ? names[type] : NULL;
 }
 
-const char *hvm_code_name(uint16_t code)
+const char *fmt_hvm_code_name(uint16_t code)
 {
 	switch (code) {
 	case HVM_SAVE_CODE_END: return "END";

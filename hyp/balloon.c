@@ -36,7 +36,7 @@ static int decrease_locked(struct hyp_domain *d, uint64_t gfn, uint64_t n)
 	int err;
 
 	hyp__uffd_remap_begin(d->uffd);
-	err = mem_unpopulate(&d->h->mem, d->domid, d->p2m, d->hva, gfn, n);
+	err = hyp__mem_unpopulate(&d->h->mem, d->domid, d->p2m, d->hva, gfn, n);
 	hyp__uffd_remap_end(d->uffd, gfn, n);
 	if (err)
 		return err;
@@ -54,7 +54,7 @@ static int populate_locked(struct hyp_domain *d, uint64_t gfn, uint64_t n)
 	int err;
 
 	hyp__uffd_remap_begin(d->uffd);
-	err = mem_populate(&d->h->mem, d->domid, d->p2m, d->hva, gfn, n);
+	err = hyp__mem_populate(&d->h->mem, d->domid, d->p2m, d->hva, gfn, n);
 	hyp__uffd_remap_end(d->uffd, gfn, n);
 	if (err)
 		return err;
@@ -139,7 +139,7 @@ static int64_t reservation_size(struct hyp_domain *d, uint64_t op, uint64_t arg)
 	return (int64_t)v;
 }
 
-int64_t balloon_memory_op(struct hyp_domain *d, uint64_t op, uint64_t arg)
+int64_t hyp__balloon_memory_op(struct hyp_domain *d, uint64_t op, uint64_t arg)
 {
 	switch (op) {
 	case XENMEM_decrease_reservation:
@@ -214,7 +214,7 @@ int hyp_gmem_unpopulate(struct hyp_domain *d, uint64_t pfn, uint64_t npages)
 	return err;
 }
 
-int gmem_fill_holes(struct hyp_domain *d, uint64_t pfn, uint64_t npages)
+int hyp__gmem_fill_holes(struct hyp_domain *d, uint64_t pfn, uint64_t npages)
 {
 	int err = 0;
 

@@ -4,7 +4,7 @@
  * which are also migration's auto-converge throttle.
  *
  * A capped domain has a budget of cap% of SCHED_CAP_PERIOD_NS of CPU time
- * per period. Every run is charged to it (credit2_release_locked); with
+ * per period. Every run is charged to it (hyp__credit2_release_locked); with
  * the budget spent, the domain's vCPUs do not get a pCPU until the next
  * period, which refills it (an overdraft is carried over, so the average
  * holds at the cap). The scheduler's ticker ends a run whose wall time
@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "common/clock.h"
 #include "common/log.h"
 #include "internal.h"
 
@@ -24,7 +25,7 @@ static int64_t budget_full(const struct hyp_domain *d)
 	return (int64_t)(SCHED_CAP_PERIOD_NS / 100 * d->cap);
 }
 
-bool cap_may_run_locked(struct hyp_domain *d, uint64_t now)
+bool hyp__cap_may_run_locked(struct hyp_domain *d, uint64_t now)
 {
 	if (!d->cap)
 		return true;
@@ -43,7 +44,7 @@ bool cap_may_run_locked(struct hyp_domain *d, uint64_t now)
 	return d->sched_budget_ns > 0;
 }
 
-void cap_charge_locked(struct hyp_domain *d, uint64_t ns)
+void hyp__cap_charge_locked(struct hyp_domain *d, uint64_t ns)
 {
 	if (!d->cap)
 		return;
@@ -73,7 +74,7 @@ int hyp_domain_set_cap(struct hyp *h, uint32_t domid, unsigned pct)
 	pthread_mutex_lock(&s->lock);
 	__atomic_store_n(&d->cap, pct, __ATOMIC_RELAXED);
 	d->sched_budget_ns = budget_full(d);
-	d->sched_period_end_ns = sched_mono_ns() + SCHED_CAP_PERIOD_NS;
+	d->sched_period_end_ns = ferry_now_ns() + SCHED_CAP_PERIOD_NS;
 	/* Waiters held back by the old cap look again. */
 	pthread_cond_broadcast(&s->pools[d->sched_pool].cond);
 	pthread_mutex_unlock(&s->lock);

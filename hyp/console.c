@@ -28,7 +28,7 @@ static int console_open_log(struct hyp_domain *d)
 	return fd;
 }
 
-int console_init(struct hyp_domain *d)
+int hyp__console_init(struct hyp_domain *d)
 {
 	d->con_ring = malloc(CONSOLE_RING);
 	if (!d->con_ring)
@@ -37,7 +37,7 @@ int console_init(struct hyp_domain *d)
 	return 0;
 }
 
-void console_rename(struct hyp_domain *d)
+void hyp__console_rename(struct hyp_domain *d)
 {
 	int fd = console_open_log(d), old;
 
@@ -49,7 +49,7 @@ void console_rename(struct hyp_domain *d)
 		close(old);
 }
 
-void console_fini(struct hyp_domain *d)
+void hyp__console_fini(struct hyp_domain *d)
 {
 	free(d->con_held);
 	d->con_held = NULL;
@@ -110,12 +110,12 @@ static size_t put(struct hyp_domain *d, const char *buf, size_t len, bool bounde
 	return len;
 }
 
-void console_put(struct hyp_domain *d, const char *buf, size_t len)
+void hyp__console_put(struct hyp_domain *d, const char *buf, size_t len)
 {
 	put(d, buf, len, false);
 }
 
-size_t console_offer(struct hyp_domain *d, const char *buf, size_t len)
+size_t hyp_console_offer(struct hyp_domain *d, const char *buf, size_t len)
 {
 	return put(d, buf, len, true);
 }
@@ -246,7 +246,7 @@ int hyp_console_seed(struct hyp *h, uint32_t domid, const char *buf, size_t len,
 	return 0;
 }
 
-int console_ctx_save(struct hyp_domain *d, hyp_ctx_emit_fn emit, void *opaque)
+int hyp__console_ctx_save(struct hyp_domain *d, hyp_ctx_emit_fn emit, void *opaque)
 {
 	struct ferry_hvm_console c = { .version = 1 };
 	uint8_t *buf = malloc(sizeof(c) + CONSOLE_RING);
@@ -269,7 +269,7 @@ int console_ctx_save(struct hyp_domain *d, hyp_ctx_emit_fn emit, void *opaque)
 	return err;
 }
 
-int console_ctx_load(struct hyp_domain *d, uint16_t instance, const void *data, uint32_t len)
+int hyp__console_ctx_load(struct hyp_domain *d, uint16_t instance, const void *data, uint32_t len)
 {
 	struct ferry_hvm_console c;
 

@@ -18,7 +18,7 @@
 /* Name of a typecode for messages; never NULL. */
 static const char *code_name(uint16_t code)
 {
-	const char *n = hvm_code_name(code);
+	const char *n = fmt_hvm_code_name(code);
 
 	return n ? n : "unknown";
 }
@@ -27,7 +27,7 @@ static const char *code_name(uint16_t code)
 static const char *code_backend(uint16_t code)
 {
 	if (code >= FERRY_HVM_KVM_REGS && code <= FERRY_HVM_KVM_CLOCK &&
-	    hvm_code_name(code))
+	    fmt_hvm_code_name(code))
 		return "kvm";
 	if (code == FERRY_HVM_SOFT_VCPU)
 		return "soft";
@@ -45,7 +45,7 @@ int hyp_domain_save_context(struct hyp *h, uint32_t domid, hyp_ctx_emit_fn emit,
 		return err;
 	/* Paused: wait until every vCPU has quiesced and parked, so no vCPU
 	 * is inside the backend and the fields below are stable. */
-	if (!dom_wait_parked(d)) {
+	if (!hyp__dom_wait_parked(d)) {
 		log_err("d%u: cannot save the context of a running domain: pause it first",
 			domid);
 		hyp_domain_put(d);
@@ -80,7 +80,7 @@ int hyp_domain_save_context(struct hyp *h, uint32_t domid, hyp_ctx_emit_fn emit,
 		err = sched_ctx_save(d, emit, opaque);
 	/* ferryd's record of the console, for xl console on the other side */
 	if (!err)
-		err = console_ctx_save(d, emit, opaque);
+		err = hyp__console_ctx_save(d, emit, opaque);
 	hyp_domain_put(d);
 	return err;
 }
@@ -202,7 +202,7 @@ static int load_entry(struct hyp_domain *d, uint16_t typecode, uint16_t instance
 	case FERRY_HVM_SCHED_VCPU:
 		return sched_ctx_load(d, typecode, instance, data, len);
 	case FERRY_HVM_CONSOLE:
-		return console_ctx_load(d, instance, data, len);
+		return hyp__console_ctx_load(d, instance, data, len);
 	default:
 		break;
 	}
@@ -229,7 +229,7 @@ int hyp_domain_load_entry(struct hyp *h, uint32_t domid, uint16_t typecode,
 
 	if (err)
 		return err;
-	if (!dom_wait_parked(d)) {
+	if (!hyp__dom_wait_parked(d)) {
 		log_err("d%u: cannot load a context into a running domain", domid);
 		err = -EBUSY;
 	} else {
@@ -263,7 +263,7 @@ int hyp_domain_load_done(struct hyp *h, uint32_t domid)
 
 	if (err)
 		return err;
-	if (!dom_wait_parked(d)) {
+	if (!hyp__dom_wait_parked(d)) {
 		log_err("d%u: cannot load a context into a running domain", domid);
 		err = -EBUSY;
 		goto out;

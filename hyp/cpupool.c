@@ -18,16 +18,10 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/clock.h"
+#include "common/err.h"
 #include "common/log.h"
 #include "internal.h"
-
-uint64_t sched_mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
 
 /* The scheduler charges runs with this on v's own thread only (see the
  * ticker); vcpu-list's read from another thread is a query. */
@@ -176,7 +170,7 @@ static void follow_pool(struct sched *s, struct hyp_vcpu *v)
 		return;
 	if (v->sched_listed) {
 		if (s->pools[v->sched_pool_in].kind == SCHED_NULL)
-			null_unassign_locked(s, v);
+			hyp__null_unassign_locked(s, v);
 		sched_list_del(s, v);
 	}
 	sched_list_add(s, v, want);
@@ -192,9 +186,9 @@ bool sched_acquire(struct hyp_vcpu *v)
 	pthread_mutex_lock(&s->lock);
 	follow_pool(s, v);
 	if (s->pools[v->sched_pool_in].kind == SCHED_NULL)
-		ok = null_acquire_locked(s, v);
+		ok = hyp__null_acquire_locked(s, v);
 	else
-		ok = credit2_acquire_locked(s, v);
+		ok = hyp__credit2_acquire_locked(s, v);
 	pthread_mutex_unlock(&s->lock);
 	return ok;
 }
@@ -206,9 +200,9 @@ static void release(struct hyp_vcpu *v, bool runnable)
 	pthread_mutex_lock(&s->lock);
 	if (v->sched_running) {
 		if (s->pools[v->sched_pool_in].kind == SCHED_NULL)
-			null_release_locked(s, v);
+			hyp__null_release_locked(s, v);
 		else
-			credit2_release_locked(s, v, runnable);
+			hyp__credit2_release_locked(s, v, runnable);
 	}
 	if (!runnable && v->sched_waiting) {
 		v->sched_waiting = false;
@@ -236,7 +230,7 @@ void sched_vcpu_exit(struct hyp_vcpu *v)
 	pthread_mutex_lock(&s->lock);
 	if (v->sched_listed) {
 		if (s->pools[v->sched_pool_in].kind == SCHED_NULL)
-			null_unassign_locked(s, v);
+			hyp__null_unassign_locked(s, v);
 		sched_list_del(s, v);
 	}
 	pthread_mutex_unlock(&s->lock);
@@ -261,7 +255,7 @@ static void *ticker(void *arg)
 	pthread_setname_np(pthread_self(), "sched-tick");
 	pthread_mutex_lock(&s->lock);
 	while (!s->stop) {
-		uint64_t now = sched_mono_ns();
+		uint64_t now = ferry_now_ns();
 
 		for (unsigned c = 0; c < s->npcpus; c++) {
 			struct hyp_vcpu *v = s->owner[c];
@@ -276,7 +270,7 @@ static void *ticker(void *arg)
 				continue;
 			d = v->d;
 			if (now - v->sched_run_wall_ns >= SCHED_TIMESLICE_NS &&
-			    credit2_has_waiter_locked(p))
+			    hyp__credit2_has_waiter_locked(p))
 				kick = true;
 			/* Wall time since the run began bounds the CPU time it
 			 * used. Never the thread's CPU clock from here: read from
@@ -324,7 +318,7 @@ int sched_init(struct hyp *h)
 	s->pools[0].cpus = all_mask(s->npcpus);
 	err = pthread_create(&s->ticker, NULL, ticker, s);
 	if (err) {
-		log_err("cannot start the scheduler tick thread: %s", strerror(err));
+		log_err("cannot start the scheduler tick thread: %s", ferry_strerror(err));
 		free(s);
 		return -err;
 	}
@@ -569,7 +563,7 @@ int sched_pool_migrate(struct hyp *h, uint32_t domid, const char *pool)
 			if (!v->sched_listed || v->sched_running)
 				continue;
 			if (s->pools[v->sched_pool_in].kind == SCHED_NULL)
-				null_unassign_locked(s, v);
+				hyp__null_unassign_locked(s, v);
 			sched_list_del(s, v);
 			sched_list_add(s, v, (unsigned)id);
 			v->sched_waiting = false;
@@ -637,7 +631,7 @@ int sched_vcpu_pin(struct hyp *h, uint32_t domid, int vcpu, const uint64_t *hard
 				if (v->sched_listed &&
 				    s->pools[v->sched_pool_in].kind == SCHED_NULL &&
 				    !v->sched_running)
-					null_unassign_locked(s, v);
+					hyp__null_unassign_locked(s, v);
 			}
 		}
 		if (soft)

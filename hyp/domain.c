@@ -53,14 +53,14 @@ static void dom_free(struct hyp_domain *d)
 {
 	struct hyp *h = d->h;
 
-	pv_dom_fini(d); /* its poll thread reads guest memory */
+	hyp__pv_dom_fini(d); /* its poll thread reads guest memory */
 	for (unsigned i = 0; i < d->nvcpus; i++)
 		if (d->vcpus[i].exec)
 			d->ops->vcpu_fini(&d->vcpus[i]);
 	if (d->exec)
 		d->ops->dom_fini(d);
 	if (d->p2m) {
-		mem_release(&d->h->mem, d->p2m, d->maxmem_bytes >> PAGE_SHIFT);
+		hyp__mem_release(&d->h->mem, d->p2m, d->maxmem_bytes >> PAGE_SHIFT);
 		free(d->p2m);
 	}
 	hyp_uffd_free(d->uffd); /* before the mapping it covers goes */
@@ -69,7 +69,7 @@ static void dom_free(struct hyp_domain *d)
 	free(d->p2m_type);
 	free(d->host_dirty);
 	free(d->unwritten);
-	console_fini(d);
+	hyp__console_fini(d);
 	evtchn_dom_fini(d);
 	gnttab_dom_fini(d);
 	pthread_mutex_destroy(&d->lock);
@@ -94,7 +94,7 @@ void hyp_domain_put(struct hyp_domain *d)
 		dom_free(d);
 }
 
-void dom_set_state(struct hyp_domain *d, enum hyp_dom_state s)
+void hyp__dom_set_state(struct hyp_domain *d, enum hyp_dom_state s)
 {
 	bool changed;
 
@@ -214,21 +214,15 @@ static int dom_load(struct hyp_domain *d)
  * (parked while paused). restore: no kernel, boot page tables, start info
  * or boot registers; the saved memory and context bring their own.
  */
-static int dom_create(struct hyp *h, const struct hyp_dom_config *cfg, bool restore,
-		      bool start_paused, uint32_t *domid)
+/* A new domain's structure: paused, its locks made, nothing allocated. */
+static struct hyp_domain *dom_alloc(struct hyp *h, const struct hyp_dom_config *cfg,
+				    const struct hyp_exec_ops *ops, bool restore)
 {
-	const struct hyp_exec_ops *ops;
-	struct hyp_domain *d, **pp;
-	uint64_t pages, maxpages, free_pages;
+	struct hyp_domain *d = calloc(1, sizeof(*d));
 	pthread_condattr_t ca;
-	int err;
 
-	err = check_config(h, cfg, &ops);
-	if (err)
-		return err;
-	d = calloc(1, sizeof(*d));
 	if (!d)
-		return -ENOMEM;
+		return NULL;
 	d->h = h;
 	d->cfg = *cfg;
 	d->ops = ops;
@@ -241,7 +235,7 @@ static int dom_create(struct hyp *h, const struct hyp_dom_config *cfg, bool rest
 	d->con_log_fd = -1;
 	snprintf(d->cfg.backend, sizeof(d->cfg.backend), "%s", ops->name);
 	pthread_mutex_init(&d->lock, NULL);
-	/* Every timed wait on it (vcpu_block, the cap) counts in CLOCK_MONOTONIC;
+	/* Every timed wait on it (hyp__vcpu_block, the cap) counts in CLOCK_MONOTONIC;
 	 * with the default clock each wait returned at once and blocked vCPUs spun. */
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -252,40 +246,53 @@ static int dom_create(struct hyp *h, const struct hyp_dom_config *cfg, bool rest
 	pthread_mutex_init(&d->p2m_lock, NULL);
 	d->mem_bytes = cfg->memory_mb << 20;
 	d->maxmem_bytes = cfg->maxmem_mb << 20;
-	pages = d->mem_bytes >> PAGE_SHIFT;
-	maxpages = d->maxmem_bytes >> PAGE_SHIFT;
 	/* A restore's: the saved domain's mem-max. What the physmap holds
 	 * until the stream's holes are made may exceed it for a while. */
-	d->max_pages = cfg->max_kb ? cfg->max_kb >> 2 : maxpages;
+	d->max_pages = cfg->max_kb ? cfg->max_kb >> 2 : d->maxmem_bytes >> PAGE_SHIFT;
+	return d;
+}
 
-	/* Name check and domid allocation in one critical section. */
+/* Name check and domid allocation in one critical section. Counts d among
+ * the living (dom_free undoes it, on every path). */
+static int dom_claim_id(struct hyp *h, struct hyp_domain *d)
+{
+	uint64_t pages = d->mem_bytes >> PAGE_SHIFT, free_pages;
+	int err = 0;
+
 	pthread_mutex_lock(&h->lock);
-	h->nalive++; /* dom_free undoes it, on every path */
+	h->nalive++;
 	if (h->closing) {
-		pthread_mutex_unlock(&h->lock);
 		err = -ESHUTDOWN;
-		goto err_free;
+		goto out;
 	}
-	if (find_name_locked(h, cfg->name)) {
-		pthread_mutex_unlock(&h->lock);
-		log_err("domain name '%s' is already in use", cfg->name);
+	if (find_name_locked(h, d->cfg.name)) {
+		log_err("domain name '%s' is already in use", d->cfg.name);
 		err = -EEXIST;
-		goto err_free;
+		goto out;
 	}
 	pthread_mutex_lock(&h->mem.lock);
 	free_pages = h->mem.nfree;
 	pthread_mutex_unlock(&h->mem.lock);
 	if (pages > free_pages) {
-		pthread_mutex_unlock(&h->lock);
-		log_err("%s: domain needs %llu MiB, %llu MiB free of %llu MiB", cfg->name,
-			(unsigned long long)cfg->memory_mb,
+		log_err("%s: domain needs %llu MiB, %llu MiB free of %llu MiB", d->cfg.name,
+			(unsigned long long)d->cfg.memory_mb,
 			(unsigned long long)(free_pages >> 8),
 			(unsigned long long)(h->mem.nframes >> 8));
 		err = -ENOMEM;
-		goto err_free;
+		goto out;
 	}
 	d->domid = h->next_domid++;
+out:
 	pthread_mutex_unlock(&h->lock);
+	return err;
+}
+
+/* The guest-physical view (maxmem reserved), the P2M, the dirty bitmaps,
+ * and memory_mb of it populated. */
+static int dom_map_memory(struct hyp_domain *d, bool restore)
+{
+	uint64_t pages = d->mem_bytes >> PAGE_SHIFT, maxpages = d->maxmem_bytes >> PAGE_SHIFT;
+	int err;
 
 	d->hva = mmap(NULL, d->maxmem_bytes, PROT_NONE,
 		      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
@@ -303,48 +310,70 @@ static int dom_create(struct hyp *h, const struct hyp_dom_config *cfg, bool rest
 	    (restore && !d->unwritten) || !d->uffd) {
 		if (d->hva == MAP_FAILED)
 			d->hva = NULL;
-		err = -ENOMEM;
-		goto err_free;
+		return -ENOMEM;
 	}
 	memset(d->p2m, 0xff, maxpages * sizeof(*d->p2m));
 	memset(d->p2m_type, HYP_P2M_HOLE, maxpages);
-	err = mem_populate(&h->mem, d->domid, d->p2m, d->hva, 0, pages);
+	err = hyp__mem_populate(&d->h->mem, d->domid, d->p2m, d->hva, 0, pages);
 	if (err) {
 		log_err("d%u: cannot populate %llu MiB of guest memory: %s", d->domid,
-			(unsigned long long)cfg->memory_mb, strerror(-err));
-		goto err_free;
+			(unsigned long long)d->cfg.memory_mb, ferry_strerror(-err));
+		return err;
 	}
 	hyp__p2m_set_locked(d, 0, pages, HYP_P2M_RAM); /* nobody else sees d yet */
 	d->nr_pages = pages;
-	err = console_init(d);
+	return 0;
+}
+
+/* The vCPUs in the backend's VM, and their threads (parked: the domain
+ * is paused). */
+static int dom_start_vcpus(struct hyp_domain *d)
+{
+	int err = 0;
+
+	for (unsigned i = 0; !err && i < d->nvcpus; i++) {
+		d->vcpus[i].d = d;
+		d->vcpus[i].id = i;
+		err = d->ops->vcpu_init(&d->vcpus[i]);
+	}
+	for (unsigned i = 0; !err && i < d->nvcpus; i++)
+		err = hyp__vcpu_start(&d->vcpus[i]);
+	return err;
+}
+
+static int dom_create(struct hyp *h, const struct hyp_dom_config *cfg, bool restore,
+		      bool start_paused, uint32_t *domid)
+{
+	const struct hyp_exec_ops *ops;
+	struct hyp_domain *d, **pp;
+	int err;
+
+	err = check_config(h, cfg, &ops);
+	if (err)
+		return err;
+	d = dom_alloc(h, cfg, ops, restore);
+	if (!d)
+		return -ENOMEM;
+	err = dom_claim_id(h, d);
+	if (!err)
+		err = dom_map_memory(d, restore);
+	if (!err)
+		err = hyp__console_init(d);
 	if (!err)
 		err = evtchn_dom_init(d);
 	if (!err)
 		err = gnttab_dom_init(d);
 	if (!err)
-		err = pv_dom_init(d);
-	if (err)
-		goto err_free;
-	if (!restore) {
+		err = hyp__pv_dom_init(d);
+	if (!err && !restore)
 		err = dom_load(d);
-		if (err)
-			goto err_free;
-	}
-	err = ops->dom_init(d);
+	if (!err)
+		err = ops->dom_init(d);
 	if (err)
 		goto err_free;
-	for (unsigned i = 0; i < d->nvcpus; i++) {
-		d->vcpus[i].d = d;
-		d->vcpus[i].id = i;
-		err = ops->vcpu_init(&d->vcpus[i]);
-		if (err)
-			goto err_stop;
-	}
-	for (unsigned i = 0; i < d->nvcpus; i++) {
-		err = vcpu_start(&d->vcpus[i]);
-		if (err)
-			goto err_stop;
-	}
+	err = dom_start_vcpus(d);
+	if (err)
+		goto err_stop;
 
 	pthread_mutex_lock(&h->lock);
 	for (pp = &h->domains; *pp; pp = &(*pp)->next)
@@ -397,9 +426,9 @@ int hyp_domain_destroy(struct hyp *h, uint32_t domid)
 	h->ndomains--;
 	pthread_mutex_unlock(&h->lock);
 
-	dom_set_state(d, HYP_DOM_DYING);
+	hyp__dom_set_state(d, HYP_DOM_DYING);
 	stop_vcpus(d);
-	pv_dom_stop(d);
+	hyp__pv_dom_stop(d);
 	evtchn_dom_close_all(d); /* peers' ports become unbound */
 	log_info("d%u: destroyed '%s'", d->domid, d->cfg.name);
 	if (h->ev.gone)
@@ -427,7 +456,7 @@ static void wait_parked_locked(struct hyp_domain *d)
 	}
 }
 
-bool dom_wait_parked(struct hyp_domain *d)
+bool hyp__dom_wait_parked(struct hyp_domain *d)
 {
 	bool paused;
 
@@ -733,7 +762,7 @@ static void *reaper(void *arg)
 static const char *const reason_names[] = { "poweroff", "reboot", "suspend",
 					    "crash", "watchdog" };
 
-void dom_guest_shutdown(struct hyp_domain *d, unsigned reason)
+void hyp__dom_guest_shutdown(struct hyp_domain *d, unsigned reason)
 {
 	enum hyp_on_event action;
 	struct reaper_job *j;
@@ -758,7 +787,7 @@ void dom_guest_shutdown(struct hyp_domain *d, unsigned reason)
 	pthread_cond_broadcast(&d->cond);
 	pthread_mutex_unlock(&d->lock);
 	kick_all(d);
-	dom_set_state(d, reason == SHUTDOWN_crash || reason == SHUTDOWN_watchdog
+	hyp__dom_set_state(d, reason == SHUTDOWN_crash || reason == SHUTDOWN_watchdog
 				 ? HYP_DOM_CRASHED : HYP_DOM_SHUTDOWN);
 	if (action == HYP_ON_PRESERVE)
 		return;
@@ -786,9 +815,9 @@ void dom_guest_shutdown(struct hyp_domain *d, unsigned reason)
 	pthread_attr_destroy(&attr);
 }
 
-void dom_crash(struct hyp_domain *d)
+void hyp__dom_crash(struct hyp_domain *d)
 {
-	dom_guest_shutdown(d, SHUTDOWN_crash);
+	hyp__dom_guest_shutdown(d, SHUTDOWN_crash);
 }
 
 int hyp_domain_lookup(struct hyp *h, const char *s, uint32_t *domid)
@@ -906,7 +935,7 @@ int hyp_domain_rename(struct hyp *h, uint32_t domid, const char *name)
 	d->refs++;
 	pthread_mutex_unlock(&h->lock);
 	/* The console log follows the name (guest-NAME.log). */
-	console_rename(d);
+	hyp__console_rename(d);
 	log_info("d%u: renamed '%s' to '%s'", domid, old, name);
 	hyp_domain_put(d);
 	return 0;

@@ -665,7 +665,7 @@ static int64_t do_status(struct hyp_domain *d, struct evtchn_status *st)
 		return -XEN_EFAULT
 #define OUT(var) (hyp_gmem_write(d, a[1], &var, sizeof(var)) ? -XEN_EFAULT : 0)
 
-int64_t hc_event_channel_op(struct hyp_vcpu *v, const uint64_t *a)
+int64_t hyp__hc_event_channel_op(struct hyp_vcpu *v, const uint64_t *a)
 {
 	struct hyp_domain *d = v->d;
 	int64_t err;
@@ -770,7 +770,7 @@ void evtchn_block(struct hyp_vcpu *v)
 				   &pending, 1) && pending)
 			return;
 	}
-	vcpu_block(v);
+	hyp__vcpu_block(v);
 	evtchn_timer_poll(v);
 }
 

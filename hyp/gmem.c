@@ -6,6 +6,7 @@
 
 #include "common/bitmap.h"
 #include "common/compiler.h"
+#include "common/err.h"
 #include "common/log.h"
 #include "internal.h"
 
@@ -30,14 +31,15 @@ int hyp_gmem_populated(struct hyp_domain *d, uint64_t *bitmap, uint64_t *count)
 		while (g + len < npages && d->p2m[g + len] == start + len)
 			len++;
 		from = start;
-		while ((r = mem_next_data(&d->h->mem, from, start + len, &first, &last)) > 0) {
+		while ((r = hyp__mem_next_data(&d->h->mem, from, start + len, &first, &last)) > 0) {
 			for (uint64_t f = first; f < last; f++)
 				bitmap_set(bitmap, g + (f - start));
 			n += last - first;
 			from = last;
 		}
 		if (r < 0) {
-			log_err("d%u: SEEK_DATA in the memory pool: %s", d->domid, strerror(-r));
+			log_err("d%u: SEEK_DATA in the memory pool: %s", d->domid,
+				ferry_strerror(-r));
 			return r;
 		}
 		g += len;
@@ -67,7 +69,7 @@ static void take_warm(struct hyp_domain *d, uint64_t pfn, uint64_t npages)
 		while (g + n < pfn + npages && bitmap_test(d->unwritten, g + n))
 			n++;
 		hyp__uffd_remap_begin(d->uffd);
-		mem_swap_warm(&d->h->mem, d->domid, d->p2m, d->hva, g, n);
+		hyp__mem_swap_warm(&d->h->mem, d->domid, d->p2m, d->hva, g, n);
 		hyp__uffd_remap_end(d->uffd, g, n);
 		for (uint64_t k = 0; k < n; k++)
 			bitmap_clear(d->unwritten, g + k);
@@ -83,7 +85,7 @@ int hyp_gmem_load(struct hyp_domain *d, uint64_t pfn, const void *data, uint64_t
 
 	if (pfn > (d->mem_bytes >> PAGE_SHIFT) || npages > (d->mem_bytes >> PAGE_SHIFT) - pfn)
 		return -EFAULT;
-	err = gmem_fill_holes(d, pfn, npages);
+	err = hyp__gmem_fill_holes(d, pfn, npages);
 	if (err)
 		return err;
 	if (d->unwritten)
@@ -101,7 +103,8 @@ int hyp_gmem_load(struct hyp_domain *d, uint64_t pfn, const void *data, uint64_t
 			err = w < 0 ? -errno : -EIO;
 
 			log_err("d%u: writing %llu pages at pfn 0x%llx: %s", d->domid,
-				(unsigned long long)n, (unsigned long long)pfn, strerror(-err));
+				(unsigned long long)n, (unsigned long long)pfn,
+ ferry_strerror(-err));
 			return err;
 		}
 		hyp_gmem_mark_dirty(d, pfn << PAGE_SHIFT, n << PAGE_SHIFT);

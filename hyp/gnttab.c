@@ -514,7 +514,7 @@ static int16_t copy_one(struct hyp_domain *d, const struct gnttab_copy *op)
 	return st;
 }
 
-int64_t hc_grant_table_op(struct hyp_vcpu *v, const uint64_t *a)
+int64_t hyp__hc_grant_table_op(struct hyp_vcpu *v, const uint64_t *a)
 {
 	struct hyp_domain *d = v->d;
 	uint64_t cmd = a[0], uop = a[1], count = a[2];

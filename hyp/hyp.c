@@ -44,6 +44,8 @@ int hyp_create(const struct hyp_params *p, struct hyp **out)
 	snprintf(h->guest_elf, sizeof(h->guest_elf), "%s",
 		 p->guest_elf ? p->guest_elf : "");
 	h->soft_guest = p->soft_guest;
+	h->pv_backend = p->pv_backend;
+	h->pv_backend_opaque = p->pv_backend_opaque;
 	ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	h->pcpus = p->pcpus ? p->pcpus : (unsigned)(ncpu > 0 ? ncpu : 1);
 
@@ -69,12 +71,12 @@ int hyp_create(const struct hyp_params *p, struct hyp **out)
 			goto err_free;
 		}
 	}
-	err = mem_init(&h->mem, p->memory_bytes);
+	err = hyp__mem_init(&h->mem, p->memory_bytes);
 	if (err)
 		goto err_free;
 	err = sched_init(h);
 	if (err) {
-		mem_fini(&h->mem);
+		hyp__mem_fini(&h->mem);
 		goto err_free;
 	}
 	if (*h->state_dir) {
@@ -111,7 +113,7 @@ void hyp_destroy(struct hyp *h)
 		pthread_cond_wait(&h->cond, &h->lock);
 	pthread_mutex_unlock(&h->lock);
 	sched_fini(h);
-	mem_fini(&h->mem);
+	hyp__mem_fini(&h->mem);
 	pthread_cond_destroy(&h->cond);
 	pthread_mutex_destroy(&h->lock);
 	free(h);

@@ -24,7 +24,7 @@ static int64_t hc_console_io(struct hyp_vcpu *v, const uint64_t *a)
 		len = sizeof(buf);
 	if (hyp_gmem_read(v->d, a[2], buf, len))
 		return -XEN_EFAULT;
-	console_put(v->d, buf, len);
+	hyp__console_put(v->d, buf, len);
 	return (int64_t)len;
 }
 
@@ -42,7 +42,7 @@ static int64_t hc_sched_op(struct hyp_vcpu *v, const uint64_t *a)
 	case SCHEDOP_shutdown:
 		if (hyp_gmem_read(v->d, a[1], &sd, sizeof(sd)))
 			return -XEN_EFAULT;
-		dom_guest_shutdown(v->d, sd.reason);
+		hyp__dom_guest_shutdown(v->d, sd.reason);
 		return 0;
 	default:
 		return -XEN_ENOSYS;
@@ -70,7 +70,7 @@ static int64_t hc_memory_op(struct hyp_vcpu *v, const uint64_t *a)
 	struct hyp_domain *d = v->d;
 
 	if (a[0] != XENMEM_add_to_physmap)
-		return balloon_memory_op(d, a[0], a[1]);
+		return hyp__balloon_memory_op(d, a[0], a[1]);
 	if (hyp_gmem_read(d, a[1], &x, sizeof(x)))
 		return -XEN_EFAULT;
 	if (x.domid != DOMID_SELF && x.domid != d->domid)
@@ -104,7 +104,7 @@ static int64_t hc_hvm_op(struct hyp_vcpu *v, const uint64_t *a)
 		/* ferryd's to set (at create), the guest's to read. */
 		if (a[0] == HVMOP_set_param)
 			return -XEN_EPERM;
-		err = pv_hvm_param(v->d, p.index, &p.value);
+		err = hyp__pv_hvm_param(v->d, p.index, &p.value);
 		if (err)
 			return err;
 		return hyp_gmem_write(v->d, a[1], &p, sizeof(p)) ? -XEN_EFAULT : 0;
@@ -146,9 +146,9 @@ int64_t hyp_hypercall(struct hyp_vcpu *v, uint64_t nr, const uint64_t *a)
 	case __HYPERVISOR_hvm_op:
 		return hc_hvm_op(v, a);
 	case __HYPERVISOR_event_channel_op:
-		return hc_event_channel_op(v, a);
+		return hyp__hc_event_channel_op(v, a);
 	case __HYPERVISOR_grant_table_op:
-		return hc_grant_table_op(v, a);
+		return hyp__hc_grant_table_op(v, a);
 	default:
 		return -XEN_ENOSYS;
 	}

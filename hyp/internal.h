@@ -27,50 +27,52 @@ struct hyp_mem {
 	uint64_t nfree;
 	uint64_t *free_map;	/* bit set = frame free */
 	/* bit set = a free frame holding a host page with stale contents,
-	 * kept from a destroyed domain for the next restore (mem_release) */
+	 * kept from a destroyed domain for the next restore (hyp__mem_release) */
 	uint64_t *warm_map;
 	uint64_t nwarm_free;
-	uint64_t warm_cursor;	/* mem_swap_warm's search start */
+	uint64_t warm_cursor;	/* hyp__mem_swap_warm's search start */
 	uint64_t cursor;	/* next-fit search start */
 	uint64_t *m2p;		/* frame -> (domid << 48 | gfn), lazily touched */
 	pthread_mutex_t lock;
 };
 
-int mem_init(struct hyp_mem *m, uint64_t bytes);
-void mem_fini(struct hyp_mem *m);
+int hyp__mem_init(struct hyp_mem *m, uint64_t bytes);
+void hyp__mem_fini(struct hyp_mem *m);
 /* Allocates frames for gfns [gfn, gfn + n) of domid, filling p2m[] and
  * mapping each extent at hva + gfn * 4 KiB. All or nothing. They read as
  * zeros. */
-int mem_populate(struct hyp_mem *m, uint32_t domid, uint32_t *p2m, uint8_t *hva, uint64_t gfn,
-		 uint64_t n);
+int hyp__mem_populate(struct hyp_mem *m, uint32_t domid, uint32_t *p2m, uint8_t *hva, uint64_t gfn,
+		      uint64_t n);
 /*
  * Restore, about to write gfns [gfn, gfn + n) whole, every one populated
  * and never written: gives them warm frames in place of theirs, as far as
  * there are any (the first so many gfns). Their host pages are allocated
  * already, so the write is only a copy.
  */
-void mem_swap_warm(struct hyp_mem *m, uint32_t domid, uint32_t *p2m, uint8_t *hva, uint64_t gfn,
-		   uint64_t n);
+void hyp__mem_swap_warm(struct hyp_mem *m, uint32_t domid, uint32_t *p2m, uint8_t *hva,
+			uint64_t gfn,
+			uint64_t n);
 /*
  * The first run of frames holding data (not holes) in [from, end): 1 and
  * [*first, *last), 0 when there is none, or -errno from SEEK_DATA; on
  * those the run is empty ([end, end)).
  */
-int mem_next_data(struct hyp_mem *m, uint64_t from, uint64_t end, uint64_t *first, uint64_t *last);
+int hyp__mem_next_data(struct hyp_mem *m, uint64_t from, uint64_t end, uint64_t *first,
+		       uint64_t *last);
 /* Returns every frame in p2m[0..n) to the pool, keeping the host pages of
  * those that have them (warm frames, for the next restore). */
-void mem_release(struct hyp_mem *m, uint32_t *p2m, uint64_t n);
+void hyp__mem_release(struct hyp_mem *m, uint32_t *p2m, uint64_t n);
 /* Balloon: gives the frames of gfns [gfn, gfn + n) (every one populated)
  * back to the pool; the view there reads as zeros afterwards. */
-int mem_unpopulate(struct hyp_mem *m, uint32_t domid, uint32_t *p2m,
-		   uint8_t *hva, uint64_t gfn, uint64_t n);
+int hyp__mem_unpopulate(struct hyp_mem *m, uint32_t domid, uint32_t *p2m,
+			uint8_t *hva, uint64_t gfn, uint64_t n);
 /* balloon.c: XENMEM_{decrease_reservation,populate_physmap,
  * current_reservation,maximum_reservation}, a Xen result. */
-int64_t balloon_memory_op(struct hyp_domain *d, uint64_t op, uint64_t arg);
+int64_t hyp__balloon_memory_op(struct hyp_domain *d, uint64_t op, uint64_t arg);
 /* p2m.c: gfns [gfn, gfn + n) become type t. Under p2m_lock. */
 void hyp__p2m_set_locked(struct hyp_domain *d, uint64_t gfn, uint64_t n, enum hyp_p2m_type t);
 /* Restore: gives frames to the holes among [pfn, pfn + npages). */
-int gmem_fill_holes(struct hyp_domain *d, uint64_t pfn, uint64_t npages);
+int hyp__gmem_fill_holes(struct hyp_domain *d, uint64_t pfn, uint64_t npages);
 
 /* ---- execution backends (exec-kvm/, exec-soft/) ------------------------ */
 
@@ -243,7 +245,7 @@ struct hyp_domain {
 	pthread_mutex_t p2m_lock;
 	uint64_t nr_pages, max_pages;
 	/* A restore's, until libxc END: the gfns the stream has not written
-	 * yet, whose frames warm ones may replace (mem_swap_warm). */
+	 * yet, whose frames warm ones may replace (hyp__mem_swap_warm). */
 	uint64_t *unwritten;
 	uint64_t *host_dirty;	/* pages ferryd wrote, see hyp_gmem_write */
 	/* uffd.c: the one userfaultfd owner of [hva, hva + mem_bytes); every
@@ -254,8 +256,11 @@ struct hyp_domain {
 	uint64_t callback_vector;
 	struct evtchn_state *evtchn; /* evtchn.c */
 	struct gnttab_state *gnttab; /* gnttab.c */
-	struct pv_state *pv;	/* pv-console.c: the PV rings (NULL: none) */
-	uint32_t pv_con_port, pv_xs_port; /* their ports in this domain */
+	/* pv.c: the PV rings: their ports in this domain, and the backend's
+	 * state (hyp_pv_backend_ops); pv_on once the backend took them */
+	uint32_t pv_con_port, pv_xs_port;
+	void *pv_priv;
+	bool pv_on;
 
 	hyp_ring_full_fn ring_full;
 	void *ring_full_opaque;
@@ -298,28 +303,28 @@ struct hyp {
 	char guest_elf[HYP_PATH_MAX];
 	const struct hyp_soft_guest_ops *soft_guest; /* NULL: no soft domains */
 	struct hyp_events ev;
-	/* pv-console.c: the xenstore owner's kick (hyp/pv.h), under lock */
-	void (*xs_kick)(void *opaque, uint32_t domid);
-	void *xs_kick_opaque;
+	/* pv.c: the PV rings' backends (hyp/pv.h; NULL: no PV rings) */
+	const struct hyp_pv_backend_ops *pv_backend;
+	void *pv_backend_opaque;
 	uint32_t next_domid;
 	struct hyp_domain *domains; /* in domid order */
 	unsigned ndomains;
 };
 
 /* domain.c */
-void dom_set_state(struct hyp_domain *d, enum hyp_dom_state s);
+void hyp__dom_set_state(struct hyp_domain *d, enum hyp_dom_state s);
 /* The guest asked to stop with reason (SHUTDOWN_*): apply on_* action. */
-void dom_guest_shutdown(struct hyp_domain *d, unsigned reason);
+void hyp__dom_guest_shutdown(struct hyp_domain *d, unsigned reason);
 /* Crash from a backend (message already logged). */
-void dom_crash(struct hyp_domain *d);
+void hyp__dom_crash(struct hyp_domain *d);
 /* Waits until every vCPU thread is parked or gone; false if the domain is
  * not paused (then nothing is waited for). */
-bool dom_wait_parked(struct hyp_domain *d);
+bool hyp__dom_wait_parked(struct hyp_domain *d);
 
 /* vcpu.c */
-int vcpu_start(struct hyp_vcpu *v);
+int hyp__vcpu_start(struct hyp_vcpu *v);
 /* Sleep in SCHEDOP_block until the timer, a kick, pause or stop. */
-void vcpu_block(struct hyp_vcpu *v);
+void hyp__vcpu_block(struct hyp_vcpu *v);
 
 /* ---- scheduler (cpupool.c, sched-credit2.c, sched-null.c, cap.c) ------ */
 
@@ -367,25 +372,24 @@ void sched_release(struct hyp_vcpu *v);
 void sched_block(struct hyp_vcpu *v);
 /* The vCPU thread ends: leaves its pool. */
 void sched_vcpu_exit(struct hyp_vcpu *v);
-uint64_t sched_mono_ns(void);
 uint64_t sched_thread_ns(struct hyp_vcpu *v);
 /* Under s->lock. */
 void sched_list_add(struct sched *s, struct hyp_vcpu *v, unsigned pool);
 void sched_list_del(struct sched *s, struct hyp_vcpu *v);
-bool credit2_acquire_locked(struct sched *s, struct hyp_vcpu *v);
-void credit2_release_locked(struct sched *s, struct hyp_vcpu *v, bool runnable);
+bool hyp__credit2_acquire_locked(struct sched *s, struct hyp_vcpu *v);
+void hyp__credit2_release_locked(struct sched *s, struct hyp_vcpu *v, bool runnable);
 /* Any vCPU of the pool queued for a pCPU. */
-bool credit2_has_waiter_locked(struct sched_pool *p);
-bool null_acquire_locked(struct sched *s, struct hyp_vcpu *v);
-void null_release_locked(struct sched *s, struct hyp_vcpu *v);
+bool hyp__credit2_has_waiter_locked(struct sched_pool *p);
+bool hyp__null_acquire_locked(struct sched *s, struct hyp_vcpu *v);
+void hyp__null_release_locked(struct sched *s, struct hyp_vcpu *v);
 /* Drops the null assignment of v (exit, pool change). */
-void null_unassign_locked(struct sched *s, struct hyp_vcpu *v);
+void hyp__null_unassign_locked(struct sched *s, struct hyp_vcpu *v);
 /* Waits on the pool's condvar at most ns (pause and stop are polled). */
 void sched_wait_locked(struct sched *s, struct sched_pool *p, uint64_t ns);
 /* cap.c: refills d's budget when its period ended; true if d may run. */
-bool cap_may_run_locked(struct hyp_domain *d, uint64_t now);
+bool hyp__cap_may_run_locked(struct hyp_domain *d, uint64_t now);
 /* cap.c: charges ns of CPU to the domain's budget. */
-void cap_charge_locked(struct hyp_domain *d, uint64_t ns);
+void hyp__cap_charge_locked(struct hyp_domain *d, uint64_t ns);
 /* cpupool.c: the SCHED and SCHED_VCPU entries (context.c). apply falls
  * back (target's default pool, its pCPUs) with a warning, never fails. */
 int sched_ctx_save(struct hyp_domain *d, hyp_ctx_emit_fn emit, void *opaque);
@@ -401,7 +405,7 @@ int64_t hyp_hypercall(struct hyp_vcpu *v, uint64_t nr, const uint64_t *arg);
 int evtchn_dom_init(struct hyp_domain *d);
 void evtchn_dom_close_all(struct hyp_domain *d);
 void evtchn_dom_fini(struct hyp_domain *d);
-int64_t hc_event_channel_op(struct hyp_vcpu *v, const uint64_t *arg);
+int64_t hyp__hc_event_channel_op(struct hyp_vcpu *v, const uint64_t *arg);
 /* SCHEDOP_block: Xen's do_block (unmask, sleep unless an event is pending),
  * then the timer check. */
 void evtchn_block(struct hyp_vcpu *v);
@@ -418,7 +422,7 @@ int evtchn_ctx_apply(struct hyp_domain *d);
 /* gnttab.c */
 int gnttab_dom_init(struct hyp_domain *d);
 void gnttab_dom_fini(struct hyp_domain *d);
-int64_t hc_grant_table_op(struct hyp_vcpu *v, const uint64_t *arg);
+int64_t hyp__hc_grant_table_op(struct hyp_vcpu *v, const uint64_t *arg);
 /* XENMEM_add_to_physmap(XENMAPSPACE_grant_table): gpfn becomes frame idx. */
 int64_t gnttab_add_to_physmap(struct hyp_domain *d, uint64_t idx, uint64_t gpfn);
 /* The GNTTAB entry (context.c), as for evtchn_ctx_*. */
@@ -427,35 +431,32 @@ int gnttab_ctx_load(struct hyp_domain *d, uint16_t instance, const void *data,
 		    uint32_t len);
 void gnttab_ctx_apply(struct hyp_domain *d);
 
-/* pv-console.c: the PV rings' ports and console backend (hyp/pv.h).
- * init at create before the vCPUs start; stop (joins the poll thread)
- * before the ports close at destroy; fini frees (stops first if needed). */
-int pv_dom_init(struct hyp_domain *d);
-void pv_dom_stop(struct hyp_domain *d);
-void pv_dom_fini(struct hyp_domain *d);
+/* pv.c: the PV rings' ports, handed to the backend (hyp/pv.h). init at
+ * create before the vCPUs start; stop (the backend stops touching the
+ * domain) before the ports close at destroy; fini frees (stops first). */
+int hyp__pv_dom_init(struct hyp_domain *d);
+void hyp__pv_dom_stop(struct hyp_domain *d);
+void hyp__pv_dom_fini(struct hyp_domain *d);
 /* HVMOP_get_param of the ring params; -XEN_EINVAL for other indices. */
-int64_t pv_hvm_param(struct hyp_domain *d, uint32_t index, uint64_t *value);
+int64_t hyp__pv_hvm_param(struct hyp_domain *d, uint32_t index, uint64_t *value);
 /* Whether guest RAM holds both ring pages. */
-bool pv_rings_present(struct hyp_domain *d);
-/* A ring index in guest memory: acquire load; release store marked dirty. */
-uint32_t pv_idx_load(struct hyp_domain *d, uint64_t gpa);
-void pv_idx_store(struct hyp_domain *d, uint64_t gpa, uint32_t v);
+bool hyp__pv_rings_present(struct hyp_domain *d);
 
 /* console.c */
-int console_init(struct hyp_domain *d);
-void console_fini(struct hyp_domain *d);
-void console_put(struct hyp_domain *d, const char *buf, size_t len);
-/* console_put within the gate's bound: returns the bytes taken (fewer than
+int hyp__console_init(struct hyp_domain *d);
+void hyp__console_fini(struct hyp_domain *d);
+void hyp__console_put(struct hyp_domain *d, const char *buf, size_t len);
+/* hyp__console_put within the gate's bound: returns the bytes taken (fewer than
  * len, maybe 0, when the gate holds HYP_CONSOLE_GATE_MAX bytes); the rest
  * stays in the guest's ring. */
-size_t console_offer(struct hyp_domain *d, const char *buf, size_t len);
+size_t hyp_console_offer(struct hyp_domain *d, const char *buf, size_t len);
 /* The CONSOLE entry (context.c): save emits the history ferryd holds; load
  * checks one and puts its bytes back in the ring (ferryd's record, not
  * the guest's: nothing to wait for). -EINVAL naming the field if bad. */
-int console_ctx_save(struct hyp_domain *d, hyp_ctx_emit_fn emit, void *opaque);
-int console_ctx_load(struct hyp_domain *d, uint16_t instance, const void *data, uint32_t len);
+int hyp__console_ctx_save(struct hyp_domain *d, hyp_ctx_emit_fn emit, void *opaque);
+int hyp__console_ctx_load(struct hyp_domain *d, uint16_t instance, const void *data, uint32_t len);
 /* Reopens the console log under the domain's current name. */
-void console_rename(struct hyp_domain *d);
+void hyp__console_rename(struct hyp_domain *d);
 
 /* Under p2m_lock: gfn has no frame (a ballooned hole). */
 static inline bool hyp__p2m_hole(const struct hyp_domain *d, uint64_t gfn)

@@ -14,10 +14,11 @@
 
 #include "common/bitmap.h"
 #include "common/compiler.h"
+#include "common/err.h"
 #include "common/log.h"
 #include "internal.h"
 
-int mem_init(struct hyp_mem *m, uint64_t bytes)
+int hyp__mem_init(struct hyp_mem *m, uint64_t bytes)
 {
 	uint64_t words;
 	int err;
@@ -72,7 +73,7 @@ err_fd:
 	return err;
 }
 
-void mem_fini(struct hyp_mem *m)
+void hyp__mem_fini(struct hyp_mem *m)
 {
 	munmap(m->free_map, BITMAP_BYTES(m->nframes));
 	munmap(m->warm_map, BITMAP_BYTES(m->nframes));
@@ -129,7 +130,8 @@ static uint64_t find_run(struct hyp_mem *m, uint64_t *pos, uint64_t want, enum f
 	return n;
 }
 
-int mem_next_data(struct hyp_mem *m, uint64_t from, uint64_t end, uint64_t *first, uint64_t *last)
+int hyp__mem_next_data(struct hyp_mem *m, uint64_t from, uint64_t end, uint64_t *first,
+		       uint64_t *last)
 {
 	off_t data = lseek(m->memfd, (off_t)(from << PAGE_SHIFT), SEEK_DATA), hole;
 
@@ -171,7 +173,7 @@ static void free_run(struct hyp_mem *m, uint64_t mfn, uint64_t n, bool keep)
 		return;
 	}
 	/* An error only leaves frames cold: they are holes or get punched. */
-	while (mem_next_data(m, from, mfn + n, &first, &last) > 0) {
+	while (hyp__mem_next_data(m, from, mfn + n, &first, &last) > 0) {
 		for (uint64_t f = first; f < last; f++)
 			bitmap_set(m->warm_map, f);
 		m->nwarm_free += last - first;
@@ -254,7 +256,7 @@ static int take(struct hyp_mem *m, uint32_t domid, uint32_t *p2m, uint8_t *hva, 
 		if (err) {
 			log_err("d%u: mapping %llu frames at gfn 0x%llx: %s", domid,
 				(unsigned long long)len, (unsigned long long)(gfn + *done),
-				strerror(-err));
+				ferry_strerror(-err));
 			return err;
 		}
 		if (c == F_WARM)
@@ -266,8 +268,8 @@ static int take(struct hyp_mem *m, uint32_t domid, uint32_t *p2m, uint8_t *hva, 
 	return 0;
 }
 
-int mem_populate(struct hyp_mem *m, uint32_t domid, uint32_t *p2m, uint8_t *hva, uint64_t gfn,
-		 uint64_t n)
+int hyp__mem_populate(struct hyp_mem *m, uint32_t domid, uint32_t *p2m, uint8_t *hva, uint64_t gfn,
+		      uint64_t n)
 {
 	uint64_t done = 0, pos, wpos = 0;
 	int err;
@@ -291,8 +293,9 @@ int mem_populate(struct hyp_mem *m, uint32_t domid, uint32_t *p2m, uint8_t *hva,
 	return err;
 }
 
-void mem_swap_warm(struct hyp_mem *m, uint32_t domid, uint32_t *p2m, uint8_t *hva, uint64_t gfn,
-		   uint64_t n)
+void hyp__mem_swap_warm(struct hyp_mem *m, uint32_t domid, uint32_t *p2m, uint8_t *hva,
+			uint64_t gfn,
+			uint64_t n)
 {
 	uint64_t done = 0;
 
@@ -312,7 +315,7 @@ void mem_swap_warm(struct hyp_mem *m, uint32_t domid, uint32_t *p2m, uint8_t *hv
 			/* The old view is still in place: the write goes there. */
 			log_debug("d%u: mapping %llu warm frames at gfn 0x%llx: %s", domid,
 				  (unsigned long long)len, (unsigned long long)(gfn + done),
-				  strerror(-err));
+				  ferry_strerror(-err));
 			break;
 		}
 		/* The old frames are holes the stream has not written: free. */
@@ -324,15 +327,15 @@ void mem_swap_warm(struct hyp_mem *m, uint32_t domid, uint32_t *p2m, uint8_t *hv
 	pthread_mutex_unlock(&m->lock);
 }
 
-void mem_release(struct hyp_mem *m, uint32_t *p2m, uint64_t n)
+void hyp__mem_release(struct hyp_mem *m, uint32_t *p2m, uint64_t n)
 {
 	pthread_mutex_lock(&m->lock);
 	release_frames(m, p2m, n, true);
 	pthread_mutex_unlock(&m->lock);
 }
 
-int mem_unpopulate(struct hyp_mem *m, uint32_t domid, uint32_t *p2m,
-		   uint8_t *hva, uint64_t gfn, uint64_t n)
+int hyp__mem_unpopulate(struct hyp_mem *m, uint32_t domid, uint32_t *p2m,
+			uint8_t *hva, uint64_t gfn, uint64_t n)
 {
 	void *at;
 

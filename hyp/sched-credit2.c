@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <stdio.h>
 
+#include "common/clock.h"
 #include "common/log.h"
 #include "internal.h"
 
@@ -50,7 +51,7 @@ static bool beats(const struct hyp_vcpu *w, const struct hyp_vcpu *v, unsigned c
 	       (w->sched_credit == v->sched_credit && w->sched_seq < v->sched_seq);
 }
 
-bool credit2_has_waiter_locked(struct sched_pool *p)
+bool hyp__credit2_has_waiter_locked(struct sched_pool *p)
 {
 	for (struct hyp_vcpu *w = p->vcpus; w; w = w->sched_next)
 		if (w->sched_waiting && !stop_waiting(w))
@@ -87,7 +88,7 @@ static void reset_credit(struct sched_pool *p)
 	}
 }
 
-bool credit2_acquire_locked(struct sched *s, struct hyp_vcpu *v)
+bool hyp__credit2_acquire_locked(struct sched *s, struct hyp_vcpu *v)
 {
 	struct sched_pool *p = &s->pools[v->sched_pool_in];
 	bool ok = false;
@@ -99,11 +100,11 @@ bool credit2_acquire_locked(struct sched *s, struct hyp_vcpu *v)
 	}
 	/* Moved to another pool meanwhile: the caller starts over. */
 	while (!stop_waiting(v) && p == &s->pools[v->sched_pool_in]) {
-		uint64_t now = sched_mono_ns();
+		uint64_t now = ferry_now_ns();
 		int c;
 		bool beaten = false;
 
-		if (!cap_may_run_locked(v->d, now)) {
+		if (!hyp__cap_may_run_locked(v->d, now)) {
 			uint64_t left = v->d->sched_period_end_ns - now;
 
 			/* Until the refill; pause and stop are polled. */
@@ -136,7 +137,7 @@ bool credit2_acquire_locked(struct sched *s, struct hyp_vcpu *v)
 	return ok;
 }
 
-void credit2_release_locked(struct sched *s, struct hyp_vcpu *v, bool runnable)
+void hyp__credit2_release_locked(struct sched *s, struct hyp_vcpu *v, bool runnable)
 {
 	uint64_t ran = sched_thread_ns(v) - v->sched_run_cpu_ns;
 	unsigned c = v->sched_cpu1 - 1;
@@ -144,7 +145,7 @@ void credit2_release_locked(struct sched *s, struct hyp_vcpu *v, bool runnable)
 	if ((int64_t)ran < 0)
 		ran = 0;
 	v->sched_credit -= (int64_t)(ran * SCHED_DEFAULT_WEIGHT / weight_of(v->d));
-	cap_charge_locked(v->d, ran);
+	hyp__cap_charge_locked(v->d, ran);
 	if (v->sched_cpu1 && s->owner[c] == v)
 		s->owner[c] = NULL;
 	v->sched_cpu1 = 0;

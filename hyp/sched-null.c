@@ -4,9 +4,10 @@
  * affinity) for itself and keeps it, running or blocked, until it leaves
  * the pool or ends; with no free pCPU it waits. No timeslices, no credit.
  */
+#include "common/clock.h"
 #include "internal.h"
 
-void null_unassign_locked(struct sched *s, struct hyp_vcpu *v)
+void hyp__null_unassign_locked(struct sched *s, struct hyp_vcpu *v)
 {
 	unsigned c;
 
@@ -21,7 +22,7 @@ void null_unassign_locked(struct sched *s, struct hyp_vcpu *v)
 		pthread_cond_broadcast(&s->pools[s->cpu_pool[c]].cond);
 }
 
-bool null_acquire_locked(struct sched *s, struct hyp_vcpu *v)
+bool hyp__null_acquire_locked(struct sched *s, struct hyp_vcpu *v)
 {
 	struct sched_pool *p = &s->pools[v->sched_pool_in];
 	struct hyp_domain *d = v->d;
@@ -33,7 +34,7 @@ bool null_acquire_locked(struct sched *s, struct hyp_vcpu *v)
 			return false;
 		/* The assignment lapses when the pCPU left the pool. */
 		if (v->sched_cpu1 && s->cpu_pool[v->sched_cpu1 - 1] != (int)v->sched_pool_in)
-			null_unassign_locked(s, v);
+			hyp__null_unassign_locked(s, v);
 		if (v->sched_cpu1)
 			break;
 		for (unsigned c = 0; c < s->npcpus; c++) {
@@ -51,12 +52,12 @@ bool null_acquire_locked(struct sched *s, struct hyp_vcpu *v)
 		sched_wait_locked(s, p, 5 * SCHED_TICK_NS);
 	}
 	v->sched_run_cpu_ns = sched_thread_ns(v);
-	v->sched_run_wall_ns = sched_mono_ns();
+	v->sched_run_wall_ns = ferry_now_ns();
 	__atomic_store_n(&v->sched_running, true, __ATOMIC_RELAXED);
 	return true;
 }
 
-void null_release_locked(struct sched *s, struct hyp_vcpu *v)
+void hyp__null_release_locked(struct sched *s, struct hyp_vcpu *v)
 {
 	(void)s;
 	__atomic_store_n(&v->sched_running, false, __ATOMIC_RELAXED);

@@ -23,6 +23,7 @@
 
 #include "common/bitmap.h"
 #include "common/compiler.h"
+#include "common/err.h"
 #include "common/log.h"
 #include "hyp/uffd.h"
 #include "uffd-compat.h"
@@ -92,7 +93,7 @@ int hyp_uffd_supported(enum hyp_uffd_kind kind, char *why, size_t len)
 	pthread_once(&kernel_once, probe_kernel);
 	if (kernel_err) {
 		if (why)
-			snprintf(why, len, "userfaultfd: %s", strerror(-kernel_err));
+			snprintf(why, len, "userfaultfd: %s", ferry_strerror(-kernel_err));
 		return -ENOTSUP;
 	}
 	if ((kernel_features & kind_features[kind]) != kind_features[kind]) {
@@ -187,7 +188,7 @@ static void dispatch(struct hyp_uffd *u, const struct uffd_msg *m)
 	err = u->fn[k](u->opaque[k], u, k, pfn);
 	if (err)
 		log_err("uffd: resolving %s at page 0x%llx: %s", kind_name[k],
-			(unsigned long long)pfn, strerror(-err));
+			(unsigned long long)pfn, ferry_strerror(-err));
 }
 
 static void *fault_thread(void *arg)
@@ -331,7 +332,7 @@ int hyp_uffd_attach(struct hyp_uffd *u, enum hyp_uffd_kind kind, hyp_uffd_fault_
 	err = attach_locked(u, kind);
 	if (err) {
 		log_err("uffd: attaching %s over %llu pages: %s", kind_name[kind],
-			(unsigned long long)u->npages, strerror(-err));
+			(unsigned long long)u->npages, ferry_strerror(-err));
 		u->fn[kind] = NULL;
 	}
 	/* On error too: the kinds attached before still need it. */
@@ -535,7 +536,8 @@ void hyp__uffd_remap_end(struct hyp_uffd *u, uint64_t pfn, uint64_t n)
 		 * rather than miss a write. */
 		if (err)
 			log_err("uffd: registering pages 0x%llx+%llu again after a remap: %s",
-				(unsigned long long)pfn, (unsigned long long)n, strerror(-err));
+				(unsigned long long)pfn, (unsigned long long)n,
+ ferry_strerror(-err));
 	}
 	pthread_mutex_unlock(&u->lock);
 }

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/err.h"
 #include "common/log.h"
 #include "internal.h"
 
@@ -43,7 +44,7 @@ static void park_until_runnable(struct hyp_vcpu *v)
 	pthread_mutex_unlock(&d->lock);
 }
 
-void vcpu_block(struct hyp_vcpu *v)
+void hyp__vcpu_block(struct hyp_vcpu *v)
 {
 	struct hyp_domain *d = v->d;
 
@@ -100,7 +101,7 @@ static void *vcpu_thread(void *arg)
 
 			d->ops->vcpu_hcall_done(v, ret);
 		} else if (ex.kind == HYP_EXIT_CRASH) {
-			dom_crash(d);
+			hyp__dom_crash(d);
 			break;
 		} else if (ex.kind == HYP_EXIT_STOPPED) {
 			break;
@@ -116,13 +117,13 @@ static void *vcpu_thread(void *arg)
 	return NULL;
 }
 
-int vcpu_start(struct hyp_vcpu *v)
+int hyp__vcpu_start(struct hyp_vcpu *v)
 {
 	int err = pthread_create(&v->thread, NULL, vcpu_thread, v);
 
 	if (err) {
 		log_err("d%u: cannot start the thread of vCPU %u: %s", v->d->domid, v->id,
-			strerror(err));
+			ferry_strerror(err));
 		return -err;
 	}
 	pthread_getcpuclockid(v->thread, &v->cpu_clock);

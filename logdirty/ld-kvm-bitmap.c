@@ -27,6 +27,7 @@
 #include <linux/kvm.h>
 
 #include "common/bitmap.h"
+#include "common/err.h"
 #include "common/log.h"
 #include "internal.h"
 
@@ -61,7 +62,7 @@ static int ldb_get(struct ld_tracker *ld, struct ldb *b, struct ldb_slot *s)
 		int err = -errno;
 
 		log_err("logdirty: dom%u: KVM_GET_DIRTY_LOG slot %u: %s",
-			ld->domid, s->slot, strerror(-err));
+			ld->domid, s->slot, ferry_strerror(-err));
 		return err;
 	}
 	return 0;
@@ -83,7 +84,7 @@ static int ldb_clear(struct ld_tracker *ld, struct ldb *b, struct ldb_slot *s,
 		log_err("logdirty: dom%u: KVM_CLEAR_DIRTY_LOG slot %u pfn "
 			"%#llx+%u: %s", ld->domid, s->slot,
 			(unsigned long long)(s->base_pfn + c.first_page),
-			c.num_pages, strerror(-err));
+			c.num_pages, ferry_strerror(-err));
 		return err;
 	}
 	return 0;
@@ -181,7 +182,7 @@ static int ldb_enable(struct ld_tracker *ld)
 	ret = ldb_set_cap(b->vm_fd, want);
 	if (ret) {
 		log_err("logdirty: dom%u: KVM_ENABLE_CAP manual protect: %s",
-			ld->domid, strerror(-ret));
+			ld->domid, ferry_strerror(-ret));
 		goto err;
 	}
 	ret = hyp_kvm_set_dirty_logging(d, true);

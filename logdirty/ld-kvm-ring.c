@@ -30,6 +30,7 @@
 
 #include <linux/kvm.h>
 
+#include "common/err.h"
 #include "common/log.h"
 #include "internal.h"
 
@@ -134,7 +135,7 @@ static int ldr_harvest(struct ld_tracker *ld, struct ldr *r)
 		int err = -errno;
 
 		log_err("logdirty: dom%u: KVM_RESET_DIRTY_RINGS: %s",
-			ld->domid, strerror(-err));
+			ld->domid, ferry_strerror(-err));
 		return err;
 	}
 	return 0;

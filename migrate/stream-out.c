@@ -59,7 +59,7 @@ int mig_put_libxc(struct mig_out *s, uint32_t type, const void *body, size_t len
 	struct iovec b = { .iov_base = (void *)body, .iov_len = len };
 
 	return mig_put(s, strm_enc_libxc_rec(s->enc, type, &b, len ? 1 : 0, s->iov),
-		       libxc_rec_name(type) ? libxc_rec_name(type) : "a libxc record");
+		       fmt_libxc_rec_name(type) ? fmt_libxc_rec_name(type) : "a libxc record");
 }
 
 int mig_put_headers(struct mig_out *s)

@@ -189,7 +189,7 @@ static int on_context(struct rst *r, const struct strm_rec *rec)
 		if (desc.length > (size_t)(end - p))
 			return fail(r, -EPROTO, "HVM_CONTEXT at offset %llu: entry %s overruns",
 				    (unsigned long long)rec->offset,
-				    hvm_code_name(desc.typecode) ?: "?");
+				    fmt_hvm_code_name(desc.typecode) ?: "?");
 		if (desc.typecode == HVM_SAVE_CODE_END)
 			return 0;
 		if (desc.typecode != HVM_SAVE_CODE_HEADER) {
@@ -200,7 +200,7 @@ static int on_context(struct rst *r, const struct strm_rec *rec)
 					    "HVM_CONTEXT at offset %llu: entry %s (0x%x) "
 					    "instance %u refused: %s",
 					    (unsigned long long)rec->offset,
-					    hvm_code_name(desc.typecode) ?: "unknown",
+					    fmt_hvm_code_name(desc.typecode) ?: "unknown",
 					    desc.typecode, desc.instance, ferry_strerror(err));
 		}
 		p += desc.length;

@@ -24,6 +24,8 @@ export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 run "unit suites" ctest --test-dir "$root/build" --output-on-failure
 run "unit suites (ASan+UBSan)" ctest --test-dir "$root/build-asan" --output-on-failure
+# Every exported symbol carries its module's prefix (design brief section 8).
+run "exported symbols prefixed" "$root/scripts/check-prefixes.sh" "$root/build"
 for t in "$root"/tests/integration/*.sh; do
 	[ -e "$t" ] || continue
 	run "integration $(basename "$t" .sh)" timeout 1500 bash "$t" "$root/build"

@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "internal-io.h"
 
 struct strm_cancel {
@@ -67,19 +68,11 @@ void strm_cancel_free(struct strm_cancel *c)
 	free(c);
 }
 
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 int strm_wait_fd(int fd, short events, const struct strm_cancel *cancel, int timeout_ms)
 {
 	struct pollfd p[2] = {{.fd = fd, .events = events},
 			      {.fd = cancel ? cancel->efd : -1, .events = POLLIN}};
-	int64_t end = timeout_ms > 0 ? mono_ms() + timeout_ms : 0;
+	int64_t end = timeout_ms > 0 ? (int64_t)(ferry_now_ns() / 1000000) + timeout_ms : 0;
 
 	for (;;) {
 		int left = -1, n;
@@ -87,7 +80,7 @@ int strm_wait_fd(int fd, short events, const struct strm_cancel *cancel, int tim
 		if (strm_cancel_fired(cancel))
 			return -ECANCELED;
 		if (end) {
-			int64_t l = end - mono_ms();
+			int64_t l = end - (int64_t)(ferry_now_ns() / 1000000);
 
 			if (l <= 0)
 				return -ETIMEDOUT;

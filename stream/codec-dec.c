@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/err.h"
 #include "formats/hvm-context.h"
 #include "formats/libxc-stream.h"
 #include "formats/libxl-stream.h"
@@ -91,8 +92,8 @@ static int dec_fail(struct strm_dec *dec, int err, const char *fmt, ...)
 static const char *rec_name(enum dec_state st, uint32_t type, char *tmp, size_t n)
 {
 	const char *name = st == ST_LIBXL_RHDR || st == ST_LIBXL_BODY ?
-				   libxl_rec_name(type) :
-				   libxc_rec_name(type);
+				   fmt_libxl_rec_name(type) :
+				   fmt_libxc_rec_name(type);
 
 	if (name)
 		return name;
@@ -379,8 +380,8 @@ static int emit(struct strm_dec *dec, struct strm_rec *rec)
 		char tmp[24];
 		const char *what = rec->layer == STRM_XL		       ? "xl header" :
 				   rec->type == STRM_REC_LIBXC_HEADERS ? "libxc headers" :
-				   rec->layer == STRM_LIBXL ? libxl_rec_name(rec->type) :
-							      libxc_rec_name(rec->type);
+				   rec->layer == STRM_LIBXL ? fmt_libxl_rec_name(rec->type) :
+							      fmt_libxc_rec_name(rec->type);
 
 		if (!what) {
 			snprintf(tmp, sizeof(tmp), "type 0x%08" PRIx32, rec->type);
@@ -388,7 +389,7 @@ static int emit(struct strm_dec *dec, struct strm_rec *rec)
 		}
 		return dec_fail(dec, rc < 0 ? rc : -EINVAL,
 				"%s at offset 0x%" PRIx64 ": the consumer stopped: %s", what,
-				rec->offset, strerror(rc < 0 ? -rc : EINVAL));
+				rec->offset, ferry_strerror(rc < 0 ? -rc : EINVAL));
 	}
 	return 0;
 }
@@ -836,7 +837,7 @@ static int libxc_body(struct strm_dec *dec, const uint8_t *u)
 		rc = check_console(dec, u, len);
 		break;
 	default:
-		if (!libxc_rec_name(dec->rec_type))
+		if (!fmt_libxc_rec_name(dec->rec_type))
 			rec.flags = STRM_REC_UNKNOWN_OPTIONAL;
 		break;
 	}

@@ -70,7 +70,7 @@ static void dump_hvm_context(struct dump *d, const struct strm_rec *rec)
 		rc = strm_hvm_ctx_next(rec->body, rec->len, &pos, &e);
 		if (rc < 0)
 			break;
-		name = hvm_code_name(e.typecode);
+		name = fmt_hvm_code_name(e.typecode);
 		if (name)
 			fprintf(d->out, "           %-16s", name);
 		else
@@ -181,7 +181,8 @@ static int on_rec(void *opaque, const struct strm_rec *rec)
 		t->n++;
 		t->bytes += 8 + STRM_ROUNDUP8(rec->len);
 	}
-	name = rec->layer == STRM_LIBXL ? libxl_rec_name(rec->type) : libxc_rec_name(rec->type);
+	name = rec->layer == STRM_LIBXL ? fmt_libxl_rec_name(rec->type) :
+					  fmt_libxc_rec_name(rec->type);
 	fprintf(d->out, "0x%08" PRIx64 " %s ", rec->offset,
 		rec->layer == STRM_LIBXL ? "libxl" : "libxc");
 	if (name)
@@ -218,11 +219,11 @@ static void summary(struct dump *d)
 	fprintf(d->out, "summary: %" PRIu64 " records, %" PRIu64 " bytes\n", d->records,
 		strm_dec_offset(d->dec));
 	for (uint32_t i = 0; i < NLIBXC; i++)
-		summary_line(d->out, "libxc", libxc_rec_name(i), &d->libxc[i]);
+		summary_line(d->out, "libxc", fmt_libxc_rec_name(i), &d->libxc[i]);
 	summary_line(d->out, "libxc", "FERRY_CONSOLE", &d->console);
 	summary_line(d->out, "libxc", "(unknown optional)", &d->optional);
 	for (uint32_t i = 0; i < NLIBXL; i++)
-		summary_line(d->out, "libxl", libxl_rec_name(i), &d->libxl[i]);
+		summary_line(d->out, "libxl", fmt_libxl_rec_name(i), &d->libxl[i]);
 	fprintf(d->out, "  pages: %" PRIu64 " pfns sent, %" PRIu64 " with data (%" PRIu64
 			" bytes)\n",
 		d->entries, d->data_pages, d->data_pages * 4096);

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/clock.h"
 #include "internal-io.h"
 
 struct frame_io {
@@ -50,14 +51,6 @@ static int lower_failed(struct frame_io *f, int err)
 }
 
 /* ---- writer --------------------------------------------------------------- */
-
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 /* Frames between two runs of the compressor while auto sends raw. */
 #define AUTO_PROBE_EVERY 16
@@ -122,12 +115,12 @@ static int emit(struct frame_io *f, const uint8_t *raw, size_t len, uint16_t fla
 	int err;
 
 	if (len && f->codec->id != STRM_CODEC_NONE && auto_compress(f)) {
-		double t0 = f->autoc ? now_s() : 0;
+		double t0 = f->autoc ? ferry_now_s() : 0;
 		ssize_t n =
 			f->codec->compress(&f->states[f->codec->id], f->out, f->out_cap, raw, len);
 
 		if (f->autoc && n > 0)
-			auto_measured(f, len, (size_t)n, now_s() - t0);
+			auto_measured(f, len, (size_t)n, ferry_now_s() - t0);
 
 		if (n == -ENOMEM)
 			return strm_io_fail(&f->io, -ENOMEM,
@@ -143,12 +136,12 @@ static int emit(struct frame_io *f, const uint8_t *raw, size_t len, uint16_t fla
 	strm_frame_hdr_pack(hdr, &h, stored);
 	iov[0] = (struct iovec){.iov_base = hdr, .iov_len = sizeof(hdr)};
 	iov[1] = (struct iovec){.iov_base = (void *)stored, .iov_len = h.stored_len};
-	t_write = f->autoc ? now_s() : 0;
+	t_write = f->autoc ? ferry_now_s() : 0;
 	err = strm_io_writev(f->lower, iov, h.stored_len ? 2 : 1);
 	if (err)
 		return lower_failed(f, err);
 	if (f->autoc && h.stored_len >= 4096) {
-		double dt = now_s() - t_write, bps = dt > 0 ? (double)h.stored_len / dt : 0;
+		double dt = ferry_now_s() - t_write, bps = dt > 0 ? (double)h.stored_len / dt : 0;
 
 		if (bps > 0)
 			f->link_bps = f->link_bps ? 0.75 * f->link_bps + 0.25 * bps : bps;

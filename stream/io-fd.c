@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/err.h"
 #include "internal-io.h"
 
 #define FD_IOV_BATCH 256
@@ -37,7 +38,7 @@ static int fd_wait(struct io_fd *f, short events, uint64_t at)
 	if (rc)
 		return strm_io_fail(&f->io, rc, "%s fd %d at offset %" PRIu64 ": %s",
 				    events == POLLIN ? "read" : "write", f->fd, at,
-				    rc == -ECANCELED ? "cancelled" : strerror(-rc));
+				    rc == -ECANCELED ? "cancelled" : ferry_strerror(-rc));
 	return 0;
 }
 

@@ -36,6 +36,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
+#include "common/err.h"
 #include "common/log.h"
 #include "internal-io.h"
 #include "stream/net.h"
@@ -311,6 +312,9 @@ static bool alert_is_refusal(int reason)
  * Returns -errno: 0 for a clean close_notify, -EACCES for a refused
  * certificate either way, -ECONNRESET for a connection that ended without
  * close_notify, -ETIMEDOUT, -EPROTO for other TLS failures.
+ *
+ * Long on purpose: one branch per way OpenSSL reports a failure, in the
+ * order they must be checked; split, the order would hide.
  */
 static int tls_explain(struct io_tls *c, int ret, char *why, size_t len, bool *local)
 {
@@ -346,7 +350,7 @@ static int tls_explain(struct io_tls *c, int ret, char *why, size_t len, bool *l
 			return -ECANCELED;
 		}
 		if (c->sys_errno) {
-			snprintf(why, len, "%s", strerror(c->sys_errno));
+			snprintf(why, len, "%s", ferry_strerror(c->sys_errno));
 			return -c->sys_errno;
 		}
 		snprintf(why, len, "peer closed the connection without close_notify (truncated)");
@@ -612,7 +616,7 @@ int strm_tls_new(const char *dir, const char *name, struct strm_tls **out, char 
 		if (access(files[i], R_OK) < 0) {
 			int e = errno;
 
-			snprintf(err, errlen, "%s: %s%s", files[i], strerror(e),
+			snprintf(err, errlen, "%s: %s%s", files[i], ferry_strerror(e),
 				 e == ENOENT ? " (run xl tls-setup)" : "");
 			log_err("tls: %s", err);
 			return -e;
@@ -706,6 +710,102 @@ static bool is_ip_literal(const char *s)
 	return inet_pton(AF_INET, s, buf) == 1 || inet_pton(AF_INET6, s, buf) == 1;
 }
 
+/* c's SSL object over its socket, verifying the peer: the client as
+ * expect (a name or an IP literal), the server any client the CA signed.
+ * 0, or -errno with why set. */
+static int ssl_setup(struct strm_tls *t, struct io_tls *c, const char *expect, char *why,
+		     size_t whylen)
+{
+	BIO *bio;
+	int r;
+
+	ERR_clear_error();
+	c->ssl = SSL_new(t->ctx);
+	bio = c->ssl ? BIO_new(sock_method) : NULL;
+	if (!bio) {
+		ossl_pop(why, whylen);
+		return -ENOMEM;
+	}
+	BIO_set_data(bio, c);
+	SSL_set_bio(c->ssl, bio, bio);
+	SSL_set_app_data(c->ssl, c);
+	if (!expect) {
+		SSL_set_verify(c->ssl, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT,
+			       verify_cb);
+		return 0;
+	}
+	SSL_set_verify(c->ssl, SSL_VERIFY_PEER, verify_cb);
+	if (is_ip_literal(expect))
+		r = X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(c->ssl), expect);
+	else
+		r = SSL_set1_host(c->ssl, expect) && SSL_set_tlsext_host_name(c->ssl, expect);
+	if (r != 1) {
+		snprintf(why, whylen, "bad peer name \"%s\"", expect);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* tls_explain for a failed handshake step: a clean close is a reset too. */
+static int step_failed(struct io_tls *c, int r, char *why, size_t whylen, bool *local)
+{
+	int rc = tls_explain(c, r, why, whylen, local);
+
+	return rc ? rc : -ECONNRESET;
+}
+
+/*
+ * After the handshake, the server has verified the client's certificate;
+ * in TLS 1.3 the client learns it only from the next record (see net.h),
+ * so the server sends a confirmation byte. The server's side: checks the
+ * client's certificate, takes its common name into peer, sends the byte.
+ */
+static int confirm_server(struct io_tls *c, char *peer, size_t peerlen, char *why,
+			  size_t whylen, bool *local)
+{
+	X509 *pc = SSL_get0_peer_certificate(c->ssl);
+	uint8_t ok = TLS_CONFIRM;
+	size_t n;
+	int r;
+
+	if (!pc || SSL_get_verify_result(c->ssl) != X509_V_OK) {
+		*local = true;
+		snprintf(why, whylen, "peer certificate refused: %s",
+			 pc ? X509_verify_cert_error_string(SSL_get_verify_result(c->ssl))
+			    : "no certificate");
+		return -EACCES;
+	}
+	if (peer && peerlen) {
+		peer[0] = '\0';
+		if (X509_NAME_get_text_by_NID(X509_get_subject_name(pc), NID_commonName, peer,
+					      (int)MIN(peerlen, INT_MAX)) < 0)
+			peer[0] = '\0';
+	}
+	ERR_clear_error();
+	c->sys_errno = 0;
+	r = SSL_write_ex(c->ssl, &ok, 1, &n);
+	return r == 1 ? 0 : step_failed(c, r, why, whylen, local);
+}
+
+/* The client's side: reads the server's confirmation byte. */
+static int confirm_client(struct io_tls *c, char *why, size_t whylen, bool *local)
+{
+	uint8_t ok = 0;
+	size_t n = 0;
+	int r;
+
+	ERR_clear_error();
+	c->sys_errno = 0;
+	r = SSL_read_ex(c->ssl, &ok, 1, &n);
+	if (r != 1)
+		return step_failed(c, r, why, whylen, local);
+	if (ok != TLS_CONFIRM) {
+		snprintf(why, whylen, "peer is not a Ferry TLS endpoint (bad confirmation byte)");
+		return -EPROTO;
+	}
+	return 0;
+}
+
 static int handshake(struct strm_tls *t, int fd, const char *expect, struct strm_cancel *cancel,
 		     int timeout_ms, struct strm_io **out, char *peer, size_t peerlen, char *err,
 		     size_t errlen)
@@ -713,7 +813,6 @@ static int handshake(struct strm_tls *t, int fd, const char *expect, struct strm
 	bool server = expect == NULL, local = false;
 	char why[TLS_WHY_MAX] = "";
 	struct io_tls *c;
-	BIO *bio;
 	int r, rc;
 
 	*out = NULL;
@@ -729,95 +828,21 @@ static int handshake(struct strm_tls *t, int fd, const char *expect, struct strm
 	c->fd = fd;
 	c->expect = expect;
 	peer_addr(fd, c->addr, sizeof(c->addr));
-	ERR_clear_error();
-	c->ssl = SSL_new(t->ctx);
-	bio = c->ssl ? BIO_new(sock_method) : NULL;
-	if (!bio) {
-		ossl_pop(why, sizeof(why));
-		rc = -ENOMEM;
+	rc = ssl_setup(t, c, expect, why, sizeof(why));
+	if (rc)
 		goto fail;
-	}
-	BIO_set_data(bio, c);
-	SSL_set_bio(c->ssl, bio, bio);
-	SSL_set_app_data(c->ssl, c);
-	if (server) {
-		SSL_set_verify(c->ssl, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT,
-			       verify_cb);
-	} else {
-		SSL_set_verify(c->ssl, SSL_VERIFY_PEER, verify_cb);
-		if (is_ip_literal(expect))
-			r = X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(c->ssl), expect);
-		else
-			r = SSL_set1_host(c->ssl, expect) &&
-			    SSL_set_tlsext_host_name(c->ssl, expect);
-		if (r != 1) {
-			snprintf(why, sizeof(why), "bad peer name \"%s\"", expect);
-			rc = -EINVAL;
-			goto fail;
-		}
-	}
 	if (cancel || timeout_ms > 0)
 		tls_set_cancel(&c->io, cancel,
 			       timeout_ms > 0 ? timeout_ms : MAX(t->hs_timeout_ms, 0));
 	else
 		set_timeouts(fd, t->hs_timeout_ms);
 	r = server ? SSL_accept(c->ssl) : SSL_connect(c->ssl);
-	if (r != 1) {
-		rc = tls_explain(c, r, why, sizeof(why), &local);
-		if (rc == 0)
-			rc = -ECONNRESET;
+	rc = r == 1 ? 0 : step_failed(c, r, why, sizeof(why), &local);
+	if (!rc)
+		rc = server ? confirm_server(c, peer, peerlen, why, sizeof(why), &local)
+			    : confirm_client(c, why, sizeof(why), &local);
+	if (rc)
 		goto fail;
-	}
-	/* The server has verified the client's certificate by now; in TLS 1.3
-	 * the client learns it only from the next record (see net.h). */
-	if (server) {
-		X509 *pc = SSL_get0_peer_certificate(c->ssl);
-		uint8_t ok = TLS_CONFIRM;
-		size_t n;
-
-		if (!pc || SSL_get_verify_result(c->ssl) != X509_V_OK) {
-			local = true;
-			rc = -EACCES;
-			snprintf(why, sizeof(why), "peer certificate refused: %s",
-				 pc ? X509_verify_cert_error_string(SSL_get_verify_result(c->ssl))
-				    : "no certificate");
-			goto fail;
-		}
-		if (peer && peerlen) {
-			peer[0] = '\0';
-			if (X509_NAME_get_text_by_NID(X509_get_subject_name(pc), NID_commonName,
-						      peer, (int)MIN(peerlen, INT_MAX)) < 0)
-				peer[0] = '\0';
-		}
-		ERR_clear_error();
-		c->sys_errno = 0;
-		r = SSL_write_ex(c->ssl, &ok, 1, &n);
-		if (r != 1) {
-			rc = tls_explain(c, r, why, sizeof(why), &local);
-			if (rc == 0)
-				rc = -ECONNRESET;
-			goto fail;
-		}
-	} else {
-		uint8_t ok = 0;
-		size_t n = 0;
-
-		ERR_clear_error();
-		c->sys_errno = 0;
-		r = SSL_read_ex(c->ssl, &ok, 1, &n);
-		if (r != 1) {
-			rc = tls_explain(c, r, why, sizeof(why), &local);
-			if (rc == 0)
-				rc = -ECONNRESET;
-			goto fail;
-		}
-		if (ok != TLS_CONFIRM) {
-			snprintf(why, sizeof(why),
-				 "peer is not a Ferry TLS endpoint (bad confirmation byte)");
-			rc = -EPROTO;
-			goto fail;
-		}
-	}
 	set_timeouts(fd, 0);
 	c->expect = NULL;
 	log_debug("tls: %s %s: %s, %s", server ? "accepted" : "connected to", c->addr,

@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/err.h"
 #include "common/log.h"
 #include "stream/net.h"
 
@@ -285,7 +286,7 @@ int strm_tcp_connect_cancel(const char *host_port, int timeout_ms, const struct 
 		else if (rc == -ECANCELED)
 			snprintf(err, errlen, "connecting to %s: cancelled", hp);
 		else
-			snprintf(err, errlen, "connecting to %s: %s", hp, strerror(-rc));
+			snprintf(err, errlen, "connecting to %s: %s", hp, ferry_strerror(-rc));
 		goto fail_log;
 	}
 	tune_socket(s);
@@ -326,7 +327,7 @@ int strm_tcp_accept(int lfd, int timeout_ms, int *fd, char *peer, size_t peerlen
 	if (s < 0) {
 		int e = errno;
 
-		snprintf(err, errlen, "accept: %s", strerror(e));
+		snprintf(err, errlen, "accept: %s", ferry_strerror(e));
 		log_err("%s", err);
 		return -e;
 	}

@@ -23,7 +23,7 @@ int xlm_client_connect(struct xlm_client *c, const char *path)
 	xlm_framer_init(&c->fr, 64u << 20); /* replies (dmesg, list) can be large */
 	if (strlen(path) >= sizeof(sa.sun_path)) {
 		snprintf(c->err, sizeof(c->err), "cannot connect to ferryd at %s: %s", path,
-			 strerror(ENAMETOOLONG));
+			 ferry_strerror(ENAMETOOLONG));
 		return -ENAMETOOLONG;
 	}
 	strcpy(sa.sun_path, path);
@@ -31,7 +31,7 @@ int xlm_client_connect(struct xlm_client *c, const char *path)
 	if (c->fd < 0 || connect(c->fd, (struct sockaddr *)&sa, sizeof(sa))) {
 		rc = -errno;
 		snprintf(c->err, sizeof(c->err), "cannot connect to ferryd at %s: %s", path,
-			 strerror(-rc));
+			 ferry_strerror(-rc));
 		xlm_client_close(c);
 		return rc;
 	}
@@ -153,7 +153,7 @@ int xlm_client_call(struct xlm_client *c, const char *op, xlm_args_fn args_gen,
 	rc = write_all(c->fd, line, len);
 	free(line);
 	if (rc) {
-		snprintf(c->err, sizeof(c->err), "cannot send to ferryd: %s", strerror(-rc));
+		snprintf(c->err, sizeof(c->err), "cannot send to ferryd: %s", ferry_strerror(-rc));
 		return rc;
 	}
 	for (;;) {

@@ -558,7 +558,7 @@ int xlm_cfg_parse_file(struct xlm_cfg *c, const char *path)
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
 		rc = -errno;
-		cfg_error(c, "%s: %s", path, strerror(-rc));
+		cfg_error(c, "%s: %s", path, ferry_strerror(-rc));
 		return rc;
 	}
 	if (fstat(fd, &st) || !S_ISREG(st.st_mode) || st.st_size > CFG_FILE_MAX) {

@@ -34,6 +34,7 @@
 #include <string.h>
 
 #include "common/compiler.h"
+#include "common/err.h"
 #include "common/log.h"
 #include "xenstore/xenstore.h"
 
@@ -1325,18 +1326,10 @@ static int do_introduce(struct xs_conn *c, const char *p, uint32_t plen)
 }
 
 /* Executes one request from the connection, filling the reply buffer. */
-static int exec(struct xs_conn *c, const struct xs_msg_hdr *h, const char *p,
-		struct view *vp)
+/* Privileged requests from a guest are refused; a request in a transaction
+ * finds it (vp->tx). */
+static int exec_check(struct xs_conn *c, const struct xs_msg_hdr *h, struct view *vp)
 {
-	const char *vec[2];
-	char path[PATHBUF];
-	const char *arg;
-	struct node *n;
-	struct dom *d;
-	uint32_t domid, tdomid;
-	bool rel;
-	int err = 0;
-
 	switch (h->type) {
 	case XS_INTRODUCE:
 	case XS_RELEASE:
@@ -1362,114 +1355,237 @@ static int exec(struct xs_conn *c, const struct xs_msg_hdr *h, const char *p,
 	default:
 		break;
 	}
+	return 0;
+}
 
+/* XS_READ, XS_DIRECTORY, XS_GET_PERMS, XS_MKDIR, XS_RM: one path. */
+static int exec_path(struct xs_conn *c, const struct xs_msg_hdr *h, const char *p,
+		     struct view *vp)
+{
+	char path[PATHBUF];
+	struct node *n;
+	bool rel;
+	int err = canon(c->domid, onearg(p, h->len), false, path, &rel);
+
+	if (err)
+		return err;
+	if (h->type == XS_MKDIR)
+		return op_mkdir(vp, path);
+	if (h->type == XS_RM)
+		return op_rm(vp, path);
+	n = get_node(vp, path, XS_PERM_READ, &err);
+	if (!n)
+		return err;
+	if (h->type == XS_READ)
+		reply(c, n->value, n->vlen);
+	else if (h->type == XS_DIRECTORY)
+		reply(c, n->children, n->clen);
+	else
+		do_perms_reply(c, n);
+	return 0;
+}
+
+static int exec_directory_part(struct xs_conn *c, const struct xs_msg_hdr *h, const char *p,
+			       struct view *vp)
+{
+	const char *vec[2];
+	char path[PATHBUF];
+	struct node *n;
+	bool rel;
+	int err;
+
+	if (xs_wire_strings(p, h->len, vec, 2) != 2)
+		return -EINVAL;
+	err = canon(c->domid, vec[0], false, path, &rel);
+	if (err)
+		return err;
+	n = get_node(vp, path, XS_PERM_READ, &err);
+	if (!n)
+		return err;
+	return do_directory_part(c, n, vec[1]);
+}
+
+static int exec_write(struct xs_conn *c, const struct xs_msg_hdr *h, const char *p,
+		      struct view *vp)
+{
+	const char *nul = memchr(p, 0, h->len);
+	char path[PATHBUF];
+	size_t off;
+	bool rel;
+	int err;
+
+	if (!nul)
+		return -EINVAL;
+	off = (size_t)(nul - p) + 1;
+	err = canon(c->domid, p, false, path, &rel);
+	if (err)
+		return err;
+	return op_write(vp, path, p + off, h->len - off);
+}
+
+static int exec_set_perms(struct xs_conn *c, const struct xs_msg_hdr *h, const char *p,
+			  struct view *vp)
+{
+	unsigned np = xs_wire_strings(p, h->len, NULL, 0);
+	char path[PATHBUF];
+	struct xs_perm *perms;
+	const char *s;
+	bool rel;
+	int err;
+
+	if (np < 2)
+		return -EINVAL;
+	np--;
+	err = canon(c->domid, p, false, path, &rel);
+	if (err)
+		return err;
+	if (!vp->priv && np > c->s->q.perms_per_node)
+		return -ENOSPC;
+	perms = calloc(np, sizeof(*perms));
+	if (!perms)
+		return -ENOMEM;
+	s = p + strlen(p) + 1;
+	for (unsigned i = 0; i < np && !err; i++) {
+		err = parse_perm(s, UINT32_MAX, &perms[i]);
+		s += strlen(s) + 1;
+	}
+	if (!err)
+		err = op_set_perms(vp, path, perms, np);
+	free(perms);
+	return err;
+}
+
+static int exec_tx_start(struct xs_conn *c, const struct xs_msg_hdr *h, struct view *vp)
+{
+	struct tx *t;
+	char id[16];
+
+	if (h->tx_id)
+		return -EBUSY;
+	if (!vp->priv && c->ntx >= c->s->q.transactions_per_conn)
+		return -ENOSPC;
+	t = calloc(1, sizeof(*t));
+	if (!t || tbl_init(&t->t)) {
+		free(t);
+		return -ENOMEM;
+	}
+	do {
+		t->id = c->next_tx++;
+	} while (!t->id || tx_find(c, t->id));
+	t->next = c->txs;
+	c->txs = t;
+	c->ntx++;
+	snprintf(id, sizeof(id), "%" PRIu32, t->id);
+	reply_str(c, id);
+	return 0;
+}
+
+static int exec_tx_end(struct xs_conn *c, const struct xs_msg_hdr *h, const char *p,
+		       struct view *vp)
+{
+	const char *arg = onearg(p, h->len);
+	int err;
+
+	if (!vp->tx)
+		return -ENOENT;
+	if (!arg || (strcmp(arg, "T") && strcmp(arg, "F")))
+		return -EINVAL;
+	tx_unlink(c, vp->tx);
+	err = arg[0] == 'T' ? tx_commit(c->s, vp->tx) : 0;
+	tx_free(vp->tx);
+	return err;
+}
+
+/* XS_RELEASE, XS_RESUME, XS_IS_DOMAIN_INTRODUCED: one domid. */
+static int exec_domain(struct xs_conn *c, const struct xs_msg_hdr *h, const char *p)
+{
+	uint32_t domid;
+	struct dom *d;
+
+	if (parse_domid(onearg(p, h->len), &domid))
+		return -EINVAL;
+	d = dom_get(c->s, domid, false);
+	if (h->type == XS_IS_DOMAIN_INTRODUCED) {
+		reply_str(c, domid == 0 || (d && d->introduced) ? "T" : "F");
+		return 0;
+	}
+	if (!d || !d->introduced)
+		return -ENOENT;
+	if (h->type == XS_RELEASE) {
+		d->introduced = false;
+		fire(c->s, "@releaseDomain", false, NULL, 0);
+	}
+	return 0;
+}
+
+static int exec_set_target(struct xs_conn *c, const struct xs_msg_hdr *h, const char *p)
+{
+	const char *vec[2];
+	uint32_t domid, tdomid;
+	struct dom *d;
+
+	if (xs_wire_strings(p, h->len, vec, 2) < 2 ||
+	    parse_domid(vec[0], &domid) || parse_domid(vec[1], &tdomid))
+		return -EINVAL;
+	d = dom_get(c->s, domid, false);
+	if (!d || !d->introduced)
+		return -ENOENT;
+	d->target = tdomid;
+	return 0;
+}
+
+static int exec_control(struct xs_conn *c, const struct xs_msg_hdr *h, const char *p)
+{
+	const char *vec[2];
+
+	if (xs_wire_strings(p, h->len, vec, 2) < 1)
+		return -EINVAL;
+	if (!strcmp(vec[0], "print")) {
+		if (xs_wire_strings(p, h->len, vec, 2) < 2)
+			return -EINVAL;
+		log_info("xenstore: %s", vec[1]);
+		return 0;
+	}
+	if (!strcmp(vec[0], "log"))
+		return 0;
+	if (!strcmp(vec[0], "check"))
+		return xs_store_check(c->s) ? -EIO : 0;
+	if (!strcmp(vec[0], "help")) {
+		reply_str(c, "check\nhelp\nlog [on|off]\nprint <string>\n");
+		return 0;
+	}
+	return -EINVAL;
+}
+
+static int exec(struct xs_conn *c, const struct xs_msg_hdr *h, const char *p,
+		struct view *vp)
+{
+	char path[PATHBUF];
+	uint32_t domid;
+	int err = exec_check(c, h, vp);
+
+	if (err)
+		return err;
 	switch (h->type) {
 	case XS_READ:
 	case XS_DIRECTORY:
 	case XS_GET_PERMS:
 	case XS_MKDIR:
 	case XS_RM:
-		err = canon(c->domid, onearg(p, h->len), false, path, &rel);
-		if (err)
-			return err;
-		if (h->type == XS_MKDIR)
-			return op_mkdir(vp, path);
-		if (h->type == XS_RM)
-			return op_rm(vp, path);
-		n = get_node(vp, path, XS_PERM_READ, &err);
-		if (!n)
-			return err;
-		if (h->type == XS_READ)
-			reply(c, n->value, n->vlen);
-		else if (h->type == XS_DIRECTORY)
-			reply(c, n->children, n->clen);
-		else
-			do_perms_reply(c, n);
-		return 0;
+		return exec_path(c, h, p, vp);
 	case XS_DIRECTORY_PART:
-		if (xs_wire_strings(p, h->len, vec, 2) != 2)
-			return -EINVAL;
-		err = canon(c->domid, vec[0], false, path, &rel);
-		if (err)
-			return err;
-		n = get_node(vp, path, XS_PERM_READ, &err);
-		if (!n)
-			return err;
-		return do_directory_part(c, n, vec[1]);
-	case XS_WRITE: {
-		const char *nul = memchr(p, 0, h->len);
-		size_t off;
-
-		if (!nul)
-			return -EINVAL;
-		off = (size_t)(nul - p) + 1;
-		err = canon(c->domid, p, false, path, &rel);
-		if (err)
-			return err;
-		return op_write(vp, path, p + off, h->len - off);
-	}
-	case XS_SET_PERMS: {
-		unsigned np = xs_wire_strings(p, h->len, NULL, 0);
-		struct xs_perm *perms;
-		const char *s;
-
-		if (np < 2)
-			return -EINVAL;
-		np--;
-		err = canon(c->domid, p, false, path, &rel);
-		if (err)
-			return err;
-		if (!vp->priv && np > c->s->q.perms_per_node)
-			return -ENOSPC;
-		perms = calloc(np, sizeof(*perms));
-		if (!perms)
-			return -ENOMEM;
-		s = p + strlen(p) + 1;
-		for (unsigned i = 0; i < np && !err; i++) {
-			err = parse_perm(s, UINT32_MAX, &perms[i]);
-			s += strlen(s) + 1;
-		}
-		if (!err)
-			err = op_set_perms(vp, path, perms, np);
-		free(perms);
-		return err;
-	}
+		return exec_directory_part(c, h, p, vp);
+	case XS_WRITE:
+		return exec_write(c, h, p, vp);
+	case XS_SET_PERMS:
+		return exec_set_perms(c, h, p, vp);
 	case XS_WATCH:
 	case XS_UNWATCH:
 		return do_watch(c, p, h->len, h->type == XS_WATCH);
-	case XS_TRANSACTION_START: {
-		struct tx *t;
-		char id[16];
-
-		if (h->tx_id)
-			return -EBUSY;
-		if (!vp->priv && c->ntx >= c->s->q.transactions_per_conn)
-			return -ENOSPC;
-		t = calloc(1, sizeof(*t));
-		if (!t || tbl_init(&t->t)) {
-			free(t);
-			return -ENOMEM;
-		}
-		do {
-			t->id = c->next_tx++;
-		} while (!t->id || tx_find(c, t->id));
-		t->next = c->txs;
-		c->txs = t;
-		c->ntx++;
-		snprintf(id, sizeof(id), "%" PRIu32, t->id);
-		reply_str(c, id);
-		return 0;
-	}
+	case XS_TRANSACTION_START:
+		return exec_tx_start(c, h, vp);
 	case XS_TRANSACTION_END:
-		arg = onearg(p, h->len);
-		if (!vp->tx)
-			return -ENOENT;
-		if (!arg || (strcmp(arg, "T") && strcmp(arg, "F")))
-			return -EINVAL;
-		tx_unlink(c, vp->tx);
-		err = arg[0] == 'T' ? tx_commit(c->s, vp->tx) : 0;
-		tx_free(vp->tx);
-		return err;
+		return exec_tx_end(c, h, p, vp);
 	case XS_GET_DOMAIN_PATH:
 		if (parse_domid(onearg(p, h->len), &domid))
 			return -EINVAL;
@@ -1481,51 +1597,14 @@ static int exec(struct xs_conn *c, const struct xs_msg_hdr *h, const char *p,
 	case XS_RELEASE:
 	case XS_RESUME:
 	case XS_IS_DOMAIN_INTRODUCED:
-		if (parse_domid(onearg(p, h->len), &domid))
-			return -EINVAL;
-		d = dom_get(c->s, domid, false);
-		if (h->type == XS_IS_DOMAIN_INTRODUCED) {
-			reply_str(c, domid == 0 || (d && d->introduced) ? "T"
-									: "F");
-			return 0;
-		}
-		if (!d || !d->introduced)
-			return -ENOENT;
-		if (h->type == XS_RELEASE) {
-			d->introduced = false;
-			fire(c->s, "@releaseDomain", false, NULL, 0);
-		}
-		return 0;
+		return exec_domain(c, h, p);
 	case XS_SET_TARGET:
-		if (xs_wire_strings(p, h->len, vec, 2) < 2 ||
-		    parse_domid(vec[0], &domid) || parse_domid(vec[1], &tdomid))
-			return -EINVAL;
-		d = dom_get(c->s, domid, false);
-		if (!d || !d->introduced)
-			return -ENOENT;
-		d->target = tdomid;
-		return 0;
+		return exec_set_target(c, h, p);
 	case XS_RESET_WATCHES:
 		conn_reset(c);
 		return 0;
 	case XS_CONTROL:
-		if (xs_wire_strings(p, h->len, vec, 2) < 1)
-			return -EINVAL;
-		if (!strcmp(vec[0], "print")) {
-			if (xs_wire_strings(p, h->len, vec, 2) < 2)
-				return -EINVAL;
-			log_info("xenstore: %s", vec[1]);
-			return 0;
-		}
-		if (!strcmp(vec[0], "log"))
-			return 0;
-		if (!strcmp(vec[0], "check"))
-			return xs_store_check(c->s) ? -EIO : 0;
-		if (!strcmp(vec[0], "help")) {
-			reply_str(c, "check\nhelp\nlog [on|off]\nprint <string>\n");
-			return 0;
-		}
-		return -EINVAL;
+		return exec_control(c, h, p);
 	default:
 		return -ENOSYS;
 	}
@@ -1587,7 +1666,7 @@ int xs_conn_feed(struct xs_conn *c, const void *data, size_t len)
 		long n = xs_wire_rx_feed(&c->rx, p, len);
 
 		if (n < 0) {
-			log_warn("xenstore: dom%u sent a %u-byte payload; closing",
+			log_warn("xenstore: d%u sent a %u-byte payload; closing",
 				 c->domid, c->rx.hdr.len);
 			c->dead = true;
 			return (int)n;
@@ -1758,8 +1837,8 @@ int xs_domain_create(struct xs_store *s, uint32_t domid, const char *name,
 	}
 	return 0;
 fail:
-	log_err("xenstore: creating %s for dom%u: %s", base, domid,
-		strerror(-err));
+	log_err("xenstore: creating %s for d%u: %s", base, domid,
+		ferry_strerror(-err));
 	xs_rm(s, base);
 	return err;
 }
@@ -1850,7 +1929,7 @@ int xs_export_pairs(struct xs_store *s, uint32_t domid, char **buf, size_t *len)
 		return b.err;
 	}
 	if (skipped)
-		log_warn("xenstore: dom%u: %u values holding NUL bytes are not carried", domid,
+		log_warn("xenstore: d%u: %u values holding NUL bytes are not carried", domid,
 			 skipped);
 	*buf = b.p;
 	*len = b.len;
@@ -1973,13 +2052,13 @@ int xs_import_pairs(struct xs_store *s, uint32_t domid, const char *buf, size_t 
 	int err;
 
 	if (domid == 0 || domid >= DOMID_FIRST_RESERVED) {
-		log_err("xenstore: importing pairs into dom%u: not a guest's domid", domid);
+		log_err("xenstore: importing pairs into d%u: not a guest's domid", domid);
 		return -EINVAL;
 	}
 	/* Check everything before changing anything. */
 	err = xs_check_pairs(buf, len, why, sizeof(why));
 	if (err) {
-		log_err("xenstore: importing dom%u: %s", domid, why);
+		log_err("xenstore: importing d%u: %s", domid, why);
 		return err;
 	}
 	for (size_t off = 0; off < len; i++) {
@@ -1992,8 +2071,8 @@ int xs_import_pairs(struct xs_store *s, uint32_t domid, const char *buf, size_t 
 		err = op_write(&v, p, val, strlen(val));
 		if (err) {
 			key_show(k, strlen(k), why, sizeof(why));
-			log_err("xenstore: importing dom%u: pair %u (key '%s'): %s", domid, i, why,
-				strerror(-err));
+			log_err("xenstore: importing d%u: pair %u (key '%s'): %s", domid, i, why,
+				ferry_strerror(-err));
 			return err;
 		}
 	}

@@ -12,6 +12,7 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include "common/err.h"
 #include "xl.h"
 
 #define CTRL_RBRACKET 0x1d
@@ -92,10 +93,55 @@ static int console_msg(yajl_val msg, long long domid)
 	return 0;
 }
 
+/* Puts the terminal in raw mode, saving what to restore; false when stdin
+ * or stdout is not a terminal. */
+static bool console_raw(struct termios *saved)
+{
+	struct termios raw;
+
+	if (!isatty(STDIN_FILENO) || !isatty(STDOUT_FILENO) || tcgetattr(STDIN_FILENO, saved))
+		return false;
+	raw = *saved;
+	cfmakeraw(&raw);
+	/* Keep output post-processing so guest "\n" still returns the carriage. */
+	raw.c_oflag |= OPOST | ONLCR;
+	tcsetattr(STDIN_FILENO, TCSANOW, &raw);
+	return true;
+}
+
+/* What the user typed, up to Ctrl-], goes to the guest. True when the
+ * session ends: Ctrl-], the end of input, or the domain went away. */
+static bool console_keys(struct xlm_client *c, struct input_args *in, struct console_state *st)
+{
+	char buf[64];
+	ssize_t got = read(STDIN_FILENO, buf, sizeof(buf));
+	const char *esc;
+
+	if (got <= 0)
+		return true;
+	esc = memchr(buf, CTRL_RBRACKET, (size_t)got);
+	in->buf = buf;
+	in->len = esc ? (size_t)(esc - buf) : (size_t)got;
+	if (in->len) {
+		yajl_val r;
+		int n;
+
+		c->on_event = on_event;
+		c->event_opaque = st;
+		n = xlm_client_call(c, "console-input", input_args_gen, in, &r, NULL);
+		c->on_event = NULL;
+		if (n == 0)
+			yajl_tree_free(r);
+		/* A refused input (no ring) does not end the session; a
+		 * closed connection is reported by the next read. */
+	}
+	return esc || st->done;
+}
+
 int xlm_console_run(struct xlm_client *c, const char *domain)
 {
-	struct termios saved, raw;
-	bool tty = isatty(STDIN_FILENO) && isatty(STDOUT_FILENO);
+	struct termios saved;
+	bool tty;
 	yajl_val root, result;
 	long long domid = -1;
 	const char *text;
@@ -114,15 +160,7 @@ int xlm_console_run(struct xlm_client *c, const char *domain)
 		out(text, strlen(text));
 	yajl_tree_free(root);
 
-	if (tty && tcgetattr(STDIN_FILENO, &saved) == 0) {
-		raw = saved;
-		cfmakeraw(&raw);
-		/* Keep output post-processing so guest "\n" still returns the carriage. */
-		raw.c_oflag |= OPOST | ONLCR;
-		tcsetattr(STDIN_FILENO, TCSANOW, &raw);
-	} else {
-		tty = false;
-	}
+	tty = console_raw(&saved);
 	for (;;) {
 		struct pollfd pfd[2] = {
 			{ .fd = c->fd, .events = POLLIN },
@@ -140,7 +178,8 @@ int xlm_console_run(struct xlm_client *c, const char *domain)
 		}
 		if (n < 0) {
 			if (n != -EPIPE || !tty)
-				rc = xlm_fail("console: %s", c->err[0] ? c->err : strerror(-n));
+				rc = xlm_fail("console: %s",
+					      c->err[0] ? c->err : ferry_strerror(-n));
 			else
 				rc = xlm_fail("console: ferryd closed the connection");
 			goto out;
@@ -149,32 +188,8 @@ int xlm_console_run(struct xlm_client *c, const char *domain)
 			rc = xlm_fail("console: %s", strerror(errno));
 			goto out;
 		}
-		if (tty && (pfd[1].revents & POLLIN)) {
-			char buf[64];
-			ssize_t got = read(STDIN_FILENO, buf, sizeof(buf));
-
-			const char *esc;
-
-			if (got <= 0)
-				goto out;
-			esc = memchr(buf, CTRL_RBRACKET, (size_t)got);
-			in.buf = buf;
-			in.len = esc ? (size_t)(esc - buf) : (size_t)got;
-			if (in.len) {
-				yajl_val r;
-
-				c->on_event = on_event;
-				c->event_opaque = &st;
-				n = xlm_client_call(c, "console-input", input_args_gen, &in, &r, NULL);
-				c->on_event = NULL;
-				if (n == 0)
-					yajl_tree_free(r);
-				/* A refused input (no ring) does not end the session; a
-				 * closed connection is reported by the next read. */
-			}
-			if (esc || st.done)
-				goto out;
-		}
+		if (tty && (pfd[1].revents & POLLIN) && console_keys(c, &in, &st))
+			goto out;
 	}
 out:
 	if (tty) {

@@ -19,6 +19,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "common/err.h"
 #include "common/size.h"
 #include "migrate/defaults.h"
 #include "stream/net.h"
@@ -178,9 +179,55 @@ static void print_json(yajl_val v)
 	yajl_gen_free(g);
 }
 
-int xlm_cmd_migrate(int argc, char **argv)
+enum { O_DOWNTIME = 256, O_NC, O_ROUNDS, O_BW, O_COMPRESS, O_JSON, O_INSECURE };
+
+/* One option of xl migrate's: 0, or an exit status (said on stderr). */
+static int migrate_opt(int opt, const char *arg, struct migrate_args *a, bool *json)
 {
-	enum { O_DOWNTIME = 256, O_NC, O_ROUNDS, O_BW, O_COMPRESS, O_JSON, O_INSECURE };
+	uint64_t bw;
+	char *end;
+
+	switch (opt) {
+	case O_DOWNTIME:
+		a->downtime_ms = strtoll(arg, &end, 10);
+		if (*end || a->downtime_ms < 1)
+			return xlm_fail("migrate: --downtime: expected milliseconds, not '%s'", arg);
+		return 0;
+	case O_NC:
+		if (strcmp(arg, "throttle") && strcmp(arg, "abort") && strcmp(arg, "force"))
+			return xlm_fail("migrate: --no-converge: expected throttle, abort or "
+					"force, not '%s'", arg);
+		a->no_converge = arg;
+		return 0;
+	case O_ROUNDS:
+		a->max_rounds = strtoll(arg, &end, 10);
+		if (*end || a->max_rounds < 1)
+			return xlm_fail("migrate: --max-rounds: expected a number, not '%s'", arg);
+		return 0;
+	case O_BW:
+		if (size_parse(arg, 1, &bw) || bw > (uint64_t)1 << 62)
+			return xlm_fail("migrate: --bandwidth: expected bytes/s like 100M, "
+					"not '%s'", arg);
+		a->bandwidth = (long long)bw;
+		return 0;
+	case O_COMPRESS:
+		if (strcmp(arg, "none") && strcmp(arg, "lz4") && strcmp(arg, "zstd") &&
+		    strcmp(arg, "auto"))
+			return xlm_fail("migrate: --compress: expected none, lz4, zstd or "
+					"auto, not '%s'", arg);
+		a->compress = arg;
+		return 0;
+	case O_JSON: *json = true; return 0;
+	case O_INSECURE: a->insecure = true; return 0;
+	default:
+		xlm_cmd_usage("migrate", true);
+		return XL_EXIT_USAGE;
+	}
+}
+
+/* The command line into a; -1 to go on, else the exit status. */
+static int migrate_args_parse(int argc, char **argv, struct migrate_args *a, bool *json)
+{
 	static const struct option longopts[] = {
 		{ "downtime", required_argument, NULL, O_DOWNTIME },
 		{ "no-converge", required_argument, NULL, O_NC },
@@ -192,120 +239,98 @@ int xlm_cmd_migrate(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
-	struct migrate_args a = { .no_converge = "throttle", .compress = "none",
-				  .downtime_ms = MIG_DEFAULT_DOWNTIME_MS,
-				  .max_rounds = MIG_DEFAULT_MAX_ROUNDS };
-	struct progress prog = { .tty = isatty(STDERR_FILENO) };
-	struct sigaction sa = { .sa_handler = on_sigint }, old_int, old_term;
-	bool json = false, cancel_sent = false;
-	struct xlm_client c;
-	yajl_val reply = NULL;
-	uint64_t bw;
-	char *end;
-	int opt, rc, status = XL_EXIT_FAIL;
+	int opt, rc;
 
 	while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-		switch (opt) {
-		case 'h':
+		if (opt == 'h') {
 			xlm_cmd_usage("migrate", false);
 			return 0;
-		case O_DOWNTIME:
-			a.downtime_ms = strtoll(optarg, &end, 10);
-			if (*end || a.downtime_ms < 1)
-				return xlm_fail("migrate: --downtime: expected milliseconds, not '%s'",
-						optarg);
-			break;
-		case O_NC:
-			if (strcmp(optarg, "throttle") && strcmp(optarg, "abort") &&
-			    strcmp(optarg, "force"))
-				return xlm_fail("migrate: --no-converge: expected throttle, abort or "
-						"force, not '%s'", optarg);
-			a.no_converge = optarg;
-			break;
-		case O_ROUNDS:
-			a.max_rounds = strtoll(optarg, &end, 10);
-			if (*end || a.max_rounds < 1)
-				return xlm_fail("migrate: --max-rounds: expected a number, not '%s'",
-						optarg);
-			break;
-		case O_BW:
-			if (size_parse(optarg, 1, &bw) || bw > (uint64_t)1 << 62)
-				return xlm_fail("migrate: --bandwidth: expected bytes/s like 100M, "
-						"not '%s'", optarg);
-			a.bandwidth = (long long)bw;
-			break;
-		case O_COMPRESS:
-			if (strcmp(optarg, "none") && strcmp(optarg, "lz4") &&
-			    strcmp(optarg, "zstd") && strcmp(optarg, "auto"))
-				return xlm_fail("migrate: --compress: expected none, lz4, zstd or "
-						"auto, not '%s'", optarg);
-			a.compress = optarg;
-			break;
-		case O_JSON: json = true; break;
-		case O_INSECURE: a.insecure = true; break;
-		default:
-			xlm_cmd_usage("migrate", true);
-			return XL_EXIT_USAGE;
 		}
+		rc = migrate_opt(opt, optarg, a, json);
+		if (rc)
+			return rc;
 	}
 	if (argc - optind != 2) {
 		fprintf(stderr, "'xl migrate' requires a domain and a host.\n\n");
 		xlm_cmd_usage("migrate", true);
 		return XL_EXIT_USAGE;
 	}
-	a.domain = argv[optind];
-	a.host = argv[optind + 1];
+	a->domain = argv[optind];
+	a->host = argv[optind + 1];
+	return -1;
+}
+
+/* Shows progress lines until the migration's reply (request 1) comes, and
+ * asks ferryd to cancel (request 2) on SIGINT or SIGTERM. The reply, or
+ * NULL when the connection failed (said on stderr). */
+static yajl_val migrate_wait(struct xlm_client *c, const struct migrate_args *a,
+			     struct progress *prog)
+{
+	bool cancel_sent = false;
+
+	for (;;) {
+		yajl_val msg;
+		long long id;
+		int rc;
+
+		if (interrupted && !cancel_sent) {
+			cancel_sent = true;
+			progress_end(prog);
+			fprintf(stderr, "xl: cancelling the migration of '%s'...\n", a->domain);
+			if (send_request(c, 2, "migrate-cancel", args_domain_only,
+					 (void *)a->domain))
+				fprintf(stderr, "xl: cannot send the cancel request\n");
+		}
+		rc = xlm_client_next(c, 200, &msg);
+		if (rc < 0) {
+			progress_end(prog);
+			xlm_fail("%s", c->err[0] ? c->err : ferry_strerror(-rc));
+			return NULL;
+		}
+		if (rc == 0)
+			continue;
+		if (!xlm_json_int(msg, "id", &id)) {
+			progress_event(prog, msg);
+			yajl_tree_free(msg);
+			continue;
+		}
+		if (id == 1)
+			return msg;
+		if (id == 2 && !YAJL_IS_TRUE(yajl_tree_get(msg, (const char *[]){ "ok", NULL },
+							    yajl_t_any))) {
+			progress_end(prog);
+			fprintf(stderr, "xl: %s\n", xlm_json_str(msg, "error") ?: "cancel refused");
+		}
+		yajl_tree_free(msg);
+	}
+}
+
+int xlm_cmd_migrate(int argc, char **argv)
+{
+	struct migrate_args a = { .no_converge = "throttle", .compress = "none",
+				  .downtime_ms = MIG_DEFAULT_DOWNTIME_MS,
+				  .max_rounds = MIG_DEFAULT_MAX_ROUNDS };
+	struct progress prog = { .tty = isatty(STDERR_FILENO) };
+	struct sigaction sa = { .sa_handler = on_sigint }, old_int, old_term;
+	bool json = false;
+	struct xlm_client c;
+	yajl_val reply, r;
+	int rc, status = XL_EXIT_FAIL;
+
+	rc = migrate_args_parse(argc, argv, &a, &json);
+	if (rc >= 0)
+		return rc;
 	if (xlm_connect(&c))
 		return XL_EXIT_FAIL;
 	rc = send_request(&c, 1, "migrate", args_migrate, &a);
 	if (rc) {
 		xlm_client_close(&c);
-		return xlm_fail("cannot send to ferryd: %s", strerror(-rc));
+		return xlm_fail("cannot send to ferryd: %s", ferry_strerror(-rc));
 	}
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGINT, &sa, &old_int);
 	sigaction(SIGTERM, &sa, &old_term);
-	for (;;) {
-		yajl_val msg;
-		long long id;
-
-		if (interrupted && !cancel_sent) {
-			cancel_sent = true;
-			progress_end(&prog);
-			fprintf(stderr, "xl: cancelling the migration of '%s'...\n", a.domain);
-			if (send_request(&c, 2, "migrate-cancel", args_domain_only,
-					 (void *)a.domain))
-				fprintf(stderr, "xl: cannot send the cancel request\n");
-		}
-		rc = xlm_client_next(&c, 200, &msg);
-		if (rc < 0) {
-			progress_end(&prog);
-			xlm_fail("%s", c.err[0] ? c.err : strerror(-rc));
-			break;
-		}
-		if (rc == 0)
-			continue;
-		if (!xlm_json_int(msg, "id", &id)) {
-			progress_event(&prog, msg);
-			yajl_tree_free(msg);
-			continue;
-		}
-		if (id == 2) {
-			if (!YAJL_IS_TRUE(yajl_tree_get(msg, (const char *[]){ "ok", NULL },
-							yajl_t_any))) {
-				progress_end(&prog);
-				fprintf(stderr, "xl: %s\n", xlm_json_str(msg, "error") ?: "cancel refused");
-			}
-			yajl_tree_free(msg);
-			continue;
-		}
-		if (id != 1) {
-			yajl_tree_free(msg);
-			continue;
-		}
-		reply = msg;
-		break;
-	}
+	reply = migrate_wait(&c, &a, &prog);
 	sigaction(SIGINT, &old_int, NULL);
 	sigaction(SIGTERM, &old_term, NULL);
 	progress_end(&prog);
@@ -315,8 +340,7 @@ int xlm_cmd_migrate(int argc, char **argv)
 	if (!YAJL_IS_TRUE(yajl_tree_get(reply, (const char *[]){ "ok", NULL }, yajl_t_any))) {
 		xlm_fail("%s", xlm_json_str(reply, "error") ?: "migration failed");
 	} else {
-		yajl_val r = yajl_tree_get(reply, (const char *[]){ "result", NULL }, yajl_t_object);
-
+		r = yajl_tree_get(reply, (const char *[]){ "result", NULL }, yajl_t_object);
 		if (json)
 			print_json(r);
 		else if (r)
@@ -453,6 +477,6 @@ int xlm_cmd_tls_setup(int argc, char **argv)
 	rc = strm_tls_setup(dir, hosts, nhosts, (unsigned)days, err, sizeof(err));
 	free(hosts);
 	if (rc)
-		return xlm_fail("tls-setup: %s", err[0] ? err : strerror(-rc));
+		return xlm_fail("tls-setup: %s", err[0] ? err : ferry_strerror(-rc));
 	return 0;
 }

@@ -13,6 +13,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "common/err.h"
 #include "xenstore/xs-wire.h"
 #include "xl.h"
 
@@ -51,7 +52,7 @@ static int xsc_open(struct xsc *x)
 		int err = errno;
 
 		xlm_fail("cannot connect to xenstore at %s: %s (is ferryd running, with its "
-			 "xenstore?)", x->path, strerror(err));
+			 "xenstore?)", x->path, ferry_strerror(err));
 		if (x->fd >= 0)
 			close(x->fd);
 		return -err;
@@ -98,7 +99,7 @@ static int xsc_call(struct xsc *x, uint32_t type, const struct xs_iov *parts, un
 		rc = rc ?: full_io(x->fd, x->reply, h.len, false);
 		if (rc) {
 			xlm_fail("%s: xenstore connection: %s", what,
-				 rc == -EPIPE ? "closed" : strerror(-rc));
+				 rc == -EPIPE ? "closed" : ferry_strerror(-rc));
 			return rc;
 		}
 		x->reply[h.len] = 0;
@@ -109,7 +110,7 @@ static int xsc_call(struct xsc *x, uint32_t type, const struct xs_iov *parts, un
 	if (h.type == XS_ERROR) {
 		int err = xs_wire_errno(x->reply);
 
-		xlm_fail("%s: %s", what, err ? strerror(err) : x->reply);
+		xlm_fail("%s: %s", what, err ? ferry_strerror(err) : x->reply);
 		return err ? -err : -EIO;
 	}
 	return 0;

@@ -67,7 +67,7 @@ static void bl_say(struct wl_ctx *ctx, const char *why)
 	st->bl_state = BL_IDLE;
 }
 
-void balloon_set_target(struct wl_ctx *ctx, uint64_t kib)
+void wl_balloon_set_target(struct wl_ctx *ctx, uint64_t kib)
 {
 	struct wl_state *st = ctx->st;
 
@@ -77,7 +77,7 @@ void balloon_set_target(struct wl_ctx *ctx, uint64_t kib)
 	st->bl_state = BL_ACTIVE;
 }
 
-void balloon_slice(struct wl_ctx *ctx)
+void wl_balloon_slice(struct wl_ctx *ctx)
 {
 	struct wl_state *st = ctx->st;
 	uint64_t top, want, cur;

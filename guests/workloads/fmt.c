@@ -43,6 +43,10 @@ static void put_num(struct out *o, uint64_t v, unsigned base, bool neg,
 		put(o, tmp[--n]);
 }
 
+/*
+ * Long on purpose: one switch over the conversions this freestanding
+ * printf supports.
+ */
 int wl_vsnprintf(char *buf, size_t size, const char *fmt, va_list ap)
 {
 	struct out o = { buf, size, 0 };

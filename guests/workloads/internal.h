@@ -131,8 +131,8 @@ const char *wl_kind_name(uint32_t kind);
 
 struct wl_ctx;
 /* balloon.c: a new memory/target (KiB); the next slices move toward it. */
-void balloon_set_target(struct wl_ctx *ctx, uint64_t kib);
-void balloon_slice(struct wl_ctx *ctx);
+void wl_balloon_set_target(struct wl_ctx *ctx, uint64_t kib);
+void wl_balloon_slice(struct wl_ctx *ctx);
 const char *wl_pattern_name(uint32_t pattern);
 
 #endif

@@ -81,6 +81,10 @@ static void copy_tok(char *dst, size_t dstlen, const char *s, size_t n)
 	dst[i] = '\0';
 }
 
+/*
+ * Long on purpose: one flat branch per key of the command line, each a
+ * few lines; split, the key table would scatter.
+ */
 int wl_parse_cmdline(const char *cmdline, struct wl_params *p, char *err,
 		     size_t errlen)
 {

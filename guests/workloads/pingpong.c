@@ -59,7 +59,7 @@ static uint64_t now_ns(const struct wl_ctx *ctx)
 	return ctx->plat->now_ns(ctx->plat->opaque);
 }
 
-int pp_start(struct wl_ctx *ctx)
+int wl_pp_start(struct wl_ctx *ctx)
 {
 	if (!pv_available(ctx)) {
 		wl_printf(ctx, "pingpong: needs Xen hypercalls, which this "
@@ -431,7 +431,7 @@ static void ping_slice(struct wl_ctx *ctx, uint64_t now)
 	}
 }
 
-void pp_slice(struct wl_ctx *ctx, uint64_t now)
+void wl_pp_slice(struct wl_ctx *ctx, uint64_t now)
 {
 	struct wl_state *st = ctx->st;
 	struct pv_state *pv = pv_gpa(ctx, PV_STATE_GPA);

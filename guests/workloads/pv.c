@@ -732,7 +732,7 @@ static void watch_target(struct wl_ctx *ctx)
 		wl_printf(ctx, "balloon: target=%llu KiB\n", (unsigned long long)kib);
 	}
 	/* The same target written again is a retry (after a mem-max). */
-	balloon_set_target(ctx, kib);
+	wl_balloon_set_target(ctx, kib);
 }
 
 bool pv_poll(struct wl_ctx *ctx)
@@ -757,6 +757,6 @@ bool pv_poll(struct wl_ctx *ctx)
 		return true;
 	if (fired & (1u << PV_W_TARGET))
 		watch_target(ctx);
-	balloon_slice(ctx);
+	wl_balloon_slice(ctx);
 	return false;
 }

@@ -212,7 +212,7 @@ void wl_printf(const struct wl_ctx *ctx, const char *fmt, ...);
 /* pingpong.c */
 /* 0, or -22 (said on the console) without Xen hypercalls; the parameters
  * were checked with the command line (wl_check_cmdline). */
-int pp_start(struct wl_ctx *ctx);
-void pp_slice(struct wl_ctx *ctx, uint64_t now);
+int wl_pp_start(struct wl_ctx *ctx);
+void wl_pp_slice(struct wl_ctx *ctx, uint64_t now);
 
 #endif

@@ -177,6 +177,53 @@ int wl_attach(struct wl_ctx *ctx, const struct wl_platform *plat,
 	return wl_attach_xen(ctx, plat, NULL, mem_base, mem_size, cmdline);
 }
 
+/* A fresh state for parameters p at time now; magic stays 0 (not valid
+ * yet) until the caller has set everything up. */
+static void state_init(struct wl_state *st, const struct wl_params *p, uint64_t pages,
+		       uint64_t now)
+{
+	st->magic = 0;	/* half-initialised state must not look valid */
+	st->version = WL_STATE_VERSION;
+	st->kind = p->kind;
+	st->pattern = p->pattern;
+	st->ws_bytes = p->ws_bytes;
+	st->rate = p->rate;
+	st->ws_pages = pages;
+	layout(pages, &st->gen_gpa, &st->ws_gpa);
+	st->rng = 0x9e3779b97f4a7c15ull;
+	st->cursor = 0;
+	st->writes = 0;
+	st->ns_per_page = 0;
+	if (p->rate) {
+		st->ns_per_page = WL_PAGE_SIZE * WL_NSEC_PER_SEC / p->rate;
+		if (!st->ns_per_page)
+			st->ns_per_page = 1;
+	}
+	st->pace_ns = now;
+	st->report_ns = now;
+	st->report_writes = 0;
+	st->heartbeats = 0;
+	st->sweep_next_ns = now + SWEEP_EVERY_NS;
+	st->sweep_pos = pages;
+	st->sweep_mismatches = 0;
+	st->sweeps = 0;
+	st->resume_checks = 0;
+	st->spins = 0;
+	st->report_spins = 0;
+	st->pp_role = p->pp_role;
+	st->pp_peer = p->pp_peer;
+	st->pp_phase = 0;
+	st->pp_port = 0;
+	st->pp_rport = p->pp_port;
+	st->pp_gref = p->pp_gref;
+	st->pp_seq = 0;
+	st->pp_sent_ns = 0;
+	st->pp_rounds = 0;
+	st->pp_report_rounds = 0;
+	st->pp_wait_ns = 0;
+	st->pp_waiting_said = 0;
+}
+
 int wl_attach_xen(struct wl_ctx *ctx, const struct wl_platform *plat,
 		  wl_hypercall_fn hypercall, uintptr_t mem_base,
 		  uint64_t mem_size, const char *cmdline)
@@ -214,46 +261,7 @@ int wl_attach_xen(struct wl_ctx *ctx, const struct wl_platform *plat,
 	pages = p.ws_bytes >> WL_PAGE_SHIFT;
 
 	now = plat->now_ns(plat->opaque);
-	st->magic = 0;	/* half-initialised state must not look valid */
-	st->version = WL_STATE_VERSION;
-	st->kind = p.kind;
-	st->pattern = p.pattern;
-	st->ws_bytes = p.ws_bytes;
-	st->rate = p.rate;
-	st->ws_pages = pages;
-	layout(pages, &st->gen_gpa, &st->ws_gpa);
-	st->rng = 0x9e3779b97f4a7c15ull;
-	st->cursor = 0;
-	st->writes = 0;
-	st->ns_per_page = 0;
-	if (p.rate) {
-		st->ns_per_page = WL_PAGE_SIZE * WL_NSEC_PER_SEC / p.rate;
-		if (!st->ns_per_page)
-			st->ns_per_page = 1;
-	}
-	st->pace_ns = now;
-	st->report_ns = now;
-	st->report_writes = 0;
-	st->heartbeats = 0;
-	st->sweep_next_ns = now + SWEEP_EVERY_NS;
-	st->sweep_pos = pages;
-	st->sweep_mismatches = 0;
-	st->sweeps = 0;
-	st->resume_checks = 0;
-	st->spins = 0;
-	st->report_spins = 0;
-	st->pp_role = p.pp_role;
-	st->pp_peer = p.pp_peer;
-	st->pp_phase = 0;
-	st->pp_port = 0;
-	st->pp_rport = p.pp_port;
-	st->pp_gref = p.pp_gref;
-	st->pp_seq = 0;
-	st->pp_sent_ns = 0;
-	st->pp_rounds = 0;
-	st->pp_report_rounds = 0;
-	st->pp_wait_ns = 0;
-	st->pp_waiting_said = 0;
+	state_init(st, &p, pages, now);
 	ctx->st = st;
 	st->resume_seen = resume_count(ctx);
 
@@ -265,7 +273,7 @@ int wl_attach_xen(struct wl_ctx *ctx, const struct wl_platform *plat,
 	/* The PV services (console ring, xenstore) before the first line,
 	 * which then goes out through the ring if there is one. */
 	pv_init(ctx);
-	if (p.kind == WL_PINGPONG && pp_start(ctx)) {
+	if (p.kind == WL_PINGPONG && wl_pp_start(ctx)) {
 		ctx->st = NULL;
 		return -22;
 	}
@@ -636,7 +644,7 @@ void wl_run_slice(struct wl_ctx *ctx)
 	else if (st->kind == WL_SPIN)
 		spin_slice(ctx, now);
 	else if (st->kind == WL_PINGPONG)
-		pp_slice(ctx, now);
+		wl_pp_slice(ctx, now);
 	else
 		writer_slice(ctx, now);
 }

@@ -35,7 +35,7 @@ static int check_ext(int fd, int cap)
 	return r < 0 ? 0 : r;
 }
 
-int kvm_caps_supported_cpuid(int kvm_fd, struct kvm_cpuid2 **out)
+int hyp__kvm_caps_supported_cpuid(int kvm_fd, struct kvm_cpuid2 **out)
 {
 	uint32_t nent = 64;
 
@@ -56,7 +56,7 @@ int kvm_caps_supported_cpuid(int kvm_fd, struct kvm_cpuid2 **out)
 			int err = errno;
 
 			log_err("kvm: KVM_GET_SUPPORTED_CPUID (nent %u): %s",
-				nent, strerror(err));
+				nent, ferry_strerror(err));
 			return -err;
 		}
 		nent *= 2;
@@ -75,7 +75,7 @@ static int get_msr_index_list(int kvm_fd, struct kvm_msr_list **out)
 	    errno != E2BIG) {
 		int err = errno;
 
-		log_err("kvm: KVM_GET_MSR_INDEX_LIST: %s", strerror(err));
+		log_err("kvm: KVM_GET_MSR_INDEX_LIST: %s", ferry_strerror(err));
 		return -err;
 	}
 	n = probe.nmsrs;
@@ -87,7 +87,7 @@ static int get_msr_index_list(int kvm_fd, struct kvm_msr_list **out)
 		int err = errno;
 
 		log_err("kvm: KVM_GET_MSR_INDEX_LIST (%u entries): %s", n,
-			strerror(err));
+			ferry_strerror(err));
 		free(l);
 		return -err;
 	}
@@ -149,20 +149,11 @@ static bool tsc_is_settable(int vcpu_fd)
 }
 
 /* Scratch VM + vCPU: MSR filtering, TSC frequency, XSAVE2 size. */
-static int probe_scratch(int kvm_fd, struct kvm_caps *c)
+/* VM-fd answers can be narrower than /dev/kvm ones. */
+static void probe_vm_caps(int vm, struct kvm_caps *c)
 {
-	struct kvm_msr_list *list = NULL;
-	int vm = -1, vcpu = -1, r, err = 0;
-	uint32_t i;
+	int r;
 
-	vm = ioctl(kvm_fd, KVM_CREATE_VM, 0);
-	if (vm < 0) {
-		err = -errno;
-		log_err("kvm: KVM_CREATE_VM (scratch): %s", strerror(-err));
-		return err;
-	}
-
-	/* VM-fd answers can be narrower than /dev/kvm ones. */
 	if (check_ext(vm, KVM_CAP_XSAVE2) > 0) {
 		r = check_ext(vm, KVM_CAP_XSAVE2);
 		c->has_xsave2 = true;
@@ -171,56 +162,28 @@ static int probe_scratch(int kvm_fd, struct kvm_caps *c)
 	if (c->xsave_size < sizeof(struct kvm_xsave))
 		c->xsave_size = sizeof(struct kvm_xsave);
 	if (check_ext(vm, KVM_CAP_DIRTY_LOG_RING) > 0)
-		c->dirty_ring_max = (uint32_t)check_ext(vm,
-							KVM_CAP_DIRTY_LOG_RING);
+		c->dirty_ring_max = (uint32_t)check_ext(vm, KVM_CAP_DIRTY_LOG_RING);
 	c->dirty_ring_acq_rel = c->dirty_ring_max &&
 				check_ext(vm, KVM_CAP_DIRTY_LOG_RING_ACQ_REL) > 0;
+}
 
-	if (ioctl(vm, KVM_SET_TSS_ADDR, 0xfffbd000UL) < 0) {
-		err = -errno;
-		log_err("kvm: KVM_SET_TSS_ADDR (scratch VM): %s",
-			strerror(-err));
-		goto out;
-	}
-	if (ioctl(vm, KVM_CREATE_IRQCHIP, 0) < 0) {
-		err = -errno;
-		log_err("kvm: KVM_CREATE_IRQCHIP (scratch VM): %s",
-			strerror(-err));
-		goto out;
-	}
-	vcpu = ioctl(vm, KVM_CREATE_VCPU, 0);
-	if (vcpu < 0) {
-		err = -errno;
-		log_err("kvm: KVM_CREATE_VCPU (scratch VM): %s",
-			strerror(-err));
-		goto out;
-	}
-	if (ioctl(vcpu, KVM_SET_CPUID2, c->cpuid) < 0) {
-		err = -errno;
-		log_err("kvm: KVM_SET_CPUID2 (scratch vCPU fd %d): %s", vcpu,
-			strerror(-err));
-		goto out;
-	}
-	r = ioctl(vcpu, KVM_GET_TSC_KHZ, 0);
-	if (r < 0) {
-		err = -errno;
-		log_err("kvm: KVM_GET_TSC_KHZ (scratch vCPU fd %d): %s", vcpu,
-			strerror(-err));
-		goto out;
-	}
-	c->tsc_khz = (uint32_t)r;
+/* The MSRs KVM lists that round-trip on the scratch vCPU (the ones vCPU
+ * state carries), and whether the TSC can be set. */
+static int probe_msrs(int kvm_fd, int vcpu, struct kvm_caps *c)
+{
+	struct kvm_msr_list *list = NULL;
+	int err = get_msr_index_list(kvm_fd, &list);
 
-	err = get_msr_index_list(kvm_fd, &list);
 	if (err)
-		goto out;
+		return err;
 	c->nmsrs_listed = list->nmsrs;
 	c->msrs = calloc(list->nmsrs ? list->nmsrs : 1, sizeof(c->msrs[0]));
 	if (!c->msrs) {
-		err = -ENOMEM;
-		goto out;
+		free(list);
+		return -ENOMEM;
 	}
 	c->tsc_settable = tsc_is_settable(vcpu);
-	for (i = 0; i < list->nmsrs; i++) {
+	for (uint32_t i = 0; i < list->nmsrs; i++) {
 		if (msr_round_trips(vcpu, list->indices[i]))
 			c->msrs[c->nmsrs++] = list->indices[i];
 		else
@@ -228,15 +191,65 @@ static int probe_scratch(int kvm_fd, struct kvm_caps *c)
 				  "writable; left out of vCPU state",
 				  list->indices[i]);
 	}
-out:
 	free(list);
+	return 0;
+}
+
+static int probe_scratch(int kvm_fd, struct kvm_caps *c)
+{
+	int vm = -1, vcpu = -1, r, err = 0;
+
+	vm = ioctl(kvm_fd, KVM_CREATE_VM, 0);
+	if (vm < 0) {
+		err = -errno;
+		log_err("kvm: KVM_CREATE_VM (scratch): %s", ferry_strerror(-err));
+		return err;
+	}
+
+	probe_vm_caps(vm, c);
+	if (ioctl(vm, KVM_SET_TSS_ADDR, 0xfffbd000UL) < 0) {
+		err = -errno;
+		log_err("kvm: KVM_SET_TSS_ADDR (scratch VM): %s",
+			ferry_strerror(-err));
+		goto out;
+	}
+	if (ioctl(vm, KVM_CREATE_IRQCHIP, 0) < 0) {
+		err = -errno;
+		log_err("kvm: KVM_CREATE_IRQCHIP (scratch VM): %s",
+			ferry_strerror(-err));
+		goto out;
+	}
+	vcpu = ioctl(vm, KVM_CREATE_VCPU, 0);
+	if (vcpu < 0) {
+		err = -errno;
+		log_err("kvm: KVM_CREATE_VCPU (scratch VM): %s",
+			ferry_strerror(-err));
+		goto out;
+	}
+	if (ioctl(vcpu, KVM_SET_CPUID2, c->cpuid) < 0) {
+		err = -errno;
+		log_err("kvm: KVM_SET_CPUID2 (scratch vCPU fd %d): %s", vcpu,
+			ferry_strerror(-err));
+		goto out;
+	}
+	r = ioctl(vcpu, KVM_GET_TSC_KHZ, 0);
+	if (r < 0) {
+		err = -errno;
+		log_err("kvm: KVM_GET_TSC_KHZ (scratch vCPU fd %d): %s", vcpu,
+			ferry_strerror(-err));
+		goto out;
+	}
+	c->tsc_khz = (uint32_t)r;
+
+	err = probe_msrs(kvm_fd, vcpu, c);
+out:
 	if (vcpu >= 0)
 		close(vcpu);
 	close(vm);
 	return err;
 }
 
-int kvm_caps_probe(int kvm_fd, struct kvm_caps *out)
+int hyp__kvm_caps_probe(int kvm_fd, struct kvm_caps *out)
 {
 	struct kvm_caps c;
 	size_t i;
@@ -276,12 +289,12 @@ int kvm_caps_probe(int kvm_fd, struct kvm_caps *out)
 		(uint32_t)check_ext(kvm_fd, KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2);
 	c.clock_flags = (uint32_t)check_ext(kvm_fd, KVM_CAP_ADJUST_CLOCK);
 
-	r = kvm_caps_supported_cpuid(kvm_fd, &c.cpuid);
+	r = hyp__kvm_caps_supported_cpuid(kvm_fd, &c.cpuid);
 	if (r)
 		return r;
 	r = probe_scratch(kvm_fd, &c);
 	if (r) {
-		kvm_caps_free(&c);
+		hyp__kvm_caps_free(&c);
 		return r;
 	}
 
@@ -295,7 +308,7 @@ int kvm_caps_probe(int kvm_fd, struct kvm_caps *out)
 	return 0;
 }
 
-void kvm_caps_free(struct kvm_caps *caps)
+void hyp__kvm_caps_free(struct kvm_caps *caps)
 {
 	if (!caps)
 		return;
@@ -304,7 +317,7 @@ void kvm_caps_free(struct kvm_caps *caps)
 	memset(caps, 0, sizeof(*caps));
 }
 
-bool kvm_caps_has_msr(const struct kvm_caps *caps, uint32_t index)
+bool hyp__kvm_caps_has_msr(const struct kvm_caps *caps, uint32_t index)
 {
 	uint32_t i;
 

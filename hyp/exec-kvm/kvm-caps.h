@@ -2,7 +2,7 @@
 /*
  * KVM capability probe for the kvm execution backend.
  *
- * kvm_caps_probe() is called once per ferryd (or per test) on the /dev/kvm
+ * hyp__kvm_caps_probe() is called once per ferryd (or per test) on the /dev/kvm
  * fd. It checks everything Ferry cannot work without, records the optional
  * features, and builds the list of MSRs that save/restore carries: the list
  * KVM reports (KVM_GET_MSR_INDEX_LIST), filtered to those a scratch vCPU
@@ -53,22 +53,22 @@ struct kvm_caps {
 
 /*
  * Probes kvm_fd (an open /dev/kvm). On success fills *out (which the caller
- * releases with kvm_caps_free()) and returns 0. A missing required
+ * releases with hyp__kvm_caps_free()) and returns 0. A missing required
  * capability logs one line naming it and returns -FERRY_ENOKVM; ioctl
  * failures return -errno. On failure *out holds nothing to free.
  */
-int kvm_caps_probe(int kvm_fd, struct kvm_caps *out);
+int hyp__kvm_caps_probe(int kvm_fd, struct kvm_caps *out);
 
-/* Frees what kvm_caps_probe() allocated and zeroes *caps. NULL-safe. */
-void kvm_caps_free(struct kvm_caps *caps);
+/* Frees what hyp__kvm_caps_probe() allocated and zeroes *caps. NULL-safe. */
+void hyp__kvm_caps_free(struct kvm_caps *caps);
 
 /*
  * KVM_GET_SUPPORTED_CPUID with a growing buffer. On success *out is a heap
  * kvm_cpuid2 the caller frees with free().
  */
-int kvm_caps_supported_cpuid(int kvm_fd, struct kvm_cpuid2 **out);
+int hyp__kvm_caps_supported_cpuid(int kvm_fd, struct kvm_cpuid2 **out);
 
 /* True if caps->msrs contains index. */
-bool kvm_caps_has_msr(const struct kvm_caps *caps, uint32_t index);
+bool hyp__kvm_caps_has_msr(const struct kvm_caps *caps, uint32_t index);
 
 #endif

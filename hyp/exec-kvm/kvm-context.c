@@ -6,10 +6,10 @@
  *
  * Save runs on the caller's thread while every vCPU thread is parked
  * outside KVM_RUN, each having completed its last exit on its own thread
- * first (kvm_vcpu_quiesce_hook, called as it parks).
+ * first (hyp__kvm_vcpu_quiesce_hook, called as it parks).
  *
  * Load buffers the entries and writes them at load_done: the VM's irqchips
- * and PIT, then each vCPU (kvm_vcpu_state_set's order), then the clock
+ * and PIT, then each vCPU (hyp__kvm_vcpu_state_set's order), then the clock
  * last, so kvmclock resumes at the saved system time and KVM's clock
  * update reaches every vCPU after its kvmclock MSR is in place.
  */
@@ -98,7 +98,7 @@ static void *vm_piece_at(struct kvm_vm_state *st, enum kvm_vm_piece p, uint32_t 
 
 /* ---- save ---------------------------------------------------------------- */
 
-void kvm_vcpu_quiesce_hook(struct hyp_vcpu *v)
+void hyp__kvm_vcpu_quiesce_hook(struct hyp_vcpu *v)
 {
 	struct kvm_vcpu *kv = v->exec;
 
@@ -106,13 +106,13 @@ void kvm_vcpu_quiesce_hook(struct hyp_vcpu *v)
 		return;
 	/* Completes the port I/O (the doorbell's rip advance) or MMIO read
 	 * the last exit left pending, without running guest code. */
-	if (!kvm_vcpu_quiesce(kv->fd, kv->run))
+	if (!hyp__kvm_vcpu_quiesce(kv->fd, kv->run))
 		kv->exit_pending = false;
 }
 
 static int save_vcpu(struct hyp_vcpu *v, hyp_ctx_emit_fn emit, void *opaque)
 {
-	const struct kvm_caps *caps = kvm_host_caps();
+	const struct kvm_caps *caps = hyp__kvm_host_caps();
 	struct kvm_vcpu *kv = v->exec;
 	struct kvm_vcpu_state st;
 	int err;
@@ -122,7 +122,7 @@ static int save_vcpu(struct hyp_vcpu *v, hyp_ctx_emit_fn emit, void *opaque)
 			v->d->domid, v->id);
 		return -EIO;
 	}
-	err = kvm_vcpu_state_get(caps, kv->fd, &st);
+	err = hyp__kvm_vcpu_state_get(caps, kv->fd, &st);
 	if (err) {
 		log_err("d%u v%u: cannot read the vCPU's KVM state", v->d->domid, v->id);
 		goto out;
@@ -130,7 +130,7 @@ static int save_vcpu(struct hyp_vcpu *v, hyp_ctx_emit_fn emit, void *opaque)
 	/* Never ran: kvmclock is not enabled yet, only due on the first run.
 	 * Carry the value it will have. */
 	if (kv->time_msr)
-		kvm_vcpu_state_set_msr(&st, MSR_KVM_SYSTEM_TIME_NEW, kv->time_msr);
+		hyp__kvm_vcpu_state_set_msr(&st, MSR_KVM_SYSTEM_TIME_NEW, kv->time_msr);
 	for (size_t i = 0; i < NR(vcpu_codes) && !err; i++) {
 		enum kvm_vcpu_piece p = vcpu_codes[i].piece;
 		uint32_t len = 0;
@@ -146,11 +146,11 @@ static int save_vcpu(struct hyp_vcpu *v, hyp_ctx_emit_fn emit, void *opaque)
 		err = emit(opaque, vcpu_codes[i].code, (uint16_t)v->id, data, len);
 	}
 out:
-	kvm_vcpu_state_free(&st);
+	hyp__kvm_vcpu_state_free(&st);
 	return err;
 }
 
-int kvm_save_context(struct hyp_domain *d, hyp_ctx_emit_fn emit, void *opaque)
+int hyp__kvm_save_context(struct hyp_domain *d, hyp_ctx_emit_fn emit, void *opaque)
 {
 	struct kvm_vm_state vm;
 	int err;
@@ -160,7 +160,7 @@ int kvm_save_context(struct hyp_domain *d, hyp_ctx_emit_fn emit, void *opaque)
 		if (err)
 			return err;
 	}
-	err = kvm_vm_state_get(kd_of(d)->vm_fd, &vm);
+	err = hyp__kvm_vm_state_get(kd_of(d)->vm_fd, &vm);
 	if (err) {
 		log_err("d%u: cannot read the VM's KVM state", d->domid);
 		return err;
@@ -176,22 +176,22 @@ int kvm_save_context(struct hyp_domain *d, hyp_ctx_emit_fn emit, void *opaque)
 	return 0;
 }
 
-uint32_t kvm_tsc_khz(struct hyp_domain *d)
+uint32_t hyp__kvm_tsc_khz(struct hyp_domain *d)
 {
 	(void)d;
-	return kvm_host_caps()->tsc_khz;
+	return hyp__kvm_host_caps()->tsc_khz;
 }
 
 /* ---- load ---------------------------------------------------------------- */
 
-void kvm_load_free(struct hyp_domain *d)
+void hyp__kvm_load_free(struct hyp_domain *d)
 {
 	struct kvm_load *l = kd_of(d)->load;
 
 	if (!l)
 		return;
 	for (unsigned i = 0; l->vcpu && i < l->nvcpus; i++)
-		kvm_vcpu_state_free(&l->vcpu[i]);
+		hyp__kvm_vcpu_state_free(&l->vcpu[i]);
 	free(l->vcpu);
 	free(l->vcpu_have);
 	free(l);
@@ -211,13 +211,13 @@ static int load_get(struct hyp_domain *d, struct kvm_load **out)
 		l->vcpu = calloc(d->nvcpus, sizeof(*l->vcpu));
 		l->vcpu_have = calloc(d->nvcpus, sizeof(*l->vcpu_have));
 		if (!l->vcpu || !l->vcpu_have) {
-			kvm_load_free(d);
+			hyp__kvm_load_free(d);
 			return -ENOMEM;
 		}
 		l->nvcpus = d->nvcpus;
 		for (unsigned i = 0; i < d->nvcpus; i++) {
-			if (kvm_vcpu_state_init(kvm_host_caps(), &l->vcpu[i])) {
-				kvm_load_free(d);
+			if (hyp__kvm_vcpu_state_init(hyp__kvm_host_caps(), &l->vcpu[i])) {
+				hyp__kvm_load_free(d);
 				return -ENOMEM;
 			}
 		}
@@ -229,7 +229,7 @@ static int load_get(struct hyp_domain *d, struct kvm_load **out)
 static int load_msrs(struct hyp_domain *d, const char *name, uint16_t instance,
 		     struct kvm_vcpu_state *st, const void *data, uint32_t len)
 {
-	const struct kvm_caps *caps = kvm_host_caps();
+	const struct kvm_caps *caps = hyp__kvm_host_caps();
 	struct kvm_msr_entry e;
 	struct kvm_msrs *m;
 	uint32_t n = len / (uint32_t)sizeof(e);
@@ -245,7 +245,7 @@ static int load_msrs(struct hyp_domain *d, const char *name, uint16_t instance,
 	m->nmsrs = n;
 	for (uint32_t i = 0; i < n; i++) {
 		memcpy(&e, (const uint8_t *)data + i * sizeof(e), sizeof(e));
-		if (!kvm_caps_has_msr(caps, e.index)) {
+		if (!hyp__kvm_caps_has_msr(caps, e.index)) {
 			log_err("d%u: HVM context entry %s/%u: MSR 0x%x is not one this host's "
 				"KVM can restore", d->domid, name, instance, e.index);
 			free(m);
@@ -258,10 +258,10 @@ static int load_msrs(struct hyp_domain *d, const char *name, uint16_t instance,
 	return 0;
 }
 
-int kvm_load_entry(struct hyp_domain *d, uint16_t typecode, uint16_t instance,
-		   const void *data, uint32_t len)
+int hyp__kvm_load_entry(struct hyp_domain *d, uint16_t typecode, uint16_t instance,
+			const void *data, uint32_t len)
 {
-	const char *name = hvm_code_name(typecode);
+	const char *name = fmt_hvm_code_name(typecode);
 	struct kvm_load *l;
 	void *dst;
 	uint32_t want = 0;
@@ -345,21 +345,21 @@ static int load_check(struct hyp_domain *d, const struct kvm_load *l)
 		for (size_t i = 0; i < NR(vcpu_codes); i++)
 			if (!(l->vcpu_have[v] & (1u << vcpu_codes[i].piece))) {
 				log_err("d%u: HVM context has no %s entry for vCPU %u", d->domid,
-					hvm_code_name(vcpu_codes[i].code), v);
+					fmt_hvm_code_name(vcpu_codes[i].code), v);
 				return -EINVAL;
 			}
 	for (size_t i = 0; i < NR(vm_codes); i++)
 		if (!(l->vm_have & (1u << vm_codes[i].piece))) {
 			log_err("d%u: HVM context has no %s entry", d->domid,
-				hvm_code_name(vm_codes[i].code));
+				fmt_hvm_code_name(vm_codes[i].code));
 			return -EINVAL;
 		}
 	return 0;
 }
 
-int kvm_load_done(struct hyp_domain *d, const struct ferry_hvm_domain *dom)
+int hyp__kvm_load_done(struct hyp_domain *d, const struct ferry_hvm_domain *dom)
 {
-	const struct kvm_caps *caps = kvm_host_caps();
+	const struct kvm_caps *caps = hyp__kvm_host_caps();
 	struct kvm_dom *kd = kd_of(d);
 	struct kvm_load *l = kd->load;
 	int err;
@@ -372,10 +372,10 @@ int kvm_load_done(struct hyp_domain *d, const struct ferry_hvm_domain *dom)
 	 * are loaded before the CPUs are put), the PIT after the irqchips
 	 * it raises IRQ0 on. */
 	for (int p = KVM_VM_PIC_MASTER; p <= KVM_VM_PIT; p++) {
-		err = kvm_vm_piece_set(kd->vm_fd, (enum kvm_vm_piece)p, &l->vm, 0);
+		err = hyp__kvm_vm_piece_set(kd->vm_fd, (enum kvm_vm_piece)p, &l->vm, 0);
 		if (err) {
 			log_err("d%u: cannot write the saved %s", d->domid,
-				kvm_vm_piece_name((enum kvm_vm_piece)p));
+				hyp__kvm_vm_piece_name((enum kvm_vm_piece)p));
 			return err;
 		}
 	}
@@ -383,7 +383,7 @@ int kvm_load_done(struct hyp_domain *d, const struct ferry_hvm_domain *dom)
 		struct kvm_vcpu *kv = d->vcpus[i].exec;
 		uint64_t msr;
 
-		err = kvm_vcpu_state_set(caps, kv->fd, &l->vcpu[i]);
+		err = hyp__kvm_vcpu_state_set(caps, kv->fd, &l->vcpu[i]);
 		if (err) {
 			log_err("d%u v%u: cannot write the saved vCPU state", d->domid, i);
 			return err;
@@ -391,19 +391,19 @@ int kvm_load_done(struct hyp_domain *d, const struct ferry_hvm_domain *dom)
 		/* kvmclock's MSR normally travels with the others; if it did
 		 * not, point it at the guest's vcpu_info before the first run. */
 		kv->time_msr = 0;
-		if (!kvm_vcpu_state_msr(&l->vcpu[i], MSR_KVM_SYSTEM_TIME_NEW, &msr))
-			kv->time_msr = kvm_time_msr_value(
+		if (!hyp__kvm_vcpu_state_msr(&l->vcpu[i], MSR_KVM_SYSTEM_TIME_NEW, &msr))
+			kv->time_msr = hyp__kvm_time_msr_value(
 				d->shared_info_gpa ? d->shared_info_gpa : FERRY_SHARED_INFO_GPA, i);
 		kv->exit_pending = false;
 	}
 	/* Last: kvmclock resumes at the saved system time (no
 	 * KVM_CLOCK_REALTIME: the pause does not count as guest time), and
 	 * KVM refreshes every vCPU's pvclock record on its next entry. */
-	err = kvm_vm_piece_set(kd->vm_fd, KVM_VM_CLOCK, &l->vm, 0);
+	err = hyp__kvm_vm_piece_set(kd->vm_fd, KVM_VM_CLOCK, &l->vm, 0);
 	if (err) {
 		log_err("d%u: cannot write the saved kvmclock", d->domid);
 		return err;
 	}
-	kvm_load_free(d);
+	hyp__kvm_load_free(d);
 	return 0;
 }

@@ -35,19 +35,19 @@ struct kvm_vcpu {
 };
 
 /* What probe found on this host (valid once kvm_probe succeeded). */
-const struct kvm_caps *kvm_host_caps(void);
+const struct kvm_caps *hyp__kvm_host_caps(void);
 
 /* gpa + 1 (enable bit) of vCPU id's kvmclock record in shared_info. */
-uint64_t kvm_time_msr_value(uint64_t shared_info_gpa, unsigned id);
+uint64_t hyp__kvm_time_msr_value(uint64_t shared_info_gpa, unsigned id);
 
 /* kvm-context.c */
-void kvm_vcpu_quiesce_hook(struct hyp_vcpu *v);
-int kvm_save_context(struct hyp_domain *d, hyp_ctx_emit_fn emit, void *opaque);
-int kvm_load_entry(struct hyp_domain *d, uint16_t typecode, uint16_t instance,
-		   const void *data, uint32_t len);
-int kvm_load_done(struct hyp_domain *d, const struct ferry_hvm_domain *dom);
+void hyp__kvm_vcpu_quiesce_hook(struct hyp_vcpu *v);
+int hyp__kvm_save_context(struct hyp_domain *d, hyp_ctx_emit_fn emit, void *opaque);
+int hyp__kvm_load_entry(struct hyp_domain *d, uint16_t typecode, uint16_t instance,
+			const void *data, uint32_t len);
+int hyp__kvm_load_done(struct hyp_domain *d, const struct ferry_hvm_domain *dom);
 /* Frees a load in progress (domain destroyed before load_done). */
-void kvm_load_free(struct hyp_domain *d);
-uint32_t kvm_tsc_khz(struct hyp_domain *d);
+void hyp__kvm_load_free(struct hyp_domain *d);
+uint32_t hyp__kvm_tsc_khz(struct hyp_domain *d);
 
 #endif

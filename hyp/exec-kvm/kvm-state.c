@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+#include "common/err.h"
 #include "kvm-state.h"
 
 #include <errno.h>
@@ -22,13 +23,13 @@ static const char *const vm_piece_names[KVM_VM_NR_PIECES] = {
 	[KVM_VM_CLOCK] = "clock",
 };
 
-const char *kvm_vcpu_piece_name(enum kvm_vcpu_piece p)
+const char *hyp__kvm_vcpu_piece_name(enum kvm_vcpu_piece p)
 {
 	return (unsigned int)p < KVM_VCPU_NR_PIECES ? vcpu_piece_names[p] :
 						      "?";
 }
 
-const char *kvm_vm_piece_name(enum kvm_vm_piece p)
+const char *hyp__kvm_vm_piece_name(enum kvm_vm_piece p)
 {
 	return (unsigned int)p < KVM_VM_NR_PIECES ? vm_piece_names[p] : "?";
 }
@@ -39,7 +40,7 @@ static int vcpu_ioctl(int fd, unsigned long req, const char *name, void *arg)
 	if (ioctl(fd, req, arg) < 0) {
 		int err = errno;
 
-		log_err("kvm: %s on vCPU fd %d: %s", name, fd, strerror(err));
+		log_err("kvm: %s on vCPU fd %d: %s", name, fd, ferry_strerror(err));
 		return -err;
 	}
 	return 0;
@@ -50,7 +51,7 @@ static int vm_ioctl(int fd, unsigned long req, const char *name, void *arg)
 	if (ioctl(fd, req, arg) < 0) {
 		int err = errno;
 
-		log_err("kvm: %s on VM fd %d: %s", name, fd, strerror(err));
+		log_err("kvm: %s on VM fd %d: %s", name, fd, ferry_strerror(err));
 		return -err;
 	}
 	return 0;
@@ -69,8 +70,8 @@ static struct kvm_msrs *msrs_alloc(uint32_t n)
 	return m;
 }
 
-int kvm_vcpu_state_init(const struct kvm_caps *caps,
-			struct kvm_vcpu_state *st)
+int hyp__kvm_vcpu_state_init(const struct kvm_caps *caps,
+			     struct kvm_vcpu_state *st)
 {
 	uint32_t i;
 
@@ -81,7 +82,7 @@ int kvm_vcpu_state_init(const struct kvm_caps *caps,
 	st->xsave = calloc(1, st->xsave_size);
 	st->msrs = msrs_alloc(caps->nmsrs);
 	if (!st->xsave || !st->msrs) {
-		kvm_vcpu_state_free(st);
+		hyp__kvm_vcpu_state_free(st);
 		return -ENOMEM;
 	}
 	for (i = 0; i < caps->nmsrs; i++)
@@ -89,7 +90,7 @@ int kvm_vcpu_state_init(const struct kvm_caps *caps,
 	return 0;
 }
 
-void kvm_vcpu_state_free(struct kvm_vcpu_state *st)
+void hyp__kvm_vcpu_state_free(struct kvm_vcpu_state *st)
 {
 	if (!st)
 		return;
@@ -98,8 +99,8 @@ void kvm_vcpu_state_free(struct kvm_vcpu_state *st)
 	memset(st, 0, sizeof(*st));
 }
 
-bool kvm_vcpu_state_msr(const struct kvm_vcpu_state *st, uint32_t index,
-			uint64_t *value)
+bool hyp__kvm_vcpu_state_msr(const struct kvm_vcpu_state *st, uint32_t index,
+			     uint64_t *value)
 {
 	uint32_t i;
 
@@ -114,8 +115,8 @@ bool kvm_vcpu_state_msr(const struct kvm_vcpu_state *st, uint32_t index,
 	return false;
 }
 
-bool kvm_vcpu_state_set_msr(struct kvm_vcpu_state *st, uint32_t index,
-			    uint64_t value)
+bool hyp__kvm_vcpu_state_set_msr(struct kvm_vcpu_state *st, uint32_t index,
+				 uint64_t value)
 {
 	uint32_t i;
 
@@ -140,7 +141,7 @@ static int get_msrs(int fd, struct kvm_msrs *m)
 		int err = errno;
 
 		log_err("kvm: KVM_GET_MSRS on vCPU fd %d: %s", fd,
-			strerror(err));
+			ferry_strerror(err));
 		return -err;
 	}
 	if ((uint32_t)r != m->nmsrs) {
@@ -191,7 +192,7 @@ static int set_msr_group(int fd, const struct kvm_msrs *src,
 		if (r < 0) {
 			err = -errno;
 			log_err("kvm: KVM_SET_MSRS on vCPU fd %d: %s", fd,
-				strerror(-err));
+				ferry_strerror(-err));
 		} else if ((uint32_t)r != n) {
 			log_err("kvm: KVM_SET_MSRS on vCPU fd %d: wrote %d of "
 				"%u, MSR %#x value %#llx rejected",
@@ -242,8 +243,8 @@ static int set_xsave(const struct kvm_caps *caps, int fd,
 	return err;
 }
 
-int kvm_vcpu_piece_get(const struct kvm_caps *caps, int vcpu_fd,
-		       enum kvm_vcpu_piece p, struct kvm_vcpu_state *st)
+int hyp__kvm_vcpu_piece_get(const struct kvm_caps *caps, int vcpu_fd,
+			    enum kvm_vcpu_piece p, struct kvm_vcpu_state *st)
 {
 	switch (p) {
 	case KVM_VCPU_REGS:
@@ -286,8 +287,8 @@ static int set_events(int fd, const struct kvm_vcpu_state *st)
 	return VCPU_IOCTL(fd, KVM_SET_VCPU_EVENTS, &ev);
 }
 
-int kvm_vcpu_piece_set(const struct kvm_caps *caps, int vcpu_fd,
-		       enum kvm_vcpu_piece p, const struct kvm_vcpu_state *st)
+int hyp__kvm_vcpu_piece_set(const struct kvm_caps *caps, int vcpu_fd,
+			    enum kvm_vcpu_piece p, const struct kvm_vcpu_state *st)
 {
 	/* The ioctl argument is not modified by the set ioctls, but the
 	 * ioctl prototype takes a non-const pointer. */
@@ -325,56 +326,56 @@ int kvm_vcpu_piece_set(const struct kvm_caps *caps, int vcpu_fd,
 	return -EINVAL;
 }
 
-int kvm_vcpu_state_get(const struct kvm_caps *caps, int vcpu_fd,
-		       struct kvm_vcpu_state *out)
+int hyp__kvm_vcpu_state_get(const struct kvm_caps *caps, int vcpu_fd,
+			    struct kvm_vcpu_state *out)
 {
 	int p, err;
 
-	err = kvm_vcpu_state_init(caps, out);
+	err = hyp__kvm_vcpu_state_init(caps, out);
 	if (err)
 		return err;
 	for (p = 0; p < KVM_VCPU_NR_PIECES; p++) {
-		err = kvm_vcpu_piece_get(caps, vcpu_fd, (enum kvm_vcpu_piece)p,
-					 out);
+		err = hyp__kvm_vcpu_piece_get(caps, vcpu_fd, (enum kvm_vcpu_piece)p,
+					      out);
 		if (err)
 			return err;
 	}
 	return 0;
 }
 
-int kvm_vcpu_state_set(const struct kvm_caps *caps, int vcpu_fd,
-		       const struct kvm_vcpu_state *st)
+int hyp__kvm_vcpu_state_set(const struct kvm_caps *caps, int vcpu_fd,
+			    const struct kvm_vcpu_state *st)
 {
 	int err;
 
-	err = kvm_vcpu_piece_set(caps, vcpu_fd, KVM_VCPU_REGS, st);
+	err = hyp__kvm_vcpu_piece_set(caps, vcpu_fd, KVM_VCPU_REGS, st);
 	if (!err)
-		err = kvm_vcpu_piece_set(caps, vcpu_fd, KVM_VCPU_XSAVE, st);
+		err = hyp__kvm_vcpu_piece_set(caps, vcpu_fd, KVM_VCPU_XSAVE, st);
 	if (!err)
-		err = kvm_vcpu_piece_set(caps, vcpu_fd, KVM_VCPU_XCRS, st);
+		err = hyp__kvm_vcpu_piece_set(caps, vcpu_fd, KVM_VCPU_XCRS, st);
 	if (!err)
-		err = kvm_vcpu_piece_set(caps, vcpu_fd, KVM_VCPU_SREGS, st);
+		err = hyp__kvm_vcpu_piece_set(caps, vcpu_fd, KVM_VCPU_SREGS, st);
 	if (!err)
 		err = set_msr_group(vcpu_fd, st->msrs, MSR_GROUP_MAIN);
 	if (!err)
 		err = set_msr_group(vcpu_fd, st->msrs, MSR_GROUP_TSC);
 	if (!err)
-		err = kvm_vcpu_piece_set(caps, vcpu_fd, KVM_VCPU_MP_STATE, st);
+		err = hyp__kvm_vcpu_piece_set(caps, vcpu_fd, KVM_VCPU_MP_STATE, st);
 	if (!err)
-		err = kvm_vcpu_piece_set(caps, vcpu_fd, KVM_VCPU_LAPIC, st);
+		err = hyp__kvm_vcpu_piece_set(caps, vcpu_fd, KVM_VCPU_LAPIC, st);
 	/* After the LAPIC: KVM drops deadline writes unless the LVT timer
 	 * is in TSC-deadline mode. */
 	if (!err)
 		err = set_msr_group(vcpu_fd, st->msrs, MSR_GROUP_DEADLINE);
 	if (!err)
-		err = kvm_vcpu_piece_set(caps, vcpu_fd, KVM_VCPU_EVENTS, st);
+		err = hyp__kvm_vcpu_piece_set(caps, vcpu_fd, KVM_VCPU_EVENTS, st);
 	if (!err)
-		err = kvm_vcpu_piece_set(caps, vcpu_fd, KVM_VCPU_DEBUGREGS,
-					 st);
+		err = hyp__kvm_vcpu_piece_set(caps, vcpu_fd, KVM_VCPU_DEBUGREGS,
+					      st);
 	return err;
 }
 
-int kvm_vcpu_quiesce(int vcpu_fd, struct kvm_run *run)
+int hyp__kvm_vcpu_quiesce(int vcpu_fd, struct kvm_run *run)
 {
 	int r, err = 0;
 
@@ -383,7 +384,7 @@ int kvm_vcpu_quiesce(int vcpu_fd, struct kvm_run *run)
 	if (r < 0 && errno != EINTR) {
 		err = -errno;
 		log_err("kvm: KVM_RUN (immediate exit) on vCPU fd %d: %s",
-			vcpu_fd, strerror(-err));
+			vcpu_fd, ferry_strerror(-err));
 	}
 	run->immediate_exit = 0;
 	return err;
@@ -405,7 +406,7 @@ static int irqchip_set(int fd, uint32_t chip_id,
 	return VM_IOCTL(fd, KVM_SET_IRQCHIP, &chip);
 }
 
-int kvm_vm_piece_get(int vm_fd, enum kvm_vm_piece p, struct kvm_vm_state *st)
+int hyp__kvm_vm_piece_get(int vm_fd, enum kvm_vm_piece p, struct kvm_vm_state *st)
 {
 	switch (p) {
 	case KVM_VM_PIC_MASTER:
@@ -427,8 +428,8 @@ int kvm_vm_piece_get(int vm_fd, enum kvm_vm_piece p, struct kvm_vm_state *st)
 	return -EINVAL;
 }
 
-int kvm_vm_piece_set(int vm_fd, enum kvm_vm_piece p,
-		     const struct kvm_vm_state *st, unsigned int flags)
+int hyp__kvm_vm_piece_set(int vm_fd, enum kvm_vm_piece p,
+			  const struct kvm_vm_state *st, unsigned int flags)
 {
 	struct kvm_pit_state2 pit;
 	struct kvm_clock_data clock;
@@ -460,28 +461,28 @@ int kvm_vm_piece_set(int vm_fd, enum kvm_vm_piece p,
 	return -EINVAL;
 }
 
-int kvm_vm_state_get(int vm_fd, struct kvm_vm_state *out)
+int hyp__kvm_vm_state_get(int vm_fd, struct kvm_vm_state *out)
 {
 	int p, err;
 
 	memset(out, 0, sizeof(*out));
 	for (p = 0; p < KVM_VM_NR_PIECES; p++) {
-		err = kvm_vm_piece_get(vm_fd, (enum kvm_vm_piece)p, out);
+		err = hyp__kvm_vm_piece_get(vm_fd, (enum kvm_vm_piece)p, out);
 		if (err)
 			return err;
 	}
 	return 0;
 }
 
-int kvm_vm_state_set(int vm_fd, const struct kvm_vm_state *st,
-		     unsigned int flags)
+int hyp__kvm_vm_state_set(int vm_fd, const struct kvm_vm_state *st,
+			  unsigned int flags)
 {
 	int p, err;
 
 	/* Irqchips before the PIT (the PIT raises IRQ0 on them), clock
 	 * last. */
 	for (p = 0; p < KVM_VM_NR_PIECES; p++) {
-		err = kvm_vm_piece_set(vm_fd, (enum kvm_vm_piece)p, st, flags);
+		err = hyp__kvm_vm_piece_set(vm_fd, (enum kvm_vm_piece)p, st, flags);
 		if (err)
 			return err;
 	}

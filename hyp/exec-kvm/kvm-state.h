@@ -7,10 +7,10 @@
  *
  * Preconditions for a consistent snapshot: the vCPU thread is not inside
  * KVM_RUN, and any I/O or MMIO exit it last returned has been completed by
- * re-entering with immediate_exit set (kvm_vcpu_quiesce()). Without that,
+ * re-entering with immediate_exit set (hyp__kvm_vcpu_quiesce()). Without that,
  * rip still points at the exiting instruction and the pending I/O is lost.
  *
- * Restore order (kvm_vcpu_state_set) follows QEMU's kvm_arch_put_registers:
+ * Restore order (hyp__kvm_vcpu_state_set) follows QEMU's kvm_arch_put_registers:
  * regs, xsave, xcrs, sregs, msrs, mp_state, lapic, vcpu events, debugregs.
  * Two MSRs are handled deliberately:
  *  - MSR_IA32_TSC is written last among the MSRs, alone, so that the
@@ -85,7 +85,7 @@ enum kvm_vm_piece {
 	KVM_VM_NR_PIECES,
 };
 
-/* kvm_vm_state_set() / kvm_vm_piece_set() flags. */
+/* hyp__kvm_vm_state_set() / hyp__kvm_vm_piece_set() flags. */
 enum {
 	/*
 	 * Pass KVM_CLOCK_REALTIME to KVM_SET_CLOCK when the saved clock has
@@ -96,73 +96,73 @@ enum {
 };
 
 /* Name of a piece for messages ("regs", "pit", ...). */
-const char *kvm_vcpu_piece_name(enum kvm_vcpu_piece p);
-const char *kvm_vm_piece_name(enum kvm_vm_piece p);
+const char *hyp__kvm_vcpu_piece_name(enum kvm_vcpu_piece p);
+const char *hyp__kvm_vm_piece_name(enum kvm_vm_piece p);
 
 /*
  * Allocates st's buffers (xsave of caps->xsave_size bytes, msrs with
  * caps->nmsrs entries whose indices are filled in) after zeroing *st.
- * Release with kvm_vcpu_state_free(). Returns 0 or -ENOMEM.
+ * Release with hyp__kvm_vcpu_state_free(). Returns 0 or -ENOMEM.
  */
-int kvm_vcpu_state_init(const struct kvm_caps *caps,
-			struct kvm_vcpu_state *st);
+int hyp__kvm_vcpu_state_init(const struct kvm_caps *caps,
+			     struct kvm_vcpu_state *st);
 
 /* Frees st's buffers and zeroes *st. NULL-safe; safe on a zeroed struct. */
-void kvm_vcpu_state_free(struct kvm_vcpu_state *st);
+void hyp__kvm_vcpu_state_free(struct kvm_vcpu_state *st);
 
 /*
  * Reads every piece of vcpu_fd into *out, which this initialises (any
  * previous contents are not freed); the caller owns the result and frees it
- * with kvm_vcpu_state_free(), also on failure. Returns 0 or -errno (logged
+ * with hyp__kvm_vcpu_state_free(), also on failure. Returns 0 or -errno (logged
  * once, naming the ioctl and the vCPU fd).
  */
-int kvm_vcpu_state_get(const struct kvm_caps *caps, int vcpu_fd,
-		       struct kvm_vcpu_state *out);
+int hyp__kvm_vcpu_state_get(const struct kvm_caps *caps, int vcpu_fd,
+			    struct kvm_vcpu_state *out);
 
 /*
  * Writes every piece of *st into vcpu_fd in restore order (see above).
  * The vCPU must have its CPUID set already. Borrows st. Returns 0 or
  * -errno (logged once).
  */
-int kvm_vcpu_state_set(const struct kvm_caps *caps, int vcpu_fd,
-		       const struct kvm_vcpu_state *st);
+int hyp__kvm_vcpu_state_set(const struct kvm_caps *caps, int vcpu_fd,
+			    const struct kvm_vcpu_state *st);
 
 /*
- * One piece. get needs st initialised by kvm_vcpu_state_init() (or a
- * previous kvm_vcpu_state_get()) for XSAVE and MSRS; it fills only that
+ * One piece. get needs st initialised by hyp__kvm_vcpu_state_init() (or a
+ * previous hyp__kvm_vcpu_state_get()) for XSAVE and MSRS; it fills only that
  * piece. set writes only that piece (MSRS includes the TSC and deadline
  * handling described above). Return 0 or -errno (logged once).
  */
-int kvm_vcpu_piece_get(const struct kvm_caps *caps, int vcpu_fd,
-		       enum kvm_vcpu_piece p, struct kvm_vcpu_state *st);
-int kvm_vcpu_piece_set(const struct kvm_caps *caps, int vcpu_fd,
-		       enum kvm_vcpu_piece p, const struct kvm_vcpu_state *st);
+int hyp__kvm_vcpu_piece_get(const struct kvm_caps *caps, int vcpu_fd,
+			    enum kvm_vcpu_piece p, struct kvm_vcpu_state *st);
+int hyp__kvm_vcpu_piece_set(const struct kvm_caps *caps, int vcpu_fd,
+			    enum kvm_vcpu_piece p, const struct kvm_vcpu_state *st);
 
 /*
  * Looks up an MSR value in a saved state. Returns true and sets *value if
  * index is present.
  */
-bool kvm_vcpu_state_msr(const struct kvm_vcpu_state *st, uint32_t index,
-			uint64_t *value);
+bool hyp__kvm_vcpu_state_msr(const struct kvm_vcpu_state *st, uint32_t index,
+			     uint64_t *value);
 
 /* Sets an MSR value in a saved state; returns false if index is absent. */
-bool kvm_vcpu_state_set_msr(struct kvm_vcpu_state *st, uint32_t index,
-			    uint64_t value);
+bool hyp__kvm_vcpu_state_set_msr(struct kvm_vcpu_state *st, uint32_t index,
+				 uint64_t value);
 
 /*
  * Completes a pending I/O/MMIO exit without running guest code: sets
  * run->immediate_exit, calls KVM_RUN (which returns -EINTR after
  * completing the operation), clears immediate_exit. Call on a stopped vCPU
- * before kvm_vcpu_state_get(). Returns 0 or -errno.
+ * before hyp__kvm_vcpu_state_get(). Returns 0 or -errno.
  */
-int kvm_vcpu_quiesce(int vcpu_fd, struct kvm_run *run);
+int hyp__kvm_vcpu_quiesce(int vcpu_fd, struct kvm_run *run);
 
 /* VM pieces: plain structs, nothing to allocate. Returns 0 or -errno. */
-int kvm_vm_state_get(int vm_fd, struct kvm_vm_state *out);
-int kvm_vm_state_set(int vm_fd, const struct kvm_vm_state *st,
-		     unsigned int flags);
-int kvm_vm_piece_get(int vm_fd, enum kvm_vm_piece p, struct kvm_vm_state *st);
-int kvm_vm_piece_set(int vm_fd, enum kvm_vm_piece p,
-		     const struct kvm_vm_state *st, unsigned int flags);
+int hyp__kvm_vm_state_get(int vm_fd, struct kvm_vm_state *out);
+int hyp__kvm_vm_state_set(int vm_fd, const struct kvm_vm_state *st,
+			  unsigned int flags);
+int hyp__kvm_vm_piece_get(int vm_fd, enum kvm_vm_piece p, struct kvm_vm_state *st);
+int hyp__kvm_vm_piece_set(int vm_fd, enum kvm_vm_piece p,
+			  const struct kvm_vm_state *st, unsigned int flags);
 
 #endif

@@ -47,8 +47,8 @@ static void probe_kvm(void)
 		return;
 	}
 	/* A KVM that is there but lacks what Ferry needs is an error on any
-	 * backend choice: kvm_caps_probe logs it as one. */
-	probe_result = kvm_caps_probe(kvm_fd, &caps);
+	 * backend choice: hyp__kvm_caps_probe logs it as one. */
+	probe_result = hyp__kvm_caps_probe(kvm_fd, &caps);
 	if (probe_result) {
 		snprintf(probe_why, sizeof(probe_why), "/dev/kvm is unusable (%s)",
 			 ferry_strerror(probe_result));
@@ -80,9 +80,9 @@ static int kvm_probe(char *why, size_t len)
 
 static struct kvm_dom *kd_of(struct hyp_domain *d) { return d->exec; }
 
-const struct kvm_caps *kvm_host_caps(void) { return &caps; }
+const struct kvm_caps *hyp__kvm_host_caps(void) { return &caps; }
 
-uint64_t kvm_time_msr_value(uint64_t shared_info_gpa, unsigned id)
+uint64_t hyp__kvm_time_msr_value(uint64_t shared_info_gpa, unsigned id)
 {
 	return shared_info_gpa + id * sizeof(struct vcpu_info) +
 	       offsetof(struct vcpu_info, time) + 1;
@@ -206,7 +206,7 @@ static void kvm_dom_fini(struct hyp_domain *d)
 {
 	struct kvm_dom *kd = kd_of(d);
 
-	kvm_load_free(d);
+	hyp__kvm_load_free(d);
 	if (kd->vm_fd >= 0)
 		close(kd->vm_fd);
 	free(kd->cpuid);
@@ -297,12 +297,12 @@ static int kvm_vcpu_init(struct hyp_vcpu *v)
 	err = set_boot_state(v, kv);
 	if (err) {
 		log_err("d%u v%u: setting the boot registers: %s", d->domid, v->id,
-			strerror(-err));
+			ferry_strerror(-err));
 		return err;
 	}
 	/* kvmclock writes Xen's vcpu_time_info layout (they are the same
 	 * pvclock record) into the shared_info page the guest will map. */
-	kv->time_msr = kvm_time_msr_value(FERRY_SHARED_INFO_GPA, v->id);
+	kv->time_msr = hyp__kvm_time_msr_value(FERRY_SHARED_INFO_GPA, v->id);
 	return 0;
 }
 
@@ -383,13 +383,13 @@ static int kvm_vcpu_run(struct hyp_vcpu *v, struct hyp_exit *ex)
 		log_err("d%u v%u: KVM_RUN: %s", d->domid, v->id, strerror(errno));
 		return -errno;
 	}
-	/* Port I/O and MMIO finish on the next KVM_RUN (kvm_vcpu_quiesce). */
+	/* Port I/O and MMIO finish on the next KVM_RUN (hyp__kvm_vcpu_quiesce). */
 	kv->exit_pending = true;
 	switch (run->exit_reason) {
 	case KVM_EXIT_IO:
 		return handle_io(v, kv, ex);
 	case KVM_EXIT_HLT:
-		vcpu_block(v);
+		hyp__vcpu_block(v);
 		return 0;
 	case KVM_EXIT_MMIO:
 		if (!kv->mmio_warned)
@@ -477,7 +477,7 @@ static void kvm_shared_info_mapped(struct hyp_domain *d, uint64_t gpa)
 	for (unsigned i = 0; i < d->nvcpus; i++) {
 		struct kvm_vcpu *kv = d->vcpus[i].exec;
 
-		kv->time_msr = kvm_time_msr_value(gpa, i);
+		kv->time_msr = hyp__kvm_time_msr_value(gpa, i);
 	}
 }
 
@@ -558,10 +558,10 @@ const struct hyp_exec_ops hyp_exec_ops_kvm = {
 	.now_ns             = kvm_now_ns,
 	.shared_info_mapped = kvm_shared_info_mapped,
 	.loads_kernel       = true,
-	.vcpu_quiesce       = kvm_vcpu_quiesce_hook,
-	.save_context       = kvm_save_context,
-	.load_entry         = kvm_load_entry,
-	.load_done          = kvm_load_done,
-	.tsc_khz            = kvm_tsc_khz,
+	.vcpu_quiesce       = hyp__kvm_vcpu_quiesce_hook,
+	.save_context       = hyp__kvm_save_context,
+	.load_entry         = hyp__kvm_load_entry,
+	.load_done          = hyp__kvm_load_done,
+	.tsc_khz            = hyp__kvm_tsc_khz,
 	.inject_vector      = kvm_inject_vector,
 };

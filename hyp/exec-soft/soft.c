@@ -115,7 +115,7 @@ static void plat_console(void *opaque, const char *s, size_t len)
 {
 	struct soft_vcpu *sv = opaque;
 
-	console_put(sv->v->d, s, len);
+	hyp__console_put(sv->v->d, s, len);
 }
 
 /* A Xen hypercall from the workload, on the vCPU's thread. */
@@ -171,7 +171,7 @@ static void plat_shutdown(void *opaque, unsigned reason)
 	struct soft_vcpu *sv = opaque;
 
 	sv->stopped = true;
-	dom_guest_shutdown(sv->v->d, reason);
+	hyp__dom_guest_shutdown(sv->v->d, reason);
 }
 
 /* What the guest kernel does at boot, through the same hypercall, so the
@@ -259,7 +259,7 @@ static void run_workload(struct hyp_vcpu *v, struct hyp_exit *ex)
 			n = snprintf(banner, sizeof(banner),
 				     "ferry-guest: booted vcpu=0 mem=%lluM on soft\n",
 				     (unsigned long long)(d->mem_bytes >> 20));
-			console_put(d, banner, (size_t)n);
+			hyp__console_put(d, banner, (size_t)n);
 			map_shared_info(sv);
 		}
 		/* As the guest kernel: PV services only with shared_info
@@ -299,7 +299,7 @@ static void soft_vcpu_hcall_done(struct hyp_vcpu *v, int64_t ret)
 }
 
 /* A soft vCPU returns from each slice (at most ~10 ms) and blocks through
- * vcpu_block, which the generic kick (d->cond) already wakes. */
+ * hyp__vcpu_block, which the generic kick (d->cond) already wakes. */
 static void soft_vcpu_kick(struct hyp_vcpu *v) { (void)v; }
 
 /* A soft vCPU has no interrupts: the event-channel wake (the kicked flag

@@ -11,6 +11,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/clock.h"
+#include "devices/pv.h"
 #include "guests/soft.h"
 #include "hyp/hyp.h"
 
@@ -31,6 +33,17 @@ static inline bool harness_have_kvm(void)
 			cr_skip_test("kvm backend: /dev/kvm is not available here"); \
 	} while (0)
 
+/* The PV rings' backends (devices/pv.h) a test's hyp gets, as ferryd's
+ * does: one for the process (it holds only the xenstore kick). */
+static inline struct dev_pv *harness_pv(void)
+{
+	static struct dev_pv *pv;
+
+	if (!pv)
+		cr_assert_eq(dev_pv_new(&pv), 0);
+	return pv;
+}
+
 static inline struct hyp *harness_hyp(const char *backend, uint64_t pool_mb)
 {
 	struct hyp_params p = {
@@ -38,6 +51,8 @@ static inline struct hyp *harness_hyp(const char *backend, uint64_t pool_mb)
 		.memory_bytes = pool_mb << 20,
 		.guest_elf = FERRY_GUEST_ELF,
 		.soft_guest = &wl_soft_guest_ops,
+		.pv_backend = &dev_pv_backend_ops,
+		.pv_backend_opaque = harness_pv(),
 	};
 	struct hyp *h = NULL;
 
@@ -61,21 +76,13 @@ static inline struct hyp_dom_config harness_cfg(const char *name, uint64_t mem_m
 	return c;
 }
 
-static inline double harness_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 /* Waits up to timeout_s for needle to appear in the domain's console;
  * returns how many times it appears (0 on timeout). */
 static inline int harness_wait_console(struct hyp *h, uint32_t domid, const char *needle,
 				       int times, double timeout_s)
 {
 	static char buf[65536 + 1];
-	double end = harness_now() + timeout_s;
+	double end = ferry_now_s() + timeout_s;
 
 	for (;;) {
 		size_t got = 0;
@@ -86,7 +93,7 @@ static inline int harness_wait_console(struct hyp *h, uint32_t domid, const char
 		buf[got] = 0;
 		for (char *p = strstr(buf, needle); p; p = strstr(p + 1, needle))
 			n++;
-		if (n >= times || harness_now() > end)
+		if (n >= times || ferry_now_s() > end)
 			return n >= times ? n : 0;
 		usleep(20000);
 	}

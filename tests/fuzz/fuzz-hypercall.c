@@ -14,6 +14,7 @@
 
 #include "abi/guest.h"
 #include "common/log.h"
+#include "devices/pv.h"
 #include "guests/soft.h"
 #include "hyp/evtchn.h"
 #include "hyp/gmem.h"
@@ -47,7 +48,8 @@ static uint64_t take(struct in *in, unsigned bytes)
 static void setup(void)
 {
 	struct hyp_params p = { .backend = "soft", .memory_bytes = 64ULL << 20,
-				.soft_guest = &wl_soft_guest_ops };
+				.soft_guest = &wl_soft_guest_ops,
+				.pv_backend = &dev_pv_backend_ops };
 
 	log_set_stderr(0);
 	if (hyp_create(&p, &h))

@@ -31,6 +31,7 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "devices/pv.h"
 #include "guests/soft.h"
 #include "hyp/hyp.h"
 #include "restore/restore.h"
@@ -78,7 +79,8 @@ static void setup(void)
 {
 	struct hyp_params p = { .backend = "soft", .pcpus = 1,
 				.memory_bytes = (uint64_t)POOL_MB << 20,
-				.soft_guest = &wl_soft_guest_ops };
+				.soft_guest = &wl_soft_guest_ops,
+				.pv_backend = &dev_pv_backend_ops };
 
 	verbose = getenv("FERRY_FUZZ_VERBOSE") != NULL;
 	log_set_stderr(verbose ? 1 : 0);

@@ -315,7 +315,7 @@ ParameterizedTest(struct backend *backend, context, missing_entry_refused, .time
 		cr_assert_eq(load_all(h, id, &b, codes[i]), 0);
 		cr_expect_eq(hyp_domain_load_done(h, id), -EINVAL,
 			     "load_done accepted a context without %s",
-			     hvm_code_name(codes[i]));
+			     fmt_hvm_code_name(codes[i]));
 		cr_expect_eq(hyp_domain_unpause(h, id), -EINVAL);
 		cr_assert_eq(hyp_domain_destroy(h, id), 0);
 	}
@@ -353,14 +353,14 @@ ParameterizedTest(struct backend *backend, context, truncated_entry_refused, .ti
 		cr_expect_eq(hyp_domain_load_entry(h, id, desc.typecode, desc.instance, data,
 						   desc.length - 1),
 			     -EINVAL, "%s/%u truncated to %u bytes accepted",
-			     hvm_code_name(desc.typecode), desc.instance, desc.length - 1);
+			     fmt_hvm_code_name(desc.typecode), desc.instance, desc.length - 1);
 		memcpy(big, data, desc.length);
 		if (desc.typecode == FERRY_HVM_KVM_MSRS)
 			continue; /* one more whole MSR would be a valid length */
 		cr_expect_eq(hyp_domain_load_entry(h, id, desc.typecode, desc.instance, big,
 						   desc.length + 1),
 			     -EINVAL, "%s/%u one byte long accepted",
-			     hvm_code_name(desc.typecode), desc.instance);
+			     fmt_hvm_code_name(desc.typecode), desc.instance);
 	}
 	/* An instance beyond the vCPUs, an unknown typecode. */
 	{
@@ -389,7 +389,7 @@ static const void *find_entry(const struct ctxbuf *b, uint16_t code, uint32_t le
 			return data;
 		}
 	}
-	cr_assert_fail("no %s entry", hvm_code_name(code));
+	cr_assert_fail("no %s entry", fmt_hvm_code_name(code));
 	return NULL;
 }
 
@@ -476,7 +476,7 @@ Test(context, other_backend_refused, .timeout = 60)
 		cr_expect_eq(hyp_domain_load_entry(h, soft_id, desc.typecode, desc.instance,
 						   data, desc.length),
 			     -EINVAL, "%s accepted by a soft domain",
-			     hvm_code_name(desc.typecode));
+			     fmt_hvm_code_name(desc.typecode));
 	}
 	{
 		struct ferry_soft_vcpu sv = { .version = 1, .attached = 1 };
@@ -515,6 +515,7 @@ static struct hyp *two_pcpu_hyp(void)
 	struct hyp_params p = {
 		.backend = "soft", .pcpus = 2, .memory_bytes = 128 << 20,
 		.guest_elf = FERRY_GUEST_ELF, .soft_guest = &wl_soft_guest_ops,
+		.pv_backend = &dev_pv_backend_ops, .pv_backend_opaque = harness_pv(),
 	};
 	struct hyp *h = NULL;
 
@@ -557,11 +558,11 @@ static void expect_same_services(const struct ctxbuf *a, const struct ctxbuf *b,
 		if (desc.typecode == FERRY_HVM_EVTCHN && desc.instance == skip_port)
 			continue;
 		other = entry_of(b, desc.typecode, desc.instance, &len);
-		cr_expect_not_null(other, "%s/%u lost", hvm_code_name(desc.typecode),
+		cr_expect_not_null(other, "%s/%u lost", fmt_hvm_code_name(desc.typecode),
 				   desc.instance);
 		if (other)
 			cr_expect(len == desc.length && !memcmp(other, data, len),
-				  "%s/%u changed", hvm_code_name(desc.typecode), desc.instance);
+				  "%s/%u changed", fmt_hvm_code_name(desc.typecode), desc.instance);
 	}
 	for (unsigned i = 0; i < b->n; i++) {
 		entry_at(b, i, &desc);

@@ -5,8 +5,10 @@
 #include <errno.h>
 #include <stdlib.h>
 
+#include "common/clock.h"
 #include "harness.h"
 #include "hyp/gmem.h"
+#include "hyp/pv.h"
 
 /* Parameters are copied into each test process: no pointers inside. */
 struct backend {
@@ -105,6 +107,27 @@ Test(domain, soft_without_guest_refused)
 	hyp_destroy(h);
 }
 
+/* The PV rings' backends are handed in (hyp_params.pv_backend, devices/):
+ * without them a domain gets no ports for the rings, and its guest writes
+ * its console through console_io, which still reaches the domain's. */
+Test(domain, no_pv_backend_no_rings)
+{
+	struct hyp_params p = { .backend = "soft", .memory_bytes = 64ULL << 20,
+				.guest_elf = FERRY_GUEST_ELF, .soft_guest = &wl_soft_guest_ops };
+	struct hyp_dom_config c = harness_cfg("nopv", 16, "workload=idle");
+	struct hyp *h = NULL;
+	uint32_t id, con = 7, xs = 7;
+
+	cr_assert_eq(hyp_create(&p, &h), 0);
+	cr_assert_eq(hyp_domain_create(h, &c, false, &id), 0);
+	cr_expect_eq(hyp_pv_ports(h, id, &con, &xs), 0);
+	cr_expect_eq(con, 0, "console port %u", con);
+	cr_expect_eq(xs, 0, "xenstore port %u", xs);
+	cr_expect(harness_wait_console(h, id, "workload: idle", 1, 20), "console:\n%s",
+		  harness_console(h, id));
+	hyp_destroy(h);
+}
+
 /* A fake guest through the same seam: its slices run on vCPU 0 with the
  * platform hyp hands it, and its console output reaches the domain's. */
 struct fake_guest {
@@ -192,8 +215,8 @@ ParameterizedTest(struct backend *backend, domain, guest_shutdown, .timeout = 60
 	cr_assert(harness_wait_console(h, id, "workload: idle", 1, 20), "console:\n%s",
 		  harness_console(h, id));
 	cr_assert_eq(hyp_domain_shutdown(h, id, false), 0);
-	end = harness_now() + 10;
-	while (hyp_domain_info(h, id, &di) == 0 && harness_now() < end)
+	end = ferry_now_s() + 10;
+	while (hyp_domain_info(h, id, &di) == 0 && ferry_now_s() < end)
 		usleep(20000);
 	cr_expect_eq(hyp_domain_info(h, id, &di), -ENOENT, "domain still there, state %d",
 		     di.state);
@@ -217,9 +240,9 @@ ParameterizedTest(struct backend *backend, domain, crash_preserved, .timeout = 6
 
 	c.on_crash = HYP_ON_PRESERVE;
 	cr_assert_eq(hyp_domain_create(h, &c, false, &id), 0);
-	end = harness_now() + 20;
+	end = ferry_now_s() + 20;
 	while (hyp_domain_info(h, id, &di) == 0 && di.state != HYP_DOM_CRASHED &&
-	       harness_now() < end)
+	       ferry_now_s() < end)
 		usleep(20000);
 	cr_expect_eq(di.state, HYP_DOM_CRASHED, "state %d; console:\n%s", di.state,
 		     harness_console(h, id));
@@ -263,9 +286,9 @@ Test(domain, soft_destroy_is_prompt, .timeout = 60)
 		cr_assert_eq(hyp_domain_create(h, &c, false, &id), 0);
 		cr_assert(harness_wait_console(h, id, "ferry-guest: booted", 1, 20),
 			  "no boot line; console:\n%s", harness_console(h, id));
-		t = harness_now();
+		t = ferry_now_s();
 		cr_assert_eq(hyp_domain_destroy(h, id), 0);
-		t = harness_now() - t;
+		t = ferry_now_s() - t;
 		cr_expect_lt(t, 0.1, "destroying a 1 GiB soft domain took %.0f ms, want < 100 ms",
 			     t * 1e3);
 	}
@@ -322,9 +345,9 @@ ParameterizedTest(struct pause_case *pc, domain, soft_pause_is_prompt, .timeout 
 		double t;
 
 		nanosleep(&ts, NULL);
-		t = harness_now();
+		t = ferry_now_s();
 		cr_assert_eq(hyp_domain_pause(h, id), 0);
-		lat[i] = harness_now() - t;
+		lat[i] = ferry_now_s() - t;
 		cr_assert_eq(hyp_domain_unpause(h, id), 0);
 	}
 	qsort(lat, N, sizeof(lat[0]), cmp_double);

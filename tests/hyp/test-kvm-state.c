@@ -99,13 +99,13 @@ static void env_open(void)
 	kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
 	if (kvm_fd < 0)
 		cr_skip_test("kvm-state: /dev/kvm not available");
-	r = kvm_caps_probe(kvm_fd, &caps);
-	cr_assert_eq(r, 0, "kvm_caps_probe: %d (%s)", r, ferry_strerror(r));
+	r = hyp__kvm_caps_probe(kvm_fd, &caps);
+	cr_assert_eq(r, 0, "hyp__kvm_caps_probe: %d (%s)", r, ferry_strerror(r));
 }
 
 static void env_close(void)
 {
-	kvm_caps_free(&caps);
+	hyp__kvm_caps_free(&caps);
 	if (kvm_fd >= 0)
 		close(kvm_fd);
 	kvm_fd = -1;
@@ -327,19 +327,19 @@ static void vcpu_roundtrip(enum kvm_vcpu_piece p, vcpu_prep_fn *prep,
 	struct tvm a, b;
 	int r;
 
-	cr_assert_eq(kvm_vcpu_state_init(&caps, sa), 0);
-	cr_assert_eq(kvm_vcpu_state_init(&caps, sb), 0);
+	cr_assert_eq(hyp__kvm_vcpu_state_init(&caps, sa), 0);
+	cr_assert_eq(hyp__kvm_vcpu_state_init(&caps, sb), 0);
 	tvm_create(&a, NULL);
 	if (prep)
 		prep(&a);
-	r = kvm_vcpu_piece_get(&caps, a.vcpu, p, sa);
-	cr_assert_eq(r, 0, "get %s on A: %d", kvm_vcpu_piece_name(p), r);
+	r = hyp__kvm_vcpu_piece_get(&caps, a.vcpu, p, sa);
+	cr_assert_eq(r, 0, "get %s on A: %d", hyp__kvm_vcpu_piece_name(p), r);
 
 	tvm_create(&b, NULL);
-	r = kvm_vcpu_piece_set(&caps, b.vcpu, p, sa);
-	cr_assert_eq(r, 0, "set %s on B: %d", kvm_vcpu_piece_name(p), r);
-	r = kvm_vcpu_piece_get(&caps, b.vcpu, p, sb);
-	cr_assert_eq(r, 0, "get %s on B: %d", kvm_vcpu_piece_name(p), r);
+	r = hyp__kvm_vcpu_piece_set(&caps, b.vcpu, p, sa);
+	cr_assert_eq(r, 0, "set %s on B: %d", hyp__kvm_vcpu_piece_name(p), r);
+	r = hyp__kvm_vcpu_piece_get(&caps, b.vcpu, p, sb);
+	cr_assert_eq(r, 0, "get %s on B: %d", hyp__kvm_vcpu_piece_name(p), r);
 	tvm_destroy(&b);
 	tvm_destroy(&a);
 }
@@ -378,8 +378,8 @@ Test(kvm_state, regs_roundtrip, .init = env_open, .fini = env_close)
 	cr_expect_eq(sa.regs.rax, 0x1111111111111111ULL);
 	cr_expect_eq(sa.regs.r15, 0xfedcba9876543210ULL);
 	cr_expect_arr_eq(&sa.regs, &sb.regs, sizeof(sa.regs));
-	kvm_vcpu_state_free(&sa);
-	kvm_vcpu_state_free(&sb);
+	hyp__kvm_vcpu_state_free(&sa);
+	hyp__kvm_vcpu_state_free(&sb);
 }
 
 static void prep_sregs(struct tvm *a)
@@ -408,8 +408,8 @@ Test(kvm_state, sregs_roundtrip, .init = env_open, .fini = env_close)
 	cr_expect_eq(sa.sregs.cr3, PML4_GPA);
 	cr_expect_eq(sa.sregs.cr8, 5);
 	cr_expect_arr_eq(&sa.sregs, &sb.sregs, sizeof(sa.sregs));
-	kvm_vcpu_state_free(&sa);
-	kvm_vcpu_state_free(&sb);
+	hyp__kvm_vcpu_state_free(&sa);
+	hyp__kvm_vcpu_state_free(&sb);
 }
 
 static bool cpuid_has(uint32_t fn, uint32_t idx, int reg, uint32_t bit)
@@ -495,8 +495,8 @@ Test(kvm_state, xsave_roundtrip, .init = env_open, .fini = env_close)
 		cr_expect_eq(b[ymm_offset() + 3], 0xff - 3);
 	cr_expect_eq(sa.xsave_size, sb.xsave_size);
 	cr_expect_arr_eq(sa.xsave, sb.xsave, sa.xsave_size);
-	kvm_vcpu_state_free(&sa);
-	kvm_vcpu_state_free(&sb);
+	hyp__kvm_vcpu_state_free(&sa);
+	hyp__kvm_vcpu_state_free(&sb);
 }
 
 static uint64_t xcr0_value(void)
@@ -524,8 +524,8 @@ Test(kvm_state, xcrs_roundtrip, .init = env_open, .fini = env_close)
 	cr_assert_geq(sa.xcrs.nr_xcrs, 1);
 	cr_expect_eq(sa.xcrs.xcrs[0].value, xcr0_value());
 	cr_expect_arr_eq(&sa.xcrs, &sb.xcrs, sizeof(sa.xcrs));
-	kvm_vcpu_state_free(&sa);
-	kvm_vcpu_state_free(&sb);
+	hyp__kvm_vcpu_state_free(&sa);
+	hyp__kvm_vcpu_state_free(&sb);
 }
 
 static const struct {
@@ -555,7 +555,7 @@ static void prep_msrs(struct tvm *a)
 
 	memset(&m, 0, sizeof(m));
 	for (i = 0; i < sizeof(test_msrs) / sizeof(test_msrs[0]); i++) {
-		if (!kvm_caps_has_msr(&caps, test_msrs[i].index))
+		if (!hyp__kvm_caps_has_msr(&caps, test_msrs[i].index))
 			continue;
 		m.e[n].index = test_msrs[i].index;
 		m.e[n].data = test_msrs[i].value;
@@ -604,19 +604,19 @@ Test(kvm_state, msrs_roundtrip, .init = env_open, .fini = env_close)
 	uint32_t i;
 
 	cr_assert_gt(caps.nmsrs, 0);
-	cr_assert(kvm_caps_has_msr(&caps, MSR_IA32_SYSENTER_CS));
-	cr_assert(kvm_caps_has_msr(&caps, MSR_KERNEL_GS_BASE));
-	cr_assert(kvm_caps_has_msr(&caps, MSR_STAR));
+	cr_assert(hyp__kvm_caps_has_msr(&caps, MSR_IA32_SYSENTER_CS));
+	cr_assert(hyp__kvm_caps_has_msr(&caps, MSR_KERNEL_GS_BASE));
+	cr_assert(hyp__kvm_caps_has_msr(&caps, MSR_STAR));
 	vcpu_roundtrip(KVM_VCPU_MSRS, prep_msrs, &sa, &sb);
 	for (i = 0; i < sizeof(test_msrs) / sizeof(test_msrs[0]); i++) {
-		if (!kvm_vcpu_state_msr(&sa, test_msrs[i].index, &v))
+		if (!hyp__kvm_vcpu_state_msr(&sa, test_msrs[i].index, &v))
 			continue;
 		cr_expect_eq(v, test_msrs[i].value, "MSR %#x on A: %#llx",
 			     test_msrs[i].index, (unsigned long long)v);
 	}
 	expect_msrs_equal(&sa, &sb);
-	kvm_vcpu_state_free(&sa);
-	kvm_vcpu_state_free(&sb);
+	hyp__kvm_vcpu_state_free(&sa);
+	hyp__kvm_vcpu_state_free(&sb);
 }
 
 static void prep_mp_state(struct tvm *a)
@@ -634,8 +634,8 @@ Test(kvm_state, mp_state_roundtrip, .init = env_open, .fini = env_close)
 	vcpu_roundtrip(KVM_VCPU_MP_STATE, prep_mp_state, &sa, &sb);
 	cr_expect_eq(sa.mp_state.mp_state, KVM_MP_STATE_HALTED);
 	cr_expect_eq(sb.mp_state.mp_state, sa.mp_state.mp_state);
-	kvm_vcpu_state_free(&sa);
-	kvm_vcpu_state_free(&sb);
+	hyp__kvm_vcpu_state_free(&sa);
+	hyp__kvm_vcpu_state_free(&sb);
 }
 
 static uint32_t apic_reg(const struct kvm_lapic_state *l, unsigned int off)
@@ -687,8 +687,8 @@ Test(kvm_state, lapic_roundtrip, .init = env_open, .fini = env_close)
 	apic_set(&sa.lapic, APIC_TMCCT, 0);
 	apic_set(&sb.lapic, APIC_TMCCT, 0);
 	cr_expect_arr_eq(sa.lapic.regs, sb.lapic.regs, sizeof(sa.lapic.regs));
-	kvm_vcpu_state_free(&sa);
-	kvm_vcpu_state_free(&sb);
+	hyp__kvm_vcpu_state_free(&sa);
+	hyp__kvm_vcpu_state_free(&sb);
 }
 
 static void prep_events(struct tvm *a)
@@ -722,8 +722,8 @@ Test(kvm_state, events_roundtrip, .init = env_open, .fini = env_close)
 	/* sipi_vector is excluded: KVM_GET_VCPU_EVENTS always reports 0. */
 	cr_expect_eq(sa.events.sipi_vector, 0);
 	cr_expect_arr_eq(&sa.events, &sb.events, sizeof(sa.events));
-	kvm_vcpu_state_free(&sa);
-	kvm_vcpu_state_free(&sb);
+	hyp__kvm_vcpu_state_free(&sa);
+	hyp__kvm_vcpu_state_free(&sb);
 }
 
 static void prep_debugregs(struct tvm *a)
@@ -749,8 +749,8 @@ Test(kvm_state, debugregs_roundtrip, .init = env_open, .fini = env_close)
 	cr_expect_eq(sa.debugregs.db[1], 0x9000);
 	cr_expect_eq(sa.debugregs.db[3], 0x123458);
 	cr_expect_arr_eq(&sa.debugregs, &sb.debugregs, sizeof(sa.debugregs));
-	kvm_vcpu_state_free(&sa);
-	kvm_vcpu_state_free(&sb);
+	hyp__kvm_vcpu_state_free(&sa);
+	hyp__kvm_vcpu_state_free(&sb);
 }
 
 /* ---- VM pieces ---------------------------------------------------------*/
@@ -769,15 +769,15 @@ static void vm_roundtrip(enum kvm_vm_piece p, vm_prep_fn *prep,
 	tvm_create(&a, NULL);
 	if (prep)
 		prep(&a);
-	r = kvm_vm_piece_get(a.vm, p, sa);
-	cr_assert_eq(r, 0, "get %s on A: %d", kvm_vm_piece_name(p), r);
+	r = hyp__kvm_vm_piece_get(a.vm, p, sa);
+	cr_assert_eq(r, 0, "get %s on A: %d", hyp__kvm_vm_piece_name(p), r);
 	if (pause_ms)
 		usleep(pause_ms * 1000);
 	tvm_create(&b, NULL);
-	r = kvm_vm_piece_set(b.vm, p, sa, set_flags);
-	cr_assert_eq(r, 0, "set %s on B: %d", kvm_vm_piece_name(p), r);
-	r = kvm_vm_piece_get(b.vm, p, sb);
-	cr_assert_eq(r, 0, "get %s on B: %d", kvm_vm_piece_name(p), r);
+	r = hyp__kvm_vm_piece_set(b.vm, p, sa, set_flags);
+	cr_assert_eq(r, 0, "set %s on B: %d", hyp__kvm_vm_piece_name(p), r);
+	r = hyp__kvm_vm_piece_get(b.vm, p, sb);
+	cr_assert_eq(r, 0, "get %s on B: %d", hyp__kvm_vm_piece_name(p), r);
 	tvm_destroy(&b);
 	tvm_destroy(&a);
 }
@@ -1031,13 +1031,13 @@ Test(kvm_state, full_state_roundtrip, .init = env_open, .fini = env_close)
 	prep_ioapic(&a);
 	prep_pit(&a);
 	prep_clock(&a);
-	cr_assert_eq(kvm_vcpu_state_get(&caps, a.vcpu, &sa), 0);
-	cr_assert_eq(kvm_vm_state_get(a.vm, &va), 0);
+	cr_assert_eq(hyp__kvm_vcpu_state_get(&caps, a.vcpu, &sa), 0);
+	cr_assert_eq(hyp__kvm_vm_state_get(a.vm, &va), 0);
 	tvm_create(&b, NULL);
-	cr_assert_eq(kvm_vm_state_set(b.vm, &va, 0), 0);
-	cr_assert_eq(kvm_vcpu_state_set(&caps, b.vcpu, &sa), 0);
-	cr_assert_eq(kvm_vcpu_state_get(&caps, b.vcpu, &sb), 0);
-	cr_assert_eq(kvm_vm_state_get(b.vm, &vb), 0);
+	cr_assert_eq(hyp__kvm_vm_state_set(b.vm, &va, 0), 0);
+	cr_assert_eq(hyp__kvm_vcpu_state_set(&caps, b.vcpu, &sa), 0);
+	cr_assert_eq(hyp__kvm_vcpu_state_get(&caps, b.vcpu, &sb), 0);
+	cr_assert_eq(hyp__kvm_vm_state_get(b.vm, &vb), 0);
 
 	cr_expect_eq(sa.regs.r15, 0xfedcba9876543210ULL);
 	cr_expect_arr_eq(&sa.regs, &sb.regs, sizeof(sa.regs));
@@ -1049,7 +1049,7 @@ Test(kvm_state, full_state_roundtrip, .init = env_open, .fini = env_close)
 	cr_expect_eq(sa.mp_state.mp_state, KVM_MP_STATE_HALTED);
 	cr_expect_eq(sa.mp_state.mp_state, sb.mp_state.mp_state);
 	cr_expect_eq(apic_reg(&sa.lapic, APIC_LVTT), 0x50040);
-	cr_expect(kvm_vcpu_state_msr(&sa, MSR_IA32_TSCDEADLINE, &dl) &&
+	cr_expect(hyp__kvm_vcpu_state_msr(&sa, MSR_IA32_TSCDEADLINE, &dl) &&
 			  dl != 0,
 		  "TSC deadline not saved");
 	cr_expect_arr_eq(sa.lapic.regs, sb.lapic.regs, sizeof(sa.lapic.regs));
@@ -1069,8 +1069,8 @@ Test(kvm_state, full_state_roundtrip, .init = env_open, .fini = env_close)
 	}
 	cr_expect_geq(vb.clock.clock, va.clock.clock);
 	cr_expect_lt(vb.clock.clock - va.clock.clock, 1000000000ULL);
-	kvm_vcpu_state_free(&sa);
-	kvm_vcpu_state_free(&sb);
+	hyp__kvm_vcpu_state_free(&sa);
+	hyp__kvm_vcpu_state_free(&sb);
 	tvm_destroy(&b);
 	tvm_destroy(&a);
 }
@@ -1110,7 +1110,7 @@ static uint64_t vcpu_rip(struct tvm *t)
 /*
  * At an I/O exit, mainline KVM leaves rip on the out instruction and skips
  * it when KVM_RUN is re-entered; kvm_pvm has already moved past it. Either
- * is correct; after kvm_vcpu_quiesce() it must be past the instruction.
+ * is correct; after hyp__kvm_vcpu_quiesce() it must be past the instruction.
  */
 static void expect_exit_rip(uint64_t rip)
 {
@@ -1145,18 +1145,18 @@ static void move_vm(struct tvm *a, struct tvm *b, uint8_t *mem)
 	uint64_t tsc_a, tsc_b;
 	int r;
 
-	r = kvm_vcpu_state_get(&caps, a->vcpu, &vs);
-	cr_assert_eq(r, 0, "kvm_vcpu_state_get: %d", r);
-	r = kvm_vm_state_get(a->vm, &ms);
-	cr_assert_eq(r, 0, "kvm_vm_state_get: %d", r);
+	r = hyp__kvm_vcpu_state_get(&caps, a->vcpu, &vs);
+	cr_assert_eq(r, 0, "hyp__kvm_vcpu_state_get: %d", r);
+	r = hyp__kvm_vm_state_get(a->vm, &ms);
+	cr_assert_eq(r, 0, "hyp__kvm_vm_state_get: %d", r);
 	tvm_destroy(a);
-	cr_assert(kvm_vcpu_state_msr(&vs, MSR_IA32_TSC, &tsc_a));
+	cr_assert(hyp__kvm_vcpu_state_msr(&vs, MSR_IA32_TSC, &tsc_a));
 
 	tvm_create(b, mem);
-	r = kvm_vm_state_set(b->vm, &ms, 0);
-	cr_assert_eq(r, 0, "kvm_vm_state_set: %d", r);
-	r = kvm_vcpu_state_set(&caps, b->vcpu, &vs);
-	cr_assert_eq(r, 0, "kvm_vcpu_state_set: %d", r);
+	r = hyp__kvm_vm_state_set(b->vm, &ms, 0);
+	cr_assert_eq(r, 0, "hyp__kvm_vm_state_set: %d", r);
+	r = hyp__kvm_vcpu_state_set(&caps, b->vcpu, &vs);
+	cr_assert_eq(r, 0, "hyp__kvm_vcpu_state_set: %d", r);
 
 	/* Where the TSC cannot be set (kvm_pvm: guest TSC is the host's),
 	 * it is still monotonic and close on the same host. */
@@ -1170,12 +1170,12 @@ static void move_vm(struct tvm *a, struct tvm *b, uint8_t *mem)
 				  tsc_a - GUEST_TSC0 <
 					  (uint64_t)caps.tsc_khz * 10000,
 			  "A's TSC %#llx", (unsigned long long)tsc_a);
-	cr_assert_eq(kvm_vcpu_state_get(&caps, b->vcpu, &vb), 0);
+	cr_assert_eq(hyp__kvm_vcpu_state_get(&caps, b->vcpu, &vb), 0);
 	cr_expect_eq(xmm0_of(&vb), xmm0_of(&vs));
 	cr_expect_arr_eq(&vb.regs, &vs.regs, sizeof(vs.regs));
 	cr_expect_arr_eq(&vb.sregs, &vs.sregs, sizeof(vs.sregs));
-	kvm_vcpu_state_free(&vb);
-	kvm_vcpu_state_free(&vs);
+	hyp__kvm_vcpu_state_free(&vb);
+	hyp__kvm_vcpu_state_free(&vs);
 }
 
 #define STEP 0x10000ULL
@@ -1196,7 +1196,7 @@ Test(kvm_state, move_running_guest_at_exit, .init = env_open,
 	for (k = 1; k <= 3; k++)
 		expect_out_exit(&a, k * STEP);
 	/* Pause: complete the pending OUT without running guest code. */
-	cr_assert_eq(kvm_vcpu_quiesce(a.vcpu, a.run), 0);
+	cr_assert_eq(hyp__kvm_vcpu_quiesce(a.vcpu, a.run), 0);
 	cr_expect_eq(vcpu_rip(&a), UCODE_GPA + UCODE_OUT_OFF + 2);
 	cr_expect_eq(get64(mem, COUNTER_GPA), 3 * STEP);
 
@@ -1252,7 +1252,7 @@ Test(kvm_state, move_running_guest_mid_loop, .init = env_open,
 		if (!run_to_out(&a))
 			break;
 		/* Reached an exit before the signal: complete it, retry. */
-		cr_assert_eq(kvm_vcpu_quiesce(a.vcpu, a.run), 0);
+		cr_assert_eq(hyp__kvm_vcpu_quiesce(a.vcpu, a.run), 0);
 		usleep(60000);
 	}
 	cr_assert_lt(tries, 10, "could not interrupt the guest mid-loop");
@@ -1287,7 +1287,7 @@ Test(kvm_state, caps_probe, .init = env_open, .fini = env_close)
 	cr_expect_gt(caps.tsc_khz, 0);
 	cr_expect_gt(caps.nmsrs, 0);
 	cr_expect_leq(caps.nmsrs, caps.nmsrs_listed);
-	cr_expect(kvm_caps_has_msr(&caps, MSR_IA32_TSC));
+	cr_expect(hyp__kvm_caps_has_msr(&caps, MSR_IA32_TSC));
 	cr_expect_not_null(caps.cpuid);
 	cr_log_info("caps: xsave %u, tsc %u kHz (%s), msrs %u/%u, ring %u, "
 		    "manual %#x",

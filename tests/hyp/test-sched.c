@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "guests/spin-report.h"
 #include "harness.h"
 #include "hyp/sched.h"
@@ -30,6 +31,8 @@ static struct hyp *sched_hyp(const char *backend, unsigned pcpus)
 		.memory_bytes = 256ULL << 20,
 		.guest_elf = FERRY_GUEST_ELF,
 		.soft_guest = &wl_soft_guest_ops,
+		.pv_backend = &dev_pv_backend_ops,
+		.pv_backend_opaque = harness_pv(),
 	};
 	struct hyp *h = NULL;
 
@@ -62,10 +65,10 @@ static void sleep_s(double s)
 static double mean_rate(struct hyp *h, uint32_t id, int from, int upto, double timeout_s)
 {
 	struct wl_spin_report r[256];
-	double sum = 0, end = harness_now() + timeout_s;
+	double sum = 0, end = ferry_now_s() + timeout_s;
 	int n;
 
-	while ((n = spin_reports(h, id, r, 256)) < upto && harness_now() < end)
+	while ((n = spin_reports(h, id, r, 256)) < upto && ferry_now_s() < end)
 		sleep_s(0.01);
 	cr_assert_geq(n, upto, "d%u: %d spin reports; console:\n%s", id, n,
 		      harness_console(h, id));
@@ -135,12 +138,12 @@ static bool again(struct window *best, const struct window *w, int tries, const 
 static int at_report(struct hyp *h, uint32_t id, int idx, double *count, double *cpu)
 {
 	struct wl_spin_report r[256];
-	double end = harness_now() + 20;
+	double end = ferry_now_s() + 20;
 	int n = spin_reports(h, id, r, 256);
 
 	if (n > idx)
 		idx = n;
-	while ((n = spin_reports(h, id, r, 256)) <= idx && harness_now() < end)
+	while ((n = spin_reports(h, id, r, 256)) <= idx && ferry_now_s() < end)
 		sleep_s(0.002);
 	*cpu = cpu_s(h, id);
 	cr_assert_gt(n, idx, "d%u: %d spin reports, waited for %d; console:\n%s", id, n,
@@ -184,14 +187,14 @@ static void weights_1_to_2(const char *backend)
 
 		do {
 			int na = nreports(h, ia), nb = nreports(h, ib);
-			double ca = cpu_s(h, ia), cb = cpu_s(h, ib), t = harness_now();
+			double ca = cpu_s(h, ia), cb = cpu_s(h, ib), t = ferry_now_s();
 			double st = host_steal_s();
 
 			/* Reports na.. cover intervals that began at most ~1 s
 			 * before this window's start, for both alike. */
 			w.x = mean_rate(h, ib, nb, nb + 3, 20) / mean_rate(h, ia, na, na + 3, 20);
 			w.y = (cpu_s(h, ib) - cb) / (cpu_s(h, ia) - ca);
-			w.steal = (host_steal_s() - st) / (harness_now() - t);
+			w.steal = (host_steal_s() - st) / (ferry_now_s() - t);
 			cr_log_info("%s weights 256:512, window %d: guest counters %.3f, CPU time "
 				    "%.3f (host steal %.0f%% of a CPU)",
 				    backend, i, w.x, w.y, 100 * w.steal);
@@ -265,10 +268,10 @@ ParameterizedTest(struct backend *backend, sched, cap_quarter, .timeout = 90)
 		double cpu0, t, st;
 
 		n = at_report(h, id, n, &count, &cpu0);
-		t = harness_now();
+		t = ferry_now_s();
 		st = host_steal_s();
 		w.x = mean_rate(h, id, n + 1, n + 5, 20);
-		t = harness_now() - t;
+		t = ferry_now_s() - t;
 		w.y = (cpu_s(h, id) - cpu0) / t;
 		w.steal = (host_steal_s() - st) / t;
 		n += 5;

@@ -92,6 +92,10 @@ for ((i = 0; i < 10; i++)); do
 	grep -q "verify: sweep" "$TMP/console.out" && break
 done
 check "console output contains 'verify: sweep'" grep -q "verify: sweep" "$TMP/console.out"
+# On a terminal, typed input reaches the guest (its echo comes back) and
+# Ctrl-] detaches.
+check "xl console on a terminal: input reaches the guest, Ctrl-] detaches" \
+	timeout 60 python3 "$(dirname "${BASH_SOURCE[0]}")/console-tty.py" "$XL" vm1
 
 if xl create "$TMP/vm1.cfg" >"$TMP/dup.out" 2>&1; then
 	not_ok "a duplicate name is refused"

@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "common/compiler.h"
 #include "harness.h"
 #include "hyp/gmem.h"
@@ -83,7 +84,7 @@ static void *rx_thread(void *arg)
 					    sizeof(r->msg));
 		strm_io_close(io);
 	}
-	r->done_at = harness_now();
+	r->done_at = ferry_now_s();
 	return NULL;
 }
 
@@ -140,7 +141,7 @@ static int env_send(struct env *e, struct mig_live_opts *o, struct mig_report *r
 	o->opaque = e;
 	cr_assert_eq(strm_io_fd(e->sv[0], false, &io), 0);
 	r = mig_live_send(e->a, e->src, io, o, rep, err, errlen);
-	e->send_returned = harness_now();
+	e->send_returned = ferry_now_s();
 	strm_io_close(io);
 	shutdown(e->sv[0], SHUT_WR);
 	pthread_join(e->rx.thread, NULL);
@@ -195,7 +196,7 @@ static void expect_copy_good(struct env *e, const struct mig_report *rep)
 	cr_assert_eq(e->rx.err, 0, "restore: %s", e->rx.msg);
 	cr_assert_eq(hyp_domain_destroy(e->a, e->src), 0);
 	cr_assert_eq(hyp_domain_unpause(e->b, e->rx.domid), 0);
-	t_run = harness_now();
+	t_run = ferry_now_s();
 	fprintf(stderr,
 		"  rounds %u (+%llu pages paused), pages/round:", rep->rounds,
 		(unsigned long long)rep->final_pages);
@@ -363,7 +364,7 @@ ParameterizedTest(int *ci, migrate, cancel, .timeout = 120)
 
 	env_start(&e, c, "workload=verify ws=32M rate=20M");
 	cr_assert_eq(pthread_create(&t, NULL, cancel_later, &cn), 0);
-	t0 = harness_now();
+	t0 = ferry_now_s();
 	cr_assert_eq(env_send(&e, &o, &rep, err, sizeof(err)), -ECANCELED, "%s", err);
 	pthread_join(t, NULL);
 	fprintf(stderr, "cancel %s: returned after %.2f s, %.1f MB sent; receiver: %s\n",

@@ -204,7 +204,7 @@ static inline void gen_libxc(struct gen *g, uint32_t type, const void *body, uin
 	struct iovec bi = { (void *)body, len };
 
 	cap_add(&g->want, STRM_LIBXC, type, g->b.len, body, len);
-	if (!libxc_rec_name(type))
+	if (!fmt_libxc_rec_name(type))
 		g->want.v[g->want.n - 1].flags = STRM_REC_UNKNOWN_OPTIONAL;
 	bytes_iov(&g->b, g->iov, strm_enc_libxc_rec(g->enc, type, &bi, 1, g->iov));
 }

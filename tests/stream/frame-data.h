@@ -221,12 +221,4 @@ static inline size_t fd_frame_offsets(const uint8_t *s, size_t len, size_t *offs
 	return n;
 }
 
-static inline double fd_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 #endif

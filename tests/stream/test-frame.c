@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "common/log.h"
 #include "frame-data.h"
 #include "stream/io.h"
@@ -633,23 +634,23 @@ Test(frame, writer_throughput, .init = quiet, .timeout = 600)
 		cr_assert_eq(strm_io_write(mem, data, len), 0);
 		cr_assert_eq(strm_io_write(mem, data, len), 0);
 		cr_assert_eq(strm_io_write(mem, data, 1), 0);
-		t0 = fd_now();
+		t0 = ferry_now_s();
 		for (size_t pos = 0; pos < len; pos += 1u << 20)
 			cr_assert_eq(strm_io_write(fw, data + pos, 1u << 20), 0);
 		cr_assert_eq(strm_io_finish(fw), 0);
-		t1 = fd_now();
+		t1 = ferry_now_s();
 		cr_assert_eq(strm_io_frame_stats(fw, &st), 0);
 		bytes = strm_io_mem_data(mem, &slen);
 		bytes = (const uint8_t *)bytes + 2 * len + 1;
 		slen -= 2 * len + 1;
 		cr_assert_eq(strm_io_mem_reader(bytes, slen, &rd), 0);
 		cr_assert_eq(strm_io_frame_reader(rd, &rd), 0);
-		t2 = fd_now();
+		t2 = ferry_now_s();
 		for (size_t pos = 0; pos < len; pos += got) {
 			cr_assert_eq(strm_io_read_full(rd, back, 1u << 20), 0);
 			got = 1u << 20;
 		}
-		t2 = fd_now() - t2;
+		t2 = ferry_now_s() - t2;
 		cr_assert_eq(strm_io_close(rd), 0);
 		fprintf(stderr,
 			"frame %-4s 256 MiB mix, 256 KiB frames: write %.0f MB/s, "

@@ -156,6 +156,6 @@ _Static_assert(sizeof(struct ferry_hvm_sched) == 80, "ferry_hvm_sched");
 _Static_assert(sizeof(struct ferry_hvm_sched_vcpu) == 24, "ferry_hvm_sched_vcpu");
 
 /* Name of a typecode ("KVM_REGS", "HEADER", ...), or NULL if unknown. */
-const char *hvm_code_name(uint16_t code);
+const char *fmt_hvm_code_name(uint16_t code);
 
 #endif

@@ -156,6 +156,6 @@ _Static_assert(sizeof(struct xc_sr_cpuid_leaf) == 24, "cpuid_leaf");
 _Static_assert(sizeof(struct xc_sr_msr_entry) == 16, "msr_entry");
 
 /* Name of a libxc record type ("PAGE_DATA", ...), or NULL if unknown. */
-const char *libxc_rec_name(uint32_t type);
+const char *fmt_libxc_rec_name(uint32_t type);
 
 #endif

@@ -54,6 +54,6 @@ _Static_assert(sizeof(struct libxl_sr_rec_hdr) == 8, "libxl_sr_rec_hdr");
 _Static_assert(sizeof(struct libxl_sr_emulator_hdr) == 8, "libxl_sr_emulator_hdr");
 
 /* Name of a libxl record type ("END", ...), or NULL if unknown. */
-const char *libxl_rec_name(uint32_t type);
+const char *fmt_libxl_rec_name(uint32_t type);
 
 #endif

@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 struct hyp;
+struct hyp_pv_backend_ops;
 struct hyp_domain;
 
 #define HYP_NAME_MAX 64
@@ -130,6 +131,10 @@ struct hyp_params {
 	/* Soft domains' guest code; NULL: creating a soft domain fails. */
 	const struct hyp_soft_guest_ops *soft_guest;
 	struct hyp_events events;
+	/* The dom0-side backends of the PV console and xenstore rings
+	 * (hyp/pv.h; devices/ has them). NULL: domains get no PV rings. */
+	const struct hyp_pv_backend_ops *pv_backend;
+	void *pv_backend_opaque;
 };
 
 struct hyp_info {

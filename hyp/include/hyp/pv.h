@@ -1,74 +1,74 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The host side of Xen's PV console and xenstore rings.
+ * The hyp side of Xen's PV console and xenstore rings.
  *
  * Every domain gets, at create (before its vCPUs run), two event channel
- * ports in its own table, interdomain with domain 0 (ferryd), and two ring
- * pages at fixed guest addresses (abi/guest.h):
+ * ports in its own table for domain 0 (ferryd), and two ring pages at fixed
+ * guest addresses (abi/guest.h):
  *   HVM_PARAM_CONSOLE_PFN    FERRY_CONSOLE_GPA >> 12   struct xencons_interface
  *   HVM_PARAM_CONSOLE_EVTCHN the console port
  *   HVM_PARAM_STORE_PFN      FERRY_XENSTORE_GPA >> 12  struct xenstore_domain_interface
  *   HVM_PARAM_STORE_EVTCHN   the xenstore port
  * The guest reads them with HVMOP_get_param.
  *
- * Console (hyp/pv-console.c, inside hyp): the guest's notify (and a poll
- * every 50 ms) moves out[] into the domain's console (ring, log, events,
- * as console_io does); hyp_console_input() feeds in[].
- *
- * Xenstore (hyp/pv-store.c): the store lives with its owner (ferryd's loop
- * thread), so the guest's notify only calls the registered kick; the
- * owner then calls hyp_xs_ring_service() on the store's thread. A struct
- * hyp_xs_ring is one guest connection (an xs_conn with the guest's domid)
- * over the ring page.
+ * The rings' other ends are dom0-side backends, as xenconsoled and
+ * xenstored are under Xen: devices/ has them, ferryd hands them to hyp
+ * (hyp_params.pv_backend), and they work through hyp's public API (guest
+ * memory, event channels, the calls below). hyp never calls devices/
+ * directly. Without a backend, domains get no PV rings.
  */
 #ifndef HYP_PV_H
 #define HYP_PV_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 struct hyp;
-struct xs_store;
-struct hyp_xs_ring;
+struct hyp_domain;
 
 /*
- * Console input: queues len bytes for the guest's in[] (any thread). What
- * fits goes in now with a notify, the rest on the guest's next notify or
- * poll (up to 4 KiB held; beyond that the oldest bytes are dropped, as a
- * terminal would). Returns 0 or -ENOENT.
+ * The backends' hooks, called with no hyp lock held.
+ * dom_init: at create, the domain paused and no vCPU started; con_port and
+ *   xs_port are unbound ports for ferryd (evtchn_bind_backend binds them).
+ *   Returns 0 with the backend's state for d in *priv (hyp_pv_backend_priv),
+ *   or -errno, logged, having undone what it did (the create fails).
+ * dom_stop: at destroy, before the ports close and guest memory goes: the
+ *   backend stops touching d (joins its threads). Called again by fini.
+ * dom_fini: frees priv; d is still valid.
  */
-int hyp_console_input(struct hyp *h, uint32_t domid, const void *buf, size_t len);
+struct hyp_pv_backend_ops {
+	int (*dom_init)(void *opaque, struct hyp_domain *d, uint32_t con_port,
+			uint32_t xs_port, void **priv);
+	void (*dom_stop)(void *opaque, struct hyp_domain *d, void *priv);
+	void (*dom_fini)(void *opaque, struct hyp_domain *d, void *priv);
+};
+
+/* The backend's state for d (dom_init's *priv), NULL when d has no PV
+ * rings. d is a reference the caller holds. */
+void *hyp_pv_backend_priv(struct hyp_domain *d);
 
 /* The ports hyp allocated for domid (0 when it has none). */
 int hyp_pv_ports(struct hyp *h, uint32_t domid, uint32_t *console_port,
 		 uint32_t *store_port);
 
 /*
- * Called on the guest's notify on its xenstore port (a vCPU thread), or
- * from the console poll thread as a safety net, with no hyp lock held:
- * must not block; ask the store's thread to call hyp_xs_ring_service.
- * Set once before domains exist (or NULL to stop); any thread.
+ * A ring index word in d's guest memory at gpa (inside a ring page): an
+ * acquire load, and a release store marked dirty for log-dirty. d is a
+ * reference the caller holds.
  */
-typedef void (*hyp_xs_kick_fn)(void *opaque, uint32_t domid);
-void hyp_xs_set_kick(struct hyp *h, hyp_xs_kick_fn fn, void *opaque);
+uint32_t hyp_pv_idx_load(struct hyp_domain *d, uint64_t gpa);
+void hyp_pv_idx_store(struct hyp_domain *d, uint64_t gpa, uint32_t v);
+
+/* Paused, or being destroyed: a backend writes nothing into its memory. */
+bool hyp_domain_quiet(struct hyp_domain *d);
 
 /*
- * On the store's thread: makes domid's ring a connection of s (acting as
- * domid), sets server_features. -ENOENT for no such domain.
+ * Guest console output from a backend into d's console (ring, log,
+ * events, as console_io does). Takes what the console's output gate lets
+ * through and returns how many bytes that is (all of them unless the gate
+ * is full: the rest should wait in the guest's ring).
  */
-int hyp_xs_ring_new(struct hyp *h, uint32_t domid, struct xs_store *s,
-		    struct hyp_xs_ring **out);
-/*
- * On the store's thread: writes queued replies and events into rsp[],
- * then, once nothing is queued, feeds what req[] holds to the store.
- * Notifies the guest when an index moved. Returns 0, or -EPIPE once the
- * ring is broken (bad indices or a protocol error: error is set in the
- * page, as Xen's xenstored does, and the ring is ignored from then on) or
- * the domain is gone.
- */
-int hyp_xs_ring_service(struct hyp_xs_ring *r);
-uint32_t hyp_xs_ring_domid(const struct hyp_xs_ring *r);
-/* Store's thread: frees the connection (watches, transactions) and r. */
-void hyp_xs_ring_free(struct hyp_xs_ring *r);
+size_t hyp_console_offer(struct hyp_domain *d, const char *buf, size_t len);
 
 #endif

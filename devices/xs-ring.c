@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: MIT
 /*
- * A guest's xenstore ring as a connection of the store (hyp/pv.h): what
- * Xen's xenstored does for a domain's interface page, on the store's
+ * A guest's xenstore ring as a connection of the store (devices/xs-ring.h):
+ * what Xen's xenstored does for a domain's interface page, on the store's
  * thread (the store is single-threaded; the guest's notify only kicks its
- * owner, see pv-console.c).
+ * owner, see console-ring.c). Guest memory, ports and the ring's index
+ * words go through hyp's public API (hyp/gmem.h, evtchn.h, pv.h).
  *
  * Output (replies and watch events, from xs_conn's out_fn) goes straight
  * into rsp[] while it fits and nothing is queued; the rest waits in a queue
@@ -20,11 +21,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "abi/guest.h"
+#include "common/err.h"
 #include "common/log.h"
+#include "devices/xs-ring.h"
 #include "hyp/evtchn.h"
+#include "hyp/gmem.h"
+#include "hyp/hyp.h"
 #include "hyp/pv.h"
 #include "xenstore/xenstore.h"
-#include "internal.h"
 
 #define PV_XS_QUEUE_MAX (1u << 20)
 #define XS_GPA(field) (FERRY_XENSTORE_GPA + offsetof(struct xenstore_domain_interface, field))
@@ -35,36 +40,37 @@ struct xs_outq {
 	char buf[];
 };
 
-struct hyp_xs_ring {
+struct dev_xs_ring {
 	struct hyp *h;
 	uint32_t domid;
+	uint32_t port; /* the guest's xenstore port, bound to ferryd */
 	struct xs_conn *conn;
 	struct xs_outq *head, *tail;
 	size_t queued;
 	bool broken;
 };
 
-uint32_t hyp_xs_ring_domid(const struct hyp_xs_ring *r)
+uint32_t dev_xs_ring_domid(const struct dev_xs_ring *r)
 {
 	return r->domid;
 }
 
-static void ring_break(struct hyp_xs_ring *r, struct hyp_domain *d, uint32_t error,
+static void ring_break(struct dev_xs_ring *r, struct hyp_domain *d, uint32_t error,
 		       const char *why)
 {
 	r->broken = true;
 	log_warn("d%u: xenstore ring broken (%s); ignored from now on", r->domid, why);
-	pv_idx_store(d, XS_GPA(error), error);
-	evtchn_notify(d, d->pv_xs_port);
+	hyp_pv_idx_store(d, XS_GPA(error), error);
+	evtchn_notify(d, r->port);
 }
 
 /* Writes up to len bytes into rsp[]; returns how many, or -1 when the
  * ring is broken. */
-static long rsp_write(struct hyp_xs_ring *r, struct hyp_domain *d, const char *msg,
+static long rsp_write(struct dev_xs_ring *r, struct hyp_domain *d, const char *msg,
 		      size_t len)
 {
-	uint32_t cons = pv_idx_load(d, XS_GPA(rsp_cons));
-	uint32_t prod = pv_idx_load(d, XS_GPA(rsp_prod));
+	uint32_t cons = hyp_pv_idx_load(d, XS_GPA(rsp_cons));
+	uint32_t prod = hyp_pv_idx_load(d, XS_GPA(rsp_prod));
 	uint32_t used = prod - cons, n, done = 0;
 
 	if (used > XENSTORE_RING_SIZE) {
@@ -83,12 +89,12 @@ static long rsp_write(struct hyp_xs_ring *r, struct hyp_domain *d, const char *m
 		done += run;
 	}
 	if (n)
-		pv_idx_store(d, XS_GPA(rsp_prod), prod + n);
+		hyp_pv_idx_store(d, XS_GPA(rsp_prod), prod + n);
 	return n;
 }
 
 /* Moves queued output into rsp[]. True when rsp_prod moved. */
-static bool flush(struct hyp_xs_ring *r, struct hyp_domain *d)
+static bool flush(struct dev_xs_ring *r, struct hyp_domain *d)
 {
 	bool moved = false;
 
@@ -113,7 +119,7 @@ static bool flush(struct hyp_xs_ring *r, struct hyp_domain *d)
 
 static int ring_out(void *opaque, const void *msg, size_t len)
 {
-	struct hyp_xs_ring *r = opaque;
+	struct dev_xs_ring *r = opaque;
 	struct hyp_domain *d;
 	struct xs_outq *q;
 	size_t off = 0;
@@ -137,14 +143,14 @@ static int ring_out(void *opaque, const void *msg, size_t len)
 		if (len >= sizeof(*hdr) && hdr->type == XS_WATCH_EVENT &&
 		    r->queued + len > PV_XS_QUEUE_MAX && !off) {
 			if (moved)
-				evtchn_notify(d, d->pv_xs_port);
+				evtchn_notify(d, r->port);
 			hyp_domain_put(d);
 			return -ENOBUFS; /* a watch event over the quota: dropped */
 		}
 		q = malloc(sizeof(*q) + len - off);
 		if (!q) {
 			if (moved)
-				evtchn_notify(d, d->pv_xs_port);
+				evtchn_notify(d, r->port);
 			hyp_domain_put(d);
 			return -ENOMEM;
 		}
@@ -160,47 +166,49 @@ static int ring_out(void *opaque, const void *msg, size_t len)
 		r->queued += q->len;
 	}
 	if (moved)
-		evtchn_notify(d, d->pv_xs_port);
+		evtchn_notify(d, r->port);
 	hyp_domain_put(d);
 	return 0;
 }
 
-int hyp_xs_ring_new(struct hyp *h, uint32_t domid, struct xs_store *s,
-		    struct hyp_xs_ring **out)
+int dev_xs_ring_new(struct hyp *h, uint32_t domid, struct xs_store *s,
+		    struct dev_xs_ring **out)
 {
-	struct hyp_xs_ring *r;
+	struct dev_xs_ring *r;
 	struct hyp_domain *d;
-	uint32_t features = XENSTORE_SERVER_FEATURE_ERROR;
-	int err = hyp_domain_get(h, domid, &d);
+	struct hyp_dom_info info;
+	uint32_t features = XENSTORE_SERVER_FEATURE_ERROR, con_port, xs_port;
+	int err = hyp_domain_info(h, domid, &info);
 
+	if (!err)
+		err = hyp_pv_ports(h, domid, &con_port, &xs_port);
 	if (err)
 		return err;
-	if (!d->pv) {
-		hyp_domain_put(d);
-		return -ENODEV;
-	}
+	if (!xs_port)
+		return -ENODEV; /* a domain without PV rings */
 	r = calloc(1, sizeof(*r));
-	if (!r) {
-		hyp_domain_put(d);
+	if (!r)
 		return -ENOMEM;
-	}
 	r->h = h;
 	r->domid = domid;
+	r->port = xs_port;
 	err = xs_conn_new(s, domid, ring_out, r, &r->conn);
+	if (!err)
+		err = hyp_domain_get(h, domid, &d);
 	if (err) {
+		xs_conn_free(r->conn);
 		free(r);
-		hyp_domain_put(d);
 		return err;
 	}
 	/* Restored domains keep what their page says; a new one's is zero. */
-	if (!d->restoring)
+	if (!info.restoring)
 		hyp_gmem_write(d, XS_GPA(server_features), &features, sizeof(features));
 	hyp_domain_put(d);
 	*out = r;
 	return 0;
 }
 
-int hyp_xs_ring_service(struct hyp_xs_ring *r)
+int dev_xs_ring_service(struct dev_xs_ring *r)
 {
 	struct hyp_domain *d;
 	char buf[XENSTORE_RING_SIZE];
@@ -210,8 +218,8 @@ int hyp_xs_ring_service(struct hyp_xs_ring *r)
 		return -EPIPE;
 	moved = flush(r, d);
 	while (!r->head && !r->broken) {
-		uint32_t cons = pv_idx_load(d, XS_GPA(req_cons));
-		uint32_t prod = pv_idx_load(d, XS_GPA(req_prod));
+		uint32_t cons = hyp_pv_idx_load(d, XS_GPA(req_cons));
+		uint32_t prod = hyp_pv_idx_load(d, XS_GPA(req_prod));
 		uint32_t n = prod - cons, first;
 		int err;
 
@@ -226,22 +234,23 @@ int hyp_xs_ring_service(struct hyp_xs_ring *r)
 			first = n;
 		hyp_gmem_read(d, XS_GPA(req) + MASK_XENSTORE_IDX(cons), buf, first);
 		hyp_gmem_read(d, XS_GPA(req), buf + first, n - first);
-		pv_idx_store(d, XS_GPA(req_cons), prod);
+		hyp_pv_idx_store(d, XS_GPA(req_cons), prod);
 		moved = true; /* req_cons: the guest may wait for space */
 		err = xs_conn_feed(r->conn, buf, n);
 		if (err) {
 			ring_break(r, d, XENSTORE_ERROR_PROTO,
-				   err == -E2BIG ? "a message over 4096 bytes" : strerror(-err));
+				   err == -E2BIG ? "a message over 4096 bytes" :
+						   ferry_strerror(-err));
 			break;
 		}
 	}
 	if (moved && !r->broken)
-		evtchn_notify(d, d->pv_xs_port);
+		evtchn_notify(d, r->port);
 	hyp_domain_put(d);
 	return r->broken ? -EPIPE : 0;
 }
 
-void hyp_xs_ring_free(struct hyp_xs_ring *r)
+void dev_xs_ring_free(struct dev_xs_ring *r)
 {
 	if (!r)
 		return;

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * The host side of the PV console and xenstore rings (hyp/pv.h) on a soft
+ * The PV console and xenstore rings (hyp/pv.h, devices/) on a soft
  * domain: the test plays the guest, writing into the ring pages in guest
  * memory and sending on the ports through hyp_test_hypercall, as a guest's
  * doorbell would. The soft backend's own guest uses the same rings once
@@ -12,6 +12,7 @@
 
 #include "harness.h"
 #include "abi/guest.h"
+#include "devices/xs-ring.h"
 #include "hyp/evtchn.h"
 #include "hyp/gmem.h"
 #include "hyp/pv.h"
@@ -115,6 +116,8 @@ static void setup(void)
 		.memory_bytes = 64ULL << 20,
 		.soft_guest = &wl_soft_guest_ops,
 		.events = { .console = on_console },
+		.pv_backend = &dev_pv_backend_ops,
+		.pv_backend_opaque = harness_pv(),
 	};
 	struct hyp_dom_config c = harness_cfg("pv", 16, "workload=idle");
 	struct xen_add_to_physmap x = {
@@ -124,7 +127,7 @@ static void setup(void)
 
 	ev_len = 0;
 	cr_assert_eq(hyp_create(&hp, &h), 0);
-	hyp_xs_set_kick(h, kick, NULL);
+	dev_pv_set_xs_kick(harness_pv(), kick, NULL);
 	cr_assert_eq(hyp_domain_create(h, &c, true, &domid), 0);
 	cr_assert_eq(hyp_domain_get(h, domid, &d), 0);
 	cr_assert_eq(hyp_gmem_write(d, SI_GPA, zero, sizeof(zero)), 0);
@@ -139,7 +142,7 @@ static void teardown(void)
 	if (d)
 		hyp_domain_put(d);
 	d = NULL;
-	hyp_xs_set_kick(h, NULL, NULL);
+	dev_pv_set_xs_kick(harness_pv(), NULL, NULL);
 	hyp_destroy(h);
 	h = NULL;
 }
@@ -214,7 +217,7 @@ Test(pvring, console_input)
 
 	/* Paused: held until the guest notifies. */
 	ack(con_port);
-	cr_assert_eq(hyp_console_input(h, domid, "ls -l\r", 6), 0);
+	cr_assert_eq(dev_console_input(h, domid, "ls -l\r", 6), 0);
 	cr_assert_eq(rd32(CON(in_prod)), 0);
 	send(con_port);
 	cr_assert_eq(rd32(CON(in_prod)), 6);
@@ -227,7 +230,7 @@ Test(pvring, console_input)
 		char big[1500];
 
 		memset(big, 'x', sizeof(big));
-		cr_assert_eq(hyp_console_input(h, domid, big, sizeof(big)), 0);
+		cr_assert_eq(dev_console_input(h, domid, big, sizeof(big)), 0);
 		send(con_port);
 		cr_assert_eq(rd32(CON(in_prod)) - rd32(CON(in_cons)), 1024);
 		wr32(CON(in_cons), rd32(CON(in_prod)));
@@ -241,7 +244,7 @@ Test(pvring, console_input)
 	cr_assert_eq(sched_pool_create(h, "nocpus", "credit2", 0), 0);
 	cr_assert_eq(sched_pool_migrate(h, domid, "nocpus"), 0);
 	cr_assert_eq(hyp_domain_unpause(h, domid), 0);
-	cr_assert_eq(hyp_console_input(h, domid, "q", 1), 0);
+	cr_assert_eq(dev_console_input(h, domid, "q", 1), 0);
 	for (int i = 0; i < 100 && rd32(CON(in_prod)) != 6 + 1500 + 1; i++)
 		usleep(10000);
 	cr_assert_eq(rd32(CON(in_prod)), 6 + 1500 + 1);
@@ -270,7 +273,7 @@ Test(pvring, the_soft_guest_uses_the_rings)
 		 con_port, xs_port);
 	cr_assert(harness_wait_console(h, domid, line, 1, 30), "%s", harness_console(h, domid));
 	cr_assert(harness_wait_console(h, domid, "workload: idle", 1, 30));
-	cr_assert_eq(hyp_console_input(h, domid, "hi there\r", 9), 0);
+	cr_assert_eq(dev_console_input(h, domid, "hi there\r", 9), 0);
 	cr_assert(harness_wait_console(h, domid, "console: input 'hi there'\n", 1, 30), "%s",
 		  harness_console(h, domid));
 	cr_assert(harness_wait_console(h, domid, "idle: heartbeat n=1\n", 1, 30));
@@ -283,19 +286,19 @@ Test(pvring, the_soft_guest_uses_the_rings)
 /* ---- xenstore ----------------------------------------------------------- */
 
 static struct xs_store *store;
-static struct hyp_xs_ring *ring;
+static struct dev_xs_ring *ring;
 
 static void xs_up(void)
 {
 	cr_assert_eq(xs_store_new(NULL, &store), 0);
 	cr_assert_eq(xs_domain_create(store, domid, "pv", 16384), 0);
-	cr_assert_eq(hyp_xs_ring_new(h, domid, store, &ring), 0);
+	cr_assert_eq(dev_xs_ring_new(h, domid, store, &ring), 0);
 	cr_assert_eq(rd32(XS(server_features)), XENSTORE_SERVER_FEATURE_ERROR);
 }
 
 static void xs_down(void)
 {
-	hyp_xs_ring_free(ring);
+	dev_xs_ring_free(ring);
 	cr_assert_eq(xs_store_check(store), 0);
 	xs_store_free(store);
 }
@@ -349,7 +352,7 @@ Test(pvring, xenstore_requests_and_watches)
 	k0 = kicks;
 	guest_xs_req(XS_READ, 7, "name", 5);
 	cr_assert_eq(kicks, k0 + 1, "the guest's notify kicks the store's owner");
-	cr_assert_eq(hyp_xs_ring_service(ring), 0);
+	cr_assert_eq(dev_xs_ring_service(ring), 0);
 	cr_assert_eq(rd32(XS(req_cons)), rd32(XS(req_prod)));
 	cr_assert(pending(xs_port));
 	cr_assert(guest_xs_rsp(&hdr, p, sizeof(p)));
@@ -360,14 +363,14 @@ Test(pvring, xenstore_requests_and_watches)
 
 	/* Absolute path the guest may not read: EACCES, as Xen says it. */
 	guest_xs_req(XS_READ, 8, "/tool", 6);
-	cr_assert_eq(hyp_xs_ring_service(ring), 0);
+	cr_assert_eq(dev_xs_ring_service(ring), 0);
 	cr_assert(guest_xs_rsp(&hdr, p, sizeof(p)));
 	cr_assert_eq(hdr.type, XS_ERROR);
 	cr_assert_str_eq(p, "EACCES");
 
 	/* A watch: OK, then the initial event, then one per change. */
 	guest_xs_req(XS_WATCH, 9, "control/shutdown\0tok\0", 21);
-	cr_assert_eq(hyp_xs_ring_service(ring), 0);
+	cr_assert_eq(dev_xs_ring_service(ring), 0);
 	cr_assert(guest_xs_rsp(&hdr, p, sizeof(p)));
 	cr_assert_eq(hdr.type, XS_WATCH);
 	cr_assert_str_eq(p, "OK");
@@ -392,7 +395,7 @@ Test(pvring, xenstore_requests_and_watches)
 	 * sent together. */
 	guest_xs_req(XS_WRITE, 10, "data/x\0hello", 12);
 	guest_xs_req(XS_READ, 11, "data/x", 7);
-	cr_assert_eq(hyp_xs_ring_service(ring), 0);
+	cr_assert_eq(dev_xs_ring_service(ring), 0);
 	cr_assert(guest_xs_rsp(&hdr, p, sizeof(p)));
 	cr_assert_eq(hdr.req_id, 10);
 	cr_assert_eq(hdr.type, XS_WRITE);
@@ -415,12 +418,12 @@ Test(pvring, xenstore_full_rsp_queues)
 	snprintf(path, sizeof(path), "/local/domain/%u/data/big", domid);
 	cr_assert_eq(xs_write(store, path, big, sizeof(big)), 0);
 	guest_xs_req(XS_WATCH, 1, "data\0w\0", 7);
-	cr_assert_eq(hyp_xs_ring_service(ring), 0);
+	cr_assert_eq(dev_xs_ring_service(ring), 0);
 	/* Replies over 1024 bytes: the first part now, the rest as the
 	 * guest consumes; requests behind it wait in req[]. */
 	guest_xs_req(XS_READ, 2, "data/big", 9);
 	guest_xs_req(XS_READ, 3, "name", 5);
-	cr_assert_eq(hyp_xs_ring_service(ring), 0);
+	cr_assert_eq(dev_xs_ring_service(ring), 0);
 	cr_assert(guest_xs_rsp(&hdr, p, sizeof(p))); /* watch OK */
 	cr_assert(guest_xs_rsp(&hdr, p, sizeof(p))); /* initial event */
 	cr_assert_eq(hdr.type, XS_WATCH_EVENT);
@@ -434,7 +437,7 @@ Test(pvring, xenstore_full_rsp_queues)
 			cr_assert_eq(hyp_gmem_read(d, XS(rsp) + (j & 1023), acc + have++, 1), 0);
 		wr32(XS(rsp_cons), pr);
 		send(xs_port);
-		cr_assert_eq(hyp_xs_ring_service(ring), 0);
+		cr_assert_eq(dev_xs_ring_service(ring), 0);
 	}
 	cr_assert_eq(have, 16 + sizeof(big) + 16 + 2, "have %zu", have);
 	memcpy(&hdr, acc, 16);
@@ -464,7 +467,7 @@ Test(pvring, xenstore_full_rsp_queues)
 		}
 		if (events == 100)
 			break;
-		cr_assert_eq(hyp_xs_ring_service(ring), 0);
+		cr_assert_eq(dev_xs_ring_service(ring), 0);
 	}
 	cr_assert_eq(events, 100);
 	xs_down();
@@ -475,7 +478,7 @@ Test(pvring, xenstore_broken_ring)
 	xs_up();
 	wr32(XS(req_prod), rd32(XS(req_cons)) + 5000);
 	send(xs_port);
-	cr_assert_eq(hyp_xs_ring_service(ring), -EPIPE);
+	cr_assert_eq(dev_xs_ring_service(ring), -EPIPE);
 	cr_assert_eq(rd32(XS(error)), XENSTORE_ERROR_RINGIDX);
 	xs_down();
 }
@@ -488,7 +491,7 @@ Test(pvring, xenstore_oversized_message)
 	cr_assert_eq(hyp_gmem_write(d, XS(req), &hdr, sizeof(hdr)), 0);
 	wr32(XS(req_prod), 16);
 	send(xs_port);
-	cr_assert_eq(hyp_xs_ring_service(ring), -EPIPE);
+	cr_assert_eq(dev_xs_ring_service(ring), -EPIPE);
 	cr_assert_eq(rd32(XS(error)), XENSTORE_ERROR_PROTO);
 	xs_down();
 }
@@ -499,7 +502,7 @@ Test(pvring, destroy_with_ring_attached)
 	hyp_domain_put(d);
 	d = NULL;
 	cr_assert_eq(hyp_domain_destroy(h, domid), 0);
-	cr_assert_eq(hyp_xs_ring_service(ring), -EPIPE);
+	cr_assert_eq(dev_xs_ring_service(ring), -EPIPE);
 	xs_down();
 }
 
