@@ -45,6 +45,7 @@
 #include <unistd.h>
 
 #include "common/afile.h"
+#include "common/clock.h"
 #include "common/err.h"
 #include "common/log.h"
 #include "internal.h"
@@ -535,7 +536,7 @@ static void stop_one(struct ctl_life *l, uint32_t domid)
 	struct hyp_dom_info info;
 	struct stop_rec r = { 0 };
 	struct mig_save_stats st = { 0 };
-	struct timespec t0, t1;
+	double t0, t1;
 	bool renamed;
 	time_t now;
 	int rc;
@@ -580,7 +581,7 @@ static void stop_one(struct ctl_life *l, uint32_t domid)
 	renamed = r.has_fence && strcmp(r.fence.name, info.name) &&
 		  !hyp_domain_rename(srv->hyp, domid, r.fence.name);
 	snprintf(path, sizeof(path), "%s/%s.save", l->dir, info.name);
-	clock_gettime(CLOCK_MONOTONIC, &t0);
+	t0 = ferry_now_s();
 	/* Another operation holds it: wait for it, up to the deadline. */
 	while ((rc = hyp_domain_claim(srv->hyp, domid, HYP_OP_SAVE, "being saved at stop",
 				      NULL)) == -EBUSY &&
@@ -594,7 +595,7 @@ static void stop_one(struct ctl_life *l, uint32_t domid)
 	} else if (rc == -EBUSY) {
 		snprintf(err, sizeof(err), "another operation held it until --stop-timeout");
 	}
-	clock_gettime(CLOCK_MONOTONIC, &t1);
+	t1 = ferry_now_s();
 	if (rc && renamed)
 		hyp_domain_rename(srv->hyp, domid, info.name);
 	if (rc) {
@@ -605,7 +606,7 @@ static void stop_one(struct ctl_life *l, uint32_t domid)
 	}
 	log_info("d%u: saved '%s'%s to %s: %" PRIu64 " MiB in %.1f s", domid, info.name,
 		 r.fenced ? " (fenced)" : r.paused ? " (paused)" : "", path, st.bytes >> 20,
-		 (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
+		 t1 - t0);
 	hyp_domain_destroy(srv->hyp, domid);
 }
 

@@ -61,7 +61,6 @@ struct ld_tracker {
 	uint64_t enable_ns;
 	uint64_t ring_full_events;
 };
-uint64_t ld_now_ns(void);
 
 /* OR nbits bits of src into dst starting at bit dst_off, word at a time. */
 void ld_bitmap_or_at(uint64_t *dst, uint64_t dst_nbits, const uint64_t *src,

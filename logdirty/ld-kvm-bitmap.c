@@ -61,7 +61,7 @@ static int ldb_get(struct ld_tracker *ld, struct ldb *b, struct ldb_slot *s)
 	if (ioctl(b->vm_fd, KVM_GET_DIRTY_LOG, &log) < 0) {
 		int err = -errno;
 
-		log_err("logdirty: dom%u: KVM_GET_DIRTY_LOG slot %u: %s",
+		log_err("logdirty: d%u: KVM_GET_DIRTY_LOG slot %u: %s",
 			ld->domid, s->slot, ferry_strerror(-err));
 		return err;
 	}
@@ -81,7 +81,7 @@ static int ldb_clear(struct ld_tracker *ld, struct ldb *b, struct ldb_slot *s,
 	if (ioctl(b->vm_fd, KVM_CLEAR_DIRTY_LOG, &c) < 0) {
 		int err = -errno;
 
-		log_err("logdirty: dom%u: KVM_CLEAR_DIRTY_LOG slot %u pfn "
+		log_err("logdirty: d%u: KVM_CLEAR_DIRTY_LOG slot %u pfn "
 			"%#llx+%u: %s", ld->domid, s->slot,
 			(unsigned long long)(s->base_pfn + c.first_page),
 			c.num_pages, ferry_strerror(-err));
@@ -173,7 +173,7 @@ static int ldb_enable(struct ld_tracker *ld)
 	caps = ioctl(b->vm_fd, KVM_CHECK_EXTENSION,
 		     KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2);
 	if (caps < 0 || ((uint64_t)caps & want) != want) {
-		log_err("logdirty: dom%u: KVM lacks MANUAL_DIRTY_LOG_PROTECT2 "
+		log_err("logdirty: d%u: KVM lacks MANUAL_DIRTY_LOG_PROTECT2 "
 			"with INITIALLY_SET (%d)", ld->domid, caps);
 		ret = -ENOTSUP;
 		goto err;
@@ -181,13 +181,13 @@ static int ldb_enable(struct ld_tracker *ld)
 	/* Before the slots get KVM_MEM_LOG_DIRTY_PAGES. */
 	ret = ldb_set_cap(b->vm_fd, want);
 	if (ret) {
-		log_err("logdirty: dom%u: KVM_ENABLE_CAP manual protect: %s",
+		log_err("logdirty: d%u: KVM_ENABLE_CAP manual protect: %s",
 			ld->domid, ferry_strerror(-ret));
 		goto err;
 	}
 	ret = hyp_kvm_set_dirty_logging(d, true);
 	if (ret) {
-		log_err("logdirty: dom%u: turning KVM dirty logging on failed",
+		log_err("logdirty: d%u: turning KVM dirty logging on failed",
 			ld->domid);
 		goto err_cap;
 	}
@@ -255,7 +255,7 @@ static void ldb_disable(struct ld_tracker *ld)
 	struct ldb *b = ld->priv;
 
 	if (hyp_kvm_set_dirty_logging(ld->d, false))
-		log_warn("logdirty: dom%u: turning KVM dirty logging off "
+		log_warn("logdirty: d%u: turning KVM dirty logging off "
 			 "failed", ld->domid);
 	ldb_set_cap(b->vm_fd, 0);
 	ldb_free(b);

@@ -134,7 +134,7 @@ static int ldr_harvest(struct ld_tracker *ld, struct ldr *r)
 	if (n && ioctl(r->vm_fd, KVM_RESET_DIRTY_RINGS, 0) < 0) {
 		int err = -errno;
 
-		log_err("logdirty: dom%u: KVM_RESET_DIRTY_RINGS: %s",
+		log_err("logdirty: d%u: KVM_RESET_DIRTY_RINGS: %s",
 			ld->domid, ferry_strerror(-err));
 		return err;
 	}
@@ -234,7 +234,7 @@ static int ldr_enable(struct ld_tracker *ld)
 		v->ring = hyp_kvm_vcpu_ring(d, i, &v->entries);
 		if (v->ring && (!v->entries ||
 				(v->entries & (v->entries - 1)))) {
-			log_err("logdirty: dom%u: vCPU %u dirty ring has %u "
+			log_err("logdirty: d%u: vCPU %u dirty ring has %u "
 				"entries", ld->domid, i, v->entries);
 			ldr_free(r);
 			return -EINVAL;
@@ -251,7 +251,7 @@ static int ldr_enable(struct ld_tracker *ld)
 	hyp_kvm_set_ring_full_hook(d, ldr_ring_full, ld);
 	ret = hyp_kvm_set_dirty_logging(d, true);
 	if (ret) {
-		log_err("logdirty: dom%u: turning KVM dirty logging on failed",
+		log_err("logdirty: d%u: turning KVM dirty logging on failed",
 			ld->domid);
 		hyp_kvm_set_ring_full_hook(d, NULL, NULL);
 		ldr_unlist(r);
@@ -283,7 +283,7 @@ static void ldr_disable(struct ld_tracker *ld)
 	struct ldr *r = ld->priv;
 
 	if (hyp_kvm_set_dirty_logging(ld->d, false))
-		log_warn("logdirty: dom%u: turning KVM dirty logging off "
+		log_warn("logdirty: d%u: turning KVM dirty logging off "
 			 "failed", ld->domid);
 	hyp_kvm_set_ring_full_hook(ld->d, NULL, NULL);
 	ldr_unlist(r);
@@ -291,7 +291,7 @@ static void ldr_disable(struct ld_tracker *ld)
 	/* Leave the rings empty for whoever logs next. */
 	ldr_harvest(ld, r);
 	if (r->unmapped)
-		log_warn("logdirty: dom%u: %llu dirty-ring entries named no "
+		log_warn("logdirty: d%u: %llu dirty-ring entries named no "
 			 "memslot", ld->domid,
 			 (unsigned long long)r->unmapped);
 	ld->priv = NULL;

@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "common/bitmap.h"
+#include "common/clock.h"
 #include "common/err.h"
 #include "common/log.h"
 #include "internal.h"
@@ -20,14 +21,6 @@ static const struct ld_ops *const ld_backends[] = {
 	&ld_ops_kvm_bitmap,
 	&ld_ops_wp,
 };
-
-uint64_t ld_now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 void ld_bitmap_or_at(uint64_t *dst, uint64_t dst_nbits, const uint64_t *src,
 		     uint64_t nbits, uint64_t dst_off)
@@ -126,7 +119,7 @@ static int ld_tracker_start(struct hyp_domain *d, const struct ld_ops *ops,
 			    struct ld_tracker **out)
 {
 	struct ld_tracker *t;
-	uint64_t t0 = ld_now_ns();
+	uint64_t t0 = ferry_now_ns();
 	int ret;
 
 	t = calloc(1, sizeof(*t));
@@ -146,13 +139,13 @@ static int ld_tracker_start(struct hyp_domain *d, const struct ld_ops *ops,
 	pthread_mutex_init(&t->lock, NULL);
 	ret = ops->enable(t);
 	if (ret) {
-		log_err("logdirty: dom%u: enabling %s failed: %s", t->domid,
+		log_err("logdirty: d%u: enabling %s failed: %s", t->domid,
 			ops->name, ferry_strerror(ret));
 		ld_tracker_free(t);
 		return ret;
 	}
-	t->enable_ns = ld_now_ns() - t0;
-	log_info("logdirty: dom%u: %s on, %llu pages, %.3f ms", t->domid,
+	t->enable_ns = ferry_now_ns() - t0;
+	log_info("logdirty: d%u: %s on, %llu pages, %.3f ms", t->domid,
 		 ops->name, (unsigned long long)t->npages,
 		 (double)t->enable_ns / 1e6);
 	t->next = ld_trackers;
@@ -184,11 +177,11 @@ static int ld_consumer_add(struct ld_tracker *t, struct ld **out)
 	if (!ret) {
 		c->next = t->consumers;
 		t->consumers = c;
-		c->t_enable_ns = c->t_last_ns = ld_now_ns();
+		c->t_enable_ns = c->t_last_ns = ferry_now_ns();
 	}
 	pthread_mutex_unlock(&t->lock);
 	if (ret) {
-		log_err("logdirty: dom%u: %s: reading the log for a new consumer: %s",
+		log_err("logdirty: d%u: %s: reading the log for a new consumer: %s",
 			t->domid, t->ops->name, ferry_strerror(ret));
 		goto err;
 	}
@@ -234,7 +227,7 @@ static int ld_open(struct hyp_domain *d, const struct ld_ops *ops, struct ld **o
 	pthread_mutex_lock(&ld_trackers_lock);
 	t = ld_tracker_of(d);
 	if (t && ops && t->ops != ops) {
-		log_err("logdirty: dom%u: %s asked while %s tracks the domain",
+		log_err("logdirty: d%u: %s asked while %s tracks the domain",
 			t->domid, ops->name, t->ops->name);
 		ret = -EBUSY;
 	}
@@ -242,7 +235,7 @@ static int ld_open(struct hyp_domain *d, const struct ld_ops *ops, struct ld **o
 		if (ld_backends[i]->probe(d))
 			ops = ld_backends[i];
 	if (!t && !ops) {
-		log_err("logdirty: dom%u: no log-dirty backend for a %s domain",
+		log_err("logdirty: d%u: no log-dirty backend for a %s domain",
 			hyp_domain_id(d), hyp_domain_backend_name(d));
 		ret = -ENOTSUP;
 	}
@@ -270,7 +263,7 @@ int ld_enable_backend(struct hyp_domain *d, const char *backend,
 	const struct ld_ops *ops = ld_find(backend);
 
 	if (!ops || !ops->probe(d)) {
-		log_err("logdirty: dom%u: backend %s cannot serve a %s domain",
+		log_err("logdirty: d%u: backend %s cannot serve a %s domain",
 			hyp_domain_id(d), backend, hyp_domain_backend_name(d));
 		return -ENOTSUP;
 	}
@@ -318,16 +311,16 @@ int ld_peek_clean(struct ld *ld, uint64_t *bitmap, uint64_t npages,
 	int ret, err = 0;
 
 	pthread_mutex_lock(&t->lock);
-	t0 = ld_now_ns();
+	t0 = ferry_now_ns();
 	ret = ld_distribute(t);
 	if (ret) {
 		pthread_mutex_unlock(&t->lock);
-		log_err("logdirty: dom%u: %s peek failed: %s", t->domid,
+		log_err("logdirty: d%u: %s peek failed: %s", t->domid,
 			t->ops->name, ferry_strerror(ret));
 		return ret;
 	}
 	n = ld_drain(t->nwords, ld->mine, true, bitmap, npages, &err);
-	t1 = ld_now_ns();
+	t1 = ferry_now_ns();
 
 	ld->peeks++;
 	ld->last_pages = n;
@@ -340,7 +333,7 @@ int ld_peek_clean(struct ld *ld, uint64_t *bitmap, uint64_t npages,
 	pthread_mutex_unlock(&t->lock);
 
 	if (err)
-		log_err("logdirty: dom%u: dirty pages beyond the caller's %llu",
+		log_err("logdirty: d%u: dirty pages beyond the caller's %llu",
 			t->domid, (unsigned long long)npages);
 	if (count)
 		*count = n;
@@ -355,7 +348,7 @@ int ld_peek(struct ld *ld, uint64_t *bitmap, uint64_t npages,
 	int ret, err = 0;
 
 	pthread_mutex_lock(&t->lock);
-	t0 = ld_now_ns();
+	t0 = ferry_now_ns();
 	if (t->ops->peek) {
 		/* Ferryd's writes go to every consumer; the log stays. */
 		hyp_gmem_take_host_dirty(t->d, t->pending);
@@ -371,16 +364,16 @@ int ld_peek(struct ld *ld, uint64_t *bitmap, uint64_t npages,
 		if (!ret)
 			n = ld_drain(t->nwords, ld->mine, false, bitmap, npages, &err);
 	}
-	ld->peek_ns += ld_now_ns() - t0;
+	ld->peek_ns += ferry_now_ns() - t0;
 	pthread_mutex_unlock(&t->lock);
 
 	if (ret) {
-		log_err("logdirty: dom%u: %s peek failed: %s", t->domid,
+		log_err("logdirty: d%u: %s peek failed: %s", t->domid,
 			t->ops->name, ferry_strerror(ret));
 		return ret;
 	}
 	if (err)
-		log_err("logdirty: dom%u: dirty pages beyond the caller's %llu",
+		log_err("logdirty: d%u: dirty pages beyond the caller's %llu",
 			t->domid, (unsigned long long)npages);
 	if (count)
 		*count = n;
@@ -403,7 +396,7 @@ void ld_disable(struct ld *ld)
 	*pp = ld->next;
 	last = !t->consumers;
 	pthread_mutex_unlock(&t->lock);
-	log_info("logdirty: dom%u: %s %s after %llu peeks, %llu pages", t->domid,
+	log_info("logdirty: d%u: %s %s after %llu peeks, %llu pages", t->domid,
 		 t->ops->name, last ? "off" : "consumer gone", (unsigned long long)ld->peeks,
 		 (unsigned long long)ld->total_pages);
 	if (last)

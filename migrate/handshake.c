@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "common/compiler.h"
 #include "common/err.h"
 #include "common/log.h"
@@ -33,17 +34,9 @@ struct hs {
 	bool op_paused; /* holds the domain paused (mig_live_send's op pause) */
 };
 
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static double left_ms(double t0, double total_ms)
 {
-	return total_ms - (now_s() - t0) * 1000;
+	return total_ms - (ferry_now_s() - t0) * 1000;
 }
 
 static bool cancelled(const struct hs *s)
@@ -223,23 +216,23 @@ static int resume_source(struct hs *s)
  * (qerr says why, "" when the token ended it). */
 static int query_phase(const struct hs *s, char *qerr, size_t qlen)
 {
-	double t0 = now_s(), total = s->c->query_ms ? s->c->query_ms : MIG_QUERY_TOTAL_MS;
+	double t0 = ferry_now_s(), total = s->c->query_ms ? s->c->query_ms : MIG_QUERY_TOTAL_MS;
 	int ans = -EHOSTUNREACH;
 
 	while (!cancelled(s)) {
-		double t = now_s(), pause;
+		double t = ferry_now_s(), pause;
 
 		ans = query_once(s, t0, qerr, qlen);
 		if (ans >= 0 || left_ms(t0, total) < 1)
 			break;
-		pause = MIN(1.0 - (now_s() - t), left_ms(t0, total) / 1000);
+		pause = MIN(1.0 - (ferry_now_s() - t), left_ms(t0, total) / 1000);
 		if (pause > 0 &&
 		    strm_wait_fd(-1, 0, s->c->cancel, (int)(pause * 1000) + 1) == -ECANCELED)
 			break;
 	}
 	if (ans < 0 && cancelled(s))
 		qerr[0] = 0;
-	log_info("d%u: query phase ended after %.1f s", s->c->domid, now_s() - t0);
+	log_info("d%u: query phase ended after %.1f s", s->c->domid, ferry_now_s() - t0);
 	return ans;
 }
 
@@ -260,7 +253,7 @@ static void resolve_by_query(struct hs *s, const char *why)
 	phase(s, "query");
 	ans = query_phase(s, qerr, sizeof(qerr));
 	if (ans > 0) {
-		r->downtime_ms = (now_s() - r->rep.pause_at) * 1000;
+		r->downtime_ms = (ferry_now_s() - r->rep.pause_at) * 1000;
 		hyp_domain_destroy(c->h, c->domid);
 		log_info("d%u: %s reports '%s' %s there; destroyed the copy here", c->domid,
 			 c->host, c->name, ans == 1 ? "running" : "paused");
@@ -441,7 +434,7 @@ static void go(struct hs *s, struct strm_io *io)
 				 strm_hs_strerror(rc));
 	}
 	if (!rc && status == 0) {
-		r->downtime_ms = (now_s() - r->rep.pause_at) * 1000;
+		r->downtime_ms = (ferry_now_s() - r->rep.pause_at) * 1000;
 		strm_io_close(io);
 		hyp_domain_destroy(c->h, c->domid);
 		r->outcome = "migrated";
@@ -503,7 +496,7 @@ int mig_hs_resolve(const struct mig_hs_conf *c, const char *away, struct mig_hs_
 
 	memset(res, 0, sizeof(*res));
 	snprintf(res->away, sizeof(res->away), "%s", away);
-	res->rep.pause_at = now_s();
+	res->rep.pause_at = ferry_now_s();
 	resolve_by_query(&s, "migrate-resolve");
 	return res->rc;
 }

@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <sys/uio.h>
 
+#include "common/clock.h"
 #include "common/compiler.h"
 #include "formats/libxc-stream.h"
 #include "hyp/hyp.h"
@@ -52,7 +53,6 @@ struct mig_batch {
 	const void *pages[MIG_BATCH_PAGES];
 };
 
-double mig_now_s(void);
 /* Fills s->err, logs once, returns err. */
 int mig_fail(struct mig_out *s, int err, const char *fmt, ...) PRINTF_FMT(3, 4);
 /* Writes what an encoder call produced (n iovecs or -errno). */

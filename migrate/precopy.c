@@ -29,7 +29,7 @@
 static int measure_state_cost(struct mig_session *s, bool running, double *cost)
 {
 	struct hyp_tsc_info tsc;
-	double t0 = mig_now_s();
+	double t0 = ferry_now_s();
 	int err, uerr;
 
 	if (running) {
@@ -43,7 +43,7 @@ static int measure_state_cost(struct mig_session *s, bool running, double *cost)
 		mig_fail(&s->s, err, "reading the TSC information: %s", ferry_strerror(err));
 	else
 		err = mig_build_context(&s->s, tsc.khz);
-	*cost = mig_now_s() - t0 + STATE_MARGIN_S;
+	*cost = ferry_now_s() - t0 + STATE_MARGIN_S;
 	if (running) {
 		uerr = hyp_domain_op_unpause(s->s.h, s->s.domid);
 		if (uerr && !err)
@@ -97,26 +97,26 @@ static int decide(struct mig_session *s, struct mig_policy *p, enum mig_decision
 static int live_rounds(struct mig_session *s, struct mig_policy *p)
 {
 	struct mig_report *rep = &s->rep;
-	double t_peek = mig_now_s();
+	double t_peek = ferry_now_s();
 	int err;
 
 	for (unsigned round = 0;; round++) {
 		struct mig_round r = { 0 };
 		uint64_t w0 = mig_session_wire(s);
-		double t0 = mig_now_s(), t1;
+		double t0 = ferry_now_s(), t1;
 		enum mig_decision dec;
 
 		err = s->sink_ops->begin(s->sink, s->epochs) ?:
 		      mig_session_send_dirty(s, &r.pages) ?: flush(s);
 		if (err)
 			return err;
-		t1 = mig_now_s();
+		t1 = ferry_now_s();
 		err = mig_session_peek(s, &r.dirty);
 		if (err)
 			return err;
 		r.bytes = mig_session_wire(s) - w0;
 		r.seconds = t1 - t0;
-		r.interval = mig_now_s() - t_peek;
+		r.interval = ferry_now_s() - t_peek;
 		t_peek += r.interval;
 		rep->pages_per_round[round] = r.pages;
 		rep->rounds = round + 1;
@@ -202,7 +202,7 @@ int mig_live_send(struct hyp *h, uint32_t domid, struct strm_io *io,
 				       .no_converge = o->no_converge,
 				       .max_rounds = o->max_rounds };
 	struct mig_session *s;
-	double t0 = mig_now_s();
+	double t0 = ferry_now_s();
 	uint64_t wire0 = strm_io_offset(io);
 	int err;
 
@@ -220,7 +220,7 @@ int mig_live_send(struct hyp *h, uint32_t domid, struct strm_io *io,
 	}
 	/* As before the session: turning log-dirty off is in the total. */
 	rep->bytes_sent = strm_io_offset(io) - wire0;
-	rep->total_s = mig_now_s() - t0;
+	rep->total_s = ferry_now_s() - t0;
 	if (!err)
 		live_log(domid, rep);
 	return err;

@@ -22,7 +22,7 @@ int mig_save_domain(struct hyp *h, uint32_t domid, struct strm_io *io,
 				       .caller_paused = true };
 	struct mig_epoch_stats es = { 0 };
 	struct mig_session *s = NULL;
-	double t0 = mig_now_s();
+	double t0 = ferry_now_s();
 	uint64_t bytes = 0;
 	int err, cerr;
 
@@ -45,7 +45,7 @@ int mig_save_domain(struct hyp *h, uint32_t domid, struct strm_io *io,
 	if (st) {
 		st->pages = es.pages;
 		st->bytes = bytes;
-		st->seconds = mig_now_s() - t0;
+		st->seconds = ferry_now_s() - t0;
 	}
 	return err;
 }

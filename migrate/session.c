@@ -57,7 +57,7 @@ static int pace(struct mig_session *s)
 		return 0;
 	burst = rate / 10 > (double)(1 << 20) ? rate / 10 : (double)(1 << 20);
 	w = mig_session_wire(s);
-	now = mig_now_s();
+	now = ferry_now_s();
 	s->tb_tokens += (now - s->tb_last) * rate;
 	if (s->tb_tokens > burst)
 		s->tb_tokens = burst;
@@ -70,7 +70,7 @@ static int pace(struct mig_session *s)
 		if (mig_session_check_cancel(s))
 			return -ECANCELED;
 		sleep_s(need < PACE_SLICE_S ? need : PACE_SLICE_S);
-		now = mig_now_s();
+		now = ferry_now_s();
 		s->tb_tokens += (now - s->tb_last) * rate;
 		s->tb_last = now;
 	}
@@ -256,7 +256,7 @@ int mig_session_create(struct hyp *h, uint32_t domid, struct strm_io *io,
 	s->lower = io;
 	s->sink_ops = o->sink_ops ? o->sink_ops : &mig_stream_sink_ops;
 	s->sink = o->sink_ops ? o->sink : &s->s;
-	s->t0 = mig_now_s();
+	s->t0 = ferry_now_s();
 	s->wire0 = strm_io_offset(io);
 	s->tb_last = s->t0;
 	s->throttle_pct = 100;
@@ -428,11 +428,11 @@ int mig_session_epoch(struct mig_session *s, unsigned flags, struct mig_epoch_st
 			return mig_fail(&s->s, err, "pausing for the %s: %s",
 					end ? "stop-and-copy" : "checkpoint", ferry_strerror(err));
 	}
-	t0 = mig_now_s();
+	t0 = ferry_now_s();
 	s->stop_copy = true;
 	s->rep.pause_at = t0;
 	err = epoch_paused(s, end, st);
-	st->paused_s = mig_now_s() - t0;
+	st->paused_s = ferry_now_s() - t0;
 	st->bytes = mig_session_wire(s) - w0;
 	st->zero_pages = s->rep.zero_pages - z0;
 	if (err) {
@@ -459,7 +459,7 @@ void mig_session_report(const struct mig_session *s, struct mig_report *rep)
 {
 	*rep = s->rep;
 	rep->bytes_sent = mig_session_wire(s);
-	rep->total_s = mig_now_s() - s->t0;
+	rep->total_s = ferry_now_s() - s->t0;
 }
 
 struct ld *mig_session_logdirty(const struct mig_session *s)

@@ -22,14 +22,6 @@
 #define XEN_ABI_MAJOR 4
 #define XEN_ABI_MINOR 19
 
-double mig_now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 int mig_fail(struct mig_out *s, int err, const char *fmt, ...)
 {
 	va_list ap;

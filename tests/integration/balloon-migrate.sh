@@ -45,7 +45,7 @@ wait_until() {
 }
 # How often ferryd HOST turned log-dirty on; logdirty_after HOST N: more
 # than N times (the first round has begun then).
-logdirty_ons() { grep -c 'logdirty: dom[0-9]*: wp on' "$TMP/ferryd-$1.out"; }
+logdirty_ons() { grep -c 'logdirty: d[0-9]*: wp on' "$TMP/ferryd-$1.out"; }
 logdirty_after() { (($(logdirty_ons "$1") > $2)); }
 # The balloon driver's line for a target reached, in KiB.
 reached() { echo "balloon: target $(($1 * 1024)) KiB, current $(($1 * 1024)) KiB"; }
