@@ -322,9 +322,13 @@ static void stream_failed(struct hs *s, struct strm_io *io, int rc, const char *
 		snprintf(r->err, sizeof(r->err), "migration of '%s' to %s failed: %s; the "
 			 "target closed the connection (see its log); it keeps running here",
 			 c->name, c->host, reason);
-	else
+	else {
+		/* Found on this side: logged where it was found (log once). */
 		snprintf(r->err, sizeof(r->err), "migration of '%s' to %s failed: %s; it keeps "
 			 "running here", c->name, c->host, reason);
+		log_info("d%u: migration to %s ended; it keeps running here", c->domid, c->host);
+		return;
+	}
 	log_err("d%u: %s", c->domid, r->err);
 }
 

@@ -55,6 +55,8 @@ struct mig_batch {
 
 /* Fills s->err, logs once, returns err. */
 int mig_fail(struct mig_out *s, int err, const char *fmt, ...) PRINTF_FMT(3, 4);
+/* The same without the log: the module that found err logged it. */
+int mig_fail_logged(struct mig_out *s, int err, const char *fmt, ...) PRINTF_FMT(3, 4);
 /* Writes what an encoder call produced (n iovecs or -errno). */
 int mig_put(struct mig_out *s, int n, const char *what);
 int mig_put_libxc(struct mig_out *s, uint32_t type, const void *body, size_t len);

@@ -156,7 +156,8 @@ int mig_session_peek(struct mig_session *s, uint64_t *count)
 	int err = ld_peek_clean(s->ld, s->dirty, s->gm.npages, count);
 
 	if (err)
-		return mig_fail(&s->s, err, "reading the dirty log: %s", ferry_strerror(err));
+		return mig_fail_logged(&s->s, err, "reading the dirty log: %s",
+				       ferry_strerror(err));
 	return 0;
 }
 

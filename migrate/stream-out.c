@@ -33,6 +33,16 @@ int mig_fail(struct mig_out *s, int err, const char *fmt, ...)
 	return err;
 }
 
+int mig_fail_logged(struct mig_out *s, int err, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(s->err, s->errlen, fmt, ap);
+	va_end(ap);
+	return err;
+}
+
 int mig_put(struct mig_out *s, int n, const char *what)
 {
 	int err;
