@@ -281,7 +281,9 @@ static int on_record(void *opaque, const struct strm_rec *rec)
 	case REC_TYPE_END:
 		if (!r->created)
 			return fail(r, -EPROTO, "libxc END before the headers");
-		err = hyp_domain_load_done(r->h, r->domid);
+		err = hyp_domain_load_commit(r->h, r->domid);
+		if (!err)
+			err = hyp_domain_resume_restored(r->h, r->domid);
 		if (err)
 			return fail(r, err, "the saved state is incomplete: %s",
 				    ferry_strerror(err));
