@@ -18,6 +18,7 @@
 #define TESTS_CKPT_BYTES_H
 
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
