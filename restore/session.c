@@ -209,7 +209,12 @@ int rst_session_finish(struct rst_session *s)
 {
 	int err = strm_dec_finish(s->r.dec);
 
-	return err ? failed(s, err) : 0;
+	if (err)
+		return failed(s, err);
+	if (!s->committed)
+		return rst_fail(&s->r, -EPROTO,
+				"the stream ended without a complete epoch (a plain stream?)");
+	return 0;
 }
 
 uint64_t rst_session_committed(const struct rst_session *s)

@@ -25,7 +25,11 @@
 #define CKPT_PAGES 16 /* pfns the fixture touches (of an 8 MiB domain) */
 #define CKPT_MAX_EPOCHS 8
 #define CKPT_FILL(e, p) ((uint8_t)(0x10 * (e) + (p) + 1))
-#define CKPT_JSON "{\"c_info\":{\"name\":\"ckpt\"}}"
+/* Ferry's config of the domain (what ferryd's config reader takes). */
+#define CKPT_JSON                                                                   \
+	"{\"name\":\"ckpt\",\"memory_mb\":8,\"maxmem_mb\":8,\"vcpus\":1,"          \
+	"\"kernel\":\"\",\"cmdline\":\"workload=idle\",\"backend\":\"soft\","       \
+	"\"on_poweroff\":\"destroy\",\"on_reboot\":\"restart\",\"on_crash\":\"destroy\"}"
 
 struct ckpt {
 	uint8_t *p;

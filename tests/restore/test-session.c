@@ -274,3 +274,24 @@ Test(session, plain_restore_refuses_checkpoints, .timeout = 60)
 	free(c.p);
 	hyp_destroy(h);
 }
+
+/* A plain stream read as checkpointed: it ends with no epoch to stand. */
+Test(session, plain_stream_has_no_epoch, .timeout = 60)
+{
+	struct hyp *h = harness_hyp("soft", 64);
+	struct ckpt c;
+	struct rst_session *s = session(h, NULL, 0);
+
+	ckpt_head(&c);
+	ckpt_pages(&c, 1, (const uint32_t[]){ 0 }, 1, NULL, 0);
+	ckpt_state(&c, 1);
+	ckpt_tail(&c);
+	cr_assert_eq(rst_session_feed(s, c.p, c.len), 0, "%s", rst_session_error(s));
+	cr_assert_eq(rst_session_finish(s), -EPROTO);
+	cr_expect(strstr(rst_session_error(s), "without a complete epoch"), "%s",
+		  rst_session_error(s));
+	cr_assert_eq(rst_session_committed(s), 0);
+	rst_session_free(s);
+	free(c.p);
+	hyp_destroy(h);
+}

@@ -111,8 +111,8 @@ int rst_session_feed(struct rst_session *s, const void *buf, size_t len);
 /* Reads io (borrowed) until its end, an error, or libxl END. */
 int rst_session_read(struct rst_session *s, struct strm_io *io);
 /* At the end of the input: 0 if the stream ended with libxl END after a
- * complete epoch, -ENODATA if it was cut short (the sender died), or the
- * session's error. */
+ * complete epoch, -ENODATA if it was cut short (the sender died), -EPROTO
+ * if it ended with no epoch (a plain stream), or the session's error. */
 int rst_session_finish(struct rst_session *s);
 /* Epochs committed and standing (0: none, or none whole). */
 uint64_t rst_session_committed(const struct rst_session *s);
