@@ -768,6 +768,31 @@ static int libxc_dhdr(struct strm_dec *dec, const uint8_t *u)
 	return emit(dec, &rec);
 }
 
+/* libxc END, and CHECKPOINT which ends the libxc part of an epoch. */
+static int libxc_end_rhdr(struct strm_dec *dec, uint32_t type, uint32_t len)
+{
+	if (type == REC_TYPE_CHECKPOINT) {
+		if (!dec->checkpointed)
+			return rec_fail(dec, -EPROTO,
+					"CHECKPOINT in a plain stream (the receiver did not "
+					"expect a checkpointed one)");
+		if (!dec->holding)
+			dec->epoch_off = dec->unit_off;
+		dec->holding = true; /* Xen's buffer_all_records */
+		dec->in_checkpoint = true;
+		return want_len(dec, len == 0, "0");
+	}
+	if (!dec->hvm_ctx_seen)
+		return rec_fail(dec, -EPROTO, "the libxc stream ends without HVM_CONTEXT");
+	if (dec->held.n)
+		return rec_fail(dec, -EPROTO,
+				"inside epoch %" PRIu64 " (%zu records since the last "
+				"CHECKPOINT_END, which are dropped)",
+				dec->epochs + 1, dec->held.n);
+	dec->holding = false; /* no epoch follows */
+	return want_len(dec, len == 0, "0");
+}
+
 static int libxc_rhdr(struct strm_dec *dec, const uint8_t *u)
 {
 	uint32_t type, len;
@@ -777,15 +802,8 @@ static int libxc_rhdr(struct strm_dec *dec, const uint8_t *u)
 	dec->rec_len = len = get_le32(u + 4);
 	switch (type) {
 	case REC_TYPE_END:
-		if (!dec->hvm_ctx_seen)
-			return rec_fail(dec, -EPROTO, "the libxc stream ends without HVM_CONTEXT");
-		if (dec->held.n)
-			return rec_fail(dec, -EPROTO,
-					"inside epoch %" PRIu64 " (%zu records since the last "
-					"CHECKPOINT_END, which are dropped)",
-					dec->epochs + 1, dec->held.n);
-		dec->holding = false; /* no epoch follows */
-		rc = want_len(dec, len == 0, "0");
+	case REC_TYPE_CHECKPOINT:
+		rc = libxc_end_rhdr(dec, type, len);
 		break;
 	case REC_TYPE_STATIC_DATA_END:
 		if (dec->sde_seen)
@@ -833,17 +851,6 @@ static int libxc_rhdr(struct strm_dec *dec, const uint8_t *u)
 	}
 	case REC_TYPE_FERRY_CONSOLE:
 		rc = want_len(dec, len >= sizeof(struct ferry_hvm_console), "at least 24");
-		break;
-	case REC_TYPE_CHECKPOINT:
-		if (!dec->checkpointed)
-			return rec_fail(dec, -EPROTO,
-					"CHECKPOINT in a plain stream (the receiver did not "
-					"expect a checkpointed one)");
-		if (!dec->holding)
-			dec->epoch_off = dec->unit_off;
-		dec->holding = true; /* Xen's buffer_all_records */
-		dec->in_checkpoint = true;
-		rc = want_len(dec, len == 0, "0");
 		break;
 	case REC_TYPE_X86_PV_INFO:
 	case REC_TYPE_X86_PV_P2M_FRAMES:
