@@ -221,8 +221,9 @@ static int load_entry(struct hyp_domain *d, uint16_t typecode, uint16_t instance
 	return d->ops->load_entry(d, typecode, instance, data, len);
 }
 
-int hyp_domain_load_entry(struct hyp *h, uint32_t domid, uint16_t typecode,
-			  uint16_t instance, const void *data, uint32_t len)
+/* The domain, once every vCPU has parked; -EBUSY (logged) if it runs. */
+static int get_parked(struct hyp *h, uint32_t domid, const char *what,
+		      struct hyp_domain **out)
 {
 	struct hyp_domain *d;
 	int err = hyp_domain_get(h, domid, &d);
@@ -230,11 +231,47 @@ int hyp_domain_load_entry(struct hyp *h, uint32_t domid, uint16_t typecode,
 	if (err)
 		return err;
 	if (!hyp__dom_wait_parked(d)) {
-		log_err("d%u: cannot load a context into a running domain", domid);
-		err = -EBUSY;
-	} else {
-		err = load_entry(d, typecode, instance, data, len);
+		log_err("d%u: cannot %s a running domain", domid, what);
+		hyp_domain_put(d);
+		return -EBUSY;
 	}
+	*out = d;
+	return 0;
+}
+
+/*
+ * A restore's domain that has loaded at least one epoch: the first commit
+ * freed the bitmap of gfns the stream had not written yet (no more warm
+ * frame swaps once the domain's pages are its own).
+ */
+static bool load_committed(const struct hyp_domain *d)
+{
+	return d->restoring && !d->unwritten;
+}
+
+/*
+ * The next epoch's CONSOLE entry carries the whole history again: the
+ * guest never ran since the last one was seeded, so it replaces it rather
+ * than following it.
+ */
+static void console_rewind(struct hyp_domain *d)
+{
+	pthread_mutex_lock(&d->con_lock);
+	d->con_head = 0;
+	pthread_mutex_unlock(&d->con_lock);
+}
+
+int hyp_domain_load_entry(struct hyp *h, uint32_t domid, uint16_t typecode,
+			  uint16_t instance, const void *data, uint32_t len)
+{
+	struct hyp_domain *d;
+	int err = get_parked(h, domid, "load a context into", &d);
+
+	if (err)
+		return err;
+	if (typecode == FERRY_HVM_CONSOLE && load_committed(d))
+		console_rewind(d);
+	err = load_entry(d, typecode, instance, data, len);
 	hyp_domain_put(d);
 	return err;
 }
@@ -256,16 +293,16 @@ static int bump_resume_count(struct hyp_domain *d)
 	return err;
 }
 
-int hyp_domain_load_done(struct hyp *h, uint32_t domid)
+int hyp_domain_load_commit(struct hyp *h, uint32_t domid)
 {
 	struct hyp_domain *d;
-	int err = hyp_domain_get(h, domid, &d);
+	int err = get_parked(h, domid, "commit a context into", &d);
 
 	if (err)
 		return err;
-	if (!hyp__dom_wait_parked(d)) {
-		log_err("d%u: cannot load a context into a running domain", domid);
-		err = -EBUSY;
+	if (!d->restoring) {
+		log_err("d%u: cannot commit a context: the domain is not being restored", domid);
+		err = -EINVAL;
 		goto out;
 	}
 	if (!d->ctx_have_dom) {
@@ -273,9 +310,6 @@ int hyp_domain_load_done(struct hyp *h, uint32_t domid)
 		err = -EINVAL;
 		goto out;
 	}
-	/* From here on the domain's pages are its own: no more swaps. */
-	free(d->unwritten);
-	d->unwritten = NULL;
 	/* Generic fields first: the backend may use them (kvm: kvmclock's
 	 * record lives in shared_info). */
 	d->shared_info_gpa = d->ctx_dom.shared_info_gpa;
@@ -288,6 +322,37 @@ int hyp_domain_load_done(struct hyp *h, uint32_t domid)
 		goto out;
 	gnttab_ctx_apply(d);
 	sched_ctx_apply(d);
+	/* From here on the domain's pages are its own: no more swaps. This
+	 * also marks the load committed (load_committed). */
+	free(d->unwritten);
+	d->unwritten = NULL;
+	pthread_mutex_lock(&d->lock);
+	d->ctx_have_dom = false;
+	d->ctx_have_console = false;
+	pthread_mutex_unlock(&d->lock);
+	log_debug("d%u: context committed (%s, system time %llu ms)", domid, d->ops->name,
+		  (unsigned long long)(d->ctx_dom.system_time_ns / 1000000));
+out:
+	hyp_domain_put(d);
+	return err;
+}
+
+int hyp_domain_resume_restored(struct hyp *h, uint32_t domid)
+{
+	struct hyp_domain *d;
+	int err = get_parked(h, domid, "resume the restore of", &d);
+
+	if (err)
+		return err;
+	if (!load_committed(d)) {
+		log_err("d%u: cannot resume: %s", domid,
+			d->restoring ? "no context was committed" : "not a restore in progress");
+		err = -EINVAL;
+		goto out;
+	}
+	if (d->ctx_have_dom || d->ctx_have_console)
+		log_warn("d%u: a context loaded but not committed is dropped: the last "
+			 "committed one stands", domid);
 	/* Last: with the state in place the guest may look at it. */
 	err = bump_resume_count(d);
 	if (err)

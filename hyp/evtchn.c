@@ -964,12 +964,33 @@ static int ctx_grow(struct evtchn_state *ev, uint32_t port)
 	return 0;
 }
 
+/*
+ * A restore loads a context once per epoch (hyp_domain_load_commit): the
+ * guest has not run since, so every open port not bound to ferryd's
+ * backends came from the previous epoch's apply and gives way to this one.
+ */
+static void ctx_reset_locked(struct hyp_domain *d, struct evtchn_state *ev)
+{
+	if (!d->restoring)
+		return;
+	for (uint32_t port = 1; port < ev->nports; port++) {
+		struct evtchn_port *p = &ev->ports[port];
+
+		if (p->fn || p->state == EVTCHNSTAT_closed || p->state == PORT_RESERVED)
+			continue;
+		if (p->state == EVTCHNSTAT_virq && ev->virq_port[p->vcpu][p->virq] == port)
+			ev->virq_port[p->vcpu][p->virq] = NO_PORT;
+		*p = (struct evtchn_port){ .state = EVTCHNSTAT_closed };
+	}
+}
+
 int evtchn_ctx_apply(struct hyp_domain *d)
 {
 	struct evtchn_state *ev = d->evtchn;
 	int err = 0;
 
 	pthread_mutex_lock(&ev->lock);
+	ctx_reset_locked(d, ev);
 	for (uint32_t port = 1; ev->staged && port < EVTCHN_2L_NR_CHANNELS; port++) {
 		const struct ferry_hvm_evtchn *e = &ev->staged[port];
 		struct evtchn_port *p;

@@ -219,7 +219,7 @@ struct hyp_domain {
 	int64_t sched_budget_ns; /* cap budget left in this period */
 	uint64_t sched_period_end_ns;
 	/* Built by hyp_domain_create_restore: no boot state, must not run
-	 * before hyp_domain_load_done. Backends read it in dom_init and
+	 * before hyp_domain_resume_restored. Backends read it in dom_init and
 	 * vcpu_init. */
 	bool restoring;
 	/* context.c: the FERRY_HVM_DOMAIN entry of a load in progress */

@@ -64,6 +64,14 @@ struct strm_dec {
 	uint32_t ihdr_version;
 	uint64_t ihdr_off;
 	bool sde_seen, hvm_ctx_seen;
+	/* checkpointed streams (stream/codec.h) */
+	bool checkpointed;
+	uint64_t max_epoch;
+	bool holding;	    /* from the first libxc CHECKPOINT to libxc END */
+	bool in_checkpoint; /* between libxc CHECKPOINT and CHECKPOINT_END */
+	uint64_t epochs;    /* complete epochs handed over */
+	uint64_t epoch_off; /* where the epoch being held began */
+	struct strm_held held;
 
 	/* the callback of the strm_dec_feed in progress */
 	strm_rec_fn fn;
@@ -132,6 +140,9 @@ int strm_dec_new(const struct strm_dec_limits *lim, struct strm_dec **out)
 						     STRM_DEC_MAX_REC_LEN_DEFAULT;
 	if (dec->max_rec_len > REC_LENGTH_MAX)
 		dec->max_rec_len = REC_LENGTH_MAX;
+	dec->checkpointed = lim && lim->checkpointed;
+	dec->max_epoch = lim && lim->max_epoch_bytes ? lim->max_epoch_bytes :
+						       STRM_DEC_MAX_EPOCH_DEFAULT;
 	dec->st = ST_XL_HDR;
 	dec->need = sizeof(struct xl_save_header);
 	*out = dec;
@@ -144,6 +155,7 @@ void strm_dec_free(struct strm_dec *dec)
 		return;
 	if (dec->fdec)
 		strm_frame_dec_free(dec->fdec);
+	strm_held_free(&dec->held);
 	free(dec->buf);
 	free(dec);
 }
@@ -161,6 +173,11 @@ const char *strm_dec_error(const struct strm_dec *dec)
 bool strm_dec_done(const struct strm_dec *dec)
 {
 	return dec->st == ST_DONE && (!dec->framed || strm_frame_dec_done(dec->fdec));
+}
+
+uint64_t strm_dec_epochs(const struct strm_dec *dec)
+{
+	return dec->epochs;
 }
 
 uint64_t strm_dec_offset(const struct strm_dec *dec)
@@ -369,8 +386,9 @@ static int check_padding(struct strm_dec *dec, const uint8_t *unit)
 	return 0;
 }
 
-static int emit(struct strm_dec *dec, struct strm_rec *rec)
+static int deliver(void *opaque, struct strm_rec *rec)
 {
+	struct strm_dec *dec = opaque;
 	int rc;
 
 	if (!dec->fn)
@@ -391,6 +409,41 @@ static int emit(struct strm_dec *dec, struct strm_rec *rec)
 				"%s at offset 0x%" PRIx64 ": the consumer stopped: %s", what,
 				rec->offset, ferry_strerror(rc < 0 ? -rc : EINVAL));
 	}
+	return 0;
+}
+
+/* A checkpointed stream's record is held from the first CHECKPOINT on. */
+static int emit(struct strm_dec *dec, struct strm_rec *rec)
+{
+	int rc;
+
+	if (dec->checkpointed)
+		rec->epoch = dec->epochs + 1;
+	if (!dec->holding)
+		return deliver(dec, rec);
+	rc = strm_held_add(&dec->held, rec, dec->max_epoch);
+	if (rc == -E2BIG)
+		return dec_fail(dec, rc,
+				"epoch %" PRIu64 " (from offset 0x%" PRIx64 "): the record at "
+				"offset 0x%" PRIx64 " takes it past the limit of %" PRIu64
+				" bytes held for one epoch",
+				dec->epochs + 1, dec->epoch_off, rec->offset, dec->max_epoch);
+	if (rc)
+		return dec_fail(dec, rc, "no memory to hold epoch %" PRIu64 " (%" PRIu64
+				" bytes)", dec->epochs + 1, strm_held_bytes(&dec->held));
+	return 0;
+}
+
+/* CHECKPOINT_END: the epoch is complete, every record of it goes out. */
+static int epoch_done(struct strm_dec *dec)
+{
+	int rc = strm_held_each(&dec->held, deliver, dec);
+
+	strm_held_clear(&dec->held);
+	if (rc)
+		return rc;
+	dec->epochs++;
+	dec->epoch_off = dec->pos;
 	return 0;
 }
 
@@ -562,6 +615,10 @@ static int libxl_rhdr(struct strm_dec *dec, const uint8_t *u)
 	case LIBXL_REC_END:
 		if (!dec->libxc_seen)
 			return rec_fail(dec, -EPROTO, "the stream ends before LIBXC_CONTEXT");
+		if (dec->in_checkpoint)
+			return rec_fail(dec, -EPROTO,
+					"inside epoch %" PRIu64 " (no CHECKPOINT_END after its "
+					"CHECKPOINT)", dec->epochs + 1);
 		rc = want_len(dec, len == 0, "0");
 		break;
 	case LIBXL_REC_LIBXC_CONTEXT:
@@ -575,8 +632,16 @@ static int libxl_rhdr(struct strm_dec *dec, const uint8_t *u)
 			      "at least 8 (the emulator sub-header)");
 		break;
 	case LIBXL_REC_CHECKPOINT_END:
+		if (!dec->checkpointed)
+			return rec_fail(dec, -EPROTO, "checkpoint record in a plain stream");
+		if (!dec->in_checkpoint)
+			return rec_fail(dec, -EPROTO, "no libxc CHECKPOINT before it");
+		rc = want_len(dec, len == 0, "0");
+		break;
 	case LIBXL_REC_CHECKPOINT_STATE:
-		return rec_fail(dec, -EPROTO, "checkpoint record in a plain stream");
+		return rec_fail(dec, -EPROTO,
+				dec->checkpointed ? "COLO's record, and Ferry does not do COLO" :
+						    "checkpoint record in a plain stream");
 	default:
 		return rec_fail(dec, -EPROTO,
 				"unknown %s record (libxl refuses every record it does "
@@ -628,6 +693,12 @@ static int libxl_body(struct strm_dec *dec, const uint8_t *u)
 	case LIBXL_REC_END:
 		expect(dec, ST_DONE, 0);
 		break;
+	case LIBXL_REC_CHECKPOINT_END:
+		/* The libxc records of the next epoch follow, no headers. */
+		dec->in_checkpoint = false;
+		expect(dec, ST_LIBXC_RHDR, sizeof(struct xc_sr_rhdr));
+		rc = emit(dec, &rec);
+		return rc ? rc : epoch_done(dec);
 	default:
 		expect(dec, ST_LIBXL_RHDR, sizeof(struct libxl_sr_rec_hdr));
 		break;
@@ -698,6 +769,31 @@ static int libxc_dhdr(struct strm_dec *dec, const uint8_t *u)
 	return emit(dec, &rec);
 }
 
+/* libxc END, and CHECKPOINT which ends the libxc part of an epoch. */
+static int libxc_end_rhdr(struct strm_dec *dec, uint32_t type, uint32_t len)
+{
+	if (type == REC_TYPE_CHECKPOINT) {
+		if (!dec->checkpointed)
+			return rec_fail(dec, -EPROTO,
+					"CHECKPOINT in a plain stream (the receiver did not "
+					"expect a checkpointed one)");
+		if (!dec->holding)
+			dec->epoch_off = dec->unit_off;
+		dec->holding = true; /* Xen's buffer_all_records */
+		dec->in_checkpoint = true;
+		return want_len(dec, len == 0, "0");
+	}
+	if (!dec->hvm_ctx_seen)
+		return rec_fail(dec, -EPROTO, "the libxc stream ends without HVM_CONTEXT");
+	if (dec->held.n)
+		return rec_fail(dec, -EPROTO,
+				"inside epoch %" PRIu64 " (%zu records since the last "
+				"CHECKPOINT_END, which are dropped)",
+				dec->epochs + 1, dec->held.n);
+	dec->holding = false; /* no epoch follows */
+	return want_len(dec, len == 0, "0");
+}
+
 static int libxc_rhdr(struct strm_dec *dec, const uint8_t *u)
 {
 	uint32_t type, len;
@@ -707,9 +803,8 @@ static int libxc_rhdr(struct strm_dec *dec, const uint8_t *u)
 	dec->rec_len = len = get_le32(u + 4);
 	switch (type) {
 	case REC_TYPE_END:
-		if (!dec->hvm_ctx_seen)
-			return rec_fail(dec, -EPROTO, "the libxc stream ends without HVM_CONTEXT");
-		rc = want_len(dec, len == 0, "0");
+	case REC_TYPE_CHECKPOINT:
+		rc = libxc_end_rhdr(dec, type, len);
 		break;
 	case REC_TYPE_STATIC_DATA_END:
 		if (dec->sde_seen)
@@ -758,8 +853,6 @@ static int libxc_rhdr(struct strm_dec *dec, const uint8_t *u)
 	case REC_TYPE_FERRY_CONSOLE:
 		rc = want_len(dec, len >= sizeof(struct ferry_hvm_console), "at least 24");
 		break;
-	case REC_TYPE_CHECKPOINT:
-		return rec_fail(dec, -EPROTO, "CHECKPOINT in a plain stream");
 	case REC_TYPE_X86_PV_INFO:
 	case REC_TYPE_X86_PV_P2M_FRAMES:
 	case REC_TYPE_X86_PV_VCPU_BASIC:
@@ -843,7 +936,8 @@ static int libxc_body(struct strm_dec *dec, const uint8_t *u)
 	}
 	if (rc)
 		return rc;
-	if (dec->rec_type == REC_TYPE_END)
+	/* After CHECKPOINT the libxl records of the epoch follow. */
+	if (dec->rec_type == REC_TYPE_END || dec->rec_type == REC_TYPE_CHECKPOINT)
 		expect(dec, ST_LIBXL_RHDR, sizeof(struct libxl_sr_rec_hdr));
 	else
 		expect(dec, ST_LIBXC_RHDR, sizeof(struct xc_sr_rhdr));
@@ -1059,6 +1153,20 @@ int strm_dec_finish(struct strm_dec *dec)
 					"0x%" PRIx64 "): %s",
 					dec->frames_at, strm_frame_dec_error(dec->fdec));
 		return 0;
+	}
+	if (dec->holding) {
+		size_t n = dec->held.n;
+
+		strm_held_clear(&dec->held);
+		return dec_fail(dec, -ENODATA,
+				"truncated after %" PRIu64 " bytes%s, in epoch %" PRIu64
+				" (from offset 0x%" PRIx64 ", %zu records held and dropped; "
+				"%" PRIu64 " complete epochs), in the middle of %s (%zu of %zu "
+				"bytes at offset 0x%" PRIx64 ")",
+				dec->pos, dec->framed ? " (decoded from frames)" : "",
+				dec->epochs + 1, dec->epoch_off, n, dec->epochs,
+				reading(dec, what, sizeof(what)), dec->have, dec->need,
+				dec->unit_off);
 	}
 	return dec_fail(dec, -ENODATA,
 			"truncated after %" PRIu64 " bytes%s, in the middle of %s (%zu of %zu "

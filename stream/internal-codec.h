@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "formats/libxc-stream.h"
+#include "stream/codec.h"
 
 #if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "the codec writes records in host order and assumes a little-endian host"
@@ -89,6 +90,29 @@ static inline bool strm_page_type_has_data(unsigned t)
 	return strm_page_type_known(t) && t != PAGE_TYPE_BROKEN &&
 	       t != PAGE_TYPE_XALLOC && t != PAGE_TYPE_XTAB;
 }
+
+/*
+ * The records of one epoch of a checkpointed stream, held until it is
+ * complete (codec-dec-epoch.c): copies of the decoder's reports with their
+ * bodies in one arena, 8-byte aligned as the decoder's own.
+ */
+struct strm_held_rec;
+struct strm_held {
+	struct strm_held_rec *v;
+	size_t n, cap;
+	uint8_t *arena;
+	size_t used, arena_cap;
+};
+/* Copies rec; -E2BIG when the epoch would pass max_bytes, -ENOMEM. */
+int strm_held_add(struct strm_held *hd, const struct strm_rec *rec, uint64_t max_bytes);
+/* Bytes held: the bound max_bytes applies to. */
+uint64_t strm_held_bytes(const struct strm_held *hd);
+/* Calls fn on every held record in order; stops at the first error. */
+int strm_held_each(struct strm_held *hd, int (*fn)(void *opaque, struct strm_rec *rec),
+		   void *opaque);
+/* Drops the held records (keeps the memory for the next epoch). */
+void strm_held_clear(struct strm_held *hd);
+void strm_held_free(struct strm_held *hd);
 
 /* Bits 59-52 of a PAGE_DATA entry. */
 #define STRM_PAGE_DATA_RES_MASK ((uint64_t)~(PAGE_DATA_PFN_MASK | PAGE_DATA_TYPE_MASK))

@@ -22,6 +22,11 @@
  * a ballooned kvm save spliced in before X86_TSC_INFO, and lz4-framed), and
  * that kvm save (`xl mem-set` 6 of 8 MiB) with its data pages cut out;
  * the idle one again without its pages and with a space in a xenstore key.
+ * Each input is also restored as a checkpointed stream (rst_session_*, as
+ * HA's backup reads one): whatever the outcome, a session that committed
+ * an epoch leaves its domain paused and not runnable, one that committed
+ * none says why, and freeing the session leaves no domain and no frames.
+ * Seeds ckpt-*: tests/restore/test-fixture.c.
  * FERRY_FUZZ_VERBOSE=1 prints ferryd's log and each input's outcome.
  */
 #include <errno.h>
@@ -102,6 +107,36 @@ static void check_empty(const char *after)
 	}
 }
 
+static void checkpointed(const uint8_t *data, size_t len)
+{
+	const struct rst_session_opts o = { .config = config, .max_epoch_bytes = 4 << 20 };
+	struct rst_session *s;
+	struct hyp_dom_info di;
+	uint32_t domid;
+	int rc;
+
+	if (rst_session_new(h, &o, &s))
+		abort();
+	rc = rst_session_feed(s, data, len);
+	if (!rc)
+		rc = rst_session_finish(s);
+	if (rc && !rst_session_error(s)[0])
+		abort(); /* every failure says why */
+	if (rst_session_committed(s)) {
+		if (rst_session_domid(s, &domid) || hyp_domain_info(h, domid, &di) ||
+		    di.state != HYP_DOM_PAUSED || !di.restoring)
+			abort(); /* the last committed epoch waits, paused */
+		if (hyp_domain_unpause(h, domid) != -EINVAL)
+			abort();
+	}
+	if (verbose)
+		fprintf(stderr, "fuzz-restore: checkpointed: %llu epochs%s%s\n",
+			(unsigned long long)rst_session_committed(s), rc ? ": " : "",
+			rc ? rst_session_error(s) : "");
+	rst_session_free(s);
+	check_empty("a checkpointed session");
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 {
 	const struct rst_opts o = { .paused = true, .config = config,
@@ -127,5 +162,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 	check_empty(rc ? "a failed restore" : "destroying the restored domain");
 	if (xs_domid)
 		xs_domain_release(store, xs_domid);
+	checkpointed(data, len);
 	return 0;
 }

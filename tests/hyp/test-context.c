@@ -69,6 +69,14 @@ static const uint8_t *entry_at(const struct ctxbuf *b, unsigned i,
 	}
 }
 
+/* A plain restore's end: commit the one load, then resume. */
+static int load_done(struct hyp *h, uint32_t id)
+{
+	int err = hyp_domain_load_commit(h, id);
+
+	return err ? err : hyp_domain_resume_restored(h, id);
+}
+
 /* Loads every entry except those of typecode skip (0: none); returns the
  * first error. */
 static int load_all(struct hyp *h, uint32_t id, const struct ctxbuf *b, uint16_t skip)
@@ -224,7 +232,7 @@ ParameterizedTest(struct backend *backend, context, running_guest_moves, .timeou
 	/* Without the console history (console_history_moves): what the
 	 * copy's console shows is then the copy's own. */
 	cr_assert_eq(load_all(h, copy, &b, FERRY_HVM_CONSOLE), 0);
-	cr_assert_eq(hyp_domain_load_done(h, copy), 0);
+	cr_assert_eq(load_done(h, copy), 0);
 	/* The copy's system time continues from the saved one. */
 	{
 		struct hvm_save_descriptor desc;
@@ -294,7 +302,7 @@ ParameterizedTestParameters(context, missing_entry_refused)
 	return cr_make_param_array(struct backend, backends, 2);
 }
 
-/* A context without one of its required entries is refused at load_done. */
+/* A context without one of its required entries is refused at commit. */
 ParameterizedTest(struct backend *backend, context, missing_entry_refused, .timeout = 60)
 {
 	harness_need_backend(backend->name);
@@ -313,16 +321,18 @@ ParameterizedTest(struct backend *backend, context, missing_entry_refused, .time
 		snprintf(name, sizeof(name), "t%u", i);
 		id = restore_target(h, name);
 		cr_assert_eq(load_all(h, id, &b, codes[i]), 0);
-		cr_expect_eq(hyp_domain_load_done(h, id), -EINVAL,
-			     "load_done accepted a context without %s",
+		cr_expect_eq(hyp_domain_load_commit(h, id), -EINVAL,
+			     "commit accepted a context without %s",
 			     fmt_hvm_code_name(codes[i]));
+		cr_expect_eq(hyp_domain_resume_restored(h, id), -EINVAL,
+			     "resumed without a committed context");
 		cr_expect_eq(hyp_domain_unpause(h, id), -EINVAL);
 		cr_assert_eq(hyp_domain_destroy(h, id), 0);
 	}
 	/* The complete context loads. */
 	id = restore_target(h, "full");
 	cr_assert_eq(load_all(h, id, &b, 0), 0);
-	cr_expect_eq(hyp_domain_load_done(h, id), 0);
+	cr_expect_eq(load_done(h, id), 0);
 	free(b.p);
 	hyp_destroy(h);
 }
@@ -428,7 +438,7 @@ ParameterizedTest(struct backend *backend, context, vcpu_timer_travels, .timeout
 	cr_expect_eq(hyp_domain_load_entry(h, id, FERRY_HVM_VCPU, 1, &vc, sizeof(vc)),
 		     -EINVAL, "an entry for a second vCPU of a 1-vCPU domain");
 	cr_assert_eq(hyp_domain_load_entry(h, id, FERRY_HVM_VCPU, 0, &vc, sizeof(vc)), 0);
-	cr_assert_eq(hyp_domain_load_done(h, id), 0);
+	cr_assert_eq(load_done(h, id), 0);
 
 	/* Still paused: save it again and find the same deadline. */
 	cr_assert_eq(hyp_domain_save_context(h, id, emit_buf, &again), 0);
@@ -643,7 +653,7 @@ Test(context, services_round_trip, .timeout = 60)
 
 	t = restore_target(h, "t");
 	cr_assert_eq(load_all(h, t, &b, 0), 0);
-	cr_assert_eq(hyp_domain_load_done(h, t), 0);
+	cr_assert_eq(load_done(h, t), 0);
 	cr_assert_eq(hyp_domain_save_context(h, t, emit_buf, &again), 0);
 	expect_same_services(&b, &again, (uint16_t)bi.local_port);
 	p = entry_of(&again, FERRY_HVM_EVTCHN, (uint16_t)bi.local_port, &len);
@@ -691,7 +701,7 @@ Test(context, sched_falls_back, .timeout = 60)
 	}
 	cr_assert_eq(hyp_domain_load_entry(h, id, FERRY_HVM_SCHED, 0, &sp, sizeof(sp)), 0);
 	cr_assert_eq(hyp_domain_load_entry(h, id, FERRY_HVM_SCHED_VCPU, 0, &vc, sizeof(vc)), 0);
-	cr_assert_eq(hyp_domain_load_done(h, id), 0);
+	cr_assert_eq(load_done(h, id), 0);
 	cr_assert_eq(hyp_domain_save_context(h, id, emit_buf, &again), 0);
 	memcpy(&sp, entry_of(&again, FERRY_HVM_SCHED, 0, &len), sizeof(sp));
 	cr_expect(sp.weight == 300 && !strcmp(sp.pool, "Pool-0"), "weight %u pool %s",
@@ -870,9 +880,111 @@ Test(context, console_history_moves, .timeout = 60)
 	cr_expect_str_empty(harness_console(h, copy));
 	copy_memory(h, orig, copy);
 	cr_assert_eq(load_all(h, copy, &b, 0), 0);
-	cr_assert_eq(hyp_domain_load_done(h, copy), 0);
+	cr_assert_eq(load_done(h, copy), 0);
 	cr_expect_str_eq(harness_console(h, copy), saved);
 	cr_assert_eq(hyp_domain_destroy(h, orig), 0);
+	cr_assert_eq(hyp_domain_destroy(h, copy), 0);
+	free(b.p);
+	hyp_destroy(h);
+}
+
+static uint32_t resume_count(struct hyp *h, uint32_t id)
+{
+	struct hyp_domain *d;
+	struct ferry_ctl ctl;
+
+	cr_assert_eq(hyp_domain_get(h, id, &d), 0);
+	cr_assert_eq(hyp_gmem_read(d, FERRY_CTL_GPA, &ctl, sizeof(ctl)), 0);
+	hyp_domain_put(d);
+	return ctl.resume_count;
+}
+
+/* A running verify guest that has swept its memory once. */
+static uint32_t start_verify(struct hyp *h, const struct hyp_dom_config *c)
+{
+	uint32_t id;
+
+	cr_assert_eq(hyp_domain_create(h, c, false, &id), 0);
+	cr_assert(harness_wait_console(h, id, "verify: sweep", 1, 60),
+		  "no verify sweep; console:\n%s", harness_console(h, id));
+	return id;
+}
+
+/* Pauses orig and takes its memory (into dst) and context (into b). */
+static void take_epoch(struct hyp *h, uint32_t orig, uint32_t dst, struct ctxbuf *b)
+{
+	b->len = b->n = 0;
+	cr_assert_eq(hyp_domain_pause(h, orig), 0);
+	cr_assert_eq(hyp_domain_save_context(h, orig, emit_buf, b), 0);
+	copy_memory(h, orig, dst);
+}
+
+ParameterizedTestParameters(context, epochs_then_one_resume)
+{
+	return cr_make_param_array(struct backend, backends, 2);
+}
+
+/*
+ * A checkpointed restore: the same target loads and commits two epochs of a
+ * running guest (ports, grant table, console history again each time), stays
+ * paused and unrunnable in between, and the one resume bumps the guest's
+ * resume counter once; the copy then verifies as the original left it at
+ * the second epoch.
+ */
+ParameterizedTest(struct backend *backend, context, epochs_then_one_resume, .timeout = 120)
+{
+	harness_need_backend(backend->name);
+	struct hyp *h = harness_hyp(backend->name, 256);
+	struct hyp_dom_config c = harness_cfg("orig", 64, CMDLINE);
+	struct ctxbuf b = { 0 };
+	uint32_t orig, copy, count0, port;
+	unsigned clean, sweeps;
+	struct hyp_domain *d;
+
+	orig = start_verify(h, &c);
+	/* A port of the guest's own (unbound, for a domain 7) travels in
+	 * each epoch: the second commit must replace the first's. */
+	cr_assert_eq(hyp_domain_get(h, orig, &d), 0);
+	cr_assert_eq(evtchn_alloc_unbound_for(d, 7, &port), 0);
+	hyp_domain_put(d);
+	snprintf(c.name, sizeof(c.name), "copy");
+	cr_assert_eq(hyp_domain_create_restore(h, &c, &copy), 0);
+
+	take_epoch(h, orig, copy, &b);
+	count0 = resume_count(h, copy);
+	cr_assert_eq(load_all(h, copy, &b, 0), 0);
+	cr_assert_eq(hyp_domain_load_commit(h, copy), 0);
+	cr_expect_eq(resume_count(h, copy), count0, "a commit bumped the resume counter");
+	cr_expect_eq(hyp_domain_unpause(h, copy), -EINVAL, "ran between epochs");
+
+	cr_assert_eq(hyp_domain_unpause(h, orig), 0);
+	cr_assert(harness_wait_console(h, orig, "verify: sweep", 2, 60),
+		  "no second sweep; console:\n%s", harness_console(h, orig));
+	take_epoch(h, orig, copy, &b);
+	sweeps = count_lines(h, orig, "verify: sweep", &clean);
+	cr_assert_eq(load_all(h, copy, &b, 0), 0);
+	cr_assert_eq(hyp_domain_load_commit(h, copy), 0, "the second epoch's commit");
+	cr_expect_eq(resume_count(h, copy), count0);
+	/* The history was replaced, not appended to. */
+	cr_expect_eq(count_lines(h, copy, "verify: sweep", &clean), sweeps,
+		     "console history of the copy:\n%s", harness_console(h, copy));
+
+	cr_assert_eq(hyp_domain_get(h, copy, &d), 0);
+	cr_expect_eq(evtchn_port_state(d, port), EVTCHNSTAT_unbound);
+	hyp_domain_put(d);
+	cr_assert_eq(hyp_domain_resume_restored(h, copy), 0);
+	cr_expect_eq(resume_count(h, copy), count0 + 1);
+	cr_expect_eq(hyp_domain_resume_restored(h, copy), -EINVAL, "resumed twice");
+	cr_expect_eq(hyp_domain_load_commit(h, copy), -EINVAL, "committed after the resume");
+	cr_assert_eq(hyp_domain_destroy(h, orig), 0);
+	cr_assert_eq(hyp_domain_unpause(h, copy), 0);
+	cr_assert(harness_wait_console(h, copy, "verify: resume pages=2048 mismatches=0", 1,
+				       60),
+		  "no clean resume check; console:\n%s", harness_console(h, copy));
+	cr_expect_eq(count_lines(h, copy, "verify: resume", &clean), 1);
+	cr_assert(harness_wait_console(h, copy, "verify: sweep", sweeps + 1, 60),
+		  "no sweep after the resume; console:\n%s", harness_console(h, copy));
+	cr_expect_null(strstr(harness_console(h, copy), "verify: mismatch"));
 	cr_assert_eq(hyp_domain_destroy(h, copy), 0);
 	free(b.p);
 	hyp_destroy(h);

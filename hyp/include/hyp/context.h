@@ -50,11 +50,20 @@ int hyp_domain_create_restore(struct hyp *h, const struct hyp_dom_config *cfg,
 int hyp_domain_load_entry(struct hyp *h, uint32_t domid, uint16_t typecode,
 			  uint16_t instance, const void *data, uint32_t len);
 /*
- * Finishes a load: checks every required entry arrived (-EINVAL naming the
- * missing one), writes what must be written in order, and bumps the guest's
- * resume counter (struct ferry_ctl) so it knows it was restored. The domain
- * stays paused: hyp_domain_unpause runs it.
+ * Commits a load: checks every required entry arrived (-EINVAL naming the
+ * missing one) and writes what must be written in order. Repeatable: a
+ * restore of a checkpointed stream loads and commits once per epoch, each
+ * commit replacing the previous one's state. The domain stays paused and
+ * still restoring (hyp_domain_unpause refuses it) until
+ * hyp_domain_resume_restored. -EINVAL if the domain is not a restore's.
  */
-int hyp_domain_load_done(struct hyp *h, uint32_t domid);
+int hyp_domain_load_commit(struct hyp *h, uint32_t domid);
+/*
+ * Ends a restore, once, after at least one commit (-EINVAL otherwise):
+ * bumps the guest's resume counter (struct ferry_ctl) so it knows it was
+ * restored, and lets hyp_domain_unpause run it. Entries loaded since the
+ * last commit are dropped: the last committed state stands.
+ */
+int hyp_domain_resume_restored(struct hyp *h, uint32_t domid);
 
 #endif

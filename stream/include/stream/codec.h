@@ -88,13 +88,36 @@ struct strm_rec {
 	uint32_t page_count;
 	const uint64_t *page_pfns;
 	const uint8_t *page_data;
+	/* Checkpointed streams: the epoch the record belongs to, from 1 (the
+	 * records up to the first libxl CHECKPOINT_END); 0 in a plain stream. */
+	uint64_t epoch;
 };
 #define STRM_REC_LIBXC_HEADERS 0xfffffff0u
 #define STRM_REC_UNKNOWN_OPTIONAL (1u << 0)
 
+/*
+ * Checkpointed streams (Remus; Xen's restore is told so by its caller, as
+ * xc_domain_restore's stream_type, and so is this decoder): each epoch is
+ * the libxc records up to a libxc CHECKPOINT, then the libxl records up to
+ * a libxl CHECKPOINT_END, after which libxc records resume (no headers
+ * again); the stream ends with libxc END and libxl END right after an
+ * epoch, or is cut when the sender dies. As Xen's buffer_all_records does,
+ * the records before the first CHECKPOINT go straight to the callback (the
+ * live phase: the whole of memory), and from that CHECKPOINT on every
+ * record is held until its epoch's CHECKPOINT_END, then all of them are
+ * handed over in stream order, CHECKPOINT_END last: the callback sees an
+ * epoch whole or not at all. An epoch cut short or damaged is reported
+ * (strm_dec_finish -ENODATA, or the error) and its held records dropped.
+ * Held bytes (bodies padded to 8, plus about 100 bytes a record) are
+ * bounded by max_epoch_bytes: a larger epoch fails with -E2BIG.
+ */
+#define STRM_DEC_MAX_EPOCH_DEFAULT (256u << 20)
+
 struct strm_dec_limits {
 	uint64_t max_pfn;     /* pfns >= this are refused (0: no limit yet) */
 	uint32_t max_rec_len; /* body bytes (0: default 16 MiB) */
+	bool checkpointed;    /* accept CHECKPOINT and CHECKPOINT_END (above) */
+	uint64_t max_epoch_bytes; /* 0: STRM_DEC_MAX_EPOCH_DEFAULT */
 };
 
 /* Return 0 to go on, or -errno to stop decoding with that error. */
@@ -128,6 +151,8 @@ int strm_dec_finish(struct strm_dec *dec);
 const char *strm_dec_error(const struct strm_dec *dec);
 /* True once libxl END was decoded. */
 bool strm_dec_done(const struct strm_dec *dec);
+/* Checkpointed streams: complete epochs handed over so far. */
+uint64_t strm_dec_epochs(const struct strm_dec *dec);
 /* Bytes of the decoded stream (after the frame layer) consumed so far. */
 uint64_t strm_dec_offset(const struct strm_dec *dec);
 /* The libxl header once checked: true and its version and options. */

@@ -1,0 +1,60 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Private to restore/: what a plain restore (restore.c) and a checkpointed
+ * session (session.c) share: the stream's headers make the domain, PAGE_DATA
+ * goes to an applier, HVM_CONTEXT entries go to hyp.
+ */
+#ifndef RESTORE_INTERNAL_H
+#define RESTORE_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/compiler.h"
+#include "hyp/gmem.h"
+#include "restore/applier.h"
+#include "restore/restore.h"
+#include "stream/codec.h"
+
+struct rst {
+	struct hyp *h;
+	rst_config_fn config;
+	void *config_opaque;
+	struct strm_dec *dec;
+	struct hyp_dom_config cfg;
+	bool have_cfg;
+	bool created;
+	uint32_t domid;
+	struct hyp_domain *d;
+	struct hyp_gmem gm;
+	struct rst_applier *direct; /* into d's memory, once created */
+	struct rst_applier *pages;  /* where PAGE_DATA goes now */
+	uint64_t npages;	    /* pages applied */
+	uint64_t bytes;		    /* read from the io */
+	char *err;
+	size_t errlen;
+};
+
+/* Keeps the first error's message (logged once) and returns err. */
+int rst_fail(struct rst *r, int err, const char *fmt, ...) PRINTF_FMT(3, 4);
+/* The xl header: the config to restore with. */
+int rst_on_xl_header(struct rst *r, const struct strm_rec *rec);
+/* The libxc headers: creates the domain (paused, restoring) and r->direct. */
+int rst_create_domain(struct rst *r, const struct strm_rec *rec);
+/* PAGE_DATA: ranges checked, then runs of pages and holes to r->pages. */
+int rst_on_pages(struct rst *r, const struct strm_rec *rec);
+/* Every entry of an HVM_CONTEXT body to hyp_domain_load_entry. */
+int rst_load_context(struct rst *r, const uint8_t *body, uint32_t len, uint64_t offset);
+/* FERRY_CONSOLE of older saves. */
+int rst_on_console(struct rst *r, const struct strm_rec *rec);
+/* EMULATOR_XENSTORE_DATA: checked, its pairs copied to *pairs (malloc'd,
+ * the caller frees; -EPROTO if *pairs is already set). */
+int rst_on_xenstore(struct rst *r, const struct strm_rec *rec, char **pairs, size_t *len);
+/* Reads io to its end (or the decoder's), feeding the decoder with fn. */
+int rst_pump(struct rst *r, struct strm_io *io, strm_rec_fn fn, void *opaque);
+/* Frees what rst_create_domain made; destroys the domain if destroy. */
+void rst_release(struct rst *r, bool destroy);
+double rst_now(void);
+
+#endif
