@@ -722,6 +722,33 @@ static bool page_is_zero(const struct guest *g, const struct wl_ctx *c, uint64_t
 	return true;
 }
 
+/* dirty data=mix writes whole pages (plain dirty writes two words); the
+ * zero-kind pages stay zero. */
+Test(workloads, dirty_mix_writes_whole_pages)
+{
+	struct guest *g = guest_new(HOST_A, 16 * MiB);
+	struct wl_ctx c;
+	uint64_t full = 0, zero = 0;
+
+	attach_ok(&c, g, "workload=dirty ws=1M rate=1M pattern=seq data=mix");
+	cr_expect(strstr(F.con, "workload: dirty ws=1M rate=1M pattern=seq data=mix\n"),
+		  "console:\n%s", F.con);
+	run_for(&c, NS_PER_S + 100 * NS_PER_MS);
+	for (uint64_t i = 0; i < 256; i++) {
+		const uint64_t *p = page_of(g, &c, i);
+		unsigned nz = 0;
+
+		cr_assert_gt(wl_page_gen(&c, i), 0, "page %" PRIu64 " not written", i);
+		for (unsigned w = 0; w < PAGE / 8; w++)
+			nz += p[w] != 0;
+		zero += nz == 0;
+		full += nz > PAGE / 8 / 2;
+	}
+	cr_expect_gt(full, 256 / 3, "%" PRIu64 " pages more than half written", full);
+	cr_expect_gt(zero, 256 / 5, "%" PRIu64 " zero-kind pages", zero);
+	cr_expect_eq(full + zero, 256, "pages neither zero nor mostly written");
+}
+
 /* verify data=mix: pages rewritten with new mix contents each generation;
  * the sweep checks them, and a damaged or stale page is caught (not on
  * zero-kind pages, which are zero in every generation). */
