@@ -20,10 +20,20 @@
 #   --scenarios LIST         idle,idlefull,r50,r200,big (default: all)
 #   --no-pagepath            skip bench-pagepath (use 1.08 GiB/s, limits.md)
 #   --keep DIR               keep logs, reports and samples in DIR
+#   --link 1G|2.5G|10G       the ferryds in network namespaces ferry-bench-a
+#                            and -b (10.251.77.1 and .2) joined by a veth pair
+#                            rate-limited by tc tbf both ways, instead of
+#                            loopback (root; iproute2)
+#   --delay MS               with --link: netem adds MS ms of round trip
+#                            (MS/2 each way; the kernel needs sch_netem)
+#   --data plain|mix         what the guests' pages hold (--fill is the same):
+#                            mix is research/limits.md's realistic mix (zero,
+#                            code-like, text-like, random), plain (default)
+#                            near-incompressible pages
 set -uo pipefail
 
 BACKEND=auto TLS=1 RUNS=2 CODECS=none,lz4,zstd,auto BIG_CODECS= SCENARIOS=idle,idlefull,r50,r200,big
-PAGEPATH=1 KEEP= BUILD=
+PAGEPATH=1 KEEP= BUILD= LINK= DELAY= DATA=plain
 while (($#)); do
 	case $1 in
 	--backend) BACKEND=${2:?}; shift ;;
@@ -34,6 +44,9 @@ while (($#)); do
 	--scenarios) SCENARIOS=${2:?}; shift ;;
 	--no-pagepath) PAGEPATH=0 ;;
 	--keep) KEEP=${2:?}; shift ;;
+	--link) LINK=${2:?}; shift ;;
+	--delay) DELAY=${2:?}; shift ;;
+	--data | --fill) DATA=${2:?}; shift ;;
 	-h | --help) sed -n '/^# Usage/,/^set -uo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
 	-*) echo "unknown option $1" >&2; exit 2 ;;
 	*) BUILD=$1 ;;
@@ -41,6 +54,16 @@ while (($#)); do
 	shift
 done
 BIG_CODECS=${BIG_CODECS:-$CODECS}
+case $LINK in
+'') LINK_BIT= ;;
+1G | 1g) LINK_BIT=1gbit LINK_BPS=1000000000 ;;
+2.5G | 2.5g) LINK_BIT=2500mbit LINK_BPS=2500000000 ;;
+10G | 10g) LINK_BIT=10gbit LINK_BPS=10000000000 ;;
+*) echo "--link: 1G, 2.5G or 10G, not $LINK" >&2; exit 2 ;;
+esac
+[[ -z $DELAY || $DELAY =~ ^[0-9]+(\.[0-9]+)?$ ]] || { echo "--delay: milliseconds, not $DELAY" >&2; exit 2; }
+[[ -n $DELAY && -z $LINK ]] && { echo "--delay needs --link" >&2; exit 2; }
+[[ $DATA == plain || $DATA == mix ]] || { echo "--data: plain or mix, not $DATA" >&2; exit 2; }
 BUILD=$(cd "${BUILD:-build}" && pwd) || exit 2
 XL="$BUILD/xl" FERRYD="$BUILD/ferryd" PAGEPATH_BIN="$BUILD/bench/bench-pagepath"
 for f in "$XL" "$FERRYD"; do [[ -x "$f" ]] || { echo "missing $f" >&2; exit 2; }; done
@@ -59,6 +82,14 @@ OUT=${KEEP:-$TMP}
 mkdir -p "$OUT"
 PORT=$((20000 + RANDOM % 20000))
 A_ADDR=127.0.0.2 B_ADDR=127.0.0.3
+# --link: each host's commands run in its namespace (ferryd and xl both:
+# the migration's connection is ferryd's, but keep xl beside its ferryd)
+NS_A=ferry-bench-a NS_B=ferry-bench-b
+declare -A NSX=([A]="" [B]="")
+if [[ -n $LINK ]]; then
+	A_ADDR=10.251.77.1 B_ADDR=10.251.77.2
+	NSX=([A]="ip netns exec $NS_A" [B]="ip netns exec $NS_B")
+fi
 HOST_MEM=6G # each ferryd's pool: the 4 GiB guest and room
 declare -A PID=()
 SAMPLER=
@@ -67,13 +98,47 @@ cleanup() {
 	[[ -n "$SAMPLER" ]] && kill "$SAMPLER" 2>/dev/null
 	for n in "${!PID[@]}"; do stop_host "$n"; done
 	for n in A B; do cp "$TMP/state-$n/ferryd.log" "$OUT/ferryd-$n.log" 2>/dev/null; done
+	[[ -n $LINK ]] && link_down
 	rm -rf "$TMP" # with --keep, what matters was copied to DIR
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 sock() { echo "$TMP/run-$1/ferryd.sock"; }
-xlh() { local h=$1; shift; timeout 300 "$XL" -S "$(sock "$h")" "$@"; }
+xlh() { local h=$1; shift; timeout 300 ${NSX[$h]} "$XL" -S "$(sock "$h")" "$@"; }
+
+link_down() {
+	ip netns del $NS_A 2>/dev/null
+	ip netns del $NS_B 2>/dev/null
+}
+# Two namespaces, a veth pair between them, the rate (and delay) on each
+# side's egress: tbf's burst is 1 ms at the rate (at least 64 KiB) so
+# that one timer tick does not cap it below the rate.
+link_up() {
+	local burst=$((LINK_BPS / 8000))
+	local n dev parent=root
+	((burst < 65536)) && burst=65536
+	link_down
+	ip netns add $NS_A && ip netns add $NS_B &&
+		ip link add fbench-a netns $NS_A type veth peer name fbench-b netns $NS_B || return 1
+	for n in A B; do
+		dev=fbench-${n,}
+		${NSX[$n]} ip link set lo up &&
+			${NSX[$n]} ip addr add "$([[ $n == A ]] && echo $A_ADDR || echo $B_ADDR)/24" dev $dev &&
+			${NSX[$n]} ip link set $dev up || return 1
+		parent=root
+		if [[ -n $DELAY ]]; then
+			${NSX[$n]} tc qdisc add dev $dev root handle 1: netem \
+				delay "$(awk -v d="$DELAY" 'BEGIN { printf "%dus", d * 500 }')" limit 100000 || {
+				echo "tc netem: not available in this kernel (sch_netem)" >&2
+				return 1
+			}
+			parent="parent 1:"
+		fi
+		${NSX[$n]} tc qdisc add dev $dev $parent handle 2: tbf rate $LINK_BIT \
+			burst $burst latency 100ms || return 1
+	done
+}
 # The console log; on a target it keeps the name it was created under
 # (NAME--incoming) after the rename.
 conlog() {
@@ -99,7 +164,7 @@ start_host() { # NAME ADDR
 	local n=$1 addr=$2 i tls=()
 	((TLS)) && tls=(--tls-dir "$TMP/tls") || tls=(--insecure)
 	rm -f "$(sock "$n")"
-	timeout 7200 "$FERRYD" --foreground --on-stop destroy --backend "$BACKEND" \
+	timeout 7200 ${NSX[$n]} "$FERRYD" --foreground --on-stop destroy --backend "$BACKEND" \
 		--memory "$HOST_MEM" \
 		--run-dir "$TMP/run-$n" --state-dir "$TMP/state-$n" \
 		--listen "$addr:$PORT" "${tls[@]}" >>"$OUT/ferryd-$n.out" 2>&1 &
@@ -150,7 +215,7 @@ name = "$name"
 memory = ${S_MEM[$s]}
 maxmem = ${S_MEM[$s]}
 vcpus = 1
-extra = "${S_EXTRA[$s]}"
+extra = "${S_EXTRA[$s]}$([[ $DATA == mix ]] && echo ' data=mix')"
 CFG
 	if ! xlh A create "$cfg" >"$OUT/create-$name.err" 2>&1; then
 		echo "{\"scenario\":\"$s\",\"codec\":\"$c\",\"run\":$r,\"error\":\"create failed\"}" >>"$RESULTS"
@@ -189,11 +254,15 @@ CFG
 	xlh B destroy "$name" >/dev/null 2>&1
 	xlh A destroy "$name" >/dev/null 2>&1
 	python3 - "$s" "$c" "$r" "$rc" "$verify" "$started" "$OUT/report-$name.json" \
-		"$OUT/migrate-$name.err" "$samples" "$base" "$t0" "$t1" >>"$RESULTS" <<'PY'
+		"$OUT/migrate-$name.err" "$samples" "$base" "$t0" "$t1" "$LINK" "$DATA" >>"$RESULTS" <<'PY'
 import json, sys
-s, c, r, rc, verify, started, rep, err, samples, base, t0, t1 = sys.argv[1:]
+s, c, r, rc, verify, started, rep, err, samples, base, t0, t1, link, data = sys.argv[1:]
 o = {"scenario": s, "codec": c, "run": int(r), "rc": int(rc), "verify": verify,
      "workload_started": started == "1", "xl_wall_s": float(t1) - float(t0)}
+if link:
+    o["link"] = link
+if data != "plain":
+    o["data"] = data
 try:
     o["report"] = json.load(open(rep))
 except Exception:
@@ -219,6 +288,10 @@ print("  %-6s %-5s run %d: %s total %.2f s, downtime %.1f ms, %.1f MiB, rounds %
 
 # --- set-up ----------------------------------------------------------------
 echo "# bench/migrate.sh: backend $BACKEND, $( ((TLS)) && echo TLS 1.3 || echo plain TCP), $RUNS run(s) each, best kept; $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+if [[ -n $LINK ]]; then
+	echo "# link: $LINK_BIT veth between namespaces $NS_A ($A_ADDR) and $NS_B ($B_ADDR)${DELAY:+, round trip +$DELAY ms (netem)}; data=$DATA" >&2
+	link_up || { echo "link set-up failed (root, iproute2, sch_tbf needed)" >&2; exit 1; }
+fi
 if ((TLS)); then
 	timeout 60 "$XL" tls-setup --dir "$TMP/tls" --host $A_ADDR --host $B_ADDR >/dev/null 2>&1 ||
 		{ echo "xl tls-setup failed" >&2; exit 1; }
@@ -255,9 +328,10 @@ for s in "${scen[@]}"; do
 done
 
 # --- the report ------------------------------------------------------------
-python3 - "$RESULTS" "$TLS_GIBS" "$TLS_WIRE" "$TLS_SRC" "$PP_LINE" "$BACKEND" "$TLS" "$RUNS" "$SCENARIOS" <<'PY'
+python3 - "$RESULTS" "$TLS_GIBS" "$TLS_WIRE" "$TLS_SRC" "$PP_LINE" "$BACKEND" "$TLS" "$RUNS" "$SCENARIOS" \
+	"$LINK" "$DELAY" "$DATA" <<'PY'
 import json, sys
-path, tls_gibs, tls_wire, tls_src, pp_line, backend, tls, runs, scen_order = sys.argv[1:]
+path, tls_gibs, tls_wire, tls_src, pp_line, backend, tls, runs, scen_order, link, delay, data = sys.argv[1:]
 tls_gibs = float(tls_gibs)
 # bytes_sent counts wire bytes: divide by the wire rate (effective / wire ratio)
 wire_gibs = tls_gibs / float(tls_wire)
@@ -316,6 +390,21 @@ for k in keys:
               (b.get("error") or ("verify " + b["verify"]))[:90], allr))
 print("(total s: the report's, from the start of the stream to its end; xl s: the whole `xl migrate`,"
       " connect, TLS and the switchover handshake included)")
+if link:
+    rate = {"1G": 1e9, "2.5G": 2.5e9, "10G": 10e9}[link.upper()] / 8
+    print()
+    print("link %s (tc tbf %.0f MB/s%s), data=%s: bytes sent over total time, best run"
+          " (well below the link rate: the sender, not the link, was the limit, or the run"
+          " was too short to fill it)" % (link, rate / 1e6,
+                                          ", round trip +%s ms (netem)" % delay if delay else "", data))
+    for k in keys:
+        b = best_of[k]
+        if ok(b) and b["report"]["total_s"] > 0:
+            r = b["report"]
+            mbs = r["bytes_sent"] / r["total_s"] / 1e6
+            print("  %-22s %-5s %8.1f MB/s = %3.0f %% of the link, %.1f MiB in %.3f s" % (
+                label[k[0]], k[1], mbs, 100 * mbs * 1e6 / rate, r["bytes_sent"] / 2**20,
+                r["total_s"]))
 print()
 print("pages per round (best run; the last is stop-and-copy):")
 for k in keys:

@@ -23,6 +23,8 @@
 #define WL_STATE_VERSION 1
 
 enum wl_pattern { WL_SEQ = 1, WL_RANDOM = 2 };
+/* What written pages hold: 0 (plain) keeps states saved before data=. */
+enum wl_data { WL_DATA_PLAIN = 0, WL_DATA_MIX = 1 };
 
 struct wl_params {
 	uint32_t kind;		/* enum wl_kind */
@@ -30,6 +32,7 @@ struct wl_params {
 	uint64_t ws_bytes;	/* working set, rounded up to whole pages */
 	uint64_t rate;		/* bytes per second; 0 writes nothing */
 	uint64_t fill_bytes;	/* idle: write this much once, then idle */
+	uint32_t data;		/* enum wl_data */
 	/* pingpong: role=ping|pong peer=DOMID [port=N gref=M] */
 	uint32_t pp_role;	/* enum wl_pp_role */
 	uint32_t pp_peer;	/* 0: not given */
@@ -112,6 +115,10 @@ struct wl_state {
 	uint64_t bl_out;
 	uint32_t bl_state;
 	uint32_t bl_pad;
+
+	/* data= (appended): enum wl_data */
+	uint32_t data;
+	uint32_t data_pad;
 };
 
 /* Formatting, printf-like; supports %s %c %d %u %ld %lu %lld %llu %x %lx
@@ -134,5 +141,10 @@ struct wl_ctx;
 void wl_balloon_set_target(struct wl_ctx *ctx, uint64_t kib);
 void wl_balloon_slice(struct wl_ctx *ctx);
 const char *wl_pattern_name(uint32_t pattern);
+
+/* mix.c: data=mix contents of page pfn at generation gen (research/
+ * limits.md's "mix"), and whether page holds them. */
+void wl_mix_page(void *page, uint64_t pfn, uint32_t gen);
+bool wl_mix_matches(const void *page, uint64_t pfn, uint32_t gen);
 
 #endif

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Command line: "workload=idle|dirty|verify|spin|pingpong ws=SIZE
- * rate=SIZE pattern=seq|random role=ping|pong peer=DOMID port=N gref=M",
+ * rate=SIZE pattern=seq|random data=plain|mix role=ping|pong peer=DOMID
+ * port=N gref=M",
  * SIZE being a number with an optional K, M or G
  * (binary) suffix. Keys we do not know belong to someone else and are
  * skipped.
@@ -94,6 +95,7 @@ int wl_parse_cmdline(const char *cmdline, struct wl_params *p, char *err,
 	p->pattern = WL_SEQ;
 	p->ws_bytes = WL_DEFAULT_WS;
 	p->fill_bytes = 0;
+	p->data = WL_DATA_PLAIN;
 	p->rate = WL_DEFAULT_RATE;
 	p->pp_role = 0;
 	p->pp_peer = 0;
@@ -144,6 +146,13 @@ int wl_parse_cmdline(const char *cmdline, struct wl_params *p, char *err,
 				p->pattern = WL_SEQ;
 			else if (tok_eq(val, vlen, "random"))
 				p->pattern = WL_RANDOM;
+			else
+				goto bad;
+		} else if (tok_eq(key, klen, "data")) {
+			if (tok_eq(val, vlen, "plain"))
+				p->data = WL_DATA_PLAIN;
+			else if (tok_eq(val, vlen, "mix"))
+				p->data = WL_DATA_MIX;
 			else
 				goto bad;
 		} else if (tok_eq(key, klen, "ws")) {

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The workloads: idle, dirty and verify. Compiled into the guest kernel
+ * The workloads: idle, dirty and verify (data=mix contents: mix.c). Compiled into the guest kernel
  * (mem_base == 0, identity mapped) and into ferryd's soft backend
  * (mem_base == the host mapping of guest-physical 0), so every reference
  * to guest memory goes through gpa_ptr() and everything that must survive
@@ -186,6 +186,7 @@ static void state_init(struct wl_state *st, const struct wl_params *p, uint64_t 
 	st->version = WL_STATE_VERSION;
 	st->kind = p->kind;
 	st->pattern = p->pattern;
+	st->data = p->data;
 	st->ws_bytes = p->ws_bytes;
 	st->rate = p->rate;
 	st->ws_pages = pages;
@@ -281,8 +282,9 @@ int wl_attach_xen(struct wl_ctx *ctx, const struct wl_platform *plat,
 
 	wl_format_size(ws, sizeof(ws), p.ws_bytes);
 	wl_format_size(rate, sizeof(rate), p.rate);
-	wl_printf(ctx, "workload: %s ws=%s rate=%s pattern=%s\n",
-		 wl_kind_name(p.kind), ws, rate, wl_pattern_name(p.pattern));
+	wl_printf(ctx, "workload: %s ws=%s rate=%s pattern=%s%s\n",
+		 wl_kind_name(p.kind), ws, rate, wl_pattern_name(p.pattern),
+		 p.data == WL_DATA_MIX ? " data=mix" : "");
 	return 0;
 }
 
@@ -333,7 +335,9 @@ static void write_page(const struct wl_ctx *ctx)
 
 	if (!g)
 		g = 1;	/* 0 means never written */
-	if (st->kind == WL_VERIFY) {
+	if (st->data == WL_DATA_MIX) {
+		wl_mix_page(p, (st->ws_gpa >> WL_PAGE_SHIFT) + idx, g);
+	} else if (st->kind == WL_VERIFY) {
 		uint64_t w = page_seed((st->ws_gpa >> WL_PAGE_SHIFT) + idx, g);
 		unsigned i;
 
@@ -361,6 +365,8 @@ static bool page_matches(const struct wl_ctx *ctx, uint64_t idx, uint32_t g)
 				return false;
 		return true;
 	}
+	if (ctx->st->data == WL_DATA_MIX)
+		return wl_mix_matches(p, (ctx->st->ws_gpa >> WL_PAGE_SHIFT) + idx, g);
 	w = page_seed((ctx->st->ws_gpa >> WL_PAGE_SHIFT) + idx, g);
 	for (i = 0; i < WORDS_PER_PAGE; i++, w += WORD_STRIDE)
 		if (p[i] != w)
@@ -450,8 +456,12 @@ static bool fill_slice(const struct wl_ctx *ctx, uint64_t now)
 	while (st->cursor < st->ws_pages) {
 		uint64_t *w = gpa_ptr(ctx, st->ws_gpa + st->cursor * WL_PAGE_SIZE);
 
-		for (unsigned i = 0; i < WL_PAGE_SIZE / 8; i++)
-			w[i] = (st->cursor * 0x9e3779b97f4a7c15ull) ^ (i * 0xbf58476d1ce4e5b9ull);
+		if (st->data == WL_DATA_MIX)
+			wl_mix_page(w, (st->ws_gpa >> WL_PAGE_SHIFT) + st->cursor, 1);
+		else
+			for (unsigned i = 0; i < WL_PAGE_SIZE / 8; i++)
+				w[i] = (st->cursor * 0x9e3779b97f4a7c15ull) ^
+				       (i * 0xbf58476d1ce4e5b9ull);
 		st->cursor++;
 		if (++n % WL_PREEMPT_BATCH == 0 &&
 		    (wl_preempted(ctx) || (n % CLOCK_BATCH == 0 && now_ns(ctx) >= end)))

@@ -13,6 +13,9 @@
 #include <string.h>
 #include <sys/mman.h>
 
+#include <lz4.h>
+#include <zstd.h>
+
 #include <abi/guest.h>
 #include <guests/workload.h>
 
@@ -608,6 +611,185 @@ Test(workloads, verify_resume_check)
 	cr_expect_eq(count(m, "verify: resume "), 1, "console:\n%s", m);
 	cr_expect(strstr(m, "verify: resume pages=512 mismatches=1\n"), "console:\n%s", m);
 	cr_expect_eq(count(m, "verify: mismatch pfn="), 1, "console:\n%s", m);
+}
+
+/* ---- data=mix -------------------------------------------------------------------- */
+
+/*
+ * research/limits.md section 3, "mix" at 4 KiB frames: lz4 (default) 2.14,
+ * zstd -1 (stream/codec-zstd.c's level) 2.23; without the zero pages
+ * ("mix-nz") 1.29 and 1.34; 40.2 % zero pages. Each frame compressed on
+ * its own, as the page path does.
+ */
+struct ratios {
+	double zero_share, lz4, zstd, lz4_nz, zstd_nz;
+};
+
+static struct ratios measure_ws(const struct guest *g, const struct wl_ctx *c)
+{
+	static char out[8192];
+	ZSTD_CCtx *z = ZSTD_createCCtx();
+	uint64_t pages = wl_ws_pages(c), zero = 0, lz = 0, zs = 0, lz_nz = 0, zs_nz = 0;
+	struct ratios r;
+
+	cr_assert_not_null(z);
+	cr_assert(!ZSTD_isError(ZSTD_CCtx_setParameter(z, ZSTD_c_compressionLevel, -1)));
+	for (uint64_t i = 0; i < pages; i++) {
+		const char *p = (const char *)page_of(g, c, i);
+		int l = LZ4_compress_default(p, out, (int)PAGE, (int)sizeof(out));
+		size_t n = ZSTD_compress2(z, out, sizeof(out), p, PAGE);
+		bool is_zero = true;
+
+		cr_assert_gt(l, 0);
+		cr_assert(!ZSTD_isError(n));
+		for (unsigned w = 0; w < PAGE / 8 && is_zero; w++)
+			is_zero = !((const uint64_t *)p)[w];
+		zero += is_zero;
+		lz += (uint64_t)l;
+		zs += n;
+		if (!is_zero) {
+			lz_nz += (uint64_t)l;
+			zs_nz += n;
+		}
+	}
+	ZSTD_freeCCtx(z);
+	r.zero_share = (double)zero / (double)pages;
+	r.lz4 = (double)(pages * PAGE) / (double)lz;
+	r.zstd = (double)(pages * PAGE) / (double)zs;
+	r.lz4_nz = (double)((pages - zero) * PAGE) / (double)lz_nz;
+	r.zstd_nz = (double)((pages - zero) * PAGE) / (double)zs_nz;
+	return r;
+}
+
+#define expect_within_15pc(got, want, what) \
+	cr_expect((got) >= 0.85 * (want) && (got) <= 1.15 * (want), \
+		  "%s: %.3f, limits.md %.3f", what, got, want)
+
+Test(workloads, mix_fill_compresses_like_limits_md)
+{
+	struct guest *g = guest_new(HOST_A, 80 * MiB);
+	struct wl_ctx c;
+	struct ratios r;
+
+	attach_ok(&c, g, "workload=idle fill=64M data=mix");
+	cr_expect(strstr(F.con, "workload: idle ws=64M rate=20M pattern=seq data=mix\n"),
+		  "console:\n%s", F.con);
+	run_for(&c, NS_PER_S);
+	cr_assert(strstr(F.con, "idle: filled pages=16384\n"), "console:\n%s", F.con);
+	r = measure_ws(g, &c);
+	cr_log_info("mix: zero %.3f lz4 %.3f zstd-1 %.3f; mix-nz lz4 %.3f zstd-1 %.3f",
+		    r.zero_share, r.lz4, r.zstd, r.lz4_nz, r.zstd_nz);
+	expect_within_15pc(r.zero_share, 0.402, "zero-page share");
+	expect_within_15pc(r.lz4, 2.14, "lz4 4 KiB, mix");
+	expect_within_15pc(r.zstd, 2.23, "zstd -1 4 KiB, mix");
+	expect_within_15pc(r.lz4_nz, 1.29, "lz4 4 KiB, mix-nz");
+	expect_within_15pc(r.zstd_nz, 1.34, "zstd -1 4 KiB, mix-nz");
+}
+
+/* The plain fill is the near-incompressible case the mix is there to
+ * contrast with: the measure above can tell them apart. */
+Test(workloads, plain_fill_is_not_the_mix)
+{
+	struct guest *g = guest_new(HOST_A, 16 * MiB);
+	struct wl_ctx c;
+	struct ratios r;
+
+	attach_ok(&c, g, "workload=idle fill=4M");
+	run_for(&c, NS_PER_S);
+	r = measure_ws(g, &c);
+	cr_expect_lt(r.zero_share, 0.01);
+	cr_expect_lt(r.lz4_nz, 1.1, "plain fill lz4 %.3f", r.lz4_nz);
+}
+
+Test(workloads, mix_bad_value_is_refused)
+{
+	char err[128];
+
+	cr_expect_eq(wl_check_cmdline("workload=dirty data=mixed", 16 * MiB, err, sizeof(err)),
+		     -22);
+	cr_expect_str_eq(err, "bad value 'mixed' for data");
+	cr_expect_eq(wl_check_cmdline("workload=verify ws=1M data=mix", 16 * MiB, err, sizeof(err)), 0);
+}
+
+/* Is page idx of the working set all zero? */
+static bool page_is_zero(const struct guest *g, const struct wl_ctx *c, uint64_t idx)
+{
+	const uint64_t *p = page_of(g, c, idx);
+
+	for (unsigned w = 0; w < PAGE / 8; w++)
+		if (p[w])
+			return false;
+	return true;
+}
+
+/* dirty data=mix writes whole pages (plain dirty writes two words); the
+ * zero-kind pages stay zero. */
+Test(workloads, dirty_mix_writes_whole_pages)
+{
+	struct guest *g = guest_new(HOST_A, 16 * MiB);
+	struct wl_ctx c;
+	uint64_t full = 0, zero = 0;
+
+	attach_ok(&c, g, "workload=dirty ws=1M rate=1M pattern=seq data=mix");
+	cr_expect(strstr(F.con, "workload: dirty ws=1M rate=1M pattern=seq data=mix\n"),
+		  "console:\n%s", F.con);
+	run_for(&c, NS_PER_S + 100 * NS_PER_MS);
+	for (uint64_t i = 0; i < 256; i++) {
+		const uint64_t *p = page_of(g, &c, i);
+		unsigned nz = 0;
+
+		cr_assert_gt(wl_page_gen(&c, i), 0, "page %" PRIu64 " not written", i);
+		for (unsigned w = 0; w < PAGE / 8; w++)
+			nz += p[w] != 0;
+		zero += nz == 0;
+		full += nz > PAGE / 8 / 2;
+	}
+	cr_expect_gt(full, 256 / 3, "%" PRIu64 " pages more than half written", full);
+	cr_expect_gt(zero, 256 / 5, "%" PRIu64 " zero-kind pages", zero);
+	cr_expect_eq(full + zero, 256, "pages neither zero nor mostly written");
+}
+
+/* verify data=mix: pages rewritten with new mix contents each generation;
+ * the sweep checks them, and a damaged or stale page is caught (not on
+ * zero-kind pages, which are zero in every generation). */
+Test(workloads, verify_mix_checks_pages)
+{
+	struct guest *g = guest_new(HOST_A, 16 * MiB);
+	struct ferry_ctl *ctl = ctl_of(g);
+	struct wl_ctx c;
+	static uint64_t old[PAGE / 8];
+	uint64_t idx = UINT64_MAX;
+	uint32_t gen;
+	const char *m;
+
+	attach_ok(&c, g, "workload=verify ws=256K rate=128K pattern=seq data=mix");
+	run_for(&c, 2 * NS_PER_S + 100 * NS_PER_MS);
+	cr_assert(strstr(F.con, "verify: sweep pages=64 mismatches=0\n"), "console:\n%s", F.con);
+	cr_assert_null(strstr(F.con, "mismatch pfn"), "console:\n%s", F.con);
+	for (uint64_t i = 0; i < 64 && idx == UINT64_MAX; i++)
+		if (wl_page_gen(&c, i) && !page_is_zero(g, &c, i))
+			idx = i;
+	cr_assert_neq(idx, UINT64_MAX, "no written non-zero page");
+
+	/* A generation's contents, put back after the page moved on. */
+	gen = wl_page_gen(&c, idx);
+	memcpy(old, page_of(g, &c, idx), PAGE);
+	run_for(&c, 2 * NS_PER_S);
+	cr_assert_gt(wl_page_gen(&c, idx), gen);
+	cr_assert_neq(memcmp(old, page_of(g, &c, idx), PAGE), 0, "a new generation, same bytes");
+	memcpy(page_of(g, &c, idx), old, PAGE);
+	ctl->resume_count++;
+	m = mark();
+	wl_run_slice(&c);
+	cr_expect(strstr(m, "verify: resume pages=64 mismatches=1\n"), "console:\n%s", m);
+
+	/* One flipped byte. */
+	memcpy(old, page_of(g, &c, idx), PAGE);
+	((uint8_t *)page_of(g, &c, idx))[4000] ^= 0x10;
+	ctl->resume_count++;
+	m = mark();
+	wl_run_slice(&c);
+	cr_expect(strstr(m, "verify: resume pages=64 mismatches=1\n"), "console:\n%s", m);
 }
 
 /* ---- state lives in guest memory -------------------------------------------------- */

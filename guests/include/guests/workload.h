@@ -59,7 +59,10 @@ struct wl_ctx {
 /*
  * Attach to guest memory. If the arena holds no initialised state (first
  * boot), parse cmdline ("workload=verify ws=64M rate=20M pattern=seq"; keys
- * the workload does not know are ignored) and lay out the state. On an
+ * the workload does not know are ignored) and lay out the state.
+ * data=mix makes fill=, dirty and verify write pages like a real guest's
+ * RAM (research/limits.md's "mix": zero, code-like, text-like and random
+ * pages) instead of near-incompressible ones; verify still checks them. On an
  * already initialised arena (resume in a new process), keep it.
  * Returns 0, or -22 (EINVAL) for a bad command line after printing why on
  * the console.
