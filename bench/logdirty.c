@@ -119,6 +119,9 @@ static double run_rate(struct hyp *h, uint32_t id, const struct wl_ctx *wl, doub
 	return (double)(g1 - g0) / (t1 - t0);
 }
 
+/* One backend's whole measurement in the order it prints (domain, idle and
+ * loaded rates, peek cost, teardown): long, kept as one sequence so that the
+ * timed sections read top to bottom with nothing between them. */
 static int bench_backend(const char *ldname)
 {
 	const char *exec = strcmp(ldname, "wp") ? "kvm" : "soft";
@@ -276,7 +279,8 @@ out:
  * Minimal KVM probe: a CPL3 store loop (1 byte per page over a 1 GiB slot,
  * then an MMIO write to return) under guest 2 MiB identity pages. Pass 1
  * populates, pass 2 runs with KVM_MEM_LOG_DIRTY_PAGES freshly set (every
- * store is a write-protect fault), pass 3 with nothing protected.
+ * store is a write-protect fault), pass 3 with nothing protected. Long: the
+ * ioctl sequence is kept in the order KVM needs it.
  */
 static int bench_raw(void)
 {

@@ -359,6 +359,8 @@ static double median(double *v, int n)
 	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
+/* Options, then each configuration in the printed order: a long list of
+ * steps, kept in one place so the table's rows match the code's. */
 int main(int argc, char **argv)
 {
 	int runs = argc > 1 ? atoi(argv[1]) : 3;

@@ -134,6 +134,8 @@ static double disk_gibs(const char *dir)
 	return 1.0 / t;
 }
 
+/* Save, restore and their limits for one size, in the order of the report
+ * (long: one timed step after another, nothing to share between them). */
 static int bench(const char *dir, uint64_t mem_mb)
 {
 	static const enum strm_codec codecs[] = { STRM_CODEC_NONE, STRM_CODEC_LZ4,

@@ -475,6 +475,8 @@ static void row(const char *what, const char *unit, double *v, int n, bool is_ra
 		printf("  %7.1f us  %6s\n", us, "-");
 }
 
+/* Each operation's row in the printed order (long: one timed call and one
+ * line per row). */
 int main(int argc, char **argv)
 {
 	const char *ferryd = getenv("FERRYD") ? getenv("FERRYD") : FERRY_FERRYD;

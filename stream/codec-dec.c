@@ -794,6 +794,8 @@ static int libxc_end_rhdr(struct strm_dec *dec, uint32_t type, uint32_t len)
 	return want_len(dec, len == 0, "0");
 }
 
+/* One case per libxc record type, each the few checks of its header: long
+ * (about 85 lines), but split by type it reads as the spec's table does. */
 static int libxc_rhdr(struct strm_dec *dec, const uint8_t *u)
 {
 	uint32_t type, len;
