@@ -142,7 +142,7 @@ int snap_view_read(struct snap_view *v, uint64_t pfn, void *buf, enum snap_page_
 int snap_read_page(struct snap_repo *r, const uint8_t uuid[16], const char *name, uint64_t pfn,
 		   void *buf, enum snap_page_kind *kind, char *err, size_t errlen)
 {
-	struct snap_view *v;
+	struct snap_view *v = NULL;
 	int rc = snap_view_open(r, uuid, name, &v, err, errlen);
 
 	if (rc)
@@ -158,7 +158,7 @@ static int verify_one(struct snap_repo *r, const struct snap_meta *m,
 {
 	char msg[512];
 	enum snap_page_kind kind;
-	struct snap_view *v;
+	struct snap_view *v = NULL;
 	uint8_t *buf = malloc(SNAP_PAGE_SIZE);
 	int one;
 

@@ -230,7 +230,10 @@ static int meta_load(struct snap_repo *r, const char *dir, const char *file, cha
 
 	if (!m)
 		return snap_fail(-ENOMEM, err, errlen, "out of memory");
-	snprintf(path, sizeof(path), "%s/%s", dir, file);
+	if (snprintf(path, sizeof(path), "%s/%s", dir, file) >= (int)sizeof(path)) {
+		free(m);
+		return snap_fail(-ENAMETOOLONG, err, errlen, "%s/%s: path too long", dir, file);
+	}
 	rc = meta_parse(path, m, err, errlen);
 	if (!rc && (strlen(m->name) != len || strncmp(m->name, file, len)))
 		rc = snap_fail(-EINVAL, err, errlen, "%s: corrupt manifest: names \"%s\"", path,
@@ -262,7 +265,8 @@ static void stray_remove(struct snap_repo *r, const char *dir, const char *file,
 	uint64_t gen;
 	const char *dot;
 
-	snprintf(path, sizeof(path), "%s/%s", dir, file);
+	if (snprintf(path, sizeof(path), "%s/%s", dir, file) >= (int)sizeof(path))
+		return;
 	if (file[0] == '.') {
 		if (strstr(file, ".tmp-"))
 			unlink(path);

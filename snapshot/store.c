@@ -137,7 +137,7 @@ static int slurp(const char *path, size_t max, char **out, size_t *len, char *er
 
 int snap_read_text(const char *path, char **out, char *err, size_t errlen)
 {
-	size_t len;
+	size_t len = 0;
 
 	return slurp(path, 1 << 16, out, &len, err, errlen);
 }
@@ -146,8 +146,8 @@ int snap_file_read(const char *path, const char *magic, struct snap_fhdr *h, voi
 		   size_t elem, char *err, size_t errlen)
 {
 	uint8_t sum[SNAP_HASH_LEN];
-	size_t len, blen;
-	char *buf;
+	size_t len = 0, blen;
+	char *buf = NULL;
 	int rc;
 
 	rc = slurp(path, (size_t)1 << 34, &buf, &len, err, errlen);

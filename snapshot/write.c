@@ -238,7 +238,7 @@ int snap_put(struct snap_writer *w, const uint64_t *pfns, const void *const *pag
 
 	for (uint32_t i = 0; i < count; i++) {
 		int64_t found;
-		uint32_t slot;
+		uint32_t slot = 0;
 		int rc;
 
 		rc = check_pfn(w, pfns[i]);
