@@ -253,6 +253,8 @@ static int meta_load(struct snap_repo *r, const char *dir, const char *file, cha
 		rc = snap_meta_add(r, m);
 	if (rc)
 		free(m);
+	else if (m->pack != SNAP_PACK_NONE && m->pack >= r->next_pack)
+		r->next_pack = m->pack + 1; /* its pack may be gone: never reuse it */
 	return rc;
 }
 
@@ -321,7 +323,10 @@ static int by_time(const void *a, const void *b)
 	const struct snap_meta *x = *(struct snap_meta *const *)a;
 	const struct snap_meta *y = *(struct snap_meta *const *)b;
 
-	return x->time != y->time ? (x->time < y->time ? -1 : 1) : strcmp(x->name, y->name);
+	/* pack numbers are handed out in creation order: ties within a second */
+	if (x->time != y->time)
+		return x->time < y->time ? -1 : 1;
+	return x->pack != y->pack ? (x->pack < y->pack ? -1 : 1) : strcmp(x->name, y->name);
 }
 
 static int snaps_load(struct snap_repo *r, char *err, size_t errlen)

@@ -553,3 +553,29 @@ Test(snapshot, the_page_sink_writes_a_session_s_pages_into_a_snapshot)
 	snap_repo_close(r);
 	free(mem);
 }
+
+Test(snapshot, the_list_keeps_creation_order_across_a_reopen)
+{
+	const char *names[] = { "zeta", "alpha", "mid" };
+	uint8_t *mem = calloc(NPAGES, PG);
+	struct snap_repo *r = open_repo(false);
+	struct snap_info *list;
+	size_t n;
+
+	for (int i = 0; i < 3; i++) {
+		fill(mem, (uint64_t)i);
+		take(r, uuid_a, names[i], mem, 1, NULL);
+	}
+	snap_repo_close(r);
+	r = open_repo(false);
+	cr_assert_eq(snap_list(r, uuid_a, &list, &n), 0);
+	cr_assert_eq(n, 3);
+	for (int i = 0; i < 3; i++) {
+		cr_assert_str_eq(list[i].name, names[i]);
+		cr_assert(list[i].complete);
+		cr_assert_eq(list[i].memory_pages, NPAGES);
+	}
+	free(list);
+	snap_repo_close(r);
+	free(mem);
+}
