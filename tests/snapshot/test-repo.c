@@ -13,29 +13,14 @@
 
 #include "migrate/session.h"
 #include "snapshot/repo.h"
+#include "tmpdir.h"
 
 #define PG SNAP_PAGE_SIZE
 #define NPAGES 512
 
-static char dir[PATH_MAX / 2];
 static char err[1024];
 static const uint8_t uuid_a[16] = { 0xaa, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15 };
 static const uint8_t uuid_b[16] = { 0xbb, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15 };
-
-/* /var/tmp: a real file system (fsync, st_blocks, hole punching), not tmpfs. */
-static void setup(void)
-{
-	snprintf(dir, sizeof(dir), "/var/tmp/test-snapshot.XXXXXX");
-	cr_assert_not_null(mkdtemp(dir));
-}
-
-static void teardown(void)
-{
-	char cmd[PATH_MAX];
-
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-	cr_assert_eq(system(cmd), 0);
-}
 
 TestSuite(snapshot, .init = setup, .fini = teardown);
 
