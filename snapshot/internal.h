@@ -76,6 +76,17 @@ struct snap_repo {
 	struct snap_writer *writer;
 };
 
+/* write.c: where a commit stands, for tests that crash it at each step
+ * (a hook called, when set, right after each step is durable). */
+enum snap_commit_step {
+	SNAP_STEP_PAGES,       /* pack data fsynced */
+	SNAP_STEP_PACK_INDEX,  /* pack index renamed in */
+	SNAP_STEP_INDEX,       /* snapshot index renamed in */
+	SNAP_STEP_MANIFEST,    /* manifest says complete */
+	SNAP_STEP_COUNT,
+};
+extern void (*snap_failpoint)(enum snap_commit_step step);
+
 /* store.c */
 int snap_fail(int rc, char *err, size_t errlen, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
