@@ -148,6 +148,9 @@ static int meta_parse(const char *path, struct snap_meta *m, char *err, size_t e
 	}
 	if (!m->name[0] || snap_name_check(m->name, err, errlen))
 		rc = snap_fail(-EINVAL, err, errlen, "%s: corrupt manifest: bad or no name", path);
+	else if (!m->memory_pages || !m->gen)
+		rc = snap_fail(-EINVAL, err, errlen,
+			       "%s: corrupt manifest: no memory-pages or index-gen", path);
 out:
 	free(text);
 	return rc;
@@ -220,8 +223,8 @@ static int index_load(struct snap_repo *r, struct snap_meta *m, char *err, size_
 }
 
 /* A manifest at open: complete ones are kept, partial ones removed. */
-static int meta_load(struct snap_repo *r, const char *dir, const char *file, char *err,
-		     size_t errlen)
+static int meta_load(struct snap_repo *r, const char *dir, const uint8_t *uuid,
+		     const char *file, char *err, size_t errlen)
 {
 	struct snap_meta *m = calloc(1, sizeof(*m));
 	char path[PATH_MAX];
@@ -238,6 +241,9 @@ static int meta_load(struct snap_repo *r, const char *dir, const char *file, cha
 	if (!rc && (strlen(m->name) != len || strncmp(m->name, file, len)))
 		rc = snap_fail(-EINVAL, err, errlen, "%s: corrupt manifest: names \"%s\"", path,
 			       m->name);
+	if (!rc && memcmp(m->uuid, uuid, 16))
+		rc = snap_fail(-EINVAL, err, errlen,
+			       "%s: corrupt manifest: its uuid is not its directory's", path);
 	if (!rc && !m->complete) {
 		/* A crash while writing: its pages go with the sweep. */
 		char idx[PATH_MAX];
@@ -306,7 +312,7 @@ static int uuid_dir_load(struct snap_repo *r, const char *name, char *err, size_
 		size_t n = strlen(e->d_name);
 
 		if (e->d_name[0] != '.' && n > 9 && !strcmp(e->d_name + n - 9, ".manifest"))
-			rc = meta_load(r, dir, e->d_name, err, errlen);
+			rc = meta_load(r, dir, uuid, e->d_name, err, errlen);
 	}
 	rewinddir(d);
 	while (!rc && (e = readdir(d)))

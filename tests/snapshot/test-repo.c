@@ -478,6 +478,14 @@ Test(snapshot, a_newer_format_or_a_corrupt_manifest_is_refused_naming_the_file)
 	cr_assert_eq(snap_repo_open(dir, NULL, &r, err, sizeof(err)), -EINVAL);
 	cr_assert_not_null(strstr(err, "s.manifest"), "%s", err);
 	cr_assert_not_null(strstr(err, "bogus"), "%s", err);
+	write_file(path, "ferry-snapshot-manifest 1\nname s\nstate complete\nindex-gen 1\n"
+			 "uuid aa010203-0405-0607-0809-0a0b0c0d0e0f\n");
+	cr_assert_eq(snap_repo_open(dir, NULL, &r, err, sizeof(err)), -EINVAL);
+	cr_assert_not_null(strstr(err, "memory-pages"), "%s", err);
+	write_file(path, "ferry-snapshot-manifest 1\nname s\nstate complete\nindex-gen 1\n"
+			 "memory-pages 1\nuuid bb010203-0405-0607-0809-0a0b0c0d0e0f\n");
+	cr_assert_eq(snap_repo_open(dir, NULL, &r, err, sizeof(err)), -EINVAL);
+	cr_assert_not_null(strstr(err, "directory"), "%s", err);
 	write_file(path, "ferry-snapshot-manifest 9\nname s\n");
 	cr_assert_eq(snap_repo_open(dir, NULL, &r, err, sizeof(err)), -EPROTONOSUPPORT);
 	cr_assert_not_null(strstr(err, "s.manifest"), "%s", err);
