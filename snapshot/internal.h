@@ -76,16 +76,22 @@ struct snap_repo {
 	struct snap_writer *writer;
 };
 
-/* write.c: where a commit stands, for tests that crash it at each step
- * (a hook called, when set, right after each step is durable). */
+/* write.c: where a commit or a delete stands, for tests that crash it at
+ * each step (a hook called, when set, right after each step is durable). */
 enum snap_commit_step {
 	SNAP_STEP_PAGES,       /* pack data fsynced */
 	SNAP_STEP_PACK_INDEX,  /* pack index renamed in */
 	SNAP_STEP_INDEX,       /* snapshot index renamed in */
 	SNAP_STEP_MANIFEST,    /* manifest says complete */
 	SNAP_STEP_COUNT,
+	/* snap_delete, for each child, then once */
+	SNAP_STEP_ADOPT_INDEX = SNAP_STEP_COUNT, /* the child's merged index in */
+	SNAP_STEP_ADOPT_MANIFEST,		 /* the child's manifest names it */
+	SNAP_STEP_UNLISTED,			 /* the deleted one's manifest gone */
+	SNAP_STEP_DELETE_END,
 };
 extern void (*snap_failpoint)(enum snap_commit_step step);
+void snap_failpoint_at(enum snap_commit_step step);
 
 /* store.c */
 int snap_fail(int rc, char *err, size_t errlen, const char *fmt, ...)

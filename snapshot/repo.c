@@ -565,6 +565,7 @@ static int adopt(struct snap_repo *r, struct snap_meta *c, const struct snap_met
 	c->gen++;
 	rc = snap_index_write(r, c, err, errlen);
 	if (!rc) {
+		snap_failpoint_at(SNAP_STEP_ADOPT_INDEX);
 		strcpy(c->parent, m->parent);
 		rc = snap_meta_write(r, c, err, errlen);
 	}
@@ -575,6 +576,7 @@ static int adopt(struct snap_repo *r, struct snap_meta *c, const struct snap_met
 		strcpy(c->parent, parent);
 		return rc;
 	}
+	snap_failpoint_at(SNAP_STEP_ADOPT_MANIFEST);
 	unlink(old);
 	return 0;
 }
@@ -611,6 +613,8 @@ int snap_delete(struct snap_repo *r, const uint8_t uuid[16], const char *name, c
 	unlink(path);
 	snap_meta_path(r, m, "dir", path, sizeof(path));
 	rc = snap_fsync_dir(path, err, errlen);
+	if (!rc)
+		snap_failpoint_at(SNAP_STEP_UNLISTED);
 	snap_meta_drop(r, m);
 	return rc ? rc : snap_sweep(r, err, errlen);
 }

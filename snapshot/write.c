@@ -22,7 +22,7 @@
 
 void (*snap_failpoint)(enum snap_commit_step step);
 
-static void failpoint(enum snap_commit_step step)
+void snap_failpoint_at(enum snap_commit_step step)
 {
 	if (snap_failpoint)
 		snap_failpoint(step);
@@ -325,25 +325,25 @@ static int commit_files(struct snap_writer *w)
 	if (fsync(w->fd) < 0)
 		return snap_fail(-errno, w->err, w->errlen, "snapshot %s: syncing %s: %s",
 				 w->m->name, path, strerror(errno));
-	failpoint(SNAP_STEP_PAGES);
+	snap_failpoint_at(SNAP_STEP_PAGES);
 	snap_pack_path(w->r, p->id, "idx", path, sizeof(path));
 	rc = snap_file_write(path, "FRSNPAK1", p->uuid, p->count, p->hash,
 			     (size_t)p->count * SNAP_HASH_LEN, w->err, w->errlen);
 	if (rc)
 		return rc;
-	failpoint(SNAP_STEP_PACK_INDEX);
+	snap_failpoint_at(SNAP_STEP_PACK_INDEX);
 	rc = build_index(w);
 	if (!rc)
 		rc = snap_index_write(w->r, w->m, w->err, w->errlen);
 	if (rc)
 		return rc;
-	failpoint(SNAP_STEP_INDEX);
+	snap_failpoint_at(SNAP_STEP_INDEX);
 	w->m->complete = true;
 	rc = snap_meta_write(w->r, w->m, w->err, w->errlen);
 	if (rc)
 		w->m->complete = false;
 	else
-		failpoint(SNAP_STEP_MANIFEST);
+		snap_failpoint_at(SNAP_STEP_MANIFEST);
 	return rc;
 }
 

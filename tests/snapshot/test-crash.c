@@ -79,6 +79,35 @@ static struct snap_repo *open_repo(void)
 	return r;
 }
 
+/* Runs op(arg) in a child process that the failpoint ends at crash_at. */
+static void run_crashing(void (*op)(const char *, const char *, uint8_t *), const char *a,
+			 const char *b, uint8_t *mem)
+{
+	int status;
+	pid_t pid = fork();
+
+	cr_assert_geq(pid, 0);
+	if (!pid) {
+		snap_failpoint = crash;
+		op(a, b, mem);
+		_exit(1); /* the failpoint did not fire */
+	}
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	cr_assert(WIFEXITED(status) && !WEXITSTATUS(status), "step %d: %d", crash_at, status);
+}
+
+static void op_take(const char *name, const char *parent, uint8_t *mem)
+{
+	take(open_repo(), name, parent, mem);
+}
+
+static void op_delete(const char *name, const char *unused, uint8_t *mem)
+{
+	char err[512];
+
+	snap_delete(open_repo(), uuid, name, err, sizeof(err));
+}
+
 Test(snapshot_crash, a_crash_at_each_commit_step_leaves_the_snapshot_whole_or_gone)
 {
 	uint8_t *base = malloc(NPAGES * SNAP_PAGE_SIZE), *next = malloc(NPAGES * SNAP_PAGE_SIZE);
@@ -93,20 +122,9 @@ Test(snapshot_crash, a_crash_at_each_commit_step_leaves_the_snapshot_whole_or_go
 
 	for (crash_at = 0; crash_at < SNAP_STEP_COUNT; crash_at++) {
 		char name[16];
-		int status;
-		pid_t pid;
 
 		snprintf(name, sizeof(name), "c%d", (int)crash_at);
-		pid = fork();
-		cr_assert_geq(pid, 0);
-		if (!pid) {
-			snap_failpoint = crash;
-			take(open_repo(), name, "base", next);
-			_exit(1); /* the failpoint did not fire */
-		}
-		cr_assert_eq(waitpid(pid, &status, 0), pid);
-		cr_assert(WIFEXITED(status) && !WEXITSTATUS(status), "step %d: %d", crash_at,
-			  status);
+		run_crashing(op_take, name, "base", next);
 		r = open_repo();
 		expect(r, "base", base);
 		cr_assert_eq(snap_repo_stats(r, &after), 0);
@@ -128,4 +146,66 @@ Test(snapshot_crash, a_crash_at_each_commit_step_leaves_the_snapshot_whole_or_go
 	}
 	free(base);
 	free(next);
+}
+
+/* Files in the domain's directory ending in ext. */
+static int count(const char *ext)
+{
+	char cmd[PATH_MAX];
+	int n = -1;
+	FILE *f;
+
+	snprintf(cmd, sizeof(cmd), "ls '%s'/snaps/*/ | grep -c '%s$'", dir, ext);
+	f = popen(cmd, "r");
+	cr_assert_not_null(f);
+	cr_assert_eq(fscanf(f, "%d", &n), 1);
+	pclose(f);
+	return n;
+}
+
+static void change(uint8_t *mem, uint64_t from, uint64_t n, uint64_t seed)
+{
+	for (uint64_t p = from; p < from + n; p++)
+		memset(mem + p * SNAP_PAGE_SIZE + 100, (int)(seed + p), 64);
+}
+
+Test(snapshot_crash, a_crash_at_each_delete_step_keeps_every_other_snapshot_whole)
+{
+	size_t sz = NPAGES * SNAP_PAGE_SIZE;
+	uint8_t *base = malloc(sz), *mid = malloc(sz), *top = malloc(sz);
+	struct snap_repo *r = open_repo();
+
+	fill_all(base, 3);
+	take(r, "base", NULL, base);
+	snap_repo_close(r);
+	for (crash_at = SNAP_STEP_ADOPT_INDEX; crash_at < SNAP_STEP_DELETE_END; crash_at++) {
+		char m[16], t[16], err[512];
+
+		snprintf(m, sizeof(m), "mid%d", (int)crash_at);
+		snprintf(t, sizeof(t), "top%d", (int)crash_at);
+		memcpy(mid, base, sz);
+		change(mid, 0, 64, crash_at);
+		memcpy(top, mid, sz);
+		change(top, 32, 64, 50 + crash_at);
+		r = open_repo();
+		take(r, m, "base", mid);
+		take(r, t, m, top);
+		snap_repo_close(r);
+
+		run_crashing(op_delete, m, NULL, NULL);
+		r = open_repo();
+		expect(r, "base", base);
+		expect(r, t, top);
+		if (crash_at == SNAP_STEP_UNLISTED)
+			cr_assert_eq(snap_read_page(r, uuid, m, 0, mid, &(enum snap_page_kind){ 0 },
+						    err, sizeof(err)), -ENOENT);
+		else
+			expect(r, m, mid);
+		/* no index file is left that no manifest names */
+		cr_assert_eq(count(".idx"), count(".manifest"), "step %d", crash_at);
+		snap_repo_close(r);
+	}
+	free(base);
+	free(mid);
+	free(top);
 }
