@@ -26,6 +26,7 @@ allowed=(
 	"logdirty/libferry_logdirty.a: ld_"
 	"migrate/libferry_migrate.a: mig_"
 	"restore/libferry_restore.a: rst_"
+	"snapshot/libferry_snapshot.a: snap_"
 	"toolstack/libferry_toolstack.a: xlm_"
 )
 
