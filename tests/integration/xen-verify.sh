@@ -130,7 +130,8 @@ libxl.VerifyLibxl.verify_record = checkpointed_record
 sys.argv = sys.argv[1:]
 runpy.run_path(sys.argv[0], run_name="__main__")
 PY
-# A checkpointed stream of a verify guest: 3 checkpoints, then END.
+# A checkpointed stream of a verify guest: 4 checkpoints (the last one
+# closes the stop-and-copy, as in Xen), then END.
 checkpointed_stream() {
 	FERRY_SESSION_STREAM=$TMP/cp.stream timeout 300 "$BUILD/tests/test-migrate" \
 		--filter 'session/checkpoints_carry_what_changed' --jobs 1 >"$TMP/cp.out" 2>&1
@@ -142,9 +143,9 @@ plain_refuses_checkpointed() {
 }
 checkpointed_passes() {
 	verify_checkpointed "$TMP/cp.stream" &&
-		[[ $(grep -c "Libxc Record: Checkpoint, length 0" "$TMP/cp.stream.verify") == 3 ]] &&
-		[[ $(grep -c "Libxl Record: Checkpoint end" "$TMP/cp.stream.verify") == 3 ]] &&
-		grep -q "Checkpointed: epoch 3 complete" "$TMP/cp.stream.verify" &&
+		[[ $(grep -c "Libxc Record: Checkpoint, length 0" "$TMP/cp.stream.verify") == 4 ]] &&
+		[[ $(grep -c "Libxl Record: Checkpoint end" "$TMP/cp.stream.verify") == 4 ]] &&
+		grep -q "Checkpointed: epoch 4 complete" "$TMP/cp.stream.verify" &&
 		grep -q "Libxc Record: End" "$TMP/cp.stream.verify" &&
 		grep -q "Libxl Record: End" "$TMP/cp.stream.verify"
 }

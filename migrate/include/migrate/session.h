@@ -142,7 +142,8 @@ int mig_session_precopy(struct mig_session *s, const struct mig_precopy_opts *o)
  * MIG_EPOCH_CHECKPOINT: libxc CHECKPOINT, the xenstore subtree, libxl
  *   CHECKPOINT_END, a flush; log-dirty stays on, the domain resumes
  *   (unless MIG_EPOCH_HOLD). Checkpointed sessions only (-EINVAL).
- * MIG_EPOCH_END: libxc END, the subtree, libxl END, the end frame; the
+ * MIG_EPOCH_END: (checkpointed: first closed as a CHECKPOINT, so that the
+ *   receiver commits it) libxc END, the subtree, libxl END, the end frame; the
  *   domain stays paused, the caller owning that pause (handshake, then
  *   destroy or hyp_domain_op_unpause). No epoch may follow.
  * On failure the stream is unusable and the epoch's pause is released.
