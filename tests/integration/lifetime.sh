@@ -150,7 +150,7 @@ check "a big guest fills its working set" wait_log lt-big "verify: sweep" 1
 logmark
 check "SIGTERM: ferryd still exits 0 within 1 + 20 s" term 21
 check "the log names the domain not saved in time, destroyed" \
-	loghas "'lt-big' \(dom[0-9]+\) not saved: --stop-timeout 1 s passed; destroying it"
+	loghas "'lt-big' \(d[0-9]+\) not saved: --stop-timeout 1 s passed; destroying it"
 check "nothing of it is left to restore, no temporary either" no_saves
 
 # ---- 4. a full state dir ----------------------------------------------------
@@ -162,7 +162,7 @@ if mkdir -p "$SAVED" && mount -t tmpfs -o size=4M tmpfs "$SAVED" 2>/dev/null; th
 	logmark
 	check "full state dir: SIGTERM still exits 0 within 30 s" term 30
 	check "full state dir: the domain is named, with the reason, and destroyed" \
-		loghas "'lt-full' \(dom[0-9]+\) not saved: .*No space left.*; destroying it"
+		loghas "'lt-full' \(d[0-9]+\) not saved: .*No space left.*; destroying it"
 	check "full state dir: no partial save is left" no_saves
 	umount "$SAVED" && MOUNTED=
 else
