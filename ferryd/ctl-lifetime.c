@@ -61,9 +61,9 @@ struct ctl_life {
 	char dir[4096]; /* STATE_DIR/saved */
 	pthread_t thread;
 	bool thread_started;
-	uv_async_t async; /* the thread is done */
-	bool async_open;
-	int finished; /* __atomic: the thread is done */
+	/* the thread is done: its last act queues end_call (ctl__loop_call) */
+	struct ctl_call end_call;
+	bool ended; /* loop thread: end_call has run */
 	/* stop */
 	void (*done)(struct ctl_server *srv);
 	uv_timer_t deadline, hard;
@@ -213,20 +213,11 @@ static int rec_read(struct ctl_life *l, const char *name, struct stop_rec *r, ch
 
 /* ---- the thread's end, on the loop ---------------------------------------- */
 
-static void async_closed(uv_handle_t *h)
+static void on_thread_done(struct ctl_call *c)
 {
-}
+	struct ctl_life *l = container_of(c, struct ctl_life, end_call);
 
-static void on_thread_done(uv_async_t *a)
-{
-	struct ctl_life *l = a->data;
-
-	if (!__atomic_load_n(&l->finished, __ATOMIC_ACQUIRE))
-		return;
-	if (l->async_open) {
-		l->async_open = false;
-		uv_close((uv_handle_t *)&l->async, async_closed);
-	}
+	l->ended = true;
 	if (l->done) {
 		void (*done)(struct ctl_server *) = l->done;
 
@@ -241,26 +232,21 @@ static int thread_start(struct ctl_life *l, void *(*fn)(void *))
 {
 	int rc;
 
-	__atomic_store_n(&l->finished, 0, __ATOMIC_RELEASE);
-	rc = uv_async_init(l->srv->loop, &l->async, on_thread_done);
+	l->ended = false;
+	l->end_call.fn = on_thread_done;
+	rc = -pthread_create(&l->thread, NULL, fn, l);
 	if (rc)
 		return rc;
-	l->async.data = l;
-	l->async_open = true;
-	rc = -pthread_create(&l->thread, NULL, fn, l);
-	if (rc) {
-		l->async_open = false;
-		uv_close((uv_handle_t *)&l->async, async_closed);
-		return rc;
-	}
 	l->thread_started = true;
 	return 0;
 }
 
 static void *thread_end(struct ctl_life *l)
 {
-	__atomic_store_n(&l->finished, 1, __ATOMIC_RELEASE);
-	uv_async_send(&l->async);
+	/* The queue stays open until the stop's done calls ctl_jobs_stop. */
+	if (ctl__loop_call(l->srv, &l->end_call))
+		log_err("the loop is gone: the end of ferryd's %s is lost",
+			l->done ? "stop" : "start");
 	return NULL;
 }
 
@@ -505,10 +491,9 @@ int ctl_lifetime_start(struct ctl_server *srv)
 		return rc;
 	}
 	/* Restores use the xenstore, which the loop serves. */
-	while (!__atomic_load_n(&l->finished, __ATOMIC_ACQUIRE))
+	while (!l->ended)
 		uv_run(srv->loop, UV_RUN_ONCE);
 	thread_join(l);
-	uv_run(srv->loop, UV_RUN_NOWAIT); /* closes the async */
 	free(l->names);
 	l->names = NULL;
 	l->nnames = 0;
@@ -712,10 +697,6 @@ void ctl_lifetime_fini(struct ctl_server *srv)
 		uv_close((uv_handle_t *)&l->deadline, timer_closed);
 		uv_close((uv_handle_t *)&l->hard, timer_closed);
 		l->timers_open = false;
-	}
-	if (l->async_open) {
-		l->async_open = false;
-		uv_close((uv_handle_t *)&l->async, async_closed);
 	}
 	uv_run(srv->loop, UV_RUN_NOWAIT);
 	strm_cancel_free(l->cancel);

@@ -8,7 +8,8 @@
  *   ctl-events.c  hyp events (any thread) -> the loop, coalesced, through
  *                 ctl-jobs.c's queue (ctl__loop_call)
  *   xs-server.c   the xenstore (one struct xs_store) and its xenstored
- *                 sockets RUN_DIR/xenstored/socket and socket_ro
+ *                 sockets RUN_DIR/xenstored/socket and socket_ro; other
+ *                 threads' work reaches it through ctl__loop_call
  *   ctl-jobs.c    long jobs on their own threads, with cancel tokens, and
  *                 the one queue of calls from threads to the loop
  *   ctl-save.c    save and restore, jobs of ctl-jobs.c

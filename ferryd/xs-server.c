@@ -15,7 +15,8 @@
  *
  * Domains: every domain create (ctl-ops.c), restore (ctl-save.c) and
  * incoming migration (ctl-migrate.c) calls ctl__xs_domain_add(), which may
- * run on any thread: the domid is queued and the loop thread makes
+ * run on any thread: the domid is queued (one drain call in ctl-jobs.c's
+ * queue, ctl__loop_call, carries it and guests' kicks) and the loop thread makes
  * /local/domain/<domid> (xs_domain_create) from the domain's current name
  * and memory. ctl__on_gone() releases it.
  *
@@ -101,9 +102,10 @@ struct xs_server {
 	struct xs_client *clients;
 	struct xs_ring_client *rings; /* one per domain with entries */
 	/* domains created off the loop thread and rings kicked by their
-	 * guests; lock guards pend, kicks and closed */
-	uv_async_t async;
-	bool async_open;
+	 * guests reach the loop through drain_call in ctl-jobs.c's queue
+	 * (ctl__loop_call); lock guards pend, kicks, calls, posted and closed */
+	struct ctl_call drain_call;
+	bool posted; /* drain_call is queued and has not run yet */
 	pthread_mutex_t lock;
 	struct xs_pending *pend;
 	struct xs_pending *kicks; /* each domid at most once */
@@ -112,7 +114,7 @@ struct xs_server {
 	pthread_t loop_thread;
 };
 
-static void async_cb(uv_async_t *a);
+static void drain(struct xs_server *xs);
 
 /* ---- clients ------------------------------------------------------------ */
 
@@ -262,7 +264,7 @@ static void read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 
 		/* Domains created on other threads are visible to every
 		 * request that follows their creation. */
-		async_cb(&cl->xs->async);
+		drain(cl->xs);
 		rc = cl->ro ? feed_ro(cl, buf->base, (size_t)n)
 				: xs_conn_feed(cl->conn, buf->base, (size_t)n);
 
@@ -371,6 +373,21 @@ static void ring_service(struct xs_server *xs, uint32_t domid)
 		dev_xs_ring_service(rc->ring);
 }
 
+/* Under xs->lock: drain_call joins the loop's queue unless it is there
+ * already (it then drains this too). Never allocates: a guest's kick is a
+ * hot path. */
+static int post_locked(struct xs_server *xs)
+{
+	int rc;
+
+	if (xs->posted)
+		return 0;
+	rc = ctl__loop_call(xs->srv, &xs->drain_call);
+	if (!rc)
+		xs->posted = true;
+	return rc;
+}
+
 /* Any thread (a guest's vCPU): the loop services the ring soon. */
 static void ring_kick(void *opaque, uint32_t domid)
 {
@@ -389,7 +406,7 @@ static void ring_kick(void *opaque, uint32_t domid)
 	p->domid = domid;
 	p->next = xs->kicks;
 	xs->kicks = p;
-	uv_async_send(&xs->async);
+	post_locked(xs);
 out:
 	pthread_mutex_unlock(&xs->lock);
 }
@@ -435,9 +452,9 @@ static void call_finish(struct xs_call *c, int rc)
 	pthread_mutex_unlock(&c->lock); /* c may be gone from here on */
 }
 
-static void async_cb(uv_async_t *a)
+/* Everything queued so far, in order; on the loop thread. */
+static void drain(struct xs_server *xs)
 {
-	struct xs_server *xs = a->data;
 	struct xs_pending *p, *next, *rev = NULL, *kicks;
 	struct xs_call *calls, *cn;
 
@@ -472,6 +489,21 @@ static void async_cb(uv_async_t *a)
 	}
 }
 
+/* On the loop: drain_call's turn in the queue. Only here is posted
+ * cleared, so drain_call is never queued twice. */
+static void drain_call(struct ctl_call *call)
+{
+	struct xs_server *xs = container_of(call, struct xs_server, drain_call);
+	bool closed;
+
+	pthread_mutex_lock(&xs->lock);
+	xs->posted = false;
+	closed = xs->closed;
+	pthread_mutex_unlock(&xs->lock);
+	if (!closed)
+		drain(xs);
+}
+
 static int call_on_loop(struct xs_server *xs, struct xs_call *c)
 {
 	int rc;
@@ -479,7 +511,7 @@ static int call_on_loop(struct xs_server *xs, struct xs_call *c)
 	if (!xs)
 		return -ENODEV;
 	if (pthread_equal(pthread_self(), xs->loop_thread)) {
-		async_cb(&xs->async); /* keep the order */
+		drain(xs); /* keep the order */
 		return c->fn(xs, c);
 	}
 	pthread_mutex_init(&c->lock, NULL);
@@ -492,7 +524,12 @@ static int call_on_loop(struct xs_server *xs, struct xs_call *c)
 	}
 	c->next = xs->calls;
 	xs->calls = c;
-	uv_async_send(&xs->async);
+	rc = post_locked(xs);
+	if (rc) { /* the loop's queue is closed: nothing would run it */
+		xs->calls = c->next;
+		pthread_mutex_unlock(&xs->lock);
+		goto out;
+	}
 	pthread_mutex_unlock(&xs->lock);
 	pthread_mutex_lock(&c->lock);
 	while (!c->done)
@@ -548,7 +585,7 @@ void ctl__xs_domain_add(struct ctl_server *srv, uint32_t domid)
 	if (!xs)
 		return;
 	if (pthread_equal(pthread_self(), xs->loop_thread)) {
-		async_cb(&xs->async); /* keep the order */
+		drain(xs); /* keep the order */
 		domain_add(xs, domid);
 		return;
 	}
@@ -564,7 +601,7 @@ void ctl__xs_domain_add(struct ctl_server *srv, uint32_t domid)
 	}
 	p->next = xs->pend;
 	xs->pend = p;
-	uv_async_send(&xs->async);
+	post_locked(xs);
 	pthread_mutex_unlock(&xs->lock);
 }
 
@@ -573,7 +610,7 @@ void ctl__xs_domain_gone(struct ctl_server *srv, uint32_t domid)
 	if (!srv->xs)
 		return;
 	/* A create still queued must not resurrect the entry. */
-	async_cb(&srv->xs->async);
+	drain(srv->xs);
 	ring_detach(srv->xs, domid);
 	xs_domain_release(srv->xs->store, domid);
 }
@@ -603,7 +640,7 @@ int ctl__xs_domain_write(struct ctl_server *srv, uint32_t domid, const char *rel
 
 	if (!srv->xs)
 		return -ENODEV;
-	async_cb(&srv->xs->async); /* its entries first */
+	drain(srv->xs); /* its entries first */
 	snprintf(path, sizeof(path), "/local/domain/%u/%s", domid, rel);
 	rc = xs_write(srv->xs->store, path, v, strlen(v));
 	if (rc)
@@ -700,11 +737,7 @@ int ctl_xs_start(struct ctl_server *srv)
 		log_err("cannot chmod %s: %s", xs->dir, strerror(errno));
 		goto fail;
 	}
-	rc = uv_async_init(srv->loop, &xs->async, async_cb);
-	if (rc)
-		goto fail;
-	xs->async.data = xs;
-	xs->async_open = true;
+	xs->drain_call.fn = drain_call;
 	srv->xs = xs;
 	dev_pv_set_xs_kick(srv->devs, ring_kick, xs);
 	rc = listen_on(xs, &xs->rw, "socket", false) ?: listen_on(xs, &xs->ro, "socket_ro", true);
@@ -742,10 +775,6 @@ void ctl_xs_stop(struct ctl_server *srv)
 	for (; calls; calls = next) {
 		next = calls->next;
 		call_finish(calls, -ESHUTDOWN);
-	}
-	if (xs->async_open) {
-		xs->async_open = false;
-		uv_close((uv_handle_t *)&xs->async, NULL);
 	}
 }
 
