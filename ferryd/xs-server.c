@@ -739,10 +739,12 @@ int ctl_xs_start(struct ctl_server *srv)
 	}
 	xs->drain_call.fn = drain_call;
 	srv->xs = xs;
-	dev_pv_set_xs_kick(srv->devs, ring_kick, xs);
 	rc = listen_on(xs, &xs->rw, "socket", false) ?: listen_on(xs, &xs->ro, "socket_ro", true);
 	if (rc)
 		goto fail;
+	/* Last: a guest's kick queues xs's drain, which must not outlive a
+	 * start that failed. */
+	dev_pv_set_xs_kick(srv->devs, ring_kick, xs);
 	return 0;
 fail:
 	srv->xs = xs; /* stop and fini clean up */
