@@ -81,7 +81,7 @@ Test(p2m, types_follow_the_balloon, .timeout = 60)
 
 Test(p2m, pending_until_loaded, .timeout = 60)
 {
-	static uint8_t page[4096] = { 7 };
+	static uint8_t page[2 * 4096] = { 7 }; /* two pages are loaded */
 	struct env e;
 
 	env_up(&e);
