@@ -271,6 +271,13 @@ Test(domain, host_writes_marked)
 	hyp_destroy(h);
 }
 
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return (x > y) - (x < y);
+}
+
 /* Destroying a soft domain does not wait for its workload's slice: right
  * after boot the workload waits up to 0.5 s for xenstore (none here), and
  * destroy used to wait that out (bench-lifecycle: 500 ms for 1 GiB). */
@@ -279,27 +286,26 @@ Test(domain, soft_destroy_is_prompt, .timeout = 60)
 	struct hyp *h = harness_hyp("soft", 1088);
 	struct hyp_dom_config c = harness_cfg("d", 1024, "workload=idle");
 
+	double t[3];
+
 	for (int i = 0; i < 3; i++) {
 		uint32_t id;
-		double t;
 
 		cr_assert_eq(hyp_domain_create(h, &c, false, &id), 0);
 		cr_assert(harness_wait_console(h, id, "ferry-guest: booted", 1, 20),
 			  "no boot line; console:\n%s", harness_console(h, id));
-		t = ferry_now_s();
+		t[i] = ferry_now_s();
 		cr_assert_eq(hyp_domain_destroy(h, id), 0);
-		t = ferry_now_s() - t;
-		cr_expect_lt(t, 0.1, "destroying a 1 GiB soft domain took %.0f ms, want < 100 ms",
-			     t * 1e3);
+		t[i] = ferry_now_s() - t[i];
+		cr_log_info("destroying a 1 GiB soft domain took %.1f ms", t[i] * 1e3);
 	}
+	/* The median: the bug waited out 500 ms every time; one slow destroy
+	 * is a shared host's neighbour. */
+	qsort(t, 3, sizeof(t[0]), cmp_double);
+	cr_expect_lt(t[1], 0.1,
+		     "destroying a 1 GiB soft domain took %.0f ms (median of 3), want < 100 ms",
+		     t[1] * 1e3);
 	hyp_destroy(h);
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return (x > y) - (x < y);
 }
 
 struct pause_case {
@@ -322,12 +328,14 @@ ParameterizedTestParameters(domain, soft_pause_is_prompt)
  * A soft domain pauses within about 100 us of the request, whatever its
  * workload is doing, not when its slice (up to 10 ms) ends: snapshots and
  * HA epochs pause many times a second. 200 pauses, each after the
- * workload has run ~2 ms: p90 < 1 ms, generous for a shared machine. The
- * tail is printed, not asserted: on a loaded host it is the wait for a CPU
- * (1-4 ms seen even for a workload that only blocks), not the workload.
- * verify still finds every page as written across them. Measured once the
- * boot-time xenstore probe is over: a pause during a xenstore request
- * waits for its reply (here, with no xenstore, its 0.5 s timeout).
+ * workload has run ~2 ms: p50 < 500 us and p90 < 5 ms (in one of two
+ * runs). Waiting for the slice's end puts the median at ~5 ms; a loaded
+ * host adds the wait for a CPU (p90 1-2 ms seen with two builds running,
+ * 1-4 ms tails even for a workload that only blocks), which is not the
+ * workload's. verify still finds every page as written across them.
+ * Measured once the boot-time xenstore probe is over: a pause during a
+ * xenstore request waits for its reply (here, with no xenstore, its 0.5 s
+ * timeout).
  */
 ParameterizedTest(struct pause_case *pc, domain, soft_pause_is_prompt, .timeout = 120)
 {
@@ -340,23 +348,31 @@ ParameterizedTest(struct pause_case *pc, domain, soft_pause_is_prompt, .timeout 
 	cr_assert_eq(hyp_domain_create(h, &c, false, &id), 0);
 	cr_assert(harness_wait_console(h, id, pc->ready, 1, 60), "no '%s'; console:\n%s", pc->ready,
 		  harness_console(h, id));
-	for (int i = 0; i < N; i++) {
-		struct timespec ts = {0, 2000000};
-		double t;
+	/* A second run of N if the first's p90 misses: a broken pause misses
+	 * in every run, a neighbour's burst in one. */
+	for (int run = 0; run < 2; run++) {
+		for (int i = 0; i < N; i++) {
+			struct timespec ts = {0, 2000000};
+			double t;
 
-		nanosleep(&ts, NULL);
-		t = ferry_now_s();
-		cr_assert_eq(hyp_domain_pause(h, id), 0);
-		lat[i] = ferry_now_s() - t;
-		cr_assert_eq(hyp_domain_unpause(h, id), 0);
+			nanosleep(&ts, NULL);
+			t = ferry_now_s();
+			cr_assert_eq(hyp_domain_pause(h, id), 0);
+			lat[i] = ferry_now_s() - t;
+			cr_assert_eq(hyp_domain_unpause(h, id), 0);
+		}
+		qsort(lat, N, sizeof(lat[0]), cmp_double);
+		fprintf(stderr,
+			"pause latency '%s' over %d pauses: p50 %.0f us, p90 %.0f us, p99 %.0f "
+			"us, max %.0f us\n",
+			pc->cmdline, N, lat[N / 2] * 1e6, lat[N * 9 / 10] * 1e6,
+			lat[N * 99 / 100] * 1e6, lat[N - 1] * 1e6);
+		if (lat[N / 2] < 500e-6 && lat[N * 9 / 10] < 5e-3)
+			break;
 	}
-	qsort(lat, N, sizeof(lat[0]), cmp_double);
-	fprintf(stderr,
-		"pause latency '%s' over %d pauses: p50 %.0f us, p90 %.0f us, p99 %.0f us, "
-		"max %.0f us\n",
-		pc->cmdline, N, lat[N / 2] * 1e6, lat[N * 9 / 10] * 1e6, lat[N * 99 / 100] * 1e6,
-		lat[N - 1] * 1e6);
-	cr_expect_lt(lat[N * 9 / 10], 1e-3, "p90 pause latency %.0f us, want < 1 ms",
+	cr_expect_lt(lat[N / 2], 500e-6, "p50 pause latency %.0f us, want < 500 us",
+		     lat[N / 2] * 1e6);
+	cr_expect_lt(lat[N * 9 / 10], 5e-3, "p90 pause latency %.0f us, want < 5 ms",
 		     lat[N * 9 / 10] * 1e6);
 	if (strstr(pc->cmdline, "verify")) {
 		cr_assert(harness_wait_console(h, id, "verify: sweep", 3, 30),
