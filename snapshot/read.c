@@ -169,6 +169,15 @@ uint64_t snap_view_pages(const struct snap_view *v)
 	return v->pages;
 }
 
+enum snap_page_kind snap_view_kind(const struct snap_view *v, uint64_t pfn)
+{
+	uint32_t pack = (uint32_t)((v->refs[pfn] - 1) >> 32);
+
+	if (!v->refs[pfn] || pack == SNAP_PACK_ZERO)
+		return SNAP_PAGE_ZERO;
+	return pack == SNAP_PACK_HOLE ? SNAP_PAGE_HOLE : SNAP_PAGE_DATA;
+}
+
 void snap_view_close(struct snap_view *v)
 {
 	if (!v)
