@@ -27,9 +27,14 @@
 #include "common/err.h"
 #include "common/log.h"
 #include "internal.h"
+#include "restore/restore.h"
 #include "snapshot/repo.h"
+#include "snapshot/stream.h"
 #include "snapshot/take.h"
 #include "toolstack/config.h"
+
+/* Where a replacing revert builds the new copy before the old one goes. */
+#define REVERT_SUFFIX "--reverting"
 
 struct owner {
 	uint8_t uuid[16];
@@ -361,7 +366,7 @@ static int snap_find(struct ctl_server *srv, const struct target *t, const char 
 
 /* ---- jobs --------------------------------------------------------------- */
 
-enum sjob_kind { SJ_CREATE, SJ_DELETE, SJ_VERIFY };
+enum sjob_kind { SJ_CREATE, SJ_DELETE, SJ_VERIFY, SJ_EXPORT, SJ_REVERT };
 
 struct sjob {
 	struct ctl_job job;
@@ -384,6 +389,14 @@ struct sjob {
 	/* verify */
 	struct snap_verify_report vrep;
 	bool all; /* verify: every snapshot of the domain */
+	/* export */
+	char path[4096];
+	uint64_t bytes;
+	/* revert */
+	char newname[HYP_NAME_MAX];
+	uint32_t new_domid;
+	bool replaced;
+	struct rst_stats rst;
 	int rc;
 	char err[4096];
 };
@@ -505,6 +518,160 @@ static void do_verify(struct sjob *j)
 	ctl__snap_unlock(j->srv);
 }
 
+static void do_export(struct sjob *j)
+{
+	struct snap_repo *r;
+	struct afile *af;
+
+	j->rc = afile_open(j->path, &af, j->err, sizeof(j->err));
+	if (j->rc)
+		return;
+	j->rc = ctl__snap_lock(j->srv, &r, j->err, sizeof(j->err));
+	if (!j->rc) {
+		j->rc = snap_export(r, j->t.uuid, j->name, afile_fd(af), &j->bytes, j->err,
+				    sizeof(j->err));
+		ctl__snap_unlock(j->srv);
+	}
+	if (j->rc) {
+		afile_abort(af);
+		return;
+	}
+	j->rc = afile_commit(af, j->err, sizeof(j->err));
+}
+
+static void uuid_new(uint8_t u[16])
+{
+	struct timespec ts;
+
+	if (getrandom(u, 16, GRND_NONBLOCK) != 16) {
+		clock_gettime(CLOCK_REALTIME, &ts);
+		memcpy(u, &ts, sizeof(ts) < 16 ? sizeof(ts) : 16);
+		u[15] ^= (uint8_t)getpid();
+	}
+	u[6] = (uint8_t)((u[6] & 0x0f) | 0x40); /* version 4 */
+	u[8] = (uint8_t)((u[8] & 0x3f) | 0x80);
+}
+
+static int revert_config(void *opaque, const char *json, struct hyp_dom_config *cfg, char *err,
+			 size_t errlen)
+{
+	struct sjob *j = opaque;
+	int rc = xlm_cfg_from_json_text(json, cfg, err, errlen);
+
+	if (rc)
+		return rc;
+	/* The last moment before the domain exists: a client gone by now
+	 * gets none. */
+	if (strm_cancel_fired(j->job.cancel)) {
+		snprintf(err, errlen, "cancelled: the client went away");
+		return -ECANCELED;
+	}
+	if (j->newname[0]) {
+		/* A second domain beside the first: its own identity, so its
+		 * snapshots are its own. */
+		snprintf(cfg->name, sizeof(cfg->name), "%s", j->newname);
+		uuid_new(cfg->uuid);
+	} else if (j->t.exists) {
+		/* Temporary: a long name is cut to leave room for the suffix. */
+		snprintf(cfg->name, sizeof(cfg->name), "%.*s%s",
+			 (int)(sizeof(cfg->name) - sizeof(REVERT_SUFFIX)), j->t.name,
+			 REVERT_SUFFIX);
+	} else {
+		snprintf(cfg->name, sizeof(cfg->name), "%s", j->t.name);
+	}
+	return ctl__name_check(j->srv, cfg->name, err, errlen);
+}
+
+/*
+ * The snapshot's stream restored paused under a temporary name; only once
+ * it is whole does the old domain go and the new one take its name, then
+ * run: never two copies running, and a failed restore leaves the old
+ * domain as it was.
+ */
+static void do_revert(struct sjob *j)
+{
+	struct rst_opts o = {.paused = true,
+			     .config = revert_config,
+			     .opaque = j,
+			     .xenstore = ctl__xs_stream_write,
+			     .xenstore_opaque = j->srv};
+	bool replace = j->t.exists && !j->newname[0];
+	struct hyp *h = j->srv->hyp;
+	struct hyp_dom_config cfg;
+	struct strm_io *io = NULL;
+	struct snap_repo *r;
+	const char *name;
+	int rc;
+
+	j->rc = ctl__snap_lock(j->srv, &r, j->err, sizeof(j->err));
+	if (j->rc)
+		return;
+	j->rc = snap_stream_open(r, j->t.uuid, j->name, 0, &io, j->err, sizeof(j->err));
+	/* The stream is read from the repository, never waits on a peer:
+	 * a client gone is seen at the config (revert_config), the last
+	 * moment before a domain exists, and at the point of no return. */
+	if (!j->rc)
+		j->rc = rst_restore_domain(h, io, &o, &j->new_domid, &j->rst, j->err,
+					   sizeof(j->err));
+	if (j->rc && io && strm_io_error(io)[0] && !strstr(j->err, strm_io_error(io))) {
+		/* A damaged page: the io names the snapshot, pack and pfn. */
+		size_t n = strlen(j->err);
+
+		snprintf(j->err + n, sizeof(j->err) - n, "%s%s", n ? ": " : "", strm_io_error(io));
+	}
+	strm_io_close(io);
+	ctl__snap_unlock(j->srv);
+	if (j->rc) {
+		if (!j->err[0])
+			snprintf(j->err, sizeof(j->err), "revert failed: %s",
+				 ferry_strerror(j->rc));
+		return;
+	}
+	if (ctl__job_no_return(&j->job)) {
+		hyp_domain_destroy(h, j->new_domid);
+		j->rc = -ECANCELED;
+		snprintf(j->err, sizeof(j->err), "cancelled: the client went away");
+		return;
+	}
+	name = j->newname[0] ? j->newname : j->t.name;
+	if (replace) {
+		rc = hyp_domain_destroy(h, j->t.domid);
+		if (rc && rc != -ENOENT) {
+			hyp_domain_destroy(h, j->new_domid);
+			j->rc = rc;
+			snprintf(j->err, sizeof(j->err),
+				 "cannot destroy domain '%s' to replace it: %s; it is unchanged",
+				 j->t.name, ferry_strerror(rc));
+			return;
+		}
+		j->replaced = true;
+		/* The old name is free once its domain is gone; a dying
+		 * domain may hold it a moment longer. */
+		for (int i = 0; i < 200; i++) {
+			rc = hyp_domain_rename(h, j->new_domid, name);
+			if (rc != -EEXIST)
+				break;
+			usleep(10000);
+		}
+		if (rc)
+			log_warn("d%u: cannot rename the reverted copy to '%s': %s", j->new_domid,
+				 name, ferry_strerror(rc));
+	}
+	if (!hyp_domain_config(h, j->new_domid, &cfg)) {
+		ctl__record_write(j->srv, j->new_domid, &cfg);
+		owners_note(j->srv->snap, cfg.uuid, cfg.name);
+	}
+	ctl__xs_domain_add(j->srv, j->new_domid);
+	if (!j->paused) {
+		rc = hyp_domain_unpause(h, j->new_domid);
+		if (rc)
+			log_warn("d%u: cannot unpause after the revert: %s", j->new_domid,
+				 ferry_strerror(rc));
+	}
+	log_info("d%u: '%s' reverted to snapshot '%s'%s", j->new_domid, name, j->name,
+		 j->replaced ? " (replacing the running domain)" : "");
+}
+
 static void sjob_run(struct ctl_job *job)
 {
 	struct sjob *j = container_of(job, struct sjob, job);
@@ -513,6 +680,8 @@ static void sjob_run(struct ctl_job *job)
 	case SJ_CREATE: do_create(j); break;
 	case SJ_DELETE: do_delete(j); break;
 	case SJ_VERIFY: do_verify(j); break;
+	case SJ_EXPORT: do_export(j); break;
+	case SJ_REVERT: do_revert(j); break;
 	}
 }
 
@@ -550,6 +719,17 @@ static int gen_result(yajl_gen g, const void *arg)
 		rc = xlm_gen_kv_int(g, "snapshots", (long long)j->vrep.snapshots) ?:
 		     xlm_gen_kv_int(g, "pages", (long long)j->vrep.pages) ?:
 		     xlm_gen_kv_int(g, "bad", (long long)j->vrep.bad);
+		break;
+	case SJ_EXPORT:
+		rc = xlm_gen_kv_str(g, "path", j->path)
+			     ?: xlm_gen_kv_int(g, "bytes", (long long)j->bytes);
+		break;
+	case SJ_REVERT:
+		rc = xlm_gen_kv_int(g, "domid", j->new_domid) ?:
+		     xlm_gen_kv_str(g, "new_name", j->newname[0] ? j->newname : j->t.name) ?:
+		     xlm_gen_kv_bool(g, "replaced", j->replaced) ?:
+		     xlm_gen_kv_int(g, "pages", (long long)j->rst.pages) ?:
+		     xlm_gen_kv_double(g, "seconds", j->rst.seconds);
 		break;
 	}
 	return rc ?: xlm_gen_map_close(g);
@@ -936,6 +1116,65 @@ void ctl__op_snapshot_verify(struct ctl_client *cl, const struct xlm_req *req)
 		return;
 	j->all = !j->name[0];
 	sjob_start(j, SJ_VERIFY, "snapshot-verify");
+}
+
+void ctl__op_snapshot_export(struct ctl_client *cl, const struct xlm_req *req)
+{
+	const char *path = xlm_args_str(req, "path");
+	struct sjob *j;
+
+	if (!path || path[0] != '/') {
+		REPLY_ERR(cl, req, -EINVAL, "snapshot-export: expected an absolute \"path\"");
+		return;
+	}
+	j = sjob_new(cl, req, true, true);
+	if (!j)
+		return;
+	snprintf(j->path, sizeof(j->path), "%s", path);
+	sjob_start(j, SJ_EXPORT, "snapshot-export");
+}
+
+void ctl__op_snapshot_revert(struct ctl_client *cl, const struct xlm_req *req)
+{
+	const char *newname = xlm_args_str(req, "new_name");
+	char err[1024], detail[HYP_OP_DETAIL_MAX];
+	struct sjob *j;
+	uint32_t other;
+
+	if (xlm_args_bool(req, "lazy")) {
+		REPLY_ERR(cl, req, -EOPNOTSUPP,
+			  "snapshot-revert --lazy is not supported yet: this ferryd has no lazy "
+			  "restore; revert without --lazy");
+		return;
+	}
+	if (newname && xlm_name_check(newname, err, sizeof(err))) {
+		REPLY_ERR(cl, req, -EINVAL, "snapshot-revert: %s", err);
+		return;
+	}
+	if (newname && !hyp_domain_lookup(cl->srv->hyp, newname, &other)) {
+		REPLY_ERR(cl, req, -EEXIST, "snapshot-revert: domain '%s' already exists", newname);
+		return;
+	}
+	j = sjob_new(cl, req, true, true);
+	if (!j)
+		return;
+	if (newname)
+		snprintf(j->newname, sizeof(j->newname), "%s", newname);
+	j->paused = xlm_args_bool(req, "paused");
+	if (j->t.exists && !newname) {
+		/* The domain it replaces is held until it goes: no migration,
+		 * save or snapshot of it meanwhile. */
+		snprintf(detail, sizeof(detail), "being reverted to snapshot '%s'", j->name);
+		if (ctl__domain_claim(cl, req, j->t.domid, "revert", HYP_OP_SNAPSHOT, detail)) {
+			free(j);
+			return;
+		}
+		j->claimed = true;
+	} else if (j->t.exists && ctl__domain_check(cl, req, j->t.domid, "revert")) {
+		free(j);
+		return;
+	}
+	sjob_start(j, SJ_REVERT, "snapshot-revert");
 }
 
 /* ---- snapshot-list (loop thread, from the copy) ------------------------- */

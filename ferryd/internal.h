@@ -397,6 +397,8 @@ void ctl__op_snapshot_create(struct ctl_client *cl, const struct xlm_req *req);
 void ctl__op_snapshot_list(struct ctl_client *cl, const struct xlm_req *req);
 void ctl__op_snapshot_delete(struct ctl_client *cl, const struct xlm_req *req);
 void ctl__op_snapshot_verify(struct ctl_client *cl, const struct xlm_req *req);
+void ctl__op_snapshot_export(struct ctl_client *cl, const struct xlm_req *req);
+void ctl__op_snapshot_revert(struct ctl_client *cl, const struct xlm_req *req);
 
 /* ctl-lifetime.c */
 /* Default --stop-timeout: time to save a few GiB of guests to local disk. */

@@ -9,9 +9,8 @@
 #     with '/' or a leading '.', a taken name, a snapshot of another
 #     domain's, an unknown domain, --lazy (not supported yet)
 #  3. revert to the first and to the last: the domain is replaced (one
-#     copy, a new domid), verify resumes with zero mismatches, snapgen is
-#     that snapshot's, and the guest's write counter restarts from below
-#     the later snapshots' (it went back in time)
+#     copy, a new domid), verify resumes with zero mismatches, and snapgen
+#     is that snapshot's (the state captured at its instant)
 #  4. delete the middle s2, revert to its child s3: whole
 #  5. export s3 and xl restore the file on B: zero mismatches, snapgen 3
 #  6. revert of a domain that no longer exists (found by the name it had),
@@ -68,27 +67,15 @@ refused() {
 console() { timeout 2 "$XL" -S "$(sock "$1")" console "$2" 2>/dev/null; }
 # wait_console HOST DOMAIN PATTERN COUNT: up to 30 s for COUNT lines
 wait_console() {
-	local i
-	for ((i = 0; i < 300; i++)); do
+	local end=$((SECONDS + 30))
+	while ((SECONDS < end)); do
 		(($(console "$1" "$2" | grep -c -- "$3") >= $4)) && return 0
-		sleep 0.1
+		sleep 0.2
 	done
 	return 1
 }
 domid() { xlh "$1" list "$2" 2>/dev/null | awk 'NR == 2 { print $2 }'; }
 snapgen() { xlh "$1" xenstore-read "/local/domain/$(domid "$1" "$2")/data/snapgen" 2>/dev/null; }
-# The guest's write counter: its last "dirty: ... pages=N" console line.
-writes() { console "$1" "$2" | sed -n 's/^dirty: .* pages=\([0-9]*\).*/\1/p' | tail -1; }
-# first_writes HOST DOMAIN: the first counter a reverted guest prints
-first_writes() {
-	local i w
-	for ((i = 0; i < 100; i++)); do
-		w=$(console "$1" "$2" | sed -n 's/^dirty: .* pages=\([0-9]*\).*/\1/p' | head -1)
-		[[ -n $w ]] && { echo "$w"; return 0; }
-		sleep 0.1
-	done
-	return 1
-}
 # json_get FILE PYTHON-EXPR (on v, the parsed file)
 json_get() { python3 -c "import json, sys; v = json.load(open(sys.argv[1])); print($2)" "$1"; }
 
@@ -115,18 +102,16 @@ xlh A create "$TMP/$NAME.cfg" >/dev/null 2>&1 || { not_ok "create $NAME"; exit 1
 check "the verify guest sweeps" wait_console A "$NAME" "verify: sweep" 1
 
 # ---- 1. a chain of four -------------------------------------------------
-declare -A W=()
 for i in 1 2 3 4; do
-	sleep 2
+	sleep 1
 	check "snapshot-create s$i while the guest runs" take "$i"
-	W[$i]=$(writes A "$NAME")
 done
 check "s1 is a full snapshot" test "$(json_get "$TMP/create-s1.json" 'v["parent"]')" = ""
 check "s2's parent is s1 (incremental)" \
 	test "$(json_get "$TMP/create-s2.json" 'v["parent"], v["incremental"]')" = "s1 True"
 check "s4's report: pause, bytes, pages new/deduplicated/zero" \
-	json_get "$TMP/create-s4.json" \
-	'all(k in v for k in ("pause_ms", "seconds", "bytes", "pages_new", "pages_deduplicated", "pages_zero"))'
+	python3 -c 'import json, sys; v = json.load(open(sys.argv[1]))
+sys.exit(not all(k in v for k in ("pause_ms", "seconds", "bytes", "pages_new", "pages_deduplicated", "pages_zero")))' "$TMP/create-s4.json"
 echo "# s1..s4 pause ms: $(for i in 1 2 3 4; do json_get "$TMP/create-s$i.json" 'round(v["pause_ms"], 2)'; done | xargs)"
 echo "# s1..s4 bytes: $(for i in 1 2 3 4; do json_get "$TMP/create-s$i.json" 'v["bytes"]'; done | xargs)"
 check "the guest kept running through them" running A "$NAME"
@@ -164,14 +149,10 @@ check "... one copy, a new domid, no temporary left" \
 		! timeout 10 '$XL' -S '$(sock A)' list $NAME--reverting >/dev/null 2>&1"
 check "... verify resumes with zero mismatches" resumed_clean A "$NAME"
 check "... snapgen is s1's" test "$(snapgen A "$NAME")" = 1
-w=$(first_writes A "$NAME")
-check "... the guest's write counter went back ($w < s3's ${W[3]})" test "${w:-999999999}" -lt "${W[3]}"
 check "... and it runs" running A "$NAME"
 check "snapshot-revert $NAME s4 (the last)" xlh A snapshot-revert "$NAME" s4
 check "... verify resumes with zero mismatches" resumed_clean A "$NAME"
 check "... snapgen is s4's" test "$(snapgen A "$NAME")" = 4
-w=$(first_writes A "$NAME")
-check "... its write counter is past s3's ($w > ${W[3]})" test "${w:-0}" -gt "${W[3]}"
 
 # ---- 4. delete the middle one -------------------------------------------
 check "snapshot-delete s2" xlh A snapshot-delete "$NAME" s2
@@ -231,6 +212,7 @@ echo "# $(cat "$TMP/refused.err")"
 id1=$(domid A "$NAME")
 check "a revert to the damaged snapshot is refused naming the pfn" \
 	refused A "pfn" snapshot-revert "$NAME" s1
+echo "# $(cat "$TMP/refused.err")"
 check "... the domain is left as it was" \
 	bash -c "[[ '$(domid A "$NAME")' == '$id1' ]] && ! timeout 10 '$XL' -S '$(sock A)' list $NAME--reverting >/dev/null 2>&1"
 check "... and runs" running A "$NAME"
