@@ -167,6 +167,10 @@ static int wp_ioctl(struct hyp_uffd *u, uint64_t pfn, uint64_t n, bool on)
 
 /* ---- the fault thread -------------------------------------------------- */
 
+/* Set on the fault thread while a handler runs: its resolving calls must
+ * not take the lock that attach and detach hold while joining it. */
+static __thread bool in_handler;
+
 static void dispatch(struct hyp_uffd *u, const struct uffd_msg *m)
 {
 	uint64_t addr = m->arg.pagefault.address & ~(uint64_t)(PAGE_SIZE - 1);
@@ -185,7 +189,9 @@ static void dispatch(struct hyp_uffd *u, const struct uffd_msg *m)
 			(unsigned long long)pfn);
 		return;
 	}
+	in_handler = true;
 	err = u->fn[k](u->opaque[k], u, k, pfn);
+	in_handler = false;
 	if (err)
 		log_err("uffd: resolving %s at page 0x%llx: %s", kind_name[k],
 			(unsigned long long)pfn, ferry_strerror(-err));
@@ -490,10 +496,22 @@ int hyp_uffd_copy(struct hyp_uffd *u, uint64_t pfn, const void *src)
 		.len = PAGE_SIZE,
 	};
 
+	int err = 0;
+
 	if (pfn >= u->npages)
 		return -EFAULT;
+	/* Another thread (a lazy restore's fetcher) takes the lock: attach
+	 * may replace the fd meanwhile. */
+	if (!in_handler)
+		pthread_mutex_lock(&u->lock);
+	if (!(u->kinds & KIND_BIT(HYP_UFFD_MISSING)))
+		err = -EINVAL;
 	/* EEXIST: the page arrived meanwhile; the faulting thread is woken. */
-	return ioctl(u->fd, UFFDIO_COPY, &c) < 0 && errno != EEXIST ? -errno : 0;
+	else if (ioctl(u->fd, UFFDIO_COPY, &c) < 0 && errno != EEXIST)
+		err = -errno;
+	if (!in_handler)
+		pthread_mutex_unlock(&u->lock);
+	return err;
 }
 
 int hyp_uffd_continue(struct hyp_uffd *u, uint64_t pfn, uint64_t n)

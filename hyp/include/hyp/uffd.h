@@ -93,7 +93,9 @@ void hyp_uffd_detach(struct hyp_uffd *u, enum hyp_uffd_kind kind);
 int hyp_uffd_written(struct hyp_uffd *u, uint64_t *bitmap, bool reprotect);
 
 /* Resolving: pages [pfn, pfn + n) of the range; each wakes the threads
- * stopped on them. copy fills one page from src (MISSING). */
+ * stopped on them. copy fills one page from src (MISSING; -EINVAL when
+ * MISSING is not attached); unlike the others it may also be called from
+ * any thread outside a handler (a lazy restore's background fetcher). */
 int hyp_uffd_copy(struct hyp_uffd *u, uint64_t pfn, const void *src);
 int hyp_uffd_continue(struct hyp_uffd *u, uint64_t pfn, uint64_t n);
 int hyp_uffd_unprotect(struct hyp_uffd *u, uint64_t pfn, uint64_t n);

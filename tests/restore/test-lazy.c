@@ -1,0 +1,404 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Lazy restore (restore/lazy.h) from an uncompressed save file: a soft
+ * domain running the verify workload is saved (mig_save_domain, no
+ * compression), then restored lazily. The copy runs before its pages are
+ * in and its own check finds no mismatch; once the fetcher is done every
+ * page equals the saved one. A file that becomes unreadable pauses the
+ * domain with the file and the pfn named; a compressed save is refused; a
+ * save of the copy while its pages still arrive holds the original memory.
+ * Figures (time to running, fault service p50/p99) are printed, not
+ * asserted: the machine is shared.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "hyp/gmem.h"
+#include "migrate/save.h"
+#include "restore/lazy.h"
+#include "stream/io.h"
+
+#define PG	 4096
+#define DOM_MB	 64
+#define WS_PAGES 4096 /* ws=16M */
+#define CMDLINE	 "workload=verify ws=16M rate=8M"
+#define JSON	 "{\"c_info\":{\"name\":\"lz\"}}"
+
+struct orig {
+	struct hyp *h;
+	uint32_t id;
+	uint8_t *mem; /* its memory at the save */
+	uint64_t npages;
+	char path[256];
+};
+
+static unsigned next_name;
+
+static int lz_config(void *opaque, const char *json, struct hyp_dom_config *cfg, char *err,
+		     size_t errlen)
+{
+	const char *cmdline = opaque;
+	char name[32];
+
+	(void)err;
+	(void)errlen;
+	cr_assert_str_eq(json, JSON);
+	snprintf(name, sizeof(name), "lz%u", ++next_name);
+	*cfg = harness_cfg(name, DOM_MB, cmdline ? cmdline : CMDLINE);
+	snprintf(cfg->backend, sizeof(cfg->backend), "soft");
+	return 0;
+}
+
+/* Copies domid's memory into out, or counts the pages differing from want. */
+static uint64_t dom_mem(struct hyp *h, uint32_t domid, uint8_t *out, const uint8_t *want)
+{
+	struct hyp_domain *d;
+	struct hyp_gmem gm;
+	uint64_t diff = 0;
+
+	cr_assert_eq(hyp_domain_get(h, domid, &d), 0);
+	hyp_domain_gmem(d, &gm);
+	for (uint64_t pfn = 0; pfn < gm.npages; pfn++) {
+		if (out)
+			memcpy(out + pfn * PG, gm.hva + pfn * PG, PG);
+		else if (memcmp(gm.hva + pfn * PG, want + pfn * PG, PG) && ++diff <= 3)
+			cr_log_error("pfn %#llx differs", (unsigned long long)pfn);
+	}
+	hyp_domain_put(d);
+	return diff;
+}
+
+static uint64_t pending(struct hyp *h, uint32_t domid)
+{
+	uint64_t map[DOM_MB * 256 / 64], n = 0;
+	struct hyp_domain *d;
+
+	cr_assert_eq(hyp_domain_get(h, domid, &d), 0);
+	hyp_p2m_find(d, HYP_P2M_PENDING, map, &n);
+	hyp_domain_put(d);
+	return n;
+}
+
+static void save_to(struct hyp *h, uint32_t id, const char *path, enum strm_codec codec)
+{
+	struct mig_save_opts o = {.codec = codec, .config_json = JSON};
+	struct mig_save_stats st;
+	struct strm_io *io;
+	char err[512] = "";
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(strm_io_fd(fd, true, &io), 0);
+	cr_assert_eq(mig_save_domain(h, id, io, &o, &st, err, sizeof(err)), 0, "save: %s", err);
+}
+
+/* A verify domain that ran a while, paused, copied and saved to a file. */
+static void make_orig(struct orig *o, enum strm_codec codec)
+{
+	struct hyp_dom_config c = harness_cfg("orig", DOM_MB, CMDLINE);
+
+	o->h = harness_hyp("soft", 5 * DOM_MB);
+	snprintf(c.backend, sizeof(c.backend), "soft");
+	cr_assert_eq(hyp_domain_create(o->h, &c, false, &o->id), 0);
+	cr_assert(harness_wait_console(o->h, o->id, "verify: sweep", 1, 30),
+		  "the original never swept; console:\n%s", harness_console(o->h, o->id));
+	cr_assert_eq(hyp_domain_pause(o->h, o->id), 0);
+	o->npages = DOM_MB * 256;
+	o->mem = malloc(o->npages * PG);
+	cr_assert(o->mem);
+	dom_mem(o->h, o->id, o->mem, NULL);
+	snprintf(o->path, sizeof(o->path), "/tmp/ferry-test-lazy-%d.save", getpid());
+	save_to(o->h, o->id, o->path, codec);
+}
+
+static void drop_orig(struct orig *o)
+{
+	unlink(o->path);
+	free(o->mem);
+	hyp_destroy(o->h);
+}
+
+static void print_stats(const char *what, struct rst_lazy *l)
+{
+	struct rst_lazy_stats st;
+
+	rst_lazy_stats(l, &st);
+	cr_log_info("%s: running after %.3f ms; %llu pages to come; %llu faults served, "
+		    "p50 %.1f us, p99 %.1f us, max %.1f us; fetcher %llu pages; all in after "
+		    "%.3f s",
+		    what, st.to_running_s * 1e3, (unsigned long long)st.pages,
+		    (unsigned long long)st.faults, st.fault_p50_us, st.fault_p99_us,
+		    st.fault_max_us, (unsigned long long)st.fetched, st.all_in_s);
+	printf("%s: running after %.3f ms (target 10 ms for 1 GiB); %llu faults served, "
+	       "p50 %.1f us (target 50), p99 %.1f us (target 1000); fetcher %llu pages, all in "
+	       "after %.3f s\n",
+	       what, st.to_running_s * 1e3, (unsigned long long)st.faults, st.fault_p50_us,
+	       st.fault_p99_us, (unsigned long long)st.fetched, st.all_in_s);
+}
+
+struct failure {
+	uint32_t domid;
+	char msg[512];
+	int calls;
+};
+
+static void on_failed(void *opaque, uint32_t domid, const char *msg)
+{
+	struct failure *f = opaque;
+
+	f->domid = domid;
+	snprintf(f->msg, sizeof(f->msg), "%s", msg);
+	__atomic_add_fetch(&f->calls, 1, __ATOMIC_SEQ_CST);
+}
+
+/*
+ * The lazy restore of o's file (cut to its first cut bytes after it was
+ * indexed, when cut), through slow_ops when slow; returns it running (or
+ * paused) as *id, *left the pages still to come right after.
+ */
+static struct rst_lazy *lazy_start(struct orig *o, bool paused, bool slow, off_t cut,
+				   struct failure *f, uint32_t *id, uint64_t *left);
+
+/* A source that takes its time, so a save runs while pages still arrive. */
+struct slow {
+	struct rst_file_source *fs;
+};
+
+static int slow_fetch(void *src, uint64_t pfn, void *buf, char *err, size_t errlen)
+{
+	struct slow *s = src;
+
+	usleep(40);
+	return rst_file_source_ops.fetch(s->fs, pfn, buf, err, errlen);
+}
+
+static void slow_close(void *src)
+{
+	struct slow *s = src;
+
+	rst_file_source_ops.close(s->fs);
+	free(s);
+}
+
+static const struct rst_page_source_ops slow_ops = {.fetch = slow_fetch, .close = slow_close};
+
+static struct rst_lazy *lazy_start(struct orig *o, bool paused, bool slow, off_t cut,
+				   struct failure *f, uint32_t *id, uint64_t *left)
+{
+	struct rst_lazy_opts lo = {
+		.restore = {.paused = paused, .config = lz_config},
+		.failed = f ? on_failed : NULL,
+		.failed_opaque = f,
+	};
+	struct slow *sl = calloc(1, sizeof(*sl));
+	struct rst_file_source *fs;
+	struct strm_io *state;
+	struct rst_lazy *l;
+	char err[512] = "";
+
+	cr_assert(sl);
+	cr_assert_eq(rst_file_source_open(o->path, &fs, &state, err, sizeof(err)), 0, "%s", err);
+	/* The image goes bad after it was indexed. */
+	if (cut)
+		cr_assert_eq(truncate(o->path, cut), 0);
+	sl->fs = fs;
+	if (!slow)
+		free(sl);
+	cr_assert_eq(rst_lazy_restore(o->h, state, slow ? &slow_ops : &rst_file_source_ops,
+				      slow ? (void *)sl : (void *)fs, &lo, id, &l, err,
+				      sizeof(err)),
+		     0, "%s", err);
+	*left = pending(o->h, *id);
+	strm_io_close(state);
+	cr_log_info("pages still to come right after the restore: %llu", (unsigned long long)*left);
+	return l;
+}
+
+/* One test's original and its lazy copy. */
+struct run {
+	struct orig o;
+	struct rst_lazy *l;
+	char err[512];
+	uint64_t left;
+	uint32_t id;
+};
+
+/* Prints the figures, lets the copy go, destroys everything. */
+static void run_end(struct run *r, const char *what)
+{
+	if (what)
+		print_stats(what, r->l);
+	rst_lazy_free(r->l);
+	cr_assert_eq(hyp_domain_destroy(r->o.h, r->id), 0);
+	drop_orig(&r->o);
+}
+
+Test(lazy, runs_before_its_pages_and_verifies, .timeout = 120)
+{
+	struct hyp_dom_info di;
+	struct run t = {0};
+	struct orig o;
+	char *err = t.err;
+	uint32_t id;
+
+	make_orig(&t.o, STRM_CODEC_NONE);
+	t.l = lazy_start(&t.o, false, false, 0, NULL, &t.id, &t.left);
+	o = t.o;
+	id = t.id;
+	cr_assert_eq(hyp_domain_info(o.h, id, &di), 0);
+	cr_expect(di.state == HYP_DOM_RUNNING || di.state == HYP_DOM_BLOCKED, "the copy is %s",
+		  hyp_state_name(di.state));
+	cr_expect_gt(t.left, 0, "every page was in before the copy ran");
+	cr_assert_eq(rst_lazy_wait(t.l, err, sizeof(t.err)), 0, "%s", err);
+	cr_expect_eq(pending(o.h, id), 0);
+	cr_assert(harness_wait_console(o.h, id, "verify: resume pages=4096 mismatches=0", 1, 60),
+		  "no clean resume check; console:\n%s", harness_console(o.h, id));
+	cr_expect_null(strstr(harness_console(o.h, id), "mismatch pfn"), "console:\n%s",
+		       harness_console(o.h, id));
+	run_end(&t, "lazy 64 MiB verify");
+}
+
+/* Paused: only the fetcher and the state load touch the memory; then
+ * every page is the saved one. */
+Test(lazy, every_page_is_the_saved_one, .timeout = 120)
+{
+	struct run t = {0};
+
+	make_orig(&t.o, STRM_CODEC_NONE);
+	t.l = lazy_start(&t.o, true, false, 0, NULL, &t.id, &t.left);
+	cr_assert_eq(rst_lazy_wait(t.l, t.err, sizeof(t.err)), 0, "%s", t.err);
+	/* The state load bumps the guest's resume counter: one page. */
+	cr_expect_leq(dom_mem(t.o.h, t.id, NULL, t.o.mem), 1, "pages differ from the saved ones");
+	run_end(&t, "lazy 64 MiB paused");
+}
+
+Test(lazy, unreadable_file_pauses_with_file_and_pfn, .timeout = 120)
+{
+	struct failure f = {0};
+	struct hyp_dom_info di;
+	struct run t = {0};
+	struct stat sb;
+	const char *con;
+
+	make_orig(&t.o, STRM_CODEC_NONE);
+	/* Its last quarter (the high pfns of the verify arena) goes. */
+	cr_assert_eq(stat(t.o.path, &sb), 0);
+	t.l = lazy_start(&t.o, false, false, sb.st_size * 3 / 4, &f, &t.id, &t.left);
+	cr_assert_eq(rst_lazy_wait(t.l, t.err, sizeof(t.err)), -EIO);
+	cr_log_info("failure: %s", t.err);
+	cr_expect_neq(strstr(t.err, t.o.path), NULL, "the error names no file: %s", t.err);
+	cr_expect_neq(strstr(t.err, "pfn 0x"), NULL, "the error names no pfn: %s", t.err);
+	cr_assert_eq(hyp_domain_info(t.o.h, t.id, &di), 0);
+	cr_expect_eq(di.state, HYP_DOM_PAUSED, "the domain is %s", hyp_state_name(di.state));
+	cr_expect(di.mem_lost);
+	cr_expect_eq(hyp_domain_unpause(t.o.h, t.id), -EIO);
+	cr_expect_eq(f.calls, 1);
+	cr_expect_eq(f.domid, t.id);
+	cr_expect_str_eq(f.msg, t.err);
+	/* Never ran on zeros: the guest found no mismatch. */
+	con = harness_console(t.o.h, t.id);
+	cr_expect_null(strstr(con, "mismatch pfn"), "console:\n%s", con);
+	run_end(&t, NULL);
+}
+
+Test(lazy, compressed_save_is_refused, .timeout = 60)
+{
+	struct rst_file_source *fs = NULL;
+	struct strm_io *state = NULL;
+	struct orig o;
+	char err[512] = "";
+
+	make_orig(&o, STRM_CODEC_LZ4);
+	cr_assert_eq(rst_file_source_open(o.path, &fs, &state, err, sizeof(err)), -ENOTSUP);
+	cr_log_info("refusal: %s", err);
+	cr_expect_neq(strstr(err, "compressed"), NULL, "%s", err);
+	cr_expect_neq(strstr(err, o.path), NULL, "%s", err);
+	drop_orig(&o);
+}
+
+Test(lazy, save_while_pages_arrive_holds_the_original, .timeout = 180)
+{
+	struct rst_opts ro = {.paused = true, .config = lz_config};
+	struct run t = {0};
+	struct strm_io *io;
+	char path2[300];
+	uint32_t id2;
+	int fd;
+
+	make_orig(&t.o, STRM_CODEC_NONE);
+	t.l = lazy_start(&t.o, true, true, 0, NULL, &t.id, &t.left);
+	cr_expect_gt(t.left, 0);
+	snprintf(path2, sizeof(path2), "%s.again", t.o.path);
+	save_to(t.o.h, t.id, path2, STRM_CODEC_NONE);
+	cr_assert_eq(rst_lazy_wait(t.l, t.err, sizeof(t.err)), 0, "%s", t.err);
+	print_stats("lazy 64 MiB, saved while arriving (source slowed)", t.l);
+	rst_lazy_free(t.l);
+	cr_assert_eq(hyp_domain_destroy(t.o.h, t.id), 0);
+	/* The second save, restored whole: the original's memory. */
+	fd = open(path2, O_RDONLY | O_CLOEXEC);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(strm_io_fd(fd, true, &io), 0);
+	cr_assert_eq(rst_restore_domain(t.o.h, io, &ro, &id2, NULL, t.err, sizeof(t.err)), 0, "%s",
+		     t.err);
+	strm_io_close(io);
+	/* Each restore bumps the resume counter: one page, twice. */
+	cr_expect_leq(dom_mem(t.o.h, id2, NULL, t.o.mem), 1, "pages differ from the original's");
+	cr_assert_eq(hyp_domain_destroy(t.o.h, id2), 0);
+	unlink(path2);
+	drop_orig(&t.o);
+}
+
+#define BIG_CMDLINE "workload=verify ws=64M rate=16M"
+
+static int big_config(void *opaque, const char *json, struct hyp_dom_config *cfg, char *err,
+		      size_t errlen)
+{
+	(void)opaque;
+	(void)json;
+	(void)err;
+	(void)errlen;
+	*cfg = harness_cfg("big-lazy", 1024, BIG_CMDLINE);
+	snprintf(cfg->backend, sizeof(cfg->backend), "soft");
+	return 0;
+}
+
+/* The targets are for a 1 GiB guest: its time to running, its faults. */
+Test(lazy, one_gib_figures, .timeout = 180)
+{
+	struct rst_lazy_opts lo = {.restore = {.config = big_config}};
+	struct hyp_dom_config c = harness_cfg("big", 1024, BIG_CMDLINE);
+	struct rst_file_source *fs;
+	struct strm_io *state;
+	struct rst_lazy *l;
+	struct orig o = {0};
+	char err[512] = "";
+	uint32_t id;
+
+	o.h = harness_hyp("soft", 2 * 1024 + 64);
+	snprintf(c.backend, sizeof(c.backend), "soft");
+	cr_assert_eq(hyp_domain_create(o.h, &c, false, &o.id), 0);
+	cr_assert(harness_wait_console(o.h, o.id, "verify: sweep", 1, 60));
+	cr_assert_eq(hyp_domain_pause(o.h, o.id), 0);
+	snprintf(o.path, sizeof(o.path), "/tmp/ferry-test-lazy-big-%d.save", getpid());
+	save_to(o.h, o.id, o.path, STRM_CODEC_NONE);
+	cr_assert_eq(hyp_domain_destroy(o.h, o.id), 0);
+	cr_assert_eq(rst_file_source_open(o.path, &fs, &state, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(rst_lazy_restore(o.h, state, &rst_file_source_ops, fs, &lo, &id, &l, err,
+				      sizeof(err)),
+		     0, "%s", err);
+	strm_io_close(state);
+	cr_assert_eq(rst_lazy_wait(l, err, sizeof(err)), 0, "%s", err);
+	cr_assert(harness_wait_console(o.h, id, "verify: resume pages=16384 mismatches=0", 1, 60),
+		  "console:\n%s", harness_console(o.h, id));
+	print_stats("lazy 1 GiB verify ws=64M", l);
+	rst_lazy_free(l);
+	cr_assert_eq(hyp_domain_destroy(o.h, id), 0);
+	unlink(o.path);
+	hyp_destroy(o.h);
+}
