@@ -253,8 +253,11 @@ int rst_pump(struct rst *r, struct strm_io *io, strm_rec_fn fn, void *opaque)
 		ssize_t n = strm_io_read(io, at, want ? want : READ_CHUNK);
 
 		if (n < 0) {
+			/* the io's message says more (a snapshot's names the page) */
 			err = rst_fail(r, (int)n, "reading the stream at offset %llu: %s",
-				       (unsigned long long)r->bytes, ferry_strerror((int)n));
+				       (unsigned long long)r->bytes,
+				       strm_io_error(io)[0] ? strm_io_error(io)
+							    : ferry_strerror((int)n));
 			break;
 		}
 		if (n == 0)
