@@ -365,6 +365,44 @@ Test(lazy, save_while_pages_arrive_holds_the_original, .timeout = 180)
 	drop_orig(&t.o);
 }
 
+/* Log-dirty (async write-protect) joins the missing-page faults on the
+ * uffd and leaves again while pages arrive: a live session of the running
+ * copy, restored, still verifies clean. */
+Test(lazy, live_session_while_pages_arrive, .timeout = 180)
+{
+	struct mig_session_opts so = {.config_json = JSON};
+	struct rst_opts ro = {.paused = true, .config = lz_config};
+	struct mig_precopy_opts po = {0};
+	struct strm_io *out, *in;
+	struct mig_session *ms;
+	struct run t = {0};
+	const void *bytes;
+	uint32_t id2;
+	size_t len;
+
+	make_orig(&t.o, STRM_CODEC_NONE);
+	t.l = lazy_start(&t.o, false, true, 0, NULL, &t.id, &t.left);
+	/* The pre-copy's first round reads (and so faults in) what is left. */
+	cr_expect_gt(t.left, 0);
+	cr_assert_eq(strm_io_mem_writer(&out), 0);
+	cr_assert_eq(mig_session_create(t.o.h, t.id, out, &so, t.err, sizeof(t.err), &ms), 0, "%s",
+		     t.err);
+	cr_assert_eq(mig_session_precopy(ms, &po), 0, "%s", t.err);
+	cr_assert_eq(mig_session_epoch(ms, MIG_EPOCH_END, NULL), 0, "%s", t.err);
+	mig_session_close(ms);
+	cr_assert_eq(rst_lazy_wait(t.l, t.err, sizeof(t.err)), 0, "%s", t.err);
+	bytes = strm_io_mem_data(out, &len);
+	cr_assert_eq(strm_io_mem_reader(bytes, len, &in), 0);
+	cr_assert_eq(rst_restore_domain(t.o.h, in, &ro, &id2, NULL, t.err, sizeof(t.err)), 0, "%s",
+		     t.err);
+	strm_io_close(in);
+	strm_io_close(out);
+	cr_assert_eq(hyp_domain_unpause(t.o.h, id2), 0);
+	expect_clean(t.o.h, id2);
+	cr_assert_eq(hyp_domain_destroy(t.o.h, id2), 0);
+	run_end(&t, "lazy 64 MiB, live session while arriving (source slowed)");
+}
+
 static int cmp_u64(const void *a, const void *b)
 {
 	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;

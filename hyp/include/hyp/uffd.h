@@ -16,7 +16,10 @@
  *                      the handler filled it with hyp_uffd_copy()
  *   HYP_UFFD_MINOR     a frame that holds its page but is not mapped yet:
  *                      the handler maps it with hyp_uffd_continue()
- * WP_ASYNC and WP_SYNC exclude each other (-EBUSY). Handlers run on the
+ * WP_ASYNC and WP_SYNC exclude each other (-EBUSY); WP_SYNC is refused
+ * (-EBUSY) while MISSING is attached, since it needs another fd and the
+ * range unregistered for a moment would let a missing page read as zeros.
+ * Handlers run on the
  * owner's fault thread, one fault at a time; a handler returns 0 once it
  * resolved the fault, or -errno (logged by the owner, the faulting thread
  * stays stopped: nothing can give it a page it may read).

@@ -24,22 +24,27 @@
  * threads stopped on the missing page into a paused domain), then
  * hyp_domain_destroy.
  *
- * ferryd, for `xl restore --lazy FILE` and `xl snapshot-revert --lazy`:
- *
- *     rst_file_source_open(path, &fs, &state, err, len);      or
- *     snap_source_open(repo, uuid, name, &ss, err, len) and
- *         snap_stream_open(repo, uuid, name, SNAP_STREAM_NO_DATA, &state, ...)
+ * ferryd, for `xl restore --lazy FILE`:
+ *     rst_file_source_open(path, &fs, &state, err, len);   -ENOTSUP: compressed
  *     rst_lazy_restore(h, state, &rst_file_source_ops, fs, &o, &domid, &l, err, len);
- *     strm_io_close(state);   the source is the lazy restore's from now on
- *     ... the domain runs; later, from a job thread:
- *     rst_lazy_wait(l, err, len);  every page in (or the source failed)
- *     rst_lazy_stats(l, &st);      rst_lazy_free(l);
+ *     strm_io_close(state);
+ * and for `xl snapshot-revert --lazy D NAME`, under the repository's lock
+ * (ctl__snap_lock), which it may drop as soon as this returns:
+ *     snap_source_open(repo, uuid, name, &ss, err, len);   snapshot/source.h
+ *     snap_stream_open(repo, uuid, name, SNAP_STREAM_NO_DATA, &state, err, len);
+ *     rst_lazy_restore(h, state, &snap_page_source_ops, ss, &o, &domid, &l, err, len);
+ *     strm_io_close(state);   (it holds a view of the repository)
+ * Then, the domain running, from a job thread: rst_lazy_wait(l, ...) (every
+ * page in, or the source failed), rst_lazy_stats(l, &st) for the report,
+ * rst_lazy_free(l). A domain destroyed meanwhile: destroy first, then
+ * rst_lazy_free. A failed one (o.failed called, rst_lazy_wait -EIO):
+ * rst_lazy_free, then hyp_domain_destroy. hyp_dom_info.mem_lost marks it.
  *
- * Known limit: attaching log-dirty (HYP_UFFD_WP_ASYNC) to a domain whose
- * pages still arrive replaces the uffd (hyp/uffd.c fd_replace); a page the
- * guest touches in that instant would read as zeros. A live migration or
- * live snapshot of a lazily restored domain therefore calls rst_lazy_wait
- * first; a paused save (xl save, snapshot of a paused domain) needs not.
+ * Saves, live migrations and snapshots of the domain while pages arrive
+ * read them through the mapping like any reader: log-dirty (async
+ * write-protect) shares the uffd with the missing-page faults, the fd
+ * never replaced meanwhile (hyp/uffd.c). Copy-before-write (WP_SYNC) is
+ * refused with -EBUSY until every page is in (rst_lazy_wait).
  */
 #ifndef RESTORE_LAZY_H
 #define RESTORE_LAZY_H
