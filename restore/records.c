@@ -100,7 +100,7 @@ int rst_create_domain(struct rst *r, const struct strm_rec *rec)
 	if (err)
 		return rst_fail(r, err, "no memory for the page applier");
 	r->pages = r->direct;
-	return 0;
+	return r->on_created ? r->on_created(r->created_opaque, r) : 0;
 }
 
 static int out_of_range(struct rst *r, const struct strm_rec *rec, uint64_t pfn)

@@ -130,6 +130,14 @@ int snap_sweep(struct snap_repo *r, char *err, size_t errlen);
 
 /* read.c: what pfn (< snap_view_pages) holds, without reading it. */
 enum snap_page_kind snap_view_kind(const struct snap_view *v, uint64_t pfn);
+/* read.c: the same, and for SNAP_PAGE_DATA the pack and slot holding it
+ * (snapshot/source.c reads them with fds of its own). */
+enum snap_page_kind snap_view_where(const struct snap_view *v, uint64_t pfn, uint32_t *pack,
+				    uint32_t *slot);
+/* read.c: the page in slot of the pack file fd (path) into buf, checked
+ * against its SHA-256 want; -EIO naming label (UUID/NAME), pfn and path. */
+int snap_slot_read(int fd, const char *path, uint32_t slot, const uint8_t *want,
+		   const char *label, uint64_t pfn, void *buf, char *err, size_t errlen);
 
 /* repo.c */
 struct snap_meta *snap_meta_find(struct snap_repo *r, const uint8_t *uuid, const char *name);
