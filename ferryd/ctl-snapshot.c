@@ -27,8 +27,10 @@
 #include "common/err.h"
 #include "common/log.h"
 #include "internal.h"
+#include "restore/lazy.h"
 #include "restore/restore.h"
 #include "snapshot/repo.h"
+#include "snapshot/source.h"
 #include "snapshot/stream.h"
 #include "snapshot/take.h"
 #include "toolstack/config.h"
@@ -366,7 +368,7 @@ static int snap_find(struct ctl_server *srv, const struct target *t, const char 
 
 /* ---- jobs --------------------------------------------------------------- */
 
-enum sjob_kind { SJ_CREATE, SJ_DELETE, SJ_VERIFY, SJ_EXPORT, SJ_REVERT };
+enum sjob_kind { SJ_CREATE, SJ_DELETE, SJ_VERIFY, SJ_EXPORT, SJ_REVERT, SJ_LAZY_FILE };
 
 struct sjob {
 	struct ctl_job job;
@@ -397,6 +399,11 @@ struct sjob {
 	uint32_t new_domid;
 	bool replaced;
 	struct rst_stats rst;
+	/* --lazy (revert, restore): the domain's pages still arriving; a
+	 * job of its own waits for them once the reply is out */
+	bool lazy;
+	struct rst_lazy *lz;
+	double to_running_s;
 	int rc;
 	char err[4096];
 };
@@ -552,6 +559,7 @@ static void uuid_new(uint8_t u[16])
 	u[8] = (uint8_t)((u[8] & 0x3f) | 0x80);
 }
 
+/* The config of a revert's or a lazy restore's domain (rst_config_fn). */
 static int revert_config(void *opaque, const char *json, struct hyp_dom_config *cfg, char *err,
 			 size_t errlen)
 {
@@ -566,7 +574,11 @@ static int revert_config(void *opaque, const char *json, struct hyp_dom_config *
 		snprintf(err, errlen, "cancelled: the client went away");
 		return -ECANCELED;
 	}
-	if (j->newname[0]) {
+	if (j->kind == SJ_LAZY_FILE) {
+		/* restore -n: another name, the same domain (as xl restore) */
+		if (j->newname[0])
+			snprintf(cfg->name, sizeof(cfg->name), "%s", j->newname);
+	} else if (j->newname[0]) {
 		/* A second domain beside the first: its own identity, so its
 		 * snapshots are its own. */
 		snprintf(cfg->name, sizeof(cfg->name), "%s", j->newname);
@@ -580,6 +592,43 @@ static int revert_config(void *opaque, const char *json, struct hyp_dom_config *
 		snprintf(cfg->name, sizeof(cfg->name), "%s", j->t.name);
 	}
 	return ctl__name_check(j->srv, cfg->name, err, errlen);
+}
+
+/* A lazily restored domain's source failed (fault thread or fetcher): it
+ * is paused already; say so once. */
+static void lazy_failed(void *opaque, uint32_t domid, const char *msg)
+{
+	log_err("d%u: lazy restore failed, the domain stays paused (never run on missing "
+		"memory): %s",
+		domid, msg);
+}
+
+/* Under the repository's lock: the domain from snapshot j->name, its
+ * memory served lazily from the repository's packs (snapshot/source.h). */
+static int lazy_start_snapshot(struct sjob *j, struct snap_repo *r, const struct rst_opts *o)
+{
+	struct rst_lazy_opts lo = {.restore = *o, .failed = lazy_failed};
+	struct snap_source *src;
+	struct strm_io *state;
+	struct timespec t0, t1;
+	int rc;
+
+	rc = snap_source_open(r, j->t.uuid, j->name, &src, j->err, sizeof(j->err));
+	if (rc)
+		return rc;
+	rc = snap_stream_open(r, j->t.uuid, j->name, SNAP_STREAM_NO_DATA, &state, j->err,
+			      sizeof(j->err));
+	if (rc) {
+		snap_page_source_ops.close(src);
+		return rc;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	rc = rst_lazy_restore(j->srv->hyp, state, &snap_page_source_ops, src, &lo, &j->new_domid,
+			      &j->lz, j->err, sizeof(j->err));
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	strm_io_close(state); /* it holds a view of the repository */
+	j->to_running_s = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+	return rc;
 }
 
 /*
@@ -606,6 +655,11 @@ static void do_revert(struct sjob *j)
 	j->rc = ctl__snap_lock(j->srv, &r, j->err, sizeof(j->err));
 	if (j->rc)
 		return;
+	if (j->lazy) {
+		j->rc = lazy_start_snapshot(j, r, &o);
+		ctl__snap_unlock(j->srv);
+		goto restored;
+	}
 	j->rc = snap_stream_open(r, j->t.uuid, j->name, 0, &io, j->err, sizeof(j->err));
 	/* The stream is read from the repository, never waits on a peer:
 	 * a client gone is seen at the config (revert_config), the last
@@ -621,6 +675,7 @@ static void do_revert(struct sjob *j)
 	}
 	strm_io_close(io);
 	ctl__snap_unlock(j->srv);
+restored:
 	if (j->rc) {
 		if (!j->err[0])
 			snprintf(j->err, sizeof(j->err), "revert failed: %s",
@@ -629,6 +684,8 @@ static void do_revert(struct sjob *j)
 	}
 	if (ctl__job_no_return(&j->job)) {
 		hyp_domain_destroy(h, j->new_domid);
+		rst_lazy_free(j->lz); /* destroyed first: it does not wait */
+		j->lz = NULL;
 		j->rc = -ECANCELED;
 		snprintf(j->err, sizeof(j->err), "cancelled: the client went away");
 		return;
@@ -638,6 +695,8 @@ static void do_revert(struct sjob *j)
 		rc = hyp_domain_destroy(h, j->t.domid);
 		if (rc && rc != -ENOENT) {
 			hyp_domain_destroy(h, j->new_domid);
+			rst_lazy_free(j->lz);
+			j->lz = NULL;
 			j->rc = rc;
 			snprintf(j->err, sizeof(j->err),
 				 "cannot destroy domain '%s' to replace it: %s; it is unchanged",
@@ -672,6 +731,49 @@ static void do_revert(struct sjob *j)
 		 j->replaced ? " (replacing the running domain)" : "");
 }
 
+/* xl restore --lazy FILE: an uncompressed save, indexed, its pages served
+ * from the file as the guest touches them (restore/lazy.h). */
+static void do_lazy_file(struct sjob *j)
+{
+	struct rst_lazy_opts lo = {.restore = {.paused = j->paused,
+					       .config = revert_config,
+					       .opaque = j,
+					       .xenstore = ctl__xs_stream_write,
+					       .xenstore_opaque = j->srv},
+				   .failed = lazy_failed};
+	struct hyp *h = j->srv->hyp;
+	struct rst_file_source *fs;
+	struct hyp_dom_config cfg;
+	struct strm_io *state;
+	struct timespec t0, t1;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	j->rc = rst_file_source_open(j->path, &fs, &state, j->err, sizeof(j->err));
+	if (j->rc)
+		return;
+	j->rc = rst_lazy_restore(h, state, &rst_file_source_ops, fs, &lo, &j->new_domid, &j->lz,
+				 j->err, sizeof(j->err));
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	strm_io_close(state);
+	j->to_running_s = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+	if (j->rc)
+		return;
+	if (strm_cancel_fired(j->job.cancel)) {
+		/* Its client left: nobody would learn of this domain. */
+		hyp_domain_destroy(h, j->new_domid);
+		rst_lazy_free(j->lz);
+		j->lz = NULL;
+		j->rc = -ECANCELED;
+		snprintf(j->err, sizeof(j->err), "cancelled: the client went away");
+		return;
+	}
+	if (!hyp_domain_config(h, j->new_domid, &cfg))
+		ctl__record_write(j->srv, j->new_domid, &cfg);
+	ctl__xs_domain_add(j->srv, j->new_domid);
+	log_info("d%u: restored lazily from %s, running after %.2f ms", j->new_domid, j->path,
+		 j->to_running_s * 1e3);
+}
+
 static void sjob_run(struct ctl_job *job)
 {
 	struct sjob *j = container_of(job, struct sjob, job);
@@ -682,6 +784,7 @@ static void sjob_run(struct ctl_job *job)
 	case SJ_VERIFY: do_verify(j); break;
 	case SJ_EXPORT: do_export(j); break;
 	case SJ_REVERT: do_revert(j); break;
+	case SJ_LAZY_FILE: do_lazy_file(j); break;
 	}
 }
 
@@ -729,7 +832,14 @@ static int gen_result(yajl_gen g, const void *arg)
 		     xlm_gen_kv_str(g, "new_name", j->newname[0] ? j->newname : j->t.name) ?:
 		     xlm_gen_kv_bool(g, "replaced", j->replaced) ?:
 		     xlm_gen_kv_int(g, "pages", (long long)j->rst.pages) ?:
-		     xlm_gen_kv_double(g, "seconds", j->rst.seconds);
+		     xlm_gen_kv_double(g, "seconds", j->rst.seconds) ?:
+		     xlm_gen_kv_bool(g, "lazy", j->lazy) ?:
+		     xlm_gen_kv_double(g, "to_running_ms", j->to_running_s * 1e3);
+		break;
+	case SJ_LAZY_FILE:
+		rc = xlm_gen_kv_int(g, "domid", j->new_domid) ?: xlm_gen_kv_bool(g, "lazy", true) ?:
+		     xlm_gen_kv_double(g, "to_running_ms", j->to_running_s * 1e3) ?:
+		     xlm_gen_kv_double(g, "seconds", j->to_running_s);
 		break;
 	}
 	return rc ?: xlm_gen_map_close(g);
@@ -797,6 +907,65 @@ void ctl__snapshot_domain_gone(struct ctl_server *srv, uint32_t domid)
 	}
 }
 
+/* A lazily restored domain's pages arriving: a job waits for the last,
+ * logs the figures and frees the lazy restore. */
+struct lazy_wait {
+	struct ctl_job job;
+	char what[48];
+	uint32_t domid;
+	struct rst_lazy *l;
+};
+
+static void lazy_wait_run(struct ctl_job *job)
+{
+	struct lazy_wait *w = container_of(job, struct lazy_wait, job);
+	struct rst_lazy_stats st;
+	char err[1024] = "";
+	int rc = rst_lazy_wait(w->l, err, sizeof(err));
+
+	rst_lazy_stats(w->l, &st);
+	if (!rc)
+		log_info("d%u: lazy restore: every page in after %.3f s (running after %.2f ms; "
+			 "%" PRIu64 " faults, p50 %.1f us, p99 %.1f us; %" PRIu64 " fetched)",
+			 w->domid, st.all_in_s, st.to_running_s * 1e3, st.faults, st.fault_p50_us,
+			 st.fault_p99_us, st.fetched);
+	else if (rc != -ENOENT)
+		log_err("d%u: lazy restore: %s", w->domid, err[0] ? err : ferry_strerror(rc));
+	/* A failed one stays paused (its threads released into the pause)
+	 * for the user to see and destroy. */
+	rst_lazy_free(w->l);
+}
+
+static void lazy_wait_done(struct ctl_job *job)
+{
+	free(container_of(job, struct lazy_wait, job));
+}
+
+/* Loop thread. */
+static void lazy_wait_start(struct ctl_server *srv, uint32_t domid, struct rst_lazy *l)
+{
+	struct lazy_wait *w = calloc(1, sizeof(*w));
+	int rc = w ? 0 : -ENOMEM;
+
+	if (w) {
+		snprintf(w->what, sizeof(w->what), "lazy restore of d%u", domid);
+		w->job.what = w->what;
+		w->job.run = lazy_wait_run;
+		w->job.done = lazy_wait_done;
+		w->domid = domid;
+		w->l = l;
+		rc = ctl__job_start(srv, &w->job);
+	}
+	if (rc) {
+		/* Nobody could wait for its pages: it cannot be left half in. */
+		log_err("d%u: cannot wait for its lazy restore (%s): destroying it", domid,
+			ferry_strerror(rc));
+		hyp_domain_destroy(srv->hyp, domid);
+		rst_lazy_free(l);
+		free(w);
+	}
+}
+
 /* Loop thread, the job's done. */
 static void sjob_done(struct ctl_job *job)
 {
@@ -818,6 +987,8 @@ static void sjob_done(struct ctl_job *job)
 			chain_drop(j->srv->snap, j->own_chain);
 	}
 	ctl__job_reply(job, &r);
+	if (j->lz)
+		lazy_wait_start(j->srv, j->new_domid, j->lz);
 	if (j->done)
 		j->done(j->opaque, j->rc, j->err, j->rc ? NULL : &j->rep);
 	free(j);
@@ -1141,12 +1312,6 @@ void ctl__op_snapshot_revert(struct ctl_client *cl, const struct xlm_req *req)
 	struct sjob *j;
 	uint32_t other;
 
-	if (xlm_args_bool(req, "lazy")) {
-		REPLY_ERR(cl, req, -EOPNOTSUPP,
-			  "snapshot-revert --lazy is not supported yet: this ferryd has no lazy "
-			  "restore; revert without --lazy");
-		return;
-	}
 	if (newname && xlm_name_check(newname, err, sizeof(err))) {
 		REPLY_ERR(cl, req, -EINVAL, "snapshot-revert: %s", err);
 		return;
@@ -1161,6 +1326,7 @@ void ctl__op_snapshot_revert(struct ctl_client *cl, const struct xlm_req *req)
 	if (newname)
 		snprintf(j->newname, sizeof(j->newname), "%s", newname);
 	j->paused = xlm_args_bool(req, "paused");
+	j->lazy = xlm_args_bool(req, "lazy");
 	if (j->t.exists && !newname) {
 		/* The domain it replaces is held until it goes: no migration,
 		 * save or snapshot of it meanwhile. */
@@ -1175,6 +1341,43 @@ void ctl__op_snapshot_revert(struct ctl_client *cl, const struct xlm_req *req)
 		return;
 	}
 	sjob_start(j, SJ_REVERT, "snapshot-revert");
+}
+
+void ctl__op_restore_lazy(struct ctl_client *cl, const struct xlm_req *req)
+{
+	const char *path = xlm_args_str(req, "path"), *name = xlm_args_str(req, "name");
+	char err[1024];
+	struct sjob *j;
+
+	if (!path || path[0] != '/') {
+		REPLY_ERR(cl, req, -EINVAL, "restore: expected an absolute \"path\"");
+		return;
+	}
+	if (name && xlm_name_check(name, err, sizeof(err))) {
+		REPLY_ERR(cl, req, -EINVAL, "restore: %s", err);
+		return;
+	}
+	if (req->args &&
+	    yajl_tree_get(req->args, (const char *[]){"config", NULL}, yajl_t_object)) {
+		REPLY_ERR(cl, req, -EINVAL,
+			  "restore --lazy takes no replacement config: the saved one is used");
+		return;
+	}
+	j = calloc(1, sizeof(*j));
+	if (!j) {
+		REPLY_ERR(cl, req, -ENOMEM, "out of memory");
+		return;
+	}
+	j->job.cl = cl;
+	j->id = req->id;
+	j->has_id = req->has_id;
+	j->srv = cl->srv;
+	j->lazy = true;
+	j->paused = xlm_args_bool(req, "paused");
+	snprintf(j->path, sizeof(j->path), "%s", path);
+	if (name)
+		snprintf(j->newname, sizeof(j->newname), "%s", name);
+	sjob_start(j, SJ_LAZY_FILE, "lazy restore");
 }
 
 /* ---- snapshot-list (loop thread, from the copy) ------------------------- */

@@ -399,6 +399,9 @@ void ctl__op_snapshot_delete(struct ctl_client *cl, const struct xlm_req *req);
 void ctl__op_snapshot_verify(struct ctl_client *cl, const struct xlm_req *req);
 void ctl__op_snapshot_export(struct ctl_client *cl, const struct xlm_req *req);
 void ctl__op_snapshot_revert(struct ctl_client *cl, const struct xlm_req *req);
+/* restore with args.lazy (ctl-save.c hands it over): an uncompressed save
+ * restored lazily (restore/lazy.h), running before its pages are read. */
+void ctl__op_restore_lazy(struct ctl_client *cl, const struct xlm_req *req);
 
 /* ctl-lifetime.c */
 /* Default --stop-timeout: time to save a few GiB of guests to local disk. */

@@ -7,10 +7,13 @@
 #     show the chain s1 <- s2 <- s3 <- s4, all complete
 #  2. bad input is refused with a clear error and changes nothing: names
 #     with '/' or a leading '.', a taken name, a snapshot of another
-#     domain's, an unknown domain, --lazy (not supported yet)
+#     domain's, an unknown domain
 #  3. revert to the first and to the last: the domain is replaced (one
 #     copy, a new domid), verify resumes with zero mismatches, and snapgen
 #     is that snapshot's (the state captured at its instant)
+#     lazily too (--lazy: running in milliseconds, pages served from the
+#     repository), and xl restore --lazy of an uncompressed save (a
+#     compressed one refused, saying why)
 #  4. delete the middle s2, revert to its child s3: whole
 #  5. export s3 and xl restore the file on B: zero mismatches, snapgen 3
 #  6. revert of a domain that no longer exists (found by the name it had),
@@ -136,7 +139,6 @@ make_cfg other
 xlh A create "$TMP/other.cfg" >/dev/null 2>&1 && xlh A snapshot-create -n o1 other >/dev/null
 check "reverting to another domain's snapshot is refused, naming its owner" \
 	refused A "belongs to another domain \(uuid [0-9a-f-]+, named 'other'" snapshot-revert "$NAME" o1
-check "--lazy is refused as not supported yet" refused A "not supported yet" snapshot-revert --lazy "$NAME" s1
 check "... and nothing changed: same domain, still running" \
 	bash -c "[[ '$(domid A "$NAME")' == '$id0' ]]"
 check "... no partial snapshot is listed" \
@@ -153,6 +155,23 @@ check "... and it runs" running A "$NAME"
 check "snapshot-revert $NAME s4 (the last)" xlh A snapshot-revert "$NAME" s4
 check "... verify resumes with zero mismatches" resumed_clean A "$NAME"
 check "... snapgen is s4's" test "$(snapgen A "$NAME")" = 4
+
+xlh A snapshot-revert --lazy --json "$NAME" s1 >"$TMP/lazy.json" 2>"$TMP/lazy.err"
+check "snapshot-revert --lazy to s1" test -s "$TMP/lazy.json"
+echo "# lazy revert: running after $(json_get "$TMP/lazy.json" 'round(v["to_running_ms"], 2)') ms"
+check "... verify resumes with zero mismatches" resumed_clean A "$NAME"
+check "... snapgen is s1's" test "$(snapgen A "$NAME")" = 1
+check "... every page came in (ferryd logs it)" \
+	bash -c "for i in \$(seq 100); do grep -q 'lazy restore: every page in' '$TMP/ferryd-A.out' && exit 0; sleep 0.1; done; exit 1"
+check "xl save -c (uncompressed) for a lazy restore" xlh A save -c "$NAME" "$TMP/plain.save"
+check "xl restore --lazy -n $NAME-lazy of it" xlh A restore --lazy -n "$NAME-lazy" "$TMP/plain.save"
+check "... verify resumes with zero mismatches" resumed_clean A "$NAME-lazy"
+xlh A destroy "$NAME-lazy"
+xlh A save -c "$NAME" "$TMP/lz4.save" --compress lz4 2>/dev/null
+check "xl restore --lazy of a compressed save is refused, saying why" \
+	refused A "compressed" restore --lazy -n "$NAME-lz" "$TMP/lz4.save"
+check "snapshot-revert $NAME s4 again, not lazily" xlh A snapshot-revert "$NAME" s4
+check "... verify resumes with zero mismatches" resumed_clean A "$NAME"
 
 # ---- 4. delete the middle one -------------------------------------------
 check "snapshot-delete s2" xlh A snapshot-delete "$NAME" s2
