@@ -37,6 +37,8 @@
 
 /* Where a replacing revert builds the new copy before the old one goes. */
 #define REVERT_SUFFIX "--reverting"
+/* Where a lazy revert keeps the old one until every page is in. */
+#define REVERT_OLD_SUFFIX "--reverted"
 
 struct owner {
 	uint8_t uuid[16];
@@ -404,6 +406,8 @@ struct sjob {
 	bool lazy;
 	struct rst_lazy *lz;
 	double to_running_s;
+	bool held_old; /* lazy replace: the old domain kept, paused, until
+			* every page is in (the wait job owns its claim) */
 	int rc;
 	char err[4096];
 };
@@ -631,6 +635,25 @@ static int lazy_start_snapshot(struct sjob *j, struct snap_repo *r, const struct
 	return rc;
 }
 
+/* A lazy revert whose source failed (its lazy restore freed): the new
+ * domain goes, the old one it set aside runs again under its name. */
+static void lazy_old_back(struct ctl_server *srv, uint32_t new_domid, uint32_t old_domid,
+			  const char *old_name)
+{
+	struct hyp *h = srv->hyp;
+	struct hyp_dom_config cfg;
+
+	log_err("d%u: the lazy revert failed: destroying it, '%s' (d%u) runs again as it was",
+		new_domid, old_name, old_domid);
+	hyp_domain_destroy(h, new_domid);
+	for (int i = 0; i < 200 && hyp_domain_rename(h, old_domid, old_name) == -EEXIST; i++)
+		usleep(10000);
+	if (!hyp_domain_config(h, old_domid, &cfg))
+		ctl__record_write(srv, old_domid, &cfg);
+	ctl__xs_domain_add(srv, old_domid);
+	hyp_domain_op_unpause(h, old_domid);
+}
+
 /*
  * The snapshot's stream restored paused under a temporary name; only once
  * it is whole does the old domain go and the new one take its name, then
@@ -691,7 +714,41 @@ restored:
 		return;
 	}
 	name = j->newname[0] ? j->newname : j->t.name;
-	if (replace) {
+	if (replace && j->lz) {
+		/* Lazily, damage shows only as pages arrive: the old domain
+		 * stays, paused and held, under another name until the last
+		 * page is in; a failing source brings it back (lazy_wait_run). */
+		rc = hyp_domain_op_pause(h, j->t.domid);
+		if (!rc) {
+			char tmp[HYP_NAME_MAX];
+
+			snprintf(tmp, sizeof(tmp), "%.*s%s",
+				 (int)(sizeof(tmp) - sizeof(REVERT_OLD_SUFFIX)), j->t.name,
+				 REVERT_OLD_SUFFIX);
+			rc = hyp_domain_rename(h, j->t.domid, tmp);
+			if (rc)
+				hyp_domain_op_unpause(h, j->t.domid);
+		}
+		if (!rc)
+			rc = hyp_domain_rename(h, j->new_domid, name);
+		if (rc) {
+			hyp_domain_destroy(h, j->new_domid);
+			rst_lazy_free(j->lz);
+			j->lz = NULL;
+			if (hyp_domain_rename(h, j->t.domid, j->t.name) == 0)
+				hyp_domain_op_unpause(h, j->t.domid);
+			j->rc = rc;
+			snprintf(j->err, sizeof(j->err),
+				 "cannot set domain '%s' aside for the lazy revert: %s; it is "
+				 "unchanged",
+				 j->t.name, ferry_strerror(rc));
+			return;
+		}
+		ctl__xs_domain_add(j->srv, j->t.domid);
+		j->held_old = true;
+		j->claimed = false; /* the wait job releases it */
+		j->replaced = true;
+	} else if (replace) {
 		rc = hyp_domain_destroy(h, j->t.domid);
 		if (rc && rc != -ENOENT) {
 			hyp_domain_destroy(h, j->new_domid);
@@ -723,9 +780,30 @@ restored:
 	ctl__xs_domain_add(j->srv, j->new_domid);
 	if (!j->paused) {
 		rc = hyp_domain_unpause(h, j->new_domid);
-		if (rc)
+		if (rc && !j->lz)
 			log_warn("d%u: cannot unpause after the revert: %s", j->new_domid,
 				 ferry_strerror(rc));
+	}
+	if (j->held_old) {
+		struct rst_lazy_stats st;
+
+		rst_lazy_stats(j->lz, &st);
+		if (st.failed) {
+			/* Damage found already: the reply says so. */
+			char why[2048] = "";
+
+			rst_lazy_wait(j->lz, why, sizeof(why)); /* at once: it failed */
+			rst_lazy_free(j->lz);
+			j->lz = NULL;
+			lazy_old_back(j->srv, j->new_domid, j->t.domid, j->t.name);
+			j->held_old = false;
+			j->claimed = true; /* released by the reply */
+			j->replaced = false;
+			j->rc = -EIO;
+			snprintf(j->err, sizeof(j->err), "revert failed: %s; '%s' is unchanged",
+				 why, j->t.name);
+			return;
+		}
 	}
 	log_info("d%u: '%s' reverted to snapshot '%s'%s", j->new_domid, name, j->name,
 		 j->replaced ? " (replacing the running domain)" : "");
@@ -914,7 +992,26 @@ struct lazy_wait {
 	char what[48];
 	uint32_t domid;
 	struct rst_lazy *l;
+	/* a lazy revert's old domain, paused and claimed (HYP_OP_SNAPSHOT) */
+	bool old;
+	uint32_t old_domid;
+	char old_name[HYP_NAME_MAX];
+	struct ctl_server *srv;
 };
+
+/* The lazy revert's old domain: gone once the new one has every page, or
+ * back under its name and running when the new one's source failed. */
+static void lazy_old_settle(struct lazy_wait *w, int rc)
+{
+	struct hyp *h = w->srv->hyp;
+
+	if (rc != -EIO) {
+		hyp_domain_destroy(h, w->old_domid);
+		return;
+	}
+	lazy_old_back(w->srv, w->domid, w->old_domid, w->old_name);
+	hyp_domain_release(h, w->old_domid, HYP_OP_SNAPSHOT);
+}
 
 static void lazy_wait_run(struct ctl_job *job)
 {
@@ -931,8 +1028,17 @@ static void lazy_wait_run(struct ctl_job *job)
 			 st.fault_p99_us, st.fetched);
 	else if (rc != -ENOENT)
 		log_err("d%u: lazy restore: %s", w->domid, err[0] ? err : ferry_strerror(rc));
-	/* A failed one stays paused (its threads released into the pause)
-	 * for the user to see and destroy. */
+	if (w->old && rc == -EIO) {
+		/* Failed: its threads released into the pause first, then
+		 * it goes (restore/lazy.h's order) and the old one returns. */
+		rst_lazy_free(w->l);
+		lazy_old_settle(w, rc);
+		return;
+	}
+	if (w->old)
+		lazy_old_settle(w, rc);
+	/* Otherwise a failed one stays paused (its threads released into the
+	 * pause) for the user to see and destroy. */
 	rst_lazy_free(w->l);
 }
 
@@ -941,13 +1047,21 @@ static void lazy_wait_done(struct ctl_job *job)
 	free(container_of(job, struct lazy_wait, job));
 }
 
-/* Loop thread. */
-static void lazy_wait_start(struct ctl_server *srv, uint32_t domid, struct rst_lazy *l)
+/* Loop thread. j: the revert or restore that made domid (its old domain,
+ * if held, goes with the wait). */
+static void lazy_wait_start(struct ctl_server *srv, uint32_t domid, struct rst_lazy *l,
+			    const struct sjob *j)
 {
 	struct lazy_wait *w = calloc(1, sizeof(*w));
 	int rc = w ? 0 : -ENOMEM;
 
 	if (w) {
+		w->srv = srv;
+		if (j->held_old) {
+			w->old = true;
+			w->old_domid = j->t.domid;
+			snprintf(w->old_name, sizeof(w->old_name), "%s", j->t.name);
+		}
 		snprintf(w->what, sizeof(w->what), "lazy restore of d%u", domid);
 		w->job.what = w->what;
 		w->job.run = lazy_wait_run;
@@ -962,6 +1076,12 @@ static void lazy_wait_start(struct ctl_server *srv, uint32_t domid, struct rst_l
 			ferry_strerror(rc));
 		hyp_domain_destroy(srv->hyp, domid);
 		rst_lazy_free(l);
+		if (j->held_old) {
+			/* its replacement is gone: the old one runs again */
+			hyp_domain_rename(srv->hyp, j->t.domid, j->t.name);
+			hyp_domain_op_unpause(srv->hyp, j->t.domid);
+			hyp_domain_release(srv->hyp, j->t.domid, HYP_OP_SNAPSHOT);
+		}
 		free(w);
 	}
 }
@@ -988,7 +1108,7 @@ static void sjob_done(struct ctl_job *job)
 	}
 	ctl__job_reply(job, &r);
 	if (j->lz)
-		lazy_wait_start(j->srv, j->new_domid, j->lz);
+		lazy_wait_start(j->srv, j->new_domid, j->lz, j);
 	if (j->done)
 		j->done(j->opaque, j->rc, j->err, j->rc ? NULL : &j->rep);
 	free(j);

@@ -20,10 +20,12 @@
 #     and -n NEWNAME beside the running one (a new UUID)
 #  7. snapshot-create and -revert while a migration holds the domain are
 #     refused naming it
-#  8. verify on the clean repository passes; a flipped byte in a pack file
+#  8. a ferryd restart: the snapshots are still there and revert
+#  9. verify on the clean repository passes; a flipped byte in a pack file
 #     fails it naming the pfn, and a revert to that snapshot is refused
-#     with the domain left as it was
-#  9. a corrupt and a newer repository: ferryd starts, the snapshot verbs
+#     with the domain left as it was; a lazy revert to it is undone when
+#     the damage shows, the old domain running again
+# 10. a corrupt and a newer repository: ferryd starts, the snapshot verbs
 #     say what is wrong, xl list works
 # Usage: tests/integration/snapshot.sh BUILD_DIR
 set -uo pipefail
@@ -220,7 +222,15 @@ xlh A migrate-cancel other >/dev/null 2>&1
 wait "${BGPIDS[-1]}" 2>/dev/null
 check "... the migration cancelled, other runs here untouched" running A other
 
-# ---- 8. verify, damage ---------------------------------------------------
+# ---- 8. a ferryd restart keeps them -------------------------------------
+stop_host A
+start_host A || not_ok "ferryd A starts again"
+check "after a ferryd restart the snapshots are listed" \
+	bash -c "timeout 10 '$XL' -S '$(sock A)' snapshot-list --json $NAME | python3 -c 'import json,sys; v=json.load(sys.stdin); sys.exit([s[\"name\"] for s in v] != [\"s1\", \"s3\", \"s4\"])'"
+check "... and s4 reverts (the domain is gone: by its name)" xlh A snapshot-revert "$NAME" s4
+check "... verify resumes with zero mismatches" resumed_clean A "$NAME"
+
+# ---- 9. verify, damage ---------------------------------------------------
 check "snapshot-verify of a clean repository passes" xlh A snapshot-verify "$NAME"
 check "snapshot-verify of one snapshot passes" xlh A snapshot-verify "$NAME" s1
 pack=$(ls "$TMP/state-A/snapshots/packs/"*.pack | head -1)
@@ -235,8 +245,29 @@ echo "# $(cat "$TMP/refused.err")"
 check "... the domain is left as it was" \
 	bash -c "[[ '$(domid A "$NAME")' == '$id1' ]] && ! timeout 10 '$XL' -S '$(sock A)' list $NAME--reverting >/dev/null 2>&1"
 check "... and runs" running A "$NAME"
+# The damage shows as soon as the fetcher reaches it: before the reply
+# (refused naming the pfn) or after it (the revert undone).
+xlh A snapshot-revert --lazy "$NAME" s1 >/dev/null 2>"$TMP/lazy-bad.err"
+echo "# lazy revert to the damaged s1: $(cat "$TMP/lazy-bad.err")"
+# back_again: the damage found as pages arrived undid the lazy revert
+back_again() {
+	local end=$((SECONDS + 20))
+	while ((SECONDS < end)); do
+		[[ "$(domid A "$NAME")" == "$id1" ]] && running A "$NAME" &&
+			! xlh A list "$NAME--reverted" >/dev/null 2>&1 && return 0
+		sleep 0.2
+	done
+	return 1
+}
+check "a lazy revert to it: the damage found as pages arrive brings the old domain back, running" back_again
+check "... ferryd's log names the pfn" grep -q "lazy restore.*pfn" "$TMP/ferryd-A.out"
+check "... after setting the old one aside (ferryd logs the undo)" \
+	grep -q "the lazy revert failed: destroying it, '$NAME'" "$TMP/ferryd-A.out"
+grep "lazy restore.*pfn" "$TMP/ferryd-A.out" | head -1 | sed 's/^/# /'
+check "... only one $NAME, no copy left" \
+	bash -c "[[ \$(timeout 10 '$XL' -S '$(sock A)' list | grep -c '^$NAME') == 1 ]]"
 
-# ---- 9. unusable repositories -------------------------------------------
+# ---- 10. unusable repositories -------------------------------------------
 for kind in corrupt newer; do
 	rm -rf "$TMP/state-C" "$TMP/run-C"
 	mkdir -p "$TMP/state-C/snapshots/packs" "$TMP/state-C/snapshots/snaps"
