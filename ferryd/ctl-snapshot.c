@@ -447,8 +447,7 @@ static void on_progress(void *opaque, const struct mig_progress *p)
 	    xlm_gen_kv_str(g, "phase", p->phase ? p->phase : "round") ||
 	    xlm_gen_kv_int(g, "round", p->round) ||
 	    xlm_gen_kv_int(g, "pages_left", (long long)p->pages_left) ||
-	    xlm_gen_kv_double(g, "dirty_mib_s", p->dirty_rate * 4096 / (1 << 20)) ||
-	    xlm_gen_kv_int(g, "bytes", (long long)p->bytes_sent)) {
+	    xlm_gen_kv_double(g, "dirty_mib_s", p->dirty_rate * 4096 / (1 << 20))) {
 		yajl_gen_free(g);
 		return;
 	}

@@ -383,8 +383,9 @@ void ctl__snap_unlock(struct ctl_server *srv);
  * incremental on chain (borrowed until done; NULL: ferryd's own chain for
  * the domain, as xl snapshot-create uses, kept until it goes). 0 and
  * done is called later on the loop thread (rep NULL on failure, err saying
- * why), or -errno with err set and done never called: -EBUSY when an
- * operation holds the domain, -EEXIST for a taken name.
+ * why; both valid during the call only), or -errno with err set and done
+ * never called: -EBUSY when an operation holds the domain, -EEXIST for a
+ * taken name.
  */
 int ctl__snapshot_start(struct ctl_server *srv, uint32_t domid, const char *name,
 			struct snap_chain *chain,
