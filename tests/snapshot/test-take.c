@@ -385,10 +385,10 @@ Test(snapshot_take, measure_1g_idle, .timeout = 300)
 Test(snapshot_take, measure_1g_dirty_50m, .timeout = 300)
 {
 	/* 256 MiB at 50 MiB/s: the working set is whole after about 5 s. */
-	measure("1g 50MiB/s", "workload=dirty ws=256M rate=50M", 6);
+	measure("1g 50MiB/s", "workload=dirty ws=256M rate=50M data=mix", 6);
 }
 
 Test(snapshot_take, measure_1g_dirty_200m, .timeout = 300)
 {
-	measure("1g 200MiB/s", "workload=dirty ws=256M rate=200M", 2);
+	measure("1g 200MiB/s", "workload=dirty ws=256M rate=200M data=mix", 2);
 }
