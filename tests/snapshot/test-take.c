@@ -18,6 +18,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "formats/xl-header.h"
 #include "guests/workload.h"
 #include "harness.h"
 #include "hyp/gmem.h"
@@ -120,6 +121,8 @@ static uint64_t expect_guest(struct env *e, const char *name)
 	enum snap_page_kind kind;
 	struct snap_view *v;
 	uint64_t data = 0, w;
+	const void *state;
+	size_t len;
 
 	cr_assert_not_null(mem);
 	cr_assert_eq(snap_view_open(e->r, uuid, name, &v, e->err, sizeof(e->err)), 0, "%s", e->err);
@@ -135,6 +138,10 @@ static uint64_t expect_guest(struct env *e, const char *name)
 			     "%s: pfn %#lx differs from the paused guest's", name,
 			     (unsigned long)pfn);
 	}
+	/* The STATE BLOB: the session's plain stream, from the xl header on. */
+	cr_assert_eq(snap_view_state(v, &state, &len), 0);
+	cr_assert_gt(len, XL_SAVE_MAGIC_LEN);
+	cr_assert_eq(memcmp(state, XL_SAVE_MAGIC, XL_SAVE_MAGIC_LEN), 0, "%s: no xl header", name);
 	snap_view_close(v);
 	cr_assert_gt(data, 0);
 	w = guest_writes(mem, e->gm.npages * SNAP_PAGE_SIZE);
