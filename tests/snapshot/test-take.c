@@ -356,6 +356,21 @@ Test(snapshot_take, a_bad_name_or_a_gone_domain_fails_and_the_guest_runs, .timeo
 	cr_assert_eq(take(&e, "d", false, &rep), 0, "%s", e.err);
 	cr_assert_not(rep.incremental);
 	expect_running(&e, "after d");
+	/* An incremental one failing after the chain's consumer was spent:
+	 * the guest runs, the next is full again. */
+	{
+		static volatile int cancel = 1;
+		struct snap_take_opts o = {.name = "e", .cancel = &cancel, .chain = e.c};
+
+		cr_assert_eq(snap_take(e.h, e.id, e.r, uuid, &o, &rep, e.err, sizeof(e.err)),
+			     -ECANCELED, "%s", e.err);
+		cr_assert(rep.incremental, "it was to be incremental from d");
+	}
+	expect_running(&e, "after a cancelled incremental one");
+	cr_assert_eq(take(&e, "f", true, &rep), 0, "%s", e.err);
+	cr_assert_not(rep.incremental, "the chain's consumer was spent by e");
+	expect_guest(&e, "f");
+	resume(&e, "f");
 	expect_no_mismatch(&e);
 	env_stop(&e);
 }
@@ -457,6 +472,8 @@ Test(snapshot_take, measure_1g_changed_64m, .timeout = 300)
 	cr_assert_eq(hyp_domain_pause(e.h, e.id), 0);
 	cr_assert_eq(take(&e, "inc", false, &rep), 0, "%s", e.err);
 	print_rep("1g changed 64MiB", "inc", &rep);
+	cr_assert_eq(info(&e).pause_count, 1, "the user's pause stays");
+	cr_assert_eq(info(&e).op_pause_count, 0);
 	cr_assert(rep.incremental);
 	cr_assert_geq(rep.stored, 15 * 1024, "the working set changed: %llu pages stored",
 		      (unsigned long long)rep.stored);
