@@ -18,6 +18,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/compiler.h"
 #include "formats/xl-header.h"
 #include "guests/workload.h"
 #include "harness.h"
@@ -256,12 +257,18 @@ Test(snapshot_take, a_chain_stores_only_what_changed_and_each_is_its_instant, .t
 	cr_assert_gt(find(&e, "s2").own_entries, 0);
 	cr_assert_leq(find(&e, "s2").own_entries, r2.pages + r2.holes);
 	cr_assert_str_eq(find(&e, "s4").parent, "s3");
-	for (const struct snap_take_report *x = &r2; x; x = x == &r2   ? &r3
-							    : x == &r3 ? &r4
-								       : NULL) {
-		cr_assert_lt(x->pages, r1.pages / 8, "%llu pages against %llu in the full one",
-			     (unsigned long long)x->pages, (unsigned long long)r1.pages);
-		cr_assert_lt(x->bytes, r1.bytes / 8);
+	/* About a hundred pages each against the whole working set; a
+	 * quarter leaves room for a slow commit on a loaded machine (the
+	 * guest writes on meanwhile). */
+	const struct snap_take_report *inc[] = {&r2, &r3, &r4};
+
+	for (size_t i = 0; i < ARRAY_SIZE(inc); i++) {
+		cr_assert_lt(inc[i]->pages, r1.pages / 4, "s%zu: %llu pages against %llu in s1",
+			     i + 2, (unsigned long long)inc[i]->pages,
+			     (unsigned long long)r1.pages);
+		cr_assert_lt(inc[i]->bytes, r1.bytes / 4, "s%zu: %llu bytes against %llu in s1",
+			     i + 2, (unsigned long long)inc[i]->bytes,
+			     (unsigned long long)r1.bytes);
 	}
 
 	/* A taken name: refused before anything is paused or spent. */
