@@ -23,8 +23,10 @@
 #include "guests/workload.h"
 #include "harness.h"
 #include "hyp/gmem.h"
+#include "migrate/precopy.h"
 #include "snapshot/repo.h"
 #include "snapshot/take.h"
+#include "stream/io.h"
 #include "tmpdir.h"
 
 TestSuite(snapshot_take, .init = setup, .fini = teardown);
@@ -378,6 +380,38 @@ Test(snapshot_take, a_bad_name_or_a_gone_domain_fails_and_the_guest_runs, .timeo
 	cr_assert_not(rep.incremental, "the chain's consumer was spent by e");
 	expect_guest(&e, "f");
 	resume(&e, "f");
+	expect_no_mismatch(&e);
+	env_stop(&e);
+}
+
+/*
+ * Another log-dirty consumer comes and goes between two snapshots (a live
+ * migration's send that the domain survives, as a failed migration or a
+ * checkpoint save): the tracker is shared, so the chain goes on
+ * incrementally, and exactly.
+ */
+Test(snapshot_take, a_chain_goes_on_through_a_migration, .timeout = 120)
+{
+	struct mig_live_opts mo = {.config_json = "{}"};
+	struct snap_take_report rep;
+	struct env e = {0};
+	struct mig_report mr;
+	struct strm_io *io;
+
+	env_start(&e, 64, "workload=verify ws=4M rate=2M", "verify: sweep");
+	cr_assert_eq(take(&e, "a", false, &rep), 0, "%s", e.err);
+	usleep(200 * 1000);
+	cr_assert_eq(strm_io_mem_writer(&io), 0);
+	cr_assert_eq(mig_live_send(e.h, e.id, io, &mo, &mr, e.err, sizeof(e.err)), 0, "%s", e.err);
+	strm_io_close(io);
+	cr_assert_eq(hyp_domain_op_unpause(e.h, e.id), 0);
+	expect_running(&e, "after the migration's send");
+	usleep(200 * 1000);
+	cr_assert_eq(take(&e, "b", true, &rep), 0, "%s", e.err);
+	cr_assert(rep.incremental, "the chain broke");
+	cr_assert_str_eq(rep.parent, "a");
+	expect_guest(&e, "b");
+	resume(&e, "b");
 	expect_no_mismatch(&e);
 	env_stop(&e);
 }
