@@ -83,6 +83,7 @@ struct rst_lazy_opts {
 
 struct rst_lazy_stats {
 	double to_running_s; /* from the call until the domain runs (or may) */
+	double created_s;    /* of which until hyp had built the domain */
 	uint64_t pages;	     /* pages to come at the start */
 	uint64_t faults;     /* faults served from the source */
 	double fault_p50_us; /* service time on the fault thread */
