@@ -366,8 +366,15 @@ int rst_lazy_restore(struct hyp *h, struct strm_io *state_io, const struct rst_p
 	 * guest a zero page (start). */
 	ro.paused = true;
 	rc = rst_restore_hooked(h, state_io, &ro, on_created, l, domid, NULL, err, errlen);
-	if (rc)
+	if (rc) {
+		/* What the state load tripped over may be the zeros it was
+		 * given for a page the source could not read: that is why. */
+		if (has_failed(l)) {
+			snprintf(err, errlen, "%s", l->msg);
+			rc = -EIO;
+		}
 		goto err_free; /* restore/ destroyed the domain */
+	}
 	rc = start(l, o, err, errlen);
 	if (rc)
 		goto err_destroy;

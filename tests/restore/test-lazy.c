@@ -19,6 +19,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "abi/guest.h"
 #include "harness.h"
 #include "hyp/gmem.h"
 #include "migrate/save.h"
@@ -395,6 +396,48 @@ Test(lazy, live_session_while_pages_arrive, .timeout = 180)
 	expect_clean(t.o.h, id2);
 	cr_assert_eq(hyp_domain_destroy(t.o.h, id2), 0);
 	run_end(&t, "lazy 64 MiB, live session while arriving (source slowed)");
+}
+
+/* A source whose page at the guest's control page cannot be read: the
+ * state load itself needs it (the resume counter). */
+static int ctl_fails_fetch(void *src, uint64_t pfn, void *buf, char *err, size_t errlen)
+{
+	if (pfn == FERRY_CTL_GPA >> 12) {
+		snprintf(err, errlen, "test-source: pfn %#llx: unreadable",
+			 (unsigned long long)pfn);
+		return -EIO;
+	}
+	return rst_file_source_ops.fetch(src, pfn, buf, err, errlen);
+}
+
+static void ctl_fails_close(void *src)
+{
+	rst_file_source_ops.close(src);
+}
+
+static const struct rst_page_source_ops ctl_fails_ops = {.fetch = ctl_fails_fetch,
+							 .close = ctl_fails_close};
+
+Test(lazy, failure_while_loading_leaves_no_domain, .timeout = 120)
+{
+	struct rst_lazy_opts lo = {.restore = {.config = lz_config}};
+	struct rst_file_source *fs;
+	struct strm_io *state;
+	struct rst_lazy *l = NULL;
+	struct orig o;
+	char err[512] = "";
+	uint32_t ids[8], id = 0;
+
+	make_orig(&o, STRM_CODEC_NONE);
+	cr_assert_eq(rst_file_source_open(o.path, &fs, &state, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(
+		rst_lazy_restore(o.h, state, &ctl_fails_ops, fs, &lo, &id, &l, err, sizeof(err)),
+		-EIO);
+	strm_io_close(state);
+	cr_log_info("refusal: %s", err);
+	cr_expect_neq(strstr(err, "test-source: pfn 0x"), NULL, "%s", err);
+	cr_expect_eq(hyp_domain_list(o.h, ids, 8), 1, "a half-restored domain stayed behind");
+	drop_orig(&o);
 }
 
 static int cmp_u64(const void *a, const void *b)
