@@ -52,7 +52,7 @@ struct rst_lazy {
 	uint32_t *lat_ns; /* service time of each fault */
 	uint64_t nlat, caplat;
 	uint64_t faults, fetched, pages;
-	double t0, t_running, t_all;
+	double t0, t_created, t_running, t_all;
 
 	pthread_t thread;
 	bool thread_on;
@@ -227,6 +227,7 @@ static int on_created(void *opaque, struct rst *r)
 	struct rst_lazy *l = opaque;
 	int err;
 
+	l->t_created = rst_now();
 	l->domid = r->domid;
 	err = hyp_domain_get(r->h, r->domid, &l->d);
 	if (err)
@@ -365,8 +366,15 @@ int rst_lazy_restore(struct hyp *h, struct strm_io *state_io, const struct rst_p
 	 * guest a zero page (start). */
 	ro.paused = true;
 	rc = rst_restore_hooked(h, state_io, &ro, on_created, l, domid, NULL, err, errlen);
-	if (rc)
+	if (rc) {
+		/* What the state load tripped over may be the zeros it was
+		 * given for a page the source could not read: that is why. */
+		if (has_failed(l)) {
+			snprintf(err, errlen, "%s", l->msg);
+			rc = -EIO;
+		}
 		goto err_free; /* restore/ destroyed the domain */
+	}
 	rc = start(l, o, err, errlen);
 	if (rc)
 		goto err_destroy;
@@ -433,6 +441,7 @@ void rst_lazy_stats(struct rst_lazy *l, struct rst_lazy_stats *out)
 	memset(out, 0, sizeof(*out));
 	pthread_mutex_lock(&l->lock);
 	out->to_running_s = l->t_running ? l->t_running - l->t0 : 0;
+	out->created_s = l->t_created ? l->t_created - l->t0 : 0;
 	out->pages = l->pages;
 	out->faults = l->faults;
 	out->fetched = l->fetched;

@@ -19,6 +19,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "abi/guest.h"
 #include "harness.h"
 #include "hyp/gmem.h"
 #include "migrate/save.h"
@@ -134,17 +135,11 @@ static void print_stats(const char *what, struct rst_lazy *l)
 	struct rst_lazy_stats st;
 
 	rst_lazy_stats(l, &st);
-	cr_log_info("%s: running after %.3f ms; %llu pages to come; %llu faults served, "
-		    "p50 %.1f us, p99 %.1f us, max %.1f us; fetcher %llu pages; all in after "
-		    "%.3f s",
-		    what, st.to_running_s * 1e3, (unsigned long long)st.pages,
-		    (unsigned long long)st.faults, st.fault_p50_us, st.fault_p99_us,
-		    st.fault_max_us, (unsigned long long)st.fetched, st.all_in_s);
-	printf("%s: running after %.3f ms (target 10 ms for 1 GiB); %llu faults served, "
-	       "p50 %.1f us (target 50), p99 %.1f us (target 1000); fetcher %llu pages, all in "
-	       "after %.3f s\n",
-	       what, st.to_running_s * 1e3, (unsigned long long)st.faults, st.fault_p50_us,
-	       st.fault_p99_us, (unsigned long long)st.fetched, st.all_in_s);
+	printf("%s: running after %.3f ms (target 10 ms for 1 GiB; hyp built the domain in "
+	       "%.3f ms of it); %llu faults served, p50 %.1f us (target 50), p99 %.1f us "
+	       "(target 1000); fetcher %llu pages, all in after %.3f s\n",
+	       what, st.to_running_s * 1e3, st.created_s * 1e3, (unsigned long long)st.faults,
+	       st.fault_p50_us, st.fault_p99_us, (unsigned long long)st.fetched, st.all_in_s);
 }
 
 struct failure {
@@ -403,6 +398,48 @@ Test(lazy, live_session_while_pages_arrive, .timeout = 180)
 	run_end(&t, "lazy 64 MiB, live session while arriving (source slowed)");
 }
 
+/* A source whose page at the guest's control page cannot be read: the
+ * state load itself needs it (the resume counter). */
+static int ctl_fails_fetch(void *src, uint64_t pfn, void *buf, char *err, size_t errlen)
+{
+	if (pfn == FERRY_CTL_GPA >> 12) {
+		snprintf(err, errlen, "test-source: pfn %#llx: unreadable",
+			 (unsigned long long)pfn);
+		return -EIO;
+	}
+	return rst_file_source_ops.fetch(src, pfn, buf, err, errlen);
+}
+
+static void ctl_fails_close(void *src)
+{
+	rst_file_source_ops.close(src);
+}
+
+static const struct rst_page_source_ops ctl_fails_ops = {.fetch = ctl_fails_fetch,
+							 .close = ctl_fails_close};
+
+Test(lazy, failure_while_loading_leaves_no_domain, .timeout = 120)
+{
+	struct rst_lazy_opts lo = {.restore = {.config = lz_config}};
+	struct rst_file_source *fs;
+	struct strm_io *state;
+	struct rst_lazy *l = NULL;
+	struct orig o;
+	char err[512] = "";
+	uint32_t ids[8], id = 0;
+
+	make_orig(&o, STRM_CODEC_NONE);
+	cr_assert_eq(rst_file_source_open(o.path, &fs, &state, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(
+		rst_lazy_restore(o.h, state, &ctl_fails_ops, fs, &lo, &id, &l, err, sizeof(err)),
+		-EIO);
+	strm_io_close(state);
+	cr_log_info("refusal: %s", err);
+	cr_expect_neq(strstr(err, "test-source: pfn 0x"), NULL, "%s", err);
+	cr_expect_eq(hyp_domain_list(o.h, ids, 8), 1, "a half-restored domain stayed behind");
+	drop_orig(&o);
+}
+
 static int cmp_u64(const void *a, const void *b)
 {
 	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
@@ -478,18 +515,23 @@ Test(lazy, one_gib_figures, .timeout = 180)
 	snprintf(o.path, sizeof(o.path), "/tmp/ferry-test-lazy-big-%d.save", getpid());
 	save_to(o.h, o.id, o.path, STRM_CODEC_NONE);
 	cr_assert_eq(hyp_domain_destroy(o.h, o.id), 0);
-	cr_assert_eq(rst_file_source_open(o.path, &fs, &state, err, sizeof(err)), 0, "%s", err);
-	cr_assert_eq(rst_lazy_restore(o.h, state, &rst_file_source_ops, fs, &lo, &id, &l, err,
-				      sizeof(err)),
-		     0, "%s", err);
-	strm_io_close(state);
-	touch_down(o.h, id);
-	cr_assert_eq(rst_lazy_wait(l, err, sizeof(err)), 0, "%s", err);
-	cr_assert(harness_wait_console(o.h, id, "verify: resume pages=65536 mismatches=0", 1, 60),
-		  "console:\n%s", harness_console(o.h, id));
-	print_stats("lazy 1 GiB verify ws=256M", l);
-	rst_lazy_free(l);
-	cr_assert_eq(hyp_domain_destroy(o.h, id), 0);
+	/* Twice: the second as a daemon's next restore, hyp's tables warm. */
+	for (int round = 1; round <= 2; round++) {
+		cr_assert_eq(rst_file_source_open(o.path, &fs, &state, err, sizeof(err)), 0, "%s",
+			     err);
+		cr_assert_eq(rst_lazy_restore(o.h, state, &rst_file_source_ops, fs, &lo, &id, &l,
+					      err, sizeof(err)),
+			     0, "%s", err);
+		strm_io_close(state);
+		touch_down(o.h, id);
+		cr_assert_eq(rst_lazy_wait(l, err, sizeof(err)), 0, "%s", err);
+		cr_assert(harness_wait_console(o.h, id, "verify: resume pages=65536 mismatches=0",
+					       1, 60),
+			  "console:\n%s", harness_console(o.h, id));
+		print_stats(round == 1 ? "lazy 1 GiB verify ws=256M" : "lazy 1 GiB, again", l);
+		rst_lazy_free(l);
+		cr_assert_eq(hyp_domain_destroy(o.h, id), 0);
+	}
 	unlink(o.path);
 	hyp_destroy(o.h);
 }

@@ -20,9 +20,14 @@
  * If the source fails (an unreadable image), the faulting thread never gets
  * a page: the domain is paused for good (hyp_domain_mem_lost), o->failed
  * says why (the file and the pfn) and rst_lazy_wait returns the error.
- * What is left is to destroy it: rst_lazy_free first (it releases the
- * threads stopped on the missing page into a paused domain), then
- * hyp_domain_destroy.
+ * What is left is to destroy it: rst_lazy_free first, then
+ * hyp_domain_destroy. rst_lazy_free releases the threads stopped on the
+ * missing page (a vCPU, or a ferryd reader of the domain's memory, which
+ * stay stopped until then): they read zeros, the vCPU only until it sees
+ * the pause (soft: within about 100 us), so the guest's last output is
+ * not to be trusted. While the domain is being restored (before it may
+ * run) a failed page is given as zeros to the state load, and the restore
+ * then fails with the source's message: the guest never runs.
  *
  * ferryd, for `xl restore --lazy FILE`:
  *     rst_file_source_open(path, &fs, &state, err, len);   -ENOTSUP: compressed
@@ -83,6 +88,7 @@ struct rst_lazy_opts {
 
 struct rst_lazy_stats {
 	double to_running_s; /* from the call until the domain runs (or may) */
+	double created_s;    /* of which until hyp had built the domain */
 	uint64_t pages;	     /* pages to come at the start */
 	uint64_t faults;     /* faults served from the source */
 	double fault_p50_us; /* service time on the fault thread */
