@@ -139,6 +139,11 @@ check "an unknown snapshot is refused" refused A "has no snapshot 'nope'" snapsh
 check "an unknown domain is refused" refused A "does not exist" snapshot-list nosuchdomain
 make_cfg other
 xlh A create "$TMP/other.cfg" >/dev/null 2>&1 && xlh A snapshot-create -n o1 other >/dev/null
+check "snapshot-create --pause leaves the domain paused" \
+	bash -c "timeout 60 '$XL' -S '$(sock A)' snapshot-create --pause -n o0 other >/dev/null &&
+		[[ \$(timeout 10 '$XL' -S '$(sock A)' list other | awk 'NR == 2 { print \$5 }') == *p* ]]"
+check "... and one xl unpause runs it" bash -c "timeout 10 '$XL' -S '$(sock A)' unpause other"
+check "... running" running A other
 check "reverting to another domain's snapshot is refused, naming its owner" \
 	refused A "belongs to another domain \(uuid [0-9a-f-]+, named 'other'" snapshot-revert "$NAME" o1
 check "... and nothing changed: same domain, still running" \
