@@ -12,6 +12,10 @@
  * gone (a revert of a destroyed domain, or a list by name), ferryd keeps
  * STATE_DIR/snapshot-owners: one "UUID NAME" line per UUID with the name
  * its domain had at its last snapshot.
+ *
+ * --lazy (snapshot-revert, and xl restore of an uncompressed save, which
+ * ctl-save.c hands over) goes through restore/lazy.h: the reply comes once
+ * the domain runs, and a job of its own waits for the last page.
  */
 #include <errno.h>
 #include <fcntl.h>
