@@ -6,7 +6,7 @@
 #     its instant); the report and snapshot-list --json (parsed by python3)
 #     show the chain s1 <- s2 <- s3 <- s4, all complete
 #  2. bad input is refused with a clear error and changes nothing: names
-#     with '/' or a leading '.', a taken name, a snapshot of another
+#     with '/', a leading '.' or a NUL, a taken name, a snapshot of another
 #     domain's, an unknown domain
 #  3. revert to the first and to the last: the domain is replaced (one
 #     copy, a new domid), verify resumes with zero mismatches, and snapgen
@@ -135,6 +135,20 @@ id0=$(domid A "$NAME")
 check "a name with a slash is refused" refused A "bad snapshot name" snapshot-create -n a/b "$NAME"
 check "a name with a leading dot is refused" refused A "bad snapshot name" snapshot-create -n .x "$NAME"
 check "a taken name is refused" refused A "already" snapshot-create -n s1 "$NAME"
+# A NUL cannot come through argv; over the socket a JSON \u0000 is refused.
+nul_refused() {
+	python3 - "$(sock A)" "$NAME" <<'PY'
+import json, socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+s.sendall(b'{"id":1,"op":"snapshot-create","args":{"domain":"%s","name":"a\\u0000b"}}\n'
+          % sys.argv[2].encode())
+r = json.loads(s.makefile().readline())
+print("#", r.get("error"))
+sys.exit(0 if not r["ok"] and "NUL" in r["error"] else 1)
+PY
+}
+check "a name with a NUL (JSON \\u0000) is refused" nul_refused
 check "an unknown snapshot is refused" refused A "has no snapshot 'nope'" snapshot-revert "$NAME" nope
 check "an unknown domain is refused" refused A "does not exist" snapshot-list nosuchdomain
 make_cfg other
