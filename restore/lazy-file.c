@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "common/err.h"
@@ -22,17 +23,21 @@
 
 #define PG	  4096
 #define ALIGN8(x) (((x) + 7) & ~(uint64_t)7)
-/* off[] marks: no page in the file (zeros), or a hole. */
-#define OFF_NONE 0
+/* An entry's offset for a hole (XTAB); 0 is never a page's. */
 #define OFF_XTAB UINT64_MAX
-/* Beyond this a pfn is a damaged file, not a domain (16 TiB). */
-#define PFN_LIMIT (UINT64_C(1) << 32)
+
+/* Where pfn's page lies (or OFF_XTAB); seq orders a pfn's entries. The
+ * index costs what the file lists, whatever pfns a damaged file names. */
+struct ent {
+	uint64_t pfn, off, seq;
+};
 
 struct rst_file_source {
 	int fd;
+	uint64_t size; /* of the file when indexed */
 	char path[PATH_MAX];
-	uint64_t *off; /* per pfn: its page's offset, OFF_NONE or OFF_XTAB */
-	uint64_t npfns;
+	struct ent *ents; /* by pfn, one per pfn (the last listed) once indexed */
+	uint64_t nents, capents;
 	uint8_t *state; /* the state stream */
 	size_t len, cap;
 	size_t splice; /* where the holes go: after the last PAGE_DATA */
@@ -81,8 +86,12 @@ static int room(struct rst_file_source *s, size_t more)
 /* Copies len bytes of the file at `at` to the end of the state stream. */
 static int keep(struct rst_file_source *s, uint64_t at, uint64_t len, char *err, size_t errlen)
 {
-	int rc = room(s, len);
+	int rc;
 
+	/* Checked before allocating: a damaged length is not a record. */
+	if (len > REC_LENGTH_MAX + sizeof(struct xc_sr_rhdr) || at > s->size || len > s->size - at)
+		return bad(s, -EPROTO, err, errlen, at, "a record runs past the end of the file");
+	rc = room(s, len);
 	if (rc) {
 		snprintf(err, errlen, "%s: no memory for its state records", s->path);
 		return rc;
@@ -93,28 +102,47 @@ static int keep(struct rst_file_source *s, uint64_t at, uint64_t len, char *err,
 	return rc;
 }
 
-static int set_off(struct rst_file_source *s, uint64_t pfn, uint64_t off, char *err, size_t errlen,
-		   uint64_t at)
+static int add_ent(struct rst_file_source *s, uint64_t pfn, uint64_t off, char *err, size_t errlen)
 {
-	if (pfn >= PFN_LIMIT)
-		return bad(s, -EPROTO, err, errlen, at, "PAGE_DATA names an impossible pfn");
-	if (pfn >= s->npfns) {
-		uint64_t n = s->npfns ? s->npfns : 65536;
-		uint64_t *p;
+	if (s->nents == s->capents) {
+		uint64_t cap = s->capents ? 2 * s->capents : 65536;
+		struct ent *p = realloc(s->ents, cap * sizeof(*p));
 
-		while (n <= pfn)
-			n *= 2;
-		p = realloc(s->off, n * sizeof(*p));
 		if (!p) {
 			snprintf(err, errlen, "%s: no memory for its page index", s->path);
 			return -ENOMEM;
 		}
-		memset(p + s->npfns, 0, (n - s->npfns) * sizeof(*p));
-		s->off = p;
-		s->npfns = n;
+		s->ents = p;
+		s->capents = cap;
 	}
-	s->off[pfn] = off;
+	s->ents[s->nents] = (struct ent){.pfn = pfn, .off = off, .seq = s->nents};
+	s->nents++;
 	return 0;
+}
+
+static int cmp_ent(const void *a, const void *b)
+{
+	const struct ent *x = a, *y = b;
+
+	if (x->pfn != y->pfn)
+		return x->pfn < y->pfn ? -1 : 1;
+	return (x->seq > y->seq) - (x->seq < y->seq);
+}
+
+/* Sorted by pfn, each pfn's last entry kept: what the stream leaves. */
+static void finish_index(struct rst_file_source *s)
+{
+	uint64_t n = 0;
+
+	if (!s->nents)
+		return;
+	qsort(s->ents, s->nents, sizeof(*s->ents), cmp_ent);
+	for (uint64_t i = 0; i < s->nents; i++) {
+		if (n && s->ents[n - 1].pfn == s->ents[i].pfn)
+			n--;
+		s->ents[n++] = s->ents[i];
+	}
+	s->nents = n;
 }
 
 /* One PAGE_DATA record at `at` (its header read): indexed, not kept. */
@@ -125,8 +153,8 @@ static int index_pages(struct rst_file_source *s, uint64_t at, uint32_t length, 
 	uint64_t body = at + sizeof(struct xc_sr_rhdr), data, *pfns;
 	int rc;
 
-	if (length < sizeof(ph))
-		return bad(s, -EPROTO, err, errlen, at, "a short PAGE_DATA record");
+	if (length < sizeof(ph) || length > REC_LENGTH_MAX)
+		return bad(s, -EPROTO, err, errlen, at, "a PAGE_DATA record of impossible length");
 	rc = rd(s, body, &ph, sizeof(ph), err, errlen);
 	if (rc)
 		return rc;
@@ -144,9 +172,9 @@ static int index_pages(struct rst_file_source *s, uint64_t at, uint32_t length, 
 		unsigned type = (unsigned)(pfns[i] >> PAGE_DATA_TYPE_SHIFT);
 
 		if (type == PAGE_TYPE_XTAB) {
-			rc = set_off(s, pfn, OFF_XTAB, err, errlen, at);
+			rc = add_ent(s, pfn, OFF_XTAB, err, errlen);
 		} else if (type != PAGE_TYPE_BROKEN && type != PAGE_TYPE_XALLOC) {
-			rc = set_off(s, pfn, data, err, errlen, at);
+			rc = add_ent(s, pfn, data, err, errlen);
 			data += PG;
 		}
 	}
@@ -202,6 +230,8 @@ static int scan(struct rst_file_source *s, char *err, size_t errlen)
 	}
 	if (!(xh.mandatory_flags & XL_MANDATORY_FLAG_STREAMV2))
 		return bad(s, -EPROTO, err, errlen, 0, "not a migration stream v2");
+	if (xh.optional_data_len > XL_CONFIG_MAX)
+		return bad(s, -EPROTO, err, errlen, 0, "an xl header with an oversized config");
 	at = sizeof(xh) + xh.optional_data_len + sizeof(struct libxl_sr_hdr);
 	rc = keep(s, 0, at, err, errlen);
 	while (!rc) {
@@ -224,20 +254,20 @@ static int scan(struct rst_file_source *s, char *err, size_t errlen)
  * in where the last PAGE_DATA stood. */
 static int put_holes(struct rst_file_source *s, char *err, size_t errlen)
 {
-	uint64_t pfn = 0;
+	uint64_t i = 0;
 
 	if (!s->have_pages)
 		return 0;
-	while (pfn < s->npfns) {
+	while (i < s->nents) {
 		struct xc_sr_rhdr rh = {.type = REC_TYPE_PAGE_DATA};
 		struct xc_sr_rec_page_data_header ph = {0};
 		uint64_t pfns[PAGE_DATA_BATCH_MAX];
 		size_t rec;
 
-		for (; pfn < s->npfns && ph.count < PAGE_DATA_BATCH_MAX; pfn++)
-			if (s->off[pfn] == OFF_XTAB)
-				pfns[ph.count++] = pfn | (uint64_t)PAGE_TYPE_XTAB
-								 << PAGE_DATA_TYPE_SHIFT;
+		for (; i < s->nents && ph.count < PAGE_DATA_BATCH_MAX; i++)
+			if (s->ents[i].off == OFF_XTAB)
+				pfns[ph.count++] = s->ents[i].pfn | (uint64_t)PAGE_TYPE_XTAB
+									    << PAGE_DATA_TYPE_SHIFT;
 		if (!ph.count)
 			break;
 		rh.length = (uint32_t)(sizeof(ph) + ph.count * 8);
@@ -264,7 +294,7 @@ static void file_close(void *src)
 		return;
 	if (s->fd >= 0)
 		close(s->fd);
-	free(s->off);
+	free(s->ents);
 	free(s->state);
 	free(s);
 }
@@ -272,10 +302,21 @@ static void file_close(void *src)
 static int file_fetch(void *src, uint64_t pfn, void *buf, char *err, size_t errlen)
 {
 	struct rst_file_source *s = src;
-	uint64_t at = pfn < s->npfns ? s->off[pfn] : OFF_NONE;
+	uint64_t lo = 0, hi = s->nents, at = 0;
 	ssize_t n;
 
-	if (at == OFF_NONE || at == OFF_XTAB) {
+	while (lo < hi) {
+		uint64_t mid = lo + (hi - lo) / 2;
+
+		if (s->ents[mid].pfn < pfn) {
+			lo = mid + 1;
+		} else {
+			hi = mid;
+		}
+	}
+	if (lo < s->nents && s->ents[lo].pfn == pfn)
+		at = s->ents[lo].off;
+	if (!at || at == OFF_XTAB) {
 		memset(buf, 0, PG); /* not in the file: never written */
 		return 0;
 	}
@@ -297,6 +338,7 @@ int rst_file_source_open(const char *path, struct rst_file_source **src, struct 
 			 char *err, size_t errlen)
 {
 	struct rst_file_source *s = calloc(1, sizeof(*s));
+	struct stat st;
 	int rc;
 
 	if (!s) {
@@ -305,14 +347,17 @@ int rst_file_source_open(const char *path, struct rst_file_source **src, struct 
 	}
 	snprintf(s->path, sizeof(s->path), "%s", path);
 	s->fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (s->fd < 0) {
+	if (s->fd < 0 || fstat(s->fd, &st) < 0) {
 		rc = -errno;
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
 		goto err;
 	}
+	s->size = (uint64_t)st.st_size;
 	rc = scan(s, err, errlen);
-	if (!rc)
+	if (!rc) {
+		finish_index(s);
 		rc = put_holes(s, err, errlen);
+	}
 	if (!rc && strm_io_mem_reader(s->state, s->len, state_io)) {
 		snprintf(err, errlen, "%s: no memory for its state stream", path);
 		rc = -ENOMEM;
