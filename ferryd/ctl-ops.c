@@ -679,6 +679,12 @@ static const struct {
 	{ "migrate-cancel", ctl__op_migrate_cancel },
 	{ "migrate-resolve", ctl__op_migrate_resolve },
 	{ "sched", ctl__op_sched },
+	{ "snapshot-create", ctl__op_snapshot_create },
+	{ "snapshot-list", ctl__op_snapshot_list },
+	{ "snapshot-delete", ctl__op_snapshot_delete },
+	{ "snapshot-verify", ctl__op_snapshot_verify },
+	{ "snapshot-export", ctl__op_snapshot_export },
+	{ "snapshot-revert", ctl__op_snapshot_revert },
 };
 
 void ctl__dispatch(struct ctl_client *cl, const struct xlm_req *req)
