@@ -63,8 +63,11 @@ static void teardown(void)
 {
 	char cmd[PATH_MAX];
 
-	if (mounted)
+	if (mounted) {
 		umount2(mnt, MNT_DETACH);
+		pathf(cmd, sizeof(cmd), "%s/thin", base);
+		umount2(cmd, MNT_DETACH); /* FS_THIN's; EINVAL otherwise */
+	}
 	pathf(cmd, sizeof(cmd), "rm -rf '%s'", base);
 	cr_assert_eq(system(cmd), 0);
 }
@@ -83,26 +86,48 @@ static int run(const char *fmt, ...)
 	return system(cmd);
 }
 
+enum fs_kind {
+	FS_EXT4,
+	FS_TMPFS,
+	/* ext4 (no journal) on a 64 MiB sparse image in a 4 MiB tmpfs: the
+	 * file system sees room that is not there, so writes succeed and
+	 * the writeback at fsync fails (the loop device's ENOSPC) */
+	FS_THIN,
+};
+
 /*
  * Mounts the file system under test in a mount namespace of this test's
  * process alone: a test that dies cannot leave it mounted on the host.
  * Skips (with the reason) where mounting is not allowed.
  */
-static void mount_fs(bool ext4)
+static void mount_fs(enum fs_kind kind)
 {
+	char img[PATH_MAX];
+
 	if (unshare(CLONE_NEWNS) < 0)
 		cr_skip_test("cannot make a mount namespace (%s): not root?", strerror(errno));
 	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
 		cr_skip_test("cannot make / private in the namespace: %s", strerror(errno));
-	if (ext4) {
-		if (run("truncate -s 64M '%s/img' && mkfs.ext4 -q -F -m 0 '%s/img' >/dev/null 2>&1",
-			base, base))
-			cr_skip_test("mkfs.ext4 failed (e2fsprogs missing?)");
-		if (run("mount -o loop '%s/img' '%s' 2>/dev/null", base, mnt))
-			cr_skip_test("cannot mount a loop ext4 here (no loop devices?)");
-	} else if (mount("tmpfs", mnt, "tmpfs", 0, "size=8m") < 0) {
-		cr_skip_test("cannot mount a tmpfs: %s", strerror(errno));
+	if (kind == FS_TMPFS) {
+		if (mount("tmpfs", mnt, "tmpfs", 0, "size=8m") < 0)
+			cr_skip_test("cannot mount a tmpfs: %s", strerror(errno));
+		mounted = true;
+		return;
 	}
+	pathf(img, sizeof(img), "%s/img", base);
+	if (kind == FS_THIN) {
+		pathf(img, sizeof(img), "%s/thin", base);
+		cr_assert_eq(mkdir(img, 0700), 0);
+		if (mount("tmpfs", img, "tmpfs", 0, "size=4m") < 0)
+			cr_skip_test("cannot mount a tmpfs: %s", strerror(errno));
+		pathf(img, sizeof(img), "%s/thin/img", base);
+	}
+	if (run("truncate -s 64M '%s' && mkfs.ext4 -q -F -m 0 %s '%s' >/dev/null 2>&1", img,
+		kind == FS_THIN ? "-O ^has_journal" : "", img))
+		cr_skip_test("mkfs.ext4 failed (e2fsprogs missing?)");
+	/* discard: what ext4 frees goes back to the thin image's tmpfs */
+	if (run("mount -o loop,discard '%s' '%s' 2>/dev/null", img, mnt))
+		cr_skip_test("cannot mount a loop ext4 here (no loop devices?)");
 	mounted = true;
 }
 
@@ -345,25 +370,25 @@ static void full_at_begin_and_commit(uint64_t npages)
 
 Test(snapshot_disk, ext4_filled_by_snapshots_keeps_every_complete_one)
 {
-	mount_fs(true);
+	mount_fs(FS_EXT4);
 	fill_the_disk(2048); /* 8 MiB each on 54 MiB */
 }
 
 Test(snapshot_disk, tmpfs_filled_by_snapshots_keeps_every_complete_one)
 {
-	mount_fs(false);
+	mount_fs(FS_TMPFS);
 	fill_the_disk(256); /* 1 MiB each on 8 MiB */
 }
 
 Test(snapshot_disk, ext4_full_at_begin_and_at_commit_leaves_nothing_behind)
 {
-	mount_fs(true);
+	mount_fs(FS_EXT4);
 	full_at_begin_and_commit(4096);
 }
 
 Test(snapshot_disk, tmpfs_full_at_begin_and_at_commit_leaves_nothing_behind)
 {
-	mount_fs(false);
+	mount_fs(FS_TMPFS);
 	full_at_begin_and_commit(1024);
 }
 
@@ -843,4 +868,40 @@ Test(snapshot_trace, commit_and_delete_sync_before_each_rename_and_the_directory
 	snap_repo_close(r);
 	pathf(trace, sizeof(trace), "rm -rf '%s'", dir);
 	cr_assert_eq(system(trace), 0);
+}
+
+/*
+ * ENOSPC at fsync, as a thin-provisioned or network disk gives it: the
+ * pages went into the page cache, the commit's fsync of the pack fails.
+ * The commit says so naming the pack; the snapshot is gone, the one
+ * before reads page for page, and once the space is back (the partial
+ * pack's blocks discarded) a new snapshot works.
+ */
+Test(snapshot_disk, enospc_at_fsync_fails_the_commit_naming_the_pack)
+{
+	uint8_t *small = malloc(64 * PG), *big = malloc(2048 * PG);
+	struct snap_repo *r;
+	int rc;
+
+	mount_fs(FS_THIN);
+	fill(small, 64, 1);
+	fill(big, 2048, 2); /* 8 MiB: more than the 4 MiB below */
+	r = open_repo();
+	cr_assert_eq(take(r, "s0", NULL, small, 64), 0, "%s", err);
+	rc = take(r, "s1", "s0", big, 2048);
+	expect_enospc(rc);
+	cr_assert_not_null(strstr(err, ".pack"), "not the pack: %s", err);
+	cr_assert_not_null(strstr(err, "syncing"), "not at fsync: %s", err);
+	expect_list(r, 0, 1);
+	snap_repo_close(r);
+
+	r = open_repo();
+	expect_list(r, 0, 1);
+	expect(r, "s0", small, 64);
+	fill(small, 64, 3);
+	cr_assert_eq(take(r, "s1", "s0", small, 64), 0, "after the space came back: %s", err);
+	expect(r, "s1", small, 64);
+	snap_repo_close(r);
+	free(small);
+	free(big);
 }
