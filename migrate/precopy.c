@@ -115,6 +115,10 @@ static int live_rounds(struct mig_session *s, struct mig_policy *p)
 		if (err)
 			return err;
 		r.bytes = mig_session_wire(s) - w0;
+		/* A sink off the stream (a snapshot) moves its pages elsewhere:
+		 * without them the policy would measure no bandwidth at all. */
+		if (s->sink_ops != &mig_stream_sink_ops)
+			r.bytes += r.pages * PAGE_SIZE;
 		r.seconds = t1 - t0;
 		r.interval = ferry_now_s() - t_peek;
 		t_peek += r.interval;
@@ -153,6 +157,11 @@ int mig_session_precopy(struct mig_session *s, const struct mig_precopy_opts *o)
 		return mig_fail(&s->s, -EINVAL, "pre-copy of a domain held paused");
 	if (max_rounds > MIG_MAX_ROUNDS_LIMIT)
 		max_rounds = MIG_MAX_ROUNDS_LIMIT;
+	if (!s->state_measured && o->state_cost_ms > 0) {
+		s->state_s = o->state_cost_ms / 1e3;
+		s->state_measured = true;
+		s->rep.state_cost_ms = o->state_cost_ms;
+	}
 	if (!s->state_measured) {
 		err = hyp_domain_info(s->s.h, s->s.domid, &info);
 		if (err)
@@ -169,6 +178,12 @@ int mig_session_precopy(struct mig_session *s, const struct mig_precopy_opts *o)
 		err = mig_session_start_logdirty(s);
 		if (err)
 			return err;
+	} else if (!s->have_dirty) {
+		/* An adopted log: round 0 sends what changed since its harvest. */
+		err = mig_session_peek(s, NULL);
+		if (err)
+			return err;
+		s->have_dirty = true;
 	}
 	s->stop_copy = false;
 	return live_rounds(s, &s->pol);

@@ -88,6 +88,16 @@ struct mig_session_opts {
 	 * borrowed) and io carries the other records only. */
 	const struct mig_page_sink_ops *sink_ops;
 	void *sink;
+	/*
+	 * Optional: a log-dirty consumer of this domain kept from an earlier
+	 * session (mig_session_take_logdirty), owned by the session from the
+	 * create call on, whether it succeeds or not. The session starts from
+	 * its log instead of the populated pages: the first round (or epoch)
+	 * sends only what was dirtied since it was last harvested, so the
+	 * receiver must hold the rest already (a snapshot's parent). Holes
+	 * are all listed again in the first epoch.
+	 */
+	struct ld *logdirty;
 };
 
 /* Live pre-copy settings; zeroes take the defaults (precopy.h). */
@@ -95,6 +105,10 @@ struct mig_precopy_opts {
 	uint32_t downtime_ms;		  /* MIG_DEFAULT_DOWNTIME_MS */
 	enum mig_no_converge no_converge; /* throttle */
 	unsigned max_rounds;		  /* MIG_DEFAULT_MAX_ROUNDS */
+	/* The state's fixed cost as an earlier session of this domain measured
+	 * it (mig_report.state_cost_ms): no pause to measure it again. 0:
+	 * measured, with a pause of about that long. */
+	double state_cost_ms;
 };
 
 /* Epoch kinds: exactly one of CHECKPOINT and END, optionally HOLD. */
