@@ -414,6 +414,7 @@ struct tmodel {
 	char why[1024];	   /* the first violation */
 	int bad;
 	int manifests, packs_removed; /* complete manifests checked, packs removed */
+	int states;		      /* of which naming a state */
 };
 
 static void violation(struct tmodel *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -533,6 +534,13 @@ static void check_manifest(struct tmodel *m, const char *path, const struct tnod
 		if (n->data && !durable(m, f, what))
 			violation(m, "%s renamed in before its pages were durable: %s", path, what);
 	}
+	if (strstr(mf->text, "\\ndomain-state-sha256 ")) {
+		pathf(f, sizeof(f), "%s/%s.state", dir, name);
+		m->states++;
+		if (!node(m, f)->exists || !durable(m, f, what))
+			violation(m, "%s renamed in naming a state %s that is not durable", path,
+				  f);
+	}
 	if (field(mf->text, "parent", name, sizeof(name))) {
 		pathf(f, sizeof(f), "%s/%s.manifest", dir, name);
 		if (!complete(node(m, f)) || !durable(m, f, what))
@@ -598,6 +606,13 @@ static void on_unlink(struct tmodel *m, const char *p)
 			if (field(mf->text, "index-gen", g, sizeof(g)) &&
 			    !strncmp(p, f, strlen(f)) && !strncmp(p + strlen(f), g, strlen(g)) &&
 			    !strcmp(p + strlen(f) + strlen(g), ".idx"))
+				violation(m, "%s removed while %s names it", p, mf->path);
+		}
+		/* a state its manifest names */
+		if (ends_with(p, ".state") && strstr(mf->text, "\\ndomain-state-sha256 ") &&
+		    field(mf->text, "name", v, sizeof(v))) {
+			pathf(f, sizeof(f), "%s/%s.state", dir, v);
+			if (!strcmp(f, p))
 				violation(m, "%s removed while %s names it", p, mf->path);
 		}
 		/* a manifest: its children took over its entries, durably */
@@ -854,6 +869,7 @@ Test(snapshot_trace, commit_and_delete_sync_before_each_rename_and_the_directory
 	/* the trace saw what it should: four commits and c2's adoption, two
 	 * packs gone (c1's, and same's that stored nothing) */
 	cr_assert_eq(model.manifests, 5);
+	cr_assert_eq(model.states, 2, "c2's manifest named its state %d times", model.states);
 	cr_assert_eq(model.packs_removed, 2);
 
 	/* and the repository it left reads as the helper wrote it */

@@ -6,7 +6,7 @@
  *
  *   base   64 pages
  *   c1     parent base, pages 0-15 changed
- *   c2     parent c1, pages 0-15 changed again
+ *   c2     parent c1, pages 0-15 changed again, and a state
  *   same   parent c2, every page as in c2 (all deduplicated: no page data)
  *   delete c1: c2 takes over its entries (new index, new manifest), and
  *          c1's pack, which nothing references then, is removed
@@ -46,7 +46,9 @@ static int take(struct snap_repo *r, const char *name, const char *parent, uint3
 	}
 	if (snap_begin(r, uuid, name, parent, NPAGES, &w, err, sizeof(err)))
 		return -1;
-	if (snap_put(w, pfns, pages, n)) {
+	/* a state (the non-page records) for c2, which c1's delete rewrites */
+	if (snap_put(w, pfns, pages, n) ||
+	    (!strcmp(name, "c2") && snap_set_state(w, "state records", 13))) {
 		snap_abort(w);
 		return -1;
 	}
