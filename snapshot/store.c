@@ -119,7 +119,8 @@ int snap_file_write(const char *path, const char *magic, const uint8_t *uuid, ui
 	if (rc) {
 		snap_fail(rc, err, errlen, "writing %s: %s", afile_tmp_path(f),
 			  ferry_strerror(-rc));
-		afile_nospace_hint(f, rc, len, err, errlen);
+		/* what reached the file, not what was to */
+		afile_nospace_hint(f, rc, (uint64_t)lseek(afile_fd(f), 0, SEEK_CUR), err, errlen);
 		afile_abort(f);
 		return rc;
 	}

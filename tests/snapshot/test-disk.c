@@ -165,9 +165,10 @@ static struct snap_repo *open_repo(void)
 	return r;
 }
 
-/* Takes name (parent may be NULL) of mem; the first failure's -errno. */
-static int take(struct snap_repo *r, const char *name, const char *parent, const uint8_t *mem,
-		uint64_t npages)
+/* Takes name (parent may be NULL) of npages, putting mem's first put
+ * pages (a multiple of 64); the first failure's -errno. */
+static int take_part(struct snap_repo *r, const char *name, const char *parent, const uint8_t *mem,
+		     uint64_t npages, uint64_t put)
 {
 	struct snap_writer *w;
 	int rc;
@@ -175,7 +176,7 @@ static int take(struct snap_repo *r, const char *name, const char *parent, const
 	rc = snap_begin(r, uuid, name, parent, npages, &w, err, sizeof(err));
 	if (rc)
 		return rc;
-	for (uint64_t p = 0; p < npages; p += 64) {
+	for (uint64_t p = 0; p < put; p += 64) {
 		const void *pages[64];
 		uint64_t pfns[64];
 
@@ -190,6 +191,12 @@ static int take(struct snap_repo *r, const char *name, const char *parent, const
 		}
 	}
 	return snap_commit(w, NULL);
+}
+
+static int take(struct snap_repo *r, const char *name, const char *parent, const uint8_t *mem,
+		uint64_t npages)
+{
+	return take_part(r, name, parent, mem, npages, npages);
 }
 
 static void expect(struct snap_repo *r, const char *name, const uint8_t *mem, uint64_t npages)
@@ -366,6 +373,57 @@ static void full_at_begin_and_commit(uint64_t npages)
 	expect(r, "s1", mem, npages);
 	snap_repo_close(r);
 	free(mem);
+}
+
+/*
+ * A delete on a full disk (a schedule pruning when the disk filled): the
+ * child's merged index cannot be written, so the delete fails naming it
+ * and both snapshots read as before; with room again it succeeds.
+ */
+static void full_at_delete(uint64_t npages)
+{
+	uint8_t *mem = malloc(npages * PG);
+	struct snap_repo *r;
+	int fd, rc;
+
+	fill(mem, npages, 7);
+	r = open_repo();
+	cr_assert_eq(take(r, "s0", NULL, mem, npages), 0, "%s", err);
+	fill(mem, 64, 8); /* s1 sets 64 pfns, s0 the rest */
+	cr_assert_eq(take_part(r, "s1", "s0", mem, npages, 64), 0, "%s", err);
+	fill(mem, 64, 7);
+
+	fd = fill_but(12 * 1024); /* the merged index is 16 bytes a pfn */
+	rc = snap_delete(r, uuid, "s0", err, sizeof(err));
+	expect_enospc(rc);
+	cr_assert_not_null(strstr(err, "s1.2.idx"), "not the merged index: %s", err);
+	expect_list(r, 0, 2);
+	expect(r, "s0", mem, npages);
+	snap_repo_close(r);
+	r = open_repo();
+	expect_list(r, 0, 2);
+	expect(r, "s0", mem, npages);
+	fill(mem, 64, 8);
+	expect(r, "s1", mem, npages);
+	filler_free(fd);
+
+	cr_assert_eq(snap_delete(r, uuid, "s0", err, sizeof(err)), 0, "%s", err);
+	expect_list(r, 1, 1);
+	expect(r, "s1", mem, npages);
+	snap_repo_close(r);
+	free(mem);
+}
+
+Test(snapshot_disk, ext4_full_at_delete_keeps_both)
+{
+	mount_fs(FS_EXT4);
+	full_at_delete(4096);
+}
+
+Test(snapshot_disk, tmpfs_full_at_delete_keeps_both)
+{
+	mount_fs(FS_TMPFS);
+	full_at_delete(1024);
 }
 
 Test(snapshot_disk, ext4_filled_by_snapshots_keeps_every_complete_one)
