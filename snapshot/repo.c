@@ -501,6 +501,27 @@ static int repo_lock(struct snap_repo *r, char *err, size_t errlen)
 	return 0;
 }
 
+/*
+ * The repository's own entry (in its parent) and those of packs/ and
+ * snaps/ durable before any snapshot's files go into them: a commit
+ * syncs only the directories its files are in.
+ */
+static int dirs_sync(const struct snap_repo *r, char *err, size_t errlen)
+{
+	char parent[PATH_MAX];
+	const char *slash = strrchr(r->dir, '/');
+	int rc = snap_fsync_dir(r->dir, err, errlen);
+
+	if (rc)
+		return rc;
+	if (!slash)
+		snprintf(parent, sizeof(parent), ".");
+	else
+		snprintf(parent, sizeof(parent), "%.*s", slash == r->dir ? 1 : (int)(slash - r->dir),
+			 r->dir);
+	return snap_fsync_dir(parent, err, errlen);
+}
+
 int snap_repo_open(const char *dir, const struct snap_repo_opts *o, struct snap_repo **out,
 		   char *err, size_t errlen)
 {
@@ -524,6 +545,8 @@ int snap_repo_open(const char *dir, const struct snap_repo_opts *o, struct snap_
 		rc = mkdir_in(dir, "packs", err, errlen);
 	if (!rc)
 		rc = mkdir_in(dir, "snaps", err, errlen);
+	if (!rc)
+		rc = dirs_sync(r, err, errlen);
 	if (!rc)
 		rc = snap_packs_load(r, err, errlen);
 	if (!rc)

@@ -399,6 +399,34 @@ static int commit_files(struct snap_writer *w)
 	return rc;
 }
 
+/*
+ * After a commit only the new pack can hold pages nothing references (a
+ * pfn put twice, or a pack that stored nothing): the whole sweep (every
+ * snapshot's entries marked, the dedup table rebuilt: tens of ms for a
+ * 1 GiB chain) runs only then; otherwise its slots are all live.
+ */
+static int commit_sweep(struct snap_writer *w)
+{
+	struct snap_pack *p = w->p;
+	uint32_t live = 0;
+
+	if (!p->count)
+		return snap_sweep(w->r, w->err, w->errlen);
+	memset(p->state, SLOT_DEAD, p->count);
+	for (uint64_t pfn = 0; pfn < w->m->memory_pages; pfn++) {
+		uint64_t v = w->refs[pfn] - 1;
+
+		if (w->refs[pfn] && (uint32_t)(v >> 32) == p->id &&
+		    p->state[(uint32_t)v] == SLOT_DEAD) {
+			p->state[(uint32_t)v] = SLOT_LIVE;
+			live++;
+		}
+	}
+	if (live != p->count)
+		return snap_sweep(w->r, w->err, w->errlen);
+	return 0;
+}
+
 int snap_commit(struct snap_writer *w, struct snap_write_stats *st)
 {
 	struct snap_repo *r = w->r;
@@ -413,8 +441,7 @@ int snap_commit(struct snap_writer *w, struct snap_write_stats *st)
 	close(w->fd);
 	w->p->writing = false;
 	r->writer = NULL;
-	/* pages put twice in this snapshot left dead slots behind */
-	rc = snap_sweep(r, w->err, w->errlen);
+	rc = commit_sweep(w);
 	free(w->refs);
 	free(w->buf);
 	free(w);
