@@ -115,6 +115,10 @@ static int live_rounds(struct mig_session *s, struct mig_policy *p)
 		if (err)
 			return err;
 		r.bytes = mig_session_wire(s) - w0;
+		/* A sink off the stream (a snapshot) moves its pages elsewhere:
+		 * without them the policy would measure no bandwidth at all. */
+		if (s->sink_ops != &mig_stream_sink_ops)
+			r.bytes += r.pages * PAGE_SIZE;
 		r.seconds = t1 - t0;
 		r.interval = ferry_now_s() - t_peek;
 		t_peek += r.interval;
@@ -169,6 +173,12 @@ int mig_session_precopy(struct mig_session *s, const struct mig_precopy_opts *o)
 		err = mig_session_start_logdirty(s);
 		if (err)
 			return err;
+	} else if (!s->have_dirty) {
+		/* An adopted log: round 0 sends what changed since its harvest. */
+		err = mig_session_peek(s, NULL);
+		if (err)
+			return err;
+		s->have_dirty = true;
 	}
 	s->stop_copy = false;
 	return live_rounds(s, &s->pol);

@@ -248,12 +248,16 @@ int mig_session_create(struct hyp *h, uint32_t domid, struct strm_io *io,
 	*out = NULL;
 	errbuf[0] = 0;
 	if (!s) {
+		ld_disable(o->logdirty);
 		snprintf(errbuf, errlen, "no memory for the session");
 		return -ENOMEM;
 	}
 	s->s = (struct mig_out){ .h = h, .domid = domid, .io = io, .err = errbuf,
 				 .errlen = errlen, .xs = o->xenstore };
 	s->o = *o;
+	/* Adopted: close disables it from here on, whatever fails. */
+	s->ld = o->logdirty;
+	s->o.logdirty = NULL;
 	s->lower = io;
 	s->sink_ops = o->sink_ops ? o->sink_ops : &mig_stream_sink_ops;
 	s->sink = o->sink_ops ? o->sink : &s->s;
@@ -273,6 +277,12 @@ int mig_session_create(struct hyp *h, uint32_t domid, struct strm_io *io,
 		goto fail;
 	}
 	hyp_domain_gmem(s->d, &s->gm);
+	if (s->ld && ld_npages(s->ld) != s->gm.npages) {
+		err = mig_fail(&s->s, -EINVAL, "the log-dirty handle covers %llu pages, d%u has %llu",
+			       (unsigned long long)ld_npages(s->ld), domid,
+			       (unsigned long long)s->gm.npages);
+		goto fail;
+	}
 	s->dirty = calloc(BITMAP_WORDS(s->gm.npages), 8);
 	s->sent = calloc(BITMAP_WORDS(s->gm.npages), 8);
 	s->holes = calloc(BITMAP_WORDS(s->gm.npages), 8);

@@ -18,6 +18,9 @@
 #define SNAP_PACK_ZERO 0xffffffffu /* index entry: all zero, not stored */
 #define SNAP_PACK_HOLE 0xfffffffeu /* index entry: no frame */
 #define SNAP_PACK_MAXID 0xfffffff0u
+/* A state blob is a few records (config, CPU and device state, xenstore);
+ * the cap keeps a corrupt manifest from sizing an allocation. */
+#define SNAP_STATE_MAX (256ull << 20)
 
 /* Header of both binary files (packs/ID.idx, snaps/UUID/NAME.GEN.idx);
  * a SHA-256 of everything before it ends the file. */
@@ -57,6 +60,9 @@ struct snap_meta {
 	uint64_t gen;	/* of its index file */
 	uint32_t pack;	/* the pack it wrote, or SNAP_PACK_NONE */
 	bool complete;
+	bool has_state; /* NAME.state holds the non-page records */
+	uint64_t state_len;
+	uint8_t state_hash[SNAP_HASH_LEN];
 	struct snap_entry *ents;
 	uint64_t n_ents;
 };

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "common/err.h"
@@ -21,6 +22,8 @@ struct snap_view {
 	char label[SNAP_NAME_MAX + 40]; /* UUID/NAME for messages */
 	uint64_t pages;
 	uint64_t *refs; /* per pfn: (pack << 32 | slot) + 1, 0 zero */
+	uint8_t *state; /* checked at open; NULL: none stored */
+	uint64_t state_len;
 };
 
 /* Applies m's ancestors, oldest first, then m's own entries. */
@@ -44,33 +47,121 @@ static int view_apply(struct snap_view *v, struct snap_repo *r, const struct sna
 	return 0;
 }
 
+/*
+ * Reads m's state file and checks it against the manifest's digest: -EIO
+ * naming the file when it is missing, short or damaged. The blob is a few
+ * records, so every view reads it: a view never hands out unchecked state.
+ */
+static int state_load(struct snap_repo *r, const struct snap_meta *m, const char *label,
+		      uint8_t **out, char *err, size_t errlen)
+{
+	uint8_t hash[SNAP_HASH_LEN], *data;
+	char path[PATH_MAX];
+	struct stat st;
+	ssize_t n = 0;
+	size_t done = 0;
+	int fd, e;
+
+	snap_meta_path(r, m, "state", path, sizeof(path));
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &st) < 0) {
+		e = errno;
+		if (fd >= 0)
+			close(fd);
+		return snap_fail(-EIO, err, errlen, "snapshot %s: cannot open its state %s: %s",
+				 label, path, strerror(e));
+	}
+	if ((uint64_t)st.st_size != m->state_len) {
+		close(fd);
+		return snap_fail(-EIO, err, errlen,
+				 "snapshot %s: its state %s is damaged (%lld bytes, the manifest "
+				 "says %" PRIu64 ")",
+				 label, path, (long long)st.st_size, m->state_len);
+	}
+	data = malloc(m->state_len);
+	if (!data) {
+		close(fd);
+		return snap_fail(-ENOMEM, err, errlen, "snapshot %s: out of memory", label);
+	}
+	while (done < m->state_len) {
+		n = pread(fd, data + done, m->state_len - done, (off_t)done);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		done += (size_t)n;
+	}
+	e = errno;
+	close(fd);
+	if (done == m->state_len)
+		snap_sha256(data, done, hash);
+	if (done != m->state_len || memcmp(hash, m->state_hash, SNAP_HASH_LEN)) {
+		free(data);
+		return snap_fail(-EIO, err, errlen, "snapshot %s: its state %s is damaged (%s)",
+				 label, path,
+				 done == m->state_len ? "its SHA-256 does not match the manifest's"
+				 : n < 0	      ? strerror(e)
+						      : "short read");
+	}
+	*out = data;
+	return 0;
+}
+
+int snap_view_state(struct snap_view *v, const void **buf, size_t *len)
+{
+	if (!v->state)
+		return -ENOENT;
+	*buf = v->state;
+	*len = v->state_len;
+	return 0;
+}
+
+/* The view of m; with_state false skips the state (verify checks it apart). */
+static int view_open(struct snap_repo *r, const struct snap_meta *m, bool with_state,
+		     struct snap_view **out, char *err, size_t errlen)
+{
+	struct snap_view *v;
+	char u[37];
+	int rc;
+
+	snap_uuid_str(m->uuid, u);
+	v = calloc(1, sizeof(*v));
+	if (!v || !(v->refs = calloc(m->memory_pages, sizeof(*v->refs)))) {
+		free(v);
+		return snap_fail(-ENOMEM, err, errlen, "snapshot %s/%s: out of memory", u, m->name);
+	}
+	v->r = r;
+	v->pages = m->memory_pages;
+	snprintf(v->label, sizeof(v->label), "%s/%s", u, m->name);
+	rc = view_apply(v, r, m, 0);
+	if (rc) {
+		snap_view_close(v);
+		return snap_fail(rc, err, errlen, "snapshot %s/%s: broken parent chain", u,
+				 m->name);
+	}
+	if (with_state && m->has_state) {
+		rc = state_load(r, m, v->label, &v->state, err, errlen);
+		if (rc) {
+			snap_view_close(v);
+			return rc;
+		}
+		v->state_len = m->state_len;
+	}
+	*out = v;
+	return 0;
+}
+
 int snap_view_open(struct snap_repo *r, const uint8_t uuid[16], const char *name,
 		   struct snap_view **out, char *err, size_t errlen)
 {
 	const struct snap_meta *m = snap_meta_find(r, uuid, name);
-	struct snap_view *v;
 	char u[37];
-	int rc;
 
 	snap_uuid_str(uuid, u);
 	if (!m || !m->complete)
 		return snap_fail(m ? -EBUSY : -ENOENT, err, errlen, "snapshot %s/%s: %s", u, name,
 				 m ? "being written" : "no such snapshot");
-	v = calloc(1, sizeof(*v));
-	if (!v || !(v->refs = calloc(m->memory_pages, sizeof(*v->refs)))) {
-		free(v);
-		return snap_fail(-ENOMEM, err, errlen, "snapshot %s/%s: out of memory", u, name);
-	}
-	v->r = r;
-	v->pages = m->memory_pages;
-	snprintf(v->label, sizeof(v->label), "%s/%s", u, name);
-	rc = view_apply(v, r, m, 0);
-	if (rc) {
-		snap_view_close(v);
-		return snap_fail(rc, err, errlen, "snapshot %s/%s: broken parent chain", u, name);
-	}
-	*out = v;
-	return 0;
+	return view_open(r, m, true, out, err, errlen);
 }
 
 uint64_t snap_view_pages(const struct snap_view *v)
@@ -83,6 +174,7 @@ void snap_view_close(struct snap_view *v)
 	if (!v)
 		return;
 	free(v->refs);
+	free(v->state);
 	free(v);
 }
 
@@ -165,7 +257,7 @@ static int verify_one(struct snap_repo *r, const struct snap_meta *m,
 
 	if (!buf)
 		return snap_fail(-ENOMEM, err, errlen, "verify: out of memory");
-	one = snap_view_open(r, m->uuid, m->name, &v, msg, sizeof(msg));
+	one = view_open(r, m, false, &v, msg, sizeof(msg));
 	for (uint64_t pfn = 0; !one && pfn < v->pages; pfn++) {
 		int e;
 
@@ -183,6 +275,23 @@ static int verify_one(struct snap_repo *r, const struct snap_meta *m,
 		snap_view_close(v);
 	else if (!rc)
 		rc = snap_fail(one, err, errlen, "%s", msg);
+	if (m->has_state) {
+		char label[SNAP_NAME_MAX + 40];
+		uint8_t *st = NULL;
+		int e;
+
+		snap_uuid_str(m->uuid, label);
+		snprintf(label + 36, sizeof(label) - 36, "/%s", m->name);
+		e = state_load(r, m, label, &st, msg, sizeof(msg));
+
+		rep->states++;
+		free(st);
+		if (e) {
+			rep->bad_states++;
+			if (!rc)
+				rc = snap_fail(e, err, errlen, "%s", msg);
+		}
+	}
 	rep->snapshots++;
 	free(buf);
 	return rc;

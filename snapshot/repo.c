@@ -58,13 +58,15 @@ void snap_meta_path(const struct snap_repo *r, const struct snap_meta *m, const 
 		snprintf(out, len, "%s/snaps/%s/%s.%" PRIu64 ".idx", r->dir, u, m->name, m->gen);
 	else if (!strcmp(what, "dir"))
 		snprintf(out, len, "%s/snaps/%s", r->dir, u);
+	else if (!strcmp(what, "state"))
+		snprintf(out, len, "%s/snaps/%s/%s.state", r->dir, u, m->name);
 	else
 		snprintf(out, len, "%s/snaps/%s/%s.manifest", r->dir, u, m->name);
 }
 
 int snap_meta_write(struct snap_repo *r, const struct snap_meta *m, char *err, size_t errlen)
 {
-	char path[PATH_MAX], text[1024], u[37], pack[16];
+	char path[PATH_MAX], text[1024], u[37], pack[16], hex[2 * SNAP_HASH_LEN + 1];
 	struct afile *f;
 	int n, rc;
 
@@ -76,6 +78,13 @@ int snap_meta_write(struct snap_repo *r, const struct snap_meta *m, char *err, s
 		     SNAP_FORMAT_VERSION, m->name, m->parent[0] ? "parent " : "", m->parent,
 		     m->parent[0] ? "\n" : "", u, m->time, m->memory_pages,
 		     m->complete ? "complete" : "writing", pack, m->gen);
+	if (m->has_state) {
+		for (int i = 0; i < SNAP_HASH_LEN; i++)
+			snprintf(hex + 2 * i, 3, "%02x", m->state_hash[i]);
+		n += snprintf(text + n, sizeof(text) - (size_t)n,
+			      "domain-state-bytes %" PRIu64 "\ndomain-state-sha256 %s\n",
+			      m->state_len, hex);
+	}
 	snap_meta_path(r, m, "manifest", path, sizeof(path));
 	rc = afile_open(path, &f, err, errlen);
 	if (rc)
@@ -90,9 +99,28 @@ int snap_meta_write(struct snap_repo *r, const struct snap_meta *m, char *err, s
 }
 
 /* One "key value" line of a manifest into m; -EINVAL for anything else. */
+/* 64 lower-case hex digits into a SHA-256. */
+static int parse_hash(const char *s, uint8_t out[SNAP_HASH_LEN])
+{
+	if (strlen(s) != 2 * SNAP_HASH_LEN)
+		return -EINVAL;
+	for (int i = 0; i < SNAP_HASH_LEN; i++) {
+		int n = 0;
+
+		if (sscanf(s + 2 * i, "%2hhx%n", &out[i], &n) != 1 || n != 2)
+			return -EINVAL;
+	}
+	return 0;
+}
+
 static int meta_line(struct snap_meta *m, const char *key, const char *val)
 {
 	unsigned pack;
+
+	if (!strcmp(key, "domain-state-sha256")) {
+		m->has_state = true;
+		return parse_hash(val, m->state_hash);
+	}
 
 	if (!strcmp(key, "name") && strlen(val) <= SNAP_NAME_MAX)
 		strcpy(m->name, val);
@@ -106,6 +134,8 @@ static int meta_line(struct snap_meta *m, const char *key, const char *val)
 		return sscanf(val, "%" SCNu64, &m->memory_pages) == 1 ? 0 : -EINVAL;
 	else if (!strcmp(key, "index-gen"))
 		return sscanf(val, "%" SCNu64, &m->gen) == 1 ? 0 : -EINVAL;
+	else if (!strcmp(key, "domain-state-bytes"))
+		return sscanf(val, "%" SCNu64, &m->state_len) == 1 ? 0 : -EINVAL;
 	else if (!strcmp(key, "state") && (!strcmp(val, "complete") || !strcmp(val, "writing")))
 		m->complete = !strcmp(val, "complete");
 	else if (!strcmp(key, "pack") && !strcmp(val, "none"))
@@ -152,6 +182,11 @@ static int meta_parse(const char *path, struct snap_meta *m, char *err, size_t e
 	else if (!m->memory_pages || !m->gen)
 		rc = snap_fail(-EINVAL, err, errlen,
 			       "%s: corrupt manifest: no memory-pages or index-gen", path);
+	else if (m->has_state != (m->state_len != 0) || m->state_len > SNAP_STATE_MAX)
+		rc = snap_fail(-EINVAL, err, errlen,
+			       "%s: corrupt manifest: domain-state-bytes (1 to 256 MiB) and "
+			       "domain-state-sha256 come together",
+			       path);
 out:
 	free(text);
 	return rc;
@@ -251,6 +286,8 @@ static int meta_load(struct snap_repo *r, const char *dir, const uint8_t *uuid,
 
 		snap_meta_path(r, m, "index", idx, sizeof(idx));
 		unlink(idx);
+		snap_meta_path(r, m, "state", idx, sizeof(idx));
+		unlink(idx);
 		rc = unlink(path) < 0 ? snap_fail(-errno, err, errlen, "cannot remove %s: %s",
 						  path, strerror(errno)) : 0;
 		free(m);
@@ -265,8 +302,24 @@ static int meta_load(struct snap_repo *r, const char *dir, const uint8_t *uuid,
 	return rc;
 }
 
-/* An index file no complete manifest names (a crash in delete or commit),
- * or an afile temporary: removed. */
+/* A state file of no snapshot that has one (a crash in delete). */
+static void stray_state(struct snap_repo *r, const char *path, const char *file,
+			const uint8_t *uuid)
+{
+	size_t n = strlen(file) - strlen(".state");
+
+	for (size_t i = 0; i < r->n_snaps; i++) {
+		const struct snap_meta *m = r->snaps[i];
+
+		if (m->has_state && !memcmp(m->uuid, uuid, 16) && strlen(m->name) == n &&
+		    !strncmp(file, m->name, n))
+			return;
+	}
+	unlink(path);
+}
+
+/* An index or state file no complete manifest names (a crash in delete or
+ * commit), or an afile temporary: removed. */
 static void stray_remove(struct snap_repo *r, const char *dir, const char *file,
 			 const uint8_t *uuid)
 {
@@ -279,6 +332,10 @@ static void stray_remove(struct snap_repo *r, const char *dir, const char *file,
 	if (file[0] == '.') {
 		if (strstr(file, ".tmp-"))
 			unlink(path);
+		return;
+	}
+	if (strlen(file) > 6 && !strcmp(file + strlen(file) - 6, ".state")) {
+		stray_state(r, path, file, uuid);
 		return;
 	}
 	if (strlen(file) < 5 || strcmp(file + strlen(file) - 4, ".idx"))
@@ -611,6 +668,8 @@ int snap_delete(struct snap_repo *r, const uint8_t uuid[16], const char *name, c
 		return snap_fail(-errno, err, errlen, "cannot remove %s: %s", path,
 				 strerror(errno));
 	snap_meta_path(r, m, "index", path, sizeof(path));
+	unlink(path);
+	snap_meta_path(r, m, "state", path, sizeof(path));
 	unlink(path);
 	snap_meta_path(r, m, "dir", path, sizeof(path));
 	rc = snap_fsync_dir(path, err, errlen);

@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/afile.h"
 #include "common/err.h"
 #include "internal.h"
 
@@ -68,6 +69,8 @@ static void writer_drop(struct snap_writer *w)
 	snap_meta_path(r, w->m, "manifest", path, sizeof(path));
 	unlink(path);
 	snap_meta_path(r, w->m, "index", path, sizeof(path));
+	unlink(path);
+	snap_meta_path(r, w->m, "state", path, sizeof(path));
 	unlink(path);
 	/* pack index first: a pack without one is partial at the next open */
 	snap_pack_path(r, w->p->id, "idx", path, sizeof(path));
@@ -126,6 +129,9 @@ static int begin_files(struct snap_writer *w, char *err, size_t errlen)
 	rc = snap_fsync_dir(path, err, errlen);
 	if (rc)
 		return rc;
+	/* a state file a crashed delete of the same name left behind */
+	snap_meta_path(r, w->m, "state", path, sizeof(path));
+	unlink(path);
 	snap_pack_path(r, w->p->id, "pack", path, sizeof(path));
 	w->fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (w->fd < 0)
@@ -284,6 +290,59 @@ int snap_holes(struct snap_writer *w, const uint64_t *pfns, uint32_t count)
 		w->refs[pfns[i]] = enc(SNAP_PACK_HOLE, 0);
 		w->st.holes++;
 	}
+	return 0;
+}
+
+int snap_set_state(struct snap_writer *w, const void *buf, size_t len)
+{
+	struct snap_meta *m = w->m;
+	char path[PATH_MAX];
+	struct afile *f;
+	size_t done = 0;
+	int rc;
+
+	snap_meta_path(w->r, m, "state", path, sizeof(path));
+	if (!len) {
+		m->has_state = false;
+		m->state_len = 0;
+		return unlink(path) < 0 && errno != ENOENT
+			       ? snap_fail(-errno, w->err, w->errlen, "cannot remove %s: %s", path,
+					   strerror(errno))
+			       : 0;
+	}
+	if (len > SNAP_STATE_MAX)
+		return snap_fail(-EFBIG, w->err, w->errlen,
+				 "snapshot %s: a state of %zu bytes is past the %llu allowed",
+				 m->name, len, SNAP_STATE_MAX);
+	/* durable (synced, renamed, directory synced) before the manifest
+	 * that names its digest can say complete */
+	rc = afile_open(path, &f, w->err, w->errlen);
+	if (rc)
+		return rc;
+	while (done < len) {
+		ssize_t n = write(afile_fd(f), (const char *)buf + done, len - done);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			rc = -errno;
+			snap_fail(rc, w->err, w->errlen, "snapshot %s: writing %s: %s", m->name,
+				  afile_tmp_path(f), ferry_strerror(-rc));
+			afile_nospace_hint(f, rc, done, w->err, w->errlen);
+			afile_abort(f);
+			return rc;
+		}
+		done += (size_t)n;
+	}
+	rc = afile_commit(f, w->err, w->errlen);
+	if (rc) {
+		m->has_state = false;
+		return rc;
+	}
+	snap_sha256(buf, len, m->state_hash);
+	m->has_state = true;
+	m->state_len = len;
+	w->st.bytes += len;
 	return 0;
 }
 

@@ -88,6 +88,16 @@ struct mig_session_opts {
 	 * borrowed) and io carries the other records only. */
 	const struct mig_page_sink_ops *sink_ops;
 	void *sink;
+	/*
+	 * Optional: a log-dirty consumer of this domain kept from an earlier
+	 * session (mig_session_take_logdirty), owned by the session from the
+	 * create call on, whether it succeeds or not. The session starts from
+	 * its log instead of the populated pages: the first round (or epoch)
+	 * sends only what was dirtied since it was last harvested, so the
+	 * receiver must hold the rest already (a snapshot's parent). Holes
+	 * are all listed again in the first epoch.
+	 */
+	struct ld *logdirty;
 };
 
 /* Live pre-copy settings; zeroes take the defaults (precopy.h). */

@@ -10,6 +10,7 @@
  *	snap_repo_open(dir, &o, &r, err, errlen);
  *	snap_begin(r, uuid, "s1", NULL, pages, &w, err, errlen);
  *	snap_put(w, pfns, pages, n);   as often as wanted (or snap_sink_ops)
+ *	snap_set_state(w, blob, len);  the non-page records, optional
  *	snap_commit(w, &st);	       or snap_abort(w)
  *	snap_view_open(r, uuid, "s1", &v, err, errlen); snap_view_read(v, ...)
  *
@@ -89,6 +90,15 @@ int snap_put(struct snap_writer *w, const uint64_t *pfns, const void *const *pag
 	     uint32_t count);
 /* count pfns have no frame (balloon holes). */
 int snap_holes(struct snap_writer *w, const uint64_t *pfns, uint32_t count);
+/*
+ * Stores the snapshot's state: the non-page records of its domain (a plain
+ * Xen v2 stream without PAGE_DATA, as a session with snap_sink_ops writes
+ * to its io; snapshot/stream.h splices the pages back in). Written and
+ * synced at once, before commit lists the snapshot complete; its SHA-256
+ * goes in the manifest. Called again, the last call wins; len 0 drops it.
+ * -EFBIG past 256 MiB.
+ */
+int snap_set_state(struct snap_writer *w, const void *buf, size_t len);
 /* Writes what is buffered (no sync). */
 int snap_flush(struct snap_writer *w);
 
@@ -121,7 +131,9 @@ enum snap_page_kind {
 	SNAP_PAGE_HOLE, /* no frame */
 };
 
-/* A complete snapshot resolved through its parents, for reads. */
+/* A complete snapshot resolved through its parents, for reads. Its state
+ * (if one was stored) is read and checked here: -EIO naming the file when
+ * it is missing or its SHA-256 does not match the manifest's. */
 int snap_view_open(struct snap_repo *r, const uint8_t uuid[16], const char *name,
 		   struct snap_view **out, char *err, size_t errlen);
 /*
@@ -132,6 +144,9 @@ int snap_view_open(struct snap_repo *r, const uint8_t uuid[16], const char *name
 int snap_view_read(struct snap_view *v, uint64_t pfn, void *buf, enum snap_page_kind *kind,
 		   char *err, size_t errlen);
 uint64_t snap_view_pages(const struct snap_view *v);
+/* The snapshot's state as stored by snap_set_state (checked at open),
+ * borrowed until snap_view_close; -ENOENT when none was stored. */
+int snap_view_state(struct snap_view *v, const void **buf, size_t *len);
 void snap_view_close(struct snap_view *v);
 
 /* One page, through a view opened for the call. */
@@ -152,9 +167,11 @@ struct snap_verify_report {
 	uint64_t snapshots;
 	uint64_t pages;	 /* stored pages read and hashed */
 	uint64_t bad;	 /* of which damaged */
+	uint64_t states; /* state blobs read and hashed */
+	uint64_t bad_states;
 };
 
-/* Re-reads and checks every page of a snapshot (name) or of all of uuid's
+/* Re-reads and checks every page and state of a snapshot (name) or of all of uuid's
  * (name NULL) or the repo's (uuid NULL too). -EIO if any is damaged: err
  * names the first (snapshot, file, pfn); rep counts all. */
 int snap_verify(struct snap_repo *r, const uint8_t *uuid, const char *name,
