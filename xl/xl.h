@@ -90,6 +90,7 @@ int xlm_cmd_cpupool_destroy(int argc, char **argv);
 int xlm_cmd_cpupool_migrate(int argc, char **argv);
 int xlm_cmd_mem_set(int argc, char **argv);
 int xlm_cmd_mem_max(int argc, char **argv);
+int xlm_cmd_snapshot_schedule(int argc, char **argv);
 int xlm_cmd_help(int argc, char **argv);
 
 #endif
