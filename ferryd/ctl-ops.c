@@ -682,6 +682,10 @@ static const struct {
 	{ "migrate-cancel", ctl__op_migrate_cancel },
 	{ "migrate-resolve", ctl__op_migrate_resolve },
 	{ "sched", ctl__op_sched },
+	{ "snapshot-create", ctl__op_snapshot_create },
+	{ "snapshot-list", ctl__op_snapshot_list },
+	{ "snapshot-delete", ctl__op_snapshot_delete },
+	{ "snapshot-verify", ctl__op_snapshot_verify },
 	{ "snapshot-schedule", ctl__op_snapshot_schedule },
 };
 

@@ -312,6 +312,7 @@ void ctl__on_gone(struct ctl_server *srv, uint32_t domid)
 	log_info("d%u: destroyed", domid);
 	ctl__record_remove(srv, domid);
 	ctl__xs_domain_gone(srv, domid);
+	ctl__snapshot_domain_gone(srv, domid);
 	for (struct ctl_client *cl = srv->clients, *next; cl; cl = next) {
 		next = cl->next;
 		if (cl->attached && cl->attach_domid == domid) {

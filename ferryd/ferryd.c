@@ -585,7 +585,7 @@ static int hyp_start(const struct ferryd_opts *o, struct ctl_server *srv,
  * the migration listener are up too (scripts and tests wait for it). */
 static int services_start(struct ctl_server *srv)
 {
-	int rc = ctl_jobs_start(srv);
+	int rc = ctl_jobs_start(srv) ?: ctl_snapshot_start(srv);
 
 	if (!rc && !srv->opts->no_xenstore)
 		rc = ctl_xs_start(srv);
@@ -615,6 +615,7 @@ static int services_fini(struct ctl_server *srv, struct ferryd_proc *p)
 	/* The jobs (receivers included) use the hyp core: they are done. */
 	ctl_jobs_fini(srv);
 	ctl_snapsched_fini(srv);
+	ctl_snapshot_fini(srv);
 	ctl_migrate_fini(srv);
 	hyp_destroy(srv->hyp);
 	dev_pv_free(srv->devs);
@@ -684,6 +685,7 @@ err_svc:
 	uv_run(&loop, UV_RUN_NOWAIT);
 	ctl_lifetime_fini(&srv);
 	ctl_jobs_fini(&srv);
+	ctl_snapshot_fini(&srv);
 	ctl_migrate_fini(&srv);
 	ctl_xs_fini(&srv);
 	hyp_destroy(srv.hyp);

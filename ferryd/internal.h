@@ -23,6 +23,8 @@
  *                 side, migrate/handshake.h) and the migration listener
  *                 (target side, one receiver per connection,
  *                 restore/receive.h), all jobs of ctl-jobs.c
+ *   ctl-snapshot.c the snapshot verbs over the host's repository
+ *                 (STATE_DIR/snapshots), jobs of ctl-jobs.c
  * Everything here runs on the loop thread except the hyp_events callbacks
  * in ctl-events.c and the jobs' run functions.
  */
@@ -79,7 +81,11 @@ struct ctl_event;
 struct ctl_jobs;
 struct ctl_life;
 struct ctl_mig;
+struct ctl_snap;
 struct mig_save_stats;
+struct snap_chain;
+struct snap_repo;
+struct snap_take_report;
 struct xs_server;
 struct ctl_snapsched;
 struct xlm_cfg_snapshot;
@@ -137,6 +143,8 @@ struct ctl_server {
 	struct ctl_life *life;
 	/* periodic snapshots (ctl-snapsched.c); NULL until started */
 	struct ctl_snapsched *snapsched;
+	/* the snapshot repository (ctl-snapshot.c) */
+	struct ctl_snap *snap;
 };
 
 /* ctl-server.c */
@@ -360,6 +368,41 @@ int ctl__xs_shutdown_request(struct ctl_server *srv, uint32_t domid, bool reboot
  * directory; -ENODEV without a store. */
 int ctl__xs_domain_write(struct ctl_server *srv, uint32_t domid, const char *rel,
 			 const char *v);
+
+/* ctl-snapshot.c */
+/* Opens (or makes) STATE_DIR/snapshots. A damaged or newer repository is
+ * logged and refused by the snapshot verbs, naming the problem; ferryd
+ * runs on. -ENOMEM only. */
+int ctl_snapshot_start(struct ctl_server *srv);
+/* After the jobs have ended. */
+void ctl_snapshot_fini(struct ctl_server *srv);
+/*
+ * Any thread but the loop's: the repository, for one thread at a time
+ * (snapshot/repo.h); *r is valid until ctl__snap_unlock. -errno with err
+ * set when the repository could not be opened at start.
+ */
+int ctl__snap_lock(struct ctl_server *srv, struct snap_repo **r, char *err, size_t errlen);
+void ctl__snap_unlock(struct ctl_server *srv);
+/*
+ * Loop thread: starts a snapshot of domid named name (NULL: the time, as
+ * 20261206-034500, UTC) as a job holding the domain (HYP_OP_SNAPSHOT),
+ * incremental on chain (borrowed until done; NULL: ferryd's own chain for
+ * the domain, as xl snapshot-create uses, kept until it goes). 0 and
+ * done is called later on the loop thread (rep NULL on failure, err saying
+ * why), or -errno with err set and done never called: -EBUSY when an
+ * operation holds the domain, -EEXIST for a taken name.
+ */
+int ctl__snapshot_start(struct ctl_server *srv, uint32_t domid, const char *name,
+			struct snap_chain *chain,
+			void (*done)(void *opaque, int rc, const char *err,
+				     const struct snap_take_report *rep),
+			void *opaque, char *err, size_t errlen);
+/* Loop thread: domid is gone; its chain goes (log-dirty off). */
+void ctl__snapshot_domain_gone(struct ctl_server *srv, uint32_t domid);
+void ctl__op_snapshot_create(struct ctl_client *cl, const struct xlm_req *req);
+void ctl__op_snapshot_list(struct ctl_client *cl, const struct xlm_req *req);
+void ctl__op_snapshot_delete(struct ctl_client *cl, const struct xlm_req *req);
+void ctl__op_snapshot_verify(struct ctl_client *cl, const struct xlm_req *req);
 
 /* ctl-lifetime.c */
 /* Default --stop-timeout: time to save a few GiB of guests to local disk. */

@@ -166,19 +166,6 @@ static void print_report(yajl_val r)
 	printf("  zero pages        %lld\n", zero);
 }
 
-static void print_json(yajl_val v)
-{
-	yajl_gen g = yajl_gen_alloc(NULL);
-	const unsigned char *buf;
-	size_t len;
-
-	if (!g)
-		return;
-	if (!xlm_gen_tree(g, v) && yajl_gen_get_buf(g, &buf, &len) == yajl_gen_status_ok)
-		printf("%.*s\n", (int)len, (const char *)buf);
-	yajl_gen_free(g);
-}
-
 enum { O_DOWNTIME = 256, O_NC, O_ROUNDS, O_BW, O_COMPRESS, O_JSON, O_INSECURE };
 
 /* One option of xl migrate's: 0, or an exit status (said on stderr). */
@@ -342,7 +329,7 @@ int xlm_cmd_migrate(int argc, char **argv)
 	} else {
 		r = yajl_tree_get(reply, (const char *[]){ "result", NULL }, yajl_t_object);
 		if (json)
-			print_json(r);
+			xlm_print_json(r);
 		else if (r)
 			print_report(r);
 		status = 0;

@@ -170,6 +170,50 @@ const struct xlm_cmd xlm_cmds[] = {
 	  "created with: Ferry cannot grow a domain's physmap (ballooning refills\n"
 	  "its holes), so a maxmem above it could never be reached. Saves and\n"
 	  "migrations carry it." },
+	{ "snapshot-create", xlm_cmd_snapshot_create,
+	  "Take a live snapshot of a domain into the host's snapshot repository",
+	  "[options] <Domain>",
+	  "-h                      Print this help.\n"
+	  "-n NAME                 The snapshot's name (default: the time, UTC, as\n"
+	  "                        20261206-034500); no '/', control byte or leading '.'.\n"
+	  "-p, --pause             Leave the domain paused afterwards (xl unpause\n"
+	  "                        resumes it), like save -p.\n"
+	  "--json                  Print the report as JSON on stdout.\n"
+	  "The guest keeps running but for a short final pause. After the first, a\n"
+	  "snapshot stores only the pages changed since the last one (its parent).\n"
+	  "On a terminal a progress line is shown." },
+	{ "snapshot-list", xlm_cmd_snapshot_list,
+	  "List the snapshots of all/some domains",
+	  "[options] [<Domain>]",
+	  "-h                      Print this help.\n"
+	  "-l, --long              Also show each domain's UUID.\n"
+	  "--json                  Print the list as JSON on stdout.\n"
+	  "Domain may be a domain that is gone, by the name it had at its last\n"
+	  "snapshot or by its UUID: snapshots belong to the UUID." },
+	{ "snapshot-delete", xlm_cmd_snapshot_delete,
+	  "Delete a snapshot (its children keep what they inherit from it)",
+	  "<Domain> <Name>", NULL },
+	{ "snapshot-verify", xlm_cmd_snapshot_verify,
+	  "Re-read and check every stored page of a domain's snapshots",
+	  "[--json] <Domain> [<Name>]",
+	  "Exits non-zero on damage, naming the snapshot, the file and the pfn." },
+	{ "snapshot-export", xlm_cmd_snapshot_export,
+	  "Write a snapshot as a standalone saved domain",
+	  "<Domain> <Name> <File>",
+	  "The file is a plain Xen v2 stream: 'xl restore FILE' on any host." },
+	{ "snapshot-revert", xlm_cmd_snapshot_revert,
+	  "Bring a domain back to a snapshot",
+	  "[options] <Domain> <Name>",
+	  "-h                      Print this help.\n"
+	  "-p                      Leave the domain paused after the revert.\n"
+	  "-n NEWNAME              Start a new domain NEWNAME (a new UUID) from the\n"
+	  "                        snapshot beside the running one.\n"
+	  "--lazy                  Run before the memory is read (not supported yet).\n"
+	  "--json                  Print the result as JSON on stdout.\n"
+	  "Without -n the running domain is replaced: the snapshot is restored paused\n"
+	  "beside it, then the old one is destroyed and the new one takes its name and\n"
+	  "runs; if the restore fails the old domain is untouched. Domain may be gone\n"
+	  "(its name at its last snapshot, or its UUID): it is created again." },
 	{ "snapshot-schedule", xlm_cmd_snapshot_schedule,
 	  "Take snapshots of a domain periodically, keeping the newest",
 	  "<Domain> --every INTERVAL --keep COUNT | <Domain> --off | [--json] [<Domain>]",

@@ -83,6 +83,19 @@ int xlm_call(struct xlm_client *c, const char *op, xlm_args_fn args, void *opaqu
 	return rc;
 }
 
+void xlm_print_json(yajl_val v)
+{
+	yajl_gen g = yajl_gen_alloc(NULL);
+	const unsigned char *buf;
+	size_t len;
+
+	if (!g)
+		return;
+	if (!xlm_gen_tree(g, v) && yajl_gen_get_buf(g, &buf, &len) == yajl_gen_status_ok)
+		printf("%.*s\n", (int)len, (const char *)buf);
+	yajl_gen_free(g);
+}
+
 static int args_domain(yajl_gen g, void *opaque)
 {
 	const char *domain = opaque;

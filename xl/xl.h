@@ -56,6 +56,9 @@ int xlm_call_domain(struct xlm_client *c, const char *op, const char *domain,
 int xlm_call(struct xlm_client *c, const char *op, xlm_args_fn args, void *opaque,
 	     yajl_val *root, yajl_val *result);
 
+/* v as one line of JSON on stdout (--json). */
+void xlm_print_json(yajl_val v);
+
 /* Streams a domain's console to stdout until it is destroyed (or Ctrl-]
  * on a terminal). The client is attached already when attached is true. */
 int xlm_console_run(struct xlm_client *c, const char *domain);
@@ -90,6 +93,12 @@ int xlm_cmd_cpupool_destroy(int argc, char **argv);
 int xlm_cmd_cpupool_migrate(int argc, char **argv);
 int xlm_cmd_mem_set(int argc, char **argv);
 int xlm_cmd_mem_max(int argc, char **argv);
+int xlm_cmd_snapshot_create(int argc, char **argv);
+int xlm_cmd_snapshot_list(int argc, char **argv);
+int xlm_cmd_snapshot_delete(int argc, char **argv);
+int xlm_cmd_snapshot_verify(int argc, char **argv);
+int xlm_cmd_snapshot_export(int argc, char **argv);
+int xlm_cmd_snapshot_revert(int argc, char **argv);
 int xlm_cmd_snapshot_schedule(int argc, char **argv);
 int xlm_cmd_help(int argc, char **argv);
 

@@ -1,0 +1,257 @@
+#!/usr/bin/env bash
+# xl snapshot-* against two real ferryds (soft, plain TCP: "hosts"
+# A = 127.0.8.2 and B = 127.0.8.3):
+#  1. a verify guest runs while four snapshots are taken (a xenstore key
+#     data/snapgen set to 1..4 before each, which the snapshot captures at
+#     its instant); the report and snapshot-list --json (parsed by python3)
+#     show the chain s1 <- s2 <- s3 <- s4, all complete
+#  2. bad input is refused with a clear error and changes nothing: names
+#     with '/' or a leading '.', a taken name, a snapshot of another
+#     domain's, an unknown domain, --lazy (not supported yet)
+#  3. revert to the first and to the last: the domain is replaced (one
+#     copy, a new domid), verify resumes with zero mismatches, snapgen is
+#     that snapshot's, and the guest's write counter restarts from below
+#     the later snapshots' (it went back in time)
+#  4. delete the middle s2, revert to its child s3: whole
+#  5. export s3 and xl restore the file on B: zero mismatches, snapgen 3
+#  6. revert of a domain that no longer exists (found by the name it had),
+#     and -n NEWNAME beside the running one (a new UUID)
+#  7. snapshot-create and -revert while a migration holds the domain are
+#     refused naming it
+#  8. verify on the clean repository passes; a flipped byte in a pack file
+#     fails it naming the pfn, and a revert to that snapshot is refused
+#     with the domain left as it was
+#  9. a corrupt and a newer repository: ferryd starts, the snapshot verbs
+#     say what is wrong, xl list works
+# Usage: tests/integration/snapshot.sh BUILD_DIR
+set -uo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/lib.bash"
+
+BUILD=$(cd "${1:?usage: $0 BUILD_DIR}" && pwd)
+XL="$BUILD/xl"
+FERRYD="$BUILD/ferryd"
+TMP=$(mktemp -d /tmp/ferry-snapshot.XXXXXX)
+declare -A PID=() ADDR=([A]=127.0.8.2 [B]=127.0.8.3 [C]=127.0.8.4) \
+	PORTS=([A]=8412 [B]=8413 [C]=8414)
+BGPIDS=()
+NAME=snapvm
+
+cleanup() {
+	local p
+	for p in "${BGPIDS[@]}"; do
+		kill "$p" 2>/dev/null
+		wait "$p" 2>/dev/null
+	done
+	stop_hosts
+	[[ -n "${KEEP_TMP:-}" ]] && echo "# kept $TMP" || rm -rf "$TMP"
+}
+trap cleanup EXIT
+
+start_host() { # NAME
+	local n=$1
+	rm -f "$(sock "$n")"
+	timeout 600 "$FERRYD" --foreground --on-stop destroy --backend soft --memory 1G \
+		--run-dir "$TMP/run-$n" --state-dir "$TMP/state-$n" \
+		--listen "${ADDR[$n]}:${PORTS[$n]}" --insecure >>"$TMP/ferryd-$n.out" 2>&1 &
+	PID[$n]=$!
+	wait_socket "$(sock "$n")"
+}
+
+fails() { ! "$@"; }
+# refused HOST PATTERN XL-ARGS...: the command fails, its stderr says PATTERN
+refused() {
+	local h=$1 pat=$2
+	shift 2
+	! xlh "$h" "$@" >/dev/null 2>"$TMP/refused.err" && grep -qiE -- "$pat" "$TMP/refused.err" ||
+		{ echo "# stderr: $(cat "$TMP/refused.err")"; return 1; }
+}
+console() { timeout 2 "$XL" -S "$(sock "$1")" console "$2" 2>/dev/null; }
+# wait_console HOST DOMAIN PATTERN COUNT: up to 30 s for COUNT lines
+wait_console() {
+	local i
+	for ((i = 0; i < 300; i++)); do
+		(($(console "$1" "$2" | grep -c -- "$3") >= $4)) && return 0
+		sleep 0.1
+	done
+	return 1
+}
+domid() { xlh "$1" list "$2" 2>/dev/null | awk 'NR == 2 { print $2 }'; }
+snapgen() { xlh "$1" xenstore-read "/local/domain/$(domid "$1" "$2")/data/snapgen" 2>/dev/null; }
+# The guest's write counter: its last "dirty: ... pages=N" console line.
+writes() { console "$1" "$2" | sed -n 's/^dirty: .* pages=\([0-9]*\).*/\1/p' | tail -1; }
+# first_writes HOST DOMAIN: the first counter a reverted guest prints
+first_writes() {
+	local i w
+	for ((i = 0; i < 100; i++)); do
+		w=$(console "$1" "$2" | sed -n 's/^dirty: .* pages=\([0-9]*\).*/\1/p' | head -1)
+		[[ -n $w ]] && { echo "$w"; return 0; }
+		sleep 0.1
+	done
+	return 1
+}
+# json_get FILE PYTHON-EXPR (on v, the parsed file)
+json_get() { python3 -c "import json, sys; v = json.load(open(sys.argv[1])); print($2)" "$1"; }
+
+make_cfg() { # NAME
+	cat >"$TMP/$1.cfg" <<CFG
+name = "$1"
+memory = 128
+extra = "workload=verify ws=32M rate=8M"
+CFG
+}
+
+# A reverted (or restored) guest: verify found every page right.
+resumed_clean() { wait_console "$1" "$2" "verify: resume pages=8192 mismatches=0" 1; }
+
+take() { # N: snapgen N then snapshot sN, its report in $TMP/create-sN.json
+	xlh A xenstore-write "/local/domain/$(domid A "$NAME")/data/snapgen" "$1" &&
+		xlh A snapshot-create -n "s$1" --json "$NAME" >"$TMP/create-s$1.json"
+}
+
+start_host A || { not_ok "ferryd A starts"; exit 1; }
+start_host B || { not_ok "ferryd B starts"; exit 1; }
+make_cfg "$NAME"
+xlh A create "$TMP/$NAME.cfg" >/dev/null 2>&1 || { not_ok "create $NAME"; exit 1; }
+check "the verify guest sweeps" wait_console A "$NAME" "verify: sweep" 1
+
+# ---- 1. a chain of four -------------------------------------------------
+declare -A W=()
+for i in 1 2 3 4; do
+	sleep 2
+	check "snapshot-create s$i while the guest runs" take "$i"
+	W[$i]=$(writes A "$NAME")
+done
+check "s1 is a full snapshot" test "$(json_get "$TMP/create-s1.json" 'v["parent"]')" = ""
+check "s2's parent is s1 (incremental)" \
+	test "$(json_get "$TMP/create-s2.json" 'v["parent"], v["incremental"]')" = "s1 True"
+check "s4's report: pause, bytes, pages new/deduplicated/zero" \
+	json_get "$TMP/create-s4.json" \
+	'all(k in v for k in ("pause_ms", "seconds", "bytes", "pages_new", "pages_deduplicated", "pages_zero"))'
+echo "# s1..s4 pause ms: $(for i in 1 2 3 4; do json_get "$TMP/create-s$i.json" 'round(v["pause_ms"], 2)'; done | xargs)"
+echo "# s1..s4 bytes: $(for i in 1 2 3 4; do json_get "$TMP/create-s$i.json" 'v["bytes"]'; done | xargs)"
+check "the guest kept running through them" running A "$NAME"
+xlh A snapshot-list --json "$NAME" >"$TMP/list.json"
+check "snapshot-list --json: s1..s4, complete, each the parent of the next" \
+	test "$(json_get "$TMP/list.json" '" ".join(s["name"] + ":" + s["parent"] + ":" + s["state"] for s in v)')" \
+	= "s1::complete s2:s1:complete s3:s2:complete s4:s3:complete"
+check "snapshot-list (table) shows them" bash -c "timeout 20 '$XL' -S '$(sock A)' snapshot-list $NAME | grep -c complete | grep -qx 4"
+check "a default name is the time" bash -c "timeout 60 '$XL' -S '$(sock A)' snapshot-create --json $NAME >'$TMP/create-t.json'"
+tname=$(json_get "$TMP/create-t.json" 'v["name"]')
+check "... like 20261206-034500 ($tname)" bash -c "[[ '$tname' =~ ^[0-9]{8}-[0-9]{6}$ ]]"
+check "snapshot-delete of it" xlh A snapshot-delete "$NAME" "$tname"
+
+# ---- 2. bad input -------------------------------------------------------
+id0=$(domid A "$NAME")
+check "a name with a slash is refused" refused A "bad snapshot name" snapshot-create -n a/b "$NAME"
+check "a name with a leading dot is refused" refused A "bad snapshot name" snapshot-create -n .x "$NAME"
+check "a taken name is refused" refused A "already" snapshot-create -n s1 "$NAME"
+check "an unknown snapshot is refused" refused A "has no snapshot 'nope'" snapshot-revert "$NAME" nope
+check "an unknown domain is refused" refused A "does not exist" snapshot-list nosuchdomain
+make_cfg other
+xlh A create "$TMP/other.cfg" >/dev/null 2>&1 && xlh A snapshot-create -n o1 other >/dev/null
+check "reverting to another domain's snapshot is refused, naming its owner" \
+	refused A "belongs to another domain \(uuid [0-9a-f-]+, named 'other'" snapshot-revert "$NAME" o1
+check "--lazy is refused as not supported yet" refused A "not supported yet" snapshot-revert --lazy "$NAME" s1
+check "... and nothing changed: same domain, still running" \
+	bash -c "[[ '$(domid A "$NAME")' == '$id0' ]]"
+check "... no partial snapshot is listed" \
+	bash -c "timeout 20 '$XL' -S '$(sock A)' snapshot-list --json $NAME | python3 -c 'import json,sys; v=json.load(sys.stdin); sys.exit(len(v) != 4)'"
+
+# ---- 3. revert to the first and to the last ------------------------------
+check "snapshot-revert $NAME s1" xlh A snapshot-revert "$NAME" s1
+check "... one copy, a new domid, no temporary left" \
+	bash -c "[[ -n '$(domid A "$NAME")' && '$(domid A "$NAME")' != '$id0' ]] &&
+		! timeout 10 '$XL' -S '$(sock A)' list $NAME--reverting >/dev/null 2>&1"
+check "... verify resumes with zero mismatches" resumed_clean A "$NAME"
+check "... snapgen is s1's" test "$(snapgen A "$NAME")" = 1
+w=$(first_writes A "$NAME")
+check "... the guest's write counter went back ($w < s3's ${W[3]})" test "${w:-999999999}" -lt "${W[3]}"
+check "... and it runs" running A "$NAME"
+check "snapshot-revert $NAME s4 (the last)" xlh A snapshot-revert "$NAME" s4
+check "... verify resumes with zero mismatches" resumed_clean A "$NAME"
+check "... snapgen is s4's" test "$(snapgen A "$NAME")" = 4
+w=$(first_writes A "$NAME")
+check "... its write counter is past s3's ($w > ${W[3]})" test "${w:-0}" -gt "${W[3]}"
+
+# ---- 4. delete the middle one -------------------------------------------
+check "snapshot-delete s2" xlh A snapshot-delete "$NAME" s2
+xlh A snapshot-list --json "$NAME" >"$TMP/list2.json"
+check "... s3's parent is s1 now" \
+	test "$(json_get "$TMP/list2.json" '" ".join(s["name"] + ":" + s["parent"] for s in v)')" = "s1: s3:s1 s4:s3"
+check "snapshot-revert to s3, the deleted one's child" xlh A snapshot-revert "$NAME" s3
+check "... verify resumes with zero mismatches" resumed_clean A "$NAME"
+check "... snapgen is s3's" test "$(snapgen A "$NAME")" = 3
+
+# ---- 5. export, restore elsewhere ---------------------------------------
+check "snapshot-export s3" xlh A snapshot-export "$NAME" s3 "$TMP/s3.xl"
+check "... the file is a stream xl stream-dump accepts" \
+	bash -c "timeout 60 '$XL' stream-dump '$TMP/s3.xl' >/dev/null"
+check "xl restore of it on B" xlh B restore "$TMP/s3.xl"
+check "... verify resumes with zero mismatches on B" resumed_clean B "$NAME"
+check "... snapgen is s3's on B" test "$(snapgen B "$NAME")" = 3
+xlh B destroy "$NAME" 2>/dev/null
+
+# ---- 6. a domain that is gone; -n beside ---------------------------------
+check "snapshot-revert -n $NAME-copy: a new domain beside" xlh A snapshot-revert -n "$NAME-copy" "$NAME" s1
+check "... both run" bash -c "timeout 10 '$XL' -S '$(sock A)' list $NAME $NAME-copy >/dev/null"
+check "... the copy verifies clean" resumed_clean A "$NAME-copy"
+check "... the copy has its own UUID (no snapshots)" \
+	bash -c "[[ \$(timeout 10 '$XL' -S '$(sock A)' snapshot-list --json $NAME-copy 2>&1) == '[]' ]]"
+xlh A destroy "$NAME-copy"
+xlh A destroy "$NAME"
+check "snapshot-list $NAME once it is gone (by the name it had)" \
+	bash -c "timeout 10 '$XL' -S '$(sock A)' snapshot-list $NAME | grep -q s4"
+check "snapshot-revert of the gone domain brings it back" xlh A snapshot-revert "$NAME" s4
+check "... verify resumes with zero mismatches" resumed_clean A "$NAME"
+check "... snapgen is s4's" test "$(snapgen A "$NAME")" = 4
+
+# ---- 7. while a migration holds the domain -------------------------------
+xlh A migrate --insecure --bandwidth 1M other "${ADDR[B]}:${PORTS[B]}" >/dev/null 2>&1 &
+BGPIDS+=($!)
+for ((i = 0; i < 50; i++)); do
+	xlh A list other 2>/dev/null | grep -q . && timeout 5 "$XL" -S "$(sock B)" list other--incoming >/dev/null 2>&1 && break
+	sleep 0.1
+done
+check "snapshot-create during a migration is refused naming it" \
+	refused A "migrat" snapshot-create -n o2 other
+check "snapshot-revert during a migration is refused naming it" \
+	refused A "migrat" snapshot-revert other o1
+xlh A migrate-cancel other >/dev/null 2>&1
+wait "${BGPIDS[-1]}" 2>/dev/null
+check "... the migration cancelled, other runs here untouched" running A other
+
+# ---- 8. verify, damage ---------------------------------------------------
+check "snapshot-verify of a clean repository passes" xlh A snapshot-verify "$NAME"
+check "snapshot-verify of one snapshot passes" xlh A snapshot-verify "$NAME" s1
+pack=$(ls "$TMP/state-A/snapshots/packs/"*.pack | head -1)
+printf '\x5a' | dd of="$pack" bs=1 seek=100 conv=notrunc status=none
+check "after a flipped byte in $(basename "$pack") verify fails naming the pfn" \
+	refused A "pfn" snapshot-verify "$NAME"
+echo "# $(cat "$TMP/refused.err")"
+id1=$(domid A "$NAME")
+check "a revert to the damaged snapshot is refused naming the pfn" \
+	refused A "pfn" snapshot-revert "$NAME" s1
+check "... the domain is left as it was" \
+	bash -c "[[ '$(domid A "$NAME")' == '$id1' ]] && ! timeout 10 '$XL' -S '$(sock A)' list $NAME--reverting >/dev/null 2>&1"
+check "... and runs" running A "$NAME"
+
+# ---- 9. unusable repositories -------------------------------------------
+for kind in corrupt newer; do
+	rm -rf "$TMP/state-C" "$TMP/run-C"
+	mkdir -p "$TMP/state-C/snapshots/packs" "$TMP/state-C/snapshots/snaps"
+	if [[ $kind == corrupt ]]; then
+		echo "garbage" >"$TMP/state-C/snapshots/FORMAT"
+		pat="corrupt"
+	else
+		printf 'ferry-snapshot-repository 99\ncross-domain-dedup 0\n' >"$TMP/state-C/snapshots/FORMAT"
+		pat="newer"
+	fi
+	start_host C || { not_ok "ferryd starts with a $kind repository"; continue; }
+	ok "ferryd starts with a $kind repository"
+	check "... snapshot-list says it is $kind" refused C "$pat" snapshot-list
+	check "... xl list works" xlh C list
+	stop_host C
+done
+
+echo "$passed passed, $failed failed, $skipped skipped"
+((failed == 0))
