@@ -448,8 +448,9 @@ static int set(struct ctl_server *srv, const uint8_t uuid[16], uint64_t every_s,
 		if (!e)
 			return -ENOMEM;
 		e->srv = srv;
-		/* Set now: nothing was missed, and a present domain runs at once. */
-		e->seen = true;
+		/* Set now: nothing was missed, and a present domain runs at
+		 * once (the tick says so if it is not here). */
+		e->seen = e->present = true;
 		rc = snap_sched_init(&e->s, uuid, every_s, keep, now_s(), err, errlen);
 	} else {
 		old = e->s;
@@ -546,14 +547,15 @@ static void reply_list(struct ctl_client *cl, const struct xlm_req *req, const u
 		if (!e->removed && (!uuid || !memcmp(uuid, e->s.uuid, 16)))
 			rc = gen_entry(g, srv, e, ids, n);
 	free(ids);
-	rc = rc ?: xlm_gen_array_close(g) ?: xlm_gen_finish(g, &buf, &len);
-	if (rc) {
-		if (g)
-			yajl_gen_free(g);
+	rc = rc ?: xlm_gen_array_close(g);
+	if (!rc)
+		rc = xlm_gen_finish(g, &buf, &len); /* frees g */
+	else if (g)
+		yajl_gen_free(g);
+	if (!rc)
+		ctl__send(cl, buf, len);
+	else
 		REPLY_ERR(cl, req, rc, "cannot encode the reply: %s", ferry_strerror(rc));
-		return;
-	}
-	ctl__send(cl, buf, len);
 }
 
 /* args.domain: a domain's name or id, or a UUID (a schedule whose domain is

@@ -42,7 +42,7 @@
 static const struct {
 	char unit;
 	uint64_t secs;
-} units[] = {{'d', 86400}, {'h', 3600}, {'m', 60}, {'s', 1}};
+} units[] = { { 'd', 86400 }, { 'h', 3600 }, { 'm', 60 }, { 's', 1 } };
 
 static const char *const result_names[] = {
 	[SNAP_SCHED_NONE] = "none",

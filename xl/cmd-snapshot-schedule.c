@@ -69,21 +69,8 @@ static void print_one(yajl_val s)
 static int show(yajl_val result, bool json)
 {
 	if (json) {
-		yajl_gen g = yajl_gen_alloc(NULL);
-		const unsigned char *buf;
-		size_t len;
-		int rc;
-
-		if (!g)
-			return xlm_fail("out of memory");
-		yajl_gen_config(g, yajl_gen_beautify, 1);
-		rc = xlm_gen_tree(g, result);
-		if (!rc) {
-			yajl_gen_get_buf(g, &buf, &len);
-			fwrite(buf, 1, len, stdout);
-		}
-		yajl_gen_free(g);
-		return rc ? xlm_fail("cannot print the reply") : 0;
+		xlm_print_json(result);
+		return 0;
 	}
 	if (!YAJL_IS_ARRAY(result))
 		return xlm_fail("unexpected reply from ferryd");
@@ -98,14 +85,14 @@ int xlm_cmd_snapshot_schedule(int argc, char **argv)
 {
 	enum { O_EVERY = 256, O_KEEP, O_OFF, O_JSON };
 	static const struct option longopts[] = {
-		{"every", required_argument, NULL, O_EVERY},
-		{"keep", required_argument, NULL, O_KEEP},
-		{"off", no_argument, NULL, O_OFF},
-		{"json", no_argument, NULL, O_JSON},
-		{"help", no_argument, NULL, 'h'},
-		{0},
+		{ "every", required_argument, NULL, O_EVERY },
+		{ "keep", required_argument, NULL, O_KEEP },
+		{ "off", no_argument, NULL, O_OFF },
+		{ "json", no_argument, NULL, O_JSON },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
 	};
-	struct sched_args a = {0};
+	struct sched_args a = { 0 };
 	struct xlm_client c;
 	yajl_val root, result;
 	bool json = false;

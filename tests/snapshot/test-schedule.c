@@ -14,8 +14,8 @@
 #include "tmpdir.h"
 
 static char err[1024];
-static const uint8_t uuid_a[16] = {0xaa, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
-static const uint8_t uuid_b[16] = {0xbb, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+static const uint8_t uuid_a[16] = { 0xaa, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15 };
+static const uint8_t uuid_b[16] = { 0xbb, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15 };
 
 TestSuite(schedule);
 TestSuite(schedule_files, .init = setup, .fini = teardown);
@@ -71,9 +71,9 @@ Test(schedule, interval_refused)
 
 Test(schedule, interval_format)
 {
-	static const uint64_t v[] = {1, 59, 60, 90, 300, 3600, 5400, 7200, 86400, 90000};
-	static const char *const want[] = {"1s", "59s", "1m", "90s", "5m",
-					   "1h", "90m", "2h", "1d",  "25h"};
+	static const uint64_t v[] = { 1, 59, 60, 90, 300, 3600, 5400, 7200, 86400, 90000 };
+	static const char *const want[] = { "1s", "59s", "1m", "90s", "5m",
+					    "1h", "90m", "2h", "1d",  "25h" };
 	char buf[32];
 
 	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
@@ -238,7 +238,7 @@ Test(schedule, auto_names)
 
 static struct snap_info info(const char *name, int64_t t, bool complete)
 {
-	struct snap_info i = {.time = t, .complete = complete};
+	struct snap_info i = { .time = t, .complete = complete };
 
 	snprintf(i.name, sizeof(i.name), "%s", name);
 	return i;
@@ -277,7 +277,7 @@ static void take(struct snap_repo *r, const char *name, const char *parent, unsi
 {
 	static uint8_t page[SNAP_PAGE_SIZE];
 	struct snap_writer *w;
-	const void *pages[1] = {page};
+	const void *pages[1] = { page };
 	int rc = snap_begin(r, uuid_a, name, parent, NPAGES, &w, err, sizeof(err));
 
 	cr_assert_eq(rc, 0, "begin %s: %s", name, err);
@@ -302,7 +302,7 @@ static uint8_t page_of(struct snap_repo *r, const char *name, uint64_t pfn)
 
 Test(schedule_files, prune_keeps_the_rest_whole)
 {
-	struct snap_repo_opts o = {.create = true};
+	struct snap_repo_opts o = { .create = true };
 	char names[6][SNAP_NAME_MAX + 1];
 	uint8_t want[6][NPAGES];
 	struct snap_verify_report rep;
@@ -450,7 +450,7 @@ static void on_bad(void *opaque, const char *path, int rc, const char *msg)
 Test(schedule_files, load_all_skips_bad_files)
 {
 	struct snap_sched a, b, *v;
-	struct bad_seen seen = {0};
+	struct bad_seen seen = { 0 };
 	char sd[PATH_MAX / 2 + 16], path[PATH_MAX];
 	size_t n;
 
