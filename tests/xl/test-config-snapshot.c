@@ -84,11 +84,11 @@ Test(xlm_cfg_snapshot, json_round_trip)
 	yajl_gen_get_buf(g, &buf, &len);
 	snprintf(json, sizeof(json), "%.*s", (int)len, buf);
 	yajl_gen_free(g);
-	cr_assert_str_eq(json, "{ \"snapshot_interval\":\"2h\",\"snapshot_keep\":24 }");
+	cr_assert_str_eq(json, "{\"snapshot_interval\":\"2h\",\"snapshot_keep\":24}");
 	cr_assert_eq(from_json(json, &back, err, sizeof(err)), 0, "%s", err);
 	cr_assert_eq(back.every_s, in.every_s);
 	cr_assert_eq(back.keep, in.keep);
-	cr_assert_eq(from_json("{ \"name\":\"a\" }", &back, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(from_json("{\"name\":\"a\"}", &back, err, sizeof(err)), 0, "%s", err);
 	cr_assert_eq(back.every_s + back.keep, 0, "absent: no schedule");
 }
 
@@ -97,17 +97,17 @@ Test(xlm_cfg_snapshot, json_bad_refused)
 	struct xlm_cfg_snapshot s = { 0 };
 	char err[256];
 
-	cr_assert_eq(from_json("{ \"snapshot_interval\":\"0m\",\"snapshot_keep\":2 }", &s, err,
+	cr_assert_eq(from_json("{\"snapshot_interval\":\"0m\",\"snapshot_keep\":2}", &s, err,
 			       sizeof(err)),
 		     -FERRY_EBADCFG);
 	cr_assert_not_null(strstr(err, "interval of 0"), "%s", err);
 	cr_assert_eq(
-		from_json("{ \"snapshot_interval\":300,\"snapshot_keep\":2 }", &s, err, sizeof(err)),
+		from_json("{\"snapshot_interval\":300,\"snapshot_keep\":2}", &s, err, sizeof(err)),
 		-FERRY_EBADCFG);
-	cr_assert_eq(from_json("{ \"snapshot_interval\":\"5m\",\"snapshot_keep\":0 }", &s, err,
+	cr_assert_eq(from_json("{\"snapshot_interval\":\"5m\",\"snapshot_keep\":0}", &s, err,
 			       sizeof(err)),
 		     -FERRY_EBADCFG);
-	cr_assert_eq(from_json("{ \"snapshot_interval\":\"5m\" }", &s, err, sizeof(err)),
+	cr_assert_eq(from_json("{\"snapshot_interval\":\"5m\"}", &s, err, sizeof(err)),
 		     -FERRY_EBADCFG);
 	cr_assert_not_null(strstr(err, "together"), "%s", err);
 }
