@@ -31,15 +31,11 @@ RUN=$TMP/run STATE=$TMP/state
 export FERRY_SOCKET=$RUN/ferryd.sock
 ferryd_pid=
 MOUNTED=
-BGPIDS=()
+SAVE_PID=
 VM=ssvm
 
 cleanup() {
-	local p
-	for p in "${BGPIDS[@]}"; do
-		kill "$p" 2>/dev/null
-		wait "$p" 2>/dev/null
-	done
+	[[ -z $SAVE_PID ]] || kill "$SAVE_PID" 2>/dev/null
 	stop_ferryd
 	[[ -z $MOUNTED ]] || umount "$MOUNTED" 2>/dev/null
 	[[ -n ${KEEP_TMP:-} ]] && echo "# kept $TMP" || rm -rf "$TMP"
@@ -49,14 +45,12 @@ trap cleanup EXIT
 for f in "$XL" "$FERRYD"; do [[ -x "$f" ]] || { echo "missing $f (build first)"; exit 1; }; done
 
 xl() { timeout 60 "$XL" "$@"; }
-start() { # [ferryd flags]: up to 60 s for the socket (restores come first)
-	local i
+start() { # [ferryd flags] (--on-stop save unless given)
 	rm -f "$FERRY_SOCKET"
 	timeout 600 "$FERRYD" --foreground --backend soft --memory 1G --run-dir "$RUN" \
 		--state-dir "$STATE" "$@" >>"$TMP/ferryd.out" 2>&1 &
 	ferryd_pid=$!
-	for ((i = 0; i < 600; i++)); do [[ -S $FERRY_SOCKET ]] && return 0; sleep 0.1; done
-	return 1
+	wait_socket "$FERRY_SOCKET" # a 128 MiB restore comes first: well within 10 s
 }
 term() { # SIGTERM; true if ferryd exited 0
 	local rc
@@ -168,8 +162,9 @@ hold() {
 		xl save -c "$VM" "$TMP/hold.fifo" >"$TMP/save.out" 2>&1 &
 		SAVE_PID=$!
 		sleep 0.5
-		kill -0 "$SAVE_PID" 2>/dev/null && { BGPIDS+=("$SAVE_PID"); return 0; }
+		kill -0 "$SAVE_PID" 2>/dev/null && return 0
 		wait "$SAVE_PID"
+		SAVE_PID=
 	done
 	return 1
 }
@@ -184,6 +179,7 @@ check "ferryd logs the skip" loghas "d[0-9]+: scheduled snapshot skipped .*being
 cat "$TMP/hold.fifo" >/dev/null
 wait "$SAVE_PID"
 check "the save completes" test $? -eq 0
+SAVE_PID=
 ok_again() { [[ "$(sched "$VM" 's["last_result"]')" == ok ]]; }
 check "the schedule runs again after the save" until_true 6 ok_again
 
