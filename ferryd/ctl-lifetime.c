@@ -350,7 +350,8 @@ static int scan_saved(struct ctl_life *l)
 		snprintf(l->names[l->nnames++], HYP_NAME_MAX, "%s", name);
 	}
 	closedir(d);
-	qsort(l->names, l->nnames, sizeof(*l->names), cmp_names);
+	if (l->nnames) /* names is NULL when none: qsort's is nonnull */
+		qsort(l->names, l->nnames, sizeof(*l->names), cmp_names);
 	return 0;
 }
 

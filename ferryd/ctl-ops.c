@@ -686,6 +686,8 @@ static const struct {
 	{ "snapshot-list", ctl__op_snapshot_list },
 	{ "snapshot-delete", ctl__op_snapshot_delete },
 	{ "snapshot-verify", ctl__op_snapshot_verify },
+	{ "snapshot-export", ctl__op_snapshot_export },
+	{ "snapshot-revert", ctl__op_snapshot_revert },
 	{ "snapshot-schedule", ctl__op_snapshot_schedule },
 };
 

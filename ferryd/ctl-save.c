@@ -306,6 +306,10 @@ void ctl__op_restore(struct ctl_client *cl, const struct xlm_req *req)
 	char err[XLM_CFG_ERR_MAX];
 	struct job *j;
 
+	if (xlm_args_bool(req, "lazy")) {
+		ctl__op_restore_lazy(cl, req);
+		return;
+	}
 	if (!path || path[0] != '/') {
 		ctl__reply_error(cl, req->id, req->has_id, -EINVAL,
 				 "restore: expected an absolute \"path\"");

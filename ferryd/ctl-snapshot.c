@@ -12,6 +12,10 @@
  * gone (a revert of a destroyed domain, or a list by name), ferryd keeps
  * STATE_DIR/snapshot-owners: one "UUID NAME" line per UUID with the name
  * its domain had at its last snapshot.
+ *
+ * --lazy (snapshot-revert, and xl restore of an uncompressed save, which
+ * ctl-save.c hands over) goes through restore/lazy.h: the reply comes once
+ * the domain runs, and a job of its own waits for the last page.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -27,9 +31,18 @@
 #include "common/err.h"
 #include "common/log.h"
 #include "internal.h"
+#include "restore/lazy.h"
+#include "restore/restore.h"
 #include "snapshot/repo.h"
+#include "snapshot/source.h"
+#include "snapshot/stream.h"
 #include "snapshot/take.h"
 #include "toolstack/config.h"
+
+/* Where a replacing revert builds the new copy before the old one goes. */
+#define REVERT_SUFFIX "--reverting"
+/* Where a lazy revert keeps the old one until every page is in. */
+#define REVERT_OLD_SUFFIX "--reverted"
 
 struct owner {
 	uint8_t uuid[16];
@@ -361,7 +374,7 @@ static int snap_find(struct ctl_server *srv, const struct target *t, const char 
 
 /* ---- jobs --------------------------------------------------------------- */
 
-enum sjob_kind { SJ_CREATE, SJ_DELETE, SJ_VERIFY };
+enum sjob_kind { SJ_CREATE, SJ_DELETE, SJ_VERIFY, SJ_EXPORT, SJ_REVERT, SJ_LAZY_FILE };
 
 struct sjob {
 	struct ctl_job job;
@@ -384,6 +397,21 @@ struct sjob {
 	/* verify */
 	struct snap_verify_report vrep;
 	bool all; /* verify: every snapshot of the domain */
+	/* export */
+	char path[4096];
+	uint64_t bytes;
+	/* revert */
+	char newname[HYP_NAME_MAX];
+	uint32_t new_domid;
+	bool replaced;
+	struct rst_stats rst;
+	/* --lazy (revert, restore): the domain's pages still arriving; a
+	 * job of its own waits for them once the reply is out */
+	bool lazy;
+	struct rst_lazy *lz;
+	double to_running_s;
+	bool held_old; /* lazy replace: the old domain kept, paused, until
+			* every page is in (the wait job owns its claim) */
 	int rc;
 	char err[4096];
 };
@@ -423,8 +451,7 @@ static void on_progress(void *opaque, const struct mig_progress *p)
 	    xlm_gen_kv_str(g, "phase", p->phase ? p->phase : "round") ||
 	    xlm_gen_kv_int(g, "round", p->round) ||
 	    xlm_gen_kv_int(g, "pages_left", (long long)p->pages_left) ||
-	    xlm_gen_kv_double(g, "dirty_mib_s", p->dirty_rate * 4096 / (1 << 20)) ||
-	    xlm_gen_kv_int(g, "bytes", (long long)p->bytes_sent)) {
+	    xlm_gen_kv_double(g, "dirty_mib_s", p->dirty_rate * 4096 / (1 << 20))) {
 		yajl_gen_free(g);
 		return;
 	}
@@ -505,6 +532,329 @@ static void do_verify(struct sjob *j)
 	ctl__snap_unlock(j->srv);
 }
 
+static void do_export(struct sjob *j)
+{
+	struct snap_repo *r;
+	struct afile *af;
+
+	j->rc = afile_open(j->path, &af, j->err, sizeof(j->err));
+	if (j->rc)
+		return;
+	j->rc = ctl__snap_lock(j->srv, &r, j->err, sizeof(j->err));
+	if (!j->rc) {
+		j->rc = snap_export(r, j->t.uuid, j->name, afile_fd(af), &j->bytes, j->err,
+				    sizeof(j->err));
+		ctl__snap_unlock(j->srv);
+	}
+	if (j->rc) {
+		afile_abort(af);
+		return;
+	}
+	j->rc = afile_commit(af, j->err, sizeof(j->err));
+}
+
+static void uuid_new(uint8_t u[16])
+{
+	struct timespec ts;
+
+	if (getrandom(u, 16, GRND_NONBLOCK) != 16) {
+		clock_gettime(CLOCK_REALTIME, &ts);
+		memcpy(u, &ts, sizeof(ts) < 16 ? sizeof(ts) : 16);
+		u[15] ^= (uint8_t)getpid();
+	}
+	u[6] = (uint8_t)((u[6] & 0x0f) | 0x40); /* version 4 */
+	u[8] = (uint8_t)((u[8] & 0x3f) | 0x80);
+}
+
+/* The config of a revert's or a lazy restore's domain (rst_config_fn). */
+static int revert_config(void *opaque, const char *json, struct hyp_dom_config *cfg, char *err,
+			 size_t errlen)
+{
+	struct sjob *j = opaque;
+	int rc = xlm_cfg_from_json_text(json, cfg, err, errlen);
+
+	if (rc)
+		return rc;
+	/* The last moment before the domain exists: a client gone by now
+	 * gets none. */
+	if (strm_cancel_fired(j->job.cancel)) {
+		snprintf(err, errlen, "cancelled: the client went away");
+		return -ECANCELED;
+	}
+	if (j->kind == SJ_LAZY_FILE) {
+		/* restore -n: another name, the same domain (as xl restore) */
+		if (j->newname[0])
+			snprintf(cfg->name, sizeof(cfg->name), "%s", j->newname);
+	} else if (j->newname[0]) {
+		/* A second domain beside the first: its own identity, so its
+		 * snapshots are its own. */
+		snprintf(cfg->name, sizeof(cfg->name), "%s", j->newname);
+		uuid_new(cfg->uuid);
+	} else if (j->t.exists) {
+		/* Temporary: a long name is cut to leave room for the suffix. */
+		snprintf(cfg->name, sizeof(cfg->name), "%.*s%s",
+			 (int)(sizeof(cfg->name) - sizeof(REVERT_SUFFIX)), j->t.name,
+			 REVERT_SUFFIX);
+	} else {
+		snprintf(cfg->name, sizeof(cfg->name), "%s", j->t.name);
+	}
+	return ctl__name_check(j->srv, cfg->name, err, errlen);
+}
+
+/* A lazily restored domain's source failed (fault thread or fetcher): it
+ * is paused already; say so once. */
+static void lazy_failed(void *opaque, uint32_t domid, const char *msg)
+{
+	log_err("d%u: lazy restore failed, the domain stays paused (never run on missing "
+		"memory): %s",
+		domid, msg);
+}
+
+/* Under the repository's lock: the domain from snapshot j->name, its
+ * memory served lazily from the repository's packs (snapshot/source.h). */
+static int lazy_start_snapshot(struct sjob *j, struct snap_repo *r, const struct rst_opts *o)
+{
+	struct rst_lazy_opts lo = {.restore = *o, .failed = lazy_failed};
+	struct snap_source *src;
+	struct strm_io *state;
+	struct timespec t0, t1;
+	int rc;
+
+	rc = snap_source_open(r, j->t.uuid, j->name, &src, j->err, sizeof(j->err));
+	if (rc)
+		return rc;
+	rc = snap_stream_open(r, j->t.uuid, j->name, SNAP_STREAM_NO_DATA, &state, j->err,
+			      sizeof(j->err));
+	if (rc) {
+		snap_page_source_ops.close(src);
+		return rc;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	rc = rst_lazy_restore(j->srv->hyp, state, &snap_page_source_ops, src, &lo, &j->new_domid,
+			      &j->lz, j->err, sizeof(j->err));
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	strm_io_close(state); /* it holds a view of the repository */
+	j->to_running_s = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+	return rc;
+}
+
+/* A lazy revert whose source failed (its lazy restore freed): the new
+ * domain goes, the old one it set aside runs again under its name. */
+static void lazy_old_back(struct ctl_server *srv, uint32_t new_domid, uint32_t old_domid,
+			  const char *old_name)
+{
+	struct hyp *h = srv->hyp;
+	struct hyp_dom_config cfg;
+
+	log_err("d%u: the lazy revert failed: destroying it, '%s' (d%u) runs again as it was",
+		new_domid, old_name, old_domid);
+	hyp_domain_destroy(h, new_domid);
+	for (int i = 0; i < 200 && hyp_domain_rename(h, old_domid, old_name) == -EEXIST; i++)
+		usleep(10000);
+	if (!hyp_domain_config(h, old_domid, &cfg))
+		ctl__record_write(srv, old_domid, &cfg);
+	ctl__xs_domain_add(srv, old_domid);
+	hyp_domain_op_unpause(h, old_domid);
+}
+
+/*
+ * The snapshot's stream restored paused under a temporary name; only once
+ * it is whole does the old domain go and the new one take its name, then
+ * run: never two copies running, and a failed restore leaves the old
+ * domain as it was.
+ */
+static void do_revert(struct sjob *j)
+{
+	struct rst_opts o = {.paused = true,
+			     .config = revert_config,
+			     .opaque = j,
+			     .xenstore = ctl__xs_stream_write,
+			     .xenstore_opaque = j->srv};
+	bool replace = j->t.exists && !j->newname[0];
+	struct hyp *h = j->srv->hyp;
+	struct hyp_dom_config cfg;
+	struct strm_io *io = NULL;
+	struct snap_repo *r;
+	const char *name;
+	int rc;
+
+	j->rc = ctl__snap_lock(j->srv, &r, j->err, sizeof(j->err));
+	if (j->rc)
+		return;
+	if (j->lazy) {
+		j->rc = lazy_start_snapshot(j, r, &o);
+		ctl__snap_unlock(j->srv);
+		goto restored;
+	}
+	j->rc = snap_stream_open(r, j->t.uuid, j->name, 0, &io, j->err, sizeof(j->err));
+	/* The stream is read from the repository, never waits on a peer:
+	 * a client gone is seen at the config (revert_config), the last
+	 * moment before a domain exists, and at the point of no return. */
+	if (!j->rc)
+		j->rc = rst_restore_domain(h, io, &o, &j->new_domid, &j->rst, j->err,
+					   sizeof(j->err));
+	if (j->rc && io && strm_io_error(io)[0] && !strstr(j->err, strm_io_error(io))) {
+		/* A damaged page: the io names the snapshot, pack and pfn. */
+		size_t n = strlen(j->err);
+
+		snprintf(j->err + n, sizeof(j->err) - n, "%s%s", n ? ": " : "", strm_io_error(io));
+	}
+	strm_io_close(io);
+	ctl__snap_unlock(j->srv);
+restored:
+	if (j->rc) {
+		if (!j->err[0])
+			snprintf(j->err, sizeof(j->err), "revert failed: %s",
+				 ferry_strerror(j->rc));
+		return;
+	}
+	if (ctl__job_no_return(&j->job)) {
+		hyp_domain_destroy(h, j->new_domid);
+		rst_lazy_free(j->lz); /* destroyed first: it does not wait */
+		j->lz = NULL;
+		j->rc = -ECANCELED;
+		snprintf(j->err, sizeof(j->err), "cancelled: the client went away");
+		return;
+	}
+	name = j->newname[0] ? j->newname : j->t.name;
+	if (replace && j->lz) {
+		/* Lazily, damage shows only as pages arrive: the old domain
+		 * stays, paused and held, under another name until the last
+		 * page is in; a failing source brings it back (lazy_wait_run). */
+		rc = hyp_domain_op_pause(h, j->t.domid);
+		if (!rc) {
+			char tmp[HYP_NAME_MAX];
+
+			snprintf(tmp, sizeof(tmp), "%.*s%s",
+				 (int)(sizeof(tmp) - sizeof(REVERT_OLD_SUFFIX)), j->t.name,
+				 REVERT_OLD_SUFFIX);
+			rc = hyp_domain_rename(h, j->t.domid, tmp);
+			if (rc)
+				hyp_domain_op_unpause(h, j->t.domid);
+		}
+		if (!rc)
+			rc = hyp_domain_rename(h, j->new_domid, name);
+		if (rc) {
+			hyp_domain_destroy(h, j->new_domid);
+			rst_lazy_free(j->lz);
+			j->lz = NULL;
+			if (hyp_domain_rename(h, j->t.domid, j->t.name) == 0)
+				hyp_domain_op_unpause(h, j->t.domid);
+			j->rc = rc;
+			snprintf(j->err, sizeof(j->err),
+				 "cannot set domain '%s' aside for the lazy revert: %s; it is "
+				 "unchanged",
+				 j->t.name, ferry_strerror(rc));
+			return;
+		}
+		ctl__xs_domain_add(j->srv, j->t.domid);
+		j->held_old = true;
+		j->claimed = false; /* the wait job releases it */
+		j->replaced = true;
+	} else if (replace) {
+		rc = hyp_domain_destroy(h, j->t.domid);
+		if (rc && rc != -ENOENT) {
+			hyp_domain_destroy(h, j->new_domid);
+			rst_lazy_free(j->lz);
+			j->lz = NULL;
+			j->rc = rc;
+			snprintf(j->err, sizeof(j->err),
+				 "cannot destroy domain '%s' to replace it: %s; it is unchanged",
+				 j->t.name, ferry_strerror(rc));
+			return;
+		}
+		j->replaced = true;
+		/* The old name is free once its domain is gone; a dying
+		 * domain may hold it a moment longer. */
+		for (int i = 0; i < 200; i++) {
+			rc = hyp_domain_rename(h, j->new_domid, name);
+			if (rc != -EEXIST)
+				break;
+			usleep(10000);
+		}
+		if (rc)
+			log_warn("d%u: cannot rename the reverted copy to '%s': %s", j->new_domid,
+				 name, ferry_strerror(rc));
+	}
+	if (!hyp_domain_config(h, j->new_domid, &cfg)) {
+		ctl__record_write(j->srv, j->new_domid, &cfg);
+		owners_note(j->srv->snap, cfg.uuid, cfg.name);
+	}
+	ctl__xs_domain_add(j->srv, j->new_domid);
+	if (!j->paused) {
+		rc = hyp_domain_unpause(h, j->new_domid);
+		if (rc && !j->lz)
+			log_warn("d%u: cannot unpause after the revert: %s", j->new_domid,
+				 ferry_strerror(rc));
+	}
+	if (j->held_old) {
+		struct rst_lazy_stats st;
+
+		rst_lazy_stats(j->lz, &st);
+		if (st.failed) {
+			/* Damage found already: the reply says so. */
+			char why[2048] = "";
+
+			rst_lazy_wait(j->lz, why, sizeof(why)); /* at once: it failed */
+			rst_lazy_free(j->lz);
+			j->lz = NULL;
+			lazy_old_back(j->srv, j->new_domid, j->t.domid, j->t.name);
+			j->held_old = false;
+			j->claimed = true; /* released by the reply */
+			j->replaced = false;
+			j->rc = -EIO;
+			snprintf(j->err, sizeof(j->err), "revert failed: %s; '%s' is unchanged",
+				 why, j->t.name);
+			return;
+		}
+	}
+	log_info("d%u: '%s' reverted to snapshot '%s'%s", j->new_domid, name, j->name,
+		 j->replaced ? " (replacing the running domain)" : "");
+}
+
+/* xl restore --lazy FILE: an uncompressed save, indexed, its pages served
+ * from the file as the guest touches them (restore/lazy.h). */
+static void do_lazy_file(struct sjob *j)
+{
+	struct rst_lazy_opts lo = {.restore = {.paused = j->paused,
+					       .config = revert_config,
+					       .opaque = j,
+					       .xenstore = ctl__xs_stream_write,
+					       .xenstore_opaque = j->srv},
+				   .failed = lazy_failed};
+	struct hyp *h = j->srv->hyp;
+	struct rst_file_source *fs;
+	struct hyp_dom_config cfg;
+	struct strm_io *state;
+	struct timespec t0, t1;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	j->rc = rst_file_source_open(j->path, &fs, &state, j->err, sizeof(j->err));
+	if (j->rc)
+		return;
+	j->rc = rst_lazy_restore(h, state, &rst_file_source_ops, fs, &lo, &j->new_domid, &j->lz,
+				 j->err, sizeof(j->err));
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	strm_io_close(state);
+	j->to_running_s = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+	if (j->rc)
+		return;
+	if (strm_cancel_fired(j->job.cancel)) {
+		/* Its client left: nobody would learn of this domain. */
+		hyp_domain_destroy(h, j->new_domid);
+		rst_lazy_free(j->lz);
+		j->lz = NULL;
+		j->rc = -ECANCELED;
+		snprintf(j->err, sizeof(j->err), "cancelled: the client went away");
+		return;
+	}
+	if (!hyp_domain_config(h, j->new_domid, &cfg))
+		ctl__record_write(j->srv, j->new_domid, &cfg);
+	ctl__xs_domain_add(j->srv, j->new_domid);
+	log_info("d%u: restored lazily from %s, running after %.2f ms", j->new_domid, j->path,
+		 j->to_running_s * 1e3);
+}
+
 static void sjob_run(struct ctl_job *job)
 {
 	struct sjob *j = container_of(job, struct sjob, job);
@@ -513,6 +863,9 @@ static void sjob_run(struct ctl_job *job)
 	case SJ_CREATE: do_create(j); break;
 	case SJ_DELETE: do_delete(j); break;
 	case SJ_VERIFY: do_verify(j); break;
+	case SJ_EXPORT: do_export(j); break;
+	case SJ_REVERT: do_revert(j); break;
+	case SJ_LAZY_FILE: do_lazy_file(j); break;
 	}
 }
 
@@ -550,6 +903,24 @@ static int gen_result(yajl_gen g, const void *arg)
 		rc = xlm_gen_kv_int(g, "snapshots", (long long)j->vrep.snapshots) ?:
 		     xlm_gen_kv_int(g, "pages", (long long)j->vrep.pages) ?:
 		     xlm_gen_kv_int(g, "bad", (long long)j->vrep.bad);
+		break;
+	case SJ_EXPORT:
+		rc = xlm_gen_kv_str(g, "path", j->path)
+			     ?: xlm_gen_kv_int(g, "bytes", (long long)j->bytes);
+		break;
+	case SJ_REVERT:
+		rc = xlm_gen_kv_int(g, "domid", j->new_domid) ?:
+		     xlm_gen_kv_str(g, "new_name", j->newname[0] ? j->newname : j->t.name) ?:
+		     xlm_gen_kv_bool(g, "replaced", j->replaced) ?:
+		     xlm_gen_kv_int(g, "pages", (long long)j->rst.pages) ?:
+		     xlm_gen_kv_double(g, "seconds", j->rst.seconds) ?:
+		     xlm_gen_kv_bool(g, "lazy", j->lazy) ?:
+		     xlm_gen_kv_double(g, "to_running_ms", j->to_running_s * 1e3);
+		break;
+	case SJ_LAZY_FILE:
+		rc = xlm_gen_kv_int(g, "domid", j->new_domid) ?: xlm_gen_kv_bool(g, "lazy", true) ?:
+		     xlm_gen_kv_double(g, "to_running_ms", j->to_running_s * 1e3) ?:
+		     xlm_gen_kv_double(g, "seconds", j->to_running_s);
 		break;
 	}
 	return rc ?: xlm_gen_map_close(g);
@@ -617,6 +988,107 @@ void ctl__snapshot_domain_gone(struct ctl_server *srv, uint32_t domid)
 	}
 }
 
+/* A lazily restored domain's pages arriving: a job waits for the last,
+ * logs the figures and frees the lazy restore. */
+struct lazy_wait {
+	struct ctl_job job;
+	char what[48];
+	uint32_t domid;
+	struct rst_lazy *l;
+	/* a lazy revert's old domain, paused and claimed (HYP_OP_SNAPSHOT) */
+	bool old;
+	uint32_t old_domid;
+	char old_name[HYP_NAME_MAX];
+	struct ctl_server *srv;
+};
+
+/* The lazy revert's old domain: gone once the new one has every page, or
+ * back under its name and running when the new one's source failed. */
+static void lazy_old_settle(struct lazy_wait *w, int rc)
+{
+	struct hyp *h = w->srv->hyp;
+
+	if (rc != -EIO) {
+		hyp_domain_destroy(h, w->old_domid);
+		return;
+	}
+	lazy_old_back(w->srv, w->domid, w->old_domid, w->old_name);
+	hyp_domain_release(h, w->old_domid, HYP_OP_SNAPSHOT);
+}
+
+static void lazy_wait_run(struct ctl_job *job)
+{
+	struct lazy_wait *w = container_of(job, struct lazy_wait, job);
+	struct rst_lazy_stats st;
+	char err[1024] = "";
+	int rc = rst_lazy_wait(w->l, err, sizeof(err));
+
+	rst_lazy_stats(w->l, &st);
+	if (!rc)
+		log_info("d%u: lazy restore: every page in after %.3f s (running after %.2f ms; "
+			 "%" PRIu64 " faults, p50 %.1f us, p99 %.1f us; %" PRIu64 " fetched)",
+			 w->domid, st.all_in_s, st.to_running_s * 1e3, st.faults, st.fault_p50_us,
+			 st.fault_p99_us, st.fetched);
+	else if (rc != -ENOENT)
+		log_err("d%u: lazy restore: %s", w->domid, err[0] ? err : ferry_strerror(rc));
+	if (w->old && rc == -EIO) {
+		/* Failed: its threads released into the pause first, then
+		 * it goes (restore/lazy.h's order) and the old one returns. */
+		rst_lazy_free(w->l);
+		lazy_old_settle(w, rc);
+		return;
+	}
+	if (w->old)
+		lazy_old_settle(w, rc);
+	/* Otherwise a failed one stays paused (its threads released into the
+	 * pause) for the user to see and destroy. */
+	rst_lazy_free(w->l);
+}
+
+static void lazy_wait_done(struct ctl_job *job)
+{
+	free(container_of(job, struct lazy_wait, job));
+}
+
+/* Loop thread. j: the revert or restore that made domid (its old domain,
+ * if held, goes with the wait). */
+static void lazy_wait_start(struct ctl_server *srv, uint32_t domid, struct rst_lazy *l,
+			    const struct sjob *j)
+{
+	struct lazy_wait *w = calloc(1, sizeof(*w));
+	int rc = w ? 0 : -ENOMEM;
+
+	if (w) {
+		w->srv = srv;
+		if (j->held_old) {
+			w->old = true;
+			w->old_domid = j->t.domid;
+			snprintf(w->old_name, sizeof(w->old_name), "%s", j->t.name);
+		}
+		snprintf(w->what, sizeof(w->what), "lazy restore of d%u", domid);
+		w->job.what = w->what;
+		w->job.run = lazy_wait_run;
+		w->job.done = lazy_wait_done;
+		w->domid = domid;
+		w->l = l;
+		rc = ctl__job_start(srv, &w->job);
+	}
+	if (rc) {
+		/* Nobody could wait for its pages: it cannot be left half in. */
+		log_err("d%u: cannot wait for its lazy restore (%s): destroying it", domid,
+			ferry_strerror(rc));
+		hyp_domain_destroy(srv->hyp, domid);
+		rst_lazy_free(l);
+		if (j->held_old) {
+			/* its replacement is gone: the old one runs again */
+			hyp_domain_rename(srv->hyp, j->t.domid, j->t.name);
+			hyp_domain_op_unpause(srv->hyp, j->t.domid);
+			hyp_domain_release(srv->hyp, j->t.domid, HYP_OP_SNAPSHOT);
+		}
+		free(w);
+	}
+}
+
 /* Loop thread, the job's done. */
 static void sjob_done(struct ctl_job *job)
 {
@@ -638,6 +1110,8 @@ static void sjob_done(struct ctl_job *job)
 			chain_drop(j->srv->snap, j->own_chain);
 	}
 	ctl__job_reply(job, &r);
+	if (j->lz)
+		lazy_wait_start(j->srv, j->new_domid, j->lz, j);
 	if (j->done)
 		j->done(j->opaque, j->rc, j->err, j->rc ? NULL : &j->rep);
 	free(j);
@@ -936,6 +1410,97 @@ void ctl__op_snapshot_verify(struct ctl_client *cl, const struct xlm_req *req)
 		return;
 	j->all = !j->name[0];
 	sjob_start(j, SJ_VERIFY, "snapshot-verify");
+}
+
+void ctl__op_snapshot_export(struct ctl_client *cl, const struct xlm_req *req)
+{
+	const char *path = xlm_args_str(req, "path");
+	struct sjob *j;
+
+	if (!path || path[0] != '/') {
+		REPLY_ERR(cl, req, -EINVAL, "snapshot-export: expected an absolute \"path\"");
+		return;
+	}
+	j = sjob_new(cl, req, true, true);
+	if (!j)
+		return;
+	snprintf(j->path, sizeof(j->path), "%s", path);
+	sjob_start(j, SJ_EXPORT, "snapshot-export");
+}
+
+void ctl__op_snapshot_revert(struct ctl_client *cl, const struct xlm_req *req)
+{
+	const char *newname = xlm_args_str(req, "new_name");
+	char err[1024], detail[HYP_OP_DETAIL_MAX];
+	struct sjob *j;
+	uint32_t other;
+
+	if (newname && xlm_name_check(newname, err, sizeof(err))) {
+		REPLY_ERR(cl, req, -EINVAL, "snapshot-revert: %s", err);
+		return;
+	}
+	if (newname && !hyp_domain_lookup(cl->srv->hyp, newname, &other)) {
+		REPLY_ERR(cl, req, -EEXIST, "snapshot-revert: domain '%s' already exists", newname);
+		return;
+	}
+	j = sjob_new(cl, req, true, true);
+	if (!j)
+		return;
+	if (newname)
+		snprintf(j->newname, sizeof(j->newname), "%s", newname);
+	j->paused = xlm_args_bool(req, "paused");
+	j->lazy = xlm_args_bool(req, "lazy");
+	if (j->t.exists && !newname) {
+		/* The domain it replaces is held until it goes: no migration,
+		 * save or snapshot of it meanwhile. */
+		snprintf(detail, sizeof(detail), "being reverted to snapshot '%s'", j->name);
+		if (ctl__domain_claim(cl, req, j->t.domid, "revert", HYP_OP_SNAPSHOT, detail)) {
+			free(j);
+			return;
+		}
+		j->claimed = true;
+	} else if (j->t.exists && ctl__domain_check(cl, req, j->t.domid, "revert")) {
+		free(j);
+		return;
+	}
+	sjob_start(j, SJ_REVERT, "snapshot-revert");
+}
+
+void ctl__op_restore_lazy(struct ctl_client *cl, const struct xlm_req *req)
+{
+	const char *path = xlm_args_str(req, "path"), *name = xlm_args_str(req, "name");
+	char err[1024];
+	struct sjob *j;
+
+	if (!path || path[0] != '/') {
+		REPLY_ERR(cl, req, -EINVAL, "restore: expected an absolute \"path\"");
+		return;
+	}
+	if (name && xlm_name_check(name, err, sizeof(err))) {
+		REPLY_ERR(cl, req, -EINVAL, "restore: %s", err);
+		return;
+	}
+	if (req->args &&
+	    yajl_tree_get(req->args, (const char *[]){"config", NULL}, yajl_t_object)) {
+		REPLY_ERR(cl, req, -EINVAL,
+			  "restore --lazy takes no replacement config: the saved one is used");
+		return;
+	}
+	j = calloc(1, sizeof(*j));
+	if (!j) {
+		REPLY_ERR(cl, req, -ENOMEM, "out of memory");
+		return;
+	}
+	j->job.cl = cl;
+	j->id = req->id;
+	j->has_id = req->has_id;
+	j->srv = cl->srv;
+	j->lazy = true;
+	j->paused = xlm_args_bool(req, "paused");
+	snprintf(j->path, sizeof(j->path), "%s", path);
+	if (name)
+		snprintf(j->newname, sizeof(j->newname), "%s", name);
+	sjob_start(j, SJ_LAZY_FILE, "lazy restore");
 }
 
 /* ---- snapshot-list (loop thread, from the copy) ------------------------- */

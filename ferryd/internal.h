@@ -389,8 +389,9 @@ void ctl__snap_unlock(struct ctl_server *srv);
  * incremental on chain (borrowed until done; NULL: ferryd's own chain for
  * the domain, as xl snapshot-create uses, kept until it goes). 0 and
  * done is called later on the loop thread (rep NULL on failure, err saying
- * why), or -errno with err set and done never called: -EBUSY when an
- * operation holds the domain, -EEXIST for a taken name.
+ * why; both valid during the call only), or -errno with err set and done
+ * never called: -EBUSY when an operation holds the domain, -EEXIST for a
+ * taken name.
  */
 int ctl__snapshot_start(struct ctl_server *srv, uint32_t domid, const char *name,
 			struct snap_chain *chain,
@@ -403,6 +404,11 @@ void ctl__op_snapshot_create(struct ctl_client *cl, const struct xlm_req *req);
 void ctl__op_snapshot_list(struct ctl_client *cl, const struct xlm_req *req);
 void ctl__op_snapshot_delete(struct ctl_client *cl, const struct xlm_req *req);
 void ctl__op_snapshot_verify(struct ctl_client *cl, const struct xlm_req *req);
+void ctl__op_snapshot_export(struct ctl_client *cl, const struct xlm_req *req);
+void ctl__op_snapshot_revert(struct ctl_client *cl, const struct xlm_req *req);
+/* restore with args.lazy (ctl-save.c hands it over): an uncompressed save
+ * restored lazily (restore/lazy.h), running before its pages are read. */
+void ctl__op_restore_lazy(struct ctl_client *cl, const struct xlm_req *req);
 
 /* ctl-lifetime.c */
 /* Default --stop-timeout: time to save a few GiB of guests to local disk. */

@@ -443,7 +443,8 @@ int hyp_domain_destroy(struct hyp *h, uint32_t domid)
  */
 static void wait_parked_locked(struct hyp_domain *d)
 {
-	while (d->paused) {
+	/* A vCPU stopped on a page that will never come never parks. */
+	while (d->paused && !d->mem_lost) {
 		bool all = true;
 
 		for (unsigned i = 0; i < d->nvcpus; i++)
@@ -544,6 +545,11 @@ static int pause_check_locked(struct hyp_domain *d, enum pause_count which, int 
 		log_warn("d%u: unpause refused: the domain is fenced", d->domid);
 		return -EPERM;
 	}
+	if (d->mem_lost) {
+		log_err("d%u: cannot unpause: part of its memory could not be read "
+			"(hyp_domain_mem_lost)", d->domid);
+		return -EIO;
+	}
 	if (d->restoring) {
 		/* Its vCPUs have no state to run from yet. */
 		log_err("d%u: cannot unpause: its saved context is not loaded yet", d->domid);
@@ -603,6 +609,32 @@ int hyp_domain_op_pause(struct hyp *h, uint32_t domid)
 int hyp_domain_op_unpause(struct hyp *h, uint32_t domid)
 {
 	return pause_move(h, domid, PAUSE_OP, -1);
+}
+
+int hyp_domain_mem_lost(struct hyp *h, uint32_t domid)
+{
+	enum hyp_dom_state st = HYP_DOM_RUNNING;
+	struct hyp_domain *d;
+	bool changed;
+	int err = hyp_domain_get(h, domid, &d);
+
+	if (err)
+		return err;
+	pthread_mutex_lock(&d->lock);
+	if (d->mem_lost) {
+		pthread_mutex_unlock(&d->lock);
+		hyp_domain_put(d);
+		return 0;
+	}
+	d->mem_lost = true;
+	d->pause_op++; /* never given back: see hyp.h */
+	changed = pause_apply_locked(d, &st);
+	pthread_mutex_unlock(&d->lock);
+	log_err("d%u: part of its memory cannot be read: paused for good", domid);
+	if (changed && h->ev.state)
+		h->ev.state(h->ev.opaque, domid, st);
+	hyp_domain_put(d);
+	return 0;
 }
 
 int hyp_domain_set_fenced(struct hyp *h, uint32_t domid, bool fenced)
@@ -875,6 +907,7 @@ int hyp_domain_info(struct hyp *h, uint32_t domid, struct hyp_dom_info *out)
 	out->op_pause_count = d->pause_op;
 	out->op = d->op;
 	out->restoring = d->restoring;
+	out->mem_lost = d->mem_lost;
 	for (unsigned i = 0; i < d->nvcpus; i++) {
 		out->cpu_time_s += vcpu_cpu_s(&d->vcpus[i]);
 		if (!d->vcpus[i].blocked)

@@ -13,7 +13,8 @@
 /*
  * A frame the guest never wrote is a hole in the pool's memfd: SEEK_DATA
  * finds the written ones without reading gigabytes of zeros. Runs of
- * contiguous frames (extents) are probed a run at a time.
+ * contiguous frames (extents) are probed a run at a time. PENDING gfns
+ * count as populated.
  */
 int hyp_gmem_populated(struct hyp_domain *d, uint64_t *bitmap, uint64_t *count)
 {
@@ -44,6 +45,16 @@ int hyp_gmem_populated(struct hyp_domain *d, uint64_t *bitmap, uint64_t *count)
 		}
 		g += len;
 	}
+	/* A lazy restore's pages still to come are holes of the pool too, yet
+	 * hold the guest's data: a save reads them (through the guest
+	 * mapping, whose faults fetch them) like any other. */
+	pthread_mutex_lock(&d->p2m_lock);
+	for (g = 0; g < npages; g++)
+		if (d->p2m_type[g] == HYP_P2M_PENDING && !bitmap_test(bitmap, g)) {
+			bitmap_set(bitmap, g);
+			n++;
+		}
+	pthread_mutex_unlock(&d->p2m_lock);
 	if (count)
 		*count = n;
 	return 0;

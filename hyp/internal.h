@@ -206,6 +206,7 @@ struct hyp_domain {
 	bool stopping;		/* vCPU threads must exit */
 	bool listed;		/* still in h->domains */
 	bool fenced;		/* migrated away, fate unknown: unpause refused */
+	bool mem_lost;		/* hyp_domain_mem_lost: paused for good */
 	/* The owner operation (hyp_domain_claim), under lock. */
 	enum hyp_op op;
 	char op_detail[HYP_OP_DETAIL_MAX];

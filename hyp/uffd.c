@@ -167,6 +167,10 @@ static int wp_ioctl(struct hyp_uffd *u, uint64_t pfn, uint64_t n, bool on)
 
 /* ---- the fault thread -------------------------------------------------- */
 
+/* Set on the fault thread while a handler runs: its resolving calls must
+ * not take the lock that attach and detach hold while joining it. */
+static __thread bool in_handler;
+
 static void dispatch(struct hyp_uffd *u, const struct uffd_msg *m)
 {
 	uint64_t addr = m->arg.pagefault.address & ~(uint64_t)(PAGE_SIZE - 1);
@@ -185,7 +189,9 @@ static void dispatch(struct hyp_uffd *u, const struct uffd_msg *m)
 			(unsigned long long)pfn);
 		return;
 	}
+	in_handler = true;
 	err = u->fn[k](u->opaque[k], u, k, pfn);
+	in_handler = false;
 	if (err)
 		log_err("uffd: resolving %s at page 0x%llx: %s", kind_name[k],
 			(unsigned long long)pfn, ferry_strerror(-err));
@@ -245,12 +251,27 @@ static int thread_start(struct hyp_uffd *u)
 
 /* ---- attach and detach ------------------------------------------------- */
 
-/* A new fd for kinds, registered over the whole range, replacing the old
+/* Whether the fd's features make WP asynchronous. */
+static bool fd_async(const struct hyp_uffd *u)
+{
+	return u->features & UFFD_FEATURE_WP_ASYNC;
+}
+
+/*
+ * A new fd for kinds, registered over the whole range, replacing the old
  * one (whose registration goes: the kernel wakes the threads it stopped,
- * which fault again on the new fd). Under lock, the thread stopped. */
+ * which fault again on the new fd). Under lock, the thread stopped.
+ *
+ * Unless kinds has WP_SYNC the fd is made asynchronous for WP whatever is
+ * attached: the features of an fd are fixed, and a later WP_ASYNC then
+ * only registers the range again. Replacing the fd would leave the range
+ * unregistered for a moment, and a missing page (a lazy restore's) read
+ * then is filled with zeros by the kernel.
+ */
 static int fd_replace(struct hyp_uffd *u, unsigned kinds)
 {
 	uint64_t want = kernel_features & ~(uint64_t)UFFD_FEATURE_WP_ASYNC;
+	uint64_t async = kind_features[HYP_UFFD_WP_ASYNC];
 	struct uffdio_api api = { .api = UFFD_API };
 	struct uffdio_range all = range_of(u, 0, u->npages);
 	int fd, err;
@@ -258,9 +279,9 @@ static int fd_replace(struct hyp_uffd *u, unsigned kinds)
 	/* Only what the fd may need: EVENT_* would change what reads see. */
 	want &= kind_features[HYP_UFFD_WP_SYNC] | kind_features[HYP_UFFD_MISSING] |
 		kind_features[HYP_UFFD_MINOR];
-	if (kinds & KIND_BIT(HYP_UFFD_WP_ASYNC))
-		want = (want & ~(uint64_t)UFFD_FEATURE_PAGEFAULT_FLAG_WP) |
-		       kind_features[HYP_UFFD_WP_ASYNC];
+	if ((kinds & KIND_BIT(HYP_UFFD_WP_ASYNC)) ||
+	    (!(kinds & KIND_BIT(HYP_UFFD_WP_SYNC)) && (kernel_features & async) == async))
+		want = (want & ~(uint64_t)UFFD_FEATURE_PAGEFAULT_FLAG_WP) | async;
 	api.features = want;
 	fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
 	if (fd < 0)
@@ -293,7 +314,7 @@ static int attach_locked(struct hyp_uffd *u, enum hyp_uffd_kind kind)
 	int err;
 
 	thread_stop(u);
-	if (u->fd < 0 || async)
+	if (u->fd < 0 || (async && !fd_async(u)) || (kind == HYP_UFFD_WP_SYNC && fd_async(u)))
 		err = fd_replace(u, kinds);
 	else
 		err = do_register(u, u->fd, kinds, 0, u->npages);
@@ -325,6 +346,13 @@ int hyp_uffd_attach(struct hyp_uffd *u, enum hyp_uffd_kind kind, hyp_uffd_fault_
 	if ((u->kinds & KIND_BIT(kind)) || ((KIND_BIT(kind) & wp) && (u->kinds & wp))) {
 		pthread_mutex_unlock(&u->lock);
 		log_err("uffd: %s asked while %#x are attached", kind_name[kind], u->kinds);
+		return -EBUSY;
+	}
+	/* It needs another fd, and the range unregistered meanwhile would
+	 * let a missing page read as zeros (fd_replace). */
+	if (kind == HYP_UFFD_WP_SYNC && (u->kinds & KIND_BIT(HYP_UFFD_MISSING)) && fd_async(u)) {
+		pthread_mutex_unlock(&u->lock);
+		log_err("uffd: %s asked while missing pages are being served", kind_name[kind]);
 		return -EBUSY;
 	}
 	u->fn[kind] = fn;
@@ -364,6 +392,17 @@ void hyp_uffd_detach(struct hyp_uffd *u, enum hyp_uffd_kind kind)
 		goto out;
 	thread_stop(u);
 	kinds = u->kinds & ~KIND_BIT(kind);
+	if (kind == HYP_UFFD_WP_ASYNC && (kinds & KIND_BIT(HYP_UFFD_MISSING))) {
+		/* Unregistering would let a missing page read as zeros until
+		 * the range is registered again: the registration stays (its
+		 * WP mode does nothing once no page is protected). */
+		int err = wp_ioctl(u, 0, u->npages, false);
+
+		if (err)
+			log_err("uffd: dropping the write protection: %s", ferry_strerror(-err));
+		u->kinds = kinds;
+		goto detached;
+	}
 	/* Unregistering drops the protection: what log-dirty has not
 	 * harvested yet is kept for its next harvest, the rest protected
 	 * again below. */
@@ -383,6 +422,7 @@ void hyp_uffd_detach(struct hyp_uffd *u, enum hyp_uffd_kind kind)
 		u->kinds = kinds;
 	if ((u->kinds & KIND_BIT(HYP_UFFD_WP_ASYNC)) && wp_ioctl(u, 0, u->npages, true))
 		log_err("uffd: write-protecting again after detaching %s", kind_name[kind]);
+detached:
 	u->fn[kind] = NULL;
 	if (kind == HYP_UFFD_WP_ASYNC) {
 		free(u->carry);
@@ -490,10 +530,22 @@ int hyp_uffd_copy(struct hyp_uffd *u, uint64_t pfn, const void *src)
 		.len = PAGE_SIZE,
 	};
 
+	int err = 0;
+
 	if (pfn >= u->npages)
 		return -EFAULT;
+	/* Another thread (a lazy restore's fetcher) takes the lock: attach
+	 * may replace the fd meanwhile. */
+	if (!in_handler)
+		pthread_mutex_lock(&u->lock);
+	if (!(u->kinds & KIND_BIT(HYP_UFFD_MISSING)))
+		err = -EINVAL;
 	/* EEXIST: the page arrived meanwhile; the faulting thread is woken. */
-	return ioctl(u->fd, UFFDIO_COPY, &c) < 0 && errno != EEXIST ? -errno : 0;
+	else if (ioctl(u->fd, UFFDIO_COPY, &c) < 0 && errno != EEXIST)
+		err = -errno;
+	if (!in_handler)
+		pthread_mutex_unlock(&u->lock);
+	return err;
 }
 
 int hyp_uffd_continue(struct hyp_uffd *u, uint64_t pfn, uint64_t n)

@@ -157,6 +157,11 @@ int mig_session_precopy(struct mig_session *s, const struct mig_precopy_opts *o)
 		return mig_fail(&s->s, -EINVAL, "pre-copy of a domain held paused");
 	if (max_rounds > MIG_MAX_ROUNDS_LIMIT)
 		max_rounds = MIG_MAX_ROUNDS_LIMIT;
+	if (!s->state_measured && o->state_cost_ms > 0) {
+		s->state_s = o->state_cost_ms / 1e3;
+		s->state_measured = true;
+		s->rep.state_cost_ms = o->state_cost_ms;
+	}
 	if (!s->state_measured) {
 		err = hyp_domain_info(s->s.h, s->s.domid, &info);
 		if (err)

@@ -100,7 +100,7 @@ int rst_create_domain(struct rst *r, const struct strm_rec *rec)
 	if (err)
 		return rst_fail(r, err, "no memory for the page applier");
 	r->pages = r->direct;
-	return 0;
+	return r->on_created ? r->on_created(r->created_opaque, r) : 0;
 }
 
 static int out_of_range(struct rst *r, const struct strm_rec *rec, uint64_t pfn)
@@ -253,8 +253,11 @@ int rst_pump(struct rst *r, struct strm_io *io, strm_rec_fn fn, void *opaque)
 		ssize_t n = strm_io_read(io, at, want ? want : READ_CHUNK);
 
 		if (n < 0) {
+			/* the io's message says more (a snapshot's names the page) */
 			err = rst_fail(r, (int)n, "reading the stream at offset %llu: %s",
-				       (unsigned long long)r->bytes, ferry_strerror((int)n));
+				       (unsigned long long)r->bytes,
+				       strm_io_error(io)[0] ? strm_io_error(io)
+							    : ferry_strerror((int)n));
 			break;
 		}
 		if (n == 0)

@@ -104,6 +104,8 @@ int snap_fail(int rc, char *err, size_t errlen, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 void snap_sha256(const void *data, size_t len, uint8_t out[SNAP_HASH_LEN]);
 void snap_uuid_str(const uint8_t uuid[16], char out[37]);
+/* All of buf, through EINTR and short writes: 0 or -errno. */
+int snap_write_all(int fd, const void *buf, size_t len);
 int snap_file_write(const char *path, const char *magic, const uint8_t *uuid, uint64_t count,
 		    const void *body, size_t len, char *err, size_t errlen);
 int snap_read_text(const char *path, char **out, char *err, size_t errlen);
@@ -125,6 +127,17 @@ int snap_dedup_add(struct snap_repo *r, uint32_t pack, uint32_t slot);
 /* Marks what complete snapshots reference, frees the rest (whole packs
  * removed, dead slots punched) and rebuilds the dedup table. */
 int snap_sweep(struct snap_repo *r, char *err, size_t errlen);
+
+/* read.c: what pfn (< snap_view_pages) holds, without reading it. */
+enum snap_page_kind snap_view_kind(const struct snap_view *v, uint64_t pfn);
+/* read.c: the same, and for SNAP_PAGE_DATA the pack and slot holding it
+ * (snapshot/source.c reads them with fds of its own). */
+enum snap_page_kind snap_view_where(const struct snap_view *v, uint64_t pfn, uint32_t *pack,
+				    uint32_t *slot);
+/* read.c: the page in slot of the pack file fd (path) into buf, checked
+ * against its SHA-256 want; -EIO naming label (UUID/NAME), pfn and path. */
+int snap_slot_read(int fd, const char *path, uint32_t slot, const uint8_t *want,
+		   const char *label, uint64_t pfn, void *buf, char *err, size_t errlen);
 
 /* repo.c */
 struct snap_meta *snap_meta_find(struct snap_repo *r, const uint8_t *uuid, const char *name);

@@ -169,6 +169,25 @@ uint64_t snap_view_pages(const struct snap_view *v)
 	return v->pages;
 }
 
+enum snap_page_kind snap_view_kind(const struct snap_view *v, uint64_t pfn)
+{
+	uint32_t pack = (uint32_t)((v->refs[pfn] - 1) >> 32);
+
+	if (!v->refs[pfn] || pack == SNAP_PACK_ZERO)
+		return SNAP_PAGE_ZERO;
+	return pack == SNAP_PACK_HOLE ? SNAP_PAGE_HOLE : SNAP_PAGE_DATA;
+}
+
+enum snap_page_kind snap_view_where(const struct snap_view *v, uint64_t pfn, uint32_t *pack,
+				    uint32_t *slot)
+{
+	enum snap_page_kind kind = snap_view_kind(v, pfn);
+
+	*pack = (uint32_t)((v->refs[pfn] - 1) >> 32);
+	*slot = (uint32_t)(v->refs[pfn] - 1);
+	return kind;
+}
+
 void snap_view_close(struct snap_view *v)
 {
 	if (!v)
@@ -188,11 +207,9 @@ static int pack_fd(struct snap_repo *r, struct snap_pack *p, const char *path)
 int snap_view_read(struct snap_view *v, uint64_t pfn, void *buf, enum snap_page_kind *kind,
 		   char *err, size_t errlen)
 {
-	uint8_t hash[SNAP_HASH_LEN];
 	char path[PATH_MAX];
 	struct snap_pack *p;
 	uint32_t pack, slot;
-	ssize_t n;
 	int rc;
 
 	if (pfn >= v->pages)
@@ -217,17 +234,25 @@ int snap_view_read(struct snap_view *v, uint64_t pfn, void *buf, enum snap_page_
 	if (rc)
 		return snap_fail(rc, err, errlen, "snapshot %s: pfn %#" PRIx64 ": cannot open %s: %s",
 				 v->label, pfn, path, ferry_strerror(-rc));
-	n = pread(p->fd, buf, SNAP_PAGE_SIZE, (off_t)slot * SNAP_PAGE_SIZE);
+	return snap_slot_read(p->fd, path, slot, p->hash[slot], v->label, pfn, buf, err, errlen);
+}
+
+int snap_slot_read(int fd, const char *path, uint32_t slot, const uint8_t *want,
+		   const char *label, uint64_t pfn, void *buf, char *err, size_t errlen)
+{
+	uint8_t hash[SNAP_HASH_LEN];
+	ssize_t n = pread(fd, buf, SNAP_PAGE_SIZE, (off_t)slot * SNAP_PAGE_SIZE);
+
 	if (n != SNAP_PAGE_SIZE)
 		return snap_fail(n < 0 ? -errno : -EIO, err, errlen,
 				 "snapshot %s: pfn %#" PRIx64 ": reading %s at %#" PRIx64 ": %s",
-				 v->label, pfn, path, (uint64_t)slot * SNAP_PAGE_SIZE,
+				 label, pfn, path, (uint64_t)slot * SNAP_PAGE_SIZE,
 				 n < 0 ? strerror(errno) : "short read");
 	snap_sha256(buf, SNAP_PAGE_SIZE, hash);
-	if (memcmp(hash, p->hash[slot], SNAP_HASH_LEN))
+	if (memcmp(hash, want, SNAP_HASH_LEN))
 		return snap_fail(-EIO, err, errlen,
 				 "snapshot %s: pfn %#" PRIx64 ": the page in %s at %#" PRIx64
-				 " is damaged (its SHA-256 does not match)", v->label, pfn, path,
+				 " is damaged (its SHA-256 does not match)", label, pfn, path,
 				 (uint64_t)slot * SNAP_PAGE_SIZE);
 	return 0;
 }

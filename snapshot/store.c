@@ -47,7 +47,7 @@ void snap_uuid_str(const uint8_t u[16], char out[37])
 		 u[14], u[15]);
 }
 
-static int write_all(int fd, const void *buf, size_t len)
+int snap_write_all(int fd, const void *buf, size_t len)
 {
 	const char *p = buf;
 
@@ -88,11 +88,11 @@ int snap_file_write(const char *path, const char *magic, const uint8_t *uuid, ui
 	rc = afile_open(path, &f, err, errlen);
 	if (rc)
 		return rc;
-	rc = write_all(afile_fd(f), &h, sizeof(h));
+	rc = snap_write_all(afile_fd(f), &h, sizeof(h));
 	if (!rc)
-		rc = write_all(afile_fd(f), body, len);
+		rc = snap_write_all(afile_fd(f), body, len);
 	if (!rc)
-		rc = write_all(afile_fd(f), sum, sizeof(sum));
+		rc = snap_write_all(afile_fd(f), sum, sizeof(sum));
 	if (rc) {
 		snap_fail(rc, err, errlen, "writing %s: %s", afile_tmp_path(f),
 			  ferry_strerror(-rc));

@@ -4,8 +4,8 @@
  * repository as its page sink and a memory stream for the rest (the STATE
  * BLOB), pre-copy rounds while the guest runs, the END epoch paused. The
  * guest resumes as soon as the epoch is written: everything the snapshot
- * holds was read from guest memory by then, so making it durable (the
- * fsyncs of snap_commit) happens outside the pause.
+ * holds was read from guest memory by then, so hashing the last pages and
+ * making it durable (the fsyncs of snap_commit) happen outside the pause.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -27,7 +27,8 @@ struct snap_chain {
 	struct snap_repo *r;
 	uint8_t uuid[16];
 	char parent[SNAP_NAME_MAX + 1];
-	int64_t parent_time; /* tells the parent from a later one of its name */
+	int64_t parent_time;  /* tells the parent from a later one of its name */
+	double state_cost_ms; /* measured by the first session: not again */
 };
 
 int snap_chain_new(struct snap_chain **out)
@@ -46,6 +47,7 @@ void snap_chain_reset(struct snap_chain *c)
 	c->ld = NULL;
 	c->d = NULL;
 	c->parent[0] = 0;
+	c->state_cost_ms = 0;
 }
 
 void snap_chain_free(struct snap_chain *c)
@@ -78,7 +80,8 @@ static const char *chain_parent(struct snap_chain *c, struct snap_repo *r, const
 /* After a snapshot: the chain goes on from it with consumer ld (owned) and
  * the reference on d (handed over). */
 static void chain_arm(struct snap_chain *c, struct ld *ld, struct hyp_domain *d,
-		      struct snap_repo *r, const uint8_t *uuid, const char *name)
+		      struct snap_repo *r, const uint8_t *uuid, const char *name,
+		      double state_cost_ms)
 {
 	const struct snap_meta *m = snap_meta_find(r, uuid, name);
 
@@ -89,6 +92,7 @@ static void chain_arm(struct snap_chain *c, struct ld *ld, struct hyp_domain *d,
 	memcpy(c->uuid, uuid, 16);
 	snprintf(c->parent, sizeof(c->parent), "%s", name);
 	c->parent_time = m ? m->time : 0;
+	c->state_cost_ms = state_cost_ms;
 }
 
 /* xl save -p's ending: the toolstack's pause replaces the operation's. */
@@ -103,16 +107,132 @@ static int hand_pause_over(struct hyp *h, uint32_t domid)
 	return rc;
 }
 
+/*
+ * The page sink: snap_sink_ops' work, except that the END epoch's pages
+ * are only copied aside while the guest is paused and hashed, looked up
+ * and written once it runs again (a copy costs well under a microsecond
+ * a page, SHA-256 and the store several). The copies go into 1 MiB chunks,
+ * the first STAGE_PREFAULT of them touched before pre-copy so the pause
+ * takes no page faults for them; past STAGE_CHUNKS (a switch forced before
+ * converging) the rest go straight in.
+ */
+#define STAGE_CHUNK_PAGES MIG_SINK_BATCH_MAX /* 1 MiB */
+#define STAGE_PREFAULT	  8		     /* chunks: 2048 pages */
+#define STAGE_CHUNKS	  64		     /* 64 MiB */
+
+struct stage {
+	struct snap_writer *w;
+	bool on;    /* the END epoch runs */
+	uint32_t n; /* pages staged */
+	uint64_t pfns[STAGE_CHUNKS * STAGE_CHUNK_PAGES];
+	uint8_t *chunk[STAGE_CHUNKS];
+};
+
+static uint8_t *stage_page(struct stage *st, uint32_t i)
+{
+	return st->chunk[i / STAGE_CHUNK_PAGES] + (size_t)(i % STAGE_CHUNK_PAGES) * SNAP_PAGE_SIZE;
+}
+
+static int stage_prefault(struct stage *st)
+{
+	for (unsigned c = 0; c < STAGE_PREFAULT; c++) {
+		st->chunk[c] = malloc((size_t)STAGE_CHUNK_PAGES * SNAP_PAGE_SIZE);
+		if (!st->chunk[c])
+			return -ENOMEM;
+		memset(st->chunk[c], 0, (size_t)STAGE_CHUNK_PAGES * SNAP_PAGE_SIZE);
+	}
+	return 0;
+}
+
+static int stage_begin(void *sink, unsigned epoch)
+{
+	return 0;
+}
+
+static int stage_put(void *sink, const uint64_t *pfns, const void *const *pages, uint32_t count)
+{
+	struct stage *st = sink;
+	uint32_t i;
+
+	if (!st->on)
+		return snap_put(st->w, pfns, pages, count);
+	for (i = 0; i < count && st->n < STAGE_CHUNKS * STAGE_CHUNK_PAGES; i++) {
+		uint8_t **c = &st->chunk[st->n / STAGE_CHUNK_PAGES];
+
+		if (!*c && !(*c = malloc((size_t)STAGE_CHUNK_PAGES * SNAP_PAGE_SIZE)))
+			break;
+		st->pfns[st->n] = pfns[i];
+		memcpy(stage_page(st, st->n++), pages[i], SNAP_PAGE_SIZE);
+	}
+	return i < count ? snap_put(st->w, pfns + i, pages + i, count - i) : 0;
+}
+
+static int stage_holes(void *sink, const uint64_t *pfns, uint32_t count)
+{
+	struct stage *st = sink;
+
+	return snap_holes(st->w, pfns, count);
+}
+
+/* Writing waits for the pause to end too. */
+static int stage_flush(void *sink)
+{
+	struct stage *st = sink;
+
+	return st->on ? 0 : snap_flush(st->w);
+}
+
+static int stage_end(void *sink, unsigned epoch)
+{
+	return stage_flush(sink);
+}
+
+static const struct mig_page_sink_ops stage_sink_ops = {
+	.begin = stage_begin,
+	.put = stage_put,
+	.holes = stage_holes,
+	.flush = stage_flush,
+	.end = stage_end,
+};
+
+/* The staged pages into the snapshot, after the pause. Read last, they
+ * override what earlier rounds put for their pfns. */
+static int stage_drain(struct stage *st)
+{
+	const void *pages[STAGE_CHUNK_PAGES];
+	int rc = 0;
+
+	st->on = false;
+	for (uint32_t i = 0; i < st->n && !rc; i += STAGE_CHUNK_PAGES) {
+		uint32_t k = st->n - i < STAGE_CHUNK_PAGES ? st->n - i : STAGE_CHUNK_PAGES;
+
+		for (uint32_t j = 0; j < k; j++)
+			pages[j] = stage_page(st, i + j);
+		rc = snap_put(st->w, st->pfns + i, pages, k);
+	}
+	st->n = 0;
+	return rc;
+}
+
+static void stage_free(struct stage *st)
+{
+	for (unsigned c = 0; c < STAGE_CHUNKS; c++)
+		free(st->chunk[c]);
+	free(st);
+}
+
 struct take {
 	struct hyp *h;
 	uint32_t domid;
 	const struct snap_take_opts *o;
 	struct snap_take_report *rep;
 	struct snap_writer *w;
+	struct stage *stage; /* the page sink */
 	struct strm_io *io;
 	struct mig_session *s;
-	struct ld *ld; /* taken from the session for the chain */
-	bool paused;   /* the END epoch's pause is ours to release */
+	struct ld *ld;	      /* taken from the session for the chain */
+	bool paused;	      /* the END epoch's pause is ours to release */
+	double state_cost_ms; /* known from the chain (0: measure), then measured */
 	double t_pause;
 	char *err;
 	size_t errlen;
@@ -130,21 +250,29 @@ static int take_session(struct take *t, struct ld *adopt)
 		.cancel = o->cancel,
 		.progress = o->progress,
 		.opaque = o->opaque,
-		.sink_ops = &snap_sink_ops,
-		.sink = t->w,
+		.sink_ops = &stage_sink_ops,
 		.logdirty = adopt,
 	};
 	struct mig_precopy_opts po = {
 		.downtime_ms = o->downtime_ms ? o->downtime_ms : SNAP_TAKE_DOWNTIME_MS,
+		.state_cost_ms = t->state_cost_ms,
 	};
 	struct mig_epoch_stats es;
 	struct mig_report mr;
 	int rc;
 
+	t->stage = calloc(1, sizeof(*t->stage));
+	if (!t->stage || stage_prefault(t->stage)) {
+		ld_disable(adopt);
+		return snap_fail(-ENOMEM, t->err, t->errlen, "no memory for the last pages");
+	}
+	t->stage->w = t->w;
+	so.sink = t->stage;
 	rc = mig_session_create(t->h, t->domid, t->io, &so, t->err, t->errlen, &t->s)
 		     ?: mig_session_precopy(t->s, &po);
 	if (rc)
 		return rc;
+	t->stage->on = true;
 	t->t_pause = ferry_now_s();
 	rc = mig_session_epoch(t->s, MIG_EPOCH_END, &es);
 	if (rc)
@@ -163,6 +291,7 @@ static int take_session(struct take *t, struct ld *adopt)
 	}
 	mig_session_report(t->s, &mr);
 	t->rep->rounds = mr.rounds;
+	t->state_cost_ms = mr.state_cost_ms;
 	t->rep->final_pages = es.pages;
 	return 0;
 }
@@ -175,6 +304,9 @@ static int take_commit(struct take *t)
 	size_t len = 0;
 	int rc;
 
+	rc = stage_drain(t->stage);
+	if (rc)
+		return rc;
 	blob = strm_io_mem_data(t->io, &len);
 	rc = snap_set_state(t->w, blob, len);
 	if (rc)
@@ -223,6 +355,7 @@ int snap_take(struct hyp *h, uint32_t domid, struct snap_repo *r, const uint8_t 
 		rep->incremental = true;
 		adopt = o->chain->ld;
 		o->chain->ld = NULL; /* the session's now */
+		t.state_cost_ms = o->chain->state_cost_ms;
 	}
 	/* From here on the chain's consumer is spent or gone: a failure
 	 * leaves the chain empty. */
@@ -252,7 +385,7 @@ int snap_take(struct hyp *h, uint32_t domid, struct snap_repo *r, const uint8_t 
 		}
 	}
 	if (o->chain && t.ld) {
-		chain_arm(o->chain, t.ld, d, r, uuid, o->name);
+		chain_arm(o->chain, t.ld, d, r, uuid, o->name, t.state_cost_ms);
 		t.ld = NULL;
 		d = NULL;
 	}
@@ -261,6 +394,8 @@ out:
 		rc = -EIO;
 	ld_disable(t.ld);
 	snap_abort(t.w);
+	if (t.stage)
+		stage_free(t.stage);
 	strm_io_close(t.io);
 	if (d)
 		hyp_domain_put(d);

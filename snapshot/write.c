@@ -298,7 +298,6 @@ int snap_set_state(struct snap_writer *w, const void *buf, size_t len)
 	struct snap_meta *m = w->m;
 	char path[PATH_MAX];
 	struct afile *f;
-	size_t done = 0;
 	int rc;
 
 	snap_meta_path(w->r, m, "state", path, sizeof(path));
@@ -319,20 +318,13 @@ int snap_set_state(struct snap_writer *w, const void *buf, size_t len)
 	rc = afile_open(path, &f, w->err, w->errlen);
 	if (rc)
 		return rc;
-	while (done < len) {
-		ssize_t n = write(afile_fd(f), (const char *)buf + done, len - done);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			rc = -errno;
-			snap_fail(rc, w->err, w->errlen, "snapshot %s: writing %s: %s", m->name,
-				  afile_tmp_path(f), ferry_strerror(-rc));
-			afile_nospace_hint(f, rc, done, w->err, w->errlen);
-			afile_abort(f);
-			return rc;
-		}
-		done += (size_t)n;
+	rc = snap_write_all(afile_fd(f), buf, len);
+	if (rc) {
+		snap_fail(rc, w->err, w->errlen, "snapshot %s: writing %s: %s", m->name,
+			  afile_tmp_path(f), ferry_strerror(-rc));
+		afile_nospace_hint(f, rc, len, w->err, w->errlen);
+		afile_abort(f);
+		return rc;
 	}
 	rc = afile_commit(f, w->err, w->errlen);
 	if (rc) {

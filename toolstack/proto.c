@@ -82,8 +82,10 @@ int xlm_framer_feed(struct xlm_framer *f, const char *data, size_t len,
 #define REQ_DEPTH_MAX 64
 
 /* Whether line's arrays and objects nest at most REQ_DEPTH_MAX deep: a
- * lexer of strings and comments (yajl_tree_parse allows them) and brackets. */
-static bool req_depth_ok(const char *p)
+ * lexer of strings and comments (yajl_tree_parse allows them) and brackets.
+ * *nul: a string holds the escape \u0000, which the parsed tree's C strings
+ * would silently cut short ("a\u0000b" read as "a"). */
+static bool req_depth_ok(const char *p, bool *nul)
 {
 	unsigned depth = 0;
 
@@ -100,8 +102,11 @@ static bool req_depth_ok(const char *p)
 				depth--;
 			break;
 		case '"':
-			while (*p && *p != '"')
+			while (*p && *p != '"') {
+				if (!strncmp(p, "\\u0000", 6))
+					*nul = true;
 				p += p[0] == '\\' && p[1] ? 2 : 1;
+			}
 			if (*p)
 				p++;
 			break;
@@ -128,9 +133,10 @@ int xlm_req_parse(const char *line, struct xlm_req *req, char *err, size_t errle
 	static const char *args_path[] = { "args", NULL };
 	char perr[256];
 	yajl_val root, v;
+	bool nul = false;
 
 	memset(req, 0, sizeof(*req));
-	if (!req_depth_ok(line)) {
+	if (!req_depth_ok(line, &nul)) {
 		snprintf(err, errlen, "malformed JSON: nested more than %d deep", REQ_DEPTH_MAX);
 		return -FERRY_EPROTO;
 	}
@@ -156,6 +162,11 @@ int xlm_req_parse(const char *line, struct xlm_req *req, char *err, size_t errle
 	v = yajl_tree_get(root, op_path, yajl_t_any);
 	if (!YAJL_IS_STRING(v)) {
 		snprintf(err, errlen, "expected a string \"op\"");
+		goto err_free;
+	}
+	if (nul) {
+		snprintf(err, errlen, "a string holds \\u0000 (a NUL byte), which no name, path "
+				      "or value may hold");
 		goto err_free;
 	}
 	req->op = v->u.string;

@@ -29,7 +29,8 @@ struct input_args {
 	size_t len;
 };
 
-/* {"domain": id, "data": text} when the bytes are ASCII, else "bytes". */
+/* {"domain": id, "data": text} when the bytes are ASCII, else "bytes"
+ * (a NUL too: requests refuse \u0000 in strings). */
 static int input_args_gen(yajl_gen g, void *opaque)
 {
 	const struct input_args *a = opaque;
@@ -37,7 +38,7 @@ static int input_args_gen(yajl_gen g, void *opaque)
 	int rc;
 
 	for (size_t i = 0; i < a->len; i++)
-		if ((unsigned char)a->buf[i] >= 0x80)
+		if ((unsigned char)a->buf[i] >= 0x80 || !a->buf[i])
 			ascii = false;
 	rc = xlm_gen_map_open(g) ?: xlm_gen_kv_str(g, "domain", a->domain);
 	if (rc)

@@ -106,7 +106,7 @@ int xlm_cmd_save(int argc, char **argv)
 struct restore_args {
 	const char *path, *name;
 	const struct hyp_dom_config *cfg;
-	bool paused;
+	bool paused, lazy;
 };
 
 static int args_restore(yajl_gen g, void *opaque)
@@ -115,6 +115,8 @@ static int args_restore(yajl_gen g, void *opaque)
 	int rc = xlm_gen_map_open(g) ?: xlm_gen_kv_str(g, "path", a->path) ?:
 		 xlm_gen_kv_bool(g, "paused", a->paused);
 
+	if (!rc && a->lazy)
+		rc = xlm_gen_kv_bool(g, "lazy", true);
 	if (!rc && a->name)
 		rc = xlm_gen_kv_str(g, "name", a->name);
 	if (!rc && a->cfg)
@@ -132,14 +134,17 @@ int xlm_cmd_restore(int argc, char **argv)
 	yajl_val root, result;
 	int opt, status, rc;
 
-	while ((opt = xlm_getopt(argc, argv, "restore", "pen:", 1, &status)) != -1) {
+	while ((opt = xlm_getopt(argc, argv, "restore", "pen:L", 1, &status)) != -1) {
 		switch (opt) {
 		case -2: return status;
 		case 'p': a.paused = true; break;
 		case 'e': break;
 		case 'n': a.name = optarg; break;
+		case 'L': a.lazy = true; break;
 		}
 	}
+	if (a.lazy && argc - optind > 1)
+		return xlm_fail("restore: --lazy takes no config file: the saved one is used");
 	if (argc - optind > 2)
 		return xlm_fail("restore: expected a file and at most one config file");
 	if (absolute(argv[optind], path, sizeof(path), true))

@@ -131,18 +131,15 @@ static void progress_clear(void)
 static void on_progress(void *opaque, yajl_val msg)
 {
 	const char *ev = xlm_json_str(msg, "event");
-	long long round = 0, left = 0, bytes = 0;
+	long long round = 0, left = 0;
 
 	if (!ev || strcmp(ev, "snapshot-progress"))
 		return;
 	xlm_json_int(msg, "round", &round);
 	xlm_json_int(msg, "pages_left", &left);
-	xlm_json_int(msg, "bytes", &bytes);
-	fprintf(stderr,
-		"\r\033[Ksnapshot '%s': %s %lld, %lld pages left, dirty %.1f MiB/s, "
-		"%.1f MiB written",
+	fprintf(stderr, "\r\033[Ksnapshot '%s': %s %lld, %lld pages left, dirty %.1f MiB/s",
 		xlm_json_str(msg, "name") ?: "?", xlm_json_str(msg, "phase") ?: "round", round,
-		left, xlm_json_double(msg, "dirty_mib_s"), (double)bytes / (1 << 20));
+		left, xlm_json_double(msg, "dirty_mib_s"));
 	fflush(stderr);
 	progress_shown = true;
 }

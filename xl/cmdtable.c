@@ -62,6 +62,9 @@ const struct xlm_cmd xlm_cmds[] = {
 	  "                        domain (xl never waits; accepted for Xen's sake).\n"
 	  "-n NAME                 Restore under this name (restoring a file twice\n"
 	  "                        needs a second name).\n"
+	  "--lazy                  Run before the memory is read: pages come from FILE\n"
+	  "                        as the guest touches them, the rest in the\n"
+	  "                        background (an uncompressed save only).\n"
 	  "ConfigFile              replaces the saved config (same memory and backend)." },
 	{ "stream-dump", xlm_cmd_stream_dump,
 	  "Print and check the records of a saved stream",
@@ -208,7 +211,9 @@ const struct xlm_cmd xlm_cmds[] = {
 	  "-p                      Leave the domain paused after the revert.\n"
 	  "-n NEWNAME              Start a new domain NEWNAME (a new UUID) from the\n"
 	  "                        snapshot beside the running one.\n"
-	  "--lazy                  Run before the memory is read (not supported yet).\n"
+	  "--lazy                  Run before the memory is read: pages come from the\n"
+	  "                        repository as the guest touches them, the rest in\n"
+	  "                        the background.\n"
 	  "--json                  Print the result as JSON on stdout.\n"
 	  "Without -n the running domain is replaced: the snapshot is restored paused\n"
 	  "beside it, then the old one is destroyed and the new one takes its name and\n"

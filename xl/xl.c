@@ -37,6 +37,7 @@ int xlm_getopt(int argc, char **argv, const char *verb, const char *opts, int mi
 		{ "wait", no_argument, NULL, 'w' },
 		{ "dryrun", no_argument, NULL, 'n' },
 		{ "compress", required_argument, NULL, 'z' },
+		{ "lazy", no_argument, NULL, 'L' },
 		{ 0 },
 	};
 	char shortopts[32];

@@ -108,6 +108,8 @@ Test(xlm_req, rejects_bad_requests)
 		{ "{\"id\":3}", "expected a string \"op\"", true },
 		{ "{\"id\":\"x\",\"op\":\"list\"}", "expected an integer \"id\"", false },
 		{ "{\"id\":4,\"op\":\"list\",\"args\":[]}", "expected an object \"args\"", true },
+		{ "{\"id\":5,\"op\":\"snapshot-create\",\"args\":{\"name\":\"a\\u0000b\"}}",
+		  "a string holds \\u0000 (a NUL byte), which no name, path or value may hold", true },
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {

@@ -46,8 +46,10 @@ uint64_t hyp_gmem_take_host_dirty(struct hyp_domain *d, uint64_t *bitmap);
 
 /*
  * Sets in bitmap (npages bits, cleared first) the gfns whose frames hold
- * data: frames never written are holes and need not be saved. *count (may
- * be NULL) gets the number of pages set.
+ * data: frames never written are holes and need not be saved. PENDING gfns
+ * (a lazy restore's pages not arrived yet) are set too: reading them
+ * through the guest mapping fetches them. *count (may be NULL) gets the
+ * number of pages set.
  */
 int hyp_gmem_populated(struct hyp_domain *d, uint64_t *bitmap, uint64_t *count);
 

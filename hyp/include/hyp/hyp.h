@@ -161,6 +161,7 @@ struct hyp_dom_info {
 	unsigned op_pause_count; /* operations' (hyp_domain_op_pause) */
 	enum hyp_op op;		 /* the owner operation, HYP_OP_NONE: none */
 	bool restoring;		 /* a restore is still loading it */
+	bool mem_lost;		 /* hyp_domain_mem_lost: paused for good */
 };
 
 /* Constructor: *out is owned by the caller, freed by hyp_destroy(). */
@@ -204,6 +205,15 @@ int hyp_domain_unpause(struct hyp *h, uint32_t domid);
  */
 int hyp_domain_op_pause(struct hyp *h, uint32_t domid);
 int hyp_domain_op_unpause(struct hyp *h, uint32_t domid);
+/*
+ * A lazy restore whose page source failed: part of the domain's memory can
+ * never be read, and a vCPU (or any reader) stopped on such a page stays
+ * stopped, so it can never park. The domain is paused for good at once,
+ * without waiting for its vCPUs (an operations' pause never given back);
+ * from then on pauses do not wait for them either, and unpause is refused
+ * with -EIO. What is left to do with it is to destroy it.
+ */
+int hyp_domain_mem_lost(struct hyp *h, uint32_t domid);
 /*
  * One owner operation per domain. claim: 0 and the domain is op's, or
  * -EBUSY and *holder (if not NULL) says who holds it; detail (may be NULL)

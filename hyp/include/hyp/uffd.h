@@ -16,7 +16,10 @@
  *                      the handler filled it with hyp_uffd_copy()
  *   HYP_UFFD_MINOR     a frame that holds its page but is not mapped yet:
  *                      the handler maps it with hyp_uffd_continue()
- * WP_ASYNC and WP_SYNC exclude each other (-EBUSY). Handlers run on the
+ * WP_ASYNC and WP_SYNC exclude each other (-EBUSY); WP_SYNC is refused
+ * (-EBUSY) while MISSING is attached, since it needs another fd and the
+ * range unregistered for a moment would let a missing page read as zeros.
+ * Handlers run on the
  * owner's fault thread, one fault at a time; a handler returns 0 once it
  * resolved the fault, or -errno (logged by the owner, the faulting thread
  * stays stopped: nothing can give it a page it may read).
@@ -93,7 +96,9 @@ void hyp_uffd_detach(struct hyp_uffd *u, enum hyp_uffd_kind kind);
 int hyp_uffd_written(struct hyp_uffd *u, uint64_t *bitmap, bool reprotect);
 
 /* Resolving: pages [pfn, pfn + n) of the range; each wakes the threads
- * stopped on them. copy fills one page from src (MISSING). */
+ * stopped on them. copy fills one page from src (MISSING; -EINVAL when
+ * MISSING is not attached); unlike the others it may also be called from
+ * any thread outside a handler (a lazy restore's background fetcher). */
 int hyp_uffd_copy(struct hyp_uffd *u, uint64_t pfn, const void *src);
 int hyp_uffd_continue(struct hyp_uffd *u, uint64_t pfn, uint64_t n);
 int hyp_uffd_unprotect(struct hyp_uffd *u, uint64_t pfn, uint64_t n);

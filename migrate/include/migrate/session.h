@@ -105,6 +105,10 @@ struct mig_precopy_opts {
 	uint32_t downtime_ms;		  /* MIG_DEFAULT_DOWNTIME_MS */
 	enum mig_no_converge no_converge; /* throttle */
 	unsigned max_rounds;		  /* MIG_DEFAULT_MAX_ROUNDS */
+	/* The state's fixed cost as an earlier session of this domain measured
+	 * it (mig_report.state_cost_ms): no pause to measure it again. 0:
+	 * measured, with a pause of about that long. */
+	double state_cost_ms;
 };
 
 /* Epoch kinds: exactly one of CHECKPOINT and END, optionally HOLD. */

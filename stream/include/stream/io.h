@@ -58,6 +58,25 @@ int strm_io_mem_writer(struct strm_io **out);
 const void *strm_io_mem_data(const struct strm_io *io, size_t *len);
 
 /*
+ * A reader whose bytes come from read(opaque, buf, len): the count (at most
+ * len), 0 at end of stream or -errno. A failure is sticky like any io's;
+ * its message (strm_io_error) is the one the callback gave with
+ * strm_io_pull_fail, else a generic one naming the offset. strm_io_close
+ * calls release(opaque) (may be NULL); when strm_io_pull fails (-ENOMEM),
+ * nothing is called and the caller keeps opaque.
+ */
+int strm_io_pull(ssize_t (*read)(void *opaque, void *buf, size_t len),
+		 void (*release)(void *opaque), void *opaque, struct strm_io **out);
+/*
+ * From a pull io's read callback (which learns the io from its opaque, set
+ * after strm_io_pull returned): records err (negative) with the message, to
+ * be returned by the callback. The io logs it once. Returns err; -EINVAL
+ * for another io.
+ */
+int strm_io_pull_fail(struct strm_io *io, int err, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/*
  * A reader returning buf (len <= 64 bytes, copied) first, then what lower
  * (borrowed, not closed) reads: for peeking at the start of a stream.
  */
