@@ -81,6 +81,48 @@ static int show(yajl_val result, bool json)
 	return 0;
 }
 
+void xlm_snapshot_schedule_note(const char *domain)
+{
+	struct sched_args a = { .domain = domain };
+	char last[32], next[32], every[16];
+	long long keep = 0, runs = 0, missed = 0, t = 0;
+	struct xlm_client c;
+	yajl_val root, result, s;
+	const char *state, *res, *why, *name;
+
+	if (xlm_client_connect(&c, xlm_socket_path))
+		return;
+	if (xlm_client_call(&c, "snapshot-schedule", args_sched, &a, &root, &result)) {
+		xlm_client_close(&c);
+		return;
+	}
+	xlm_client_close(&c);
+	for (size_t i = 0; YAJL_IS_ARRAY(result) && i < result->u.array.len; i++) {
+		s = result->u.array.values[i];
+		state = xlm_json_str(s, "state");
+		res = xlm_json_str(s, "last_result");
+		why = xlm_json_str(s, "last_reason");
+		name = xlm_json_str(s, "name");
+		snprintf(every, sizeof(every), "%s", xlm_json_str(s, "every") ?: "?");
+		xlm_json_int(s, "keep", &keep);
+		xlm_json_int(s, "runs", &runs);
+		xlm_json_int(s, "missed", &missed);
+		xlm_json_int(s, "last_run", &t);
+		when(t, last, sizeof(last));
+		t = 0;
+		xlm_json_int(s, "next_due", &t);
+		if (state && strcmp(state, "active"))
+			snprintf(next, sizeof(next), "%s", state);
+		else
+			when(t, next, sizeof(next));
+		printf("%sschedule of %s: every %s, keep %lld; last run %s (%s%s%s), next %s; "
+		       "%lld taken, %lld missed\n",
+		       i ? "" : "\n", name && *name ? name : xlm_json_str(s, "uuid"), every, keep,
+		       last, res ?: "?", why && *why ? ": " : "", why ?: "", next, runs, missed);
+	}
+	yajl_tree_free(root);
+}
+
 int xlm_cmd_snapshot_schedule(int argc, char **argv)
 {
 	enum { O_EVERY = 256, O_KEEP, O_OFF, O_JSON };

@@ -6,7 +6,8 @@
 #     than a year, --keep 0, a new schedule without --keep, --off of none
 #  2. a verify guest with --every 2s --keep 3: after ~10 s at most 3 auto
 #     snapshots are listed, they are the newest, the chain is incremental,
-#     and a user-named snapshot taken before them survives the pruning
+#     and a user-named snapshot taken before them survives the pruning;
+#     snapshot-list shows the schedule (last, next, missed)
 #  3. a run while another operation holds the domain (xl save -c to a FIFO
 #     nobody reads yet) is reported skipped, with the reason and missed
 #     count, and the schedule runs again once the save is done
@@ -149,6 +150,8 @@ check "the log says the schedule's snapshots are incremental" \
 check "and that it pruned" grep -q "pruned 1 auto snapshot" "$STATE/ferryd.log"
 table_has() { xl snapshot-schedule | grep -qE "^$VM +2s +3 "; }
 check "the table shows the schedule" table_has
+list_has() { xl snapshot-list "$VM" | grep -qE "^schedule of $VM: every 2s, keep 3; last run .*missed"; }
+check "snapshot-list shows the schedule's last and next runs and missed" list_has
 
 # ---- 3. a run while another operation holds the domain ----------------------
 mkfifo "$TMP/hold.fifo"
