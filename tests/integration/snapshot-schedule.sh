@@ -17,7 +17,9 @@
 #     and it runs again
 #  5. --off stops it (no new auto snapshot, the file is gone, the
 #     snapshots stay); a verify of the repository passes
-#  6. xl.cfg keys create a schedule at xl create; bad keys refuse the create
+#  6. xl.cfg keys create a schedule at xl create; bad keys refuse the create;
+#     its domain destroyed, the schedule waits idle, and resumes (nothing
+#     missed) when a domain with its UUID is created again
 #  7. a full disk (the repository on an 8 MiB tmpfs, when one can be
 #     mounted): the run is reported skipped naming it, the guest runs on
 # Usage: tests/integration/snapshot-schedule.sh BUILD_DIR
@@ -244,6 +246,25 @@ check "and it takes snapshots" until_true 8 cfg_ran
 sleep 5
 cfg_at_most_2() { (($(autos sscfg | wc -l) <= 2)); }
 check "keeping at most 2" until_true 5 cfg_at_most_2
+# Its domain goes: the schedule waits, idle; a domain with its UUID
+# comes back (no schedule keys this time): it resumes, nothing missed.
+cfg_uuid=$(sched sscfg 's["uuid"]')
+check "xl destroy of a scheduled domain" quiet xl destroy sscfg
+idle() { [[ "$(xl snapshot-schedule --json "$cfg_uuid" | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["state"])')" == idle ]]; }
+check "its schedule stays, idle" until_true 5 idle
+idle_runs=$(xl snapshot-schedule --json "$cfg_uuid" | python3 -c 'import json,sys; s = json.load(sys.stdin)[0]; print(s["runs"], s["missed"])')
+sleep 3
+cfg sscfg 64 "workload=idle" "uuid = \"$cfg_uuid\"
+"
+check "a domain with the same UUID is created" quiet xl create "$TMP/sscfg.cfg"
+resumed() { (($(sched sscfg 's["runs"]') > ${idle_runs% *})); }
+check "the schedule resumes" until_true 6 resumed
+check "the idle time counts no missed run" test "$(sched sscfg 's["missed"]')" = "${idle_runs#* }"
+logs_both() {
+	grep -q "snapshot schedule idle: the domain is not here" "$STATE/ferryd.log" &&
+		grep -q "snapshot schedule resumes" "$STATE/ferryd.log"
+}
+check "ferryd logs both" logs_both
 cfg ssbad 64 "workload=idle" 'snapshot_interval = "0s"
 snapshot_keep = 2
 '
