@@ -237,12 +237,14 @@ static void op_create(struct ctl_client *cl, const struct xlm_req *req)
 {
 	struct ctl_server *srv = cl->srv;
 	struct hyp_dom_config cfg;
+	struct xlm_cfg_snapshot snap;
 	struct hyp_info info;
 	char err[XLM_ERR_MAX] = "";
 	uint32_t domid;
 	int rc;
 
-	rc = xlm_cfg_from_json(req->args, &cfg, err, sizeof(err));
+	rc = xlm_cfg_from_json(req->args, &cfg, err, sizeof(err)) ?:
+	     xlm_cfg_snapshot_from_json(req->args, &snap, err, sizeof(err));
 	if (rc) {
 		REPLY_ERR(cl, req, rc, "%s", err);
 		return;
@@ -277,6 +279,7 @@ static void op_create(struct ctl_client *cl, const struct xlm_req *req)
 		 xlm_args_bool(req, "paused") ? ", paused" : "");
 	ctl__record_write(srv, domid, &cfg);
 	ctl__xs_domain_add(srv, domid);
+	ctl__snapsched_created(srv, domid, cfg.uuid, &snap);
 	reply_domid(cl, req, domid);
 }
 
@@ -685,6 +688,7 @@ static const struct {
 	{ "snapshot-verify", ctl__op_snapshot_verify },
 	{ "snapshot-export", ctl__op_snapshot_export },
 	{ "snapshot-revert", ctl__op_snapshot_revert },
+	{ "snapshot-schedule", ctl__op_snapshot_schedule },
 };
 
 void ctl__dispatch(struct ctl_client *cl, const struct xlm_req *req)

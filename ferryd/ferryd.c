@@ -594,6 +594,8 @@ static int services_start(struct ctl_server *srv)
 	if (!rc)
 		rc = ctl_lifetime_start(srv);
 	if (!rc)
+		rc = ctl_snapsched_start(srv);
+	if (!rc)
 		rc = ctl_server_start(srv);
 	return rc;
 }
@@ -612,6 +614,7 @@ static int services_fini(struct ctl_server *srv, struct ferryd_proc *p)
 	ctl_lifetime_fini(srv);
 	/* The jobs (receivers included) use the hyp core: they are done. */
 	ctl_jobs_fini(srv);
+	ctl_snapsched_fini(srv);
 	ctl_snapshot_fini(srv);
 	ctl_migrate_fini(srv);
 	hyp_destroy(srv->hyp);
@@ -678,6 +681,7 @@ err_svc:
 	ctl_xs_stop(&srv);
 	ctl_migrate_stop(&srv);
 	ctl_jobs_stop(&srv);
+	ctl_snapsched_fini(&srv);
 	uv_run(&loop, UV_RUN_NOWAIT);
 	ctl_lifetime_fini(&srv);
 	ctl_jobs_fini(&srv);

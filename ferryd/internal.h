@@ -17,6 +17,8 @@
  *                 to a device, FIFO or socket) and restores come from
  *   ctl-lifetime.c what ferryd's stop and start do to domains: save them
  *                 all at SIGTERM (--on-stop), restore them at start
+ *   ctl-snapsched.c periodic snapshots: the schedules, their timer and
+ *                 the snapshot-schedule op
  *   ctl-migrate.c live migration: the migrate/-cancel/-resolve ops (source
  *                 side, migrate/handshake.h) and the migration listener
  *                 (target side, one receiver per connection,
@@ -85,6 +87,8 @@ struct snap_chain;
 struct snap_repo;
 struct snap_take_report;
 struct xs_server;
+struct ctl_snapsched;
+struct xlm_cfg_snapshot;
 
 struct ctl_client {
 	uv_pipe_t pipe; /* pipe.data points back here */
@@ -137,6 +141,8 @@ struct ctl_server {
 	struct xs_server *xs;
 	/* start and stop (ctl-lifetime.c) */
 	struct ctl_life *life;
+	/* periodic snapshots (ctl-snapsched.c); NULL until started */
+	struct ctl_snapsched *snapsched;
 	/* the snapshot repository (ctl-snapshot.c) */
 	struct ctl_snap *snap;
 };
@@ -428,6 +434,18 @@ int ctl_lifetime_start(struct ctl_server *srv);
 void ctl_lifetime_stop(struct ctl_server *srv, void (*done)(struct ctl_server *srv));
 /* After the loop has ended: joins the thread, closes the timers, frees. */
 void ctl_lifetime_fini(struct ctl_server *srv);
+
+/* ctl-snapsched.c */
+/* Loop thread, after the domains of the last stop are back: loads the
+ * schedules of STATE_DIR/snapshot-schedules and starts their timer. */
+int ctl_snapsched_start(struct ctl_server *srv);
+/* After the jobs have ended. NULL-safe. */
+void ctl_snapsched_fini(struct ctl_server *srv);
+/* Loop thread: domid was created with xl.cfg's schedule keys (c->every_s
+ * 0: none); sets the schedule of uuid, logging a failure. */
+void ctl__snapsched_created(struct ctl_server *srv, uint32_t domid, const uint8_t uuid[16],
+			    const struct xlm_cfg_snapshot *c);
+void ctl__op_snapshot_schedule(struct ctl_client *cl, const struct xlm_req *req);
 
 /* ctl-events.c */
 int ctl__events_init(struct ctl_server *srv, struct hyp_events *ev);

@@ -22,6 +22,7 @@
 #include "common/compiler.h"
 #include "common/err.h"
 #include "guests/workload.h"
+#include "snapshot/schedule.h"
 #include "toolstack/config.h"
 #include "toolstack/proto.h"
 
@@ -416,6 +417,31 @@ static int want_choice(struct scan *sc, const char *key, const struct val *v,
 	return scan_err(sc, "expected %s for '%s'", list, key);
 }
 
+/* snapshot_interval: "5m" or a number of seconds; snapshot_keep: a count. */
+static int apply_snapshot(struct scan *sc, const char *key, const struct val *v)
+{
+	struct xlm_cfg_snapshot *s = &sc->c->snapshot;
+	char num[24], why[XLM_CFG_ERR_MAX - 64];
+	uint64_t n;
+	int rc;
+
+	if (!strcmp(key, "snapshot_keep")) {
+		rc = want_uint(sc, key, v, &n);
+		if (!rc && (n < 1 || n > SNAP_SCHED_KEEP_MAX))
+			rc = scan_err(sc, "expected 1 to %u snapshots for 'snapshot_keep'",
+				      SNAP_SCHED_KEEP_MAX);
+		s->keep = rc ? 0 : (uint32_t)n;
+		return rc;
+	}
+	if (v->type == VAL_INT)
+		snprintf(num, sizeof(num), "%" PRIu64, v->n);
+	if (v->type == VAL_LIST || snap_sched_parse_interval(v->type == VAL_INT ? num : v->s,
+							     &s->every_s, why, sizeof(why)))
+		return scan_err(sc, "%s for 'snapshot_interval'",
+				v->type == VAL_LIST ? "expected an interval like \"5m\"" : why);
+	return 0;
+}
+
 static int apply(struct scan *sc, const char *key, const struct val *v)
 {
 	static const char *const backends[] = { "kvm", "soft", NULL };
@@ -487,6 +513,8 @@ static int apply(struct scan *sc, const char *key, const struct val *v)
 			d->on_crash = e;
 		return 0;
 	}
+	if (!strcmp(key, "snapshot_interval") || !strcmp(key, "snapshot_keep"))
+		return apply_snapshot(sc, key, v);
 	cfg_warn(c, "%s:%d: unknown key '%s' ignored", sc->fname, v->line, key);
 	return 0;
 }
@@ -673,6 +701,11 @@ int xlm_cfg_finish(struct xlm_cfg *c, struct hyp_dom_config *out)
 		       c->fname[0] ? c->fname : "config");
 	if (rc)
 		return rc;
+	if (!c->snapshot.every_s != !c->snapshot.keep)
+		return cfg_error(c,
+				 "%s: expected snapshot_interval and snapshot_keep together (a "
+				 "schedule needs both: how often, and how many to keep)",
+				 c->fname[0] ? c->fname : "config");
 	if (!c->has_uuid) {
 		uuid_generate(c->dom.uuid);
 		c->has_uuid = true;
@@ -879,4 +912,43 @@ int xlm_cfg_from_json_text(const char *json, struct hyp_dom_config *out, char *e
 	rc = xlm_cfg_from_json(root, out, err, errlen);
 	yajl_tree_free(root);
 	return rc;
+}
+
+int xlm_cfg_gen_snapshot(yajl_gen g, const struct xlm_cfg_snapshot *s)
+{
+	char every[32];
+
+	if (!s->every_s)
+		return 0;
+	snap_sched_format_interval(s->every_s, every, sizeof(every));
+	return xlm_gen_kv_str(g, "snapshot_interval", every) ?:
+	       xlm_gen_kv_int(g, "snapshot_keep", s->keep);
+}
+
+int xlm_cfg_snapshot_from_json(yajl_val obj, struct xlm_cfg_snapshot *out, char *err,
+			       size_t errlen)
+{
+	struct xlm_cfg_snapshot s = { 0 };
+	char every[32] = "", why[XLM_CFG_ERR_MAX - 64];
+	uint64_t keep = 0;
+	bool has_keep = false;
+	int rc;
+
+	rc = json_str(obj, "snapshot_interval", every, sizeof(every), err, errlen) ?:
+	     json_uint(obj, "snapshot_keep", 1, SNAP_SCHED_KEEP_MAX, &keep, &has_keep, err,
+		       errlen);
+	if (rc)
+		return rc;
+	if (every[0] && snap_sched_parse_interval(every, &s.every_s, why, sizeof(why))) {
+		snprintf(err, errlen, "config: %s for 'snapshot_interval'", why);
+		return -FERRY_EBADCFG;
+	}
+	if (!every[0] != !has_keep) {
+		snprintf(err, errlen,
+			 "config: expected snapshot_interval and snapshot_keep together");
+		return -FERRY_EBADCFG;
+	}
+	s.keep = (uint32_t)keep;
+	*out = s;
+	return 0;
 }

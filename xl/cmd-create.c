@@ -10,6 +10,7 @@
 
 struct create_args {
 	const struct hyp_dom_config *cfg;
+	const struct xlm_cfg_snapshot *snapshot;
 	bool paused;
 };
 
@@ -18,6 +19,7 @@ static int args_create(yajl_gen g, void *opaque)
 	const struct create_args *a = opaque;
 
 	return xlm_gen_map_open(g) ?: xlm_cfg_gen_fields(g, a->cfg) ?:
+	       xlm_cfg_gen_snapshot(g, a->snapshot) ?:
 	       xlm_gen_kv_bool(g, "paused", a->paused) ?: xlm_gen_map_close(g);
 }
 
@@ -73,7 +75,9 @@ int xlm_cmd_create(int argc, char **argv)
 	if (xlm_connect(&c))
 		return XL_EXIT_FAIL;
 	rc = xlm_call(&c, "create", args_create,
-		      &(struct create_args){ .cfg = &dom, .paused = paused }, &root, &result);
+		      &(struct create_args){ .cfg = &dom, .snapshot = &cfg.snapshot,
+					     .paused = paused },
+		      &root, &result);
 	if (rc) {
 		xlm_client_close(&c);
 		return XL_EXIT_FAIL;

@@ -226,7 +226,10 @@ int xlm_cmd_snapshot_list(int argc, char **argv)
 		return rc;
 	a.domain = pos[0];
 	list_long = a.longfmt;
-	return call("snapshot-list", &a, show_list, NULL, NULL);
+	rc = call("snapshot-list", &a, show_list, NULL, NULL);
+	if (!rc && !a.json)
+		xlm_snapshot_schedule_note(a.domain);
+	return rc;
 }
 
 /* ---- delete, verify, export ---------------------------------------------- */

@@ -219,6 +219,21 @@ const struct xlm_cmd xlm_cmds[] = {
 	  "beside it, then the old one is destroyed and the new one takes its name and\n"
 	  "runs; if the restore fails the old domain is untouched. Domain may be gone\n"
 	  "(its name at its last snapshot, or its UUID): it is created again." },
+	{ "snapshot-schedule", xlm_cmd_snapshot_schedule,
+	  "Take snapshots of a domain periodically, keeping the newest",
+	  "<Domain> --every INTERVAL --keep COUNT | <Domain> --off | [--json] [<Domain>]",
+	  "-h                      Print this help.\n"
+	  "--every INTERVAL        How often: 30s, 5m, 2h, 1d (the first at once).\n"
+	  "--keep COUNT            How many of the schedule's snapshots to keep; the\n"
+	  "                        oldest beyond it are deleted (the others stay whole).\n"
+	  "--off                   Stop the schedule (its snapshots are kept).\n"
+	  "--json                  Show the schedules as JSON.\n"
+	  "Without options: every schedule (or the domain's), its last and next run\n"
+	  "and the runs missed (skipped: the domain was busy or the disk full, or\n"
+	  "due while ferryd was down). Its snapshots are named auto-YYYYMMDD-HHMMSS\n"
+	  "(UTC); only those are pruned. xl.cfg: snapshot_interval, snapshot_keep.\n"
+	  "A schedule belongs to the domain's UUID: it waits while the domain is not\n"
+	  "here (give the UUID to change it then) and resumes when it comes back." },
 	{ "help", xlm_cmd_help,
 	  "Print help for a command, or the list of commands",
 	  "[<command>]", NULL },

@@ -99,6 +99,10 @@ int xlm_cmd_snapshot_delete(int argc, char **argv);
 int xlm_cmd_snapshot_verify(int argc, char **argv);
 int xlm_cmd_snapshot_export(int argc, char **argv);
 int xlm_cmd_snapshot_revert(int argc, char **argv);
+int xlm_cmd_snapshot_schedule(int argc, char **argv);
+/* After xl snapshot-list: a line per schedule of domain (NULL: all), its
+ * last, next and missed runs; nothing if none or ferryd cannot say. */
+void xlm_snapshot_schedule_note(const char *domain);
 int xlm_cmd_help(int argc, char **argv);
 
 #endif

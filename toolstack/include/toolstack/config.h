@@ -9,8 +9,9 @@
  * may span lines; `#` starts a comment; a trailing `;` is allowed.
  * Keys: name, uuid, memory, maxmem (MiB), vcpus, kernel, extra (alias
  * cmdline), on_poweroff, on_reboot, on_crash (destroy|restart|preserve),
- * backend (kvm|soft), logdirty (bitmap|ring). Unknown keys are ignored with
- * a warning.
+ * backend (kvm|soft), logdirty (bitmap|ring), snapshot_interval ("5m",
+ * snapshot/schedule.h's intervals) and snapshot_keep (a count; both or
+ * neither). Unknown keys are ignored with a warning.
  */
 #ifndef TOOLSTACK_CONFIG_H
 #define TOOLSTACK_CONFIG_H
@@ -26,6 +27,17 @@
 #define XLM_CFG_DEFAULT_MEMORY_MB 128
 #define XLM_CFG_ERR_MAX 512
 
+/*
+ * xl.cfg's snapshot_interval and snapshot_keep: the periodic snapshot
+ * schedule ferryd sets when it creates the domain. Not part of struct
+ * hyp_dom_config: the schedule, once set, is ferryd's (kept by UUID), and
+ * neither saves nor migrations carry it.
+ */
+struct xlm_cfg_snapshot {
+	uint64_t every_s; /* 0: no schedule */
+	uint32_t keep;
+};
+
 /* Receives one warning line (no trailing newline). */
 typedef void (*xlm_cfg_warn_fn)(void *opaque, const char *msg);
 
@@ -38,6 +50,7 @@ struct xlm_cfg {
 	xlm_cfg_warn_fn warn; /* NULL: warnings go to stderr */
 	void *warn_opaque;
 	char err[XLM_CFG_ERR_MAX]; /* the message of the last failure */
+	struct xlm_cfg_snapshot snapshot; /* checked by xlm_cfg_finish */
 	/* private */
 	struct hyp_dom_config dom;
 	bool has_name, has_uuid, has_maxmem;
@@ -111,6 +124,16 @@ int xlm_cfg_from_json(yajl_val obj, struct hyp_dom_config *out, char *err,
 /* The same from JSON text (a stream's config): -EPROTO if it does not
  * parse, "malformed JSON config: ..." in err. */
 int xlm_cfg_from_json_text(const char *json, struct hyp_dom_config *out, char *err, size_t errlen);
+
+/*
+ * The schedule keys in JSON (the create request): "snapshot_interval"
+ * ("5m") and "snapshot_keep", written only when s->every_s is set; read
+ * back (absent: every_s 0) with the parser's checks, -FERRY_EBADCFG and err
+ * otherwise.
+ */
+int xlm_cfg_gen_snapshot(yajl_gen g, const struct xlm_cfg_snapshot *s);
+int xlm_cfg_snapshot_from_json(yajl_val obj, struct xlm_cfg_snapshot *out, char *err,
+			       size_t errlen);
 
 const char *xlm_on_event_name(enum hyp_on_event e);
 void xlm_uuid_format(const uint8_t uuid[16], char out[37]);
