@@ -80,7 +80,7 @@ struct ctl_snap {
 	struct owner *owners;
 	size_t nowners;
 	struct active *active;
-	char owners_path[4200];
+	char *owners_path; /* STATE_DIR/snapshot-owners (malloc'd) */
 	struct chain_ent *chains;
 };
 
@@ -103,7 +103,7 @@ static void owners_load(struct ctl_snap *s)
 		line[36] = 0;
 		if (xlm_uuid_parse(line, o.uuid))
 			continue;
-		snprintf(o.name, sizeof(o.name), "%s", line + 37);
+		snprintf(o.name, sizeof(o.name), "%.*s", (int)sizeof(o.name) - 1, line + 37);
 		n = realloc(s->owners, (s->nowners + 1) * sizeof(*n));
 		if (!n)
 			break;
@@ -125,7 +125,7 @@ static int owners_save(struct ctl_snap *s, char *err, size_t errlen)
 	f = fdopen(dup(afile_fd(af)), "w");
 	if (!f) {
 		afile_abort(af);
-		snprintf(err, errlen, "%s: %s", s->owners_path, strerror(errno));
+		snprintf(err, errlen, "%s: %s", s->owners_path, ferry_strerror(errno));
 		return -ENOMEM;
 	}
 	for (size_t i = 0; i < s->nowners; i++) {
@@ -137,7 +137,7 @@ static int owners_save(struct ctl_snap *s, char *err, size_t errlen)
 	if (fclose(f)) {
 		rc = -errno;
 		afile_abort(af);
-		snprintf(err, errlen, "writing %s: %s", s->owners_path, strerror(-rc));
+		snprintf(err, errlen, "writing %s: %s", s->owners_path, ferry_strerror(-rc));
 		return rc;
 	}
 	return afile_commit(af, err, errlen);
@@ -196,10 +196,12 @@ int ctl_snapshot_start(struct ctl_server *srv)
 
 	if (!s)
 		return -ENOMEM;
+	if (asprintf(&s->owners_path, "%s/snapshot-owners", srv->opts->state_dir) < 0) {
+		free(s);
+		return -ENOMEM;
+	}
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_mutex_init(&s->cache_lock, NULL);
-	snprintf(s->owners_path, sizeof(s->owners_path), "%s/snapshot-owners",
-		 srv->opts->state_dir);
 	owners_load(s);
 	snprintf(dir, sizeof(dir), "%s/snapshots", srv->opts->state_dir);
 	/* A damaged or newer repository does not stop ferryd: the snapshot
@@ -239,20 +241,22 @@ void ctl_snapshot_fini(struct ctl_server *srv)
 	free(s->owners);
 	pthread_mutex_destroy(&s->lock);
 	pthread_mutex_destroy(&s->cache_lock);
+	free(s->owners_path);
 	free(s);
 	srv->snap = NULL;
 }
 
 static int repo_unusable(const struct ctl_snap *s, char *err, size_t errlen)
 {
-	snprintf(err, errlen, "the snapshot repository is unusable: %s", s->open_err);
-	return s->open_rc;
+	snprintf(err, errlen, "the snapshot repository is unusable: %.900s", s->open_err);
+	return s->open_rc ?: -EIO;
 }
 
 int ctl__snap_lock(struct ctl_server *srv, struct snap_repo **r, char *err, size_t errlen)
 {
 	struct ctl_snap *s = srv->snap;
 
+	*r = NULL;
 	if (!s->repo)
 		return repo_unusable(s, err, errlen);
 	pthread_mutex_lock(&s->lock);

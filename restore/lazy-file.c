@@ -60,7 +60,7 @@ static int rd(const struct rst_file_source *s, uint64_t at, void *buf, size_t le
 		return 0;
 	if (n < 0) {
 		snprintf(err, errlen, "%s: reading at offset %llu: %s", s->path,
-			 (unsigned long long)at, strerror(errno));
+			 (unsigned long long)at, ferry_strerror(errno));
 		return -errno;
 	}
 	return bad(s, -EPROTO, err, errlen, at, "the file ends inside a record");
@@ -325,7 +325,7 @@ static int file_fetch(void *src, uint64_t pfn, void *buf, char *err, size_t errl
 		return 0;
 	snprintf(err, errlen, "%s: pfn %#llx: reading its page at offset %llu: %s", s->path,
 		 (unsigned long long)pfn, (unsigned long long)at,
-		 n < 0 ? strerror(errno) : "the file ends before it (truncated?)");
+		 n < 0 ? ferry_strerror(errno) : "the file ends before it (truncated?)");
 	return n < 0 ? -errno : -EIO;
 }
 
@@ -349,7 +349,7 @@ int rst_file_source_open(const char *path, struct rst_file_source **src, struct 
 	s->fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (s->fd < 0 || fstat(s->fd, &st) < 0) {
 		rc = -errno;
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		snprintf(err, errlen, "%s: %s", path, ferry_strerror(errno));
 		goto err;
 	}
 	s->size = (uint64_t)st.st_size;

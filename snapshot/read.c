@@ -69,7 +69,7 @@ static int state_load(struct snap_repo *r, const struct snap_meta *m, const char
 		if (fd >= 0)
 			close(fd);
 		return snap_fail(-EIO, err, errlen, "snapshot %s: cannot open its state %s: %s",
-				 label, path, strerror(e));
+				 label, path, ferry_strerror(e));
 	}
 	if ((uint64_t)st.st_size != m->state_len) {
 		close(fd);
@@ -100,7 +100,7 @@ static int state_load(struct snap_repo *r, const struct snap_meta *m, const char
 		return snap_fail(-EIO, err, errlen, "snapshot %s: its state %s is damaged (%s)",
 				 label, path,
 				 done == m->state_len ? "its SHA-256 does not match the manifest's"
-				 : n < 0	      ? strerror(e)
+				 : n < 0	      ? ferry_strerror(e)
 						      : "short read");
 	}
 	*out = data;
@@ -247,7 +247,7 @@ int snap_slot_read(int fd, const char *path, uint32_t slot, const uint8_t *want,
 		return snap_fail(n < 0 ? -errno : -EIO, err, errlen,
 				 "snapshot %s: pfn %#" PRIx64 ": reading %s at %#" PRIx64 ": %s",
 				 label, pfn, path, (uint64_t)slot * SNAP_PAGE_SIZE,
-				 n < 0 ? strerror(errno) : "short read");
+				 n < 0 ? ferry_strerror(errno) : "short read");
 	snap_sha256(buf, SNAP_PAGE_SIZE, hash);
 	if (memcmp(hash, want, SNAP_HASH_LEN))
 		return snap_fail(-EIO, err, errlen,

@@ -289,7 +289,7 @@ static int meta_load(struct snap_repo *r, const char *dir, const uint8_t *uuid,
 		snap_meta_path(r, m, "state", idx, sizeof(idx));
 		unlink(idx);
 		rc = unlink(path) < 0 ? snap_fail(-errno, err, errlen, "cannot remove %s: %s",
-						  path, strerror(errno)) : 0;
+						  path, ferry_strerror(errno)) : 0;
 		free(m);
 		return rc;
 	}
@@ -365,7 +365,7 @@ static int uuid_dir_load(struct snap_repo *r, const char *name, char *err, size_
 	snprintf(dir, sizeof(dir), "%s/snaps/%s", r->dir, name);
 	d = opendir(dir);
 	if (!d)
-		return snap_fail(-errno, err, errlen, "cannot open %s: %s", dir, strerror(errno));
+		return snap_fail(-errno, err, errlen, "cannot open %s: %s", dir, ferry_strerror(errno));
 	while (!rc && (e = readdir(d))) {
 		size_t n = strlen(e->d_name);
 
@@ -403,7 +403,7 @@ static int snaps_load(struct snap_repo *r, char *err, size_t errlen)
 	snprintf(path, sizeof(path), "%s/snaps", r->dir);
 	d = opendir(path);
 	if (!d)
-		return snap_fail(-errno, err, errlen, "cannot open %s: %s", path, strerror(errno));
+		return snap_fail(-errno, err, errlen, "cannot open %s: %s", path, ferry_strerror(errno));
 	while (!rc && (e = readdir(d)))
 		if (e->d_name[0] != '.')
 			rc = uuid_dir_load(r, e->d_name, err, errlen);
@@ -483,7 +483,7 @@ static int mkdir_in(const char *dir, const char *sub, char *err, size_t errlen)
 	snprintf(path, sizeof(path), "%s%s%s", dir, sub[0] ? "/" : "", sub);
 	if (mkdir(path, 0700) < 0 && errno != EEXIST)
 		return snap_fail(-errno, err, errlen, "cannot create %s: %s", path,
-				 strerror(errno));
+				 ferry_strerror(errno));
 	return 0;
 }
 
@@ -494,7 +494,7 @@ static int repo_lock(struct snap_repo *r, char *err, size_t errlen)
 	snprintf(path, sizeof(path), "%s/lock", r->dir);
 	r->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (r->lock_fd < 0)
-		return snap_fail(-errno, err, errlen, "cannot open %s: %s", path, strerror(errno));
+		return snap_fail(-errno, err, errlen, "cannot open %s: %s", path, ferry_strerror(errno));
 	if (flock(r->lock_fd, LOCK_EX | LOCK_NB) < 0)
 		return snap_fail(errno == EWOULDBLOCK ? -EBUSY : -errno, err, errlen,
 				 "%s: another process holds the repository", path);
@@ -689,7 +689,7 @@ int snap_delete(struct snap_repo *r, const uint8_t uuid[16], const char *name, c
 	snap_meta_path(r, m, "manifest", path, sizeof(path));
 	if (unlink(path) < 0)
 		return snap_fail(-errno, err, errlen, "cannot remove %s: %s", path,
-				 strerror(errno));
+				 ferry_strerror(errno));
 	snap_meta_path(r, m, "index", path, sizeof(path));
 	unlink(path);
 	snap_meta_path(r, m, "state", path, sizeof(path));

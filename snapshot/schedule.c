@@ -334,7 +334,7 @@ static int dir_make(const char *dir, char *err, size_t errlen)
 	}
 	if (errno == EEXIST)
 		return 0;
-	return snap_fail(-errno, err, errlen, "cannot make %s: %s", dir, strerror(errno));
+	return snap_fail(-errno, err, errlen, "cannot make %s: %s", dir, ferry_strerror(errno));
 }
 
 int snap_sched_save(const char *dir, const struct snap_sched *s, char *err, size_t errlen)
@@ -380,7 +380,7 @@ int snap_sched_remove(const char *dir, const uint8_t uuid[16], char *err, size_t
 	sched_path(dir, uuid, path, sizeof(path));
 	if (unlink(path))
 		return snap_fail(-errno, err, errlen, "cannot remove %s: %s", path,
-				 strerror(errno));
+				 ferry_strerror(errno));
 	return snap_fsync_dir(dir, err, errlen);
 }
 
@@ -424,7 +424,7 @@ enum { HAS_UUID = 1, HAS_EVERY = 2, HAS_KEEP = 4, HAS_DUE = 8, HAS_ALL = 15 };
  * skipped: a later Ferry of the same version may add some. */
 static int sched_line(struct snap_sched *s, const char *key, const char *val, unsigned *has)
 {
-	uint64_t x;
+	uint64_t x = 0;
 	int rc = 0;
 
 	if (!strcmp(key, "uuid")) {
@@ -534,7 +534,7 @@ int snap_sched_load_all(const char *dir, struct snap_sched **out, size_t *n, sna
 	if (!d && errno == ENOENT)
 		return 0;
 	if (!d)
-		return snap_fail(-errno, err, errlen, "cannot read %s: %s", dir, strerror(errno));
+		return snap_fail(-errno, err, errlen, "cannot read %s: %s", dir, ferry_strerror(errno));
 	while ((e = readdir(d))) {
 		len = strlen(e->d_name);
 		/* afile's temporaries start with '.' */

@@ -66,7 +66,7 @@ static int64_t pack_index(struct snap_source *s, struct snap_repo *r, uint32_t i
 	p->fd = open(p->path, O_RDONLY | O_CLOEXEC);
 	if (p->fd < 0)
 		return snap_fail(-EIO, err, errlen, "snapshot %s: cannot open %s: %s", s->label,
-				 p->path, strerror(errno));
+				 p->path, ferry_strerror(errno));
 	return (int64_t)s->npacks++;
 }
 

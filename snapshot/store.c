@@ -137,7 +137,7 @@ static int slurp(const char *path, size_t max, char **out, size_t *len, char *er
 	ssize_t n;
 
 	if (fd < 0)
-		return snap_fail(-errno, err, errlen, "cannot open %s: %s", path, strerror(errno));
+		return snap_fail(-errno, err, errlen, "cannot open %s: %s", path, ferry_strerror(errno));
 	if (fstat(fd, &st) < 0 || (uint64_t)st.st_size > max) {
 		close(fd);
 		return snap_fail(-EINVAL, err, errlen, "%s: corrupt: size %lld", path,
@@ -220,7 +220,7 @@ int snap_fsync_dir(const char *dir, char *err, size_t errlen)
 	int rc;
 
 	if (fd < 0)
-		return snap_fail(-errno, err, errlen, "cannot open %s: %s", dir, strerror(errno));
+		return snap_fail(-errno, err, errlen, "cannot open %s: %s", dir, ferry_strerror(errno));
 	rc = fsync(fd) < 0 && errno != EINVAL ? -errno : 0;
 	close(fd);
 	if (rc)
@@ -374,7 +374,7 @@ int snap_packs_load(struct snap_repo *r, char *err, size_t errlen)
 	snprintf(path, sizeof(path), "%s/packs", r->dir);
 	d = opendir(path);
 	if (!d)
-		return snap_fail(-errno, err, errlen, "cannot open %s: %s", path, strerror(errno));
+		return snap_fail(-errno, err, errlen, "cannot open %s: %s", path, ferry_strerror(errno));
 	while (!rc && (e = readdir(d)))
 		if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
 			rc = pack_entry(r, e->d_name, err, errlen);
@@ -500,7 +500,7 @@ static int reclaim(struct snap_repo *r, size_t i, char *err, size_t errlen)
 		snap_pack_path(r, p->id, "idx", path, sizeof(path));
 		if (unlink(path) < 0 && errno != ENOENT)
 			return snap_fail(-errno, err, errlen, "cannot remove %s: %s", path,
-					 strerror(errno));
+					 ferry_strerror(errno));
 		snap_pack_path(r, p->id, "pack", path, sizeof(path));
 		unlink(path);
 		snap_pack_free(p);
@@ -510,7 +510,7 @@ static int reclaim(struct snap_repo *r, size_t i, char *err, size_t errlen)
 	snap_pack_path(r, p->id, "pack", path, sizeof(path));
 	fd = open(path, O_WRONLY | O_CLOEXEC);
 	if (fd < 0)
-		return snap_fail(-errno, err, errlen, "cannot open %s: %s", path, strerror(errno));
+		return snap_fail(-errno, err, errlen, "cannot open %s: %s", path, ferry_strerror(errno));
 	while (s < p->count) {
 		uint32_t e = s;
 

@@ -278,7 +278,7 @@ int snap_export(struct snap_repo *r, const uint8_t uuid[16], const char *name, i
 	}
 	if (!rc && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && fsync(fd) < 0)
 		rc = snap_fail(-errno, err, errlen, "snapshot %s: syncing its stream: %s", name,
-			       strerror(errno));
+			       ferry_strerror(errno));
 	strm_io_close(io);
 	free(buf);
 	if (bytes)

@@ -124,7 +124,7 @@ static int begin_files(struct snap_writer *w, char *err, size_t errlen)
 	snap_meta_path(r, w->m, "dir", path, sizeof(path));
 	if (mkdir(path, 0700) < 0 && errno != EEXIST)
 		return snap_fail(-errno, err, errlen, "cannot create %s: %s", path,
-				 strerror(errno));
+				 ferry_strerror(errno));
 	snprintf(path, sizeof(path), "%s/snaps", r->dir);
 	rc = snap_fsync_dir(path, err, errlen);
 	if (rc)
@@ -136,7 +136,7 @@ static int begin_files(struct snap_writer *w, char *err, size_t errlen)
 	w->fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (w->fd < 0)
 		return snap_fail(-errno, err, errlen, "cannot create %s: %s", path,
-				 strerror(errno));
+				 ferry_strerror(errno));
 	/* listed as being written from now on; removed at open if never done */
 	return snap_meta_write(r, w->m, err, errlen);
 }
@@ -306,7 +306,7 @@ int snap_set_state(struct snap_writer *w, const void *buf, size_t len)
 		m->state_len = 0;
 		return unlink(path) < 0 && errno != ENOENT
 			       ? snap_fail(-errno, w->err, w->errlen, "cannot remove %s: %s", path,
-					   strerror(errno))
+					   ferry_strerror(errno))
 			       : 0;
 	}
 	if (len > SNAP_STATE_MAX)
@@ -376,7 +376,7 @@ static int commit_files(struct snap_writer *w)
 	snap_pack_path(w->r, p->id, "pack", path, sizeof(path));
 	if (fsync(w->fd) < 0)
 		return snap_fail(-errno, w->err, w->errlen, "snapshot %s: syncing %s: %s",
-				 w->m->name, path, strerror(errno));
+				 w->m->name, path, ferry_strerror(errno));
 	snap_failpoint_at(SNAP_STEP_PAGES);
 	snap_pack_path(w->r, p->id, "idx", path, sizeof(path));
 	rc = snap_file_write(path, "FRSNPAK1", p->uuid, p->count, p->hash,

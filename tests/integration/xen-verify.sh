@@ -2,7 +2,8 @@
 # Xen's own stream verifier on Ferry's saves: an uncompressed `xl save` is a
 # Xen-conformant stream (design brief section 6), so verify-stream-v2 from
 # Debian's xen-utils-4.17 must accept a fresh one of a soft domain with
-# console output. The package is fetched with apt-get download into a cache
+# console output, and so must an exported snapshot (xl snapshot-export).
+# The package is fetched with apt-get download into a cache
 # dir and unpacked there (nothing is installed); the test skips, saying
 # why, only if it cannot be downloaded. A save in the older layout (console
 # history in record 0xC6000001, FERRY_CONSOLE, which Xen's verifier
@@ -228,6 +229,13 @@ check "its console keeps the history from before the save" wait_console xv "ferr
 check "and goes on" wait_console xv "verify: resume pages=1024 mismatches=0"
 check "xl restore of the new layout (as another domain)" xl restore -n xv2 "$TMP/xv.save"
 check "its console keeps the history too" wait_console xv2 "ferry-guest: booted"
+# An exported snapshot is a standalone Xen stream as a save is (issue 12).
+check "xl snapshot-create -n xs1 xv2" xl snapshot-create -n xs1 xv2
+check "xl snapshot-export xv2 xs1 FILE" xl snapshot-export xv2 xs1 "$TMP/xs1.export"
+check "Xen's verifier accepts the exported snapshot (with the save's Python 2 bytes)" \
+	verify_py2bytes "$TMP/xs1.export"
+check "... read up to the libxl END" grep -q "Libxl Record: End" "$TMP/xs1.export.verify"
+((failed)) && sed 's/^/    /' "$TMP/xs1.export.verify" | tail -15
 xl destroy xv >/dev/null 2>&1
 xl destroy xv2 >/dev/null 2>&1
 check "ferryd logged no error" bash -c "! grep -q 'error:' '$TMP/ferryd.out'"

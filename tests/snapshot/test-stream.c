@@ -235,7 +235,7 @@ static void damage_pack(void)
 static void xen_verify(const char *file)
 {
 	const char *lib = getenv("FERRY_XENLIB"), *home = getenv("HOME");
-	char xenlib[PATH_MAX], cmd[3 * PATH_MAX];
+	char xenlib[PATH_MAX], cmd[5 * PATH_MAX];
 	int rc;
 
 	if (lib)
