@@ -190,7 +190,8 @@ static void cache_refresh(struct ctl_snap *s)
 
 int ctl_snapshot_start(struct ctl_server *srv)
 {
-	struct snap_repo_opts o = {.create = true};
+	struct snap_repo_opts o = {.create = true,
+				   .cross_domain_dedup = srv->opts->snapshot_dedup_host};
 	struct ctl_snap *s = calloc(1, sizeof(*s));
 	char dir[4200];
 

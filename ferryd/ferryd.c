@@ -42,7 +42,8 @@ static void usage(FILE *f)
 		"\n"
 		"Options:\n"
 		"  --run-dir DIR      control socket ferryd.sock and ferryd.pid (default /run/ferry)\n"
-		"  --state-dir DIR    ferryd.log, console/ logs, domains/ records\n"
+		"  --state-dir DIR    ferryd.log, console/ logs, domains/ records, the\n"
+		"                     snapshots/ repository and snapshot-schedules/\n"
 		"                     (default /var/lib/ferry)\n"
 		"  --backend B        kvm, soft or auto (default auto: kvm when /dev/kvm works)\n"
 		"  --pcpus N          physical CPUs to schedule on (default: the host's)\n"
@@ -69,6 +70,11 @@ static void usage(FILE *f)
 		"  --stop-timeout S   seconds from the signal for the whole stop (default %u);\n"
 		"                     a domain not saved by then is named in the log and\n"
 		"                     destroyed, so the stop always ends\n"
+		"  --snapshot-dedup domain|host\n"
+		"                     when the snapshot repository is made: a page is stored\n"
+		"                     once per domain (default), or once per host, shared\n"
+		"                     between domains (which tells a guest, by timing, that\n"
+		"                     another holds a page); a repository keeps its setting\n"
 		"  --foreground, -F   stay in the foreground and log to stderr too\n"
 		"  --help, -h         this text\n"
 		"\n"
@@ -120,7 +126,7 @@ static int memory_check(const char *arg, uint64_t bytes)
 
 enum { OPT_RUN = 256, OPT_STATE, OPT_BACKEND, OPT_PCPUS, OPT_MEMORY, OPT_GUEST,
        OPT_LOGLEVEL, OPT_LISTEN, OPT_TLSDIR, OPT_TLSNAME, OPT_INSECURE,
-       OPT_NOXS, OPT_NETTIMEOUT, OPT_ONSTOP, OPT_STOPTIMEOUT };
+       OPT_NOXS, OPT_NETTIMEOUT, OPT_ONSTOP, OPT_STOPTIMEOUT, OPT_SNAPDEDUP };
 
 /* A whole number in [1, max] for --name (what: the unit, for the message). */
 static int parse_count(const char *name, const char *arg, unsigned long max, const char *what,
@@ -196,6 +202,14 @@ static int parse_opt(int opt, const char *arg, struct ferryd_opts *o, bool *memo
 		return 0;
 	case OPT_STOPTIMEOUT:
 		return parse_count("stop-timeout", arg, 86400, " seconds", &o->stop_timeout_s);
+	case OPT_SNAPDEDUP:
+		if (strcmp(arg, "domain") && strcmp(arg, "host")) {
+			fprintf(stderr, "ferryd: --snapshot-dedup: expected domain or host, not '%s'\n",
+				arg);
+			return -EINVAL;
+		}
+		o->snapshot_dedup_host = !strcmp(arg, "host");
+		return 0;
 	case 'F': o->foreground = true; return 0;
 	case 'h': usage(stdout); exit(0);
 	default: usage(stderr); return -EINVAL;
@@ -268,6 +282,7 @@ static int parse_args(int argc, char **argv, struct ferryd_opts *o)
 		{ "net-timeout", required_argument, NULL, OPT_NETTIMEOUT },
 		{ "on-stop", required_argument, NULL, OPT_ONSTOP },
 		{ "stop-timeout", required_argument, NULL, OPT_STOPTIMEOUT },
+		{ "snapshot-dedup", required_argument, NULL, OPT_SNAPDEDUP },
 		{ "foreground", no_argument, NULL, 'F' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },

@@ -75,6 +75,8 @@ struct ferryd_opts {
 	/* stop (ctl-lifetime.c) */
 	bool on_stop_destroy;	 /* --on-stop destroy; default save */
 	unsigned stop_timeout_s; /* --stop-timeout */
+	/* --snapshot-dedup host: pages shared across domains in a new repository */
+	bool snapshot_dedup_host;
 };
 
 struct ctl_event;
