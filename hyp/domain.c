@@ -332,6 +332,11 @@ static int dom_map_memory(struct hyp_domain *d, bool restore)
 	    (restore && !d->unwritten) || !d->uffd) {
 		if (d->hva == MAP_FAILED)
 			d->hva = NULL;
+		/* Its zeros would name frame 0 to dom_free's release. */
+		if (d->p2m) {
+			p2m_unmap(d->p2m, maxpages * sizeof(*d->p2m));
+			d->p2m = NULL;
+		}
 		return -ENOMEM;
 	}
 	/* Only the part past memory_mb is written here: populate gives every
