@@ -48,6 +48,27 @@ int hyp_domain_get(struct hyp *h, uint32_t domid, struct hyp_domain **out)
 	return 0;
 }
 
+/*
+ * The P2M tables: anonymous maps populated in one call (MAP_POPULATE)
+ * rather than a page fault per page, whose zero pages are MFN 0 and RAM
+ * until written. HYP_P2M_RAM being 0 is what lets the type table skip
+ * its memset for the populated part.
+ */
+_Static_assert(HYP_P2M_RAM == 0, "the P2M type table's zero pages must read as RAM");
+
+static void *p2m_map(size_t bytes)
+{
+	void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+
+	return p == MAP_FAILED ? NULL : p;
+}
+
+static void p2m_unmap(void *p, size_t bytes)
+{
+	munmap(p, bytes);
+}
+
 /* Frees everything once the last reference goes; vCPU threads are gone. */
 static void dom_free(struct hyp_domain *d)
 {
@@ -61,12 +82,13 @@ static void dom_free(struct hyp_domain *d)
 		d->ops->dom_fini(d);
 	if (d->p2m) {
 		hyp__mem_release(&d->h->mem, d->p2m, d->maxmem_bytes >> PAGE_SHIFT);
-		free(d->p2m);
+		p2m_unmap(d->p2m, (d->maxmem_bytes >> PAGE_SHIFT) * sizeof(*d->p2m));
 	}
 	hyp_uffd_free(d->uffd); /* before the mapping it covers goes */
 	if (d->hva)
 		munmap(d->hva, d->maxmem_bytes);
-	free(d->p2m_type);
+	if (d->p2m_type)
+		p2m_unmap(d->p2m_type, d->maxmem_bytes >> PAGE_SHIFT);
 	free(d->host_dirty);
 	free(d->unwritten);
 	hyp__console_fini(d);
@@ -296,8 +318,8 @@ static int dom_map_memory(struct hyp_domain *d, bool restore)
 
 	d->hva = mmap(NULL, d->maxmem_bytes, PROT_NONE,
 		      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	d->p2m = malloc(maxpages * sizeof(*d->p2m));
-	d->p2m_type = malloc(maxpages);
+	d->p2m = p2m_map(maxpages * sizeof(*d->p2m));
+	d->p2m_type = p2m_map(maxpages);
 	d->host_dirty = calloc(BITMAP_WORDS(maxpages), 8);
 	if (restore && d->host_dirty) {
 		d->unwritten = malloc(BITMAP_WORDS(maxpages) * 8);
@@ -310,17 +332,27 @@ static int dom_map_memory(struct hyp_domain *d, bool restore)
 	    (restore && !d->unwritten) || !d->uffd) {
 		if (d->hva == MAP_FAILED)
 			d->hva = NULL;
+		/* Its zeros would name frame 0 to dom_free's release. */
+		if (d->p2m) {
+			p2m_unmap(d->p2m, maxpages * sizeof(*d->p2m));
+			d->p2m = NULL;
+		}
 		return -ENOMEM;
 	}
-	memset(d->p2m, 0xff, maxpages * sizeof(*d->p2m));
-	memset(d->p2m_type, HYP_P2M_HOLE, maxpages);
+	/* Only the part past memory_mb is written here: populate gives every
+	 * gfn below it a frame, and the tables' zero pages already say RAM. */
+	memset(d->p2m + pages, 0xff, (maxpages - pages) * sizeof(*d->p2m));
+	memset(d->p2m_type + pages, HYP_P2M_HOLE, maxpages - pages);
 	err = hyp__mem_populate(&d->h->mem, d->domid, d->p2m, d->hva, 0, pages);
 	if (err) {
+		/* Populate gave back what it took; what it never reached must
+		 * not read as frame 0 to dom_free's release. */
+		memset(d->p2m, 0xff, pages * sizeof(*d->p2m));
+		hyp__p2m_set_locked(d, 0, pages, HYP_P2M_HOLE);
 		log_err("d%u: cannot populate %llu MiB of guest memory: %s", d->domid,
 			(unsigned long long)d->cfg.memory_mb, ferry_strerror(-err));
 		return err;
 	}
-	hyp__p2m_set_locked(d, 0, pages, HYP_P2M_RAM); /* nobody else sees d yet */
 	d->nr_pages = pages;
 	return 0;
 }

@@ -217,16 +217,45 @@ static int map_run(struct hyp_mem *m, uint8_t *hva, uint64_t gfn, uint64_t mfn, 
 	return at == MAP_FAILED ? -errno : 0;
 }
 
-/* Gives the free frames [mfn, mfn + len) to gfns [gfn, gfn + len). */
-static void own_run(struct hyp_mem *m, uint32_t domid, uint32_t *p2m, uint64_t gfn, uint64_t mfn,
-		    uint64_t len)
+/* Clears bits [bit, bit + n) of map, whole words at a time. */
+static void clear_bits(uint64_t *map, uint64_t bit, uint64_t n)
 {
+	uint64_t end = bit + n;
+
+	for (; bit < end && bit % 64; bit++)
+		bitmap_clear(map, bit);
+	for (; bit + 64 <= end; bit += 64)
+		map[bit / 64] = 0;
+	for (; bit < end; bit++)
+		bitmap_clear(map, bit);
+}
+
+/*
+ * Makes [p, p + bytes) of an anonymous table resident in one call rather
+ * than a page fault per page as a loop first writes it. An error (a
+ * kernel without MADV_POPULATE_WRITE) only leaves that to the faults.
+ */
+static void prefault(void *p, size_t bytes)
+{
+	uintptr_t lo = (uintptr_t)p & ~(uintptr_t)(PAGE_SIZE - 1);
+	uintptr_t hi = ((uintptr_t)p + bytes + PAGE_SIZE - 1) & ~(uintptr_t)(PAGE_SIZE - 1);
+
+	if (bytes >= 2 * PAGE_SIZE)
+		madvise((void *)lo, hi - lo, MADV_POPULATE_WRITE);
+}
+
+/* Gives the free frames [mfn, mfn + len), all of class c (as find_run
+ * returned them), to gfns [gfn, gfn + len). */
+static void own_run(struct hyp_mem *m, uint32_t domid, uint32_t *p2m, uint64_t gfn, uint64_t mfn,
+		    uint64_t len, enum fclass c)
+{
+	if (c == F_WARM) {
+		clear_bits(m->warm_map, mfn, len);
+		m->nwarm_free -= len;
+	}
+	clear_bits(m->free_map, mfn, len);
+	prefault(&m->m2p[mfn], len * sizeof(*m->m2p));
 	for (uint64_t k = 0; k < len; k++) {
-		if (bitmap_test(m->warm_map, mfn + k)) {
-			bitmap_clear(m->warm_map, mfn + k);
-			m->nwarm_free--;
-		}
-		bitmap_clear(m->free_map, mfn + k);
 		m->m2p[mfn + k] = ((uint64_t)domid << 48) | (gfn + k);
 		p2m[gfn + k] = (uint32_t)(mfn + k);
 	}
@@ -261,7 +290,7 @@ static int take(struct hyp_mem *m, uint32_t domid, uint32_t *p2m, uint8_t *hva, 
 		}
 		if (c == F_WARM)
 			punch(m, start, len);
-		own_run(m, domid, p2m, gfn + *done, start, len);
+		own_run(m, domid, p2m, gfn + *done, start, len, c);
 		*done += len;
 		*pos = start + len;
 	}
@@ -320,7 +349,7 @@ void hyp__mem_swap_warm(struct hyp_mem *m, uint32_t domid, uint32_t *p2m, uint8_
 		}
 		/* The old frames are holes the stream has not written: free. */
 		release_frames(m, p2m + gfn + done, len, true);
-		own_run(m, domid, p2m, gfn + done, start, len);
+		own_run(m, domid, p2m, gfn + done, start, len, F_WARM);
 		done += len;
 		m->warm_cursor = start + len;
 	}
