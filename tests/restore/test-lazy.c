@@ -74,7 +74,7 @@ static uint64_t dom_mem(struct hyp *h, uint32_t domid, uint8_t *out, const uint8
 		if (out)
 			memcpy(out + pfn * PG, gm.hva + pfn * PG, PG);
 		else if (memcmp(gm.hva + pfn * PG, want + pfn * PG, PG) && ++diff <= 3)
-			cr_log_error("pfn %#llx differs", (unsigned long long)pfn);
+			cr_log_info("pfn %#llx differs", (unsigned long long)pfn);
 	}
 	hyp_domain_put(d);
 	return diff;
