@@ -50,6 +50,9 @@ struct hyp_uffd {
 	/* WP_ASYNC: pages written before the range was registered anew
 	 * (another kind detached), for the next harvest; NULL: none */
 	uint64_t *carry;
+	/* MISSING detached while WP_ASYNC stays: still registered, its
+	 * faults (a balloon's new frames) filled with zeros here */
+	bool zero_missing;
 	struct page_region vec[UFFD_SCAN_VEC];
 };
 
@@ -372,6 +375,16 @@ int hyp_uffd_attach(struct hyp_uffd *u, enum hyp_uffd_kind kind, hyp_uffd_fault_
 
 static int scan_locked(struct hyp_uffd *u, uint64_t *bitmap, bool reprotect);
 
+static const uint8_t zero_page[PAGE_SIZE] __attribute__((aligned(PAGE_SIZE)));
+
+/* MISSING after its owner detached: the kernel's own fill, by hand. */
+static int zero_fill(void *opaque, struct hyp_uffd *u, enum hyp_uffd_kind kind, uint64_t pfn)
+{
+	(void)opaque;
+	(void)kind;
+	return hyp_uffd_copy(u, pfn, zero_page);
+}
+
 /* WP_ASYNC: the pages written so far into u->carry. Under lock. */
 static int carry_locked(struct hyp_uffd *u)
 {
@@ -388,10 +401,27 @@ void hyp_uffd_detach(struct hyp_uffd *u, enum hyp_uffd_kind kind)
 	unsigned kinds;
 
 	pthread_mutex_lock(&u->lock);
-	if (!(u->kinds & KIND_BIT(kind)))
+	if (!(u->kinds & KIND_BIT(kind)) || (kind == HYP_UFFD_MISSING && u->zero_missing))
 		goto out;
 	thread_stop(u);
 	kinds = u->kinds & ~KIND_BIT(kind);
+	if (kind == HYP_UFFD_MISSING && (kinds & KIND_BIT(HYP_UFFD_WP_ASYNC))) {
+		/* A registration cannot drop a mode, and unregistering drops
+		 * the write protection: the guest's writes until it is back
+		 * would go unseen by log-dirty (a snapshot taken as a lazy
+		 * restore ended stored stale pages). The range stays as it
+		 * is until WP_ASYNC goes too. */
+		u->fn[kind] = zero_fill;
+		u->opaque[kind] = NULL;
+		u->zero_missing = true;
+		goto restart;
+	}
+	if (kind == HYP_UFFD_WP_ASYNC && u->zero_missing) {
+		/* Nothing left to serve or track: unregister everything. */
+		kinds &= ~KIND_BIT(HYP_UFFD_MISSING);
+		u->fn[HYP_UFFD_MISSING] = NULL;
+		u->zero_missing = false;
+	}
 	if (kind == HYP_UFFD_WP_ASYNC && (kinds & KIND_BIT(HYP_UFFD_MISSING))) {
 		/* Unregistering would let a missing page read as zeros until
 		 * the range is registered again: the registration stays (its
@@ -428,6 +458,7 @@ detached:
 		free(u->carry);
 		u->carry = NULL;
 	}
+restart:
 	if (thread_start(u))
 		log_err("uffd: restarting the fault thread");
 out:
