@@ -20,7 +20,13 @@ int hyp_gmem_populated(struct hyp_domain *d, uint64_t *bitmap, uint64_t *count)
 {
 	uint64_t npages = d->mem_bytes >> PAGE_SHIFT, g = 0, n = 0;
 
-	memset(bitmap, 0, BITMAP_BYTES(npages));
+	/* A lazy restore's pages still to come are holes of the pool too, yet
+	 * hold the guest's data: a save reads them (through the guest
+	 * mapping, whose faults fetch them) like any other. They are taken
+	 * first: a page that arrives later is data in the pool before the
+	 * scan below reaches it, where one that arrived behind the scan and
+	 * left the pending set before this was counted by neither. */
+	hyp_p2m_find(d, HYP_P2M_PENDING, bitmap, &n);
 	while (g < npages) {
 		uint64_t start = d->p2m[g], len = 1, from, first, last;
 		int r;
@@ -34,8 +40,10 @@ int hyp_gmem_populated(struct hyp_domain *d, uint64_t *bitmap, uint64_t *count)
 		from = start;
 		while ((r = hyp__mem_next_data(&d->h->mem, from, start + len, &first, &last)) > 0) {
 			for (uint64_t f = first; f < last; f++)
-				bitmap_set(bitmap, g + (f - start));
-			n += last - first;
+				if (!bitmap_test(bitmap, g + (f - start))) {
+					bitmap_set(bitmap, g + (f - start));
+					n++;
+				}
 			from = last;
 		}
 		if (r < 0) {
@@ -45,16 +53,6 @@ int hyp_gmem_populated(struct hyp_domain *d, uint64_t *bitmap, uint64_t *count)
 		}
 		g += len;
 	}
-	/* A lazy restore's pages still to come are holes of the pool too, yet
-	 * hold the guest's data: a save reads them (through the guest
-	 * mapping, whose faults fetch them) like any other. */
-	pthread_mutex_lock(&d->p2m_lock);
-	for (g = 0; g < npages; g++)
-		if (d->p2m_type[g] == HYP_P2M_PENDING && !bitmap_test(bitmap, g)) {
-			bitmap_set(bitmap, g);
-			n++;
-		}
-	pthread_mutex_unlock(&d->p2m_lock);
 	if (count)
 		*count = n;
 	return 0;
