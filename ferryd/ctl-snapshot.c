@@ -82,12 +82,6 @@ struct ctl_snap {
 	struct active *active;
 	char *owners_path; /* STATE_DIR/snapshot-owners (malloc'd) */
 	struct chain_ent *chains;
-	/* Loop thread only: domains whose lazy restore's pages are still
-	 * arriving. A snapshot taken meanwhile was seen to store stale pages
-	 * (a revert to it failed verify: 1024 mismatches, once in two), so
-	 * snapshots wait until every page is in. */
-	uint32_t lazy[64];
-	size_t nlazy;
 };
 
 /* ---- the repository and the loop's copy of its listing ------------------ */
@@ -1056,25 +1050,9 @@ static void lazy_wait_run(struct ctl_job *job)
 	rst_lazy_free(w->l);
 }
 
-static bool lazy_arriving(const struct ctl_snap *s, uint32_t domid)
-{
-	for (size_t i = 0; i < s->nlazy; i++)
-		if (s->lazy[i] == domid)
-			return true;
-	return false;
-}
-
 static void lazy_wait_done(struct ctl_job *job)
 {
-	struct lazy_wait *w = container_of(job, struct lazy_wait, job);
-	struct ctl_snap *s = w->srv->snap;
-
-	for (size_t i = 0; i < s->nlazy; i++)
-		if (s->lazy[i] == w->domid) {
-			s->lazy[i] = s->lazy[--s->nlazy];
-			break;
-		}
-	free(w);
+	free(container_of(job, struct lazy_wait, job));
 }
 
 /* Loop thread. j: the revert or restore that made domid (its old domain,
@@ -1098,10 +1076,7 @@ static void lazy_wait_start(struct ctl_server *srv, uint32_t domid, struct rst_l
 		w->job.done = lazy_wait_done;
 		w->domid = domid;
 		w->l = l;
-		rc = srv->snap->nlazy < ARRAY_SIZE(srv->snap->lazy) ? ctl__job_start(srv, &w->job)
-								     : -EAGAIN;
-		if (!rc)
-			srv->snap->lazy[srv->snap->nlazy++] = domid;
+		rc = ctl__job_start(srv, &w->job);
 	}
 	if (rc) {
 		/* Nobody could wait for its pages: it cannot be left half in. */
@@ -1283,13 +1258,6 @@ static int create_check(struct ctl_server *srv, uint32_t domid, char *err, size_
 			 info.name);
 		return -EPERM;
 	}
-	if (lazy_arriving(srv->snap, domid)) {
-		snprintf(err, errlen,
-			 "cannot snapshot domain '%s' yet: its memory is still arriving from a lazy "
-			 "restore (ferryd logs when every page is in)",
-			 info.name);
-		return -EBUSY;
-	}
 	return 0;
 }
 
@@ -1411,14 +1379,6 @@ void ctl__op_snapshot_create(struct ctl_client *cl, const struct xlm_req *req)
 	if (j->name[0] && name_taken(cl->srv->snap, j->t.uuid, j->name)) {
 		REPLY_ERR(cl, req, -EEXIST, "domain '%s' has a snapshot '%s' already", j->t.name,
 			  j->name);
-		free(j);
-		return;
-	}
-	if (lazy_arriving(cl->srv->snap, j->t.domid)) {
-		REPLY_ERR(cl, req, -EBUSY,
-			  "cannot snapshot domain '%s' yet: its memory is still arriving from a "
-			  "lazy restore (ferryd logs when every page is in)",
-			  j->t.name);
 		free(j);
 		return;
 	}
