@@ -50,9 +50,9 @@ struct hyp_uffd {
 	/* WP_ASYNC: pages written before the range was registered anew
 	 * (another kind detached), for the next harvest; NULL: none */
 	uint64_t *carry;
-	/* MISSING detached while WP_ASYNC stays: still registered, its
-	 * faults (a balloon's new frames) filled with zeros here */
-	bool zero_missing;
+	/* MISSING or MINOR detached while WP_ASYNC stays: still registered,
+	 * their faults resolved here as the kernel would without them */
+	unsigned leftover;
 	struct page_region vec[UFFD_SCAN_VEC];
 };
 
@@ -377,12 +377,13 @@ static int scan_locked(struct hyp_uffd *u, uint64_t *bitmap, bool reprotect);
 
 static const uint8_t zero_page[PAGE_SIZE] __attribute__((aligned(PAGE_SIZE)));
 
-/* MISSING after its owner detached: the kernel's own fill, by hand. */
-static int zero_fill(void *opaque, struct hyp_uffd *u, enum hyp_uffd_kind kind, uint64_t pfn)
+/* MISSING or MINOR after its owner detached: what the kernel does without
+ * them, by hand (a hole reads as zeros, a page there is mapped). */
+static int leftover_fault(void *opaque, struct hyp_uffd *u, enum hyp_uffd_kind kind, uint64_t pfn)
 {
 	(void)opaque;
-	(void)kind;
-	return hyp_uffd_copy(u, pfn, zero_page);
+	return kind == HYP_UFFD_MINOR ? hyp_uffd_continue(u, pfn, 1)
+				      : hyp_uffd_copy(u, pfn, zero_page);
 }
 
 /* WP_ASYNC: the pages written so far into u->carry. Under lock. */
@@ -401,26 +402,29 @@ void hyp_uffd_detach(struct hyp_uffd *u, enum hyp_uffd_kind kind)
 	unsigned kinds;
 
 	pthread_mutex_lock(&u->lock);
-	if (!(u->kinds & KIND_BIT(kind)) || (kind == HYP_UFFD_MISSING && u->zero_missing))
+	if (!(u->kinds & KIND_BIT(kind)) || (u->leftover & KIND_BIT(kind)))
 		goto out;
 	thread_stop(u);
 	kinds = u->kinds & ~KIND_BIT(kind);
-	if (kind == HYP_UFFD_MISSING && (kinds & KIND_BIT(HYP_UFFD_WP_ASYNC))) {
+	if ((kind == HYP_UFFD_MISSING || kind == HYP_UFFD_MINOR) &&
+	    (kinds & KIND_BIT(HYP_UFFD_WP_ASYNC))) {
 		/* A registration cannot drop a mode, and unregistering drops
 		 * the write protection: the guest's writes until it is back
 		 * would go unseen by log-dirty (a snapshot taken as a lazy
 		 * restore ended stored stale pages). The range stays as it
 		 * is until WP_ASYNC goes too. */
-		u->fn[kind] = zero_fill;
+		u->fn[kind] = leftover_fault;
 		u->opaque[kind] = NULL;
-		u->zero_missing = true;
+		u->leftover |= KIND_BIT(kind);
 		goto restart;
 	}
-	if (kind == HYP_UFFD_WP_ASYNC && u->zero_missing) {
-		/* Nothing left to serve or track: unregister everything. */
-		kinds &= ~KIND_BIT(HYP_UFFD_MISSING);
-		u->fn[HYP_UFFD_MISSING] = NULL;
-		u->zero_missing = false;
+	if (kind == HYP_UFFD_WP_ASYNC && u->leftover) {
+		/* Nothing left to serve or track: they go too. */
+		kinds &= ~u->leftover;
+		for (int k = 0; k < HYP_UFFD_NKINDS; k++)
+			if (u->leftover & KIND_BIT(k))
+				u->fn[k] = NULL;
+		u->leftover = 0;
 	}
 	if (kind == HYP_UFFD_WP_ASYNC && (kinds & KIND_BIT(HYP_UFFD_MISSING))) {
 		/* Unregistering would let a missing page read as zeros until
