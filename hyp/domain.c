@@ -311,7 +311,7 @@ out:
 
 /* The guest-physical view (maxmem reserved), the P2M, the dirty bitmaps,
  * and memory_mb of it populated. */
-static int dom_map_memory(struct hyp_domain *d, bool restore)
+static int dom_map_memory(struct hyp_domain *d, bool restore, bool lazy)
 {
 	uint64_t pages = d->mem_bytes >> PAGE_SHIFT, maxpages = d->maxmem_bytes >> PAGE_SHIFT;
 	int err;
@@ -343,7 +343,8 @@ static int dom_map_memory(struct hyp_domain *d, bool restore)
 	 * gfn below it a frame, and the tables' zero pages already say RAM. */
 	memset(d->p2m + pages, 0xff, (maxpages - pages) * sizeof(*d->p2m));
 	memset(d->p2m_type + pages, HYP_P2M_HOLE, maxpages - pages);
-	err = hyp__mem_populate(&d->h->mem, d->domid, d->p2m, d->hva, 0, pages);
+	err = lazy ? hyp__mem_populate_unscrubbed(&d->h->mem, d->domid, d->p2m, d->hva, pages)
+		   : hyp__mem_populate(&d->h->mem, d->domid, d->p2m, d->hva, 0, pages);
 	if (err) {
 		/* Populate gave back what it took; what it never reached must
 		 * not read as frame 0 to dom_free's release. */
@@ -353,6 +354,10 @@ static int dom_map_memory(struct hyp_domain *d, bool restore)
 			(unsigned long long)d->cfg.memory_mb, ferry_strerror(-err));
 		return err;
 	}
+	/* Whatever the frames held stays out of reach until each page is
+	 * filled (hyp_gmem_fill_pending). */
+	if (lazy)
+		hyp__p2m_set_locked(d, 0, pages, HYP_P2M_PENDING);
 	d->nr_pages = pages;
 	return 0;
 }
@@ -373,7 +378,7 @@ static int dom_start_vcpus(struct hyp_domain *d)
 	return err;
 }
 
-static int dom_create(struct hyp *h, const struct hyp_dom_config *cfg, bool restore,
+static int dom_create(struct hyp *h, const struct hyp_dom_config *cfg, bool restore, bool lazy,
 		      bool start_paused, uint32_t *domid)
 {
 	const struct hyp_exec_ops *ops;
@@ -388,7 +393,7 @@ static int dom_create(struct hyp *h, const struct hyp_dom_config *cfg, bool rest
 		return -ENOMEM;
 	err = dom_claim_id(h, d);
 	if (!err)
-		err = dom_map_memory(d, restore);
+		err = dom_map_memory(d, restore, lazy);
 	if (!err)
 		err = hyp__console_init(d);
 	if (!err)
@@ -432,13 +437,20 @@ err_free:
 int hyp_domain_create(struct hyp *h, const struct hyp_dom_config *cfg,
 		      bool start_paused, uint32_t *domid)
 {
-	return dom_create(h, cfg, false, start_paused, domid);
+	return dom_create(h, cfg, false, false, start_paused, domid);
 }
 
 int hyp_domain_create_restore(struct hyp *h, const struct hyp_dom_config *cfg,
 			      uint32_t *domid)
 {
-	return dom_create(h, cfg, true, true, domid);
+	return dom_create(h, cfg, true, false, true, domid);
+}
+
+int hyp_domain_create_lazy(struct hyp *h, const struct hyp_dom_config *cfg, uint32_t *domid)
+{
+	int err = hyp_uffd_supported(HYP_UFFD_MINOR, NULL, 0) ?: hyp_uffd_supported(HYP_UFFD_MISSING, NULL, 0);
+
+	return err ?: dom_create(h, cfg, true, true, true, domid);
 }
 
 int hyp_domain_destroy(struct hyp *h, uint32_t domid)

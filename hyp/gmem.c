@@ -87,6 +87,31 @@ static void take_warm(struct hyp_domain *d, uint64_t pfn, uint64_t npages)
 	pthread_mutex_unlock(&d->p2m_lock);
 }
 
+int hyp_gmem_fill_pending(struct hyp_domain *d, uint64_t pfn, const void *page)
+{
+	int err = 0;
+	ssize_t w;
+
+	if (pfn >= d->mem_bytes >> PAGE_SHIFT)
+		return -EFAULT;
+	pthread_mutex_lock(&d->p2m_lock);
+	if (d->p2m_type[pfn] != HYP_P2M_PENDING) {
+		err = -EEXIST;
+		goto out;
+	}
+	w = pwrite(d->h->mem.memfd, page, PAGE_SIZE, (off_t)((uint64_t)d->p2m[pfn] << PAGE_SHIFT));
+	if (w != PAGE_SIZE) {
+		err = w < 0 ? -errno : -EIO;
+		log_err("d%u: writing pfn 0x%llx into the pool: %s", d->domid,
+			(unsigned long long)pfn, ferry_strerror(-err));
+		goto out;
+	}
+	d->p2m_type[pfn] = HYP_P2M_RAM;
+out:
+	pthread_mutex_unlock(&d->p2m_lock);
+	return err;
+}
+
 int hyp_gmem_load(struct hyp_domain *d, uint64_t pfn, const void *data, uint64_t npages)
 {
 	const uint8_t *src = data;

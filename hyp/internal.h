@@ -43,6 +43,10 @@ void hyp__mem_fini(struct hyp_mem *m);
  * zeros. */
 int hyp__mem_populate(struct hyp_mem *m, uint32_t domid, uint32_t *p2m, uint8_t *hva, uint64_t gfn,
 		      uint64_t n);
+/* The same for a lazy restore's domain: warm frames are taken as they are,
+ * their old contents never reaching the guest (hyp_domain_create_lazy). */
+int hyp__mem_populate_unscrubbed(struct hyp_mem *m, uint32_t domid, uint32_t *p2m, uint8_t *hva,
+				 uint64_t n);
 /*
  * Restore, about to write gfns [gfn, gfn + n) whole, every one populated
  * and never written: gives them warm frames in place of theirs, as far as

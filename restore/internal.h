@@ -38,6 +38,9 @@ struct rst {
 	 * stream touches it (a lazy restore registers its memory here). */
 	int (*on_created)(void *opaque, struct rst *r);
 	void *created_opaque;
+	/* The domain is made with hyp_domain_create_lazy: its pages come by
+	 * faults, which on_created registers. */
+	bool lazy;
 };
 
 /* Keeps the first error's message (logged once) and returns err. */
@@ -57,9 +60,10 @@ int rst_on_console(struct rst *r, const struct strm_rec *rec);
 int rst_on_xenstore(struct rst *r, const struct strm_rec *rec, char **pairs, size_t *len);
 /* Reads io to its end (or the decoder's), feeding the decoder with fn. */
 int rst_pump(struct rst *r, struct strm_io *io, strm_rec_fn fn, void *opaque);
-/* rst_restore_domain with r->created set to created (may be NULL). */
+/* rst_restore_domain with r->created set to created (may be NULL) and
+ * r->lazy to lazy. */
 int rst_restore_hooked(struct hyp *h, struct strm_io *io, const struct rst_opts *o,
-		       int (*created)(void *opaque, struct rst *r), void *opaque,
+		       int (*created)(void *opaque, struct rst *r), void *opaque, bool lazy,
 		       uint32_t *domid, struct rst_stats *st, char *err, size_t errlen);
 /* Frees what rst_create_domain made; destroys the domain if destroy. */
 void rst_release(struct rst *r, bool destroy);

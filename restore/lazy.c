@@ -1,12 +1,18 @@
 // SPDX-License-Identifier: MIT
 /*
  * Lazy restore (restore/lazy.h): the stream's state through restore/'s
- * record handling, the memory through userfaultfd MISSING faults served
- * from a page source, and a fetcher thread bringing in the rest.
+ * record handling, the memory through userfaultfd faults served from a
+ * page source, and a fetcher thread bringing in the rest.
  *
- * A page is installed only with UFFDIO_COPY (hyp_uffd_copy), by the fault
- * handler or the fetcher, whichever comes first: the copy is atomic and
- * never overwrites a present page (EEXIST), so a page the guest wrote
+ * Where the kernel has minor faults on shared memory the domain's frames
+ * are taken unscrubbed (hyp_domain_create_lazy: punching warm frames cost
+ * more than the whole time to a running guest). A page is then written
+ * into its frame by hyp_gmem_fill_pending, which only the first of the
+ * fault handler and the fetcher does, and mapped by UFFDIO_CONTINUE: a
+ * hole faults as missing, a warm frame as minor, and neither is mapped
+ * before it holds the image's page. Without minor faults the frames are
+ * scrubbed holes and a page is installed with UFFDIO_COPY, atomic and
+ * never over a present page (EEXIST). Either way a page the guest wrote
  * after it arrived is never replaced by the image's.
  */
 #include <errno.h>
@@ -34,6 +40,7 @@ struct rst_lazy {
 	struct hyp_uffd *u;
 	uint64_t npages;
 	bool attached;
+	bool minor; /* unscrubbed frames: fill, then UFFDIO_CONTINUE */
 
 	const struct rst_page_source_ops *ops;
 	void *src;
@@ -140,7 +147,25 @@ static int fetch(struct rst_lazy *l, uint64_t pfn, uint8_t *buf)
 	return err;
 }
 
-/* The fault thread (hyp/uffd.h): one missing page. */
+/* The image's page buf for pfn in its place, unless it arrived already,
+ * and mapped. */
+static int install(struct rst_lazy *l, uint64_t pfn, const uint8_t *buf)
+{
+	int err;
+
+	if (!l->minor) {
+		err = hyp_uffd_copy(l->u, pfn, buf);
+		if (!err)
+			hyp_p2m_set_arrived(l->d, pfn, 1);
+		return err;
+	}
+	err = hyp_gmem_fill_pending(l->d, pfn, buf);
+	if (err && err != -EEXIST)
+		return err;
+	return hyp_uffd_continue(l->u, pfn, 1);
+}
+
+/* The fault thread (hyp/uffd.h): one page not mapped yet. */
 static int on_fault(void *opaque, struct hyp_uffd *u, enum hyp_uffd_kind kind, uint64_t pfn)
 {
 	struct rst_lazy *l = opaque;
@@ -148,9 +173,13 @@ static int on_fault(void *opaque, struct hyp_uffd *u, enum hyp_uffd_kind kind, u
 	int err;
 
 	(void)kind;
-	/* A balloon's hole or a frame populated since: zeros, as ever. */
-	if (hyp_p2m_type(l->d, pfn) != HYP_P2M_PENDING)
+	if (hyp_p2m_type(l->d, pfn) != HYP_P2M_PENDING) {
+		/* Arrived (a frame with its page: map it), or a balloon's
+		 * hole or a frame populated since: zeros, as ever. */
+		if (l->minor && !hyp_uffd_continue(u, pfn, 1))
+			return 0;
 		return hyp_uffd_copy(u, pfn, zero_page);
+	}
 	if (has_failed(l) || fetch(l, pfn, l->fault_buf)) {
 		bool started;
 
@@ -159,12 +188,11 @@ static int on_fault(void *opaque, struct hyp_uffd *u, enum hyp_uffd_kind kind, u
 		pthread_mutex_unlock(&l->lock);
 		/* The restore's own thread (loading the state) goes on and the
 		 * restore then fails: the guest never runs. */
-		return started ? -EIO : hyp_uffd_copy(u, pfn, zero_page);
+		return started ? -EIO : install(l, pfn, zero_page);
 	}
-	err = hyp_uffd_copy(u, pfn, l->fault_buf);
+	err = install(l, pfn, l->fault_buf);
 	if (err)
 		return err;
-	hyp_p2m_set_arrived(l->d, pfn, 1);
 	record_fault(l, t);
 	return 0;
 }
@@ -191,7 +219,7 @@ static void *fetcher(void *arg)
 		err = fetch(l, pfn, l->fetch_buf);
 		if (err)
 			break;
-		err = hyp_uffd_copy(l->u, pfn, l->fetch_buf);
+		err = install(l, pfn, l->fetch_buf);
 		if (err) {
 			char msg[LAZY_MSG_MAX];
 
@@ -200,7 +228,6 @@ static void *fetcher(void *arg)
 			fail(l, msg);
 			break;
 		}
-		hyp_p2m_set_arrived(l->d, pfn, 1);
 		pthread_mutex_lock(&l->lock);
 		l->fetched++;
 		pthread_mutex_unlock(&l->lock);
@@ -216,8 +243,11 @@ static void *fetcher(void *arg)
 	pthread_mutex_unlock(&l->lock);
 	/* Nothing is missing any more: the kernel's own zero fill serves a
 	 * balloon's new frames, and log-dirty may replace the fd safely. */
-	if (l->done)
+	if (l->done) {
 		hyp_uffd_detach(l->u, HYP_UFFD_MISSING);
+		if (l->minor)
+			hyp_uffd_detach(l->u, HYP_UFFD_MINOR);
+	}
 	return NULL;
 }
 
@@ -238,6 +268,11 @@ static int on_created(void *opaque, struct rst *r)
 	err = hyp_p2m_set_pending(l->d, 0, l->npages);
 	if (!err)
 		err = hyp_uffd_attach(l->u, HYP_UFFD_MISSING, on_fault, l);
+	if (!err && l->minor) {
+		err = hyp_uffd_attach(l->u, HYP_UFFD_MINOR, on_fault, l);
+		if (err)
+			hyp_uffd_detach(l->u, HYP_UFFD_MISSING);
+	}
 	if (err)
 		return rst_fail(r, err, "registering the domain's memory for missing pages: %s",
 				ferry_strerror(err));
@@ -249,8 +284,11 @@ static int on_created(void *opaque, struct rst *r)
  * source. The fetcher has stopped. */
 static void release(struct rst_lazy *l)
 {
-	if (l->attached)
+	if (l->attached) {
 		hyp_uffd_detach(l->u, HYP_UFFD_MISSING);
+		if (l->minor)
+			hyp_uffd_detach(l->u, HYP_UFFD_MINOR);
+	}
 	if (l->d)
 		hyp_domain_put(l->d);
 	if (l->ops->close)
@@ -362,10 +400,11 @@ int rst_lazy_restore(struct hyp *h, struct strm_io *state_io, const struct rst_p
 		return -ENOMEM;
 	}
 	l->t0 = rst_now();
+	l->minor = !hyp_uffd_supported(HYP_UFFD_MINOR, NULL, 0);
 	/* Paused until the fetcher runs and a failure can no longer hand the
 	 * guest a zero page (start). */
 	ro.paused = true;
-	rc = rst_restore_hooked(h, state_io, &ro, on_created, l, domid, NULL, err, errlen);
+	rc = rst_restore_hooked(h, state_io, &ro, on_created, l, l->minor, domid, NULL, err, errlen);
 	if (rc) {
 		/* What the state load tripped over may be the zeros it was
 		 * given for a page the source could not read: that is why. */

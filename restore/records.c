@@ -79,7 +79,8 @@ int rst_create_domain(struct rst *r, const struct strm_rec *rec)
 				r->cfg.name, (unsigned long long)r->cfg.memory_mb,
 				(unsigned long long)(info.free_bytes >> 20),
 				(unsigned long long)(info.total_bytes >> 20));
-	err = hyp_domain_create_restore(r->h, &r->cfg, &r->domid);
+	err = r->lazy ? hyp_domain_create_lazy(r->h, &r->cfg, &r->domid)
+		      : hyp_domain_create_restore(r->h, &r->cfg, &r->domid);
 	if (err == -EEXIST)
 		return rst_fail(r, err,
 				"domain name '%s' is already in use (restore with -n NAME)",

@@ -98,16 +98,16 @@ static int finish(struct plain *p, const struct rst_opts *o)
 int rst_restore_domain(struct hyp *h, struct strm_io *io, const struct rst_opts *o,
 		       uint32_t *domid, struct rst_stats *st, char *errbuf, size_t errlen)
 {
-	return rst_restore_hooked(h, io, o, NULL, NULL, domid, st, errbuf, errlen);
+	return rst_restore_hooked(h, io, o, NULL, NULL, false, domid, st, errbuf, errlen);
 }
 
 int rst_restore_hooked(struct hyp *h, struct strm_io *io, const struct rst_opts *o,
-		       int (*created)(void *opaque, struct rst *r), void *opaque,
+		       int (*created)(void *opaque, struct rst *r), void *opaque, bool lazy,
 		       uint32_t *domid, struct rst_stats *st, char *errbuf, size_t errlen)
 {
 	struct plain p = { .r = { .h = h, .config = o->config, .config_opaque = o->opaque,
 				  .err = errbuf, .errlen = errlen, .on_created = created,
-				  .created_opaque = opaque } };
+				  .created_opaque = opaque, .lazy = lazy } };
 	struct rst *r = &p.r;
 	struct strm_dec_limits lim = { 0 };
 	double t0 = rst_now();

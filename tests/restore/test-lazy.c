@@ -408,6 +408,56 @@ Test(lazy, populated_set_whole_while_pages_arrive, .timeout = 180)
 	run_end(&t, NULL);
 }
 
+/*
+ * Frames that held another domain's data (warm, the pool's free frames
+ * after a destroy) are taken as they are: not one byte of the old data
+ * shows, even where the image's page is zeros, and every page is the
+ * saved one.
+ */
+Test(lazy, warm_frames_never_show_old_data, .timeout = 120)
+{
+	uint64_t old_bytes = 0;
+	struct run t = {0};
+	uint32_t fill[4];
+
+	make_orig(&t.o, STRM_CODEC_NONE);
+	/* The rest of the pool (5 x DOM_MB) written and given back: warm. */
+	for (unsigned i = 0; i < 4; i++) {
+		struct hyp_dom_config c = harness_cfg("fill", DOM_MB, CMDLINE);
+		struct hyp_domain *d;
+		struct hyp_gmem gm;
+
+		snprintf(c.name, sizeof(c.name), "fill%u", i);
+		snprintf(c.backend, sizeof(c.backend), "soft");
+		cr_assert_eq(hyp_domain_create(t.o.h, &c, true, &fill[i]), 0);
+		cr_assert_eq(hyp_domain_get(t.o.h, fill[i], &d), 0);
+		hyp_domain_gmem(d, &gm);
+		memset(gm.hva, 0xee, gm.npages * PG);
+		hyp_domain_put(d);
+	}
+	for (unsigned i = 0; i < 4; i++)
+		cr_assert_eq(hyp_domain_destroy(t.o.h, fill[i]), 0);
+	t.l = lazy_start(&t.o, true, false, 0, NULL, &t.id, &t.left);
+	cr_assert_eq(rst_lazy_wait(t.l, t.err, sizeof(t.err)), 0, "%s", t.err);
+	{
+		struct hyp_domain *d;
+		struct hyp_gmem gm;
+
+		cr_assert_eq(hyp_domain_get(t.o.h, t.id, &d), 0);
+		hyp_domain_gmem(d, &gm);
+		for (uint64_t pfn = 0; pfn < gm.npages; pfn++)
+			if (!memcmp(gm.hva + pfn * PG, gm.hva + pfn * PG + 1, PG - 1) &&
+			    gm.hva[pfn * PG] == 0xee)
+				old_bytes++;
+		hyp_domain_put(d);
+	}
+	cr_expect_eq(old_bytes, 0, "%llu pages show the old domain's data",
+		     (unsigned long long)old_bytes);
+	/* The state load bumps the guest's resume counter: one page. */
+	cr_expect_leq(dom_mem(t.o.h, t.id, NULL, t.o.mem), 1, "pages differ from the saved ones");
+	run_end(&t, "lazy 64 MiB into warm frames");
+}
+
 /* Log-dirty (async write-protect) joins the missing-page faults on the
  * uffd and leaves again while pages arrive: a live session of the running
  * copy, restored, still verifies clean. */

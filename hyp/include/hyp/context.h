@@ -43,6 +43,15 @@ int hyp_domain_tsc_info(struct hyp *h, uint32_t domid, struct hyp_tsc_info *out)
 int hyp_domain_create_restore(struct hyp *h, const struct hyp_dom_config *cfg,
 			      uint32_t *domid);
 /*
+ * The same for a lazy restore (restore/lazy.h), whose pages arrive while
+ * the guest runs: the frames are not scrubbed (a warm frame may hold
+ * another domain's data), every gfn is HYP_P2M_PENDING, and nothing may
+ * map a page before hyp_gmem_fill_pending wrote it: the caller registers
+ * the guest mapping for missing and minor faults (hyp/uffd.h) before
+ * anything reads it. -ENOTSUP where the kernel lacks either kind.
+ */
+int hyp_domain_create_lazy(struct hyp *h, const struct hyp_dom_config *cfg, uint32_t *domid);
+/*
  * Applies one entry of a saved context. Unknown typecodes, a wrong
  * instance, a bad length, or an entry of the other backend give -EINVAL
  * with a log line naming the entry.

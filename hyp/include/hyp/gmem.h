@@ -59,6 +59,15 @@ int hyp_gmem_populated(struct hyp_domain *d, uint64_t *bitmap, uint64_t *count);
  * dirty; a hole among them gets a frame first. -EFAULT outside guest RAM.
  */
 int hyp_gmem_load(struct hyp_domain *d, uint64_t pfn, const void *data, uint64_t npages);
+/*
+ * A lazy restore's page (hyp_domain_create_lazy): gfn pfn, if still
+ * PENDING, gets page (borrowed) through the pool file and becomes RAM, in
+ * one step under the P2M's lock, so that of a fault handler and a fetcher
+ * only the first writes it and a guest write after it is never undone.
+ * -EEXIST if it was no longer pending; the caller then maps it
+ * (hyp_uffd_continue) all the same.
+ */
+int hyp_gmem_fill_pending(struct hyp_domain *d, uint64_t pfn, const void *page);
 
 /*
  * Balloon holes (hyp/balloon.c): sets in bitmap (npages bits, cleared
