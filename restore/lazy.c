@@ -400,7 +400,7 @@ int rst_lazy_restore(struct hyp *h, struct strm_io *state_io, const struct rst_p
 		return -ENOMEM;
 	}
 	l->t0 = rst_now();
-	l->minor = !hyp_uffd_supported(HYP_UFFD_MINOR, NULL, 0);
+	l->minor = !o->scrubbed && !hyp_uffd_supported(HYP_UFFD_MINOR, NULL, 0);
 	/* Paused until the fetcher runs and a failure can no longer hand the
 	 * guest a zero page (start). */
 	ro.paused = true;

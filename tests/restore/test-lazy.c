@@ -166,6 +166,9 @@ static void on_failed(void *opaque, uint32_t domid, const char *msg)
 static struct rst_lazy *lazy_start(struct orig *o, bool paused, bool slow, off_t cut,
 				   struct failure *f, uint32_t *id, uint64_t *left);
 
+/* lazy_start's restore takes the path of kernels without minor faults. */
+static bool lazy_scrubbed;
+
 /* A source that takes its time, so a save runs while pages still arrive. */
 struct slow {
 	struct rst_file_source *fs;
@@ -196,6 +199,7 @@ static struct rst_lazy *lazy_start(struct orig *o, bool paused, bool slow, off_t
 		.restore = {.paused = paused, .config = lz_config},
 		.failed = f ? on_failed : NULL,
 		.failed_opaque = f,
+		.scrubbed = lazy_scrubbed,
 	};
 	struct slow *sl = calloc(1, sizeof(*sl));
 	struct rst_file_source *fs;
@@ -249,7 +253,7 @@ static void run_end(struct run *r, const char *what)
 	drop_orig(&r->o);
 }
 
-Test(lazy, runs_before_its_pages_and_verifies, .timeout = 120)
+static void runs_before_its_pages(bool scrubbed)
 {
 	struct hyp_dom_info di;
 	struct run t = {0};
@@ -258,7 +262,9 @@ Test(lazy, runs_before_its_pages_and_verifies, .timeout = 120)
 	uint32_t id;
 
 	make_orig(&t.o, STRM_CODEC_NONE);
+	lazy_scrubbed = scrubbed;
 	t.l = lazy_start(&t.o, false, false, 0, NULL, &t.id, &t.left);
+	lazy_scrubbed = false;
 	o = t.o;
 	id = t.id;
 	cr_assert_eq(hyp_domain_info(o.h, id, &di), 0);
@@ -268,7 +274,18 @@ Test(lazy, runs_before_its_pages_and_verifies, .timeout = 120)
 	cr_assert_eq(rst_lazy_wait(t.l, err, sizeof(t.err)), 0, "%s", err);
 	cr_expect_eq(pending(o.h, id), 0);
 	expect_clean(o.h, id);
-	run_end(&t, "lazy 64 MiB verify");
+	run_end(&t, scrubbed ? "lazy 64 MiB verify, scrubbed frames" : "lazy 64 MiB verify");
+}
+
+Test(lazy, runs_before_its_pages_and_verifies, .timeout = 120)
+{
+	runs_before_its_pages(false);
+}
+
+/* The path of kernels without minor faults on shared memory. */
+Test(lazy, runs_before_its_pages_and_verifies_on_scrubbed_frames, .timeout = 120)
+{
+	runs_before_its_pages(true);
 }
 
 /* Paused: only the fetcher and the state load touch the memory; then

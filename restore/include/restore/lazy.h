@@ -84,6 +84,10 @@ struct rst_lazy_opts {
 	struct rst_opts restore;   /* config, xenstore, paused: as rst_restore_domain */
 	rst_lazy_failed_fn failed; /* optional */
 	void *failed_opaque;
+	/* Scrubbed frames and UFFDIO_COPY even where the kernel has minor
+	 * faults, which are used by default (restore/lazy.c): the path of
+	 * kernels without them, kept tested. */
+	bool scrubbed;
 };
 
 struct rst_lazy_stats {
