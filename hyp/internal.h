@@ -34,6 +34,10 @@ struct hyp_mem {
 	uint64_t cursor;	/* next-fit search start */
 	uint64_t *m2p;		/* frame -> (domid << 48 | gfn), lazily touched */
 	pthread_mutex_t lock;
+	/* touches the M2P's pages once, in the background (mem.c) */
+	pthread_t toucher;
+	bool toucher_on;
+	volatile int toucher_stop;
 };
 
 int hyp__mem_init(struct hyp_mem *m, uint64_t bytes);

@@ -18,6 +18,24 @@
 #include "common/log.h"
 #include "internal.h"
 
+/*
+ * The M2P's pages, touched once each while ferryd is idle. On these
+ * machines (guests of a shadow-paging hypervisor) the first touch of an
+ * anonymous page costs 10-30 us, and a domain built on frames never used
+ * since start paid it for its share of the M2P: 2 MiB per GiB, 13-20 ms
+ * of a lazy restore's 10 ms budget. An atomic add of zero writes the
+ * page without changing an entry an allocation wrote meanwhile.
+ */
+static void *touch_m2p(void *arg)
+{
+	struct hyp_mem *m = arg;
+	uint64_t per_page = PAGE_SIZE / sizeof(*m->m2p);
+
+	for (uint64_t f = 0; f < m->nframes && !m->toucher_stop; f += per_page)
+		__atomic_fetch_add(&m->m2p[f], 0, __ATOMIC_RELAXED);
+	return NULL;
+}
+
 int hyp__mem_init(struct hyp_mem *m, uint64_t bytes)
 {
 	uint64_t words;
@@ -59,6 +77,8 @@ int hyp__mem_init(struct hyp_mem *m, uint64_t bytes)
 		m->free_map[words - 1] = (1ULL << (m->nframes % 64)) - 1;
 	m->nfree = m->nframes;
 	pthread_mutex_init(&m->lock, NULL);
+	/* Without it the first domains only pay the touches themselves. */
+	m->toucher_on = !pthread_create(&m->toucher, NULL, touch_m2p, m);
 	return 0;
 
 err_maps:
@@ -75,6 +95,10 @@ err_fd:
 
 void hyp__mem_fini(struct hyp_mem *m)
 {
+	if (m->toucher_on) {
+		m->toucher_stop = 1;
+		pthread_join(m->toucher, NULL);
+	}
 	munmap(m->free_map, BITMAP_BYTES(m->nframes));
 	munmap(m->warm_map, BITMAP_BYTES(m->nframes));
 	munmap(m->m2p, m->nframes * 8);
