@@ -414,6 +414,8 @@ struct sjob {
 	 * job of its own waits for them once the reply is out */
 	bool lazy;
 	struct rst_lazy *lz;
+	/* from the request's arrival (t_req) until the domain runs */
+	struct timespec t_req;
 	double to_running_s;
 	bool held_old; /* lazy replace: the old domain kept, paused, until
 			* every page is in (the wait job owns its claim) */
@@ -617,12 +619,20 @@ static void lazy_failed(void *opaque, uint32_t domid, const char *msg)
 
 /* Under the repository's lock: the domain from snapshot j->name, its
  * memory served lazily from the repository's packs (snapshot/source.h). */
+/* Seconds since t (CLOCK_MONOTONIC). */
+static double since(const struct timespec *t)
+{
+	struct timespec n;
+
+	clock_gettime(CLOCK_MONOTONIC, &n);
+	return (double)(n.tv_sec - t->tv_sec) + (double)(n.tv_nsec - t->tv_nsec) / 1e9;
+}
+
 static int lazy_start_snapshot(struct sjob *j, struct snap_repo *r, const struct rst_opts *o)
 {
 	struct rst_lazy_opts lo = {.restore = *o, .failed = lazy_failed};
 	struct snap_source *src;
 	struct strm_io *state;
-	struct timespec t0, t1;
 	int rc;
 
 	rc = snap_source_open(r, j->t.uuid, j->name, &src, j->err, sizeof(j->err));
@@ -634,12 +644,9 @@ static int lazy_start_snapshot(struct sjob *j, struct snap_repo *r, const struct
 		snap_page_source_ops.close(src);
 		return rc;
 	}
-	clock_gettime(CLOCK_MONOTONIC, &t0);
 	rc = rst_lazy_restore(j->srv->hyp, state, &snap_page_source_ops, src, &lo, &j->new_domid,
 			      &j->lz, j->err, sizeof(j->err));
-	clock_gettime(CLOCK_MONOTONIC, &t1);
 	strm_io_close(state); /* it holds a view of the repository */
-	j->to_running_s = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
 	return rc;
 }
 
@@ -792,6 +799,7 @@ restored:
 			log_warn("d%u: cannot unpause after the revert: %s", j->new_domid,
 				 ferry_strerror(rc));
 	}
+	j->to_running_s = since(&j->t_req);
 	if (j->held_old) {
 		struct rst_lazy_stats st;
 
@@ -831,17 +839,14 @@ static void do_lazy_file(struct sjob *j)
 	struct rst_file_source *fs;
 	struct hyp_dom_config cfg;
 	struct strm_io *state;
-	struct timespec t0, t1;
 
-	clock_gettime(CLOCK_MONOTONIC, &t0);
 	j->rc = rst_file_source_open(j->path, &fs, &state, j->err, sizeof(j->err));
 	if (j->rc)
 		return;
 	j->rc = rst_lazy_restore(h, state, &rst_file_source_ops, fs, &lo, &j->new_domid, &j->lz,
 				 j->err, sizeof(j->err));
-	clock_gettime(CLOCK_MONOTONIC, &t1);
 	strm_io_close(state);
-	j->to_running_s = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+	j->to_running_s = since(&j->t_req);
 	if (j->rc)
 		return;
 	if (strm_cancel_fired(j->job.cancel)) {
@@ -1185,6 +1190,7 @@ static struct sjob *sjob_new(struct ctl_client *cl, const struct xlm_req *req, b
 		REPLY_ERR(cl, req, -ENOMEM, "out of memory");
 		return NULL;
 	}
+	clock_gettime(CLOCK_MONOTONIC, &j->t_req);
 	j->job.cl = cl;
 	j->id = req->id;
 	j->has_id = req->has_id;

@@ -314,6 +314,8 @@ static void show_revert(yajl_val r)
 	       YAJL_IS_TRUE(yajl_tree_get(r, (const char *[]){"replaced", NULL}, yajl_t_any))
 		       ? " (the running domain was replaced)"
 		       : "");
+	printf("  running after     %.2f ms (from ferryd's receipt of the request)\n",
+	       xlm_json_double(r, "to_running_ms"));
 }
 
 int xlm_cmd_snapshot_revert(int argc, char **argv)
