@@ -85,7 +85,7 @@ static int show(yajl_val result, bool json)
  * all); 0 with *root to free, or -errno. */
 static int sched_list(const char *domain, yajl_val *root, yajl_val *result)
 {
-	struct sched_args a = { .domain = domain };
+	struct sched_args a = {.domain = domain};
 	struct xlm_client c;
 	int rc = xlm_client_connect(&c, xlm_socket_path);
 
