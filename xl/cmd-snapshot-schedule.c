@@ -81,22 +81,44 @@ static int show(yajl_val result, bool json)
 	return 0;
 }
 
-void xlm_snapshot_schedule_note(const char *domain)
+/* One try of the snapshot-schedule op listing domain's schedules (NULL:
+ * all); 0 with *root to free, or -errno. */
+static int sched_list(const char *domain, yajl_val *root, yajl_val *result)
 {
-	struct sched_args a = { .domain = domain };
+	struct sched_args a = {.domain = domain};
+	struct xlm_client c;
+	int rc = xlm_client_connect(&c, xlm_socket_path);
+
+	if (rc)
+		return rc;
+	rc = xlm_client_call(&c, "snapshot-schedule", args_sched, &a, root, result);
+	xlm_client_close(&c);
+	return rc;
+}
+
+int xlm_snapshot_schedules(const char *domain, yajl_val snaps, yajl_val *root, yajl_val *result)
+{
+	const char *uuid = NULL;
+	int rc = sched_list(domain, root, result);
+
+	if (!rc || !domain)
+		return rc;
+	/* A domain that is gone is known to the schedules by its UUID only,
+	 * which its snapshots carry. */
+	if (YAJL_IS_ARRAY(snaps) && snaps->u.array.len)
+		uuid = xlm_json_str(snaps->u.array.values[0], "uuid");
+	return uuid ? sched_list(uuid, root, result) : rc;
+}
+
+void xlm_snapshot_schedule_note(const char *domain, yajl_val snaps)
+{
 	char last[32], next[32], every[16];
 	long long keep = 0, runs = 0, missed = 0, t = 0;
-	struct xlm_client c;
 	yajl_val root, result, s;
 	const char *state, *res, *why, *name;
 
-	if (xlm_client_connect(&c, xlm_socket_path))
+	if (xlm_snapshot_schedules(domain, snaps, &root, &result))
 		return;
-	if (xlm_client_call(&c, "snapshot-schedule", args_sched, &a, &root, &result)) {
-		xlm_client_close(&c);
-		return;
-	}
-	xlm_client_close(&c);
 	for (size_t i = 0; YAJL_IS_ARRAY(result) && i < result->u.array.len; i++) {
 		s = result->u.array.values[i];
 		state = xlm_json_str(s, "state");

@@ -11,6 +11,7 @@
  * a domain here, or one that is gone by the name it had at its last
  * snapshot or by its UUID.
  */
+#include <errno.h>
 #include <getopt.h>
 #include <limits.h>
 #include <stdio.h>
@@ -19,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/err.h"
 #include "xl.h"
 
 enum { O_JSON = 256, O_LAZY };
@@ -216,19 +218,59 @@ static void show_list(yajl_val r)
 	}
 }
 
+/* --json: {"snapshots": the snapshot-list op's array, "schedules": the
+ * snapshot-schedule op's array for the same domain (or all)}, what the
+ * text shows. A schedule ferryd cannot list fails it rather than looking
+ * like none. */
+static int print_list_json(const char *domain, yajl_val snaps)
+{
+	yajl_val root, scheds;
+	yajl_gen g;
+	const unsigned char *buf;
+	size_t len;
+	int rc = xlm_snapshot_schedules(domain, snaps, &root, &scheds);
+
+	if (rc)
+		return xlm_fail("cannot list the snapshot schedules: %s", ferry_strerror(rc));
+	g = yajl_gen_alloc(NULL);
+	rc = g ? 0 : -ENOMEM;
+	rc = rc ?: xlm_gen_map_open(g) ?: xlm_gen_str(g, "snapshots") ?: xlm_gen_tree(g, snaps) ?:
+	     xlm_gen_str(g, "schedules") ?: xlm_gen_tree(g, scheds) ?: xlm_gen_map_close(g);
+	if (!rc && yajl_gen_get_buf(g, &buf, &len) == yajl_gen_status_ok)
+		printf("%.*s\n", (int)len, (const char *)buf);
+	else
+		rc = xlm_fail("cannot encode the list: %s", ferry_strerror(rc ?: -EINVAL));
+	if (g)
+		yajl_gen_free(g);
+	yajl_tree_free(root);
+	return rc;
+}
+
 int xlm_cmd_snapshot_list(int argc, char **argv)
 {
 	struct snap_args a = {0};
 	char *pos[1] = {NULL};
+	struct xlm_client c;
+	yajl_val root, result;
 	int rc = parse(argc, argv, "snapshot-list", "l", 0, 1, &a, pos);
 
 	if (rc >= 0)
 		return rc;
 	a.domain = pos[0];
 	list_long = a.longfmt;
-	rc = call("snapshot-list", &a, show_list, NULL, NULL);
-	if (!rc && !a.json)
-		xlm_snapshot_schedule_note(a.domain);
+	if (xlm_connect(&c))
+		return XL_EXIT_FAIL;
+	rc = xlm_call(&c, "snapshot-list", args_snap, &a, &root, &result);
+	xlm_client_close(&c);
+	if (rc)
+		return XL_EXIT_FAIL;
+	if (a.json) {
+		rc = print_list_json(a.domain, result);
+	} else {
+		show_list(result);
+		xlm_snapshot_schedule_note(a.domain, result);
+	}
+	yajl_tree_free(root);
 	return rc;
 }
 

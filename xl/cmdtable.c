@@ -190,7 +190,11 @@ const struct xlm_cmd xlm_cmds[] = {
 	  "[options] [<Domain>]",
 	  "-h                      Print this help.\n"
 	  "-l, --long              Also show each domain's UUID.\n"
-	  "--json                  Print the list as JSON on stdout.\n"
+	  "--json                  Print {\"snapshots\": [...], \"schedules\": [...]}\n"
+	  "                        as JSON on stdout (the schedules as\n"
+	  "                        snapshot-schedule --json shows them).\n"
+	  "The list ends with the domain's (or every) snapshot schedule: its last,\n"
+	  "next and missed runs.\n"
 	  "Domain may be a domain that is gone, by the name it had at its last\n"
 	  "snapshot or by its UUID: snapshots belong to the UUID." },
 	{ "snapshot-delete", xlm_cmd_snapshot_delete,

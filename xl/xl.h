@@ -100,9 +100,13 @@ int xlm_cmd_snapshot_verify(int argc, char **argv);
 int xlm_cmd_snapshot_export(int argc, char **argv);
 int xlm_cmd_snapshot_revert(int argc, char **argv);
 int xlm_cmd_snapshot_schedule(int argc, char **argv);
+/* The snapshot-schedule op's array of domain's schedules (NULL: all); a
+ * domain that is gone is looked up by the UUID of snaps (its snapshot-list
+ * array). 0 with *root to free, or -errno. */
+int xlm_snapshot_schedules(const char *domain, yajl_val snaps, yajl_val *root, yajl_val *result);
 /* After xl snapshot-list: a line per schedule of domain (NULL: all), its
  * last, next and missed runs; nothing if none or ferryd cannot say. */
-void xlm_snapshot_schedule_note(const char *domain);
+void xlm_snapshot_schedule_note(const char *domain, yajl_val snaps);
 int xlm_cmd_help(int argc, char **argv);
 
 #endif

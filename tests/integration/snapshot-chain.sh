@@ -72,7 +72,7 @@ snaps() {
 	xl snapshot-list --json "$1" >"$TMP/list.json" 2>/dev/null || return 1
 	python3 -c '
 import json, sys
-v = [s for s in json.load(open(sys.argv[1])) if s["state"] == "complete"]
+v = [s for s in json.load(open(sys.argv[1]))["snapshots"] if s["state"] == "complete"]
 for s in sorted(v, key=lambda s: (s["time"], s["name"])):
     print(s["name"], s.get("parent") or "-")' "$TMP/list.json"
 }

@@ -7,7 +7,8 @@
 #  2. a verify guest with --every 2s --keep 3: after ~10 s at most 3 auto
 #     snapshots are listed, they are the newest, the chain is incremental,
 #     and a user-named snapshot taken before them survives the pruning;
-#     snapshot-list shows the schedule (last, next, missed)
+#     snapshot-list shows the schedule (last, next, missed), and so does
+#     its --json ({"snapshots": [...], "schedules": [...]})
 #  3. a run while another operation holds the domain (xl save -c to a FIFO
 #     nobody reads yet) is reported skipped, with the reason and missed
 #     count, and the schedule runs again once the save is done
@@ -18,7 +19,8 @@
 #  5. --off stops it (no new auto snapshot, the file is gone, the
 #     snapshots stay); a verify of the repository passes
 #  6. xl.cfg keys create a schedule at xl create; bad keys refuse the create;
-#     its domain destroyed, the schedule waits idle, and resumes (nothing
+#     its domain destroyed, the schedule waits idle (snapshot-list --json
+#     of the domain by the name it had shows it), and resumes (nothing
 #     missed) when a domain with its UUID is created again
 #  7. a full disk (the repository on an 8 MiB tmpfs, when one can be
 #     mounted): the run is reported skipped naming it, the guest runs on
@@ -92,7 +94,7 @@ snaps() {
 	xl snapshot-list --json "$1" >"$TMP/list.json" 2>/dev/null || return 1
 	python3 -c '
 import json, sys
-v = [s for s in json.load(open(sys.argv[1])) if s["state"] == "complete"]
+v = [s for s in json.load(open(sys.argv[1]))["snapshots"] if s["state"] == "complete"]
 for s in sorted(v, key=lambda s: (s["time"], len(s["name"]), s["name"])):
     print(s["name"])' "$TMP/list.json"
 }
@@ -154,6 +156,20 @@ table_has() { xl snapshot-schedule | grep -qE "^$VM +2s +3 "; }
 check "the table shows the schedule" table_has
 list_has() { xl snapshot-list "$VM" | grep -qE "^schedule of $VM: every 2s, keep 3; last run .*missed"; }
 check "snapshot-list shows the schedule's last and next runs and missed" list_has
+# list_json DOMAIN PYTHON-EXPR: true if the expression holds on v, xl
+# snapshot-list --json of DOMAIN (its snapshots and its schedules)
+list_json() {
+	xl snapshot-list --json "$1" >"$TMP/list-s.json" 2>/dev/null &&
+		python3 -c "import json, sys; v = json.load(open(sys.argv[1])); sys.exit(not ($2))" \
+			"$TMP/list-s.json" || { echo "# listed: $(cat "$TMP/list-s.json")"; return 1; }
+}
+check "snapshot-list --json: the snapshots and the schedule (every, keep, last, next, missed)" \
+	list_json "$VM" 'sorted(v) == ["schedules", "snapshots"] and "mine" in [x["name"] for x in v["snapshots"]]
+	and len(v["schedules"]) == 1 and (lambda s: s["name"] == "'"$VM"'" and s["every"] == "2s"
+	and s["keep"] == 3 and s["runs"] >= 4 and s["missed"] >= 0 and s["next_due"] >= s["last_run"] > 0
+	and s["last_result"] == "ok")(v["schedules"][0])'
+check "... the schedule as snapshot-schedule --json shows it" \
+	list_json "$VM" 'v["schedules"][0]["uuid"] == "'"$(sched "$VM" 's["uuid"]')"'"'
 
 # ---- 3. a run while another operation holds the domain ----------------------
 mkfifo "$TMP/hold.fifo"
@@ -252,6 +268,8 @@ cfg_uuid=$(sched sscfg 's["uuid"]')
 check "xl destroy of a scheduled domain" quiet xl destroy sscfg
 idle() { [[ "$(xl snapshot-schedule --json "$cfg_uuid" | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["state"])')" == idle ]]; }
 check "its schedule stays, idle" until_true 5 idle
+check "snapshot-list --json of the gone domain (by its name) shows it, idle" \
+	list_json sscfg '[(s["uuid"], s["state"]) for s in v["schedules"]] == [("'"$cfg_uuid"'", "idle")]'
 idle_runs=$(xl snapshot-schedule --json "$cfg_uuid" | python3 -c 'import json,sys; s = json.load(sys.stdin)[0]; print(s["runs"], s["missed"])')
 sleep 3
 cfg sscfg 64 "workload=idle" "uuid = \"$cfg_uuid\"
