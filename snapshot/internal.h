@@ -134,6 +134,9 @@ enum snap_page_kind snap_view_kind(const struct snap_view *v, uint64_t pfn);
  * (snapshot/source.c reads them with fds of its own). */
 enum snap_page_kind snap_view_where(const struct snap_view *v, uint64_t pfn, uint32_t *pack,
 				    uint32_t *slot);
+/* Hands v's per-pfn refs ((pack << 32 | slot) + 1; 0: zeros) to the
+ * caller, who frees them; v keeps none (snapshot/source.c). */
+uint64_t *snap_view_take_refs(struct snap_view *v);
 /* read.c: the page in slot of the pack file fd (path) into buf, checked
  * against its SHA-256 want; -EIO naming label (UUID/NAME), pfn and path. */
 int snap_slot_read(int fd, const char *path, uint32_t slot, const uint8_t *want,

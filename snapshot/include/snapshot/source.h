@@ -6,10 +6,11 @@
  * pages from its fault thread and its fetcher while ferryd goes on using
  * the repository (snapshots of the restored domain among them). So the
  * source does not keep a view: snap_source_open, called under the
- * repository's lock, resolves the snapshot through its parents once and
- * copies what its reads need (per pfn the pack and slot holding the page,
- * and its SHA-256), with read fds of its own on the pack files. From then
- * on it never touches the repository. Every page read is checked against
+ * repository's lock, resolves the snapshot through its parents once (per
+ * pfn the pack and slot holding the page) and opens read fds of its own
+ * on the packs' data and index files (the index, replaced only by rename,
+ * gives each page's SHA-256 as the page is read). From then on it never
+ * touches the repository. Every page read is checked against
  * its SHA-256: a pack file damaged, or a page reclaimed because the
  * snapshot was deleted meanwhile, fails the read (-EIO, the snapshot, file
  * and pfn named) and so pauses the lazily restored domain, never runs it
