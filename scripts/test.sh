@@ -4,15 +4,26 @@
 # Tests that need /dev/kvm skip with a reason where it is missing.
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
+
+# Every step's wall time, printed as it ends and in a table at the end:
+# CI's limit is 45 minutes, and the log says where they go.
+steps=() secs=()
+t_all=$SECONDS
+t0=$SECONDS
 "$root/scripts/build.sh" --asan || { echo "test: build failed"; exit 1; }
+steps+=("builds: normal and ASan+UBSan") secs+=($((SECONDS - t0)))
+echo "=== ${steps[-1]}: ${secs[-1]} s"
 
 passed=0 failed=0
 failures=()
 run() { # name command...
-	local name=$1
+	local name=$1 t0=$SECONDS rc=0
 	shift
 	echo "=== $name"
-	if "$@"; then
+	"$@" || rc=$?
+	steps+=("$name") secs+=($((SECONDS - t0)))
+	echo "=== $name: $((SECONDS - t0)) s"
+	if ((rc == 0)); then
 		passed=$((passed + 1))
 	else
 		failed=$((failed + 1))
@@ -34,9 +45,9 @@ done
 # What a user may build besides the two builds above: Release with gcc (-O3
 # finds warnings -O2 does not) and clang. Built only, no tests run in them.
 other_builds() {
-	local rc=0 cc type b
+	local rc=0 cc type b t0
 	for b in gcc:Release clang:RelWithDebInfo; do
-		cc=${b%%:*} type=${b#*:}
+		cc=${b%%:*} type=${b#*:} t0=$SECONDS
 		if ! { CC=$cc cmake -S "$root" -B "$root/build-$cc-$type" \
 			-DCMAKE_BUILD_TYPE="$type" >/dev/null &&
 			cmake --build "$root/build-$cc-$type" -j"$(nproc)" \
@@ -45,6 +56,7 @@ other_builds() {
 			grep -E 'error|warning' "$root/build-$cc-$type/build.log" | head -20
 			rc=1
 		fi
+		echo "build $cc $type: $((SECONDS - t0)) s"
 	done
 	return $rc
 }
@@ -52,9 +64,10 @@ run "builds: gcc Release, clang RelWithDebInfo" other_builds
 
 # Parsers of untrusted input, fuzzed for a bounded time (clang + libFuzzer).
 fuzz() {
-	local b=$root/build-fuzz
+	local b=$root/build-fuzz t0=$SECONDS
 	CC=clang cmake -S "$root" -B "$b" -DFERRY_FUZZ=ON >/dev/null &&
 		cmake --build "$b" -j"$(nproc)" >/dev/null || return 1
+	echo "build fuzz (clang, libFuzzer): $((SECONDS - t0)) s"
 	local rc=0 t name corpus
 	for t in "$b"/tests/fuzz/fuzz-*; do
 		[ -x "$t" ] || continue
@@ -77,6 +90,11 @@ fuzz() {
 run "fuzz targets" fuzz
 
 echo
+echo "test: wall time per step"
+for i in "${!steps[@]}"; do
+	printf '%6d s  %s\n' "${secs[i]}" "${steps[i]}"
+done
+printf '%6d s  total\n' $((SECONDS - t_all))
 if ((failed)); then
 	printf 'test: failed: %s\n' "${failures[@]}"
 fi
