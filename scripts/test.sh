@@ -74,23 +74,37 @@ fuzz() {
 	CC=clang cmake -S "$root" -B "$b" -DFERRY_FUZZ=ON >/dev/null &&
 		cmake --build "$b" -j"$(nproc)" --target "${targets[@]}" >/dev/null || return 1
 	echo "build fuzz (clang, libFuzzer): $((SECONDS - t0)) s"
-	local rc=0 t name corpus
+	# Each target is one process on one core for its time: as many at
+	# once as there are cores, each printed whole when it ends.
+	local rc=0 name out=$(mktemp -d) pids=() names=() i
 	for t in "$b"/tests/fuzz/fuzz-*; do
 		[ -x "$t" ] || continue
 		name=${t##*/fuzz-}
-		corpus=$(mktemp -d)
-		cp -r "$root/tests/fuzz/corpus/$name/." "$corpus/" 2>/dev/null || true
-		[ "$name" = elf ] && cp "$root/build/guests/ferry-guest.elf" "$corpus/"
-		echo "fuzz-$name: ${FERRY_FUZZ_SECONDS:-20} s"
-		if ! (cd "$corpus" && timeout 300 "$t" -max_total_time="${FERRY_FUZZ_SECONDS:-20}" \
-			-print_final_stats=1 . >fuzz.log 2>&1); then
-			tail -30 "$corpus/fuzz.log"
-			rc=1
-		else
-			grep -E "stat::number_of_executed_units" "$corpus/fuzz.log" || true
-		fi
-		rm -rf "$corpus"
+		while (($(jobs -pr | wc -l) >= $(nproc))); do wait -n; done
+		fuzz_one "$t" "$name" >"$out/$name" 2>&1 &
+		pids+=($!) names+=("$name")
 	done
+	for i in "${!pids[@]}"; do
+		wait "${pids[i]}" || rc=1
+		cat "$out/${names[i]}"
+	done
+	rm -rf "$out"
+	return $rc
+}
+fuzz_one() { # TARGET NAME: fuzzes for FERRY_FUZZ_SECONDS from the corpus
+	local t=$1 name=$2 corpus rc=0
+	corpus=$(mktemp -d)
+	cp -r "$root/tests/fuzz/corpus/$name/." "$corpus/" 2>/dev/null || true
+	[ "$name" = elf ] && cp "$root/build/guests/ferry-guest.elf" "$corpus/"
+	echo "fuzz-$name: ${FERRY_FUZZ_SECONDS:-20} s"
+	if ! (cd "$corpus" && timeout 300 "$t" -max_total_time="${FERRY_FUZZ_SECONDS:-20}" \
+		-print_final_stats=1 . >fuzz.log 2>&1); then
+		tail -30 "$corpus/fuzz.log"
+		rc=1
+	else
+		grep -E "stat::number_of_executed_units" "$corpus/fuzz.log" || true
+	fi
+	rm -rf "$corpus"
 	return $rc
 }
 run "fuzz targets" fuzz
