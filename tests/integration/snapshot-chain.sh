@@ -218,11 +218,11 @@ twins() {
 			{ twins_fail "xl create $d: $(tail -1 "$TMP/twins.err")" "$@"; return 1; }
 	done
 	for d in t1 t2; do
-		for ((i = 0; i < 90; i++)); do
+		for ((i = 0; i < 450; i++)); do
 			grep -q "idle: filled" "$STATE/console/guest-$d.log" 2>/dev/null && break
-			sleep 1
+			sleep 0.2
 		done
-		((i < 90)) || { twins_fail "$d's fill (90 s)" "$@"; return 1; }
+		((i < 450)) || { twins_fail "$d's fill (90 s)" "$@"; return 1; }
 	done
 	b1=$(xl snapshot-create --json t1 | python3 -c 'import json, sys; print(json.load(sys.stdin)["bytes"])')
 	b2=$(xl snapshot-create --json t2 | python3 -c 'import json, sys; print(json.load(sys.stdin)["bytes"])')

@@ -8,8 +8,9 @@
  * taken without it leaves the guest running and is checked through the
  * next, which inherits from it. A failing snapshot leaves the guest
  * running and the chain usable; a deleted parent makes the next one full.
- * The 1 GiB measurement prints pause, duration and bytes (not asserted
- * tightly: other work shares this machine).
+ * A dirtying guest is paused briefly; a paused one's incremental snapshot
+ * holds what changed and keeps the user's pause. The 1 GiB figures are
+ * bench-snapshot's (bench/snapshot.c).
  */
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -437,82 +438,51 @@ Test(snapshot_take, a_chain_outlives_its_domain, .timeout = 120)
 }
 
 /*
- * A 1 GiB guest: a full snapshot then three incremental ones, 2 s apart,
- * idle and while it dirties 256 MiB at 50 and at 200 MiB/s. Printed for
- * the note; asserted only loosely (the machine is shared).
+ * A guest dirtying 128 MiB at 200 MiB/s: a full snapshot then two
+ * incremental ones, each pausing it briefly (1 s: loose, the machine is
+ * shared) and leaving it running. bench-snapshot prints the 1 GiB
+ * figures (idle, 50 and 200 MiB/s) against their targets.
  */
-static void measure(const char *label, const char *cmdline, double warm_s, bool writes)
+Test(snapshot_take, a_dirtying_guest_is_paused_briefly, .timeout = 120)
 {
 	struct snap_take_report rep;
 	struct env e = {0};
-	uint64_t w0 = 0, w1 = 0;
-	double t0, t1, quiet_rate = 0;
 	char name[16];
 
-	env_start(&e, 1024, cmdline, "workload:");
-	usleep((useconds_t)(warm_s * 1e6));
-	for (int i = 0; i < 4; i++) {
+	env_start(&e, 256, "workload=dirty ws=128M rate=200M data=mix", "workload:");
+	usleep(1000 * 1000); /* the working set written whole */
+	for (int i = 0; i < 3; i++) {
 		snprintf(name, sizeof(name), "m%d", i);
-		t0 = ferry_now_s();
-		if (writes)
-			w0 = guest_writes(e.gm.hva, e.gm.size);
 		cr_assert_eq(take(&e, name, false, &rep), 0, "%s", e.err);
-		t1 = ferry_now_s();
-		print_rep(label, name, &rep);
+		print_rep("200MiB/s", name, &rep);
 		expect_running(&e, name);
 		cr_assert_eq(rep.incremental, i > 0);
 		cr_assert_lt(rep.pause_s, 1.0, "%s: a pause of %.1f ms", name, rep.pause_s * 1e3);
-		if (writes) {
-			/* The guest's own pace during the snapshot, against the
-			 * 2 s before it (none before the first). */
-			w1 = guest_writes(e.gm.hva, e.gm.size);
-			printf("%s %s: guest wrote %.0f MiB/s during it, %.0f MiB/s before\n",
-			       label, name, (double)(w1 - w0) * 4096 / (1 << 20) / (t1 - t0),
-			       quiet_rate);
-		}
-		usleep(2 * 1000 * 1000);
-		if (writes)
-			quiet_rate = (double)(guest_writes(e.gm.hva, e.gm.size) - w1) * 4096 /
-				     (1 << 20) / (ferry_now_s() - t1);
+		usleep(300 * 1000);
 	}
 	env_stop(&e);
 }
 
-Test(snapshot_take, measure_1g_idle, .timeout = 300)
-{
-	measure("1g idle", "workload=idle", 1, false);
-}
-
-Test(snapshot_take, measure_1g_dirty_50m, .timeout = 300)
-{
-	/* 256 MiB at 50 MiB/s: the working set is whole after about 5 s. */
-	measure("1g 50MiB/s", "workload=dirty ws=256M rate=50M data=mix", 6, true);
-}
-
-Test(snapshot_take, measure_1g_dirty_200m, .timeout = 300)
-{
-	measure("1g 200MiB/s", "workload=dirty ws=256M rate=200M data=mix", 2, true);
-}
-
 /*
- * The issue's incremental case: a 1 GiB guest that changed 64 MiB since
- * its last snapshot (verify pages: none zero, none alike) and then held
- * still (paused by the toolstack) writes at most 70 MiB. The time is
- * printed against the 0.3 s target.
+ * The issue's incremental case: a guest that changed 64 MiB since its
+ * last snapshot (verify pages: none zero, none alike) and then held still
+ * (paused by the toolstack) writes at most 70 MiB, and the user's pause
+ * stays. bench-snapshot prints the 1 GiB guest's time against the 0.3 s
+ * target.
  */
-Test(snapshot_take, measure_1g_changed_64m, .timeout = 300)
+Test(snapshot_take, a_paused_guest_that_changed_64m_writes_at_most_70m, .timeout = 120)
 {
 	struct snap_take_report full, rep;
 	struct env e = {0};
 
-	env_start(&e, 1024, "workload=verify ws=64M rate=64M", "verify: sweep");
+	env_start(&e, 256, "workload=verify ws=64M rate=64M", "verify: sweep");
 	usleep(1500 * 1000); /* the working set written whole */
 	cr_assert_eq(take(&e, "full", false, &full), 0, "%s", e.err);
-	print_rep("1g changed 64MiB", "full", &full);
+	print_rep("changed 64MiB", "full", &full);
 	usleep(1200 * 1000); /* all of it written again */
 	cr_assert_eq(hyp_domain_pause(e.h, e.id), 0);
 	cr_assert_eq(take(&e, "inc", false, &rep), 0, "%s", e.err);
-	print_rep("1g changed 64MiB", "inc", &rep);
+	print_rep("changed 64MiB", "inc", &rep);
 	cr_assert_eq(info(&e).pause_count, 1, "the user's pause stays");
 	cr_assert_eq(info(&e).op_pause_count, 0);
 	cr_assert(rep.incremental);
