@@ -620,12 +620,8 @@ static double revert_lazy(struct hyp *h, struct snap_repo *r, struct rst_lazy_st
 	uint32_t nid;
 	int rc;
 
-	if (snap_source_open(r, uuid, "r0", &src, err, sizeof(err)))
+	if (snap_source_open_with_state(r, uuid, "r0", &src, &state, err, sizeof(err)))
 		return -1;
-	if (snap_stream_open(r, uuid, "r0", SNAP_STREAM_NO_DATA, &state, err, sizeof(err))) {
-		snap_page_source_ops.close(src);
-		return -1;
-	}
 	rc = rst_lazy_restore(h, state, &snap_page_source_ops, src, &o, &nid, &l, err, sizeof(err));
 	t = ferry_now_s() - t0;
 	strm_io_close(state);

@@ -635,15 +635,10 @@ static int lazy_start_snapshot(struct sjob *j, struct snap_repo *r, const struct
 	struct strm_io *state;
 	int rc;
 
-	rc = snap_source_open(r, j->t.uuid, j->name, &src, j->err, sizeof(j->err));
+	rc = snap_source_open_with_state(r, j->t.uuid, j->name, &src, &state, j->err,
+					 sizeof(j->err));
 	if (rc)
 		return rc;
-	rc = snap_stream_open(r, j->t.uuid, j->name, SNAP_STREAM_NO_DATA, &state, j->err,
-			      sizeof(j->err));
-	if (rc) {
-		snap_page_source_ops.close(src);
-		return rc;
-	}
 	rc = rst_lazy_restore(j->srv->hyp, state, &snap_page_source_ops, src, &lo, &j->new_domid,
 			      &j->lz, j->err, sizeof(j->err));
 	strm_io_close(state); /* it holds a view of the repository */

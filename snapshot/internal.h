@@ -134,9 +134,11 @@ enum snap_page_kind snap_view_kind(const struct snap_view *v, uint64_t pfn);
  * (snapshot/source.c reads them with fds of its own). */
 enum snap_page_kind snap_view_where(const struct snap_view *v, uint64_t pfn, uint32_t *pack,
 				    uint32_t *slot);
-/* Hands v's per-pfn refs ((pack << 32 | slot) + 1; 0: zeros) to the
- * caller, who frees them; v keeps none (snapshot/source.c). */
-uint64_t *snap_view_take_refs(struct snap_view *v);
+/* snap_stream_open's stream made from view v, which it borrows: v must
+ * outlive the stream's reads (snapshot/source.c). */
+struct strm_io;
+int snap_stream_of_view(struct snap_view *v, const char *label, unsigned flags,
+			struct strm_io **out, char *err, size_t errlen);
 /* read.c: the page in slot of the pack file fd (path) into buf, checked
  * against its SHA-256 want; -EIO naming label (UUID/NAME), pfn and path. */
 int snap_slot_read(int fd, const char *path, uint32_t slot, const uint8_t *want,

@@ -188,14 +188,6 @@ enum snap_page_kind snap_view_where(const struct snap_view *v, uint64_t pfn, uin
 	return kind;
 }
 
-uint64_t *snap_view_take_refs(struct snap_view *v)
-{
-	uint64_t *refs = v->refs;
-
-	v->refs = NULL;
-	return refs;
-}
-
 void snap_view_close(struct snap_view *v)
 {
 	if (!v)

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MIT
 /*
  * A snapshot as a lazy restore's page source (snapshot/source.h): reads
- * never touch the repository. At open the view's per-pfn refs are taken
- * over (no copy) and every pack they name is opened, its data file and
+ * never touch the repository. At open the view is kept (its per-pfn pack
+ * and slot, not copied) and every pack it names is opened, its data file and
  * its index (the slots' SHA-256s): an index is only ever replaced by a
  * rename, so the fd keeps the slots that existed at open, and a page's
  * checksum is read from it when the page is. Copying the checksums out at
@@ -22,6 +22,7 @@
 #include "common/err.h"
 #include "internal.h"
 #include "snapshot/source.h"
+#include "snapshot/stream.h"
 
 struct src_pack {
 	uint32_t id;
@@ -33,7 +34,7 @@ struct src_pack {
 struct snap_source {
 	char label[SNAP_NAME_MAX + 40]; /* UUID/NAME for messages */
 	uint64_t pages;
-	uint64_t *refs; /* per pfn: (pack id << 32 | slot) + 1; 0: zeros */
+	struct snap_view *v; /* only its pfns' pack and slot are read */
 	struct src_pack *packs;
 	size_t npacks;
 	size_t last; /* the pack last looked up */
@@ -52,7 +53,7 @@ static void source_close(void *p)
 			close(s->packs[i].idx_fd);
 	}
 	free(s->packs);
-	free(s->refs);
+	snap_view_close(s->v);
 	free(s);
 }
 
@@ -114,13 +115,13 @@ int snap_source_open(struct snap_repo *r, const uint8_t uuid[16], const char *na
 	if (rc)
 		goto err;
 	s->pages = snap_view_pages(v);
-	s->refs = snap_view_take_refs(v);
+	s->v = v;
+	v = NULL;
 	for (uint64_t pfn = 0; !rc && pfn < s->pages; pfn++) {
-		uint64_t ref = s->refs[pfn];
-		uint32_t pack = (uint32_t)((ref - 1) >> 32), slot = (uint32_t)(ref - 1);
+		uint32_t pack, slot;
 		int64_t i;
 
-		if (!ref || pack >= SNAP_PACK_HOLE)
+		if (snap_view_where(s->v, pfn, &pack, &slot) != SNAP_PAGE_DATA)
 			continue;
 		rc = pack_add(s, r, pack, err, errlen);
 		i = rc ? -1 : pack_find(s, pack);
@@ -131,7 +132,6 @@ int snap_source_open(struct snap_repo *r, const uint8_t uuid[16], const char *na
 	}
 	if (rc)
 		goto err;
-	snap_view_close(v);
 	*out = s;
 	return 0;
 
@@ -141,23 +141,38 @@ err:
 	return rc;
 }
 
+int snap_source_open_with_state(struct snap_repo *r, const uint8_t uuid[16], const char *name,
+				struct snap_source **out, struct strm_io **state, char *err,
+				size_t errlen)
+{
+	int rc = snap_source_open(r, uuid, name, out, err, errlen);
+
+	if (rc)
+		return rc;
+	/* The stream reads only the view's holes and its state, both fixed
+	 * at open: the fault thread's reads of the same view do not race. */
+	rc = snap_stream_of_view((*out)->v, (*out)->label, SNAP_STREAM_NO_DATA, state, err,
+				 errlen);
+	if (rc) {
+		source_close(*out);
+		*out = NULL;
+	}
+	return rc;
+}
+
 static int source_fetch(void *p, uint64_t pfn, void *buf, char *err, size_t errlen)
 {
 	struct snap_source *s = p;
 	uint8_t hash[SNAP_HASH_LEN];
 	const struct src_pack *pk;
 	uint32_t pack, slot;
-	uint64_t ref;
 	ssize_t n;
 
 	if (pfn >= s->pages)
 		return snap_fail(-ERANGE, err, errlen,
 				 "snapshot %s: pfn %#" PRIx64 " is past its %" PRIu64 " pages",
 				 s->label, pfn, s->pages);
-	ref = s->refs[pfn];
-	pack = (uint32_t)((ref - 1) >> 32);
-	slot = (uint32_t)(ref - 1);
-	if (!ref || pack >= SNAP_PACK_HOLE) {
+	if (snap_view_where(s->v, pfn, &pack, &slot) != SNAP_PAGE_DATA) {
 		memset(buf, 0, SNAP_PAGE_SIZE); /* a zero page, or a hole */
 		return 0;
 	}

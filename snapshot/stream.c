@@ -27,6 +27,7 @@ enum phase { PH_HEAD, PH_DATA, PH_HOLES, PH_TAIL, PH_DONE };
 
 struct snap_stream {
 	struct snap_view *v;
+	bool borrowed; /* v is the caller's (snap_stream_of_view) */
 	struct strm_io *io; /* for the read callback's messages */
 	const uint8_t *state;
 	size_t state_len, splice; /* the state's bytes up to STATIC_DATA_END */
@@ -201,28 +202,21 @@ static void stream_free(void *opaque)
 {
 	struct snap_stream *s = opaque;
 
-	snap_view_close(s->v);
+	if (!s->borrowed)
+		snap_view_close(s->v);
 	strm_enc_free(s->enc);
 	free(s->pages);
 	free(s);
 }
 
-int snap_stream_open(struct snap_repo *r, const uint8_t uuid[16], const char *name, unsigned flags,
+/* The stream of view v (s->v, owned unless s->borrowed). */
+static int stream_of(struct snap_stream *s, const char *label, unsigned flags,
 		     struct strm_io **out, char *err, size_t errlen)
 {
-	struct snap_stream *s = calloc(1, sizeof(*s));
-	char label[SNAP_NAME_MAX + 40];
 	const void *state;
 	int rc;
 
-	snap_uuid_str(uuid, label);
-	snprintf(label + 36, sizeof(label) - 36, "/%s", name);
-	if (!s)
-		return snap_fail(-ENOMEM, err, errlen, "snapshot %s: out of memory", label);
 	s->flags = flags;
-	rc = snap_view_open(r, uuid, name, &s->v, err, errlen);
-	if (rc)
-		goto fail;
 	rc = snap_view_state(s->v, &state, &s->state_len);
 	if (rc) {
 		snap_fail(rc, err, errlen, "snapshot %s: no state was stored with it", label);
@@ -247,6 +241,37 @@ int snap_stream_open(struct snap_repo *r, const uint8_t uuid[16], const char *na
 fail:
 	stream_free(s);
 	return rc;
+}
+
+int snap_stream_open(struct snap_repo *r, const uint8_t uuid[16], const char *name, unsigned flags,
+		     struct strm_io **out, char *err, size_t errlen)
+{
+	struct snap_stream *s = calloc(1, sizeof(*s));
+	char label[SNAP_NAME_MAX + 40];
+	int rc;
+
+	snap_uuid_str(uuid, label);
+	snprintf(label + 36, sizeof(label) - 36, "/%s", name);
+	if (!s)
+		return snap_fail(-ENOMEM, err, errlen, "snapshot %s: out of memory", label);
+	rc = snap_view_open(r, uuid, name, &s->v, err, errlen);
+	if (rc) {
+		free(s);
+		return rc;
+	}
+	return stream_of(s, label, flags, out, err, errlen);
+}
+
+int snap_stream_of_view(struct snap_view *v, const char *label, unsigned flags,
+			struct strm_io **out, char *err, size_t errlen)
+{
+	struct snap_stream *s = calloc(1, sizeof(*s));
+
+	if (!s)
+		return snap_fail(-ENOMEM, err, errlen, "snapshot %s: out of memory", label);
+	s->v = v;
+	s->borrowed = true;
+	return stream_of(s, label, flags, out, err, errlen);
 }
 
 int snap_export(struct snap_repo *r, const uint8_t uuid[16], const char *name, int fd,

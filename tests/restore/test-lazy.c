@@ -716,10 +716,8 @@ static struct rst_lazy *lazy_snapshot(struct orig *o, struct snap_repo *r, const
 	struct rst_lazy *l;
 	char err[512] = "";
 
-	cr_assert_eq(snap_source_open(r, snap_uuid, "s", &src, err, sizeof(err)), 0, "%s", err);
-	cr_assert_eq(
-		snap_stream_open(r, snap_uuid, "s", SNAP_STREAM_NO_DATA, &state, err, sizeof(err)),
-		0, "%s", err);
+	cr_assert_eq(snap_source_open_with_state(r, snap_uuid, "s", &src, &state, err, sizeof(err)),
+		     0, "%s", err);
 	if (damage_at) {
 		char cmd[PATH_MAX];
 
