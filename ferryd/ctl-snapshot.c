@@ -783,10 +783,6 @@ restored:
 			log_warn("d%u: cannot rename the reverted copy to '%s': %s", j->new_domid,
 				 name, ferry_strerror(rc));
 	}
-	if (!hyp_domain_config(h, j->new_domid, &cfg)) {
-		ctl__record_write(j->srv, j->new_domid, &cfg);
-		owners_note(j->srv->snap, cfg.uuid, cfg.name);
-	}
 	ctl__xs_domain_add(j->srv, j->new_domid);
 	if (!j->paused) {
 		rc = hyp_domain_unpause(h, j->new_domid);
@@ -795,6 +791,11 @@ restored:
 				 ferry_strerror(rc));
 	}
 	j->to_running_s = since(&j->t_req);
+	/* Bookkeeping, with its fsyncs, once the guest runs. */
+	if (!hyp_domain_config(h, j->new_domid, &cfg)) {
+		ctl__record_write(j->srv, j->new_domid, &cfg);
+		owners_note(j->srv->snap, cfg.uuid, cfg.name);
+	}
 	if (j->held_old) {
 		struct rst_lazy_stats st;
 
