@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "common/afile.h"
+#include "common/clock.h"
 #include "common/err.h"
 #include "common/log.h"
 #include "internal.h"
@@ -414,9 +415,8 @@ struct sjob {
 	 * job of its own waits for them once the reply is out */
 	bool lazy;
 	struct rst_lazy *lz;
-	/* from the request's arrival (t_req) until the domain runs */
-	struct timespec t_req;
-	double to_running_s;
+	double t_req;	     /* ferry_now_s() at the request's arrival */
+	double to_running_s; /* from t_req until the domain runs */
 	bool held_old; /* lazy replace: the old domain kept, paused, until
 			* every page is in (the wait job owns its claim) */
 	int rc;
@@ -619,15 +619,6 @@ static void lazy_failed(void *opaque, uint32_t domid, const char *msg)
 
 /* Under the repository's lock: the domain from snapshot j->name, its
  * memory served lazily from the repository's packs (snapshot/source.h). */
-/* Seconds since t (CLOCK_MONOTONIC). */
-static double since(const struct timespec *t)
-{
-	struct timespec n;
-
-	clock_gettime(CLOCK_MONOTONIC, &n);
-	return (double)(n.tv_sec - t->tv_sec) + (double)(n.tv_nsec - t->tv_nsec) / 1e9;
-}
-
 static int lazy_start_snapshot(struct sjob *j, struct snap_repo *r, const struct rst_opts *o)
 {
 	struct rst_lazy_opts lo = {.restore = *o, .failed = lazy_failed};
@@ -790,7 +781,7 @@ restored:
 			log_warn("d%u: cannot unpause after the revert: %s", j->new_domid,
 				 ferry_strerror(rc));
 	}
-	j->to_running_s = since(&j->t_req);
+	j->to_running_s = ferry_now_s() - j->t_req;
 	/* Bookkeeping, with its fsyncs, once the guest runs. */
 	if (!hyp_domain_config(h, j->new_domid, &cfg)) {
 		ctl__record_write(j->srv, j->new_domid, &cfg);
@@ -842,7 +833,7 @@ static void do_lazy_file(struct sjob *j)
 	j->rc = rst_lazy_restore(h, state, &rst_file_source_ops, fs, &lo, &j->new_domid, &j->lz,
 				 j->err, sizeof(j->err));
 	strm_io_close(state);
-	j->to_running_s = since(&j->t_req);
+	j->to_running_s = ferry_now_s() - j->t_req;
 	if (j->rc)
 		return;
 	if (strm_cancel_fired(j->job.cancel)) {
@@ -1186,7 +1177,7 @@ static struct sjob *sjob_new(struct ctl_client *cl, const struct xlm_req *req, b
 		REPLY_ERR(cl, req, -ENOMEM, "out of memory");
 		return NULL;
 	}
-	clock_gettime(CLOCK_MONOTONIC, &j->t_req);
+	j->t_req = ferry_now_s();
 	j->job.cl = cl;
 	j->id = req->id;
 	j->has_id = req->has_id;
