@@ -165,6 +165,14 @@ static int install(struct rst_lazy *l, uint64_t pfn, const uint8_t *buf)
 	return hyp_uffd_continue(l->u, pfn, 1);
 }
 
+/* The fault kinds on_created attached leave (none attached: nothing). */
+static void detach_faults(struct rst_lazy *l)
+{
+	hyp_uffd_detach(l->u, HYP_UFFD_MISSING);
+	if (l->minor)
+		hyp_uffd_detach(l->u, HYP_UFFD_MINOR);
+}
+
 /* The fault thread (hyp/uffd.h): one page not mapped yet. */
 static int on_fault(void *opaque, struct hyp_uffd *u, enum hyp_uffd_kind kind, uint64_t pfn)
 {
@@ -243,11 +251,8 @@ static void *fetcher(void *arg)
 	pthread_mutex_unlock(&l->lock);
 	/* Nothing is missing any more: the kernel's own zero fill serves a
 	 * balloon's new frames, and log-dirty may replace the fd safely. */
-	if (l->done) {
-		hyp_uffd_detach(l->u, HYP_UFFD_MISSING);
-		if (l->minor)
-			hyp_uffd_detach(l->u, HYP_UFFD_MINOR);
-	}
+	if (l->done)
+		detach_faults(l);
 	return NULL;
 }
 
@@ -264,14 +269,15 @@ static int on_created(void *opaque, struct rst *r)
 		return rst_fail(r, err, "domain %u vanished while restoring", r->domid);
 	l->u = hyp_domain_uffd(l->d);
 	l->npages = r->gm.npages;
-	/* Fresh frames are holes of the pool: every page reads as missing. */
-	err = hyp_p2m_set_pending(l->d, 0, l->npages);
+	/* Fresh frames are holes of the pool: every page reads as missing.
+	 * hyp_domain_create_lazy made them all pending already. */
+	err = l->minor ? 0 : hyp_p2m_set_pending(l->d, 0, l->npages);
 	if (!err)
 		err = hyp_uffd_attach(l->u, HYP_UFFD_MISSING, on_fault, l);
 	if (!err && l->minor) {
 		err = hyp_uffd_attach(l->u, HYP_UFFD_MINOR, on_fault, l);
 		if (err)
-			hyp_uffd_detach(l->u, HYP_UFFD_MISSING);
+			detach_faults(l);
 	}
 	if (err)
 		return rst_fail(r, err, "registering the domain's memory for missing pages: %s",
@@ -284,11 +290,8 @@ static int on_created(void *opaque, struct rst *r)
  * source. The fetcher has stopped. */
 static void release(struct rst_lazy *l)
 {
-	if (l->attached) {
-		hyp_uffd_detach(l->u, HYP_UFFD_MISSING);
-		if (l->minor)
-			hyp_uffd_detach(l->u, HYP_UFFD_MINOR);
-	}
+	if (l->attached)
+		detach_faults(l);
 	if (l->d)
 		hyp_domain_put(l->d);
 	if (l->ops->close)
