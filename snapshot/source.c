@@ -70,15 +70,17 @@ static int64_t pack_find(struct snap_source *s, uint32_t id)
 	return -1;
 }
 
-/* Pack id added to s's and its files opened, unless there already. */
-static int pack_add(struct snap_source *s, struct snap_repo *r, uint32_t id, char *err,
-		    size_t errlen)
+/* The index of pack id among s's, added and its files opened unless
+ * there already; or -errno. */
+static int64_t pack_add(struct snap_source *s, struct snap_repo *r, uint32_t id, char *err,
+			size_t errlen)
 {
 	const struct snap_pack *rp;
 	struct src_pack *p;
+	int64_t i = pack_find(s, id);
 
-	if (pack_find(s, id) >= 0)
-		return 0;
+	if (i >= 0)
+		return i;
 	rp = snap_pack_find(r, id);
 	if (!rp)
 		return snap_fail(-EIO, err, errlen, "snapshot %s: pack %08x is gone", s->label, id);
@@ -96,14 +98,13 @@ static int pack_add(struct snap_source *s, struct snap_repo *r, uint32_t id, cha
 	if (p->fd < 0 || p->idx_fd < 0)
 		return snap_fail(-EIO, err, errlen, "snapshot %s: cannot open %s: %s", s->label,
 				 p->fd < 0 ? p->path : p->idx_path, ferry_strerror(errno));
-	return 0;
+	return (int64_t)s->npacks - 1;
 }
 
 int snap_source_open(struct snap_repo *r, const uint8_t uuid[16], const char *name,
 		     struct snap_source **out, char *err, size_t errlen)
 {
 	struct snap_source *s = calloc(1, sizeof(*s));
-	struct snap_view *v = NULL;
 	char u[37];
 	int rc;
 
@@ -111,21 +112,20 @@ int snap_source_open(struct snap_repo *r, const uint8_t uuid[16], const char *na
 		return snap_fail(-ENOMEM, err, errlen, "snapshot %s: out of memory", name);
 	snap_uuid_str(uuid, u);
 	snprintf(s->label, sizeof(s->label), "%s/%s", u, name);
-	rc = snap_view_open(r, uuid, name, &v, err, errlen);
+	rc = snap_view_open(r, uuid, name, &s->v, err, errlen);
 	if (rc)
 		goto err;
-	s->pages = snap_view_pages(v);
-	s->v = v;
-	v = NULL;
+	s->pages = snap_view_pages(s->v);
 	for (uint64_t pfn = 0; !rc && pfn < s->pages; pfn++) {
 		uint32_t pack, slot;
 		int64_t i;
 
 		if (snap_view_where(s->v, pfn, &pack, &slot) != SNAP_PAGE_DATA)
 			continue;
-		rc = pack_add(s, r, pack, err, errlen);
-		i = rc ? -1 : pack_find(s, pack);
-		if (!rc && slot >= s->packs[i].count)
+		i = pack_add(s, r, pack, err, errlen);
+		if (i < 0)
+			rc = (int)i;
+		else if (slot >= s->packs[i].count)
 			rc = snap_fail(-EIO, err, errlen,
 				       "snapshot %s: pfn %#" PRIx64 ": pack %08x slot %u is gone",
 				       s->label, pfn, pack, slot);
@@ -136,7 +136,6 @@ int snap_source_open(struct snap_repo *r, const uint8_t uuid[16], const char *na
 	return 0;
 
 err:
-	snap_view_close(v);
 	source_close(s);
 	return rc;
 }
