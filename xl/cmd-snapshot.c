@@ -95,20 +95,29 @@ static int parse(int argc, char **argv, const char *verb, const char *shorts, in
 
 /* Calls op with a; on success prints the result as JSON with --json or
  * through show. */
-static int call(const char *op, const struct snap_args *a, void (*show)(yajl_val r),
-		xlm_event_fn on_event, void *ev_opaque)
+/* op's reply: 0 with *root to free and *result in it, or XL_EXIT_FAIL
+ * (xlm_call said why). */
+static int request(const char *op, const struct snap_args *a, xlm_event_fn on_event,
+		   void *ev_opaque, yajl_val *root, yajl_val *result)
 {
 	struct xlm_client c;
-	yajl_val root, result;
 	int rc;
 
 	if (xlm_connect(&c))
 		return XL_EXIT_FAIL;
 	c.on_event = on_event;
 	c.event_opaque = ev_opaque;
-	rc = xlm_call(&c, op, args_snap, (void *)a, &root, &result);
+	rc = xlm_call(&c, op, args_snap, (void *)a, root, result);
 	xlm_client_close(&c);
-	if (rc)
+	return rc ? XL_EXIT_FAIL : 0;
+}
+
+static int call(const char *op, const struct snap_args *a, void (*show)(yajl_val r),
+		xlm_event_fn on_event, void *ev_opaque)
+{
+	yajl_val root, result;
+
+	if (request(op, a, on_event, ev_opaque, &root, &result))
 		return XL_EXIT_FAIL;
 	if (a->json)
 		xlm_print_json(result);
@@ -250,7 +259,6 @@ int xlm_cmd_snapshot_list(int argc, char **argv)
 {
 	struct snap_args a = {0};
 	char *pos[1] = {NULL};
-	struct xlm_client c;
 	yajl_val root, result;
 	int rc = parse(argc, argv, "snapshot-list", "l", 0, 1, &a, pos);
 
@@ -258,11 +266,7 @@ int xlm_cmd_snapshot_list(int argc, char **argv)
 		return rc;
 	a.domain = pos[0];
 	list_long = a.longfmt;
-	if (xlm_connect(&c))
-		return XL_EXIT_FAIL;
-	rc = xlm_call(&c, "snapshot-list", args_snap, &a, &root, &result);
-	xlm_client_close(&c);
-	if (rc)
+	if (request("snapshot-list", &a, NULL, NULL, &root, &result))
 		return XL_EXIT_FAIL;
 	if (a.json) {
 		rc = print_list_json(a.domain, result);
