@@ -64,6 +64,16 @@
 static const uint8_t uuid[16] = {0xbe, 0x4c};
 static char err[1024];
 
+/* A repository a part made under DIR, gone. */
+static void rm_repo(const char *repo)
+{
+	char cmd[4200];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", repo);
+	if (system(cmd))
+		fprintf(stderr, "could not remove %s\n", repo);
+}
+
 static uint64_t rng = 0x9e3779b97f4a7c15ull;
 static uint64_t next(void)
 {
@@ -440,7 +450,7 @@ static int live(const char *dir, const char *label, const char *cmdline, double 
 	struct snap_repo *r = NULL;
 	struct hyp_gmem gm;
 	struct hyp *h = NULL;
-	char repo[4096], cmd[4200], name[16];
+	char repo[4096], name[16];
 	uint32_t id;
 	int rc = 1;
 
@@ -487,9 +497,7 @@ out:
 	if (d)
 		hyp_domain_put(d);
 	hyp_destroy(h);
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", repo);
-	if (system(cmd))
-		fprintf(stderr, "could not remove %s\n", repo);
+	rm_repo(repo);
 	return rc;
 }
 
@@ -506,7 +514,7 @@ static int live_changed(const char *dir)
 	struct snap_chain *c = NULL;
 	struct snap_repo *r = NULL;
 	struct hyp *h = NULL;
-	char repo[4096], cmd[4200];
+	char repo[4096];
 	uint32_t id;
 	int rc = 1;
 
@@ -538,9 +546,7 @@ out:
 	snap_chain_free(c);
 	snap_repo_close(r);
 	hyp_destroy(h);
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", repo);
-	if (system(cmd))
-		fprintf(stderr, "could not remove %s\n", repo);
+	rm_repo(repo);
 	return rc;
 }
 
@@ -642,7 +648,7 @@ static int revert_all(const char *dir)
 	struct rst_lazy_stats ls;
 	struct snap_repo *r = NULL;
 	struct hyp *h = NULL;
-	char repo[4096], cmd[4200];
+	char repo[4096];
 	uint64_t pages = 0;
 	double t;
 	uint32_t id;
@@ -696,9 +702,7 @@ out:
 		fprintf(stderr, "revert: %s\n", err);
 	snap_repo_close(r);
 	hyp_destroy(h);
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", repo);
-	if (system(cmd))
-		fprintf(stderr, "could not remove %s\n", repo);
+	rm_repo(repo);
 	return rc;
 }
 
@@ -707,7 +711,7 @@ int main(int argc, char **argv)
 	const char *dir = argc > 1 ? argv[1] : "/var/tmp";
 	uint8_t *mem = malloc(NPAGES * PG), *seen = malloc(NPAGES);
 	uint64_t *pfns = malloc(STEP_PAGES * sizeof(*pfns));
-	char repo[4096], cmd[4200];
+	char repo[4096];
 	int rc;
 
 	const char *part = argc > 2 ? argv[2] : "";
@@ -721,9 +725,7 @@ int main(int argc, char **argv)
 		return fprintf(stderr, "%s: %s\n", repo, strerror(errno)), 1;
 	print_limits();
 	rc = !*part || !strcmp(part, "repo") ? chain(repo, mem, seen, pfns) : 0;
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", repo);
-	if (system(cmd))
-		fprintf(stderr, "could not remove %s\n", repo);
+	rm_repo(repo);
 	free(mem);
 	free(seen);
 	free(pfns);

@@ -448,7 +448,8 @@ int hyp_domain_create_restore(struct hyp *h, const struct hyp_dom_config *cfg,
 
 int hyp_domain_create_lazy(struct hyp *h, const struct hyp_dom_config *cfg, uint32_t *domid)
 {
-	int err = hyp_uffd_supported(HYP_UFFD_MINOR, NULL, 0) ?: hyp_uffd_supported(HYP_UFFD_MISSING, NULL, 0);
+	int err = hyp_uffd_supported(HYP_UFFD_MINOR, NULL, 0) ?:
+		  hyp_uffd_supported(HYP_UFFD_MISSING, NULL, 0);
 
 	return err ?: dom_create(h, cfg, true, true, true, domid);
 }
