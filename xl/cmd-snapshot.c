@@ -273,6 +273,7 @@ int xlm_cmd_snapshot_list(int argc, char **argv)
 	} else {
 		show_list(result);
 		xlm_snapshot_schedule_note(a.domain, result);
+		rc = 0;
 	}
 	yajl_tree_free(root);
 	return rc;
