@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /* Which guest frames hold data: what a save must send. */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -10,15 +11,36 @@
 #include "common/log.h"
 #include "internal.h"
 
+struct populated {
+	uint64_t *bitmap, n;
+};
+
+static void mark_populated(void *opaque, const struct hyp__run *r, uint64_t first, uint64_t last)
+{
+	struct populated *p = opaque;
+
+	for (uint64_t f = first; f < last; f++) {
+		uint64_t g = r->gfn + (f - r->mfn);
+
+		if (!bitmap_test(p->bitmap, g)) {
+			bitmap_set(p->bitmap, g);
+			p->n++;
+		}
+	}
+}
+
 /*
  * A frame the guest never wrote is a hole in the pool's memfd: SEEK_DATA
- * finds the written ones without reading gigabytes of zeros. Runs of
- * contiguous frames (extents) are probed a run at a time. PENDING gfns
- * count as populated.
+ * finds the written ones without reading gigabytes of zeros, in one sweep
+ * of the domain's runs of frames (hyp__mem_runs_data). PENDING gfns count
+ * as populated.
  */
 int hyp_gmem_populated(struct hyp_domain *d, uint64_t *bitmap, uint64_t *count)
 {
-	uint64_t npages = d->mem_bytes >> PAGE_SHIFT, g = 0, n = 0;
+	struct populated p = {.bitmap = bitmap};
+	struct hyp__run *runs;
+	size_t nruns;
+	int r;
 
 	/* A lazy restore's pages still to come are holes of the pool too, yet
 	 * hold the guest's data: a save reads them (through the guest
@@ -26,35 +48,20 @@ int hyp_gmem_populated(struct hyp_domain *d, uint64_t *bitmap, uint64_t *count)
 	 * first: a page that arrives later is data in the pool before the
 	 * scan below reaches it, where one that arrived behind the scan and
 	 * left the pending set before this was counted by neither. */
-	hyp_p2m_find(d, HYP_P2M_PENDING, bitmap, &n);
-	while (g < npages) {
-		uint64_t start = d->p2m[g], len = 1, from, first, last;
-		int r;
-
-		if (start == MFN_INVALID) {
-			g++;
-			continue;
-		}
-		while (g + len < npages && d->p2m[g + len] == start + len)
-			len++;
-		from = start;
-		while ((r = hyp__mem_next_data(&d->h->mem, from, start + len, &first, &last)) > 0) {
-			for (uint64_t f = first; f < last; f++)
-				if (!bitmap_test(bitmap, g + (f - start))) {
-					bitmap_set(bitmap, g + (f - start));
-					n++;
-				}
-			from = last;
-		}
-		if (r < 0) {
-			log_err("d%u: SEEK_DATA in the memory pool: %s", d->domid,
-				ferry_strerror(-r));
-			return r;
-		}
-		g += len;
+	hyp_p2m_find(d, HYP_P2M_PENDING, bitmap, &p.n);
+	r = hyp__mem_runs(d->p2m, d->mem_bytes >> PAGE_SHIFT, &runs, &nruns);
+	if (r) {
+		log_err("d%u: listing its frames: %s", d->domid, ferry_strerror(-r));
+		return r;
+	}
+	r = hyp__mem_runs_data(&d->h->mem, runs, nruns, mark_populated, &p);
+	free(runs);
+	if (r < 0) {
+		log_err("d%u: SEEK_DATA in the memory pool: %s", d->domid, ferry_strerror(-r));
+		return r;
 	}
 	if (count)
-		*count = n;
+		*count = p.n;
 	return 0;
 }
 

@@ -67,6 +67,24 @@ void hyp__mem_swap_warm(struct hyp_mem *m, uint32_t domid, uint32_t *p2m, uint8_
  */
 int hyp__mem_next_data(struct hyp_mem *m, uint64_t from, uint64_t end, uint64_t *first,
 		       uint64_t *last);
+/* A run of consecutive frames [mfn, mfn + len) at gfns [gfn, gfn + len). */
+struct hyp__run {
+	uint64_t mfn, gfn, len;
+};
+/* The runs of p2m[0, n) (its MFN_INVALID entries skipped), sorted by
+ * frame: 0 and *runs to free, or -ENOMEM. */
+int hyp__mem_runs(const uint32_t *p2m, uint64_t n, struct hyp__run **runs, size_t *nruns);
+/*
+ * Calls fn for every part [first, last) of the sorted runs that holds
+ * data, in one sweep of the pool's extents: 0 or -errno from SEEK_DATA.
+ * A SEEK_DATA/SEEK_HOLE pair per run scans from the run to the end of its
+ * extent: the 100k runs of a 1 GiB domain restored onto scattered frames
+ * took 21-27 s that way (to release, or to list what a save sends).
+ */
+int hyp__mem_runs_data(struct hyp_mem *m, const struct hyp__run *runs, size_t nruns,
+		       void (*fn)(void *opaque, const struct hyp__run *r, uint64_t first,
+				  uint64_t last),
+		       void *opaque);
 /* Returns every frame in p2m[0..n) to the pool, keeping the host pages of
  * those that have them (warm frames, for the next restore). */
 void hyp__mem_release(struct hyp_mem *m, uint32_t *p2m, uint64_t n);

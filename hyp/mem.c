@@ -8,6 +8,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -15,6 +16,7 @@
 #include "common/bitmap.h"
 #include "common/compiler.h"
 #include "common/err.h"
+#include "common/hugemap.h"
 #include "common/log.h"
 #include "internal.h"
 
@@ -23,8 +25,10 @@
  * machines (guests of a shadow-paging hypervisor) the first touch of an
  * anonymous page costs 10-30 us, and a domain built on frames never used
  * since start paid it for its share of the M2P: 2 MiB per GiB, 13-20 ms
- * of a lazy restore's 10 ms budget. An atomic add of zero writes the
- * page without changing an entry an allocation wrote meanwhile.
+ * of a lazy restore's 10 ms budget. On huge pages (common/hugemap.h) a
+ * touch per 2 MiB does it; the rest are for a kernel without THP. An
+ * atomic add of zero writes the page without changing an entry an
+ * allocation wrote meanwhile.
  */
 static void *touch_m2p(void *arg)
 {
@@ -64,9 +68,9 @@ int hyp__mem_init(struct hyp_mem *m, uint64_t bytes)
 			   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	m->warm_map = mmap(NULL, words * 8, PROT_READ | PROT_WRITE,
 			   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	m->m2p = mmap(NULL, m->nframes * 8, PROT_READ | PROT_WRITE,
-		      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	if (m->free_map == MAP_FAILED || m->warm_map == MAP_FAILED || m->m2p == MAP_FAILED) {
+	/* On huge pages: a domain's share of it, 2 MiB per GiB, in one fault. */
+	m->m2p = ferry_hugemap(m->nframes * 8, false);
+	if (m->free_map == MAP_FAILED || m->warm_map == MAP_FAILED || !m->m2p) {
 		err = -ENOMEM;
 		log_err("allocating the frame tables for %llu frames",
 			(unsigned long long)m->nframes);
@@ -86,8 +90,7 @@ err_maps:
 		munmap(m->free_map, words * 8);
 	if (m->warm_map != MAP_FAILED)
 		munmap(m->warm_map, words * 8);
-	if (m->m2p != MAP_FAILED)
-		munmap(m->m2p, m->nframes * 8);
+	ferry_hugeunmap(m->m2p, m->nframes * 8);
 err_fd:
 	close(m->memfd);
 	return err;
@@ -101,7 +104,7 @@ void hyp__mem_fini(struct hyp_mem *m)
 	}
 	munmap(m->free_map, BITMAP_BYTES(m->nframes));
 	munmap(m->warm_map, BITMAP_BYTES(m->nframes));
-	munmap(m->m2p, m->nframes * 8);
+	ferry_hugeunmap(m->m2p, m->nframes * 8);
 	close(m->memfd);
 	pthread_mutex_destroy(&m->lock);
 }
@@ -181,34 +184,101 @@ static void punch(struct hyp_mem *m, uint64_t mfn, uint64_t n)
 		  (off_t)n << PAGE_SHIFT);
 }
 
-/*
- * Frames [mfn, mfn + n), freed: those holding a host page become warm when
- * keep, the rest stay (or become) holes. Keeping them is what Xen does with
- * its heap; here it spares the next restore the host's page allocation,
- * which on a machine that is itself a VM costs as much again as the copy
- * (a fresh page is backed by the host below on first touch).
- */
-static void free_run(struct hyp_mem *m, uint64_t mfn, uint64_t n, bool keep)
+static int run_cmp(const void *a, const void *b)
 {
-	uint64_t from = mfn, first, last;
+	const struct hyp__run *x = a, *y = b;
 
-	if (!keep) {
-		punch(m, mfn, n);
-		return;
-	}
-	/* An error only leaves frames cold: they are holes or get punched. */
-	while (hyp__mem_next_data(m, from, mfn + n, &first, &last) > 0) {
-		for (uint64_t f = first; f < last; f++)
-			bitmap_set(m->warm_map, f);
-		m->nwarm_free += last - first;
-		from = last;
-	}
+	return (x->mfn > y->mfn) - (x->mfn < y->mfn);
 }
 
+int hyp__mem_runs(const uint32_t *p2m, uint64_t n, struct hyp__run **runs, size_t *nruns)
+{
+	struct hyp__run *v;
+	size_t k = 0;
+
+	for (uint64_t g = 0; g < n; g++)
+		k += p2m[g] != MFN_INVALID && (!g || p2m[g] != p2m[g - 1] + 1 ||
+					       p2m[g - 1] == MFN_INVALID);
+	v = malloc((k ? k : 1) * sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	k = 0;
+	for (uint64_t g = 0; g < n;) {
+		uint64_t len = 1;
+
+		if (p2m[g] == MFN_INVALID) {
+			g++;
+			continue;
+		}
+		while (g + len < n && p2m[g + len] == p2m[g] + len)
+			len++;
+		v[k++] = (struct hyp__run){.mfn = p2m[g], .gfn = g, .len = len};
+		g += len;
+	}
+	qsort(v, k, sizeof(*v), run_cmp);
+	*runs = v;
+	*nruns = k;
+	return 0;
+}
+
+int hyp__mem_runs_data(struct hyp_mem *m, const struct hyp__run *runs, size_t nruns,
+		       void (*fn)(void *opaque, const struct hyp__run *r, uint64_t first,
+				  uint64_t last),
+		       void *opaque)
+{
+	uint64_t first = 0, last = 0; /* the extent in hand: data up to last */
+	/* Past the last run no extent is wanted: a SEEK_HOLE there would only
+	 * scan the pool's data beyond it. */
+	uint64_t end = nruns ? runs[nruns - 1].mfn + runs[nruns - 1].len : 0;
+
+	for (size_t i = 0; i < nruns; i++) {
+		uint64_t lo = runs[i].mfn, hi = lo + runs[i].len;
+
+		while (lo < hi) {
+			if (last <= lo) {
+				int r = hyp__mem_next_data(m, lo, end, &first, &last);
+
+				if (r <= 0)
+					return r; /* 0: no data from lo on */
+			}
+			if (first >= hi)
+				break; /* the extent is past this run: kept for the next */
+			if (first > lo)
+				lo = first;
+			fn(opaque, &runs[i], lo, last < hi ? last : hi);
+			lo = last < hi ? last : hi;
+		}
+	}
+	return 0;
+}
+
+static void mark_warm(void *opaque, const struct hyp__run *r, uint64_t first, uint64_t last)
+{
+	struct hyp_mem *m = opaque;
+
+	(void)r;
+	for (uint64_t f = first; f < last; f++)
+		bitmap_set(m->warm_map, f);
+	m->nwarm_free += last - first;
+}
+
+/*
+ * Returns p2m[0, n)'s frames to the pool: those holding a host page become
+ * warm when keep, the rest stay (or become) holes. Keeping them is what
+ * Xen does with its heap; here it spares the next restore the host's page
+ * allocation, which on a machine that is itself a VM costs as much again
+ * as the copy (a fresh page is backed by the host below on first touch).
+ */
 static void release_frames(struct hyp_mem *m, uint32_t *p2m, uint64_t n, bool keep)
 {
+	struct hyp__run *runs = NULL;
+	size_t nruns = 0;
 	uint64_t g = 0;
 
+	/* An error only leaves frames cold: they are holes or get punched. */
+	if (keep && !hyp__mem_runs(p2m, n, &runs, &nruns))
+		hyp__mem_runs_data(m, runs, nruns, mark_warm, m);
+	free(runs);
 	while (g < n) {
 		uint32_t start = p2m[g];
 		uint64_t len = 1;
@@ -219,7 +289,8 @@ static void release_frames(struct hyp_mem *m, uint32_t *p2m, uint64_t n, bool ke
 		}
 		while (g + len < n && p2m[g + len] == start + len)
 			len++;
-		free_run(m, start, len, keep);
+		if (!keep)
+			punch(m, start, len);
 		for (uint64_t k = 0; k < len; k++) {
 			bitmap_set(m->free_map, start + k);
 			m->m2p[start + k] = M2P_INVALID;
