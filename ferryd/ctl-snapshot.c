@@ -680,8 +680,26 @@ static void do_revert(struct sjob *j)
 	if (j->rc)
 		return;
 	if (j->lazy) {
+		/* A replacing revert stops the old domain first: what it does
+		 * from here on the revert throws away, and its vCPUs off the
+		 * CPUs leave them to the restore (on 2 cores the old guest, the
+		 * restore and its fetcher took turns: 2-10 ms more). A failed
+		 * revert lets it run on. */
+		if (replace) {
+			j->rc = hyp_domain_op_pause(h, j->t.domid);
+			if (j->rc) {
+				ctl__snap_unlock(j->srv);
+				snprintf(j->err, sizeof(j->err),
+					 "cannot pause domain '%s' for the lazy revert: %s; it is "
+					 "unchanged",
+					 j->t.name, ferry_strerror(j->rc));
+				return;
+			}
+		}
 		j->rc = lazy_start_snapshot(j, r, &o);
 		ctl__snap_unlock(j->srv);
+		if (j->rc && replace)
+			hyp_domain_op_unpause(h, j->t.domid);
 		goto restored;
 	}
 	j->rc = snap_stream_open(r, j->t.uuid, j->name, 0, &io, j->err, sizeof(j->err));
@@ -708,6 +726,8 @@ restored:
 	}
 	if (ctl__job_no_return(&j->job)) {
 		hyp_domain_destroy(h, j->new_domid);
+		if (replace && j->lz)
+			hyp_domain_op_unpause(h, j->t.domid); /* paused above */
 		rst_lazy_free(j->lz); /* destroyed first: it does not wait */
 		j->lz = NULL;
 		j->rc = -ECANCELED;
@@ -718,26 +738,24 @@ restored:
 	if (replace && j->lz) {
 		/* Lazily, damage shows only as pages arrive: the old domain
 		 * stays, paused and held, under another name until the last
-		 * page is in; a failing source brings it back (lazy_wait_run). */
-		rc = hyp_domain_op_pause(h, j->t.domid);
-		if (!rc) {
-			char tmp[HYP_NAME_MAX];
+		 * page is in; a failing source brings it back (lazy_wait_run).
+		 * It was paused before the restore. */
+		char tmp[HYP_NAME_MAX];
 
-			snprintf(tmp, sizeof(tmp), "%.*s%s",
-				 (int)(sizeof(tmp) - sizeof(REVERT_OLD_SUFFIX)), j->t.name,
-				 REVERT_OLD_SUFFIX);
-			rc = hyp_domain_rename(h, j->t.domid, tmp);
-			if (rc)
-				hyp_domain_op_unpause(h, j->t.domid);
-		}
-		if (!rc)
+		snprintf(tmp, sizeof(tmp), "%.*s%s",
+			 (int)(sizeof(tmp) - sizeof(REVERT_OLD_SUFFIX)), j->t.name,
+			 REVERT_OLD_SUFFIX);
+		rc = hyp_domain_rename(h, j->t.domid, tmp);
+		if (!rc) {
 			rc = hyp_domain_rename(h, j->new_domid, name);
+			if (rc)
+				hyp_domain_rename(h, j->t.domid, j->t.name);
+		}
 		if (rc) {
 			hyp_domain_destroy(h, j->new_domid);
 			rst_lazy_free(j->lz);
 			j->lz = NULL;
-			if (hyp_domain_rename(h, j->t.domid, j->t.name) == 0)
-				hyp_domain_op_unpause(h, j->t.domid);
+			hyp_domain_op_unpause(h, j->t.domid);
 			j->rc = rc;
 			snprintf(j->err, sizeof(j->err),
 				 "cannot set domain '%s' aside for the lazy revert: %s; it is "
