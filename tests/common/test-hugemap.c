@@ -37,7 +37,8 @@ static long huge_kib(const void *p)
 	while (fgets(line, sizeof(line), f)) {
 		unsigned long lo, hi;
 
-		if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2 && strchr(line, '-') < strchr(line, ' '))
+		if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2 &&
+		    strchr(line, '-') < strchr(line, ' '))
 			in = (uintptr_t)p >= lo && (uintptr_t)p < hi;
 		else if (in && sscanf(line, "AnonHugePages: %ld kB", &kib) == 1)
 			break;

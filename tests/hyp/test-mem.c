@@ -18,9 +18,9 @@
 #include "common/clock.h"
 
 #define POOL_MB 512
-#define FRAMES ((uint64_t)POOL_MB << 8)
-#define CHUNK ((size_t)4 << 20)
-#define STRIDE 4099 /* prime: g -> g * STRIDE % FRAMES is a permutation */
+#define FRAMES	((uint64_t)POOL_MB << 8)
+#define CHUNK	((size_t)4 << 20)
+#define STRIDE	4099 /* prime: g -> g * STRIDE % FRAMES is a permutation */
 
 static bool is_hole(uint64_t f)
 {
@@ -67,7 +67,8 @@ Test(mem, scattered_frames_go_back_warm_in_one_sweep, .timeout = 120)
 		     (unsigned long long)m.nwarm_free, (unsigned long long)(FRAMES - holes));
 	for (uint64_t f = 0; f < FRAMES; f++)
 		bad += bitmap_test(m.warm_map, f) == is_hole(f);
-	cr_assert_eq(bad, 0, "%llu frames warm that are holes or the reverse", (unsigned long long)bad);
+	cr_assert_eq(bad, 0, "%llu frames warm that are holes or the reverse",
+		     (unsigned long long)bad);
 	for (uint64_t g = 0; g < FRAMES; g++)
 		cr_assert_eq(p2m[g], MFN_INVALID);
 	cr_expect_lt(secs, 1.0, "releasing %llu scattered frames took %.2f s",
