@@ -44,7 +44,6 @@ struct rst_lazy {
 
 	const struct rst_page_source_ops *ops;
 	void *src;
-	pthread_mutex_t src_lock; /* one fetch at a time */
 	uint8_t *fault_buf, *fetch_buf;
 
 	rst_lazy_failed_fn failed_fn;
@@ -135,9 +134,7 @@ static int fetch(struct rst_lazy *l, uint64_t pfn, uint8_t *buf)
 	char msg[LAZY_MSG_MAX] = "";
 	int err;
 
-	pthread_mutex_lock(&l->src_lock);
 	err = l->ops->fetch(l->src, pfn, buf, msg, sizeof(msg));
-	pthread_mutex_unlock(&l->src_lock);
 	if (err) {
 		if (!msg[0])
 			snprintf(msg, sizeof(msg), "pfn %#llx: %s", (unsigned long long)pfn,
@@ -296,7 +293,6 @@ static void release(struct rst_lazy *l)
 		hyp_domain_put(l->d);
 	if (l->ops->close)
 		l->ops->close(l->src);
-	pthread_mutex_destroy(&l->src_lock);
 	pthread_mutex_destroy(&l->lock);
 	pthread_cond_destroy(&l->cond);
 	free(l->fault_buf);
@@ -317,7 +313,6 @@ static struct rst_lazy *lazy_new(struct hyp *h, const struct rst_page_source_ops
 	l->src = src;
 	l->failed_fn = o->failed;
 	l->failed_opaque = o->failed_opaque;
-	pthread_mutex_init(&l->src_lock, NULL);
 	pthread_mutex_init(&l->lock, NULL);
 	pthread_cond_init(&l->cond, NULL);
 	if (posix_memalign((void **)&l->fault_buf, LAZY_PAGE, LAZY_PAGE))

@@ -57,17 +57,27 @@ static void source_close(void *p)
 	free(s);
 }
 
-/* The index of pack id among s's, or -1. */
+/* The index of pack id among s's, or -1. Read-only: the fault thread
+ * and the fetcher read pages at once (restore/lazy.h). */
+static int64_t pack_index(const struct snap_source *s, uint32_t id)
+{
+	for (size_t i = 0; i < s->npacks; i++)
+		if (s->packs[i].id == id)
+			return (int64_t)i;
+	return -1;
+}
+
+/* pack_index, remembering the last found: for the open's pass alone. */
 static int64_t pack_find(struct snap_source *s, uint32_t id)
 {
+	int64_t i;
+
 	if (s->last < s->npacks && s->packs[s->last].id == id)
 		return (int64_t)s->last;
-	for (size_t i = 0; i < s->npacks; i++)
-		if (s->packs[i].id == id) {
-			s->last = i;
-			return (int64_t)i;
-		}
-	return -1;
+	i = pack_index(s, id);
+	if (i >= 0)
+		s->last = (size_t)i;
+	return i;
 }
 
 /* The index of pack id among s's, added and its files opened unless
@@ -175,7 +185,7 @@ static int source_fetch(void *p, uint64_t pfn, void *buf, char *err, size_t errl
 		memset(buf, 0, SNAP_PAGE_SIZE); /* a zero page, or a hole */
 		return 0;
 	}
-	pk = &s->packs[pack_find(s, pack)]; /* every one was added at open */
+	pk = &s->packs[pack_index(s, pack)]; /* every one was added at open */
 	n = pread(pk->idx_fd, hash, SNAP_HASH_LEN,
 		  (off_t)(sizeof(struct snap_fhdr) + (uint64_t)slot * SNAP_HASH_LEN));
 	if (n != SNAP_HASH_LEN)

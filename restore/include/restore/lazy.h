@@ -69,7 +69,10 @@
  */
 struct rst_page_source_ops {
 	/* The page of pfn (4 KiB) into buf; 0, or -errno with a message in
-	 * err naming the file and the pfn. */
+	 * err naming the file and the pfn. Called from the fault thread and
+	 * the fetcher at once: it must be safe on two threads (a lock
+	 * between them made a fault wait for a fetcher the scheduler had
+	 * preempted while it held it). */
 	int (*fetch)(void *src, uint64_t pfn, void *buf, char *err, size_t errlen);
 	/* Frees src (optional). */
 	void (*close)(void *src);
