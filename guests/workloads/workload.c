@@ -462,8 +462,9 @@ static bool fill_slice(const struct wl_ctx *ctx, uint64_t now)
 			for (unsigned i = 0; i < WL_PAGE_SIZE / 8; i++)
 				w[i] = (st->cursor * 0x9e3779b97f4a7c15ull) ^
 				       (i * 0xbf58476d1ce4e5b9ull);
-		st->cursor++;
-		if (++n % WL_PREEMPT_BATCH == 0 &&
+		/* Never leave after the last page: the next slice would find
+		 * the fill done and never say so. */
+		if (++st->cursor < st->ws_pages && ++n % WL_PREEMPT_BATCH == 0 &&
 		    (wl_preempted(ctx) || (n % CLOCK_BATCH == 0 && now_ns(ctx) >= end)))
 			return true;
 	}
@@ -520,6 +521,10 @@ static uint64_t sweep(const struct wl_ctx *ctx, uint64_t now,
 	}
 	while (st->sweep_pos < st->ws_pages) {
 		check_page(ctx, st->sweep_pos++, &st->sweep_mismatches);
+		/* As in fill_slice: the last page's slice reports the sweep,
+		 * or the next one would start another and lose it. */
+		if (st->sweep_pos == st->ws_pages)
+			break;
 		if (++n % WL_PREEMPT_BATCH == 0 && wl_preempted(ctx))
 			return now_ns(ctx);
 		if (n % CLOCK_BATCH == 0 && n >= SWEEP_MIN_PAGES) {

@@ -39,6 +39,7 @@ static struct fake {
 	unsigned shutdowns;
 	unsigned reason;
 	unsigned blocks;
+	bool preempt;	/* a pause pending at every look */
 } F;
 
 static uint64_t fake_now(void *opaque)
@@ -71,11 +72,18 @@ static void fake_shutdown(void *opaque, unsigned reason)
 	F.reason = reason;
 }
 
+static bool fake_preempted(void *opaque)
+{
+	(void)opaque;
+	return F.preempt;
+}
+
 static const struct wl_platform plat = {
 	.now_ns = fake_now,
 	.console = fake_console,
 	.block_until = fake_block_until,
 	.shutdown = fake_shutdown,
+	.preempted = fake_preempted,
 	.opaque = &F,
 };
 
@@ -486,6 +494,36 @@ Test(workloads, idle_fill_writes_once_then_idles)
 	cr_expect_eq(nonzero, 256, "every filled page holds data");
 }
 
+/* Slices with a pause pending at every look, each ending after one batch
+ * (and never blocking); the pause then takes 1 ms of guest time. */
+static void run_preempted(struct wl_ctx *c, uint64_t ns)
+{
+	uint64_t end = F.now + ns;
+
+	F.preempt = true;
+	while (F.now <= end) {
+		uint64_t before = F.now;
+
+		wl_run_slice(c);
+		if (F.now == before)
+			F.now += NS_PER_MS;
+	}
+	F.preempt = false;
+}
+
+/* A pause pending at every look ends each slice after one batch, and so
+ * after the last page: the fill is still reported (it was not, and a test
+ * waiting for "filled" waited forever). */
+Test(workloads, idle_fill_is_reported_when_preempted_after_the_last_page)
+{
+	struct guest *g = guest_new(HOST_A, 16 * MiB);
+	struct wl_ctx c;
+
+	attach_ok(&c, g, "workload=idle fill=1M");
+	run_preempted(&c, 2 * NS_PER_S);
+	cr_expect_eq(count(F.con, "idle: filled pages=256\n"), 1, "console:\n%s", F.con);
+}
+
 /* ---- verify ---------------------------------------------------------------------- */
 
 /* 512 pages written in order at 32 pages/s: a written page is not rewritten
@@ -513,6 +551,18 @@ Test(workloads, verify_sweeps_clean)
 	cr_expect_eq(count(F.con, "verify: sweep pages=512 mismatches=0\n"), 3,
 		     "console:\n%s", F.con);
 	cr_expect_null(strstr(F.con, "mismatch pfn"), "console:\n%s", F.con);
+}
+
+/* As for idle's fill: a sweep whose last page ends a slice is reported. */
+Test(workloads, verify_sweep_is_reported_when_preempted_after_the_last_page)
+{
+	struct guest *g = guest_new(HOST_A, 16 * MiB);
+	struct wl_ctx c;
+
+	attach_ok(&c, g, VERIFY_CMD);
+	run_preempted(&c, 2 * NS_PER_S + 100 * NS_PER_MS);
+	cr_expect_eq(count(F.con, "verify: sweep pages=512 mismatches=0\n"), 1,
+		     "console:\n%s", F.con);
 }
 
 Test(workloads, verify_reports_a_corrupted_page)
