@@ -39,7 +39,7 @@ static struct fake {
 	unsigned shutdowns;
 	unsigned reason;
 	unsigned blocks;
-	bool preempt;	/* a pause pending at every look */
+	bool preempt; /* a pause pending at every look */
 } F;
 
 static uint64_t fake_now(void *opaque)
@@ -561,8 +561,8 @@ Test(workloads, verify_sweep_is_reported_when_preempted_after_the_last_page)
 
 	attach_ok(&c, g, VERIFY_CMD);
 	run_preempted(&c, 2 * NS_PER_S + 100 * NS_PER_MS);
-	cr_expect_eq(count(F.con, "verify: sweep pages=512 mismatches=0\n"), 1,
-		     "console:\n%s", F.con);
+	cr_expect_eq(count(F.con, "verify: sweep pages=512 mismatches=0\n"), 1, "console:\n%s",
+		     F.con);
 }
 
 Test(workloads, verify_reports_a_corrupted_page)
