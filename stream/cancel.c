@@ -107,6 +107,22 @@ int strm_io_set_cancel(struct strm_io *io, struct strm_cancel *cancel, int progr
 	return io->ops->set_cancel(io, cancel, progress_ms);
 }
 
+int strm_io_wait_in(struct strm_io *io, int timeout_ms)
+{
+	if (!io || !io->ops->wait_in)
+		return -EINVAL;
+	if (io->err && !io->err_write)
+		return 1; /* the next read returns the error at once */
+	return io->ops->wait_in(io, timeout_ms < 1 ? 1 : timeout_ms);
+}
+
+int strm__wait_in_fd(int fd, const struct strm_cancel *cancel, int timeout_ms)
+{
+	int rc = strm_wait_fd(fd, POLLIN, cancel, timeout_ms);
+
+	return rc == -ETIMEDOUT ? 0 : rc ? rc : 1;
+}
+
 /* For backends: puts fd in non-blocking mode. */
 int strm__fd_nonblock(int fd)
 {

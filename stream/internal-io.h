@@ -39,6 +39,9 @@ struct strm_io_ops {
 	/* strm_io_set_cancel for backends that wait on an fd. Optional, may
 	 * be NULL (-EINVAL). */
 	int (*set_cancel)(struct strm_io *io, struct strm_cancel *cancel, int progress_ms);
+	/* strm_io_wait_in for backends that wait on an fd: 1, 0 or -errno.
+	 * Optional, may be NULL (-EINVAL). */
+	int (*wait_in)(struct strm_io *io, int timeout_ms);
 	/* Frees the io and everything it owns (lower io, fd). Mandatory.
 	 * Returns an error from releasing (close(2)), or 0. */
 	int (*close)(struct strm_io *io);
@@ -56,6 +59,8 @@ struct strm_io {
 };
 
 void strm_io_init(struct strm_io *io, const struct strm_io_ops *ops);
+/* wait_in on fd: 1 readable, 0 after timeout_ms (> 0), -ECANCELED. */
+int strm__wait_in_fd(int fd, const struct strm_cancel *cancel, int timeout_ms);
 /* Puts fd in non-blocking mode (for set_cancel hooks): 0 or -errno. */
 int strm__fd_nonblock(int fd);
 /* Records err (negative) with a message if no error is recorded yet; the

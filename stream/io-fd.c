@@ -132,6 +132,13 @@ static int fd_close(struct strm_io *io)
 	return err;
 }
 
+static int fd_wait_in(struct strm_io *io, int timeout_ms)
+{
+	struct io_fd *f = container_of(io, struct io_fd, io);
+
+	return strm__wait_in_fd(f->fd, f->cancel, timeout_ms);
+}
+
 static int fd_set_cancel(struct strm_io *io, struct strm_cancel *cancel, int progress_ms)
 {
 	struct io_fd *f = container_of(io, struct io_fd, io);
@@ -155,6 +162,7 @@ static const struct strm_io_ops strm_io_ops_fd = {
 	.flush  = NULL,
 	.finish = NULL,
 	.set_cancel = fd_set_cancel,
+	.wait_in = fd_wait_in,
 	.close  = fd_close,
 };
 /* clang-format on */

@@ -559,6 +559,16 @@ static int tls_close(struct strm_io *io)
 	return 0;
 }
 
+static int tls_wait_in(struct strm_io *io, int timeout_ms)
+{
+	struct io_tls *c = container_of(io, struct io_tls, io);
+
+	/* Decrypted bytes OpenSSL holds never show on the socket. */
+	if (SSL_has_pending(c->ssl))
+		return 1;
+	return strm__wait_in_fd(c->fd, c->cancel, timeout_ms);
+}
+
 static int tls_set_cancel(struct strm_io *io, struct strm_cancel *cancel, int progress_ms)
 {
 	struct io_tls *c = container_of(io, struct io_tls, io);
@@ -578,6 +588,7 @@ static const struct strm_io_ops strm_io_ops_tls = {
 	.flush  = NULL,
 	.finish = tls_finish,
 	.set_cancel = tls_set_cancel,
+	.wait_in = tls_wait_in,
 	.close  = tls_close,
 };
 /* clang-format on */

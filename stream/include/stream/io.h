@@ -77,6 +77,24 @@ int strm_io_pull_fail(struct strm_io *io, int err, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
 /*
+ * A writer whose bytes go to write(opaque, buf, len) (0 or -errno; a
+ * failure is sticky), in pieces of at most piece bytes (0: 1 MiB): one goes
+ * when it is full and at every flush. While held (strm_io_push_hold),
+ * flushes keep the bytes, at most max_held of them (0: no limit; past it
+ * the write fails with -ENOBUFS), until strm_io_push_release hands them
+ * over and stops holding. strm_io_close hands over what is collected
+ * unless held (held bytes are dropped), then calls release(opaque) (may
+ * be NULL).
+ */
+int strm_io_push(int (*write)(void *opaque, const void *buf, size_t len),
+		 void (*release)(void *opaque), void *opaque, size_t piece, size_t max_held,
+		 struct strm_io **out);
+int strm_io_push_hold(struct strm_io *io);
+int strm_io_push_release(struct strm_io *io);
+/* Bytes held now (0 when not holding). */
+size_t strm_io_push_held(const struct strm_io *io);
+
+/*
  * A reader returning buf (len <= 64 bytes, copied) first, then what lower
  * (borrowed, not closed) reads: for peeking at the start of a stream.
  */
@@ -117,6 +135,15 @@ int strm_wait_fd(int fd, short events, const struct strm_cancel *cancel, int tim
  * bottom io of a filter stack).
  */
 int strm_io_set_cancel(struct strm_io *io, struct strm_cancel *cancel, int progress_ms);
+/*
+ * Waits up to timeout_ms (at least 1) for an fd or TLS io to have
+ * something to read, without reading: 1 when a read would not block (bytes,
+ * the end, or an error), 0 when none came in time, -ECANCELED when the
+ * token set by strm_io_set_cancel fires, -EINVAL for an io of another
+ * kind. For loops that also keep time (HA's heartbeats); the fd need not
+ * be non-blocking.
+ */
+int strm_io_wait_in(struct strm_io *io, int timeout_ms);
 
 /* ---- frame layer --------------------------------------------------------- */
 
