@@ -27,6 +27,7 @@ allowed=(
 	"migrate/libferry_migrate.a: mig_"
 	"restore/libferry_restore.a: rst_"
 	"snapshot/libferry_snapshot.a: snap_"
+	"ha/libferry_ha.a: ha_"
 	"toolstack/libferry_toolstack.a: xlm_"
 )
 

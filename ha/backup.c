@@ -1,0 +1,193 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The backup's side of a pair: epochs into a paused copy, acknowledged
+ * once committed; failover when the primary goes silent (ha/ha.h).
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/clock.h"
+#include "common/err.h"
+#include "common/log.h"
+#include "internal.h"
+
+const char *ha_backup_outcome_name(enum ha_backup_outcome o)
+{
+	static const char *const n[] = {"broken", "stopped", "failed over", "handed over"};
+
+	return (unsigned)o < sizeof(n) / sizeof(n[0]) ? n[o] : "?";
+}
+
+struct backup {
+	struct hyp *h;
+	struct strm_io *link;
+	const struct ha_backup_opts *o;
+	struct ha_backup_result *res;
+	struct rst_session *rs;
+	uint64_t acked;
+	double timeout_s, hb_s, last_heard, next_hb;
+	uint8_t *buf;
+};
+
+/* The copy runs from its last committed epoch. */
+static void take_over(struct backup *b, enum ha_backup_outcome how, const char *why)
+{
+	struct ha_backup_result *res = b->res;
+	uint32_t domid = 0;
+	int rc;
+
+	res->committed = rst_session_committed(b->rs);
+	if (!res->committed || rst_session_domid(b->rs, &domid)) {
+		res->outcome = HA_BACKUP_BROKEN;
+		snprintf(res->err, sizeof(res->err), "%s, and no epoch is complete here", why);
+		log_err("remus backup: %s", res->err);
+		return;
+	}
+	rc = rst_session_resume(b->rs, b->o->xenstore, b->o->xs_opaque, false);
+	if (!rc && b->o->takeover)
+		rc = b->o->takeover(b->o->opaque, domid);
+	if (!rc)
+		rc = hyp_domain_unpause(b->h, domid);
+	if (rc) {
+		res->outcome = HA_BACKUP_BROKEN;
+		snprintf(res->err, sizeof(res->err), "%s; resuming epoch %llu failed: %s", why,
+			 (unsigned long long)res->committed,
+			 rst_session_error(b->rs)[0] ? rst_session_error(b->rs)
+						     : ferry_strerror(rc));
+		log_err("remus backup: %s", res->err);
+		return;
+	}
+	res->outcome = how;
+	res->domid = domid;
+	res->failover_ms = (ferry_now_s() - b->last_heard) * 1e3;
+	snprintf(res->err, sizeof(res->err), "%s", why);
+	log_info("d%u: remus backup: %s: runs from epoch %llu, %.1f ms after the primary was last "
+		 "heard",
+		 domid, why, (unsigned long long)res->committed, res->failover_ms);
+}
+
+/* DATA into the restore session; an epoch committed is acknowledged. */
+static int take_data(struct backup *b, const struct ha_msg *m)
+{
+	struct ha_backup_result *res = b->res;
+	uint64_t c;
+	int rc;
+
+	rc = rst_session_feed(b->rs, m->data, m->len);
+	if (rc) {
+		snprintf(res->err, sizeof(res->err), "the stream from the primary: %s",
+			 rst_session_error(b->rs));
+		return rc;
+	}
+	c = rst_session_committed(b->rs);
+	if (c == b->acked)
+		return 0;
+	b->acked = c;
+	rc = ha_link_send_u64(b->link, HA_MSG_ACK, c);
+	if (rc)
+		snprintf(res->err, sizeof(res->err), "acknowledging epoch %llu: %s",
+			 (unsigned long long)c, strm_io_error(b->link));
+	return rc;
+}
+
+void ha_backup_run(struct hyp *h, struct strm_io *link, const struct ha_backup_opts *o,
+		   struct ha_backup_result *res)
+{
+	struct rst_session_opts so = {
+		.config = o->config,
+		.opaque = o->opaque,
+		.epoch = o->epoch,
+		.epoch_opaque = o->opaque,
+		.max_epoch_bytes = o->max_epoch_bytes,
+	};
+	struct backup b = {.h = h, .link = link, .o = o, .res = res};
+	char why[sizeof(res->err)];
+	struct ha_msg m;
+	int rc;
+
+	memset(res, 0, sizeof(*res));
+	b.timeout_s = (o->timeout_ms ? o->timeout_ms : HA_DEFAULT_TIMEOUT_MS) / 1e3;
+	b.hb_s = fmin(fmax(b.timeout_s / 5, 0.005), 0.1);
+	b.buf = malloc(HA_DATA_MAX);
+	rc = b.buf ? rst_session_new(h, &so, &b.rs) : -ENOMEM;
+	if (!rc)
+		rc = strm_io_set_cancel(link, o->cancel, (int)(b.timeout_s * 1e3));
+	if (rc) {
+		res->outcome = HA_BACKUP_BROKEN;
+		snprintf(res->err, sizeof(res->err), "cannot start: %s", ferry_strerror(rc));
+		log_err("remus backup: %s", res->err);
+		goto out;
+	}
+	b.last_heard = b.next_hb = ferry_now_s();
+	for (;;) {
+		double now = ferry_now_s(), wake;
+
+		if (strm_cancel_fired(o->cancel)) {
+			res->outcome = HA_BACKUP_BROKEN;
+			snprintf(res->err, sizeof(res->err), "cancelled here: the copy is dropped");
+			log_info("remus backup: %s", res->err);
+			break;
+		}
+		/* Beats only once the pair stands: before, the primary is busy
+		 * with the pre-copy and reads nothing. */
+		if (b.acked && now >= b.next_hb) {
+			if (ha_link_send_u64(link, HA_MSG_HB, b.acked)) {
+				snprintf(why, sizeof(why), "the link to the primary broke: %s",
+					 strm_io_error(link));
+				take_over(&b, HA_BACKUP_FAILED_OVER, why);
+				break;
+			}
+			b.next_hb = now + b.hb_s;
+		}
+		wake = fmin(b.acked ? b.next_hb : now + 0.1, b.last_heard + b.timeout_s + 0.001);
+		rc = ha_link_recv(link, (int)ceil((wake - now) * 1e3), b.buf, &m, why, sizeof(why));
+		if (rc == 0) {
+			/* Silence is judged only with nothing left to read: a
+			 * primary that gave up on a stalled backup said so (BYE)
+			 * before closing, and that must be read first. */
+			now = ferry_now_s();
+			if (now - b.last_heard <= b.timeout_s)
+				continue;
+			snprintf(why, sizeof(why), "nothing from the primary for %.0f ms",
+				 (now - b.last_heard) * 1e3);
+			take_over(&b, HA_BACKUP_FAILED_OVER, why);
+			break;
+		}
+		if (rc < 0 && strm_cancel_fired(o->cancel))
+			continue; /* the check above ends it */
+		if (rc < 0 && rc != -EPROTO) {
+			/* The primary's connection ended: its host or daemon
+			 * died (a partition without a witness ends here too). */
+			take_over(&b, HA_BACKUP_FAILED_OVER, why);
+			break;
+		}
+		if (rc < 0) {
+			snprintf(res->err, sizeof(res->err), "%s", why);
+			log_err("remus backup: %s: the copy is dropped", why);
+			res->outcome = HA_BACKUP_BROKEN;
+			break;
+		}
+		b.last_heard = ferry_now_s();
+		if (m.type == HA_MSG_DATA) {
+			if (take_data(&b, &m)) {
+				log_err("remus backup: %s: the copy is dropped", res->err);
+				res->outcome = HA_BACKUP_BROKEN;
+				break;
+			}
+		} else if (m.type == HA_MSG_BYE && m.value == HA_BYE_HANDOVER) {
+			take_over(&b, HA_BACKUP_HANDED_OVER, "the primary handed the domain over");
+			break;
+		} else if (m.type == HA_MSG_BYE) {
+			res->outcome = HA_BACKUP_STOPPED;
+			log_info("remus backup: the primary ended protection: the copy is dropped");
+			break;
+		}
+	}
+out:
+	/* Destroys the copy unless it was resumed. */
+	rst_session_free(b.rs);
+	free(b.buf);
+}

@@ -1,0 +1,166 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Replication pairs (Remus): the primary's epoch loop and the backup's
+ * receiver, over one connection (TLS in ferryd; any fd or TLS io here).
+ *
+ * The primary runs a checkpointed migration session (migrate/session.h):
+ * a live pre-copy, then every interval an epoch: pause, harvest the dirty
+ * log, copy the dirty pages and the state into a staging buffer (a held
+ * push io, stream/io.h), resume, and only then send it, so the pause does
+ * not depend on the link. Epoch N+1 starts only once the backup has
+ * acknowledged N (one epoch in flight; a late one takes in everything
+ * dirtied meanwhile). The guest's console output is held by the console
+ * gate (hyp/hyp.h) and released up to an epoch's pause only when the
+ * backup acknowledged that epoch.
+ *
+ * The backup feeds the stream into a checkpointed restore session
+ * (restore/restore.h), which commits each whole epoch to its paused copy;
+ * it then acknowledges the epoch. When the primary goes silent for the
+ * timeout, or its connection breaks, the backup resumes the last
+ * committed epoch. Heartbeats flow both ways between epochs.
+ *
+ * The link's messages (formats/SPEC.md 11): a 12-byte header (magic
+ * "FHA1", type, length) and a payload: DATA (stream bytes), ACK (the
+ * epoch committed), HB (a heartbeat), BYE (handover or stop).
+ */
+#ifndef HA_HA_H
+#define HA_HA_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hyp/hyp.h"
+#include "migrate/save.h"
+#include "restore/restore.h"
+#include "stream/io.h"
+
+#define HA_DEFAULT_INTERVAL_MS 200 /* Xen's default epoch period */
+#define HA_MIN_INTERVAL_MS     10
+#define HA_DEFAULT_TIMEOUT_MS  500
+#define HA_MAX_TIMEOUT_MS      60000
+/* Staging bound: one epoch's records held while the guest runs on. An
+ * epoch past it fails the pair (the primary runs on unprotected). */
+#define HA_DEFAULT_MAX_STAGE_BYTES (256ull << 20)
+
+/* ---- primary ---------------------------------------------------------- */
+
+enum ha_state {
+	HA_SYNCING,	/* the initial pre-copy */
+	HA_PROTECTED,	/* epochs acknowledged */
+	HA_UNPROTECTED, /* the backup was lost: runs on alone */
+	HA_STOPPED,	/* protection ended on request (remus-stop) */
+	HA_HANDED_OVER, /* the backup runs it now (controlled failover) */
+};
+const char *ha_state_name(enum ha_state s);
+
+struct ha_primary_opts {
+	unsigned interval_ms; /* start to start; 0: HA_DEFAULT_INTERVAL_MS */
+	unsigned timeout_ms;  /* silence that means the peer is dead; 0: default */
+	enum strm_codec codec;
+	const char *config_json;      /* the domain config for the xl header */
+	struct mig_xenstore xenstore; /* the subtree, every epoch */
+	uint64_t max_stage_bytes;     /* 0: HA_DEFAULT_MAX_STAGE_BYTES */
+	bool blackhole;		      /* epochs made and dropped: link unused (may be NULL) */
+	bool no_buffer;		      /* console output is not held */
+	/* Called on every change of state, with a sentence saying why (the
+	 * primary's thread). */
+	void (*event)(void *opaque, enum ha_state st, const char *why);
+	void *opaque;
+	/* Ends the link's blocking waits (strm_io_set_cancel) when fired: the
+	 * pair then ends as if the backup were lost. May be NULL. */
+	struct strm_cancel *cancel;
+};
+
+struct ha_stats {
+	enum ha_state state;
+	uint64_t epochs_acked; /* epoch numbers: the first after pre-copy is 1 */
+	uint64_t epochs_sent;
+	uint64_t late;		/* epochs that started after their time */
+	uint64_t merged;	/* intervals that had no epoch of their own */
+	double epochs_per_s;	/* acknowledged, since protected */
+	double last_ack_age_ms; /* now minus the last ack; -1: none yet */
+	double pause_p50_ms, pause_p99_ms;
+	double bytes_per_epoch; /* mean on the link */
+	/* From the pause that opened an epoch's output (the one before) to
+	 * its release: the longest any byte of it was held. */
+	double output_delay_p50_ms, output_delay_p99_ms;
+	double sync_s; /* the initial pre-copy until epoch 1 was acknowledged */
+};
+
+struct ha_primary;
+
+/*
+ * Prepares to protect running domain domid over link (borrowed; the
+ * caller closes it after ha_primary_free). err (errlen bytes, borrowed for
+ * the object's life) gets the message of any failure.
+ */
+int ha_primary_new(struct hyp *h, uint32_t domid, struct strm_io *link,
+		   const struct ha_primary_opts *o, char *err, size_t errlen,
+		   struct ha_primary **out);
+/* The initial sync: pre-copy and epoch 1, acknowledged. 0: protected. On
+ * failure the domain runs on, its output released. */
+int ha_primary_sync(struct ha_primary *p);
+/*
+ * Runs epochs until the backup is lost (returns 0, state UNPROTECTED: the
+ * output is released and the domain runs on), a request (0, STOPPED or
+ * HANDED_OVER; the latter leaves the domain paused for the caller to
+ * destroy: the backup runs it), or an error (-errno, UNPROTECTED).
+ */
+int ha_primary_run(struct ha_primary *p);
+/* Any thread: ends run after the epoch in progress. stop: the backup
+ * destroys its copy. handover: a last epoch with the domain left paused,
+ * then the backup resumes it (controlled failover). */
+void ha_primary_request_stop(struct ha_primary *p);
+void ha_primary_request_handover(struct ha_primary *p);
+/* Any thread. */
+void ha_primary_stats(struct ha_primary *p, struct ha_stats *out);
+void ha_primary_free(struct ha_primary *p);
+
+/* ---- backup ------------------------------------------------------------ */
+
+enum ha_backup_outcome {
+	HA_BACKUP_BROKEN,      /* nothing runs here: no epoch, an error, or stopped */
+	HA_BACKUP_STOPPED,     /* the primary ended protection: copy destroyed */
+	HA_BACKUP_FAILED_OVER, /* the primary went silent: the copy runs */
+	HA_BACKUP_HANDED_OVER, /* the primary handed over: the copy runs */
+};
+const char *ha_backup_outcome_name(enum ha_backup_outcome o);
+
+struct ha_backup_opts {
+	unsigned timeout_ms;	  /* 0: HA_DEFAULT_TIMEOUT_MS */
+	rst_config_fn config;	  /* required: names the copy (NAME--backup) */
+	void *opaque;		  /* for config, epoch and takeover */
+	uint64_t max_epoch_bytes; /* 0: the restore session's default */
+	/* Optional: after each committed epoch (the copy paused). */
+	rst_epoch_fn epoch;
+	/* Optional: the copy becomes the domain (rename), still paused,
+	 * before it runs. A failure leaves it paused and is the outcome's
+	 * error. */
+	int (*takeover)(void *opaque, uint32_t domid);
+	rst_xenstore_fn xenstore; /* optional, as rst_session_resume */
+	void *xs_opaque;
+	/* Fired from another thread (this daemon stops): the copy is dropped
+	 * and nothing more is said; the primary finds the link gone. Also
+	 * ends the link's blocking waits (strm_io_set_cancel). May be NULL. */
+	struct strm_cancel *cancel;
+};
+
+struct ha_backup_result {
+	enum ha_backup_outcome outcome;
+	uint32_t domid;	    /* the copy, for FAILED_OVER and HANDED_OVER */
+	uint64_t committed; /* the epoch it runs from */
+	/* For FAILED_OVER: from the last message heard to the copy running. */
+	double failover_ms;
+	char err[512]; /* why, for BROKEN and FAILED_OVER */
+};
+
+/*
+ * Serves one pair on link (borrowed) until the primary stops it, goes
+ * silent or hands over; everything is logged. The copy is kept paused
+ * meanwhile and destroyed unless it ends up running.
+ */
+void ha_backup_run(struct hyp *h, struct strm_io *link, const struct ha_backup_opts *o,
+		   struct ha_backup_result *res);
+
+#endif

@@ -1,0 +1,45 @@
+/* SPDX-License-Identifier: MIT */
+/* The pair's link messages (formats/SPEC.md 11), shared by both sides. */
+#ifndef HA_INTERNAL_H
+#define HA_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ha/ha.h"
+
+#define HA_MAGIC 0x31414846u /* "FHA1" little-endian */
+
+enum ha_msg_type {
+	HA_MSG_DATA = 1, /* stream bytes (a piece of the checkpointed stream) */
+	HA_MSG_ACK = 2,	 /* u64: the epoch the backup committed */
+	HA_MSG_HB = 3,	 /* u64: the sender's last epoch sent / committed */
+	HA_MSG_BYE = 4,	 /* u32: HA_BYE_* */
+};
+
+enum { HA_BYE_STOP = 1, HA_BYE_HANDOVER = 2 };
+
+/* A DATA payload's bound (one push io piece), and every other's. */
+#define HA_DATA_MAX (1u << 20)
+#define HA_CTL_MAX  64u
+
+struct ha_msg {
+	uint32_t type;
+	uint32_t len;
+	uint64_t value;	  /* ACK, HB, BYE */
+	const void *data; /* DATA: the payload, valid until the next receive */
+};
+
+/* One message; 0 or -errno (the io's error). */
+int ha_link_send(struct strm_io *link, uint32_t type, const void *payload, uint32_t len);
+int ha_link_send_u64(struct strm_io *link, uint32_t type, uint64_t v);
+/*
+ * Waits up to timeout_ms for a message: 1 with *m filled, 0 when none came,
+ * or -errno with err saying what (a bad header names the link offset).
+ * buf (HA_DATA_MAX bytes) receives DATA payloads.
+ */
+int ha_link_recv(struct strm_io *link, int timeout_ms, void *buf, struct ha_msg *m, char *err,
+		 size_t errlen);
+const char *ha_msg_name(uint32_t type);
+
+#endif

@@ -1,0 +1,465 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The primary's side of a pair: the initial sync, then the epoch loop,
+ * acknowledgements, output commit and heartbeats (ha/ha.h).
+ */
+#include <errno.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/clock.h"
+#include "common/err.h"
+#include "common/log.h"
+#include "internal.h"
+#include "migrate/session.h"
+
+#define WINDOW 1024 /* samples kept for the percentiles */
+
+enum { REQ_NONE, REQ_STOP, REQ_HANDOVER };
+
+struct ha_primary {
+	struct hyp *h;
+	uint32_t domid;
+	struct strm_io *link; /* borrowed; NULL for a blackhole */
+	struct strm_io *push; /* the session's io: DATA messages on link */
+	struct mig_session *s;
+	struct ha_primary_opts o;
+	double interval_s, timeout_s, hb_s;
+	char *err;
+	size_t errlen;
+	uint8_t *rbuf;
+	bool gated;    /* the console gate is ours to release */
+	uint64_t mark; /* output position at the pause of the epoch in flight */
+	double last_heard, next_hb;
+	double pause_prev, pause_cur; /* the pauses that open and close the output in flight */
+	int req;		      /* REQ_*, set from any thread */
+
+	pthread_mutex_t lock; /* the figures below, read by ha_primary_stats */
+	enum ha_state state;
+	uint64_t sent, acked, late, merged, wire, wire_sync;
+	double t_start, t_protected, t_ack, sync_s;
+	double pause_ms[WINDOW], delay_ms[WINDOW];
+	uint64_t npause, ndelay;
+};
+
+const char *ha_state_name(enum ha_state s)
+{
+	static const char *const n[] = {"syncing", "protected", "unprotected", "stopped",
+					"handed over"};
+
+	return (unsigned)s < sizeof(n) / sizeof(n[0]) ? n[s] : "?";
+}
+
+static int fail(struct ha_primary *p, int rc, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static int fail(struct ha_primary *p, int rc, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (p->err[0])
+		return rc;
+	va_start(ap, fmt);
+	vsnprintf(p->err, p->errlen, fmt, ap);
+	va_end(ap);
+	log_err("d%u: remus: %s", p->domid, p->err);
+	return rc;
+}
+
+static void set_state(struct ha_primary *p, enum ha_state st, const char *why)
+{
+	pthread_mutex_lock(&p->lock);
+	p->state = st;
+	pthread_mutex_unlock(&p->lock);
+	log_info("d%u: remus: %s: %s", p->domid, ha_state_name(st), why);
+	if (p->o.event)
+		p->o.event(p->o.opaque, st, why);
+}
+
+static void sample(double *win, uint64_t *n, double v)
+{
+	win[*n % WINDOW] = v;
+	(*n)++;
+}
+
+/* The push io's callback: a piece of the stream as one DATA message. */
+static int push_data(void *opaque, const void *buf, size_t len)
+{
+	struct ha_primary *p = opaque;
+	int rc = 0;
+
+	if (p->link)
+		rc = ha_link_send(p->link, HA_MSG_DATA, buf, (uint32_t)len);
+	if (!rc) {
+		pthread_mutex_lock(&p->lock);
+		p->wire += len;
+		pthread_mutex_unlock(&p->lock);
+	}
+	return rc;
+}
+
+int ha_primary_new(struct hyp *h, uint32_t domid, struct strm_io *link,
+		   const struct ha_primary_opts *o, char *err, size_t errlen,
+		   struct ha_primary **out)
+{
+	struct ha_primary *p;
+	int rc;
+
+	if (!link && !o->blackhole)
+		return -EINVAL;
+	p = calloc(1, sizeof(*p));
+	if (!p)
+		return -ENOMEM;
+	err[0] = '\0';
+	p->h = h;
+	p->domid = domid;
+	p->link = o->blackhole ? NULL : link;
+	p->o = *o;
+	p->err = err;
+	p->errlen = errlen;
+	p->interval_s = (o->interval_ms ? o->interval_ms : HA_DEFAULT_INTERVAL_MS) / 1e3;
+	p->timeout_s = (o->timeout_ms ? o->timeout_ms : HA_DEFAULT_TIMEOUT_MS) / 1e3;
+	/* Five beats per timeout, so one lost beat never looks like death. */
+	p->hb_s = fmin(fmax(p->timeout_s / 5, 0.005), 0.1);
+	p->state = HA_SYNCING;
+	pthread_mutex_init(&p->lock, NULL);
+	p->rbuf = malloc(HA_DATA_MAX);
+	rc = p->rbuf ? strm_io_push(push_data, NULL, p, HA_DATA_MAX,
+				    o->max_stage_bytes ? o->max_stage_bytes
+						       : HA_DEFAULT_MAX_STAGE_BYTES,
+				    &p->push)
+		     : -ENOMEM;
+	/* A peer that stops reading or writing is dead after the timeout. */
+	if (!rc && p->link)
+		rc = strm_io_set_cancel(p->link, o->cancel, (int)(p->timeout_s * 1e3));
+	if (rc) {
+		snprintf(err, errlen, "cannot set up: %s", ferry_strerror(rc));
+		ha_primary_free(p);
+		return rc;
+	}
+	*out = p;
+	return 0;
+}
+
+static void release_output(struct ha_primary *p, uint64_t upto, double pause_at)
+{
+	double now = ferry_now_s();
+
+	if (p->gated && hyp_console_gate_release(p->h, p->domid, upto))
+		log_err("d%u: remus: cannot release console output", p->domid);
+	pthread_mutex_lock(&p->lock);
+	sample(p->delay_ms, &p->ndelay, (now - pause_at) * 1e3);
+	pthread_mutex_unlock(&p->lock);
+}
+
+/* Lets all held output out: nothing can be lost any more, or the pair
+ * ended. */
+static void open_output(struct ha_primary *p)
+{
+	if (p->gated && hyp_console_gate_open(p->h, p->domid))
+		log_err("d%u: remus: cannot open the console gate", p->domid);
+	p->gated = false;
+}
+
+/* A message from the backup. 0, or -EPROTO with the reason. */
+static int handle(struct ha_primary *p, const struct ha_msg *m)
+{
+	p->last_heard = ferry_now_s();
+	if (m->type == HA_MSG_HB)
+		return 0;
+	if (m->type != HA_MSG_ACK)
+		return fail(p, -EPROTO, "the backup sent %s", ha_msg_name(m->type));
+	if (m->value != p->sent || p->acked == p->sent)
+		return fail(p, -EPROTO,
+			    "the backup acknowledged epoch %llu, epoch %llu is in flight",
+			    (unsigned long long)m->value,
+			    (unsigned long long)(p->acked == p->sent ? 0 : p->sent));
+	pthread_mutex_lock(&p->lock);
+	p->acked = m->value;
+	p->t_ack = p->last_heard;
+	pthread_mutex_unlock(&p->lock);
+	release_output(p, p->mark, p->pause_prev);
+	return 0;
+}
+
+/*
+ * Waits for messages until `until` (seconds, ferry_now_s), the epoch in
+ * flight is acknowledged (stop_at_ack) or the backup is dead. Sends
+ * heartbeats meanwhile. 0, or -ETIMEDOUT (silent), -errno (link).
+ */
+static int listen_until(struct ha_primary *p, double until, bool stop_at_ack)
+{
+	struct ha_msg m;
+	int rc;
+
+	for (;;) {
+		double now = ferry_now_s(), wake;
+
+		if (stop_at_ack && p->acked == p->sent)
+			return 0;
+		if (now >= p->next_hb) {
+			rc = ha_link_send_u64(p->link, HA_MSG_HB, p->sent);
+			if (rc)
+				return fail(p, rc, "heartbeat: %s", strm_io_error(p->link));
+			p->next_hb = now + p->hb_s;
+		}
+		if (now - p->last_heard > p->timeout_s)
+			return fail(p, -ETIMEDOUT, "nothing from the backup for %.0f ms",
+				    (now - p->last_heard) * 1e3);
+		if (now >= until)
+			return 0;
+		wake = fmin(fmin(until, p->next_hb), p->last_heard + p->timeout_s + 0.001);
+		rc = ha_link_recv(p->link, (int)ceil((wake - now) * 1e3), p->rbuf, &m, p->err,
+				  p->errlen);
+		if (rc < 0) {
+			log_err("d%u: remus: %s", p->domid, p->err);
+			return rc;
+		}
+		if (rc > 0 && (rc = handle(p, &m)))
+			return rc;
+	}
+}
+
+/*
+ * One epoch: paused only to copy into the staging buffer, then sent. With
+ * keep_paused (handover) the domain stays paused (one op pause held).
+ */
+static int epoch(struct ha_primary *p, bool keep_paused)
+{
+	struct mig_epoch_stats es;
+	double t0 = ferry_now_s();
+	uint64_t mark = 0;
+	int rc, urc = 0;
+
+	strm_io_push_hold(p->push);
+	rc = mig_session_epoch(p->s, MIG_EPOCH_CHECKPOINT | MIG_EPOCH_HOLD, &es);
+	if (rc)
+		return fail(p, rc, "epoch %llu: %s", (unsigned long long)p->sent + 1, p->err);
+	if (p->gated)
+		hyp_console_gate_mark(p->h, p->domid, &mark);
+	if (!keep_paused)
+		urc = hyp_domain_op_unpause(p->h, p->domid);
+	pthread_mutex_lock(&p->lock);
+	sample(p->pause_ms, &p->npause, (ferry_now_s() - t0) * 1e3);
+	p->sent++;
+	pthread_mutex_unlock(&p->lock);
+	if (urc)
+		return fail(p, urc, "cannot resume after epoch %llu: %s",
+			    (unsigned long long)p->sent, ferry_strerror(urc));
+	p->pause_prev = p->pause_cur;
+	p->pause_cur = t0;
+	p->mark = mark;
+	rc = strm_io_push_release(p->push);
+	if (rc)
+		return fail(p, rc, "sending epoch %llu: %s", (unsigned long long)p->sent,
+			    strm_io_error(p->push));
+	if (!p->link) { /* blackhole: nobody to wait for */
+		p->acked = p->sent;
+		release_output(p, mark, p->pause_prev);
+	}
+	return 0;
+}
+
+int ha_primary_sync(struct ha_primary *p)
+{
+	struct mig_session_opts so = {
+		.codec = p->o.codec,
+		.config_json = p->o.config_json,
+		.xenstore = p->o.xenstore,
+		.checkpointed = true,
+		.elide_zero = true,
+	};
+	struct mig_precopy_opts po = {0};
+	int rc;
+
+	p->t_start = ferry_now_s();
+	p->pause_cur = p->t_start;
+	if (!p->o.no_buffer) {
+		rc = hyp_console_gate_hold(p->h, p->domid);
+		if (rc)
+			return fail(p, rc, "cannot hold the console output: %s",
+				    ferry_strerror(rc));
+		p->gated = true;
+	}
+	rc = mig_session_create(p->h, p->domid, p->push, &so, p->err, p->errlen, &p->s);
+	if (rc)
+		goto out;
+	rc = mig_session_precopy(p->s, &po);
+	if (rc)
+		goto out;
+	p->last_heard = ferry_now_s();
+	p->next_hb = p->last_heard;
+	rc = epoch(p, false);
+	if (!rc && p->link)
+		rc = listen_until(p, INFINITY, true);
+	if (rc)
+		goto out;
+	pthread_mutex_lock(&p->lock);
+	p->t_protected = ferry_now_s();
+	p->sync_s = p->t_protected - p->t_start;
+	p->wire_sync = p->wire;
+	pthread_mutex_unlock(&p->lock);
+	set_state(p, HA_PROTECTED, "epoch 1 acknowledged");
+	return 0;
+out:
+	open_output(p);
+	set_state(p, HA_UNPROTECTED, p->err);
+	return rc;
+}
+
+/* A request: the last things said to the backup. */
+static int finish(struct ha_primary *p, int req)
+{
+	int rc;
+
+	if (req == REQ_STOP || !p->link) {
+		rc = p->link ? ha_link_send_u64(p->link, HA_MSG_BYE, HA_BYE_STOP) : 0;
+		open_output(p);
+		set_state(p, HA_STOPPED,
+			  rc ? "stopped (the backup may keep its copy until "
+			       "its timeout)"
+			     : "stopped on request: the backup destroys its copy");
+		return 0;
+	}
+	/* Handover: a last epoch with the domain left paused, acknowledged,
+	 * then BYE: from then on the backup's copy is the domain. */
+	rc = epoch(p, true);
+	if (rc) {
+		open_output(p);
+		set_state(p, HA_UNPROTECTED, p->err);
+		return rc;
+	}
+	rc = listen_until(p, INFINITY, true)
+		     ?: ha_link_send_u64(p->link, HA_MSG_BYE, HA_BYE_HANDOVER);
+	if (rc) {
+		/* The backup may not have it: this copy runs on. */
+		hyp_domain_op_unpause(p->h, p->domid);
+		open_output(p);
+		set_state(p, HA_UNPROTECTED, p->err[0] ? p->err : "the handover failed");
+		return rc;
+	}
+	open_output(p);
+	set_state(p, HA_HANDED_OVER, "the backup runs the domain from its last epoch");
+	return 0;
+}
+
+int ha_primary_run(struct ha_primary *p)
+{
+	double next_due = p->pause_cur + p->interval_s;
+	int rc = 0, req;
+
+	for (;;) {
+		double now;
+
+		req = __atomic_load_n(&p->req, __ATOMIC_ACQUIRE);
+		if (req && p->acked == p->sent)
+			return finish(p, req);
+		now = ferry_now_s();
+		if (p->acked == p->sent && now >= next_due) {
+			double behind = now - next_due;
+
+			if (behind > 0.001) {
+				pthread_mutex_lock(&p->lock);
+				p->late++;
+				p->merged += (uint64_t)(behind / p->interval_s);
+				pthread_mutex_unlock(&p->lock);
+			}
+			rc = epoch(p, false);
+			if (rc)
+				break;
+			next_due = p->pause_cur + p->interval_s;
+			continue;
+		}
+		if (!p->link) {
+			struct timespec ts = {0, (long)((next_due - now) * 1e9)};
+
+			nanosleep(&ts, NULL);
+			continue;
+		}
+		rc = listen_until(p, p->acked == p->sent ? next_due : now + p->hb_s,
+				  p->acked != p->sent);
+		if (rc)
+			break;
+	}
+	/* Best effort: a backup that only stalled must not take over once it
+	 * reads again (a cut link never carries this: without a witness a
+	 * partition leaves two copies, as in Xen). */
+	if (p->link)
+		ha_link_send_u64(p->link, HA_MSG_BYE, HA_BYE_STOP);
+	open_output(p);
+	set_state(p, HA_UNPROTECTED, p->err[0] ? p->err : "the backup was lost");
+	return rc == -ETIMEDOUT || rc == -ECONNRESET || rc == -EPIPE || rc == -ENODATA ? 0 : rc;
+}
+
+void ha_primary_request_stop(struct ha_primary *p)
+{
+	__atomic_store_n(&p->req, REQ_STOP, __ATOMIC_RELEASE);
+}
+
+void ha_primary_request_handover(struct ha_primary *p)
+{
+	__atomic_store_n(&p->req, REQ_HANDOVER, __ATOMIC_RELEASE);
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return (x > y) - (x < y);
+}
+
+static void pct(const double *win, uint64_t n, double *p50, double *p99)
+{
+	double v[WINDOW];
+	unsigned k = n < WINDOW ? (unsigned)n : WINDOW;
+
+	*p50 = *p99 = 0;
+	if (!k)
+		return;
+	memcpy(v, win, k * sizeof(double));
+	qsort(v, k, sizeof(double), cmp_double);
+	*p50 = v[k / 2];
+	*p99 = v[(k * 99) / 100 < k ? (k * 99) / 100 : k - 1];
+}
+
+void ha_primary_stats(struct ha_primary *p, struct ha_stats *out)
+{
+	double now = ferry_now_s();
+
+	memset(out, 0, sizeof(*out));
+	pthread_mutex_lock(&p->lock);
+	out->state = p->state;
+	out->epochs_acked = p->acked;
+	out->epochs_sent = p->sent;
+	out->late = p->late;
+	out->merged = p->merged;
+	if (p->t_protected && now > p->t_protected && p->acked > 1)
+		out->epochs_per_s = (double)(p->acked - 1) / (now - p->t_protected);
+	out->last_ack_age_ms = p->t_ack ? (now - p->t_ack) * 1e3 : -1;
+	pct(p->pause_ms, p->npause, &out->pause_p50_ms, &out->pause_p99_ms);
+	pct(p->delay_ms, p->ndelay, &out->output_delay_p50_ms, &out->output_delay_p99_ms);
+	if (p->t_protected && p->sent > 1)
+		out->bytes_per_epoch = (double)(p->wire - p->wire_sync) / (double)(p->sent - 1);
+	out->sync_s = p->sync_s;
+	pthread_mutex_unlock(&p->lock);
+}
+
+void ha_primary_free(struct ha_primary *p)
+{
+	if (!p)
+		return;
+	open_output(p);
+	/* Nothing more for the backup: the session's closing bytes would
+	 * follow a BYE, or go to a dead link. */
+	if (p->push)
+		strm_io_push_hold(p->push);
+	mig_session_close(p->s);
+	strm_io_close(p->push);
+	pthread_mutex_destroy(&p->lock);
+	free(p->rbuf);
+	free(p);
+}
