@@ -728,10 +728,20 @@ static void rcv_arrived(void *opaque, uint32_t domid)
 	ctl__xs_domain_add(srv, domid);
 }
 
+/* HA pairs open with "ferry-remus " (ctl-remus.c). */
+static bool rcv_other(void *opaque, struct strm_io *io, const char *first, const char *peer,
+		      struct strm_cancel *cancel)
+{
+	if (memcmp(first, "ferry-remus ", STRM_HS_PEEK_LEN))
+		return false;
+	return ctl__remus_serve(opaque, io, peer, cancel);
+}
+
 static const struct rst_rcv_ops rcv_ops = {
 	.config = rcv_config,
 	.xenstore = ctl__xs_stream_write,
 	.arrived = rcv_arrived,
+	.other = rcv_other,
 };
 
 static void rcv_unregister(struct rcv *r)
@@ -839,6 +849,16 @@ static void on_listen(uv_poll_t *p, int status, int events)
 		}
 		rcv_spawn(mig, fd, &sa);
 	}
+}
+
+struct strm_tls *ctl__mig_tls(struct ctl_server *srv)
+{
+	return srv->mig ? srv->mig->tls : NULL;
+}
+
+int ctl__mig_net_ms(struct ctl_server *srv)
+{
+	return srv->mig ? srv->mig->net_ms : CTL_NET_TIMEOUT_S * 1000;
 }
 
 /* ---- start and stop ----------------------------------------------------- */

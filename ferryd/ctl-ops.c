@@ -357,9 +357,10 @@ static void op_reboot(struct ctl_client *cl, const struct xlm_req *req)
 	shutdown_common(cl, req, true);
 }
 
-static int gen_dom_info(yajl_gen g, const struct hyp_dom_info *i)
+static int gen_dom_info(yajl_gen g, const struct hyp_dom_info *i, const char *remus)
 {
 	return xlm_gen_map_open(g) ?:
+	       (remus ? xlm_gen_kv_str(g, "remus", remus) : 0) ?:
 	       xlm_gen_kv_int(g, "domid", i->domid) ?:
 	       xlm_gen_kv_str(g, "name", i->name) ?:
 	       xlm_gen_kv_int(g, "memory_kb", (long long)i->memory_kb) ?:
@@ -398,9 +399,11 @@ static void op_list(struct ctl_client *cl, const struct xlm_req *req)
 	for (int i = 0; !rc && i < n; i++) {
 		struct hyp_dom_info info;
 
+		char role[32];
+
 		if (hyp_domain_info(cl->srv->hyp, ids[i], &info))
 			continue; /* destroyed meanwhile */
-		rc = gen_dom_info(g, &info);
+		rc = gen_dom_info(g, &info, ctl__remus_role(cl->srv, ids[i], role, sizeof(role)));
 	}
 	rc = rc ?: xlm_gen_array_close(g);
 	free(ids);
@@ -679,6 +682,9 @@ static const struct {
 	{ "save", ctl__op_save },
 	{ "restore", ctl__op_restore },
 	{ "migrate", ctl__op_migrate },
+	{ "remus", ctl__op_remus },
+	{ "remus-status", ctl__op_remus_status },
+	{ "remus-stop", ctl__op_remus_stop },
 	{ "migrate-cancel", ctl__op_migrate_cancel },
 	{ "migrate-resolve", ctl__op_migrate_resolve },
 	{ "sched", ctl__op_sched },

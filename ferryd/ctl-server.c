@@ -244,6 +244,22 @@ static void send_domain_event(struct ctl_client *cl, uint32_t domid, const char 
 		ctl__send(cl, buf, len);
 }
 
+void ctl__send_attached(struct ctl_server *srv, uint32_t domid, char *line, size_t len)
+{
+	for (struct ctl_client *cl = srv->clients; cl; cl = cl->next) {
+		char *copy;
+
+		if (!cl->attached || cl->attach_domid != domid || cl->closing || cl->dead)
+			continue;
+		copy = malloc(len);
+		if (!copy)
+			break;
+		memcpy(copy, line, len);
+		ctl__send(cl, copy, len);
+	}
+	free(line);
+}
+
 static void reply_waiter(struct ctl_client *cl)
 {
 	yajl_gen g = xlm_reply_begin(cl->wait_id, true);
@@ -313,6 +329,7 @@ void ctl__on_gone(struct ctl_server *srv, uint32_t domid)
 	ctl__record_remove(srv, domid);
 	ctl__xs_domain_gone(srv, domid);
 	ctl__snapshot_domain_gone(srv, domid);
+	ctl__remus_domain_gone(srv, domid);
 	for (struct ctl_client *cl = srv->clients, *next; cl; cl = next) {
 		next = cl->next;
 		if (cl->attached && cl->attach_domid == domid) {

@@ -631,6 +631,7 @@ static int services_fini(struct ctl_server *srv, struct ferryd_proc *p)
 	ctl_jobs_fini(srv);
 	ctl_snapsched_fini(srv);
 	ctl_snapshot_fini(srv);
+	ctl_remus_fini(srv);
 	ctl_migrate_fini(srv);
 	hyp_destroy(srv->hyp);
 	dev_pv_free(srv->devs);
@@ -701,6 +702,7 @@ err_svc:
 	ctl_lifetime_fini(&srv);
 	ctl_jobs_fini(&srv);
 	ctl_snapshot_fini(&srv);
+	ctl_remus_fini(&srv);
 	ctl_migrate_fini(&srv);
 	ctl_xs_fini(&srv);
 	hyp_destroy(srv.hyp);

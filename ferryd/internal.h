@@ -147,6 +147,8 @@ struct ctl_server {
 	struct ctl_snapsched *snapsched;
 	/* the snapshot repository (ctl-snapshot.c) */
 	struct ctl_snap *snap;
+	/* replication pairs (ctl-remus.c); NULL until the first */
+	struct ctl_remus *remus;
 };
 
 /* ctl-server.c */
@@ -163,10 +165,14 @@ int ctl__peer_allowed(uv_pipe_t *p, const char *what);
 void ctl__on_console(struct ctl_server *srv, uint32_t domid, const char *buf, size_t len);
 void ctl__on_state(struct ctl_server *srv, uint32_t domid, enum hyp_dom_state st);
 void ctl__on_gone(struct ctl_server *srv, uint32_t domid);
+/* Loop thread: line (an event, taken) to the clients attached to domid. */
+void ctl__send_attached(struct ctl_server *srv, uint32_t domid, char *line, size_t len);
 
 /* Migration's names: the target receives NAME as NAME--incoming until go;
  * the source's copy is NAME--migratedaway after go. */
 #define CTL_INCOMING_SUFFIX RST_INCOMING_SUFFIX
+/* A replication pair's backup holds NAME as NAME--backup until it takes over. */
+#define CTL_BACKUP_SUFFIX   "--backup"
 #define CTL_AWAY_SUFFIX	    MIG_AWAY_SUFFIX
 
 /* ctl-ops.c */
@@ -324,6 +330,27 @@ void ctl_migrate_cancel_all(struct ctl_server *srv);
 void ctl_migrate_stop(struct ctl_server *srv);
 /* After the loop has ended. */
 void ctl_migrate_fini(struct ctl_server *srv);
+/* The migration listener's TLS context (NULL without --tls-dir) and
+ * --net-timeout in ms, for other host-to-host connections (HA pairs). */
+struct strm_tls *ctl__mig_tls(struct ctl_server *srv);
+int ctl__mig_net_ms(struct ctl_server *srv);
+
+/* ---- replication pairs (ctl-remus.c) ---- */
+void ctl__op_remus(struct ctl_client *cl, const struct xlm_req *req);
+void ctl__op_remus_status(struct ctl_client *cl, const struct xlm_req *req);
+void ctl__op_remus_stop(struct ctl_client *cl, const struct xlm_req *req);
+/* A receiver's connection that opened with "ferry-remus " (its 12 bytes
+ * read): serves the backup's side of the pair on io (borrowed) until it
+ * ends. cancel: the receiver job's token (ferryd stops). */
+bool ctl__remus_serve(struct ctl_server *srv, struct strm_io *io, const char *peer,
+		      struct strm_cancel *cancel);
+/* The pair role of domid here ("protected", "unprotected", "backup", ...)
+ * in buf, or NULL when it is in none. Any thread. */
+const char *ctl__remus_role(struct ctl_server *srv, uint32_t domid, char *buf, size_t len);
+/* Loop thread: domid is gone; its pair records go too. */
+void ctl__remus_domain_gone(struct ctl_server *srv, uint32_t domid);
+void ctl_remus_fini(struct ctl_server *srv);
+
 void ctl__op_migrate(struct ctl_client *cl, const struct xlm_req *req);
 void ctl__op_migrate_cancel(struct ctl_client *cl, const struct xlm_req *req);
 void ctl__op_migrate_resolve(struct ctl_client *cl, const struct xlm_req *req);

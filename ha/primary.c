@@ -135,7 +135,7 @@ int ha_primary_new(struct hyp *h, uint32_t domid, struct strm_io *link,
 		     : -ENOMEM;
 	/* A peer that stops reading or writing is dead after the timeout. */
 	if (!rc && p->link)
-		rc = strm_io_set_cancel(p->link, o->cancel, (int)(p->timeout_s * 1e3));
+		rc = strm_io_set_cancel(p->link, NULL, (int)(p->timeout_s * 1e3));
 	if (rc) {
 		snprintf(err, errlen, "cannot set up: %s", ferry_strerror(rc));
 		ha_primary_free(p);
@@ -356,6 +356,8 @@ int ha_primary_run(struct ha_primary *p)
 		double now;
 
 		req = __atomic_load_n(&p->req, __ATOMIC_ACQUIRE);
+		if (!req && strm_cancel_fired(p->o.cancel))
+			req = REQ_HANDOVER; /* the daemon stops: the backup takes it */
 		if (req && p->acked == p->sent)
 			return finish(p, req);
 		now = ferry_now_s();
@@ -388,7 +390,7 @@ int ha_primary_run(struct ha_primary *p)
 	/* Best effort: a backup that only stalled must not take over once it
 	 * reads again (a cut link never carries this: without a witness a
 	 * partition leaves two copies, as in Xen). */
-	if (p->link)
+	if (p->link && rc == -ETIMEDOUT)
 		ha_link_send_u64(p->link, HA_MSG_BYE, HA_BYE_STOP);
 	open_output(p);
 	set_state(p, HA_UNPROTECTED, p->err[0] ? p->err : "the backup was lost");

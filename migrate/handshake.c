@@ -86,6 +86,14 @@ static int open_io(const struct mig_hs_conf *c, int fd, const char *host, int ti
  * io keeps the token with that progress timeout.
  */
 static int connect_target(const struct mig_hs_conf *c, int timeout_ms, struct strm_io **out,
+			  char *err, size_t errlen);
+
+int mig_hs_connect(const struct mig_hs_conf *c, struct strm_io **out, char *err, size_t errlen)
+{
+	return connect_target(c, c->net_ms, out, err, errlen);
+}
+
+static int connect_target(const struct mig_hs_conf *c, int timeout_ms, struct strm_io **out,
 			  char *err, size_t errlen)
 {
 	char host[256], why[1024] = "";

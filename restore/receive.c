@@ -387,6 +387,8 @@ enum rst_rcv_outcome rst_rcv_serve(const struct rst_rcv_conf *c, int fd, uint32_
 		out = serve_query(&r, io);
 	else if (!memcmp(first, STRM_HS_XL_MAGIC, STRM_HS_PEEK_LEN))
 		out = serve_stream(&r, io, first, &id);
+	else if (c->ops->other && c->ops->other(c->ops->opaque, io, first, r.who, c->cancel))
+		out = RST_RCV_OTHER;
 	else
 		log_warn("migration: %s sent neither a migration stream nor a query; closed",
 			 r.who);

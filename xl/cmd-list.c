@@ -137,9 +137,10 @@ int xlm_cmd_list(int argc, char **argv)
 		/* Fenced after a migration: paused, and unpause is refused. */
 		if (YAJL_IS_TRUE(yajl_tree_get(d, (const char *[]){ "fenced", NULL }, yajl_t_any)))
 			st[2] = 'f';
-		printf("%-40s %5lld %5llu %5lld     %s  %8.1f\n", name ? name : "?", id,
-		       (unsigned long long)mem_kb / 1024, vcpus, st,
-		       xlm_json_double(d, "cpu_time"));
+		printf("%-40s %5lld %5llu %5lld     %s  %8.1f%s%s\n", name ? name : "?", id,
+		       (unsigned long long)mem_kb / 1024, vcpus, st, xlm_json_double(d, "cpu_time"),
+		       /* a replication pair's role, after Xen's columns */
+		       xlm_json_str(d, "remus") ? "  " : "", xlm_json_str(d, "remus") ?: "");
 	}
 out:
 	yajl_tree_free(root);

@@ -91,6 +91,34 @@ const struct xlm_cmd xlm_cmds[] = {
 	  "The target is the migration listener of the other ferryd (port 8002 by\n"
 	  "default). On a terminal a progress line is shown; Ctrl-C cancels (before\n"
 	  "the switchover only)." },
+	{ "remus", xlm_cmd_remus,
+	  "Enable Remus HA or COLO HA for domain",
+	  "[options] <Domain> [<host>[:port]]",
+	  "-i MS                   Checkpoint domain memory every MS milliseconds,\n"
+	  "                        start to start (default 200, at least 10; Xen arms\n"
+	  "                        the next one only after the last commit).\n"
+	  "-b                      Replicate memory checkpoints to /dev/null\n"
+	  "                        (blackhole). Works only in unsafe mode.\n"
+	  "-n                      Disable output buffering (console). Works only\n"
+	  "                        in unsafe mode.\n"
+	  "-F                      Enable unsafe configurations [-b|-n flags]. Use\n"
+	  "                        this option with caution as failover may not work\n"
+	  "                        as intended.\n"
+	  "--timeout MS            Silence from the peer that means it is dead\n"
+	  "                        (default 500): the backup then resumes the last\n"
+	  "                        acknowledged epoch.\n"
+	  "--json                  Print the report as JSON on stdout.\n"
+	  "--insecure              Plain TCP, no TLS (both ferryds with --insecure).\n"
+	  "The backup is the migration listener of the other ferryd (port 8002 by\n"
+	  "default); its copy shows as <Domain>--backup, paused, until it takes over.\n"
+	  "Returns once the pair is protected. There is no witness yet: a cut link\n"
+	  "with both hosts up leaves two running copies, as in Xen." },
+	{ "remus-status", xlm_cmd_remus_status,
+	  "Show a replication pair's state and figures",
+	  "[--json] <Domain>", NULL },
+	{ "remus-stop", xlm_cmd_remus_stop,
+	  "End a domain's protection: the backup destroys its copy",
+	  "<Domain>", NULL },
 	{ "migrate-cancel", xlm_cmd_migrate_cancel,
 	  "Cancel a running migration (before the switchover)",
 	  "<Domain>", NULL },

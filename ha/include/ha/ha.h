@@ -67,9 +67,9 @@ struct ha_primary_opts {
 	 * primary's thread). */
 	void (*event)(void *opaque, enum ha_state st, const char *why);
 	void *opaque;
-	/* Ends the link's blocking waits (strm_io_set_cancel) when fired: the
-	 * pair then ends as if the backup were lost. May be NULL. */
-	struct strm_cancel *cancel;
+	/* Fired when this daemon stops on purpose: run hands the domain over
+	 * (as ha_primary_request_handover). May be NULL. */
+	const struct strm_cancel *cancel;
 };
 
 struct ha_stats {

@@ -82,6 +82,15 @@ int mig_hs_migrate(const struct mig_hs_conf *c, struct mig_live_opts *o,
  * destroyed here (the target runs it, "migrated") or resumed ("resumed");
  * else -EHOSTUNREACH (or -ECANCELED) with res->fenced, as it was.
  */
+/*
+ * Connects to c->host, TLS unless c->tls is NULL, and reads the target's
+ * banner: the start every connection to a migration listener shares (HA's
+ * pairs go on with their own request). Every wait ends after c->net_ms
+ * without progress or when c->cancel fires; the io keeps both. -errno with
+ * err saying why.
+ */
+int mig_hs_connect(const struct mig_hs_conf *c, struct strm_io **out, char *err, size_t errlen);
+
 int mig_hs_resolve(const struct mig_hs_conf *c, const char *away, struct mig_hs_result *res);
 
 #endif

@@ -52,7 +52,13 @@ struct rst_rcv_ops {
 	 * "stream" (received, the domain paused here), "ready" (sent), "go"
 	 * (received), "report" (sent). */
 	void (*step)(void *opaque, const char *step);
-	void *opaque; /* for all four */
+	/* Optional: the connection opened with STRM_HS_PEEK_LEN bytes that are
+	 * neither a stream nor a query (first): the caller serves it on io
+	 * (borrowed, closed after) with the conf's cancel token and returns
+	 * true, or false to have it refused as unknown. HA's pairs. */
+	bool (*other)(void *opaque, struct strm_io *io, const char *first, const char *peer,
+		      struct strm_cancel *cancel);
+	void *opaque; /* for all five */
 };
 
 /* Borrowed for the call. */
@@ -73,6 +79,7 @@ enum rst_rcv_outcome {
 	RST_RCV_DROPPED,     /* no go: NAME--incoming destroyed */
 	RST_RCV_RUNNING,     /* after go: runs here as NAME (*domid) */
 	RST_RCV_HANDED_BACK, /* after go it could not start: destroyed, go sent back */
+	RST_RCV_OTHER,	     /* served by ops->other */
 };
 
 /*

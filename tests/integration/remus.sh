@@ -1,0 +1,169 @@
+#!/usr/bin/env bash
+# Replication pairs (xl remus) between two real ferryds ("hosts" A =
+# 127.0.0.2 and B = 127.0.0.3, TLS from xl tls-setup), soft backend (and kvm
+# where /dev/kvm opens), a verify guest throughout:
+#  1. xl remus protects it: the report, xl list on both (protected; the
+#     backup's copy NAME--backup, paused), remus-status's epochs going up
+#  2. kill -9 the primary's ferryd: the backup runs it within the timeout,
+#     verify resumes with zero mismatches, exactly one copy
+#  3. failback: A starts again, xl remus from B to A; then remus-stop: A's
+#     copy goes, B runs on
+#  4. the backup's ferryd killed: the primary says unprotected and runs on
+#  5. the primary's ferryd stopped on purpose (SIGTERM): a controlled
+#     failover, the backup runs it from its last epoch
+#  6. refused: a backup that holds a domain of that name; -b without -F
+# Usage: tests/integration/remus.sh BUILD_DIR
+set -uo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/lib.bash"
+
+BUILD=$(cd "${1:?usage: $0 BUILD_DIR}" && pwd)
+XL="$BUILD/xl"
+FERRYD="$BUILD/ferryd"
+TMP=$(mktemp -d /tmp/ferry-remus.XXXXXX)
+A_ADDR=127.0.0.2 B_ADDR=127.0.0.3
+declare -A PID=() ADDR=([A]=$A_ADDR [B]=$B_ADDR) PORTS=([A]=8112 [B]=8113)
+HOST_MEMORY=512M
+NAME=rvm
+VERIFY_PAGES=8192 # ws=32M
+TIMEOUT_MS=500
+
+cleanup() {
+	stop_hosts
+	[[ -n "${KEEP_TMP:-}" ]] && echo "# kept $TMP" || rm -rf "$TMP"
+}
+trap cleanup EXIT
+
+kill9_host() {
+	local p
+	p=$(cat "$TMP/run-$1/ferryd.pid" 2>/dev/null)
+	[[ -n "$p" ]] && kill -9 "$p"
+	reap_host "$1"
+}
+# remus FROM TO [xl remus options]: the report in $TMP/report.json
+remus() {
+	local from=$1 to=$2
+	shift 2
+	xlh "$from" remus --json --timeout $TIMEOUT_MS "$@" "$NAME" "${ADDR[$to]}:${PORTS[$to]}" \
+		>"$TMP/report.json" 2>"$TMP/remus.err"
+}
+json_get() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$@" 2>/dev/null; }
+status_get() { # HOST KEY
+	xlh "$1" remus-status --json "$NAME" >"$TMP/status.json" 2>/dev/null &&
+		json_get "$TMP/status.json" "$2"
+}
+role() { xlh "$1" list "$2" 2>/dev/null | awk 'NR == 2 { print $7 }'; }
+epochs_grow() { # HOST
+	local a b
+	a=$(status_get "$1" epochs) || return 1
+	sleep 0.5
+	b=$(status_get "$1" epochs) || return 1
+	((b > a))
+}
+wait_role() { # HOST DOMAIN ROLE
+	local i
+	for ((i = 0; i < 50; i++)); do
+		[[ "$(role "$1" "$2")" == "$3" ]] && return 0
+		sleep 0.1
+	done
+	return 1
+}
+wait_running() { # HOST: up to 5 s
+	local i
+	for ((i = 0; i < 50; i++)); do
+		running "$1" "$NAME" && return 0
+		sleep 0.1
+	done
+	return 1
+}
+# The domain runs on HOST from a failover: verify's resume check is clean.
+took_over() { # LABEL HOST
+	check "$1: $NAME runs on $2" wait_running "$2"
+	check "$1: verify: resume with zero mismatches on $2" \
+		wait_since "$2" "verify: resume pages=$VERIFY_PAGES mismatches=0"
+	check "$1: no mismatch on $2" no_bad_since "$2"
+	check "$1: exactly one running copy" test "$(copies)" = 1
+}
+protect() { # LABEL FROM TO
+	check "$1: xl remus $2 -> $3 returns protected" remus "$2" "$3" -i 50
+	check "$1: the report says protected" test "$(json_get "$TMP/report.json" state)" = protected
+	check "$1: xl list on $2 says protected" wait_role "$2" "$NAME" protected
+	check "$1: the backup's copy is $NAME--backup, paused" \
+		test "$(state "$3" "$NAME--backup")" = "--p---"
+	check "$1: xl list on $3 says backup" wait_role "$3" "$NAME--backup" backup
+	check "$1: epochs go on" epochs_grow "$2"
+}
+
+run_backend() {
+	local b=$1
+	start_host A "$b" && start_host B "$b" || { not_ok "$b: the hosts start"; return; }
+	printf 'name = "%s"\nmemory = 128\nextra = "workload=verify ws=32M rate=4M"\n' "$NAME" \
+		>"$TMP/$NAME.cfg"
+	check "$b: xl create on A" xlh A create "$TMP/$NAME.cfg"
+	check "$b: the guest sweeps" wait_since A "verify: sweep pages=$VERIFY_PAGES mismatches=0"
+
+	# 1. protection
+	protect "$b: 1" A B
+	check "$b: 1: remus-status shows pauses and bytes" \
+		python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); sys.exit(not (s["pause_p99_ms"] > 0 and s["bytes_per_epoch"] > 0))' "$TMP/status.json"
+	check "$b: 1: a second xl remus is refused" fails remus A B
+
+	# 2. the primary dies
+	mark B
+	kill9_host A
+	took_over "$b: 2 (primary killed)" B
+	check "$b: 2: it runs under its own name, not in a pair" test -z "$(role B "$NAME")"
+
+	# 3. failback to A, then remus-stop
+	start_host A "$b" || { not_ok "$b: A starts again"; return; }
+	protect "$b: 3" B A
+	check "$b: 3: remus-stop" xlh B remus-stop "$NAME"
+	check "$b: 3: A drops its copy" bash -c "for i in \$(seq 50); do $XL -S $(sock A) list $NAME--backup >/dev/null 2>&1 || exit 0; sleep 0.1; done; exit 1"
+	check "$b: 3: B runs on, not in a pair" bash -c "sleep 0.3; [[ -z \"\$($XL -S $(sock B) list $NAME | awk 'NR == 2 { print \$7 }')\" ]]"
+	check "$b: 3: exactly one running copy" test "$(copies)" = 1
+
+	# 4. the backup dies
+	protect "$b: 4" B A
+	mark B
+	kill9_host A
+	check "$b: 4: B says unprotected" wait_role B "$NAME" unprotected
+	check "$b: 4: B's guest sweeps on, clean" wait_since B "verify: sweep pages=$VERIFY_PAGES mismatches=0"
+	check "$b: 4: exactly one running copy" test "$(copies)" = 1
+
+	# 5. the primary's ferryd stopped on purpose: handover
+	start_host A "$b" || { not_ok "$b: A starts again"; return; }
+	xlh B remus-stop "$NAME" >/dev/null 2>&1 # the unprotected pair's leftovers, if any
+	sleep 0.3
+	protect "$b: 5" B A
+	mark A
+	stop_host B
+	took_over "$b: 5 (primary stopped)" A
+
+	# 6. refusals
+	start_host B "$b" || { not_ok "$b: B starts again"; return; }
+	printf 'name = "%s"\nmemory = 64\nextra = "workload=idle"\n' "$NAME" >"$TMP/other.cfg"
+	check "$b: 6: B holds another $NAME" xlh B create "$TMP/other.cfg"
+	check "$b: 6: xl remus to it is refused" fails remus A B
+	check "$b: 6: the refusal names the reason" grep -q "exists here" "$TMP/remus.err"
+	check "$b: 6: A's guest runs on" running A "$NAME"
+	check "$b: 6: -b without -F is refused" fails xlh A remus -b "$NAME" "$B_ADDR:${PORTS[B]}"
+	stop_hosts
+}
+
+fails() { ! "$@"; }
+
+for f in "$XL" "$FERRYD"; do [[ -x "$f" ]] || { echo "missing $f"; exit 1; }; done
+timeout 60 "$XL" tls-setup --dir "$TMP/tls" --host $A_ADDR --host $B_ADDR 2>/dev/null ||
+	{ echo "xl tls-setup failed"; exit 1; }
+T0=$SECONDS
+for b in ${FERRY_TEST_BACKENDS:-soft kvm}; do
+	if [[ $b == kvm ]] && ! kvm_usable; then
+		skip "kvm: /dev/kvm is not usable here"
+		continue
+	fi
+	ts=$SECONDS
+	run_backend "$b"
+	echo "# backend $b: $((SECONDS - ts)) s"
+done
+echo "# total $((SECONDS - T0)) s"
+echo "$passed passed, $failed failed, $skipped skipped"
+((failed == 0))
