@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/clock.h"
 #include "common/err.h"
@@ -32,10 +33,55 @@ struct backup {
 	uint8_t *buf;
 };
 
+/* Whether the primary recorded that it ran on without this backup (or
+ * ended the pair): then this copy is older than what the world saw. */
+static bool primary_moved_on(const char *state)
+{
+	return state[0] && strcmp(state, "protected");
+}
+
+/*
+ * With a witness, the copy may run only once this host holds the lease
+ * (the primary's has expired, or it gave it back) and the primary did
+ * not run on alone. Retries every 50 ms for as long as it takes: 0 (held:
+ * the caller records the takeover and gives it back), -ESTALE (the
+ * primary ran on: drop the copy), -ECANCELED (this daemon stops).
+ */
+static int witness_claim(struct backup *b, struct ha_witness *w, char *state, size_t len)
+{
+	char holder[128];
+	bool got, said = false;
+
+	for (;;) {
+		if (strm_cancel_fired(b->o->cancel))
+			return -ECANCELED;
+		if (!ha_witness_get_state(w, state, len)) {
+			if (primary_moved_on(state))
+				return -ESTALE;
+			if (!ha_witness_acquire(w, &got, holder, sizeof(holder)) && got) {
+				/* Again, now that nobody else can write it. */
+				if (!ha_witness_get_state(w, state, len) &&
+				    !primary_moved_on(state))
+					return 0;
+				ha_witness_release(w);
+				return -ESTALE;
+			}
+		} else if (!said) {
+			log_warn("remus backup: the witness cannot be asked (%s): waiting for it "
+				 "before resuming",
+				 ha_witness_error(w));
+			said = true;
+		}
+		usleep(50 * 1000);
+	}
+}
+
 /* The copy runs from its last committed epoch. */
 static void take_over(struct backup *b, enum ha_backup_outcome how, const char *why)
 {
 	struct ha_backup_result *res = b->res;
+	struct ha_witness *w = NULL;
+	char state[128] = "", werr[256];
 	uint32_t domid = 0;
 	int rc;
 
@@ -46,12 +92,33 @@ static void take_over(struct backup *b, enum ha_backup_outcome how, const char *
 		log_err("remus backup: %s", res->err);
 		return;
 	}
+	if (b->o->witness_url) {
+		rc = ha_witness_new(
+			b->o->witness_url, b->o->witness_pair ? b->o->witness_pair : "pair",
+			b->o->witness_me ? b->o->witness_me : "backup", &w, werr, sizeof(werr));
+		rc = rc ?: witness_claim(b, w, state, sizeof(state));
+		if (rc) {
+			res->outcome = HA_BACKUP_BROKEN;
+			snprintf(res->err, sizeof(res->err), "%s; %s", why,
+				 rc == -ESTALE ? "the witness says the primary ran on without this "
+						 "backup: the copy is dropped"
+				 : rc == -ECANCELED ? "cancelled while waiting for the witness"
+						    : werr);
+			log_err("remus backup: %s", res->err);
+			ha_witness_free(w);
+			return;
+		}
+	}
 	rc = rst_session_resume(b->rs, b->o->xenstore, b->o->xs_opaque, false);
 	if (!rc && b->o->takeover)
 		rc = b->o->takeover(b->o->opaque, domid);
 	if (!rc)
 		rc = hyp_domain_unpause(b->h, domid);
 	if (rc) {
+		if (w) {
+			ha_witness_release(w);
+			ha_witness_free(w);
+		}
 		res->outcome = HA_BACKUP_BROKEN;
 		snprintf(res->err, sizeof(res->err), "%s; resuming epoch %llu failed: %s", why,
 			 (unsigned long long)res->committed,
@@ -60,9 +127,23 @@ static void take_over(struct backup *b, enum ha_backup_outcome how, const char *
 		log_err("remus backup: %s", res->err);
 		return;
 	}
+	res->resumed_at = ferry_now_s();
 	res->outcome = how;
 	res->domid = domid;
 	res->failover_ms = (ferry_now_s() - b->last_heard) * 1e3;
+	if (w) {
+		/* It runs here alone now: an older copy anywhere must never. */
+		char st[160];
+
+		snprintf(st, sizeof(st), "taken over by %.100s",
+			 b->o->witness_me ? b->o->witness_me : "the backup");
+		if (ha_witness_set_state(w, st))
+			log_warn("d%u: remus backup: could not record the takeover at the witness: "
+				 "%s",
+				 domid, ha_witness_error(w));
+		ha_witness_release(w);
+		ha_witness_free(w);
+	}
 	snprintf(res->err, sizeof(res->err), "%s", why);
 	log_info("d%u: remus backup: %s: runs from epoch %llu, %.1f ms after the primary was last "
 		 "heard",

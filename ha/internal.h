@@ -42,4 +42,17 @@ int ha_link_recv(struct strm_io *link, int timeout_ms, void *buf, struct ha_msg 
 		 size_t errlen);
 const char *ha_msg_name(uint32_t type);
 
+/* The primary's lease keeper (fence.c): renews w's lease from ok_sent on,
+ * fences domid (an op pause) when it could expire unrenewed; event says
+ * so from the keeper's thread. */
+struct ha_fence;
+int ha_fence_start(struct hyp *h, uint32_t domid, struct ha_witness *w, double ok_sent,
+		   void (*event)(void *opaque, bool fenced, const char *why), void *opaque,
+		   struct ha_fence **out);
+/* The lease expired: the fence stays. */
+bool ha_fence_lost(struct ha_fence *f);
+/* Ends the keeper; lifts its fence unless the lease was lost. Returns true
+ * when the domain stays fenced. NULL-safe. */
+bool ha_fence_stop(struct ha_fence *f);
+
 #endif

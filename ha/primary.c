@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "common/clock.h"
 #include "common/err.h"
@@ -38,6 +39,9 @@ struct ha_primary {
 	double last_heard, next_hb;
 	double pause_prev, pause_cur; /* the pauses that open and close the output in flight */
 	int req;		      /* REQ_*, set from any thread */
+	struct ha_witness *w;	      /* NULL without a witness */
+	struct ha_fence *fence;	      /* its lease keeper */
+	bool lost_lease;	      /* fenced for good: held output never comes out */
 
 	pthread_mutex_t lock; /* the figures below, read by ha_primary_stats */
 	enum ha_state state;
@@ -45,12 +49,13 @@ struct ha_primary {
 	double t_start, t_protected, t_ack, sync_s;
 	double pause_ms[WINDOW], delay_ms[WINDOW];
 	uint64_t npause, ndelay;
+	bool fenced;
 };
 
 const char *ha_state_name(enum ha_state s)
 {
-	static const char *const n[] = {"syncing", "protected", "unprotected", "stopped",
-					"handed over"};
+	static const char *const n[] = {"syncing", "protected",	  "unprotected",
+					"stopped", "handed over", "fenced"};
 
 	return (unsigned)s < sizeof(n) / sizeof(n[0]) ? n[s] : "?";
 }
@@ -160,6 +165,8 @@ static void release_output(struct ha_primary *p, uint64_t upto, double pause_at)
  * ended. */
 static void open_output(struct ha_primary *p)
 {
+	if (p->lost_lease)
+		return;
 	if (p->gated && hyp_console_gate_open(p->h, p->domid))
 		log_err("d%u: remus: cannot open the console gate", p->domid);
 	p->gated = false;
@@ -264,6 +271,80 @@ static int epoch(struct ha_primary *p, bool keep_paused)
 	return 0;
 }
 
+/* The lease keeper's word (its thread). */
+static void on_fence(void *opaque, bool fenced, const char *why)
+{
+	struct ha_primary *p = opaque;
+	enum ha_state st;
+
+	pthread_mutex_lock(&p->lock);
+	p->fenced = fenced;
+	st = p->state;
+	pthread_mutex_unlock(&p->lock);
+	if (p->o.event)
+		p->o.event(p->o.opaque, fenced ? HA_FENCED : st, why);
+}
+
+/* Takes the witness lease: no other copy may run the domain meanwhile. */
+static int witness_begin(struct ha_primary *p)
+{
+	char holder[128];
+	bool got = false;
+	int rc;
+
+	if (!p->o.witness_url)
+		return 0;
+	rc = ha_witness_new(p->o.witness_url, p->o.witness_pair ? p->o.witness_pair : "pair",
+			    p->o.witness_me ? p->o.witness_me : "primary", &p->w, p->err,
+			    p->errlen);
+	if (rc)
+		return rc;
+	/* Recorded first: a backup that takes over reads it. */
+	rc = ha_witness_set_state(p->w, "protected")
+		     ?: ha_witness_acquire(p->w, &got, holder, sizeof(holder));
+	if (rc)
+		return fail(p, rc, "the witness %s: %s", p->o.witness_url, ha_witness_error(p->w));
+	if (!got)
+		return fail(p, -EBUSY,
+			    "the witness %s says %s holds the domain (a backup that "
+			    "took over, or another primary)",
+			    p->o.witness_url, holder[0] ? holder : "someone else");
+	rc = ha_fence_start(p->h, p->domid, p->w, ferry_now_s(), on_fence, p, &p->fence);
+	return rc ? fail(p, rc, "cannot start the lease keeper: %s", ferry_strerror(rc)) : 0;
+}
+
+/*
+ * Leaves the witness: records state (NULL: nothing) so that a backup never
+ * resumes a copy older than what ran here, then gives the lease back.
+ * -ETIME when the lease was lost first: the domain stays fenced (paused)
+ * and its held output must not come out.
+ */
+static int witness_end(struct ha_primary *p, const char *state)
+{
+	double until = ferry_now_s() + 2 * HA_WITNESS_TTL_S;
+	bool stays;
+
+	if (!p->w)
+		return 0;
+	while (state && p->fence && ha_witness_set_state(p->w, state)) {
+		if (ha_fence_lost(p->fence) || ferry_now_s() > until)
+			break;
+		usleep(100 * 1000);
+	}
+	stays = ha_fence_stop(p->fence);
+	p->fence = NULL;
+	if (!stays)
+		ha_witness_release(p->w);
+	ha_witness_free(p->w);
+	p->w = NULL;
+	p->lost_lease = stays;
+	if (stays)
+		return fail(p, -ETIME,
+			    "the witness lease was lost: the domain stays paused here "
+			    "(the backup may run it)");
+	return 0;
+}
+
 int ha_primary_sync(struct ha_primary *p)
 {
 	struct mig_session_opts so = {
@@ -278,6 +359,12 @@ int ha_primary_sync(struct ha_primary *p)
 
 	p->t_start = ferry_now_s();
 	p->pause_cur = p->t_start;
+	rc = witness_begin(p);
+	if (rc) {
+		witness_end(p, NULL);
+		set_state(p, HA_UNPROTECTED, p->err);
+		return rc;
+	}
 	if (!p->o.no_buffer) {
 		rc = hyp_console_gate_hold(p->h, p->domid);
 		if (rc)
@@ -306,6 +393,10 @@ int ha_primary_sync(struct ha_primary *p)
 	set_state(p, HA_PROTECTED, "epoch 1 acknowledged");
 	return 0;
 out:
+	if (witness_end(p, "unprotected")) {
+		set_state(p, HA_FENCED, p->err);
+		return rc;
+	}
 	open_output(p);
 	set_state(p, HA_UNPROTECTED, p->err);
 	return rc;
@@ -318,6 +409,10 @@ static int finish(struct ha_primary *p, int req)
 
 	if (req == REQ_STOP || !p->link) {
 		rc = p->link ? ha_link_send_u64(p->link, HA_MSG_BYE, HA_BYE_STOP) : 0;
+		if (witness_end(p, "stopped")) {
+			set_state(p, HA_FENCED, p->err);
+			return 0;
+		}
 		open_output(p);
 		set_state(p, HA_STOPPED,
 			  rc ? "stopped (the backup may keep its copy until "
@@ -329,6 +424,10 @@ static int finish(struct ha_primary *p, int req)
 	 * then BYE: from then on the backup's copy is the domain. */
 	rc = epoch(p, true);
 	if (rc) {
+		if (witness_end(p, "unprotected")) {
+			set_state(p, HA_FENCED, p->err);
+			return rc;
+		}
 		open_output(p);
 		set_state(p, HA_UNPROTECTED, p->err);
 		return rc;
@@ -336,12 +435,19 @@ static int finish(struct ha_primary *p, int req)
 	rc = listen_until(p, INFINITY, true)
 		     ?: ha_link_send_u64(p->link, HA_MSG_BYE, HA_BYE_HANDOVER);
 	if (rc) {
-		/* The backup may not have it: this copy runs on. */
+		/* The backup may not have it: this copy runs on, unless the
+		 * witness says it may already run there. */
+		if (witness_end(p, "unprotected")) {
+			set_state(p, HA_FENCED, p->err);
+			return rc;
+		}
 		hyp_domain_op_unpause(p->h, p->domid);
 		open_output(p);
 		set_state(p, HA_UNPROTECTED, p->err[0] ? p->err : "the handover failed");
 		return rc;
 	}
+	/* The lease goes back at once: the backup takes it and runs. */
+	witness_end(p, NULL);
 	open_output(p);
 	set_state(p, HA_HANDED_OVER, "the backup runs the domain from its last epoch");
 	return 0;
@@ -392,6 +498,12 @@ int ha_primary_run(struct ha_primary *p)
 	 * partition leaves two copies, as in Xen). */
 	if (p->link && rc == -ETIMEDOUT)
 		ha_link_send_u64(p->link, HA_MSG_BYE, HA_BYE_STOP);
+	/* With a witness, run on only once it records that this copy ran on
+	 * alone: the backup then never resumes its older one. */
+	if (witness_end(p, "unprotected")) {
+		set_state(p, HA_FENCED, p->err);
+		return 0;
+	}
 	open_output(p);
 	set_state(p, HA_UNPROTECTED, p->err[0] ? p->err : "the backup was lost");
 	return rc == -ETIMEDOUT || rc == -ECONNRESET || rc == -EPIPE || rc == -ENODATA ? 0 : rc;
@@ -434,7 +546,7 @@ void ha_primary_stats(struct ha_primary *p, struct ha_stats *out)
 
 	memset(out, 0, sizeof(*out));
 	pthread_mutex_lock(&p->lock);
-	out->state = p->state;
+	out->state = p->fenced ? HA_FENCED : p->state;
 	out->epochs_acked = p->acked;
 	out->epochs_sent = p->sent;
 	out->late = p->late;
@@ -454,7 +566,8 @@ void ha_primary_free(struct ha_primary *p)
 {
 	if (!p)
 		return;
-	open_output(p);
+	witness_end(p, NULL);
+	open_output(p); /* not when fenced for good */
 	/* Nothing more for the backup: the session's closing bytes would
 	 * follow a BYE, or go to a dead link. */
 	if (p->push)

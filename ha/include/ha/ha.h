@@ -43,6 +43,38 @@
  * epoch past it fails the pair (the primary runs on unprotected). */
 #define HA_DEFAULT_MAX_STAGE_BYTES (256ull << 20)
 
+/* ---- witness ------------------------------------------------------------- */
+
+/*
+ * The coordination service that decides which copy may run (etcd, v3 JSON
+ * gateway). A lease of HA_WITNESS_TTL_S seconds on PAIR's "owner" key: the
+ * primary holds it while it runs and fences itself (pauses the domain)
+ * when it cannot renew it before it expires, counting from when it sent
+ * its last successful renewal, less HA_WITNESS_MARGIN_MS; a backup resumes
+ * only once it holds it. etcd's leases are whole seconds, at least about
+ * 1.5 election timeouts: run etcd with --heartbeat-interval 50
+ * --election-timeout 500 for 1 s leases (docs/ARCHITECTURE.md, HA pairs).
+ * Each request gives up after 250 ms. url: etcd://HOST:PORT or
+ * http://HOST:PORT (plain), https://HOST:PORT (TLS, the system's CAs).
+ */
+#define HA_WITNESS_TTL_S     1
+#define HA_WITNESS_MARGIN_MS 300
+struct ha_witness;
+int ha_witness_new(const char *url, const char *pair, const char *me, struct ha_witness **out,
+		   char *err, size_t errlen);
+/* Takes the owner key if nobody holds it (*got), else names the holder. */
+int ha_witness_acquire(struct ha_witness *w, bool *got, char *holder, size_t holderlen);
+/* Renews the lease: 0, -ETIME when it expired (the key is gone), or another
+ * -errno when the witness could not be asked. *sent_at: when it was asked. */
+int ha_witness_keepalive(struct ha_witness *w, double *sent_at);
+/* The pair's persistent state ("protected", "unprotected"). */
+int ha_witness_set_state(struct ha_witness *w, const char *state);
+int ha_witness_get_state(struct ha_witness *w, char *buf, size_t len);
+/* Gives the lease back (the owner key goes with it). Best effort. */
+void ha_witness_release(struct ha_witness *w);
+const char *ha_witness_error(const struct ha_witness *w);
+void ha_witness_free(struct ha_witness *w);
+
 /* ---- primary ---------------------------------------------------------- */
 
 enum ha_state {
@@ -51,6 +83,7 @@ enum ha_state {
 	HA_UNPROTECTED, /* the backup was lost: runs on alone */
 	HA_STOPPED,	/* protection ended on request (remus-stop) */
 	HA_HANDED_OVER, /* the backup runs it now (controlled failover) */
+	HA_FENCED,	/* paused: the witness lease could not be renewed */
 };
 const char *ha_state_name(enum ha_state s);
 
@@ -70,6 +103,9 @@ struct ha_primary_opts {
 	/* Fired when this daemon stops on purpose: run hands the domain over
 	 * (as ha_primary_request_handover). May be NULL. */
 	const struct strm_cancel *cancel;
+	/* Optional: the witness (above) at witness_url; the pair's key under
+	 * witness_pair (the domain's UUID); witness_me names this host there. */
+	const char *witness_url, *witness_pair, *witness_me;
 };
 
 struct ha_stats {
@@ -140,6 +176,10 @@ struct ha_backup_opts {
 	int (*takeover)(void *opaque, uint32_t domid);
 	rst_xenstore_fn xenstore; /* optional, as rst_session_resume */
 	void *xs_opaque;
+	/* Optional: as ha_primary_opts; the copy resumes only once this host
+	 * holds the witness lease, and never when the primary recorded that it
+	 * ran on without its backup. */
+	const char *witness_url, *witness_pair, *witness_me;
 	/* Fired from another thread (this daemon stops): the copy is dropped
 	 * and nothing more is said; the primary finds the link gone. Also
 	 * ends the link's blocking waits (strm_io_set_cancel). May be NULL. */
@@ -152,7 +192,8 @@ struct ha_backup_result {
 	uint64_t committed; /* the epoch it runs from */
 	/* For FAILED_OVER: from the last message heard to the copy running. */
 	double failover_ms;
-	char err[512]; /* why, for BROKEN and FAILED_OVER */
+	double resumed_at; /* ferry_now_s() when it was unpaused */
+	char err[512];	   /* why, for BROKEN and FAILED_OVER */
 };
 
 /*

@@ -1,0 +1,204 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The primary's lease keeper: renews the witness lease (ha/witness.c) a
+ * few times per TTL on a thread of its own, and fences the domain (one op
+ * pause) the moment the lease could expire without a renewal having got
+ * through: HA_WITNESS_MARGIN_MS before TTL has passed since the last
+ * successful renewal was sent. A later renewal that gets through lifts the
+ * fence; a lease found expired never does (the backup may run the domain).
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/clock.h"
+#include "common/err.h"
+#include "common/log.h"
+#include "internal.h"
+
+struct ha_fence {
+	struct hyp *h;
+	uint32_t domid;
+	struct ha_witness *w;
+	void (*event)(void *opaque, bool fenced, const char *why);
+	void *opaque;
+	pthread_t t;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool stop, fenced, lost;
+	double ok_sent; /* when the last renewal that got through was sent */
+};
+
+static void sleep_until(struct ha_fence *f, double t)
+{
+	struct timespec ts;
+	double now = ferry_now_s();
+
+	if (t <= now)
+		return;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += (time_t)(t - now);
+	ts.tv_nsec += (long)(((t - now) - (double)(time_t)(t - now)) * 1e9);
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&f->lock);
+	if (!f->stop)
+		pthread_cond_timedwait(&f->cond, &f->lock, &ts);
+	pthread_mutex_unlock(&f->lock);
+}
+
+static void set_fenced(struct ha_fence *f, bool on, const char *why)
+{
+	int rc = on ? hyp_domain_op_pause(f->h, f->domid) : hyp_domain_op_unpause(f->h, f->domid);
+
+	if (rc) {
+		log_err("d%u: remus: cannot %s the domain: %s", f->domid, on ? "fence" : "unfence",
+			ferry_strerror(rc));
+		if (!on)
+			return;
+	}
+	pthread_mutex_lock(&f->lock);
+	f->fenced = on;
+	pthread_mutex_unlock(&f->lock);
+	log_warn("d%u: remus: %s: %s", f->domid, on ? "fenced (paused)" : "unfenced", why);
+	if (f->event)
+		f->event(f->opaque, on, why);
+}
+
+static void *keeper(void *arg)
+{
+	struct ha_fence *f = arg;
+	const double ttl = HA_WITNESS_TTL_S, margin = HA_WITNESS_MARGIN_MS / 1e3;
+	bool said = false;
+
+	for (;;) {
+		double sent, fence_at;
+		int rc;
+
+		pthread_mutex_lock(&f->lock);
+		if (f->stop) {
+			pthread_mutex_unlock(&f->lock);
+			break;
+		}
+		pthread_mutex_unlock(&f->lock);
+		fence_at = f->ok_sent + ttl - margin;
+		if (ferry_now_s() >= fence_at && !f->fenced)
+			set_fenced(f, true, "the witness lease could not be renewed in time");
+		if (f->lost) {
+			sleep_until(f, ferry_now_s() + 1);
+			continue;
+		}
+		rc = ha_witness_keepalive(f->w, &sent);
+		if (!rc) {
+			f->ok_sent = sent;
+			said = false;
+			if (f->fenced)
+				set_fenced(f, false, "the witness lease is renewed");
+		} else if (rc == -ETIME) {
+			char holder[128] = "", state[128] = "";
+			bool got = false;
+
+			/* Expired while fenced (the witness was away): the key is
+			 * ours again if nobody took it, and then nobody ran the
+			 * domain meanwhile; else the backup may run it. */
+			if (!f->fenced)
+				set_fenced(f, true, "the witness lease expired");
+			sent = ferry_now_s();
+			/* A backup that took over and gave the lease back left its
+			 * mark in the state. */
+			if (!ha_witness_get_state(f->w, state, sizeof(state)) && state[0] &&
+			    strcmp(state, "protected")) {
+				snprintf(holder, sizeof(holder), "%s", state);
+			} else if (!ha_witness_acquire(f->w, &got, holder, sizeof(holder)) && got) {
+				f->ok_sent = sent;
+				set_fenced(f, false, "the witness lease is taken again");
+				continue;
+			}
+			if (!got && holder[0]) {
+				pthread_mutex_lock(&f->lock);
+				f->lost = true;
+				pthread_mutex_unlock(&f->lock);
+				log_err("d%u: remus: the witness lease expired (now: %s): the "
+					"domain "
+					"stays paused here",
+					f->domid, holder);
+				continue;
+			}
+			sleep_until(f, ferry_now_s() + 0.05);
+			continue;
+		} else if (!said) {
+			log_warn("d%u: remus: renewing the witness lease: %s", f->domid,
+				 ha_witness_error(f->w));
+			said = true;
+		}
+		/* Four renewals a TTL; never past the moment to fence. */
+		fence_at = f->ok_sent + ttl - margin;
+		sleep_until(f, f->fenced ? ferry_now_s() + 0.05
+					 : (fence_at < ferry_now_s() + ttl / 4
+						    ? fence_at
+						    : ferry_now_s() + ttl / 4));
+	}
+	return NULL;
+}
+
+int ha_fence_start(struct hyp *h, uint32_t domid, struct ha_witness *w, double ok_sent,
+		   void (*event)(void *opaque, bool fenced, const char *why), void *opaque,
+		   struct ha_fence **out)
+{
+	struct ha_fence *f = calloc(1, sizeof(*f));
+	int rc;
+
+	if (!f)
+		return -ENOMEM;
+	f->h = h;
+	f->domid = domid;
+	f->w = w;
+	f->event = event;
+	f->opaque = opaque;
+	f->ok_sent = ok_sent;
+	pthread_mutex_init(&f->lock, NULL);
+	pthread_cond_init(&f->cond, NULL);
+	rc = -pthread_create(&f->t, NULL, keeper, f);
+	if (rc) {
+		free(f);
+		return rc;
+	}
+	*out = f;
+	return 0;
+}
+
+bool ha_fence_lost(struct ha_fence *f)
+{
+	bool lost;
+
+	pthread_mutex_lock(&f->lock);
+	lost = f->lost;
+	pthread_mutex_unlock(&f->lock);
+	return lost;
+}
+
+bool ha_fence_stop(struct ha_fence *f)
+{
+	bool stays;
+
+	if (!f)
+		return false;
+	pthread_mutex_lock(&f->lock);
+	f->stop = true;
+	pthread_cond_broadcast(&f->cond);
+	pthread_mutex_unlock(&f->lock);
+	pthread_join(f->t, NULL);
+	/* A fence the lease still allows lifting goes with the keeper. */
+	if (f->fenced && !f->lost && !hyp_domain_op_unpause(f->h, f->domid))
+		f->fenced = false;
+	stays = f->fenced;
+	pthread_mutex_destroy(&f->lock);
+	pthread_cond_destroy(&f->cond);
+	free(f);
+	return stays;
+}
