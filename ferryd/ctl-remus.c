@@ -174,7 +174,16 @@ struct remus_job {
 	int rc;
 	bool replied; /* the sync's reply went out from the job's thread */
 	struct ha_stats st;
+	char witness[256]; /* "" for none */
+	char pair_key[40]; /* the domain's UUID: the pair's keys at the witness */
+	char me[300];	   /* this host at the witness */
 };
+
+/* This host's name at the witness: its migration listener, or "ferryd". */
+static void host_me(struct ctl_server *srv, char *out, size_t len)
+{
+	snprintf(out, len, "%s", srv->opts->listen ? srv->opts->listen : "ferryd");
+}
 
 static void on_state(void *opaque, enum ha_state st, const char *why)
 {
@@ -255,10 +264,11 @@ static void reply_from_thread(struct remus_job *j)
 /* The request after the banner: "ferry-remus NAME\n", then the answer. */
 static int ask_backup(struct remus_job *j, struct strm_io *io)
 {
-	char line[HYP_NAME_MAX + 16], why[512] = "";
+	char line[HYP_NAME_MAX + 320], why[512] = "";
 	int n, rc;
 
-	n = snprintf(line, sizeof(line), "ferry-remus %s\n", j->pair.name);
+	n = snprintf(line, sizeof(line), "ferry-remus %s\t%s\t%s\n", j->pair.name, j->pair_key,
+		     j->witness);
 	rc = strm_hs_write(io, line, (size_t)n);
 	if (!rc)
 		rc = strm_hs_read(io, REMUS_OK, strlen(REMUS_OK), "waiting for the backup's answer",
@@ -340,6 +350,11 @@ static void do_remus(struct ctl_job *job)
 	j->o.event = on_state;
 	j->o.opaque = j;
 	j->o.cancel = job->cancel;
+	if (j->witness[0]) {
+		j->o.witness_url = j->witness;
+		j->o.witness_pair = j->pair_key;
+		j->o.witness_me = j->me;
+	}
 	rc = ha_primary_new(j->srv->hyp, j->domid, io, &j->o, j->err, sizeof(j->err), &p);
 	if (rc)
 		goto out;
@@ -473,6 +488,30 @@ void ctl__op_remus(struct ctl_client *cl, const struct xlm_req *req)
 		goto fail;
 	}
 	j->o.codec = STRM_CODEC_LZ4;
+	if (xlm_args_str(req, "witness")) {
+		const char *w = xlm_args_str(req, "witness");
+
+		if (strlen(w) >= sizeof(j->witness) || strchr(w, '\t') || strchr(w, '\n') ||
+		    (strncmp(w, "etcd://", 7) && strncmp(w, "http://", 7) &&
+		     strncmp(w, "https://", 8))) {
+			REPLY_ERR(cl, req, -EINVAL,
+				  "remus: witness '%s': expected etcd://HOST:PORT, "
+				  "http://HOST:PORT or https://HOST:PORT",
+				  w);
+			goto fail;
+		}
+		snprintf(j->witness, sizeof(j->witness), "%s", w);
+	}
+	{
+		struct hyp_dom_config cfg;
+
+		if (hyp_domain_config(srv->hyp, j->domid, &cfg)) {
+			REPLY_ERR(cl, req, -ENOENT, "domain '%s' does not exist", dom);
+			goto fail;
+		}
+		xlm_uuid_format(cfg.uuid, j->pair_key);
+	}
+	host_me(srv, j->me, sizeof(j->me));
 	snprintf(j->pair.name, sizeof(j->pair.name), "%s", info.name);
 	snprintf(j->pair.peer, sizeof(j->pair.peer), "%s", host);
 	snprintf(j->host, sizeof(j->host), "%s", host);
@@ -684,22 +723,35 @@ bool ctl__remus_serve(struct ctl_server *srv, struct strm_io *io, const char *pe
 				   .cancel = cancel};
 	struct ha_backup_result res;
 	struct backup_ctx *b;
-	char name[HYP_NAME_MAX + 2], refuse[HYP_NAME_MAX * 2 + 96] = "";
-	char backup_name[HYP_NAME_MAX + 16];
+	char line[HYP_NAME_MAX + 320], refuse[HYP_NAME_MAX * 2 + 96] = "";
+	char backup_name[HYP_NAME_MAX + 16], me[300];
+	char *name = line, *key = NULL, *witness = NULL, *tab;
 	size_t n = 0;
 	uint32_t id;
 
-	/* The name, up to its newline ("ferry-remus " was read). */
-	while (n < sizeof(name) - 1) {
-		if (strm_io_read_full(io, name + n, 1))
+	/* NAME TAB UUID TAB WITNESS, up to the newline ("ferry-remus " was
+	 * read); the witness may be empty. */
+	while (n < sizeof(line) - 1) {
+		if (strm_io_read_full(io, line + n, 1))
 			return false;
-		if (name[n] == '\n')
+		if (line[n] == '\n')
 			break;
 		n++;
 	}
-	name[n] = '\0';
-	snprintf(backup_name, sizeof(backup_name), "%s%s", name, CTL_BACKUP_SUFFIX);
-	if (!n || n + sizeof(CTL_BACKUP_SUFFIX) > HYP_NAME_MAX)
+	line[n] = '\0';
+	if ((tab = strchr(line, '\t'))) {
+		*tab = '\0';
+		key = tab + 1;
+		if ((tab = strchr(key, '\t'))) {
+			*tab = '\0';
+			witness = tab + 1;
+		}
+	}
+	n = strlen(name);
+	snprintf(backup_name, sizeof(backup_name), "%.*s%s", HYP_NAME_MAX, name, CTL_BACKUP_SUFFIX);
+	if (!key || !witness)
+		snprintf(refuse, sizeof(refuse), "a request this ferryd does not understand");
+	else if (!n || n + sizeof(CTL_BACKUP_SUFFIX) > HYP_NAME_MAX)
 		snprintf(refuse, sizeof(refuse),
 			 "a domain name that is empty or too long for "
 			 "its backup's name");
@@ -707,7 +759,8 @@ bool ctl__remus_serve(struct ctl_server *srv, struct strm_io *io, const char *pe
 		snprintf(refuse, sizeof(refuse), "out of memory");
 	else if (!hyp_domain_lookup(srv->hyp, name, &id) ||
 		 !hyp_domain_lookup(srv->hyp, backup_name, &id))
-		snprintf(refuse, sizeof(refuse), "a domain named '%s' exists here", name);
+		snprintf(refuse, sizeof(refuse), "a domain named '%.*s' exists here", HYP_NAME_MAX,
+			 name);
 	if (refuse[0]) {
 		char msg[sizeof(refuse) + 32];
 		int len = snprintf(msg, sizeof(msg), STRM_HS_ERROR "%s\n", refuse);
@@ -727,6 +780,12 @@ bool ctl__remus_serve(struct ctl_server *srv, struct strm_io *io, const char *pe
 	snprintf(b->pair.name, sizeof(b->pair.name), "%.*s", HYP_NAME_MAX - 1, name);
 	snprintf(b->pair.peer, sizeof(b->pair.peer), "%s", peer);
 	o.opaque = b;
+	host_me(srv, me, sizeof(me));
+	if (witness[0]) {
+		o.witness_url = witness;
+		o.witness_pair = key;
+		o.witness_me = me;
+	}
 	pair_add(r, &b->pair);
 	log_info("remus: backing up '%s' for %s", name, peer);
 	ha_backup_run(srv->hyp, io, &o, &res);

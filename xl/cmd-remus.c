@@ -12,7 +12,7 @@
 #include "xl.h"
 
 struct remus_args {
-	const char *domain, *host;
+	const char *domain, *host, *witness;
 	long interval_ms, timeout_ms;
 	bool blackhole, no_buffer, unsafe, insecure;
 };
@@ -28,7 +28,8 @@ static int args_remus(yajl_gen g, void *opaque)
 	       xlm_gen_kv_bool(g, "blackhole", a->blackhole) ?:
 	       xlm_gen_kv_bool(g, "no_buffer", a->no_buffer) ?:
 	       xlm_gen_kv_bool(g, "unsafe", a->unsafe) ?:
-	       xlm_gen_kv_bool(g, "insecure", a->insecure) ?: xlm_gen_map_close(g);
+	       xlm_gen_kv_bool(g, "insecure", a->insecure) ?:
+	       (a->witness ? xlm_gen_kv_str(g, "witness", a->witness) : 0) ?: xlm_gen_map_close(g);
 }
 
 static long ms_arg(const char *s, const char *what)
@@ -66,10 +67,11 @@ static void print_stats(yajl_val r)
 
 int xlm_cmd_remus(int argc, char **argv)
 {
-	enum { O_TIMEOUT = 256, O_INSECURE, O_JSON };
+	enum { O_TIMEOUT = 256, O_INSECURE, O_JSON, O_WITNESS };
 	static const struct option longopts[] = {
 		{"timeout", required_argument, NULL, O_TIMEOUT},
 		{"insecure", no_argument, NULL, O_INSECURE},
+		{"witness", required_argument, NULL, O_WITNESS},
 		{"json", no_argument, NULL, O_JSON},
 		{"help", no_argument, NULL, 'h'},
 		{0},
@@ -96,6 +98,7 @@ int xlm_cmd_remus(int argc, char **argv)
 			if (a.timeout_ms < 0)
 				return XL_EXIT_USAGE;
 			break;
+		case O_WITNESS: a.witness = optarg; break;
 		case O_INSECURE: a.insecure = true; break;
 		case O_JSON: json = true; break;
 		default: xlm_cmd_usage("remus", true); return XL_EXIT_USAGE;
@@ -110,10 +113,9 @@ int xlm_cmd_remus(int argc, char **argv)
 	if ((a.blackhole || a.no_buffer) && !a.unsafe)
 		return xlm_fail("remus: -b and -n are unsafe (a failover can lose the guest's "
 				"state or show output it never had): give them with -F, as in Xen");
-	if (!a.blackhole)
-		fprintf(stderr, "xl: remus: no witness: if the link between the hosts is cut while "
-				"both run, both copies run (a partition); --witness is not "
-				"implemented yet\n");
+	if (!a.blackhole && !a.witness)
+		fprintf(stderr, "xl: remus: no --witness: if the link between the hosts is cut "
+				"while both run, both copies run (a partition)\n");
 	if (xlm_connect(&c))
 		return XL_EXIT_FAIL;
 	rc = xlm_call(&c, "remus", args_remus, &a, &root, &result);

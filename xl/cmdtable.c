@@ -104,6 +104,10 @@ const struct xlm_cmd xlm_cmds[] = {
 	  "-F                      Enable unsafe configurations [-b|-n flags]. Use\n"
 	  "                        this option with caution as failover may not work\n"
 	  "                        as intended.\n"
+	  "--witness URL           etcd://HOST:PORT (or http://, https://): a lease\n"
+	  "                        there decides which copy may run, so a cut link\n"
+	  "                        never leaves two (etcd with --election-timeout 500\n"
+	  "                        for its 1 s leases).\n"
 	  "--timeout MS            Silence from the peer that means it is dead\n"
 	  "                        (default 500): the backup then resumes the last\n"
 	  "                        acknowledged epoch.\n"
@@ -111,8 +115,8 @@ const struct xlm_cmd xlm_cmds[] = {
 	  "--insecure              Plain TCP, no TLS (both ferryds with --insecure).\n"
 	  "The backup is the migration listener of the other ferryd (port 8002 by\n"
 	  "default); its copy shows as <Domain>--backup, paused, until it takes over.\n"
-	  "Returns once the pair is protected. There is no witness yet: a cut link\n"
-	  "with both hosts up leaves two running copies, as in Xen." },
+	  "Returns once the pair is protected. Without --witness a cut link with\n"
+	  "both hosts up leaves two running copies, as in Xen." },
 	{ "remus-status", xlm_cmd_remus_status,
 	  "Show a replication pair's state and figures",
 	  "[--json] <Domain>", NULL },

@@ -12,6 +12,9 @@
 #  5. the primary's ferryd stopped on purpose (SIGTERM): a controlled
 #     failover, the backup runs it from its last epoch
 #  6. refused: a backup that holds a domain of that name; -b without -F
+#  7. with a witness (a real etcd the script starts): kill -9 the primary,
+#     the backup runs it once it holds the lease; a witness that cannot be
+#     reached refuses protection and the domain runs on
 # Usage: tests/integration/remus.sh BUILD_DIR
 set -uo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.bash"
@@ -29,6 +32,7 @@ TIMEOUT_MS=500
 
 cleanup() {
 	stop_hosts
+	[[ -z $ETCD_PID ]] || kill "$ETCD_PID" 2>/dev/null
 	[[ -n "${KEEP_TMP:-}" ]] && echo "# kept $TMP" || rm -rf "$TMP"
 }
 trap cleanup EXIT
@@ -146,12 +150,48 @@ run_backend() {
 	check "$b: 6: the refusal names the reason" grep -q "exists here" "$TMP/remus.err"
 	check "$b: 6: A's guest runs on" running A "$NAME"
 	check "$b: 6: -b without -F is refused" fails xlh A remus -b "$NAME" "$B_ADDR:${PORTS[B]}"
+
+	# 7. a witness
+	if [[ -n $ETCD ]]; then
+		xlh B destroy "$NAME" >/dev/null 2>&1
+		check "$b: 7: xl remus --witness" remus A B -i 50 --witness "$ETCD"
+		check "$b: 7: protected" wait_role A "$NAME" protected
+		mark B
+		kill9_host A
+		took_over "$b: 7 (primary killed, witness)" B
+		check "$b: 7: the takeover is recorded at the witness" \
+			bash -c "curl -s -X POST $ETCD_HTTP/v3/kv/range -d '{\"key\":\"$(printf '/ferry/remus/%s/state' "$(uuid_of B)" | base64 -w0)\"}' | grep -q \"$(printf 'taken over' | base64 -w0 | cut -c1-12)\""
+		start_host A "$b" || { not_ok "$b: A starts again"; return; }
+		check "$b: 7: an unreachable witness is refused" fails remus B A --witness etcd://127.0.0.1:9
+		check "$b: 7: the error names the witness" grep -q "witness etcd://127.0.0.1:9" "$TMP/remus.err"
+		check "$b: 7: B runs on" running B "$NAME"
+		check "$b: 7: nothing of it on A" absent A "$NAME--backup"
+	fi
 	stop_hosts
 }
 
 fails() { ! "$@"; }
 
+uuid_of() { xlh "$1" list -l "$NAME" 2>/dev/null | python3 -c 'import json,sys; d=json.load(sys.stdin); d=d[0] if isinstance(d, list) else d; print(d.get("uuid") or d["config"]["uuid"])'; }
+ETCD= ETCD_HTTP= ETCD_PID=
+start_etcd() {
+	command -v etcd >/dev/null || return 1
+	etcd --data-dir "$TMP/etcd" --listen-client-urls http://127.0.0.1:8122 \
+		--advertise-client-urls http://127.0.0.1:8122 --listen-peer-urls http://127.0.0.1:8123 \
+		--initial-advertise-peer-urls http://127.0.0.1:8123 \
+		--initial-cluster default=http://127.0.0.1:8123 \
+		--heartbeat-interval 50 --election-timeout 500 >"$TMP/etcd.out" 2>&1 &
+	ETCD_PID=$!
+	for ((i = 0; i < 100; i++)); do
+		curl -s http://127.0.0.1:8122/version >/dev/null 2>&1 && break
+		sleep 0.1
+	done
+	ETCD=etcd://127.0.0.1:8122 ETCD_HTTP=http://127.0.0.1:8122
+}
+
 for f in "$XL" "$FERRYD"; do [[ -x "$f" ]] || { echo "missing $f"; exit 1; }; done
+start_etcd || skip "witness cases: etcd is not installed (scripts/deps.sh installs etcd-server)"
+
 timeout 60 "$XL" tls-setup --dir "$TMP/tls" --host $A_ADDR --host $B_ADDR 2>/dev/null ||
 	{ echo "xl tls-setup failed"; exit 1; }
 T0=$SECONDS
