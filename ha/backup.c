@@ -268,6 +268,10 @@ void ha_backup_run(struct hyp *h, struct strm_io *link, const struct ha_backup_o
 		}
 	}
 out:
+	/* Its last word, best effort: the primary names the reason. */
+	if (res->outcome == HA_BACKUP_BROKEN && res->err[0] && !strm_cancel_fired(o->cancel))
+		ha_link_send(link, HA_MSG_ERR, res->err,
+			     (uint32_t)strnlen(res->err, HA_ERR_MAX - 1));
 	/* Destroys the copy unless it was resumed. */
 	rst_session_free(b.rs);
 	free(b.buf);

@@ -15,6 +15,7 @@ enum ha_msg_type {
 	HA_MSG_ACK = 2,	 /* u64: the epoch the backup committed */
 	HA_MSG_HB = 3,	 /* u64: the sender's last epoch sent / committed */
 	HA_MSG_BYE = 4,	 /* u32: HA_BYE_* */
+	HA_MSG_ERR = 5,	 /* text: why the backup gives up (its last word) */
 };
 
 enum { HA_BYE_STOP = 1, HA_BYE_HANDOVER = 2 };
@@ -22,12 +23,14 @@ enum { HA_BYE_STOP = 1, HA_BYE_HANDOVER = 2 };
 /* A DATA payload's bound (one push io piece), and every other's. */
 #define HA_DATA_MAX (1u << 20)
 #define HA_CTL_MAX  64u
+#define HA_ERR_MAX  512u
 
 struct ha_msg {
 	uint32_t type;
 	uint32_t len;
 	uint64_t value;	  /* ACK, HB, BYE */
-	const void *data; /* DATA: the payload, valid until the next receive */
+	const void *data; /* DATA, ERR: the payload, valid until the next receive;
+			   * ERR's is NUL-terminated */
 };
 
 /* One message; 0 or -errno (the io's error). */

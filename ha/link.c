@@ -20,6 +20,7 @@ const char *ha_msg_name(uint32_t type)
 	case HA_MSG_ACK: return "ACK";
 	case HA_MSG_HB: return "HB";
 	case HA_MSG_BYE: return "BYE";
+	case HA_MSG_ERR: return "ERR";
 	}
 	return "unknown";
 }
@@ -71,10 +72,10 @@ int ha_link_recv(struct strm_io *link, int timeout_ms, void *buf, struct ha_msg 
 	if (le32toh(h.magic) != HA_MAGIC)
 		return bad(err, errlen, at, "bad magic 0x%08x (type %u)", le32toh(h.magic),
 			   m->type);
-	if (m->type < HA_MSG_DATA || m->type > HA_MSG_BYE)
+	if (m->type < HA_MSG_DATA || m->type > HA_MSG_ERR)
 		return bad(err, errlen, at, "unknown message type %u (length %u)", m->type, m->len);
-	max = m->type == HA_MSG_DATA ? HA_DATA_MAX : HA_CTL_MAX;
-	if (m->len > max || (m->type != HA_MSG_DATA && m->len != 8))
+	max = m->type == HA_MSG_DATA ? HA_DATA_MAX : m->type == HA_MSG_ERR ? HA_ERR_MAX - 1 : 8;
+	if (m->len > max || (m->type != HA_MSG_DATA && m->type != HA_MSG_ERR && m->len != 8))
 		return bad(err, errlen, at, "a message of type %u with %u bytes", m->type, m->len);
 	rc = strm_io_read_full(link, buf, m->len);
 	if (rc) {
@@ -83,6 +84,9 @@ int ha_link_recv(struct strm_io *link, int timeout_ms, void *buf, struct ha_msg 
 		return rc;
 	}
 	if (m->type == HA_MSG_DATA) {
+		m->data = buf;
+	} else if (m->type == HA_MSG_ERR) {
+		((char *)buf)[m->len] = '\0';
 		m->data = buf;
 	} else {
 		uint64_t le;

@@ -178,6 +178,10 @@ static int handle(struct ha_primary *p, const struct ha_msg *m)
 	p->last_heard = ferry_now_s();
 	if (m->type == HA_MSG_HB)
 		return 0;
+	if (m->type == HA_MSG_ERR) {
+		p->err[0] = '\0';
+		return fail(p, -ECONNREFUSED, "the backup gave up: %s", (const char *)m->data);
+	}
 	if (m->type != HA_MSG_ACK)
 		return fail(p, -EPROTO, "the backup sent %s", ha_msg_name(m->type));
 	if (m->value != p->sent || p->acked == p->sent)
@@ -345,6 +349,28 @@ static int witness_end(struct ha_primary *p, const char *state)
 	return 0;
 }
 
+/* After a failed write: what the backup said before it stopped reading
+ * (its ERR) is a better reason than ours. */
+static void backup_word(struct ha_primary *p)
+{
+	struct ha_msg m;
+	char why[256];
+
+	if (!p->link || strm_io_keep_reading(p->link))
+		return;
+	for (int i = 0; i < 64; i++) {
+		int rc = ha_link_recv(p->link, 100, p->rbuf, &m, why, sizeof(why));
+
+		if (rc <= 0)
+			return;
+		if (m.type == HA_MSG_ERR) {
+			p->err[0] = '\0';
+			fail(p, -ECONNREFUSED, "the backup gave up: %s", (const char *)m.data);
+			return;
+		}
+	}
+}
+
 int ha_primary_sync(struct ha_primary *p)
 {
 	struct mig_session_opts so = {
@@ -393,6 +419,7 @@ int ha_primary_sync(struct ha_primary *p)
 	set_state(p, HA_PROTECTED, "epoch 1 acknowledged");
 	return 0;
 out:
+	backup_word(p);
 	if (witness_end(p, "unprotected")) {
 		set_state(p, HA_FENCED, p->err);
 		return rc;

@@ -31,58 +31,64 @@
 struct cable {
 	int p_end, b_end; /* what the primary and the backup hold */
 	int p_relay, b_relay;
-	atomic_bool cut;    /* drop everything, both ways (a partition) */
-	atomic_bool hold_b; /* keep what the backup sends (acks withheld) */
+	atomic_bool cut;     /* drop everything, both ways (a partition) */
+	atomic_bool hold_b;  /* keep what the backup sends (acks withheld) */
+	atomic_bool corrupt; /* flip a byte of the next chunk to the backup */
 	atomic_bool stop;
-	pthread_t t;
+	pthread_t t[2];
 	uint8_t held[1 << 16];
 	size_t nheld;
 };
 
+struct cable_dir {
+	struct cable *c;
+	int dir; /* 0: primary to backup, 1: backup to primary */
+};
+
+/* One direction on a thread of its own, so that a side that stops reading
+ * blocks only what goes to it, as on a real network. */
 static inline void *relay(void *arg)
 {
-	struct cable *c = arg;
+	struct cable_dir *cd = arg;
+	struct cable *c = cd->c;
+	int in = cd->dir ? c->b_relay : c->p_relay, out = cd->dir ? c->p_relay : c->b_relay;
 	uint8_t buf[1 << 16];
 
 	while (!atomic_load(&c->stop)) {
-		struct pollfd pf[2] = {{c->p_relay, POLLIN, 0}, {c->b_relay, POLLIN, 0}};
+		struct pollfd pf = {in, POLLIN, 0};
+		ssize_t n;
 
-		if (!atomic_load(&c->hold_b) && c->nheld) {
-			cr_assert_eq(write(c->p_relay, c->held, c->nheld), (ssize_t)c->nheld);
+		if (cd->dir && !atomic_load(&c->hold_b) && c->nheld) {
+			cr_assert_eq(write(out, c->held, c->nheld), (ssize_t)c->nheld);
 			c->nheld = 0;
 		}
-		if (poll(pf, 2, 10) <= 0)
+		if (poll(&pf, 1, 10) <= 0)
 			continue;
-		for (int i = 0; i < 2; i++) {
-			ssize_t n;
+		n = read(in, buf, sizeof(buf));
+		if (n <= 0) {
+			/* One side hung up: so does the other's end. */
+			shutdown(out, SHUT_RDWR);
+			break;
+		}
+		if (atomic_load(&c->cut))
+			continue;
+		if (!cd->dir && n > 64 && atomic_exchange(&c->corrupt, false))
+			buf[n / 2] ^= 0x5a;
+		if (cd->dir && atomic_load(&c->hold_b)) {
+			cr_assert_leq(c->nheld + (size_t)n, sizeof(c->held));
+			memcpy(c->held + c->nheld, buf, (size_t)n);
+			c->nheld += (size_t)n;
+			continue;
+		}
+		for (ssize_t off = 0; off < n && !atomic_load(&c->stop);) {
+			ssize_t w = write(out, buf + off, (size_t)(n - off));
 
-			if (!(pf[i].revents & (POLLIN | POLLHUP | POLLERR)))
-				continue;
-			n = read(pf[i].fd, buf, sizeof(buf));
-			if (n <= 0) {
-				/* One side hung up: so does the other's end. */
-				shutdown(i ? c->p_relay : c->b_relay, SHUT_RDWR);
-				atomic_store(&c->stop, true);
+			if (w <= 0)
 				break;
-			}
-			if (atomic_load(&c->cut))
-				continue;
-			if (i == 1 && atomic_load(&c->hold_b)) {
-				cr_assert_leq(c->nheld + (size_t)n, sizeof(c->held));
-				memcpy(c->held + c->nheld, buf, (size_t)n);
-				c->nheld += (size_t)n;
-				continue;
-			}
-			for (ssize_t off = 0; off < n;) {
-				ssize_t w = write(i ? c->p_relay : c->b_relay, buf + off,
-						  (size_t)(n - off));
-
-				if (w <= 0)
-					break;
-				off += w;
-			}
+			off += w;
 		}
 	}
+	free(cd);
 	return NULL;
 }
 
@@ -97,13 +103,23 @@ static inline void cable_new(struct cable *c)
 	c->p_relay = a[1];
 	c->b_end = b[0];
 	c->b_relay = b[1];
-	cr_assert_eq(pthread_create(&c->t, NULL, relay, c), 0);
+	for (int d = 0; d < 2; d++) {
+		struct cable_dir *cd = malloc(sizeof(*cd));
+
+		cr_assert(cd);
+		*cd = (struct cable_dir){c, d};
+		cr_assert_eq(pthread_create(&c->t[d], NULL, relay, cd), 0);
+	}
 }
 
 static inline void cable_free(struct cable *c)
 {
 	atomic_store(&c->stop, true);
-	pthread_join(c->t, NULL);
+	/* A direction blocked writing to a side that stopped reading. */
+	shutdown(c->p_relay, SHUT_RDWR);
+	shutdown(c->b_relay, SHUT_RDWR);
+	pthread_join(c->t[0], NULL);
+	pthread_join(c->t[1], NULL);
 	close(c->p_relay);
 	close(c->b_relay);
 }
@@ -193,15 +209,17 @@ static inline struct ha_stats stats(struct pair *pr)
 }
 
 /* Protects a running verify guest; returns once epoch 1 is acknowledged. */
-static inline void pair_start_witness(struct pair *pr, unsigned interval_ms, unsigned timeout_ms,
-				      const char *p_witness, const char *b_witness)
+/* Starts protecting a running verify guest (the backup's pool backup_mb);
+ * returns the initial sync's result. */
+static inline int pair_launch(struct pair *pr, unsigned interval_ms, unsigned timeout_ms,
+			      const char *p_witness, const char *b_witness, uint64_t backup_mb)
 {
 	struct hyp_dom_config cfg = harness_cfg("vm", MEM_MB, VERIFY);
 
 	signal(SIGPIPE, SIG_IGN);
 	memset(pr, 0, sizeof(*pr));
 	pr->ph = harness_hyp("soft", 128);
-	pr->bh = harness_hyp("soft", 128);
+	pr->bh = harness_hyp("soft", backup_mb);
 	cr_assert_eq(hyp_domain_create(pr->ph, &cfg, false, &pr->pid), 0);
 	cr_assert(harness_wait_console(pr->ph, pr->pid, "verify: sweep", 1, 20));
 	cable_new(&pr->c);
@@ -229,7 +247,15 @@ static inline void pair_start_witness(struct pair *pr, unsigned interval_ms, uns
 	cr_assert_eq(pthread_create(&pr->bt, NULL, backup_thread, pr), 0);
 	cr_assert_eq(pthread_create(&pr->pt, NULL, primary_thread, pr), 0);
 	cr_assert(wait_flag(&pr->synced, 30), "the initial sync did not end");
-	cr_assert_eq(pr->sync_rc, 0, "%s", pr->perr);
+	return pr->sync_rc;
+}
+
+/* The same with a witness on each side (NULL: none); asserts protection. */
+static inline void pair_start_witness(struct pair *pr, unsigned interval_ms, unsigned timeout_ms,
+				      const char *p_witness, const char *b_witness)
+{
+	cr_assert_eq(pair_launch(pr, interval_ms, timeout_ms, p_witness, b_witness, 128), 0, "%s",
+		     pr->perr);
 	cr_assert_eq(stats(pr).state, HA_PROTECTED);
 }
 

@@ -184,3 +184,48 @@ Test(ha, epochs_at_10_ms)
 	cr_assert_eq(hyp_domain_destroy(pr.ph, pr.pid), 0);
 	pair_free(&pr);
 }
+
+/* A damaged epoch on the link: the backup refuses it and drops its copy
+ * (the primary runs on, so that copy could only ever be older than what
+ * the world sees); the primary says unprotected and its guest is clean. */
+Test(ha, a_damaged_epoch_ends_the_pair_not_the_guest)
+{
+	struct pair pr;
+
+	pair_start(&pr, 50, 1000);
+	wait_epochs(&pr, 3);
+	atomic_store(&pr.c.corrupt, true);
+	cr_assert(wait_flag(&pr.backed, 10), "the backup took the damage");
+	cr_assert_eq(pr.res.outcome, HA_BACKUP_BROKEN, "%s", pr.res.err);
+	cr_assert(pr.res.err[0], "no reason given");
+	cr_log_info("the backup: %s", pr.res.err);
+	cr_assert(wait_flag(&pr.ran, 10));
+	cr_assert_eq(stats(&pr).state, HA_UNPROTECTED);
+	cr_assert(harness_wait_console(pr.ph, pr.pid, "verify: sweep", 3, 10));
+	cr_assert_null(strstr(harness_console(pr.ph, pr.pid), "verify: mismatch"));
+	cr_assert_eq(hyp_domain_destroy(pr.ph, pr.pid), 0);
+	pair_end(&pr);
+	pair_free(&pr);
+}
+
+/* A backup without room for the copy: the sync fails with the backup's
+ * reason and the guest runs on, its output released. */
+Test(ha, a_backup_out_of_memory_refuses_and_the_guest_runs_on)
+{
+	struct pair pr;
+	struct hyp_dom_info di;
+
+	cr_assert_neq(pair_launch(&pr, 50, 1000, NULL, NULL, 32), 0, "a 64 MiB copy in 32 MiB");
+	cr_log_info("the primary: %s; the backup: %s", pr.perr, pr.res.err);
+	cr_assert(strstr(pr.perr, "the backup gave up") && strstr(pr.perr, "needs 64 MiB"),
+		  "the primary does not say the backup's reason: %s", pr.perr);
+	cr_assert(wait_flag(&pr.backed, 10));
+	cr_assert_eq(pr.res.outcome, HA_BACKUP_BROKEN);
+	cr_assert_eq(stats(&pr).state, HA_UNPROTECTED);
+	cr_assert_eq(hyp_domain_info(pr.ph, pr.pid, &di), 0);
+	cr_assert_neq(di.state, HYP_DOM_PAUSED);
+	cr_assert(harness_wait_console(pr.ph, pr.pid, "verify: sweep", 3, 10));
+	cr_assert_eq(hyp_domain_destroy(pr.ph, pr.pid), 0);
+	pair_end(&pr);
+	pair_free(&pr);
+}
