@@ -50,6 +50,8 @@ struct ha_primary {
 	double pause_ms[WINDOW], delay_ms[WINDOW];
 	uint64_t npause, ndelay;
 	bool fenced;
+	unsigned throttle_pct; /* the guest's CPU cap, 100: none */
+	unsigned slow, fast;   /* epochs in a row over and under their interval */
 };
 
 const char *ha_state_name(enum ha_state s)
@@ -131,6 +133,7 @@ int ha_primary_new(struct hyp *h, uint32_t domid, struct strm_io *link,
 	/* Five beats per timeout, so one lost beat never looks like death. */
 	p->hb_s = fmin(fmax(p->timeout_s / 5, 0.005), 0.1);
 	p->state = HA_SYNCING;
+	p->throttle_pct = 100;
 	pthread_mutex_init(&p->lock, NULL);
 	p->rbuf = malloc(HA_DATA_MAX);
 	rc = p->rbuf ? strm_io_push(push_data, NULL, p, HA_DATA_MAX,
@@ -172,6 +175,44 @@ static void open_output(struct ha_primary *p)
 	p->gated = false;
 }
 
+/*
+ * Auto-converge for epochs: a guest that dirties more than the link carries
+ * in an interval makes every epoch late and the next one bigger. Two
+ * epochs in a row that took more than 1.5 intervals from their pause to
+ * their ack (or one that took more than four) cap the guest's CPU 20
+ * points lower (down to 10 %); ten within the interval give 10 back.
+ */
+static void throttle(struct ha_primary *p, double cycle_s)
+{
+	unsigned pct = p->throttle_pct;
+
+	if (cycle_s > 1.5 * p->interval_s) {
+		p->fast = 0;
+		if ((++p->slow >= 2 || cycle_s > 4 * p->interval_s) && pct > 10) {
+			pct = pct > 30 ? pct - 20 : 10;
+			p->slow = 0;
+		}
+	} else if (cycle_s <= p->interval_s) {
+		p->slow = 0;
+		if (++p->fast >= 10 && pct < 100) {
+			pct = pct + 10 < 100 ? pct + 10 : 100;
+			p->fast = 0;
+		}
+	}
+	if (pct == p->throttle_pct)
+		return;
+	if (hyp_domain_set_cap(p->h, p->domid, pct < 100 ? pct : 0)) {
+		log_err("d%u: remus: cannot cap the guest at %u %%", p->domid, pct);
+		return;
+	}
+	log_info("d%u: remus: epochs take %.0f ms against %.0f: guest CPU %s %u %%", p->domid,
+		 cycle_s * 1e3, p->interval_s * 1e3,
+		 pct < p->throttle_pct ? "capped at" : "back to", pct);
+	pthread_mutex_lock(&p->lock);
+	p->throttle_pct = pct;
+	pthread_mutex_unlock(&p->lock);
+}
+
 /* A message from the backup. 0, or -EPROTO with the reason. */
 static int handle(struct ha_primary *p, const struct ha_msg *m)
 {
@@ -194,6 +235,7 @@ static int handle(struct ha_primary *p, const struct ha_msg *m)
 	p->t_ack = p->last_heard;
 	pthread_mutex_unlock(&p->lock);
 	release_output(p, p->mark, p->pause_prev);
+	throttle(p, p->last_heard - p->pause_cur);
 	return 0;
 }
 
@@ -586,6 +628,7 @@ void ha_primary_stats(struct ha_primary *p, struct ha_stats *out)
 	if (p->t_protected && p->sent > 1)
 		out->bytes_per_epoch = (double)(p->wire - p->wire_sync) / (double)(p->sent - 1);
 	out->sync_s = p->sync_s;
+	out->throttle_pct = p->throttle_pct;
 	pthread_mutex_unlock(&p->lock);
 }
 
@@ -595,6 +638,8 @@ void ha_primary_free(struct ha_primary *p)
 		return;
 	witness_end(p, NULL);
 	open_output(p); /* not when fenced for good */
+	if (p->throttle_pct < 100)
+		hyp_domain_set_cap(p->h, p->domid, 0);
 	/* Nothing more for the backup: the session's closing bytes would
 	 * follow a BYE, or go to a dead link. */
 	if (p->push)

@@ -47,16 +47,17 @@ static long ms_arg(const char *s, const char *what)
 /* The figures remus and remus-status print. */
 static void print_stats(yajl_val r)
 {
-	long long epochs = 0, late = 0, merged = 0;
+	long long epochs = 0, late = 0, merged = 0, throttle = 100;
 
 	xlm_json_int(r, "epochs", &epochs);
+	xlm_json_int(r, "throttle_pct", &throttle);
 	xlm_json_int(r, "late", &late);
 	xlm_json_int(r, "merged", &merged);
 	printf("%s: %s, backup %s\n", xlm_json_str(r, "domain") ?: "?",
 	       xlm_json_str(r, "state") ?: "?", xlm_json_str(r, "host") ?: "?");
-	printf("  epochs %lld (%.1f/s), last acknowledged %.0f ms ago; %lld late, %lld merged\n",
+	printf("  epochs %lld (%.1f/s), last acknowledged %.0f ms ago; %lld late, %lld merged%s\n",
 	       epochs, xlm_json_double(r, "epochs_per_s"), xlm_json_double(r, "last_ack_age_ms"),
-	       late, merged);
+	       late, merged, throttle < 100 ? "; guest CPU capped (epochs outrun the link)" : "");
 	printf("  pause p50 %.2f ms, p99 %.2f ms; %.1f KiB per epoch; output delay p50 %.1f ms, "
 	       "p99 %.1f ms\n",
 	       xlm_json_double(r, "pause_p50_ms"), xlm_json_double(r, "pause_p99_ms"),

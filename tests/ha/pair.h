@@ -34,6 +34,7 @@ struct cable {
 	atomic_bool cut;     /* drop everything, both ways (a partition) */
 	atomic_bool hold_b;  /* keep what the backup sends (acks withheld) */
 	atomic_bool corrupt; /* flip a byte of the next chunk to the backup */
+	atomic_uint kib_s;   /* 0, or the rate towards the backup (a slow link) */
 	atomic_bool stop;
 	pthread_t t[2];
 	uint8_t held[1 << 16];
@@ -80,6 +81,8 @@ static inline void *relay(void *arg)
 			c->nheld += (size_t)n;
 			continue;
 		}
+		if (!cd->dir && atomic_load(&c->kib_s))
+			usleep((useconds_t)((uint64_t)n * 1000000 / 1024 / atomic_load(&c->kib_s)));
 		for (ssize_t off = 0; off < n && !atomic_load(&c->stop);) {
 			ssize_t w = write(out, buf + off, (size_t)(n - off));
 

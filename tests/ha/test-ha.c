@@ -229,3 +229,37 @@ Test(ha, a_backup_out_of_memory_refuses_and_the_guest_runs_on)
 	pair_end(&pr);
 	pair_free(&pr);
 }
+
+/* A guest that dirties more than the link carries: its epochs come late
+ * and merge, and its CPU is capped until they fit (auto-converge), then
+ * given back once the link is fast again. */
+Test(ha, a_guest_that_outruns_the_link_is_throttled)
+{
+	struct pair pr;
+	struct ha_stats st;
+	double end;
+
+	pair_start(&pr, 50, 3000);
+	wait_epochs(&pr, 3);
+	atomic_store(&pr.c.kib_s, 512); /* the guest writes 2 MiB/s */
+	end = ferry_now_s() + 20;
+	do {
+		usleep(100 * 1000);
+		st = stats(&pr);
+	} while (st.throttle_pct == 100 && ferry_now_s() < end);
+	cr_assert_lt(st.throttle_pct, 100, "never throttled (late %llu, merged %llu)",
+		     (unsigned long long)st.late, (unsigned long long)st.merged);
+	cr_assert_gt(st.late, 0);
+	cr_assert_eq(st.state, HA_PROTECTED);
+	atomic_store(&pr.c.kib_s, 0);
+	end = ferry_now_s() + 30;
+	do {
+		usleep(100 * 1000);
+		st = stats(&pr);
+	} while (st.throttle_pct < 100 && ferry_now_s() < end);
+	cr_assert_eq(st.throttle_pct, 100, "the cap stayed at %u %%", st.throttle_pct);
+	ha_primary_request_stop(pr.p);
+	pair_end(&pr);
+	cr_assert_eq(hyp_domain_destroy(pr.ph, pr.pid), 0);
+	pair_free(&pr);
+}
