@@ -548,7 +548,9 @@ int ha_primary_run(struct ha_primary *p)
 			rc = epoch(p, false);
 			if (rc)
 				break;
-			next_due = p->pause_cur + p->interval_s;
+			/* Start to start on a fixed grid: a late epoch does not
+			 * push the later ones; the slots it missed are merged. */
+			next_due += p->interval_s * (1 + floor(behind / p->interval_s));
 			continue;
 		}
 		if (!p->link) {
@@ -620,8 +622,9 @@ void ha_primary_stats(struct ha_primary *p, struct ha_stats *out)
 	out->epochs_sent = p->sent;
 	out->late = p->late;
 	out->merged = p->merged;
-	if (p->t_protected && now > p->t_protected && p->acked > 1)
-		out->epochs_per_s = (double)(p->acked - 1) / (now - p->t_protected);
+	/* Between the acks of epoch 1 and of the last: the rate they came at. */
+	if (p->t_protected && p->t_ack > p->t_protected && p->acked > 1)
+		out->epochs_per_s = (double)(p->acked - 1) / (p->t_ack - p->t_protected);
 	out->last_ack_age_ms = p->t_ack ? (now - p->t_ack) * 1e3 : -1;
 	pct(p->pause_ms, p->npause, &out->pause_p50_ms, &out->pause_p99_ms);
 	pct(p->delay_ms, p->ndelay, &out->output_delay_p50_ms, &out->output_delay_p99_ms);

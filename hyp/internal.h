@@ -270,6 +270,7 @@ struct hyp_domain {
 	/* balloon.c, under p2m_lock: frames held (Xen's tot_pages) and the
 	 * most it may hold (max_pages) */
 	pthread_mutex_t p2m_lock;
+	uint64_t p2m_gen; /* bumped by every change of a type (atomic reads) */
 	uint64_t nr_pages, max_pages;
 	/* A restore's, until libxc END: the gfns the stream has not written
 	 * yet, whose frames warm ones may replace (hyp__mem_swap_warm). */

@@ -56,6 +56,12 @@ void hyp_p2m_find(struct hyp_domain *d, enum hyp_p2m_type t, uint64_t *bitmap,
 void hyp__p2m_set_locked(struct hyp_domain *d, uint64_t gfn, uint64_t n, enum hyp_p2m_type t)
 {
 	memset(d->p2m_type + gfn, t, n);
+	__atomic_add_fetch(&d->p2m_gen, 1, __ATOMIC_RELEASE);
+}
+
+uint64_t hyp_gmem_holes_gen(struct hyp_domain *d)
+{
+	return __atomic_load_n(&d->p2m_gen, __ATOMIC_ACQUIRE);
 }
 
 /* Gfns of type from among [pfn, pfn + n) become type to. */

@@ -144,6 +144,8 @@ struct mig_session {
 	uint64_t *sent;	      /* pages sent at least once */
 	uint64_t *holes;      /* holes as of the last epoch */
 	uint64_t *scratch;    /* an epoch's holes */
+	uint64_t holes_gen;   /* hyp_gmem_holes_gen when holes was taken */
+	bool holes_known;     /* holes was taken at least once */
 	struct mig_batch *b;
 	const struct mig_page_sink_ops *sink_ops;
 	void *sink;

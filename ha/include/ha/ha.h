@@ -114,7 +114,7 @@ struct ha_stats {
 	uint64_t epochs_sent;
 	uint64_t late;		/* epochs that started after their time */
 	uint64_t merged;	/* intervals that had no epoch of their own */
-	double epochs_per_s;	/* acknowledged, since protected */
+	double epochs_per_s;	/* acknowledged, from epoch 1's ack to the last */
 	double last_ack_age_ms; /* now minus the last ack; -1: none yet */
 	double pause_p50_ms, pause_p99_ms;
 	double bytes_per_epoch; /* mean on the link */

@@ -74,6 +74,9 @@ int hyp_gmem_fill_pending(struct hyp_domain *d, uint64_t pfn, const void *page);
  * first) the gfns with no frame, the pages a save lists as XTAB.
  */
 int hyp_gmem_holes(struct hyp_domain *d, uint64_t *bitmap, uint64_t *count);
+/* Changes when the holes may have: equal values around two calls of
+ * hyp_gmem_holes mean the same holes (a paused epoch skips the scan). */
+uint64_t hyp_gmem_holes_gen(struct hyp_domain *d);
 /* Restore of an XTAB: gfns [pfn, pfn + npages) give their frames back to
  * the pool (holes already are skipped). -EFAULT outside guest RAM. */
 int hyp_gmem_unpopulate(struct hyp_domain *d, uint64_t pfn, uint64_t npages);
