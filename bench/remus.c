@@ -251,9 +251,9 @@ static int scenario(struct pair *pr, const char *label, const char *cmdline, uns
 	       /* the targets are for -i 10 at 10 MiB/s */
 	       iv == 10 && strstr(cmdline, "rate=10M")
 		       ? (st.epochs_per_s >= 99.5 && st.pause_p99_ms <= 2 &&
-				  st.output_delay_p99_ms <= iv + 5
-			  ? "  [targets met]"
-			  : "  [targets: >= 100/s, p99 <= 2 ms, delay <= 15 ms: MISSED]")
+					  st.output_delay_p99_ms <= iv + 5
+				  ? "  [targets met]"
+				  : "  [targets: >= 100/s, p99 <= 2 ms, delay <= 15 ms: MISSED]")
 		       : "");
 	if (failover) {
 		hyp_domain_pause(pr->ph, pr->pid);

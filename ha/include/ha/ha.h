@@ -121,7 +121,7 @@ struct ha_stats {
 	/* From the pause that opened an epoch's output (the one before) to
 	 * its release: the longest any byte of it was held. */
 	double output_delay_p50_ms, output_delay_p99_ms;
-	double sync_s; /* the initial pre-copy until epoch 1 was acknowledged */
+	double sync_s;	       /* the initial pre-copy until epoch 1 was acknowledged */
 	unsigned throttle_pct; /* the guest's CPU cap while epochs are late; 100: none */
 };
 
