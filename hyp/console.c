@@ -256,12 +256,25 @@ int hyp__console_ctx_save(struct hyp_domain *d, hyp_ctx_emit_fn emit, void *opaq
 		log_err("d%u: no memory for the console history", d->domid);
 		return -ENOMEM;
 	}
+	/* Everything the guest wrote, what the gate still holds included: a
+	 * copy resumed from this state (HA's backup) has printed it, and the
+	 * gate's bytes exist nowhere else. While gated, con_head is where the
+	 * held bytes begin. */
 	pthread_mutex_lock(&d->con_lock);
-	c.total_written = d->con_head;
-	c.length = (uint32_t)(d->con_head < CONSOLE_RING ? d->con_head : CONSOLE_RING);
-	for (uint32_t i = 0; i < c.length; i++)
-		buf[sizeof(c) + i] =
-			(uint8_t)d->con_ring[(d->con_head - c.length + i) % CONSOLE_RING];
+	{
+		uint64_t total = d->con_head + (d->con_gated ? d->con_held_len : 0);
+
+		c.total_written = total;
+		c.length = (uint32_t)(total < CONSOLE_RING ? total : CONSOLE_RING);
+		for (uint32_t i = 0; i < c.length; i++) {
+			uint64_t pos = total - c.length + i;
+
+			buf[sizeof(c) + i] =
+				(uint8_t)(pos < d->con_head
+						  ? d->con_ring[pos % CONSOLE_RING]
+						  : d->con_held[pos - d->con_head]);
+		}
+	}
 	pthread_mutex_unlock(&d->con_lock);
 	memcpy(buf, &c, sizeof(c));
 	err = emit(opaque, FERRY_HVM_CONSOLE, 0, buf, (uint32_t)sizeof(c) + c.length);

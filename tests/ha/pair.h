@@ -26,6 +26,9 @@
 #define VERIFY	     "workload=verify ws=4M rate=2M"
 #define VERIFY_PAGES "pages=1024"
 
+/* The guest both sides run; a test may set it before pair_start. */
+static const char *pair_cmdline = VERIFY;
+
 /* ---- the cable --------------------------------------------------------- */
 
 struct cable {
@@ -156,7 +159,7 @@ static inline int backup_config(void *opaque, const char *json, struct hyp_dom_c
 	(void)json;
 	(void)err;
 	(void)errlen;
-	*cfg = harness_cfg("vm--backup", MEM_MB, VERIFY);
+	*cfg = harness_cfg("vm--backup", MEM_MB, pair_cmdline);
 	snprintf(cfg->backend, sizeof(cfg->backend), "soft");
 	return 0;
 }
@@ -217,14 +220,16 @@ static inline struct ha_stats stats(struct pair *pr)
 static inline int pair_launch(struct pair *pr, unsigned interval_ms, unsigned timeout_ms,
 			      const char *p_witness, const char *b_witness, uint64_t backup_mb)
 {
-	struct hyp_dom_config cfg = harness_cfg("vm", MEM_MB, VERIFY);
+	struct hyp_dom_config cfg = harness_cfg("vm", MEM_MB, pair_cmdline);
 
 	signal(SIGPIPE, SIG_IGN);
 	memset(pr, 0, sizeof(*pr));
 	pr->ph = harness_hyp("soft", 128);
 	pr->bh = harness_hyp("soft", backup_mb);
 	cr_assert_eq(hyp_domain_create(pr->ph, &cfg, false, &pr->pid), 0);
-	cr_assert(harness_wait_console(pr->ph, pr->pid, "verify: sweep", 1, 20));
+	cr_assert(harness_wait_console(
+		pr->ph, pr->pid, strstr(pair_cmdline, "verify") ? "verify: sweep" : "workload:", 1,
+		20));
 	cable_new(&pr->c);
 	cr_assert_eq(strm_cancel_new(&pr->bcancel), 0);
 	cr_assert_eq(strm_io_fd(pr->c.p_end, true, &pr->plink), 0);

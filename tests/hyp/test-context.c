@@ -888,6 +888,49 @@ Test(context, console_history_moves, .timeout = 60)
 	hyp_destroy(h);
 }
 
+/* What the console gate holds (HA: an epoch not acknowledged yet) is
+ * output the guest wrote: a copy restored from the context shows it after
+ * what was let out, once each, though the original's readers have not
+ * seen it yet. */
+Test(context, console_history_carries_held_output, .timeout = 60)
+{
+	struct hyp *h = harness_hyp("soft", 256);
+	struct hyp_dom_config c = harness_cfg("orig", 64, CMDLINE);
+	static char out[65536 + 1], all[65536 + 1];
+	struct ctxbuf b = {0};
+	uint32_t orig, copy;
+	size_t n_out;
+
+	cr_assert_eq(hyp_domain_create(h, &c, false, &orig), 0);
+	cr_assert(harness_wait_console(h, orig, "verify: sweep", 1, 60),
+		  "no verify sweep; console:\n%s", harness_console(h, orig));
+	cr_assert_eq(hyp_console_gate_hold(h, orig), 0);
+	snprintf(out, sizeof(out), "%s", harness_console(h, orig));
+	n_out = strlen(out);
+	/* A sweep written while held: not in the original's console yet. */
+	usleep(2500 * 1000);
+	cr_assert_eq(hyp_domain_pause(h, orig), 0);
+	cr_assert_str_eq(harness_console(h, orig), out, "held output came out");
+	cr_assert_eq(hyp_domain_save_context(h, orig, emit_buf, &b), 0);
+	snprintf(c.name, sizeof(c.name), "copy");
+	cr_assert_eq(hyp_domain_create_restore(h, &c, &copy), 0);
+	copy_memory(h, orig, copy);
+	cr_assert_eq(load_all(h, copy, &b, 0), 0);
+	cr_assert_eq(load_done(h, copy), 0);
+	snprintf(all, sizeof(all), "%s", harness_console(h, copy));
+	cr_assert_gt(strlen(all), n_out, "the held output is not in the copy:\n%s", all);
+	cr_assert_eq(strncmp(all, out, n_out), 0, "the copy's console does not start with what "
+						  "was let out:\n%s", all);
+	cr_assert(strstr(all + n_out, "verify: sweep"), "no held sweep in:\n%s", all + n_out);
+	/* Let out on the original now: the same bytes, once. */
+	cr_assert_eq(hyp_console_gate_open(h, orig), 0);
+	cr_assert_str_eq(harness_console(h, orig), all);
+	cr_assert_eq(hyp_domain_destroy(h, orig), 0);
+	cr_assert_eq(hyp_domain_destroy(h, copy), 0);
+	free(b.p);
+	hyp_destroy(h);
+}
+
 static uint32_t resume_count(struct hyp *h, uint32_t id)
 {
 	struct hyp_domain *d;
