@@ -150,6 +150,17 @@ int ctl__domain_check_during(struct ctl_client *cl, const struct xlm_req *req, u
 			  verb, info.name);
 		return -EBUSY;
 	}
+	/* A protected domain's state is the pair's: moving or replacing it
+	 * here would leave the backup to take over a domain that went on
+	 * elsewhere. */
+	if ((!strcmp(verb, "migrate") || !strcmp(verb, "save") || !strcmp(verb, "revert")) &&
+	    ctl__remus_primary(cl->srv, domid)) {
+		REPLY_ERR(cl, req, -EBUSY,
+			  "cannot %s domain '%s': it is protected by a replication pair (xl "
+			  "remus-status); end that first with 'xl remus-stop %s'",
+			  verb, info.name, info.name);
+		return -EBUSY;
+	}
 	if (info.fenced) {
 		name_unfenced(info.name, name, sizeof(name));
 		if (ctl__fence_get(cl->srv, domid, &fence))

@@ -110,6 +110,21 @@ const char *ctl__remus_role(struct ctl_server *srv, uint32_t domid, char *buf, s
 	return pr ? buf : NULL;
 }
 
+bool ctl__remus_primary(struct ctl_server *srv, uint32_t domid)
+{
+	struct ctl_remus *r = srv->remus;
+	struct pair *pr;
+	bool yes;
+
+	if (!r)
+		return false;
+	pthread_mutex_lock(&r->lock);
+	pr = pair_find_locked(r, domid);
+	yes = pr && pr->role == PAIR_PRIMARY && !pr->lost;
+	pthread_mutex_unlock(&r->lock);
+	return yes;
+}
+
 /* ---- events ------------------------------------------------------------------ */
 
 struct remus_ev {

@@ -349,6 +349,8 @@ bool ctl__remus_serve(struct ctl_server *srv, struct strm_io *io, const char *pe
 const char *ctl__remus_role(struct ctl_server *srv, uint32_t domid, char *buf, size_t len);
 /* Loop thread: domid is gone; its pair records go too. */
 void ctl__remus_domain_gone(struct ctl_server *srv, uint32_t domid);
+/* domid is a pair's primary here (syncing, protected or fenced). */
+bool ctl__remus_primary(struct ctl_server *srv, uint32_t domid);
 void ctl_remus_fini(struct ctl_server *srv);
 
 void ctl__op_migrate(struct ctl_client *cl, const struct xlm_req *req);

@@ -110,6 +110,10 @@ run_backend() {
 	check "$b: 1: remus-status shows pauses and bytes" \
 		python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); sys.exit(not (s["pause_p99_ms"] > 0 and s["bytes_per_epoch"] > 0))' "$TMP/status.json"
 	check "$b: 1: a second xl remus is refused" fails remus A B
+	check "$b: 1: xl migrate of a protected domain is refused" \
+		fails xlh A migrate "$NAME" "$B_ADDR:${PORTS[B]}"
+	check "$b: 1: xl save of it too" fails xlh A save "$NAME" "$TMP/protected.save"
+	check "$b: 1: and it still runs, protected" wait_role A "$NAME" protected
 
 	# 2. the primary dies
 	mark B
