@@ -358,9 +358,12 @@ static void do_remus(struct ctl_job *job)
 			 j->pair.name, ferry_strerror(rc));
 		goto out;
 	}
-	rc = mig_hs_connect(&c, &io, j->err, sizeof(j->err)) ?: ask_backup(j, io);
-	if (rc)
-		goto out;
+	/* A blackhole makes its epochs and drops them: no backup to ask. */
+	if (!j->o.blackhole) {
+		rc = mig_hs_connect(&c, &io, j->err, sizeof(j->err)) ?: ask_backup(j, io);
+		if (rc)
+			goto out;
+	}
 	j->o.config_json = json;
 	j->o.xenstore = (struct mig_xenstore){ctl__xs_stream_read, j->srv};
 	j->o.event = on_state;
@@ -439,7 +442,7 @@ void ctl__op_remus(struct ctl_client *cl, const struct xlm_req *req)
 	bool busy;
 	int rc;
 
-	if (!dom || !host || !*host) {
+	if (!dom || !host || (!*host && !xlm_args_bool(req, "blackhole"))) {
 		REPLY_ERR(cl, req, -EINVAL, "remus: expected \"domain\" and \"host\"");
 		return;
 	}
@@ -477,7 +480,7 @@ void ctl__op_remus(struct ctl_client *cl, const struct xlm_req *req)
 		goto fail;
 	}
 	j->insecure = xlm_args_bool(req, "insecure") || srv->opts->insecure;
-	if (!j->insecure && !ctl__mig_tls(srv)) {
+	if (!j->insecure && !ctl__mig_tls(srv) && !xlm_args_bool(req, "blackhole")) {
 		REPLY_ERR(cl, req, -EINVAL,
 			  "ferryd has no TLS certificate (start it with "
 			  "--tls-dir), or use --insecure on both ends");

@@ -56,8 +56,8 @@ struct ha_primary {
 
 const char *ha_state_name(enum ha_state s)
 {
-	static const char *const n[] = {"syncing", "protected",	  "unprotected",
-					"stopped", "handed over", "fenced"};
+	static const char *const n[] = {"syncing",     "protected", "unprotected", "stopped",
+					"handed over", "fenced",    "blackhole"};
 
 	return (unsigned)s < sizeof(n) / sizeof(n[0]) ? n[s] : "?";
 }
@@ -458,7 +458,10 @@ int ha_primary_sync(struct ha_primary *p)
 	p->sync_s = p->t_protected - p->t_start;
 	p->wire_sync = p->wire;
 	pthread_mutex_unlock(&p->lock);
-	set_state(p, HA_PROTECTED, "epoch 1 acknowledged");
+	if (p->link)
+		set_state(p, HA_PROTECTED, "epoch 1 acknowledged");
+	else
+		set_state(p, HA_BLACKHOLE, "epochs are made and dropped: nothing protects it");
 	return 0;
 out:
 	backup_word(p);

@@ -105,12 +105,12 @@ int xlm_cmd_remus(int argc, char **argv)
 		default: xlm_cmd_usage("remus", true); return XL_EXIT_USAGE;
 		}
 	}
-	if (argc - optind != 2) {
+	if (argc - optind != 2 && !(a.blackhole && argc - optind == 1)) {
 		xlm_cmd_usage("remus", true);
 		return XL_EXIT_USAGE;
 	}
 	a.domain = argv[optind];
-	a.host = argv[optind + 1];
+	a.host = argc - optind == 2 ? argv[optind + 1] : "";
 	if ((a.blackhole || a.no_buffer) && !a.unsafe)
 		return xlm_fail("remus: -b and -n are unsafe (a failover can lose the guest's "
 				"state or show output it never had): give them with -F, as in Xen");

@@ -92,13 +92,13 @@ const struct xlm_cmd xlm_cmds[] = {
 	  "default). On a terminal a progress line is shown; Ctrl-C cancels (before\n"
 	  "the switchover only)." },
 	{ "remus", xlm_cmd_remus,
-	  "Enable Remus HA or COLO HA for domain",
+	  "Enable Remus HA for domain (COLO is not supported)",
 	  "[options] <Domain> [<host>[:port]]",
 	  "-i MS                   Checkpoint domain memory every MS milliseconds,\n"
 	  "                        start to start (default 200, at least 10; Xen arms\n"
 	  "                        the next one only after the last commit).\n"
 	  "-b                      Replicate memory checkpoints to /dev/null\n"
-	  "                        (blackhole). Works only in unsafe mode.\n"
+	  "                        (blackhole; no host). Works only in unsafe mode.\n"
 	  "-n                      Disable output buffering (console). Works only\n"
 	  "                        in unsafe mode.\n"
 	  "-F                      Enable unsafe configurations [-b|-n flags]. Use\n"

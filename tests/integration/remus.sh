@@ -12,6 +12,7 @@
 #  5. the primary's ferryd stopped on purpose (SIGTERM): a controlled
 #     failover, the backup runs it from its last epoch
 #  6. refused: a backup that holds a domain of that name; -b without -F
+#  8. xl remus -b -F (blackhole, no host): epochs go on, remus-stop ends it
 #  7. with a witness (a real etcd the script starts): kill -9 the primary,
 #     the backup runs it once it holds the lease; a witness that cannot be
 #     reached refuses protection and the domain runs on
@@ -50,6 +51,7 @@ remus() {
 	xlh "$from" remus --json --timeout $TIMEOUT_MS "$@" "$NAME" "${ADDR[$to]}:${PORTS[$to]}" \
 		>"$TMP/report.json" 2>"$TMP/remus.err"
 }
+blackhole() { xlh "$1" remus -b -F --json "$NAME" >"$TMP/report.json" 2>"$TMP/remus.err"; }
 json_get() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$@" 2>/dev/null; }
 status_get() { # HOST KEY
 	xlh "$1" remus-status --json "$NAME" >"$TMP/status.json" 2>/dev/null &&
@@ -154,6 +156,13 @@ run_backend() {
 	check "$b: 6: the refusal names the reason" grep -q "exists here" "$TMP/remus.err"
 	check "$b: 6: A's guest runs on" running A "$NAME"
 	check "$b: 6: -b without -F is refused" fails xlh A remus -b "$NAME" "$B_ADDR:${PORTS[B]}"
+
+	# 8 (before 7, which leaves B running it). a blackhole: epochs made and dropped
+	check "$b: 8: xl remus -b -F without a host" blackhole A
+	check "$b: 8: the report says blackhole" test "$(json_get "$TMP/report.json" state)" = blackhole
+	check "$b: 8: epochs go on" epochs_grow A
+	check "$b: 8: remus-stop" xlh A remus-stop "$NAME"
+	check "$b: 8: A's guest runs on, not in a pair" bash -c "sleep 0.5; [[ -z \"\$($XL -S $(sock A) list $NAME | awk 'NR == 2 { print \$7 }')\" ]]"
 
 	# 7. a witness
 	if [[ -n $ETCD ]]; then

@@ -84,6 +84,7 @@ enum ha_state {
 	HA_STOPPED,	/* protection ended on request (remus-stop) */
 	HA_HANDED_OVER, /* the backup runs it now (controlled failover) */
 	HA_FENCED,	/* paused: the witness lease could not be renewed */
+	HA_BLACKHOLE,	/* -b: epochs made and dropped, nothing protects it */
 };
 const char *ha_state_name(enum ha_state s);
 
