@@ -435,9 +435,10 @@ int ha_primary_sync(struct ha_primary *p)
 	}
 	if (!p->o.no_buffer) {
 		rc = hyp_console_gate_hold(p->h, p->domid);
-		if (rc)
-			return fail(p, rc, "cannot hold the console output: %s",
-				    ferry_strerror(rc));
+		if (rc) {
+			fail(p, rc, "cannot hold the console output: %s", ferry_strerror(rc));
+			goto out; /* the witness lease goes back too */
+		}
 		p->gated = true;
 	}
 	rc = mig_session_create(p->h, p->domid, p->push, &so, p->err, p->errlen, &p->s);
