@@ -388,19 +388,6 @@ static struct mig_job *job_find_locked(struct ctl_mig *mig, uint32_t domid)
 #define REPLY_ERR(cl, req, err, ...) \
 	ctl__reply_error(cl, (req)->id, (req)->has_id, err, __VA_ARGS__)
 
-static bool args_int(const struct xlm_req *req, const char *key, long long *out)
-{
-	yajl_val v;
-
-	if (!req->args)
-		return false;
-	v = yajl_tree_get(req->args, (const char *[]){ key, NULL }, yajl_t_number);
-	if (!v || !YAJL_IS_INTEGER(v))
-		return false;
-	*out = YAJL_GET_INTEGER(v);
-	return true;
-}
-
 /* Parses the tuning args into j->o; replies and returns -EINVAL if bad. */
 static int migrate_opts(struct ctl_client *cl, const struct xlm_req *req, struct mig_job *j)
 {
@@ -410,14 +397,14 @@ static int migrate_opts(struct ctl_client *cl, const struct xlm_req *req, struct
 	j->o.downtime_ms = MIG_DEFAULT_DOWNTIME_MS;
 	j->o.max_rounds = MIG_DEFAULT_MAX_ROUNDS;
 	j->o.no_converge = MIG_NC_THROTTLE;
-	if (args_int(req, "downtime_ms", &v)) {
+	if (xlm_args_int(req, "downtime_ms", &v)) {
 		if (v < 1 || v > 600000) {
 			REPLY_ERR(cl, req, -EINVAL, "downtime_ms: expected 1 to 600000");
 			return -EINVAL;
 		}
 		j->o.downtime_ms = (uint32_t)v;
 	}
-	if (args_int(req, "max_rounds", &v)) {
+	if (xlm_args_int(req, "max_rounds", &v)) {
 		if (v < 1 || v > MIG_MAX_ROUNDS_LIMIT) {
 			REPLY_ERR(cl, req, -EINVAL, "max_rounds: expected 1 to %d",
 				  MIG_MAX_ROUNDS_LIMIT);
@@ -425,7 +412,7 @@ static int migrate_opts(struct ctl_client *cl, const struct xlm_req *req, struct
 		}
 		j->o.max_rounds = (unsigned)v;
 	}
-	if (args_int(req, "bandwidth", &v)) {
+	if (xlm_args_int(req, "bandwidth", &v)) {
 		if (v < 0) {
 			REPLY_ERR(cl, req, -EINVAL, "bandwidth: expected bytes/s >= 0");
 			return -EINVAL;

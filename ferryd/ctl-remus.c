@@ -422,13 +422,11 @@ static void remus_done(struct ctl_job *job)
 
 static bool args_uint(const struct xlm_req *req, const char *key, unsigned *out)
 {
-	yajl_val v = req->args
-			     ? yajl_tree_get(req->args, (const char *[]){key, NULL}, yajl_t_number)
-			     : NULL;
+	long long v;
 
-	if (!v || !YAJL_IS_INTEGER(v) || YAJL_GET_INTEGER(v) < 0 || YAJL_GET_INTEGER(v) > 1000000)
+	if (!xlm_args_int(req, key, &v) || v < 0 || v > 1000000)
 		return false;
-	*out = (unsigned)YAJL_GET_INTEGER(v);
+	*out = (unsigned)v;
 	return true;
 }
 

@@ -229,6 +229,11 @@ bool xlm_args_bool(const struct xlm_req *req, const char *key)
 	return req->args && YAJL_IS_TRUE(yajl_tree_get(req->args, path, yajl_t_any));
 }
 
+bool xlm_args_int(const struct xlm_req *req, const char *key, long long *out)
+{
+	return req->args && xlm_json_int(req->args, key, out);
+}
+
 /* ---- generation --------------------------------------------------------- */
 
 #define GEN_OK(expr) ((expr) == yajl_gen_status_ok ? 0 : -EINVAL)

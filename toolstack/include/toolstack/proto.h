@@ -71,6 +71,8 @@ void xlm_req_free(struct xlm_req *req);
 /* Looks up a string member of args; NULL when absent or not a string. */
 const char *xlm_args_str(const struct xlm_req *req, const char *key);
 bool xlm_args_bool(const struct xlm_req *req, const char *key);
+/* An integer member of args into *out; false when absent or not an integer. */
+bool xlm_args_int(const struct xlm_req *req, const char *key, long long *out);
 
 /*
  * Message generation. Each *_begin returns a yajl_gen (NULL: out of
