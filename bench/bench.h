@@ -15,7 +15,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "devices/pv.h"
+#include "hyp/hyp.h"
 
 /* One for the process: it holds only the xenstore kick. NULL on failure
  * (hyp_create then refuses nothing, but domains get no PV rings). */
@@ -34,6 +36,25 @@ static inline void bench_sleep(double s)
 
 	while (nanosleep(&ts, &ts))
 		;
+}
+
+/* Up to secs for needle in the domain's console. */
+static inline bool bench_wait_console(struct hyp *h, uint32_t id, const char *needle, double secs)
+{
+	static char buf[65536];
+	double end = ferry_now_s() + secs;
+
+	while (ferry_now_s() < end) {
+		size_t got = 0;
+
+		if (!hyp_console_read(h, id, buf, sizeof(buf) - 1, &got)) {
+			buf[got] = 0;
+			if (strstr(buf, needle))
+				return true;
+		}
+		bench_sleep(0.02);
+	}
+	return false;
 }
 
 struct bench_stat {

@@ -72,24 +72,6 @@ static uint64_t gen_sum(const struct wl_ctx *wl)
 	return s;
 }
 
-static bool wait_console(struct hyp *h, uint32_t id, const char *needle, double secs)
-{
-	static char buf[65536];
-	double end = ferry_now_s() + secs;
-
-	while (ferry_now_s() < end) {
-		size_t got = 0;
-
-		if (!hyp_console_read(h, id, buf, sizeof(buf) - 1, &got)) {
-			buf[got] = 0;
-			if (strstr(buf, needle))
-				return true;
-		}
-		usleep(20000);
-	}
-	return false;
-}
-
 /* Guest pages written per second over secs of running, from generations. */
 static double run_rate(struct hyp *h, uint32_t id, const struct wl_ctx *wl, double secs,
 		       struct ld *ld, uint64_t *bm, uint64_t npages, uint64_t *reported,
@@ -161,7 +143,7 @@ static int bench_backend(const char *ldname)
 		 "workload=dirty ws=%lluM rate=64G pattern=seq", WS_MB);
 	cfg.on_poweroff = cfg.on_reboot = cfg.on_crash = HYP_ON_DESTROY;
 	ret = hyp_domain_create(h, &cfg, false, &id);
-	if (ret || !wait_console(h, id, "workload:", 30)) {
+	if (ret || !bench_wait_console(h, id, "workload:", 30)) {
 		printf("%-10s domain did not start (%d)\n", ldname, ret);
 		hyp_destroy(h);
 		return ret ? ret : -ETIMEDOUT;

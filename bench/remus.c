@@ -138,24 +138,6 @@ static void *backup_main(void *arg)
 	return NULL;
 }
 
-static bool wait_console(struct hyp *h, uint32_t id, const char *needle, double s)
-{
-	static char buf[65537];
-	double end = ferry_now_s() + s;
-
-	while (ferry_now_s() < end) {
-		size_t got = 0;
-
-		if (!hyp_console_read(h, id, buf, sizeof(buf) - 1, &got)) {
-			buf[got] = 0;
-			if (strstr(buf, needle))
-				return true;
-		}
-		bench_sleep(0.02);
-	}
-	return false;
-}
-
 static bool wait_flag(atomic_bool *f, double s)
 {
 	double end = ferry_now_s() + s;
@@ -177,7 +159,7 @@ static int guest_start(struct hyp *h, const char *cmdline, uint32_t *id)
 	cfg.vcpus = 1;
 	if (hyp_domain_create(h, &cfg, false, id))
 		return -1;
-	return wait_console(h, *id, "workload:", 20) ? 0 : -1;
+	return bench_wait_console(h, *id, "workload:", 20) ? 0 : -1;
 }
 
 /* Protects pr->pid; 0 once protected. */
