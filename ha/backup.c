@@ -33,13 +33,6 @@ struct backup {
 	uint8_t *buf;
 };
 
-/* Whether the primary recorded that it ran on without this backup (or
- * ended the pair): then this copy is older than what the world saw. */
-static bool primary_moved_on(const char *state)
-{
-	return state[0] && strcmp(state, "protected");
-}
-
 /*
  * With a witness, the copy may run only once this host holds the lease
  * (the primary's has expired, or it gave it back) and the primary did
@@ -56,12 +49,12 @@ static int witness_claim(struct backup *b, struct ha_witness *w, char *state, si
 		if (strm_cancel_fired(b->o->cancel))
 			return -ECANCELED;
 		if (!ha_witness_get_state(w, state, len)) {
-			if (primary_moved_on(state))
+			if (ha_witness_moved_on(state))
 				return -ESTALE;
 			if (!ha_witness_acquire(w, &got, holder, sizeof(holder)) && got) {
 				/* Again, now that nobody else can write it. */
 				if (!ha_witness_get_state(w, state, len) &&
-				    !primary_moved_on(state))
+				    !ha_witness_moved_on(state))
 					return 0;
 				ha_witness_release(w);
 				return -ESTALE;
@@ -191,7 +184,7 @@ void ha_backup_run(struct hyp *h, struct strm_io *link, const struct ha_backup_o
 
 	memset(res, 0, sizeof(*res));
 	b.timeout_s = (o->timeout_ms ? o->timeout_ms : HA_DEFAULT_TIMEOUT_MS) / 1e3;
-	b.hb_s = fmin(fmax(b.timeout_s / 5, 0.005), 0.1);
+	b.hb_s = ha_hb_period(b.timeout_s);
 	b.buf = malloc(HA_DATA_MAX);
 	rc = b.buf ? rst_session_new(h, &so, &b.rs) : -ENOMEM;
 	if (!rc)

@@ -111,8 +111,8 @@ static void *keeper(void *arg)
 			sent = ferry_now_s();
 			/* A backup that took over and gave the lease back left its
 			 * mark in the state. */
-			if (!ha_witness_get_state(f->w, state, sizeof(state)) && state[0] &&
-			    strcmp(state, "protected")) {
+			if (!ha_witness_get_state(f->w, state, sizeof(state)) &&
+			    ha_witness_moved_on(state)) {
 				snprintf(holder, sizeof(holder), "%s", state);
 			} else if (!ha_witness_acquire(f->w, &got, holder, sizeof(holder)) && got) {
 				f->ok_sent = sent;

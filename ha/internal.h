@@ -5,6 +5,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "ha/ha.h"
 
@@ -44,6 +45,24 @@ int ha_link_send_u64(struct strm_io *link, uint32_t type, uint64_t v);
 int ha_link_recv(struct strm_io *link, int timeout_ms, void *buf, struct ha_msg *m, char *err,
 		 size_t errlen);
 const char *ha_msg_name(uint32_t type);
+
+/* Heartbeats: five per timeout, so one lost beat never looks like death,
+ * from every 5 ms to every 100 ms. Both sides use it. */
+static inline double ha_hb_period(double timeout_s)
+{
+	double hb = timeout_s / 5;
+
+	return hb < 0.005 ? 0.005 : hb > 0.1 ? 0.1 : hb;
+}
+
+/* The pair's state at the witness says the primary ran on without its
+ * backup, ended the pair, or a backup took over: a backup's copy is then
+ * older than what the world saw, and the old primary's lease is gone for
+ * good. "" (never written) and "protected" do not. */
+static inline bool ha_witness_moved_on(const char *state)
+{
+	return state[0] && strcmp(state, "protected");
+}
 
 /* The primary's lease keeper (fence.c): renews w's lease from ok_sent on,
  * fences domid (an op pause) when it could expire unrenewed; event says

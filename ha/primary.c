@@ -130,8 +130,7 @@ int ha_primary_new(struct hyp *h, uint32_t domid, struct strm_io *link,
 	p->errlen = errlen;
 	p->interval_s = (o->interval_ms ? o->interval_ms : HA_DEFAULT_INTERVAL_MS) / 1e3;
 	p->timeout_s = (o->timeout_ms ? o->timeout_ms : HA_DEFAULT_TIMEOUT_MS) / 1e3;
-	/* Five beats per timeout, so one lost beat never looks like death. */
-	p->hb_s = fmin(fmax(p->timeout_s / 5, 0.005), 0.1);
+	p->hb_s = ha_hb_period(p->timeout_s);
 	p->state = HA_SYNCING;
 	p->throttle_pct = 100;
 	pthread_mutex_init(&p->lock, NULL);
