@@ -90,7 +90,6 @@ echo "# migration"
 timeout 60 "$XL" tls-setup --dir "$TMP/tls" --host "${ADDR[A]}" --host "${ADDR[B]}" 2>/dev/null ||
 	{ echo "xl tls-setup failed"; exit 1; }
 # migrate: A -> B, errors in $TMP/migrate.err
-fails() { ! "$@"; }
 migrate() { xlh A migrate "$@" "$NAME" "${ADDR[B]}:$PORT" >/dev/null 2>"$TMP/migrate.err"; }
 
 HOST_MEMORY=1G start_host A soft || not_ok "ferryd A starts"

@@ -23,6 +23,8 @@ HOST_MEMORY=2G # start_host's --memory
 ok() { passed=$((passed + 1)); echo "ok   - $*"; }
 not_ok() { failed=$((failed + 1)); echo "FAIL - $*"; }
 skip() { skipped=$((skipped + 1)); echo "skip - $*"; }
+# fails COMMAND...: true when COMMAND fails (a refusal a check expects)
+fails() { ! "$@"; }
 check() { # check DESCRIPTION COMMAND...
 	local what=$1; shift
 	if "$@"; then ok "$what"; else not_ok "$what"; fi
@@ -104,6 +106,13 @@ reap_host() {
 	wait "${PID[$1]}" 2>/dev/null
 	unset "PID[$1]"
 	rm -f "$(sock "$1")"
+}
+# kill -9 the ferryd itself (not the timeout(1) around it)
+kill9_host() {
+	local p
+	p=$(cat "$TMP/run-$1/ferryd.pid" 2>/dev/null)
+	[[ -n "$p" ]] && kill -9 "$p"
+	reap_host "$1"
 }
 
 # Nothing of NAME on HOST: no NAME, NAME--incoming or NAME--migratedaway.

@@ -44,8 +44,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-fails() { ! "$@"; }
-
 # migrate FROM HOST:PORT [options]: report in $TMP/report.json, errors in $TMP/migrate.err
 migrate() {
 	local from=$1 to=$2

@@ -26,7 +26,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-fails() { ! "$@"; }
 console() { timeout 2 "$XL" -S "$(sock "$1")" console "$2" 2>/dev/null; }
 # wait_console HOST DOMAIN PATTERN COUNT: up to 30 s for COUNT matching lines
 # wait_console HOST DOMAIN PATTERN COUNT: up to 120 s (wall clock: each
@@ -52,13 +51,6 @@ start_host() { # NAME ADDR BACKEND MEMORY TLSDIR [extra ferryd flags]
 		--listen "$addr:$PORT" --tls-dir "$tls" "$@" >>"$TMP/ferryd-$n.out" 2>&1 &
 	PID[$n]=$!
 	wait_socket "$(sock "$n")"
-}
-# kill -9 the ferryd itself (not the timeout(1) around it)
-kill9_host() {
-	local p
-	p=$(cat "$TMP/run-$1/ferryd.pid" 2>/dev/null)
-	[[ -n "$p" ]] && kill -9 "$p"
-	reap_host "$1"
 }
 
 # migrate FROM TO_ADDR [xl migrate options]: report JSON in $TMP/report.json,

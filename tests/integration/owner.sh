@@ -42,7 +42,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-fails() { ! "$@"; }
 quiet() { "$@" >/dev/null; }
 
 # Plain TCP on both ends: the proxy reads the handshake as it goes by.

@@ -38,12 +38,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-kill9_host() {
-	local p
-	p=$(cat "$TMP/run-$1/ferryd.pid" 2>/dev/null)
-	[[ -n "$p" ]] && kill -9 "$p"
-	reap_host "$1"
-}
 # remus FROM TO [xl remus options]: the report in $TMP/report.json
 remus() {
 	local from=$1 to=$2
@@ -182,8 +176,6 @@ run_backend() {
 	fi
 	stop_hosts
 }
-
-fails() { ! "$@"; }
 
 uuid_of() { xlh "$1" list -l "$NAME" 2>/dev/null | python3 -c 'import json,sys; d=json.load(sys.stdin); d=d[0] if isinstance(d, list) else d; print(d.get("uuid") or d["config"]["uuid"])'; }
 ETCD= ETCD_HTTP= ETCD_PID=

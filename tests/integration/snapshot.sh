@@ -67,7 +67,6 @@ start_host() { # NAME [MEMORY]
 	wait_socket "$(sock "$n")"
 }
 
-fails() { ! "$@"; }
 # refused HOST PATTERN XL-ARGS...: the command fails, its stderr says PATTERN
 refused() {
 	local h=$1 pat=$2
