@@ -12,9 +12,12 @@
  * the oldest are dropped (the full output is in the console log).
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "common/err.h"
 #include "common/log.h"
 #include "internal.h"
 
@@ -153,6 +156,20 @@ static void on_gone(void *opaque, uint32_t domid)
 	push_simple(opaque, EV_GONE, domid, HYP_DOM_DYING);
 }
 
+/* --run-log: one line per start or stop, written at once from the thread
+ * that made it (O_APPEND: lines from threads do not mix); the times, not
+ * the order of the lines, say what came first. */
+static void on_run(void *opaque, uint32_t domid, bool running, uint64_t ns)
+{
+	struct ctl_server *srv = opaque;
+	char line[64];
+	int n = snprintf(line, sizeof(line), "%" PRIu64 " d%" PRIu32 " %s\n", ns, domid,
+			 running ? "run" : "stop");
+
+	if (write(srv->run_log_fd, line, (size_t)n) != n)
+		log_warn("d%u: cannot write the run log: %s", domid, ferry_strerror(errno));
+}
+
 void ctl__events_drain(struct ctl_server *srv)
 {
 	struct ctl_event *e, *next;
@@ -198,6 +215,7 @@ int ctl__events_init(struct ctl_server *srv, struct hyp_events *ev)
 	ev->console = on_console;
 	ev->state = on_state;
 	ev->gone = on_gone;
+	ev->run = srv->run_log_fd >= 0 ? on_run : NULL;
 	ev->opaque = srv;
 	return 0;
 }

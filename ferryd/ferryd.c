@@ -75,6 +75,9 @@ static void usage(FILE *f)
 		"                     once per domain (default), or once per host, shared\n"
 		"                     between domains (which tells a guest, by timing, that\n"
 		"                     another holds a page); a repository keeps its setting\n"
+		"  --run-log FILE     append a line for every start and stop of a domain's\n"
+		"                     vCPUs: CLOCK_MONOTONIC ns, dDOMID, run or stop (to\n"
+		"                     audit that an HA pair's copies never ran at once)\n"
 		"  --foreground, -F   stay in the foreground and log to stderr too\n"
 		"  --help, -h         this text\n"
 		"\n"
@@ -126,7 +129,7 @@ static int memory_check(const char *arg, uint64_t bytes)
 
 enum { OPT_RUN = 256, OPT_STATE, OPT_BACKEND, OPT_PCPUS, OPT_MEMORY, OPT_GUEST,
        OPT_LOGLEVEL, OPT_LISTEN, OPT_TLSDIR, OPT_TLSNAME, OPT_INSECURE,
-       OPT_NOXS, OPT_NETTIMEOUT, OPT_ONSTOP, OPT_STOPTIMEOUT, OPT_SNAPDEDUP };
+       OPT_NOXS, OPT_NETTIMEOUT, OPT_ONSTOP, OPT_STOPTIMEOUT, OPT_SNAPDEDUP, OPT_RUNLOG };
 
 /* A whole number in [1, max] for --name (what: the unit, for the message). */
 static int parse_count(const char *name, const char *arg, unsigned long max, const char *what,
@@ -210,6 +213,7 @@ static int parse_opt(int opt, const char *arg, struct ferryd_opts *o, bool *memo
 		}
 		o->snapshot_dedup_host = !strcmp(arg, "host");
 		return 0;
+	case OPT_RUNLOG: o->run_log = arg; return 0;
 	case 'F': o->foreground = true; return 0;
 	case 'h': usage(stdout); exit(0);
 	default: usage(stderr); return -EINVAL;
@@ -283,6 +287,7 @@ static int parse_args(int argc, char **argv, struct ferryd_opts *o)
 		{ "on-stop", required_argument, NULL, OPT_ONSTOP },
 		{ "stop-timeout", required_argument, NULL, OPT_STOPTIMEOUT },
 		{ "snapshot-dedup", required_argument, NULL, OPT_SNAPDEDUP },
+		{ "run-log", required_argument, NULL, OPT_RUNLOG },
 		{ "foreground", no_argument, NULL, 'F' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
@@ -545,6 +550,14 @@ static int proc_start(const struct ferryd_opts *o, struct ctl_server *srv,
 		unlink(p->pidpath);
 		return -1;
 	}
+	srv->run_log_fd = -1;
+	if (o->run_log) {
+		srv->run_log_fd = open_own(o->run_log, O_WRONLY | O_APPEND);
+		if (srv->run_log_fd < 0) {
+			unlink(p->pidpath);
+			return -1;
+		}
+	}
 	snprintf(srv->sock_path, sizeof(srv->sock_path), "%s/%s", o->run_dir, XLM_SOCKET_NAME);
 	if (strlen(srv->sock_path) >= 108) {
 		fprintf(stderr, "ferryd: socket path %s is too long for AF_UNIX\n", srv->sock_path);
@@ -645,6 +658,8 @@ static int services_fini(struct ctl_server *srv, struct ferryd_proc *p)
 	close(p->lockfd);
 	close(p->statefd);
 	close(p->logfd);
+	if (srv->run_log_fd >= 0)
+		close(srv->run_log_fd);
 	return 0;
 }
 

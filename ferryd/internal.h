@@ -77,6 +77,7 @@ struct ferryd_opts {
 	unsigned stop_timeout_s; /* --stop-timeout */
 	/* --snapshot-dedup host: pages shared across domains in a new repository */
 	bool snapshot_dedup_host;
+	const char *run_log; /* --run-log FILE; NULL: none */
 };
 
 struct ctl_event;
@@ -122,6 +123,7 @@ struct ctl_server {
 	const struct ferryd_opts *opts;
 	struct hyp *hyp;
 	struct dev_pv *devs; /* the PV rings' backends (devices/pv.h) */
+	int run_log_fd;	     /* --run-log, or -1 (ctl-events.c writes it) */
 	char sock_path[4096];
 	uv_pipe_t listener;
 	uv_signal_t sigterm, sigint;

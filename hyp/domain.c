@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "common/bitmap.h"
+#include "common/clock.h"
 #include "common/compiler.h"
 #include "common/err.h"
 #include "common/hugemap.h"
@@ -168,6 +169,26 @@ static void stop_vcpus(struct hyp_domain *d)
 			v->thread_started = false;
 		}
 	}
+}
+
+/* A start or stop of the domain's vCPUs, for ev.run once d->lock is dropped. */
+struct run_edge {
+	bool set, running;
+	uint64_t ns;
+};
+
+static void run_edge_locked(struct hyp_domain *d, bool running, struct run_edge *e)
+{
+	if (d->run_said == running)
+		return;
+	d->run_said = running;
+	*e = (struct run_edge){.set = true, .running = running, .ns = ferry_now_ns()};
+}
+
+static void run_edge_emit(struct hyp *h, uint32_t domid, const struct run_edge *e)
+{
+	if (e->set && h->ev.run)
+		h->ev.run(h->ev.opaque, domid, e->running, e->ns);
 }
 
 static int check_config(struct hyp *h, const struct hyp_dom_config *c,
@@ -468,6 +489,7 @@ int hyp_domain_create_lazy(struct hyp *h, const struct hyp_dom_config *cfg, uint
 
 int hyp_domain_destroy(struct hyp *h, uint32_t domid)
 {
+	struct run_edge e = {0};
 	struct hyp_domain *d, **pp;
 
 	pthread_mutex_lock(&h->lock);
@@ -485,6 +507,10 @@ int hyp_domain_destroy(struct hyp *h, uint32_t domid)
 
 	hyp__dom_set_state(d, HYP_DOM_DYING);
 	stop_vcpus(d);
+	pthread_mutex_lock(&d->lock);
+	run_edge_locked(d, false, &e);
+	pthread_mutex_unlock(&d->lock);
+	run_edge_emit(h, domid, &e);
 	hyp__pv_dom_stop(d);
 	evtchn_dom_close_all(d); /* peers' ports become unbound */
 	log_info("d%u: destroyed '%s'", d->domid, d->cfg.name);
@@ -540,9 +566,10 @@ static bool guest_gone(const struct hyp_domain *d)
 /*
  * Makes the vCPUs follow the counts and the fence: parks them (returning
  * once every one is parked) or lets them run. Under d->lock, which it drops
- * while kicking. Returns true when the state changed, to *st.
+ * while kicking. Returns true when the state changed, to *st; a start or
+ * stop of the vCPUs goes to *e.
  */
-static bool pause_apply_locked(struct hyp_domain *d, enum hyp_dom_state *st)
+static bool pause_apply_locked(struct hyp_domain *d, enum hyp_dom_state *st, struct run_edge *e)
 {
 	if (d->pause_ctl || d->pause_op || d->fenced) {
 		if (!d->paused) {
@@ -556,6 +583,8 @@ static bool pause_apply_locked(struct hyp_domain *d, enum hyp_dom_state *st)
 			pthread_mutex_lock(&d->lock);
 		}
 		wait_parked_locked(d);
+		if (d->paused)
+			run_edge_locked(d, false, e);
 		/* A guest that shut down or crashed meanwhile keeps that state. */
 		if (!d->paused || (d->state != HYP_DOM_RUNNING && d->state != HYP_DOM_BLOCKED))
 			return false;
@@ -564,6 +593,7 @@ static bool pause_apply_locked(struct hyp_domain *d, enum hyp_dom_state *st)
 	}
 	if (!d->paused)
 		return false;
+	run_edge_locked(d, true, e); /* stamped before any vCPU can run */
 	__atomic_store_n(&d->paused, false, __ATOMIC_RELAXED);
 	pthread_cond_broadcast(&d->cond);
 	if (d->state != HYP_DOM_PAUSED)
@@ -626,6 +656,7 @@ static int pause_check_locked(struct hyp_domain *d, enum pause_count which, int 
 static int pause_move(struct hyp *h, uint32_t domid, enum pause_count which, int delta)
 {
 	enum hyp_dom_state st = HYP_DOM_RUNNING;
+	struct run_edge e = {0};
 	struct hyp_domain *d;
 	bool noop, changed = false;
 	int err = hyp_domain_get(h, domid, &d);
@@ -639,9 +670,10 @@ static int pause_move(struct hyp *h, uint32_t domid, enum pause_count which, int
 			d->pause_ctl += (unsigned)delta;
 		else
 			d->pause_op += (unsigned)delta;
-		changed = pause_apply_locked(d, &st);
+		changed = pause_apply_locked(d, &st, &e);
 	}
 	pthread_mutex_unlock(&d->lock);
+	run_edge_emit(h, domid, &e);
 	if (changed && h->ev.state)
 		h->ev.state(h->ev.opaque, domid, st);
 	hyp_domain_put(d);
@@ -671,6 +703,7 @@ int hyp_domain_op_unpause(struct hyp *h, uint32_t domid)
 int hyp_domain_mem_lost(struct hyp *h, uint32_t domid)
 {
 	enum hyp_dom_state st = HYP_DOM_RUNNING;
+	struct run_edge e = {0};
 	struct hyp_domain *d;
 	bool changed;
 	int err = hyp_domain_get(h, domid, &d);
@@ -685,8 +718,9 @@ int hyp_domain_mem_lost(struct hyp *h, uint32_t domid)
 	}
 	d->mem_lost = true;
 	d->pause_op++; /* never given back: see hyp.h */
-	changed = pause_apply_locked(d, &st);
+	changed = pause_apply_locked(d, &st, &e);
 	pthread_mutex_unlock(&d->lock);
+	run_edge_emit(h, domid, &e);
 	log_err("d%u: part of its memory cannot be read: paused for good", domid);
 	if (changed && h->ev.state)
 		h->ev.state(h->ev.opaque, domid, st);
@@ -697,6 +731,7 @@ int hyp_domain_mem_lost(struct hyp *h, uint32_t domid)
 int hyp_domain_set_fenced(struct hyp *h, uint32_t domid, bool fenced)
 {
 	enum hyp_dom_state st = HYP_DOM_RUNNING;
+	struct run_edge e = {0};
 	struct hyp_domain *d;
 	bool changed = false;
 	int err = hyp_domain_get(h, domid, &d);
@@ -707,8 +742,9 @@ int hyp_domain_set_fenced(struct hyp *h, uint32_t domid, bool fenced)
 	d->fenced = fenced;
 	/* A restore's domain waits for its unpause whatever the fence says. */
 	if (!d->restoring)
-		changed = pause_apply_locked(d, &st);
+		changed = pause_apply_locked(d, &st, &e);
 	pthread_mutex_unlock(&d->lock);
+	run_edge_emit(h, domid, &e);
 	log_info("d%u: %s", domid,
 		 fenced ? "fenced (unpause refused until resolved)" : "fence lifted");
 	if (changed && h->ev.state)

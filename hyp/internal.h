@@ -227,6 +227,7 @@ struct hyp_domain {
 	/* Pausing (domain.c), under lock: the vCPUs park while paused, which
 	 * is pause_ctl || pause_op || fenced. */
 	bool paused;
+	bool run_said;		/* the last ev.run said the vCPUs may run */
 	unsigned pause_ctl;	/* the toolstack's count (Xen's controller) */
 	unsigned pause_op;	/* the operations' count */
 	bool stopping;		/* vCPU threads must exit */

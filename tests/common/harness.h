@@ -44,7 +44,9 @@ static inline struct dev_pv *harness_pv(void)
 	return pv;
 }
 
-static inline struct hyp *harness_hyp(const char *backend, uint64_t pool_mb)
+/* A hyp whose callbacks are ev's (NULL: none). */
+static inline struct hyp *harness_hyp_ev(const char *backend, uint64_t pool_mb,
+					 const struct hyp_events *ev)
 {
 	struct hyp_params p = {
 		.backend = backend,
@@ -56,8 +58,15 @@ static inline struct hyp *harness_hyp(const char *backend, uint64_t pool_mb)
 	};
 	struct hyp *h = NULL;
 
+	if (ev)
+		p.events = *ev;
 	cr_assert_eq(hyp_create(&p, &h), 0, "hyp_create(%s)", backend);
 	return h;
+}
+
+static inline struct hyp *harness_hyp(const char *backend, uint64_t pool_mb)
+{
+	return harness_hyp_ev(backend, pool_mb, NULL);
 }
 
 static inline struct hyp_dom_config harness_cfg(const char *name, uint64_t mem_mb,

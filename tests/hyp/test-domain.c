@@ -384,3 +384,83 @@ ParameterizedTest(struct pause_case *pc, domain, soft_pause_is_prompt, .timeout 
 	cr_assert_eq(hyp_domain_destroy(h, id), 0);
 	hyp_destroy(h);
 }
+
+/* ev.run's calls, as a run log records them. */
+static struct run_rec {
+	uint32_t domid;
+	bool running;
+	uint64_t ns;
+} runs[16];
+static unsigned nruns;
+static pthread_mutex_t runs_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void on_run(void *opaque, uint32_t domid, bool running, uint64_t ns)
+{
+	(void)opaque;
+	pthread_mutex_lock(&runs_lock);
+	if (nruns < 16)
+		runs[nruns++] = (struct run_rec){domid, running, ns};
+	pthread_mutex_unlock(&runs_lock);
+}
+
+/* Calls fn(h, id) and checks that it said exactly one start or stop, stamped
+ * inside the call: an HA pair's no-overlap proof rests on these times. */
+static void expect_edge(struct hyp *h, uint32_t id, int (*fn)(struct hyp *, uint32_t), bool running,
+			const char *what)
+{
+	unsigned before = nruns;
+	uint64_t t0 = ferry_now_ns(), t1;
+
+	cr_assert_eq(fn(h, id), 0, "%s", what);
+	t1 = ferry_now_ns();
+	cr_assert_eq(nruns, before + 1, "%s: %u calls of ev.run, want 1", what, nruns - before);
+	cr_expect_eq(runs[before].domid, id, "%s", what);
+	cr_expect_eq(runs[before].running, running, "%s: said %s", what,
+		     runs[before].running ? "running" : "stopped");
+	cr_expect(runs[before].ns >= t0 && runs[before].ns <= t1, "%s: stamped outside the call",
+		  what);
+}
+
+static int fence(struct hyp *h, uint32_t id)
+{
+	return hyp_domain_set_fenced(h, id, true);
+}
+
+static int unfence(struct hyp *h, uint32_t id)
+{
+	return hyp_domain_set_fenced(h, id, false);
+}
+
+static int unpause_twice(struct hyp *h, uint32_t id)
+{
+	return hyp_domain_unpause(h, id) ?: hyp_domain_unpause(h, id);
+}
+
+/* Every start and stop of a domain's vCPUs is said once, when it happens:
+ * pause, unpause, the fence and destroy; a second pause says nothing, and
+ * a domain that never ran says nothing. */
+Test(domain, run_transitions_are_said_once_when_they_happen, .timeout = 60)
+{
+	struct hyp_events ev = {.run = on_run};
+	struct hyp *h = harness_hyp_ev("soft", 256, &ev);
+	struct hyp_dom_config c = harness_cfg("r", 64, "workload=verify ws=8M rate=8M");
+	uint32_t id, quiet;
+
+	cr_assert_eq(hyp_domain_create(h, &c, true, &id), 0);
+	cr_expect_eq(nruns, 0, "a domain created paused said it ran");
+	expect_edge(h, id, hyp_domain_unpause, true, "the first unpause");
+	cr_assert(harness_wait_console(h, id, "verify: sweep", 1, 20));
+	expect_edge(h, id, hyp_domain_pause, false, "pause");
+	cr_assert_eq(hyp_domain_pause(h, id), 0);
+	cr_expect_eq(nruns, 2, "a second pause said something");
+	expect_edge(h, id, unpause_twice, true, "unpause, twice");
+	expect_edge(h, id, fence, false, "the fence");
+	expect_edge(h, id, unfence, true, "the fence lifted");
+	expect_edge(h, id, hyp_domain_destroy, false, "destroy of a running domain");
+
+	snprintf(c.name, sizeof(c.name), "q");
+	cr_assert_eq(hyp_domain_create(h, &c, true, &quiet), 0);
+	cr_assert_eq(hyp_domain_destroy(h, quiet), 0);
+	cr_expect_eq(nruns, 6, "a domain that never ran said something");
+	hyp_destroy(h);
+}

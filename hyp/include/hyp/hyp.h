@@ -78,6 +78,15 @@ struct hyp_events {
 	void (*console)(void *opaque, uint32_t domid, const char *buf, size_t len);
 	void (*state)(void *opaque, uint32_t domid, enum hyp_dom_state state);
 	void (*gone)(void *opaque, uint32_t domid); /* destroyed */
+	/*
+	 * The domain's vCPUs may run from mono_ns (CLOCK_MONOTONIC) on, or
+	 * none runs from then on. The times bound the truth from outside: a
+	 * start is stamped before any vCPU can run, a stop once every one is
+	 * parked or gone, so two hosts' logs on one clock that do not
+	 * overlap prove the copies never ran at once. Calls for one domain
+	 * may arrive out of order from different threads: order by mono_ns.
+	 */
+	void (*run)(void *opaque, uint32_t domid, bool running, uint64_t mono_ns);
 	void *opaque;
 };
 
