@@ -259,20 +259,25 @@ static int listen_until(struct ha_primary *p, double until, bool stop_at_ack)
 				return fail(p, rc, "heartbeat: %s", strm_io_error(p->link));
 			p->next_hb = now + p->hb_s;
 		}
-		if (now - p->last_heard > p->timeout_s)
-			return fail(p, -ETIMEDOUT, "nothing from the backup for %.0f ms",
-				    (now - p->last_heard) * 1e3);
 		if (now >= until)
 			return 0;
 		wake = fmin(fmin(until, p->next_hb), p->last_heard + p->timeout_s + 0.001);
-		rc = ha_link_recv(p->link, (int)ceil((wake - now) * 1e3), p->rbuf, &m, p->err,
-				  p->errlen);
+		rc = ha_link_recv(p->link, (int)fmax(1, ceil((wake - now) * 1e3)), p->rbuf, &m,
+				  p->err, p->errlen);
 		if (rc < 0) {
 			log_err("d%u: remus: %s", p->domid, p->err);
 			return rc;
 		}
 		if (rc > 0 && (rc = handle(p, &m)))
 			return rc;
+		/* Silence is judged only with nothing left to read: after an
+		 * epoch that took seconds to send, the backup's heartbeats
+		 * are waiting here, and the time spent sending is not its
+		 * silence. */
+		now = ferry_now_s();
+		if (!rc && now - p->last_heard > p->timeout_s)
+			return fail(p, -ETIMEDOUT, "nothing from the backup for %.0f ms",
+				    (now - p->last_heard) * 1e3);
 	}
 }
 

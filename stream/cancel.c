@@ -9,7 +9,9 @@
 #include <poll.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <linux/sockios.h>
 #include <sys/eventfd.h>
+#include <sys/ioctl.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -68,11 +70,24 @@ void strm_cancel_free(struct strm_cancel *c)
 	free(c);
 }
 
+/* Bytes a socket still holds on their way out (TCP: not yet acknowledged),
+ * or -1 for an fd that is no socket. */
+static int64_t out_queued(int fd)
+{
+	int n;
+
+	return ioctl(fd, SIOCOUTQ, &n) ? -1 : n;
+}
+
 int strm_wait_fd(int fd, short events, const struct strm_cancel *cancel, int timeout_ms)
 {
 	struct pollfd p[2] = {{.fd = fd, .events = events},
 			      {.fd = cancel ? cancel->efd : -1, .events = POLLIN}};
 	int64_t end = timeout_ms > 0 ? (int64_t)(ferry_now_ns() / 1000000) + timeout_ms : 0;
+	/* A socket turns writable only once much of its buffer drained (a
+	 * quarter to a half of it): on a slow link that takes longer than
+	 * the timeout while bytes keep leaving. Bytes leaving are progress. */
+	int64_t queued = end && (events & POLLOUT) ? out_queued(fd) : -1;
 
 	for (;;) {
 		int left = -1, n;
@@ -82,6 +97,15 @@ int strm_wait_fd(int fd, short events, const struct strm_cancel *cancel, int tim
 		if (end) {
 			int64_t l = end - (int64_t)(ferry_now_ns() / 1000000);
 
+			if (l <= 0 && queued > 0) {
+				int64_t q = out_queued(fd);
+
+				if (q >= 0 && q < queued) {
+					queued = q;
+					end += timeout_ms;
+					continue;
+				}
+			}
 			if (l <= 0)
 				return -ETIMEDOUT;
 			left = (int)l;

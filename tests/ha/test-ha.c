@@ -264,6 +264,35 @@ Test(ha, a_guest_that_outruns_the_link_is_throttled)
 	pair_free(&pr);
 }
 
+/* A slow link is not a dead peer: while an epoch takes seconds to cross it,
+ * the backup's heartbeats wait in the primary's socket, and the backup hears
+ * the epoch's bytes arrive. Neither side may call the other silent then
+ * (the primary once judged the time it spent sending as silence). */
+Test(ha, a_slow_link_is_not_a_dead_peer)
+{
+	struct pair pr;
+	struct ha_stats st;
+	double end;
+
+	pair_start(&pr, 50, 500);
+	wait_epochs(&pr, 3);
+	atomic_store(&pr.c.kib_s, 256); /* the guest writes 2 MiB/s: epochs of seconds */
+	end = ferry_now_s() + 6;
+	do {
+		usleep(100 * 1000);
+		st = stats(&pr);
+	} while (st.state == HA_PROTECTED && ferry_now_s() < end);
+	cr_assert_eq(st.state, HA_PROTECTED, "the pair broke on a slow link: %s", pr.perr);
+	cr_assert_gt(st.late, 0, "no epoch was late: the link was not slow");
+	cr_assert(!atomic_load(&pr.backed), "the backup took over: %s", pr.res.err);
+	atomic_store(&pr.c.kib_s, 0);
+	wait_epochs(&pr, st.epochs_acked + 3);
+	ha_primary_request_stop(pr.p);
+	pair_end(&pr);
+	cr_assert_eq(hyp_domain_destroy(pr.ph, pr.pid), 0);
+	pair_free(&pr);
+}
+
 /* Heartbeat numbers in a console, in order; how many. */
 static int heartbeats(const char *con, long *n, int max)
 {

@@ -317,6 +317,53 @@ Test(strm_io, progress_timeout_names_the_stall, .init = quiet, .timeout = 30)
 	close(p[0]);
 }
 
+/* Drains a socket slowly: 16 KiB every 25 ms (640 KiB/s), a slow link. */
+static void *slow_reader(void *arg)
+{
+	int fd = *(int *)arg;
+	static uint8_t buf[16384];
+	size_t total = 0;
+	ssize_t n;
+
+	while ((n = read(fd, buf, sizeof(buf))) > 0) {
+		total += (size_t)n;
+		usleep(25000);
+	}
+	return (void *)total;
+}
+
+/* A socket's writer waits for much of its buffer to drain before it may
+ * write again: on a slow link that is longer than the progress timeout,
+ * though bytes leave all along. That is progress; a reader that stops is
+ * not (HA pairs on a slowed link broke on this). */
+Test(strm_io, a_slow_socket_reader_is_progress, .init = quiet, .timeout = 30)
+{
+	static uint8_t big[2 << 20];
+	struct strm_io *wr;
+	pthread_t t;
+	void *total;
+	int sv[2];
+
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	cr_assert_eq(strm_io_fd(sv[0], true, &wr), 0);
+	cr_assert_eq(strm_io_set_cancel(wr, NULL, 200), 0);
+	cr_assert_eq(pthread_create(&t, NULL, slow_reader, &sv[1]), 0);
+	cr_assert_eq(strm_io_write(wr, big, sizeof(big)), 0, "%s", strm_io_error(wr));
+	strm_io_close(wr);
+	pthread_join(t, &total);
+	cr_assert_eq((size_t)total, sizeof(big));
+	close(sv[1]);
+
+	/* The same socket, its reader gone quiet: the stall is still found. */
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	cr_assert_eq(strm_io_fd(sv[0], true, &wr), 0);
+	cr_assert_eq(strm_io_set_cancel(wr, NULL, 200), 0);
+	cr_assert_eq(strm_io_write(wr, big, sizeof(big)), -ETIMEDOUT);
+	cr_assert(strstr(strm_io_error(wr), "no progress for 200 ms"), "%s", strm_io_error(wr));
+	strm_io_close(wr);
+	close(sv[1]);
+}
+
 /* ---- a peer's reason after a failed write -------------------------------- */
 
 static const char refusal[] = "ferry-error: needs 128 MiB, 98 MiB free\n";

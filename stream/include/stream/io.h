@@ -120,9 +120,11 @@ int strm_cancel_fd(const struct strm_cancel *c);
 void strm_cancel_free(struct strm_cancel *c);
 /*
  * Waits until fd is ready for events (POLLIN/POLLOUT), the token fires
- * (-ECANCELED) or timeout_ms pass (-ETIMEDOUT; 0: no limit). cancel may be
- * NULL. 0 when ready (or the fd reports an error or hang-up, which the next
- * read or write then returns).
+ * (-ECANCELED) or timeout_ms pass (-ETIMEDOUT; 0: no limit); waiting to
+ * write to a socket, timeout_ms pass with no byte leaving its send queue
+ * (SIOCOUTQ), so a slow link is not a stalled peer. cancel may be NULL.
+ * 0 when ready (or the fd reports an error or hang-up, which the next read
+ * or write then returns).
  */
 int strm_wait_fd(int fd, short events, const struct strm_cancel *cancel, int timeout_ms);
 
