@@ -115,9 +115,19 @@ static void *keeper(void *arg)
 			    ha_witness_moved_on(state)) {
 				snprintf(holder, sizeof(holder), "%s", state);
 			} else if (!ha_witness_acquire(f->w, &got, holder, sizeof(holder)) && got) {
-				f->ok_sent = sent;
-				set_fenced(f, false, "the witness lease is taken again");
-				continue;
+				/* Again, now that nobody else can write it: a backup
+				 * may have taken over and given the lease back since
+				 * the state was read. */
+				if (!ha_witness_get_state(f->w, state, sizeof(state)) &&
+				    !ha_witness_moved_on(state)) {
+					f->ok_sent = sent;
+					set_fenced(f, false, "the witness lease is taken again");
+					continue;
+				}
+				ha_witness_release(f->w);
+				got = false;
+				snprintf(holder, sizeof(holder), "%s",
+					 state[0] ? state : "the state cannot be read");
 			}
 			if (!got && holder[0]) {
 				pthread_mutex_lock(&f->lock);
@@ -182,7 +192,7 @@ bool ha_fence_lost(struct ha_fence *f)
 	return lost;
 }
 
-bool ha_fence_stop(struct ha_fence *f)
+bool ha_fence_stop(struct ha_fence *f, bool may_lift)
 {
 	bool stays;
 
@@ -194,8 +204,10 @@ bool ha_fence_stop(struct ha_fence *f)
 	pthread_mutex_unlock(&f->lock);
 	pthread_join(f->t, NULL);
 	/* A fence the lease still allows lifting goes with the keeper. */
-	if (f->fenced && !f->lost && !hyp_domain_op_unpause(f->h, f->domid))
+	if (may_lift && f->fenced && !f->lost && !hyp_domain_op_unpause(f->h, f->domid))
 		f->fenced = false;
+	else if (!may_lift && !f->fenced)
+		set_fenced(f, true, "the witness lease could not be shown to be ours");
 	stays = f->fenced;
 	pthread_mutex_destroy(&f->lock);
 	pthread_cond_destroy(&f->cond);

@@ -73,8 +73,10 @@ int ha_fence_start(struct hyp *h, uint32_t domid, struct ha_witness *w, double o
 		   struct ha_fence **out);
 /* The lease expired: the fence stays. */
 bool ha_fence_lost(struct ha_fence *f);
-/* Ends the keeper; lifts its fence unless the lease was lost. Returns true
- * when the domain stays fenced. NULL-safe. */
-bool ha_fence_stop(struct ha_fence *f);
+/* Ends the keeper. With may_lift, lifts its fence unless the lease was
+ * lost; without, the domain is fenced now if it was not (the caller could
+ * not prove the lease is still its own). Returns true when the domain
+ * stays fenced. NULL-safe. */
+bool ha_fence_stop(struct ha_fence *f, bool may_lift);
 
 #endif

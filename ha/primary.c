@@ -372,16 +372,25 @@ static int witness_begin(struct ha_primary *p)
 static int witness_end(struct ha_primary *p, const char *state)
 {
 	double until = ferry_now_s() + 2 * HA_WITNESS_TTL_S;
-	bool stays;
+	bool stays, recorded = false;
+	int rc;
 
 	if (!p->w)
 		return 0;
-	while (state && p->fence && ha_witness_set_state(p->w, state)) {
-		if (ha_fence_lost(p->fence) || ferry_now_s() > until)
+	/* Only while the lease is still ours: once it expired, the backup may
+	 * have taken over, and this copy must not run again. */
+	while (state && p->fence) {
+		rc = ha_witness_set_state_held(p->w, state);
+		if (!rc)
+			recorded = true;
+		if (!rc || rc == -ESTALE || ha_fence_lost(p->fence) || ferry_now_s() > until)
 			break;
 		usleep(100 * 1000);
 	}
-	stays = ha_fence_stop(p->fence);
+	if (state && p->fence && !recorded)
+		log_err("d%u: remus: cannot record '%s' at the witness: %s", p->domid, state,
+			ha_witness_error(p->w));
+	stays = ha_fence_stop(p->fence, recorded || !state);
 	p->fence = NULL;
 	if (!stays)
 		ha_witness_release(p->w);

@@ -33,6 +33,8 @@ struct ha_witness {
 	char *resp;
 	size_t rlen;
 	char why[768];
+	/* The primary's thread and its lease keeper share the handle. */
+	pthread_mutex_t lock;
 };
 
 static size_t on_data(char *p, size_t size, size_t n, void *opaque)
@@ -58,6 +60,7 @@ static int post(struct ha_witness *w, const char *path, const char *body, yajl_v
 	CURLcode rc;
 
 	snprintf(url, sizeof(url), "%s%s", w->base, path);
+	pthread_mutex_lock(&w->lock);
 	w->rlen = 0;
 	if (w->resp)
 		w->resp[0] = '\0';
@@ -66,6 +69,7 @@ static int post(struct ha_witness *w, const char *path, const char *body, yajl_v
 	rc = curl_easy_perform(w->curl);
 	if (rc != CURLE_OK) {
 		snprintf(w->why, sizeof(w->why), "%s: %s", url, curl_easy_strerror(rc));
+		pthread_mutex_unlock(&w->lock);
 		return rc == CURLE_OPERATION_TIMEDOUT ? -ETIMEDOUT : -EHOSTUNREACH;
 	}
 	curl_easy_getinfo(w->curl, CURLINFO_RESPONSE_CODE, &code);
@@ -76,8 +80,10 @@ static int post(struct ha_witness *w, const char *path, const char *body, yajl_v
 		if (*out)
 			yajl_tree_free(*out);
 		*out = NULL;
+		pthread_mutex_unlock(&w->lock);
 		return -EPROTO;
 	}
+	pthread_mutex_unlock(&w->lock);
 	return 0;
 }
 
@@ -146,6 +152,7 @@ int ha_witness_new(const char *url, const char *pair, const char *me, struct ha_
 		snprintf(err, errlen, "witness: out of memory");
 		return -ENOMEM;
 	}
+	pthread_mutex_init(&w->lock, NULL);
 	if (rest)
 		snprintf(w->base, sizeof(w->base), "http://%s", rest);
 	else
@@ -275,6 +282,36 @@ int ha_witness_set_state(struct ha_witness *w, const char *state)
 	return rc;
 }
 
+int ha_witness_set_state_held(struct ha_witness *w, const char *state)
+{
+	char ok[KEY_MAX * 2], k[KEY_MAX * 2], val[256], body[2048];
+	bool done;
+	yajl_val v;
+	int rc;
+
+	if (!w->lease[0]) {
+		snprintf(w->why, sizeof(w->why), "no lease is held here");
+		return -ESTALE;
+	}
+	b64(w->owner_key, ok);
+	b64(w->state_key, k);
+	b64(state, val);
+	snprintf(body, sizeof(body),
+		 "{\"compare\":[{\"key\":\"%s\",\"result\":\"EQUAL\",\"target\":\"LEASE\","
+		 "\"lease\":\"%s\"}],"
+		 "\"success\":[{\"request_put\":{\"key\":\"%s\",\"value\":\"%s\"}}]}",
+		 ok, w->lease, k, val);
+	rc = post(w, "/v3/kv/txn", body, &v);
+	if (rc)
+		return rc;
+	done = YAJL_IS_TRUE(yajl_tree_get(v, (const char *[]){"succeeded", NULL}, yajl_t_true));
+	yajl_tree_free(v);
+	if (!done)
+		snprintf(w->why, sizeof(w->why), "the lease on %s is not ours any more",
+			 w->owner_key);
+	return done ? 0 : -ESTALE;
+}
+
 int ha_witness_get_state(struct ha_witness *w, char *buf, size_t len)
 {
 	char k[KEY_MAX * 2], body[640];
@@ -315,6 +352,7 @@ void ha_witness_free(struct ha_witness *w)
 	if (!w)
 		return;
 	curl_easy_cleanup(w->curl);
+	pthread_mutex_destroy(&w->lock);
 	free(w->resp);
 	free(w);
 }

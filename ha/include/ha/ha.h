@@ -69,6 +69,10 @@ int ha_witness_acquire(struct ha_witness *w, bool *got, char *holder, size_t hol
 int ha_witness_keepalive(struct ha_witness *w, double *sent_at);
 /* The pair's persistent state ("protected", "unprotected"). */
 int ha_witness_set_state(struct ha_witness *w, const char *state);
+/* The same, only while the owner key is still on this host's lease (one
+ * transaction): 0, -ESTALE when it is not (the lease expired: a backup may
+ * run the domain), or another -errno when the witness could not be asked. */
+int ha_witness_set_state_held(struct ha_witness *w, const char *state);
 int ha_witness_get_state(struct ha_witness *w, char *buf, size_t len);
 /* Gives the lease back (the owner key goes with it). Best effort. */
 void ha_witness_release(struct ha_witness *w);
