@@ -21,8 +21,11 @@ enum ha_msg_type {
 
 enum { HA_BYE_STOP = 1, HA_BYE_HANDOVER = 2 };
 
-/* A DATA payload's bound (one push io piece), and every other's. */
-#define HA_DATA_MAX (1u << 20)
+/* A DATA payload's bound, and every other's. The primary sends pieces of
+ * HA_DATA_PIECE: the backup heartbeats between messages, so one message
+ * must cross the link well within the timeout (64 KiB: 0.5 s at 1 Mbit/s). */
+#define HA_DATA_MAX   (1u << 20)
+#define HA_DATA_PIECE (64u << 10)
 #define HA_CTL_MAX  64u
 #define HA_ERR_MAX  512u
 

@@ -135,7 +135,7 @@ int ha_primary_new(struct hyp *h, uint32_t domid, struct strm_io *link,
 	p->throttle_pct = 100;
 	pthread_mutex_init(&p->lock, NULL);
 	p->rbuf = malloc(HA_DATA_MAX);
-	rc = p->rbuf ? strm_io_push(push_data, NULL, p, HA_DATA_MAX,
+	rc = p->rbuf ? strm_io_push(push_data, NULL, p, HA_DATA_PIECE,
 				    o->max_stage_bytes ? o->max_stage_bytes
 						       : HA_DEFAULT_MAX_STAGE_BYTES,
 				    &p->push)
