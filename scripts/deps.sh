@@ -4,7 +4,7 @@ set -euo pipefail
 pkgs=(gcc make cmake pkg-config binutils clang libclang-rt-14-dev
       libzstd-dev liblz4-dev libssl-dev libyajl-dev libuv1-dev libcriterion-dev
       iproute2 tmux qemu-system-x86 xenstore-utils python3-pyxs strace
-      libcurl4-openssl-dev etcd-server)
+      libcurl4-openssl-dev curl etcd-server)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
