@@ -226,7 +226,8 @@ static int gen_stats(yajl_gen g, const char *name, const char *host, const struc
 	       xlm_gen_kv_int(g, "late", (long long)s->late) ?:
 	       xlm_gen_kv_int(g, "merged", (long long)s->merged) ?:
 	       xlm_gen_kv_double(g, "sync_s", s->sync_s) ?:
-	       xlm_gen_kv_int(g, "throttle_pct", s->throttle_pct);
+	       xlm_gen_kv_int(g, "throttle_pct", s->throttle_pct) ?:
+	       xlm_gen_kv_str(g, "witness", s->witness ? s->witness : "");
 }
 
 struct reply_call {

@@ -30,6 +30,7 @@ struct backup {
 	struct rst_session *rs;
 	uint64_t acked;
 	double timeout_s, hb_s, last_heard, next_hb;
+	uint64_t echo; /* the primary's last heartbeat stamp, sent back */
 	uint8_t *buf;
 };
 
@@ -208,7 +209,7 @@ void ha_backup_run(struct hyp *h, struct strm_io *link, const struct ha_backup_o
 		/* Beats only once the pair stands: before, the primary is busy
 		 * with the pre-copy and reads nothing. */
 		if (b.acked && now >= b.next_hb) {
-			if (ha_link_send_u64(link, HA_MSG_HB, b.acked)) {
+			if (ha_link_send_u64(link, HA_MSG_HB, b.echo)) {
 				snprintf(why, sizeof(why), "the link to the primary broke: %s",
 					 strm_io_error(link));
 				take_over(&b, HA_BACKUP_FAILED_OVER, why);
@@ -251,6 +252,11 @@ void ha_backup_run(struct hyp *h, struct strm_io *link, const struct ha_backup_o
 				res->outcome = HA_BACKUP_BROKEN;
 				break;
 			}
+		} else if (m.type == HA_MSG_HB) {
+			/* Echoed at once: the primary runs on this word while
+			 * the witness is away, and a stale one runs out. */
+			b.echo = m.value;
+			b.next_hb = 0;
 		} else if (m.type == HA_MSG_BYE && m.value == HA_BYE_HANDOVER) {
 			take_over(&b, HA_BACKUP_HANDED_OVER, "the primary handed the domain over");
 			break;

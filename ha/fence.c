@@ -8,6 +8,7 @@
  * fence; a lease found expired never does (the backup may run the domain).
  */
 #include <errno.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,8 +30,23 @@ struct ha_fence {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	bool stop, fenced, lost;
+	bool away;	/* the witness is unreachable: running on the backup's word */
 	double ok_sent; /* when the last renewal that got through was sent */
+	double word;	/* ha_fence_backup_word's until (under lock) */
 };
+
+/* Until when the domain may run: the lease's renewal less its margin (an
+ * etcd round trip), or the backup's word less 100 ms (the keeper's wake-up
+ * and the pause; its requests never block past the moment to fence). */
+static double may_run_until(struct ha_fence *f)
+{
+	double word;
+
+	pthread_mutex_lock(&f->lock);
+	word = f->word;
+	pthread_mutex_unlock(&f->lock);
+	return fmax(f->ok_sent + HA_WITNESS_TTL_S - HA_WITNESS_MARGIN_MS / 1e3, word - 0.1);
+}
 
 static void sleep_until(struct ha_fence *f, double t)
 {
@@ -73,7 +89,7 @@ static void set_fenced(struct ha_fence *f, bool on, const char *why)
 static void *keeper(void *arg)
 {
 	struct ha_fence *f = arg;
-	const double ttl = HA_WITNESS_TTL_S, margin = HA_WITNESS_MARGIN_MS / 1e3;
+	const double ttl = HA_WITNESS_TTL_S;
 	bool said = false;
 
 	for (;;) {
@@ -86,17 +102,30 @@ static void *keeper(void *arg)
 			break;
 		}
 		pthread_mutex_unlock(&f->lock);
-		fence_at = f->ok_sent + ttl - margin;
+		fence_at = may_run_until(f);
 		if (ferry_now_s() >= fence_at && !f->fenced)
-			set_fenced(f, true, "the witness lease could not be renewed in time");
+			set_fenced(f, true,
+				   "the witness lease could not be renewed in time, and the backup "
+				   "does not vouch for it");
+		else if (ferry_now_s() < fence_at && f->fenced && f->away && !f->lost)
+			set_fenced(f, false, "the backup vouches for it: it cannot take over now");
 		if (f->lost) {
 			sleep_until(f, ferry_now_s() + 1);
 			continue;
 		}
-		rc = ha_witness_keepalive(f->w, &sent);
+		/* Never blocked past the moment to fence (fenced: all the
+		 * time a slow witness needs). */
+		rc = ha_witness_keepalive(
+			f->w, f->fenced ? 0 : (int)fmax(20, (fence_at - ferry_now_s()) * 1e3 - 10),
+			&sent);
 		if (!rc) {
 			f->ok_sent = sent;
 			said = false;
+			if (f->away)
+				log_info("d%u: remus: the witness answers again", f->domid);
+			pthread_mutex_lock(&f->lock);
+			f->away = false;
+			pthread_mutex_unlock(&f->lock);
 			if (f->fenced)
 				set_fenced(f, false, "the witness lease is renewed");
 		} else if (rc == -ETIME) {
@@ -106,6 +135,9 @@ static void *keeper(void *arg)
 			/* Expired while fenced (the witness was away): the key is
 			 * ours again if nobody took it, and then nobody ran the
 			 * domain meanwhile; else the backup may run it. */
+			pthread_mutex_lock(&f->lock);
+			f->away = false;
+			pthread_mutex_unlock(&f->lock);
 			if (!f->fenced)
 				set_fenced(f, true, "the witness lease expired");
 			sent = ferry_now_s();
@@ -142,12 +174,16 @@ static void *keeper(void *arg)
 			sleep_until(f, ferry_now_s() + 0.05);
 			continue;
 		} else if (!said) {
-			log_warn("d%u: remus: renewing the witness lease: %s", f->domid,
-				 ha_witness_error(f->w));
+			log_warn("d%u: remus: renewing the witness lease: %s: the domain runs "
+				 "only while the backup vouches for it",
+				 f->domid, ha_witness_error(f->w));
 			said = true;
+			pthread_mutex_lock(&f->lock);
+			f->away = true;
+			pthread_mutex_unlock(&f->lock);
 		}
 		/* Four renewals a TTL; never past the moment to fence. */
-		fence_at = f->ok_sent + ttl - margin;
+		fence_at = may_run_until(f);
 		sleep_until(f, f->fenced ? ferry_now_s() + 0.05
 					 : (fence_at < ferry_now_s() + ttl / 4
 						    ? fence_at
@@ -180,6 +216,24 @@ int ha_fence_start(struct hyp *h, uint32_t domid, struct ha_witness *w, double o
 	}
 	*out = f;
 	return 0;
+}
+
+void ha_fence_backup_word(struct ha_fence *f, double until)
+{
+	pthread_mutex_lock(&f->lock);
+	if (until > f->word)
+		f->word = until;
+	pthread_mutex_unlock(&f->lock);
+}
+
+const char *ha_fence_witness(struct ha_fence *f)
+{
+	const char *w;
+
+	pthread_mutex_lock(&f->lock);
+	w = f->lost ? "lost" : f->away ? "away" : "held";
+	pthread_mutex_unlock(&f->lock);
+	return w;
 }
 
 bool ha_fence_lost(struct ha_fence *f)

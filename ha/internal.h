@@ -76,6 +76,17 @@ int ha_fence_start(struct hyp *h, uint32_t domid, struct ha_witness *w, double o
 		   struct ha_fence **out);
 /* The lease expired: the fence stays. */
 bool ha_fence_lost(struct ha_fence *f);
+/*
+ * The backup's word: it cannot resume its copy before `until` (ferry_now_s
+ * time). A backup resumes only after the timeout without hearing the
+ * primary, so its heartbeat echoing the primary's stamp t (formats/SPEC.md
+ * 11) gives until = t + timeout. While its word holds, the domain may run
+ * without a renewed lease: the pair keeps running while the witness is
+ * away, and stops only when neither vouches for it.
+ */
+void ha_fence_backup_word(struct ha_fence *f, double until);
+/* "held", "away" or "lost": see struct ha_stats. */
+const char *ha_fence_witness(struct ha_fence *f);
 /* Ends the keeper. With may_lift, lifts its fence unless the lease was
  * lost; without, the domain is fenced now if it was not (the caller could
  * not prove the lease is still its own). Returns true when the domain

@@ -216,8 +216,13 @@ static void throttle(struct ha_primary *p, double cycle_s)
 static int handle(struct ha_primary *p, const struct ha_msg *m)
 {
 	p->last_heard = ferry_now_s();
-	if (m->type == HA_MSG_HB)
+	if (m->type == HA_MSG_HB) {
+		/* It echoes our stamp: it cannot resume before that plus the
+		 * timeout (it heard us at or after that instant). */
+		if (p->fence && m->value)
+			ha_fence_backup_word(p->fence, (double)m->value / 1e9 + p->timeout_s);
 		return 0;
+	}
 	if (m->type == HA_MSG_ERR) {
 		p->err[0] = '\0';
 		return fail(p, -ECONNREFUSED, "the backup gave up: %s", (const char *)m->data);
@@ -254,7 +259,7 @@ static int listen_until(struct ha_primary *p, double until, bool stop_at_ack)
 		if (stop_at_ack && p->acked == p->sent)
 			return 0;
 		if (now >= p->next_hb) {
-			rc = ha_link_send_u64(p->link, HA_MSG_HB, p->sent);
+			rc = ha_link_send_u64(p->link, HA_MSG_HB, ferry_now_ns());
 			if (rc)
 				return fail(p, rc, "heartbeat: %s", strm_io_error(p->link));
 			p->next_hb = now + p->hb_s;
@@ -649,6 +654,7 @@ void ha_primary_stats(struct ha_primary *p, struct ha_stats *out)
 		out->bytes_per_epoch = (double)(p->wire - p->wire_sync) / (double)(p->sent - 1);
 	out->sync_s = p->sync_s;
 	out->throttle_pct = p->throttle_pct;
+	out->witness = p->fence ? ha_fence_witness(p->fence) : p->lost_lease ? "lost" : "";
 	pthread_mutex_unlock(&p->lock);
 }
 

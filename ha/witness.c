@@ -53,7 +53,17 @@ static size_t on_data(char *p, size_t size, size_t n, void *opaque)
 }
 
 /* POSTs body to path; the parsed reply in *out (free with yajl_tree_free). */
+static int post_within(struct ha_witness *w, const char *path, const char *body, long ms,
+		       yajl_val *out);
+
 static int post(struct ha_witness *w, const char *path, const char *body, yajl_val *out)
+{
+	return post_within(w, path, body, REQ_TIMEOUT_MS, out);
+}
+
+/* post, giving up after ms (at most REQ_TIMEOUT_MS). */
+static int post_within(struct ha_witness *w, const char *path, const char *body, long ms,
+		       yajl_val *out)
 {
 	char url[512], perr[128];
 	long code = 0;
@@ -66,6 +76,8 @@ static int post(struct ha_witness *w, const char *path, const char *body, yajl_v
 		w->resp[0] = '\0';
 	curl_easy_setopt(w->curl, CURLOPT_URL, url);
 	curl_easy_setopt(w->curl, CURLOPT_POSTFIELDS, body);
+	curl_easy_setopt(w->curl, CURLOPT_TIMEOUT_MS, ms);
+	curl_easy_setopt(w->curl, CURLOPT_CONNECTTIMEOUT_MS, ms);
 	rc = curl_easy_perform(w->curl);
 	if (rc != CURLE_OK) {
 		snprintf(w->why, sizeof(w->why), "%s: %s", url, curl_easy_strerror(rc));
@@ -240,7 +252,7 @@ int ha_witness_acquire(struct ha_witness *w, bool *got, char *holder, size_t hol
 	return 0;
 }
 
-int ha_witness_keepalive(struct ha_witness *w, double *sent_at)
+int ha_witness_keepalive(struct ha_witness *w, int timeout_ms, double *sent_at)
 {
 	char body[96];
 	yajl_val v;
@@ -252,7 +264,9 @@ int ha_witness_keepalive(struct ha_witness *w, double *sent_at)
 		return -ENOENT;
 	snprintf(body, sizeof(body), "{\"ID\":\"%s\"}", w->lease);
 	*sent_at = ferry_now_s();
-	rc = post(w, "/v3/lease/keepalive", body, &v);
+	rc = post_within(
+		w, "/v3/lease/keepalive", body,
+		timeout_ms > 0 && timeout_ms < REQ_TIMEOUT_MS ? timeout_ms : REQ_TIMEOUT_MS, &v);
 	if (rc)
 		return rc;
 	ttl = get_str(v, (const char *[]){"result", "TTL", NULL});

@@ -48,13 +48,19 @@ static long ms_arg(const char *s, const char *what)
 static void print_stats(yajl_val r)
 {
 	long long epochs = 0, late = 0, merged = 0, throttle = 100;
+	const char *w = xlm_json_str(r, "witness") ?: "";
 
 	xlm_json_int(r, "epochs", &epochs);
 	xlm_json_int(r, "throttle_pct", &throttle);
 	xlm_json_int(r, "late", &late);
 	xlm_json_int(r, "merged", &merged);
-	printf("%s: %s, backup %s\n", xlm_json_str(r, "domain") ?: "?",
-	       xlm_json_str(r, "state") ?: "?", xlm_json_str(r, "host") ?: "?");
+	printf("%s: %s, backup %s%s\n", xlm_json_str(r, "domain") ?: "?",
+	       xlm_json_str(r, "state") ?: "?", xlm_json_str(r, "host") ?: "?",
+	       !strcmp(w, "held")   ? "; witness lease held"
+	       : !strcmp(w, "away") ? "; the witness cannot be reached: running on the backup's "
+				      "word (a cut link now pauses it)"
+	       : !strcmp(w, "lost") ? "; the witness lease was lost"
+				    : "");
 	printf("  epochs %lld (%.1f/s), last acknowledged %.0f ms ago; %lld late, %lld merged%s\n",
 	       epochs, xlm_json_double(r, "epochs_per_s"), xlm_json_double(r, "last_ack_age_ms"),
 	       late, merged, throttle < 100 ? "; guest CPU capped (epochs outrun the link)" : "");

@@ -186,7 +186,7 @@ Test(witness, one_holder_and_leases_expire)
 	cr_assert_eq(ha_witness_acquire(b, &got, holder, sizeof(holder)), 0);
 	cr_assert_not(got);
 	cr_assert_str_eq(holder, "host-a");
-	cr_assert_eq(ha_witness_keepalive(a, &sent), 0, "%s", ha_witness_error(a));
+	cr_assert_eq(ha_witness_keepalive(a, 0, &sent), 0, "%s", ha_witness_error(a));
 	t0 = sent;
 	do {
 		usleep(50 * 1000);
@@ -196,7 +196,7 @@ Test(witness, one_holder_and_leases_expire)
 	cr_log_info("the lease went to b %.0f ms after a's last renewal (TTL %d s)",
 		    (ferry_now_s() - t0) * 1e3, HA_WITNESS_TTL_S);
 	cr_assert_geq(ferry_now_s() - t0, HA_WITNESS_TTL_S - 0.2, "expired early");
-	cr_assert_eq(ha_witness_keepalive(a, &sent), -ETIME);
+	cr_assert_eq(ha_witness_keepalive(a, 0, &sent), -ETIME);
 	cr_assert_eq(ha_witness_set_state(b, "protected"), 0);
 	cr_assert_eq(ha_witness_get_state(a, holder, sizeof(holder)), 0);
 	cr_assert_str_eq(holder, "protected");
@@ -228,6 +228,19 @@ Test(witness, a_cut_link_leaves_the_primary_alone)
 	pair_free(&pr);
 }
 
+/* After a cut at cut_at: the backup took over, and only after the primary
+ * fenced itself (both stamps on the one clock both share here). */
+static void expect_fence_then_takeover(struct pair *pr, double cut_at)
+{
+	cr_assert(wait_flag(&pr->backed, 10), "no failover");
+	cr_assert_eq(pr->res.outcome, HA_BACKUP_FAILED_OVER, "%s", pr->res.err);
+	cr_assert_gt(pr->fenced_at, 0, "the primary never fenced");
+	cr_log_info("fenced %.0f ms after the cut, the backup ran %.0f ms after the cut",
+		    (pr->fenced_at - cut_at) * 1e3, (pr->res.resumed_at - cut_at) * 1e3);
+	cr_assert_lt(pr->fenced_at, pr->res.resumed_at, "both ran at once for %.1f ms",
+		     (pr->fenced_at - pr->res.resumed_at) * 1e3);
+}
+
 /* The primary's host is cut off from the backup and the witness: it fences
  * itself before its lease can expire, and the backup resumes only after
  * that, once it holds the lease: one running copy at every instant. */
@@ -246,18 +259,52 @@ Test(witness, an_isolated_primary_fences_before_the_backup_runs)
 	cut_at = ferry_now_s();
 	atomic_store(&px.cut, true);
 	atomic_store(&pr.c.cut, true);
-	cr_assert(wait_flag(&pr.backed, 10), "no failover");
-	cr_assert_eq(pr.res.outcome, HA_BACKUP_FAILED_OVER, "%s", pr.res.err);
-	cr_assert_gt(pr.fenced_at, 0, "the primary never fenced");
-	cr_log_info("fenced %.0f ms after the cut, the backup ran %.0f ms after the cut",
-		    (pr.fenced_at - cut_at) * 1e3, (pr.res.resumed_at - cut_at) * 1e3);
-	cr_assert_lt(pr.fenced_at, pr.res.resumed_at, "both ran at once for %.1f ms",
-		     (pr.fenced_at - pr.res.resumed_at) * 1e3);
+	expect_fence_then_takeover(&pr, cut_at);
 	cr_assert_eq(hyp_domain_info(pr.ph, pr.pid, &di), 0);
 	cr_assert_eq(di.state, HYP_DOM_PAUSED, "the isolated primary runs");
 	expect_copy_verifies(&pr);
 	cr_assert(wait_flag(&pr.ran, 10));
 	cr_assert_eq(stats(&pr).state, HA_FENCED);
+	cr_assert_eq(hyp_domain_destroy(pr.ph, pr.pid), 0);
+	pair_end(&pr);
+	proxy_stop(&px);
+	pair_free(&pr);
+}
+
+/* The witness goes away mid-pair: the primary cannot renew its lease, but
+ * the backup still hears it and vouches for it (it cannot take over
+ * meanwhile), so the domain runs on, protected, epochs going on. Then the
+ * link between the hosts is cut too: nobody vouches any more, the primary
+ * fences itself, and the backup runs only after that, once it holds the
+ * lease. */
+Test(witness, the_pair_runs_on_while_the_witness_is_away)
+{
+	struct proxy px;
+	struct pair pr;
+	struct hyp_dom_info di;
+	char url[64];
+	uint64_t before;
+	double cut_at;
+
+	proxy_start(&px);
+	snprintf(url, sizeof(url), "etcd://127.0.0.1:%d", px.port);
+	pair_start_witness(&pr, 50, 500, url, etcd_url);
+	wait_epochs(&pr, 3);
+	atomic_store(&px.cut, true);
+	sleep(1);
+	before = stats(&pr).epochs_acked;
+	sleep(2);
+	cr_assert_eq(pr.fenced_at, 0, "fenced while the backup vouched for it");
+	cr_assert_eq(stats(&pr).state, HA_PROTECTED);
+	cr_assert_gt(stats(&pr).epochs_acked, before + 20, "epochs stopped without the witness");
+	cr_assert_eq(hyp_domain_info(pr.ph, pr.pid, &di), 0);
+	cr_assert_neq(di.state, HYP_DOM_PAUSED, "the domain does not run");
+
+	cut_at = ferry_now_s();
+	atomic_store(&pr.c.cut, true);
+	expect_fence_then_takeover(&pr, cut_at);
+	expect_copy_verifies(&pr);
+	cr_assert(wait_flag(&pr.ran, 10));
 	cr_assert_eq(hyp_domain_destroy(pr.ph, pr.pid), 0);
 	pair_end(&pr);
 	proxy_stop(&px);

@@ -23,6 +23,9 @@
 #     order
 #  5. the primary's ferryd killed (-9) while an epoch crosses the slowed
 #     link: the backup drops the partial epoch and runs the last whole one
+#  6. the witness away mid-pair (etcd stopped): the primary runs on the
+#     backup's word (it cannot take over without the witness), protected,
+#     and remus-status says so; etcd back, the lease is held again
 # Usage: tests/integration/remus-partition.sh BUILD_DIR
 set -uo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.bash"
@@ -45,6 +48,7 @@ ETCD_PID=
 
 cleanup() {
 	kill -CONT "$(cat "$TMP/run-A/ferryd.pid" 2>/dev/null)" 2>/dev/null
+	[[ -z $ETCD_PID ]] || kill -CONT "$ETCD_PID" 2>/dev/null
 	stop_hosts
 	[[ -z $ETCD_PID ]] || kill "$ETCD_PID" 2>/dev/null
 	wait 2>/dev/null
@@ -77,7 +81,8 @@ rejoin() { nsx W ip link set "w${1,}" up; }
 
 start_etcd() {
 	command -v etcd >/dev/null || return 1
-	nsx W etcd --data-dir "$TMP/etcd" --listen-client-urls "http://$W_ADDR:2379" \
+	# ip netns exec execs etcd: $! is etcd itself (stopped and killed below)
+	ip netns exec "${NS[W]}" etcd --data-dir "$TMP/etcd" --listen-client-urls "http://$W_ADDR:2379" \
 		--advertise-client-urls "http://$W_ADDR:2379" --listen-peer-urls "http://127.0.0.1:2380" \
 		--initial-advertise-peer-urls http://127.0.0.1:2380 \
 		--initial-cluster default=http://127.0.0.1:2380 \
@@ -123,6 +128,13 @@ status_get() { # HOST DOMAIN KEY
 # in_flight HOST DOMAIN MS: its last ack is older than MS (an epoch is out)
 in_flight() { python3 -c 'import sys; sys.exit(not float(sys.argv[1]) > float(sys.argv[2]))' \
 	"$(status_get "$1" "$2" last_ack_age_ms)" "$3" 2>/dev/null; }
+witness_is() { [[ "$(status_get "$1" "$2" witness)" == "$3" ]]; }
+epochs_grow() { # HOST DOMAIN
+	local a
+	a=$(status_get "$1" "$2" epochs) || return 1
+	sleep 0.5
+	(($(status_get "$1" "$2" epochs) > a))
+}
 uncapped() { [[ "$(status_get "$1" "$2" throttle_pct)" == 100 ]]; }
 
 # no_overlap HOST1 DOMID1 HOST2 DOMID2: from the two run logs, the two
@@ -201,7 +213,7 @@ check "1: the link between A and B is cut" cut_ab
 check "1: A runs on, unprotected" wait_for 10 role_is A "$NAME" unprotected
 check "1: B drops its copy" wait_for 10 absent B "$NAME--backup"
 check "1: B never ran it (run log)" never_ran B "$dB"
-check "1: A's copy runs (run log: its last transition is a start)" last_is A "$dA" run
+check "1: A's copy runs (run log: its last transition is a start)" wait_for 2 last_is A "$dA" run
 check "1: verify sweeps clean on A" wait_for 10 sweeps_clean A
 check "1: exactly one running copy" test "$(copies)" = 1
 heal_ab
@@ -282,6 +294,22 @@ check "5: verify: resume with zero mismatches on A (the partial epoch dropped)" 
 	wait_since A "verify: resume pages=$VERIFY_PAGES mismatches=0"
 check "5: no mismatch since" wait_for 10 sweeps_clean A
 check "5: exactly one running copy" test "$(copies)" = 1
+
+# 6. the witness away mid-pair (etcd stopped): the pair runs on the backup's word
+host B || not_ok "6: B starts again"
+check "6: xl remus rvm A -> B with the witness" remus A B "$NAME" -i 50 --witness "$WITNESS"
+dA=$(domid A "$NAME")
+kill -STOP "$ETCD_PID"
+check "6: with etcd stopped, remus-status says the witness is away" \
+	wait_for 5 witness_is A "$NAME" away
+sleep 2
+check "6: still protected" role_is A "$NAME" protected
+check "6: epochs go on" epochs_grow A "$NAME"
+check "6: A's copy runs (run log)" wait_for 2 last_is A "$dA" run
+kill -CONT "$ETCD_PID"
+check "6: etcd back, the lease is held again" wait_for 10 witness_is A "$NAME" held
+check "6: verify sweeps clean on A" wait_for 10 sweeps_clean A
+check "6: exactly one running copy" test "$(copies)" = 1
 
 echo "# total $((SECONDS - T0)) s"
 echo "$passed passed, $failed failed, $skipped skipped"

@@ -65,8 +65,9 @@ int ha_witness_new(const char *url, const char *pair, const char *me, struct ha_
 /* Takes the owner key if nobody holds it (*got), else names the holder. */
 int ha_witness_acquire(struct ha_witness *w, bool *got, char *holder, size_t holderlen);
 /* Renews the lease: 0, -ETIME when it expired (the key is gone), or another
- * -errno when the witness could not be asked. *sent_at: when it was asked. */
-int ha_witness_keepalive(struct ha_witness *w, double *sent_at);
+ * -errno when the witness could not be asked. *sent_at: when it was asked.
+ * timeout_ms: give up sooner than a request's 250 ms (0: not sooner). */
+int ha_witness_keepalive(struct ha_witness *w, int timeout_ms, double *sent_at);
 /* The pair's persistent state ("protected", "unprotected"). */
 int ha_witness_set_state(struct ha_witness *w, const char *state);
 /* The same, only while the owner key is still on this host's lease (one
@@ -128,6 +129,9 @@ struct ha_stats {
 	double output_delay_p50_ms, output_delay_p99_ms;
 	double sync_s;	       /* the initial pre-copy until epoch 1 was acknowledged */
 	unsigned throttle_pct; /* the guest's CPU cap while epochs are late; 100: none */
+	/* "" without a witness; "held", "away" (it cannot be reached: the
+	 * domain runs on the backup's word), or "lost" (the lease expired). */
+	const char *witness;
 };
 
 struct ha_primary;
