@@ -144,7 +144,9 @@ static void take_over(struct backup *b, enum ha_backup_outcome how, const char *
 		 domid, why, (unsigned long long)res->committed, res->failover_ms);
 }
 
-/* DATA into the restore session; an epoch committed is acknowledged. */
+/* Feeds a DATA message and acknowledges what it committed: 0, -errno for
+ * a bad stream (the copy is dropped), 1 when the ack could not be sent (the
+ * primary's connection ended). res->err says what. */
 static int take_data(struct backup *b, const struct ha_msg *m)
 {
 	struct ha_backup_result *res = b->res;
@@ -161,11 +163,12 @@ static int take_data(struct backup *b, const struct ha_msg *m)
 	if (c == b->acked)
 		return 0;
 	b->acked = c;
-	rc = ha_link_send_u64(b->link, HA_MSG_ACK, c);
-	if (rc)
+	if (ha_link_send_u64(b->link, HA_MSG_ACK, c)) {
 		snprintf(res->err, sizeof(res->err), "acknowledging epoch %llu: %s",
 			 (unsigned long long)c, strm_io_error(b->link));
-	return rc;
+		return 1; /* the link broke, not the stream */
+	}
+	return 0;
 }
 
 void ha_backup_run(struct hyp *h, struct strm_io *link, const struct ha_backup_opts *o,
@@ -247,7 +250,16 @@ void ha_backup_run(struct hyp *h, struct strm_io *link, const struct ha_backup_o
 		}
 		b.last_heard = ferry_now_s();
 		if (m.type == HA_MSG_DATA) {
-			if (take_data(&b, &m)) {
+			rc = take_data(&b, &m);
+			if (rc > 0) {
+				/* The primary died after sending this epoch whole:
+				 * it is committed, and the copy runs from it. */
+				snprintf(why, sizeof(why), "%s", res->err);
+				res->err[0] = '\0';
+				take_over(&b, HA_BACKUP_FAILED_OVER, why);
+				break;
+			}
+			if (rc) {
 				log_err("remus backup: %s: the copy is dropped", res->err);
 				res->outcome = HA_BACKUP_BROKEN;
 				break;

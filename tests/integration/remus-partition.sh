@@ -26,6 +26,9 @@
 #  6. the witness away mid-pair (etcd stopped): the primary runs on the
 #     backup's word (it cannot take over without the witness), protected,
 #     and remus-status says so; etcd back, the lease is held again
+#  7. the primary killed with epochs sent but not acknowledged (the
+#     backup's ferryd stopped meanwhile): the backup, continued, commits
+#     what arrived whole and runs it once it holds the lease
 # Usage: tests/integration/remus-partition.sh BUILD_DIR
 set -uo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.bash"
@@ -134,6 +137,13 @@ epochs_grow() { # HOST DOMAIN
 	a=$(status_get "$1" "$2" epochs) || return 1
 	sleep 0.5
 	(($(status_get "$1" "$2" epochs) > a))
+}
+# resumed_past HOST N: its last takeover ran from an epoch after N
+resumed_past() {
+	local e
+	e=$(sed -n 's/.*runs from epoch \([0-9]*\).*/\1/p' "$TMP/state-$1/ferryd.log" | tail -1)
+	echo "# $1 runs from epoch $e"
+	[[ -n $e && -n $2 ]] && ((e > $2))
 }
 uncapped() { [[ "$(status_get "$1" "$2" throttle_pct)" == 100 ]]; }
 
@@ -310,6 +320,26 @@ kill -CONT "$ETCD_PID"
 check "6: etcd back, the lease is held again" wait_for 10 witness_is A "$NAME" held
 check "6: verify sweeps clean on A" wait_for 10 sweeps_clean A
 check "6: exactly one running copy" test "$(copies)" = 1
+
+# 7. the primary killed after sending epochs the backup had not acknowledged
+# (its ferryd stopped for well under the timeout), with the witness
+check "7: remus-stop, then xl remus again with a 3 s timeout" \
+	bash -c "$XL -S $(sock A) remus-stop $NAME && sleep 0.5"
+check "7: protected" remus A B "$NAME" -i 50 --timeout 3000 --witness "$WITNESS"
+sleep 1
+b_pid=$(cat "$TMP/run-B/ferryd.pid")
+kill -STOP "$b_pid"
+sleep 0.3
+acked=$(status_get A "$NAME" epochs) # no ack can come now
+mark B
+kill9_host A
+kill -CONT "$b_pid"
+check "7: B runs rvm once it holds the lease" wait_for 10 running B "$NAME"
+check "7: verify: resume with zero mismatches on B" \
+	wait_since B "verify: resume pages=$VERIFY_PAGES mismatches=0"
+check "7: no mismatch since" wait_for 10 sweeps_clean B
+check "7: B ran from a later epoch than A saw acknowledged ($acked)" resumed_past B "$acked"
+check "7: exactly one running copy" test "$(copies)" = 1
 
 echo "# total $((SECONDS - T0)) s"
 echo "$passed passed, $failed failed, $skipped skipped"

@@ -16,6 +16,8 @@
 #  7. with a witness (a real etcd the script starts): kill -9 the primary,
 #     the backup runs it once it holds the lease; a witness that cannot be
 #     reached refuses protection and the domain runs on
+#  9. a backup presenting another host's certificate: refused, named, the
+#     domain runs on
 # Usage: tests/integration/remus.sh BUILD_DIR
 set -uo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.bash"
@@ -174,6 +176,19 @@ run_backend() {
 		check "$b: 7: B runs on" running B "$NAME"
 		check "$b: 7: nothing of it on A" absent A "$NAME--backup"
 	fi
+
+	# 9. a backup that presents another host's certificate (same CA)
+	local p=A q=B
+	running B "$NAME" && p=B q=A
+	stop_host $q
+	start_host $q "$b" "$TMP/tls" --tls-name "${ADDR[$p]}" || { not_ok "$b: 9: $q starts"; return; }
+	check "$b: 9: xl remus to a backup with $p's certificate is refused" fails remus $p $q
+	check "$b: 9: the error names the certificate" \
+		bash -c "grep -qi certificate '$TMP/remus.err' && grep -q '${ADDR[$p]}' '$TMP/remus.err'"
+	check "$b: 9: nothing of it on $q" absent $q "$NAME--backup"
+	check "$b: 9: $p's guest runs on, not in a pair" \
+		bash -c "[[ -z \"\$($XL -S $(sock $p) list $NAME | awk 'NR == 2 { print \$7 }')\" ]]"
+	check "$b: 9: exactly one running copy" test "$(copies)" = 1
 	stop_hosts
 }
 
