@@ -174,6 +174,12 @@ static void event(struct ctl_server *srv, uint32_t domid, const char *name, cons
 
 /* ---- primary ------------------------------------------------------------------- */
 
+/* TLS to an https witness: ferryd's --tls-dir, its CA and this host's
+ * certificate (the witness's certificate from the same CA). */
+struct witness_tls {
+	char ca[4096], cert[4096], key[4096];
+};
+
 struct remus_job {
 	struct ctl_job job;
 	struct ctl_server *srv;
@@ -192,7 +198,21 @@ struct remus_job {
 	char witness[256]; /* "" for none */
 	char pair_key[40]; /* the domain's UUID: the pair's keys at the witness */
 	char me[300];	   /* this host at the witness */
+	struct witness_tls wtls;
 };
+
+static void witness_tls(struct ctl_server *srv, struct witness_tls *b, struct ha_witness_tls *t)
+{
+	const struct ferryd_opts *o = srv->opts;
+
+	*t = (struct ha_witness_tls){0};
+	if (!o->tls_dir || o->insecure || !o->tls_name)
+		return;
+	snprintf(b->ca, sizeof(b->ca), "%s/ca.pem", o->tls_dir);
+	snprintf(b->cert, sizeof(b->cert), "%s/%s.pem", o->tls_dir, o->tls_name);
+	snprintf(b->key, sizeof(b->key), "%s/%s.key", o->tls_dir, o->tls_name);
+	*t = (struct ha_witness_tls){b->ca, b->cert, b->key};
+}
 
 /* This host's name at the witness: its migration listener, or "ferryd". */
 static void host_me(struct ctl_server *srv, char *out, size_t len)
@@ -374,6 +394,7 @@ static void do_remus(struct ctl_job *job)
 		j->o.witness_url = j->witness;
 		j->o.witness_pair = j->pair_key;
 		j->o.witness_me = j->me;
+		witness_tls(j->srv, &j->wtls, &j->o.witness_tls);
 	}
 	rc = ha_primary_new(j->srv->hyp, j->domid, io, &j->o, j->err, sizeof(j->err), &p);
 	if (rc)
@@ -744,6 +765,7 @@ bool ctl__remus_serve(struct ctl_server *srv, struct strm_io *io, const char *pe
 	char line[HYP_NAME_MAX + 320], refuse[HYP_NAME_MAX * 2 + 96] = "";
 	char backup_name[HYP_NAME_MAX + 16], me[300];
 	char *name = line, *key = NULL, *witness = NULL, *tab;
+	struct witness_tls wtls;
 	size_t n = 0;
 	uint32_t id;
 
@@ -803,6 +825,7 @@ bool ctl__remus_serve(struct ctl_server *srv, struct strm_io *io, const char *pe
 		o.witness_url = witness;
 		o.witness_pair = key;
 		o.witness_me = me;
+		witness_tls(srv, &wtls, &o.witness_tls);
 	}
 	pair_add(r, &b->pair);
 	log_info("remus: backing up '%s' for %s", name, peer);

@@ -87,9 +87,10 @@ static void take_over(struct backup *b, enum ha_backup_outcome how, const char *
 		return;
 	}
 	if (b->o->witness_url) {
-		rc = ha_witness_new(
-			b->o->witness_url, b->o->witness_pair ? b->o->witness_pair : "pair",
-			b->o->witness_me ? b->o->witness_me : "backup", &w, werr, sizeof(werr));
+		rc = ha_witness_new(b->o->witness_url,
+				    b->o->witness_pair ? b->o->witness_pair : "pair",
+				    b->o->witness_me ? b->o->witness_me : "backup",
+				    &b->o->witness_tls, &w, werr, sizeof(werr));
 		rc = rc ?: witness_claim(b, w, state, sizeof(state));
 		if (rc) {
 			res->outcome = HA_BACKUP_BROKEN;

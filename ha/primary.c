@@ -350,8 +350,8 @@ static int witness_begin(struct ha_primary *p)
 	if (!p->o.witness_url)
 		return 0;
 	rc = ha_witness_new(p->o.witness_url, p->o.witness_pair ? p->o.witness_pair : "pair",
-			    p->o.witness_me ? p->o.witness_me : "primary", &p->w, p->err,
-			    p->errlen);
+			    p->o.witness_me ? p->o.witness_me : "primary", &p->o.witness_tls, &p->w,
+			    p->err, p->errlen);
 	if (rc)
 		return rc;
 	/* Recorded first: a backup that takes over reads it. */

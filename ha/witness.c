@@ -135,8 +135,9 @@ static void curl_init_once(void)
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 }
 
-int ha_witness_new(const char *url, const char *pair, const char *me, struct ha_witness **out,
-		   char *err, size_t errlen)
+int ha_witness_new(const char *url, const char *pair, const char *me,
+		   const struct ha_witness_tls *tls, struct ha_witness **out, char *err,
+		   size_t errlen)
 {
 	static pthread_once_t once = PTHREAD_ONCE_INIT;
 	struct ha_witness *w;
@@ -178,6 +179,14 @@ int ha_witness_new(const char *url, const char *pair, const char *me, struct ha_
 	curl_easy_setopt(w->curl, CURLOPT_WRITEFUNCTION, on_data);
 	curl_easy_setopt(w->curl, CURLOPT_WRITEDATA, w);
 	curl_easy_setopt(w->curl, CURLOPT_TCP_NODELAY, 1L);
+	if (tls && !strncmp(url, "https://", 8)) {
+		if (tls->ca)
+			curl_easy_setopt(w->curl, CURLOPT_CAINFO, tls->ca);
+		if (tls->cert && tls->key) {
+			curl_easy_setopt(w->curl, CURLOPT_SSLCERT, tls->cert);
+			curl_easy_setopt(w->curl, CURLOPT_SSLKEY, tls->key);
+		}
+	}
 	*out = w;
 	return 0;
 }

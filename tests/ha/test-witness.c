@@ -25,7 +25,7 @@ static bool etcd_up(void)
 	char err[256], st[64];
 	bool up = false;
 
-	if (ha_witness_new(etcd_url, "probe", "probe", &w, err, sizeof(err)))
+	if (ha_witness_new(etcd_url, "probe", "probe", NULL, &w, err, sizeof(err)))
 		return false;
 	up = !ha_witness_get_state(w, st, sizeof(st));
 	ha_witness_free(w);
@@ -176,10 +176,10 @@ Test(witness, one_holder_and_leases_expire)
 	double sent, t0;
 	bool got;
 
-	cr_assert_eq(ha_witness_new(etcd_url, "lease", "host-a", &a, err, sizeof(err)), 0, "%s",
-		     err);
-	cr_assert_eq(ha_witness_new(etcd_url, "lease", "host-b", &b, err, sizeof(err)), 0, "%s",
-		     err);
+	cr_assert_eq(ha_witness_new(etcd_url, "lease", "host-a", NULL, &a, err, sizeof(err)), 0,
+		     "%s", err);
+	cr_assert_eq(ha_witness_new(etcd_url, "lease", "host-b", NULL, &b, err, sizeof(err)), 0,
+		     "%s", err);
 	cr_assert_eq(ha_witness_acquire(a, &got, holder, sizeof(holder)), 0, "%s",
 		     ha_witness_error(a));
 	cr_assert(got);

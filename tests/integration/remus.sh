@@ -18,6 +18,8 @@
 #     reached refuses protection and the domain runs on
 #  9. a backup presenting another host's certificate: refused, named, the
 #     domain runs on
+# 10. a witness over TLS (etcd requiring client certificates from the
+#     hosts' CA): protected, the primary killed, the backup runs it
 # Usage: tests/integration/remus.sh BUILD_DIR
 set -uo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.bash"
@@ -36,6 +38,7 @@ TIMEOUT_MS=500
 cleanup() {
 	stop_hosts
 	[[ -z $ETCD_PID ]] || kill "$ETCD_PID" 2>/dev/null
+	[[ -z $ETCD_TLS_PID ]] || kill "$ETCD_TLS_PID" 2>/dev/null
 	[[ -n "${KEEP_TMP:-}" ]] && echo "# kept $TMP" || rm -rf "$TMP"
 }
 trap cleanup EXIT
@@ -189,6 +192,21 @@ run_backend() {
 	check "$b: 9: $p's guest runs on, not in a pair" \
 		bash -c "[[ -z \"\$($XL -S $(sock $p) list $NAME | awk 'NR == 2 { print \$7 }')\" ]]"
 	check "$b: 9: exactly one running copy" test "$(copies)" = 1
+
+	# 10. a witness over TLS that requires our CA's client certificates
+	if [[ -n $ETCD_TLS ]]; then
+		stop_host $q
+		start_host $q "$b" || { not_ok "$b: 10: $q starts"; return; }
+		check "$b: 10: etcd refuses a client without a certificate" \
+			fails curl -sf --cacert "$TMP/tls/ca.pem" "$ETCD_TLS/version"
+		check "$b: 10: xl remus --witness $ETCD_TLS" remus $p $q -i 50 --witness "$ETCD_TLS"
+		check "$b: 10: protected" wait_role $p "$NAME" protected
+		check "$b: 10: the lease is held there" \
+			bash -c "$(declare -f etcd_tls_curl); TMP=$TMP A_ADDR=$A_ADDR; etcd_tls_curl /v3/kv/range -X POST -d '{\"key\":\"$(printf '/ferry/remus/%s/owner' "$(uuid_of $p)" | base64 -w0)\"}' | grep -q '\"lease\"'"
+		mark $q
+		kill9_host $p
+		took_over "$b: 10 (primary killed, TLS witness)" $q
+	fi
 	stop_hosts
 }
 
@@ -209,11 +227,38 @@ start_etcd() {
 	ETCD=etcd://127.0.0.1:8122 ETCD_HTTP=http://127.0.0.1:8122
 }
 
+# The same over TLS, requiring client certificates from the hosts' CA.
+ETCD_TLS= ETCD_TLS_PID=
+start_etcd_tls() {
+	etcd --name tls --data-dir "$TMP/etcd-tls" --listen-client-urls https://127.0.0.1:8124 \
+		--advertise-client-urls https://127.0.0.1:8124 --listen-peer-urls http://127.0.0.1:8125 \
+		--initial-advertise-peer-urls http://127.0.0.1:8125 \
+		--initial-cluster tls=http://127.0.0.1:8125 --client-cert-auth \
+		--trusted-ca-file "$TMP/tls/ca.pem" --cert-file "$TMP/tls/127.0.0.1.pem" \
+		--key-file "$TMP/tls/127.0.0.1.key" \
+		--heartbeat-interval 50 --election-timeout 500 >"$TMP/etcd-tls.out" 2>&1 &
+	ETCD_TLS_PID=$!
+	for ((i = 0; i < 100; i++)); do
+		etcd_tls_curl /version >/dev/null 2>&1 && break
+		sleep 0.1
+	done
+	ETCD_TLS=https://127.0.0.1:8124
+}
+etcd_tls_curl() { # PATH [curl args]
+	local path=$1
+	shift
+	curl -sf --cacert "$TMP/tls/ca.pem" --cert "$TMP/tls/$A_ADDR.pem" --key "$TMP/tls/$A_ADDR.key" \
+		"https://127.0.0.1:8124$path" "$@"
+}
+
 for f in "$XL" "$FERRYD"; do [[ -x "$f" ]] || { echo "missing $f"; exit 1; }; done
 start_etcd || skip "witness cases: etcd is not installed (scripts/deps.sh installs etcd-server)"
 
-timeout 60 "$XL" tls-setup --dir "$TMP/tls" --host $A_ADDR --host $B_ADDR 2>/dev/null ||
-	{ echo "xl tls-setup failed"; exit 1; }
+# 127.0.0.1: the TLS witness's certificate, from the hosts' CA
+timeout 60 "$XL" tls-setup --dir "$TMP/tls" --host $A_ADDR --host $B_ADDR --host 127.0.0.1 \
+	2>/dev/null || { echo "xl tls-setup failed"; exit 1; }
+[[ -z $ETCD ]] || start_etcd_tls ||
+	{ echo "etcd over TLS did not start"; cat "$TMP/etcd-tls.out"; exit 1; }
 T0=$SECONDS
 for b in ${FERRY_TEST_BACKENDS:-soft kvm}; do
 	if [[ $b == kvm ]] && ! kvm_usable; then

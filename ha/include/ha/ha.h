@@ -60,8 +60,19 @@
 #define HA_WITNESS_TTL_S     1
 #define HA_WITNESS_MARGIN_MS 300
 struct ha_witness;
-int ha_witness_new(const char *url, const char *pair, const char *me, struct ha_witness **out,
-		   char *err, size_t errlen);
+/*
+ * TLS to an https:// witness, all optional: ca, the PEM file of the CA that
+ * signed the witness's certificate (NULL: the system's CAs); cert and key,
+ * this host's client certificate (etcd's --client-cert-auth). ferryd gives
+ * its --tls-dir's ca.pem and NAME.pem/NAME.key: one CA (xl tls-setup, with
+ * --host for the witness's address too) for the hosts and the witness.
+ */
+struct ha_witness_tls {
+	const char *ca, *cert, *key;
+};
+int ha_witness_new(const char *url, const char *pair, const char *me,
+		   const struct ha_witness_tls *tls, struct ha_witness **out, char *err,
+		   size_t errlen);
 /* Takes the owner key if nobody holds it (*got), else names the holder. */
 int ha_witness_acquire(struct ha_witness *w, bool *got, char *holder, size_t holderlen);
 /* Renews the lease: 0, -ETIME when it expired (the key is gone), or another
@@ -112,6 +123,7 @@ struct ha_primary_opts {
 	/* Optional: the witness (above) at witness_url; the pair's key under
 	 * witness_pair (the domain's UUID); witness_me names this host there. */
 	const char *witness_url, *witness_pair, *witness_me;
+	struct ha_witness_tls witness_tls;
 };
 
 struct ha_stats {
@@ -190,6 +202,7 @@ struct ha_backup_opts {
 	 * holds the witness lease, and never when the primary recorded that it
 	 * ran on without its backup. */
 	const char *witness_url, *witness_pair, *witness_me;
+	struct ha_witness_tls witness_tls;
 	/* Fired from another thread (this daemon stops): the copy is dropped
 	 * and nothing more is said; the primary finds the link gone. Also
 	 * ends the link's blocking waits (strm_io_set_cancel). May be NULL. */
