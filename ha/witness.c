@@ -180,8 +180,10 @@ int ha_witness_new(const char *url, const char *pair, const char *me,
 	curl_easy_setopt(w->curl, CURLOPT_WRITEDATA, w);
 	curl_easy_setopt(w->curl, CURLOPT_TCP_NODELAY, 1L);
 	if (tls && !strncmp(url, "https://", 8)) {
-		if (tls->ca)
+		if (tls->ca) { /* the only anchor: no system store */
 			curl_easy_setopt(w->curl, CURLOPT_CAINFO, tls->ca);
+			curl_easy_setopt(w->curl, CURLOPT_CAPATH, NULL);
+		}
 		if (tls->cert && tls->key) {
 			curl_easy_setopt(w->curl, CURLOPT_SSLCERT, tls->cert);
 			curl_easy_setopt(w->curl, CURLOPT_SSLKEY, tls->key);
