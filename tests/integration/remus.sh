@@ -11,7 +11,8 @@
 #  4. the backup's ferryd killed: the primary says unprotected and runs on
 #  5. the primary's ferryd stopped on purpose (SIGTERM): a controlled
 #     failover, the backup runs it from its last epoch
-#  6. refused: a backup that holds a domain of that name; -b without -F
+#  6. refused: a backup that holds a domain of that name; -b without -F; a
+#     backup without the memory for the copy
 #  8. xl remus -b -F (blackhole, no host): epochs go on, remus-stop ends it
 #  7. with a witness (a real etcd the script starts): kill -9 the primary,
 #     the backup runs it once it holds the lease; a witness that cannot be
@@ -155,6 +156,14 @@ run_backend() {
 	check "$b: 6: the refusal names the reason" grep -q "exists here" "$TMP/remus.err"
 	check "$b: 6: A's guest runs on" running A "$NAME"
 	check "$b: 6: -b without -F is refused" fails xlh A remus -b "$NAME" "$B_ADDR:${PORTS[B]}"
+	xlh B destroy "$NAME" >/dev/null 2>&1
+	printf 'name = "hog"\nmemory = 448\nextra = "workload=idle"\n' >"$TMP/hog.cfg"
+	check "$b: 6: B's memory taken by another domain" xlh B create "$TMP/hog.cfg"
+	check "$b: 6: xl remus to a backup without the memory is refused" fails remus A B
+	check "$b: 6: the refusal names the memory" grep -q "MiB free" "$TMP/remus.err"
+	check "$b: 6: nothing of it on B" absent B "$NAME--backup"
+	check "$b: 6: A's guest runs on" running A "$NAME"
+	xlh B destroy hog >/dev/null 2>&1
 
 	# 8 (before 7, which leaves B running it). a blackhole: epochs made and dropped
 	check "$b: 8: xl remus -b -F without a host" blackhole A
