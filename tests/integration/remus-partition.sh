@@ -80,6 +80,8 @@ cut_ab() { nsx A ip route add blackhole "$B_ADDR/32" && nsx B ip route add black
 heal_ab() { nsx A ip route del blackhole "$B_ADDR/32"; nsx B ip route del blackhole "$A_ADDR/32"; }
 # HOST's cable pulled at the bridge: it reaches nobody, silently.
 isolate() { nsx W ip link set "w${1,}" down; }
+# HOST's egress at 16 Mbit/s (tc tbf)
+slow() { nsx "$1" tc qdisc add dev eth0 root tbf rate 16mbit burst 64k latency 400ms; }
 rejoin() { nsx W ip link set "w${1,}" up; }
 
 start_etcd() {
@@ -203,6 +205,11 @@ if ! net_up; then
 	echo "$passed passed, $failed failed, $skipped skipped"
 	exit 0
 fi
+if ! slow A || ! nsx A tc qdisc del dev eth0 root; then
+	skip "tc's tbf qdisc is not available here (the slowed-link cases need it)"
+	echo "$passed passed, $failed failed, $skipped skipped"
+	exit 0
+fi
 start_etcd || { echo "etcd did not start (scripts/deps.sh installs etcd-server)"; cat "$TMP/etcd.out"; exit 1; }
 timeout 60 "$XL" tls-setup --dir "$TMP/tls" --host $A_ADDR --host $B_ADDR 2>/dev/null ||
 	{ echo "xl tls-setup failed"; exit 1; }
@@ -261,8 +268,7 @@ xlh A destroy tick >/dev/null 2>&1
 check "3: xl remus B -> A without a witness" remus B A "$NAME" -i 50
 check "3: it warns that a partition leaves two copies" grep -q "both copies run" "$TMP/remus.err"
 dB=$(domid B "$NAME") dA=$(domid A "$NAME--backup")
-check "3: the link slowed to 16 Mbit/s" \
-	nsx B tc qdisc add dev eth0 root tbf rate 16mbit burst 64k latency 400ms
+check "3: the link slowed to 16 Mbit/s" slow B
 mark B
 sleep 8
 check "3: still protected" role_is B "$NAME" protected
@@ -295,7 +301,7 @@ check "4: remus-stop" xlh B remus-stop tick
 
 # 5. the primary killed while an epoch is on the (slowed) link
 check "5: xl remus rvm B -> A" remus B A "$NAME" -i 50
-nsx B tc qdisc add dev eth0 root tbf rate 16mbit burst 64k latency 400ms
+slow B
 check "5: an epoch is in flight for 300 ms" wait_for 20 in_flight B "$NAME" 300
 mark A
 kill9_host B
