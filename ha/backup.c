@@ -145,6 +145,31 @@ static void take_over(struct backup *b, enum ha_backup_outcome how, const char *
 		 domid, why, (unsigned long long)res->committed, res->failover_ms);
 }
 
+/*
+ * After an ACK could not be sent (the primary closed the link): what it sent
+ * before closing is still to be read. A primary that gave up on a stalled
+ * backup, or ended the pair, said BYE stop first, and this copy must then
+ * not run (without a witness nothing else says so). Whole epochs found on
+ * the way are committed. Returns the BYE's value, or 0 for none (the
+ * primary died).
+ */
+static int last_word(struct backup *b)
+{
+	char why[256];
+	struct ha_msg m;
+
+	if (strm_io_keep_reading(b->link))
+		return 0;
+	for (;;) {
+		if (ha_link_recv(b->link, 100, b->buf, &m, why, sizeof(why)) <= 0)
+			return 0;
+		if (m.type == HA_MSG_BYE)
+			return (int)m.value;
+		if (m.type == HA_MSG_DATA && rst_session_feed(b->rs, m.data, m.len))
+			return 0; /* a damaged tail: the last whole epoch stands */
+	}
+}
+
 /* Feeds a DATA message and acknowledges what it committed: 0, -errno for
  * a bad stream (the copy is dropped), 1 when the ack could not be sent (the
  * primary's connection ended). res->err says what. */
@@ -253,10 +278,17 @@ void ha_backup_run(struct hyp *h, struct strm_io *link, const struct ha_backup_o
 		if (m.type == HA_MSG_DATA) {
 			rc = take_data(&b, &m);
 			if (rc > 0) {
-				/* The primary died after sending this epoch whole:
-				 * it is committed, and the copy runs from it. */
 				snprintf(why, sizeof(why), "%s", res->err);
 				res->err[0] = '\0';
+				rc = last_word(&b);
+				if (rc == HA_BYE_STOP) {
+					res->outcome = HA_BACKUP_STOPPED;
+					log_info("remus backup: the primary gave up on this backup "
+						 "before it closed the link: the copy is dropped");
+					break;
+				}
+				/* It died after sending this epoch whole (or handed the
+				 * domain over): it is committed, and the copy runs. */
 				take_over(&b, HA_BACKUP_FAILED_OVER, why);
 				break;
 			}

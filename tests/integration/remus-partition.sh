@@ -29,6 +29,9 @@
 #  7. the primary killed with epochs sent but not acknowledged (the
 #     backup's ferryd stopped meanwhile): the backup, continued, commits
 #     what arrived whole and runs it once it holds the lease
+#  8. no witness, the backup's ferryd stalled past the timeout: the
+#     primary gives up on it (BYE) and runs on; continued, the backup
+#     drops its copy, never runs it
 # Usage: tests/integration/remus-partition.sh BUILD_DIR
 set -uo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.bash"
@@ -305,6 +308,7 @@ slow B
 check "5: an epoch is in flight for 300 ms" wait_for 20 in_flight B "$NAME" 300
 mark A
 kill9_host B
+nsx B tc qdisc del dev eth0 root
 check "5: A runs rvm" wait_for 10 running A "$NAME"
 check "5: verify: resume with zero mismatches on A (the partial epoch dropped)" \
 	wait_since A "verify: resume pages=$VERIFY_PAGES mismatches=0"
@@ -346,6 +350,23 @@ check "7: verify: resume with zero mismatches on B" \
 check "7: no mismatch since" wait_for 10 sweeps_clean B
 check "7: B ran from a later epoch than A saw acknowledged ($acked)" resumed_past B "$acked"
 check "7: exactly one running copy" test "$(copies)" = 1
+
+# 8. no witness: the backup's ferryd stalled past the timeout (SIGSTOP); the
+# primary gives up on it and runs on; continued, the backup reads that it
+# was given up on and drops its copy, though its ack of what came before
+# fails on the closed link
+mv "$TMP/runlog-A" "$TMP/runlog-A.1" # a new ferryd numbers its domains from 1 again
+host A || not_ok "8: A starts again"
+check "8: xl remus rvm B -> A without a witness" remus B A "$NAME" -i 50
+dA=$(domid A "$NAME--backup")
+a_pid=$(cat "$TMP/run-A/ferryd.pid")
+kill -STOP "$a_pid"
+check "8: B gives up on the stalled backup and runs on" wait_for 10 role_is B "$NAME" unprotected
+kill -CONT "$a_pid"
+check "8: A drops its copy" wait_for 10 absent A "$NAME--backup"
+check "8: A's copy never ran (run log)" never_ran A "$dA"
+check "8: exactly one running copy" test "$(copies)" = 1
+check "8: verify sweeps clean on B" wait_for 10 sweeps_clean B
 
 echo "# total $((SECONDS - T0)) s"
 echo "$passed passed, $failed failed, $skipped skipped"
