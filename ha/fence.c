@@ -48,6 +48,14 @@ static double may_run_until(struct ha_fence *f)
 	return fmax(f->ok_sent + HA_WITNESS_TTL_S - HA_WITNESS_MARGIN_MS / 1e3, word - 0.1);
 }
 
+/* Whether the witness cannot be reached (ha_fence_witness reads it). */
+static void set_away(struct ha_fence *f, bool away)
+{
+	pthread_mutex_lock(&f->lock);
+	f->away = away;
+	pthread_mutex_unlock(&f->lock);
+}
+
 static void sleep_until(struct ha_fence *f, double t)
 {
 	struct timespec ts;
@@ -123,9 +131,7 @@ static void *keeper(void *arg)
 			said = false;
 			if (f->away)
 				log_info("d%u: remus: the witness answers again", f->domid);
-			pthread_mutex_lock(&f->lock);
-			f->away = false;
-			pthread_mutex_unlock(&f->lock);
+			set_away(f, false);
 			if (f->fenced)
 				set_fenced(f, false, "the witness lease is renewed");
 		} else if (rc == -ETIME) {
@@ -135,9 +141,7 @@ static void *keeper(void *arg)
 			/* Expired while fenced (the witness was away): the key is
 			 * ours again if nobody took it, and then nobody ran the
 			 * domain meanwhile; else the backup may run it. */
-			pthread_mutex_lock(&f->lock);
-			f->away = false;
-			pthread_mutex_unlock(&f->lock);
+			set_away(f, false);
 			if (!f->fenced)
 				set_fenced(f, true, "the witness lease expired");
 			sent = ferry_now_s();
@@ -178,9 +182,7 @@ static void *keeper(void *arg)
 				 "only while the backup vouches for it",
 				 f->domid, ha_witness_error(f->w));
 			said = true;
-			pthread_mutex_lock(&f->lock);
-			f->away = true;
-			pthread_mutex_unlock(&f->lock);
+			set_away(f, true);
 		}
 		/* Four renewals a TTL; never past the moment to fence. */
 		fence_at = may_run_until(f);

@@ -52,16 +52,8 @@ static size_t on_data(char *p, size_t size, size_t n, void *opaque)
 	return len;
 }
 
-/* POSTs body to path; the parsed reply in *out (free with yajl_tree_free). */
-static int post_within(struct ha_witness *w, const char *path, const char *body, long ms,
-		       yajl_val *out);
-
-static int post(struct ha_witness *w, const char *path, const char *body, yajl_val *out)
-{
-	return post_within(w, path, body, REQ_TIMEOUT_MS, out);
-}
-
-/* post, giving up after ms (at most REQ_TIMEOUT_MS). */
+/* POSTs body to path, giving up after ms (REQ_TIMEOUT_MS when 0 or more);
+ * the parsed reply in *out (free with yajl_tree_free). */
 static int post_within(struct ha_witness *w, const char *path, const char *body, long ms,
 		       yajl_val *out)
 {
@@ -69,6 +61,8 @@ static int post_within(struct ha_witness *w, const char *path, const char *body,
 	long code = 0;
 	CURLcode rc;
 
+	if (ms <= 0 || ms > REQ_TIMEOUT_MS)
+		ms = REQ_TIMEOUT_MS;
 	snprintf(url, sizeof(url), "%s%s", w->base, path);
 	pthread_mutex_lock(&w->lock);
 	w->rlen = 0;
@@ -97,6 +91,11 @@ static int post_within(struct ha_witness *w, const char *path, const char *body,
 	}
 	pthread_mutex_unlock(&w->lock);
 	return 0;
+}
+
+static int post(struct ha_witness *w, const char *path, const char *body, yajl_val *out)
+{
+	return post_within(w, path, body, REQ_TIMEOUT_MS, out);
 }
 
 static const char *get_str(yajl_val v, const char **path)
@@ -173,8 +172,6 @@ int ha_witness_new(const char *url, const char *pair, const char *me,
 	snprintf(w->owner_key, sizeof(w->owner_key), "/ferry/remus/%s/owner", pair);
 	snprintf(w->state_key, sizeof(w->state_key), "/ferry/remus/%s/state", pair);
 	snprintf(w->me, sizeof(w->me), "%s", me);
-	curl_easy_setopt(w->curl, CURLOPT_TIMEOUT_MS, REQ_TIMEOUT_MS);
-	curl_easy_setopt(w->curl, CURLOPT_CONNECTTIMEOUT_MS, REQ_TIMEOUT_MS);
 	curl_easy_setopt(w->curl, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(w->curl, CURLOPT_WRITEFUNCTION, on_data);
 	curl_easy_setopt(w->curl, CURLOPT_WRITEDATA, w);
@@ -275,9 +272,7 @@ int ha_witness_keepalive(struct ha_witness *w, int timeout_ms, double *sent_at)
 		return -ENOENT;
 	snprintf(body, sizeof(body), "{\"ID\":\"%s\"}", w->lease);
 	*sent_at = ferry_now_s();
-	rc = post_within(
-		w, "/v3/lease/keepalive", body,
-		timeout_ms > 0 && timeout_ms < REQ_TIMEOUT_MS ? timeout_ms : REQ_TIMEOUT_MS, &v);
+	rc = post_within(w, "/v3/lease/keepalive", body, timeout_ms, &v);
 	if (rc)
 		return rc;
 	ttl = get_str(v, (const char *[]){"result", "TTL", NULL});
