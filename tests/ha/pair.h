@@ -214,7 +214,21 @@ static inline struct ha_stats stats(struct pair *pr)
 	return st;
 }
 
-/* Protects a running verify guest; returns once epoch 1 is acknowledged. */
+/* Samples the primary's figures every 100 ms while still(st) holds, for at
+ * most s seconds; the last sample. */
+static inline struct ha_stats stats_while(struct pair *pr, bool (*still)(const struct ha_stats *),
+					  double s)
+{
+	double end = ferry_now_s() + s;
+	struct ha_stats st;
+
+	do {
+		usleep(100 * 1000);
+		st = stats(pr);
+	} while (still(&st) && ferry_now_s() < end);
+	return st;
+}
+
 /* Starts protecting a running verify guest (the backup's pool backup_mb);
  * returns the initial sync's result. */
 static inline int pair_launch(struct pair *pr, unsigned interval_ms, unsigned timeout_ms,

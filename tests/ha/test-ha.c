@@ -230,6 +230,21 @@ Test(ha, a_backup_out_of_memory_refuses_and_the_guest_runs_on)
 	pair_free(&pr);
 }
 
+static bool uncapped(const struct ha_stats *st)
+{
+	return st->throttle_pct == 100;
+}
+
+static bool capped(const struct ha_stats *st)
+{
+	return st->throttle_pct < 100;
+}
+
+static bool protected(const struct ha_stats *st)
+{
+	return st->state == HA_PROTECTED;
+}
+
 /* A guest that dirties more than the link carries: its epochs come late
  * and merge, and its CPU is capped until they fit (auto-converge), then
  * given back once the link is fast again. */
@@ -237,26 +252,17 @@ Test(ha, a_guest_that_outruns_the_link_is_throttled)
 {
 	struct pair pr;
 	struct ha_stats st;
-	double end;
 
 	pair_start(&pr, 50, 3000);
 	wait_epochs(&pr, 3);
 	atomic_store(&pr.c.kib_s, 512); /* the guest writes 2 MiB/s */
-	end = ferry_now_s() + 20;
-	do {
-		usleep(100 * 1000);
-		st = stats(&pr);
-	} while (st.throttle_pct == 100 && ferry_now_s() < end);
+	st = stats_while(&pr, uncapped, 20);
 	cr_assert_lt(st.throttle_pct, 100, "never throttled (late %llu, merged %llu)",
 		     (unsigned long long)st.late, (unsigned long long)st.merged);
 	cr_assert_gt(st.late, 0);
 	cr_assert_eq(st.state, HA_PROTECTED);
 	atomic_store(&pr.c.kib_s, 0);
-	end = ferry_now_s() + 30;
-	do {
-		usleep(100 * 1000);
-		st = stats(&pr);
-	} while (st.throttle_pct < 100 && ferry_now_s() < end);
+	st = stats_while(&pr, capped, 30);
 	cr_assert_eq(st.throttle_pct, 100, "the cap stayed at %u %%", st.throttle_pct);
 	ha_primary_request_stop(pr.p);
 	pair_end(&pr);
@@ -272,16 +278,11 @@ Test(ha, a_slow_link_is_not_a_dead_peer)
 {
 	struct pair pr;
 	struct ha_stats st;
-	double end;
 
 	pair_start(&pr, 50, 500);
 	wait_epochs(&pr, 3);
 	atomic_store(&pr.c.kib_s, 256); /* the guest writes 2 MiB/s: epochs of seconds */
-	end = ferry_now_s() + 6;
-	do {
-		usleep(100 * 1000);
-		st = stats(&pr);
-	} while (st.state == HA_PROTECTED && ferry_now_s() < end);
+	st = stats_while(&pr, protected, 6);
 	cr_assert_eq(st.state, HA_PROTECTED, "the pair broke on a slow link: %s", pr.perr);
 	cr_assert_gt(st.late, 0, "no epoch was late: the link was not slow");
 	cr_assert(!atomic_load(&pr.backed), "the backup took over: %s", pr.res.err);

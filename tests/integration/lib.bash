@@ -9,7 +9,8 @@
 #    one_ferryd_script, start_one_ferryd
 #  - ferryds named A and B ($TMP/run-NAME, $TMP/state-NAME, PID[NAME]):
 #    sock, xlh, start_host (on ${ADDR[NAME]}:${PORTS[NAME]}), stop_host,
-#    stop_hosts, reap_host; a domain on one: exists, absent, state, running
+#    stop_hosts, reap_host; a domain on one: exists, absent, state, running,
+#    role
 #  - the migrating domain $NAME: clean_on, copies, err_has, and its console
 #    logs since a mark: conlogs, mark, since, wait_since, no_bad_since
 # A script may define its own version of any of these after sourcing
@@ -76,6 +77,8 @@ absent() { ! exists "$1" "$2"; }
 # state HOST DOMAIN: the xl list state column
 state() { xlh "$1" list "$2" 2>/dev/null | awk 'NR == 2 { print $5 }'; }
 running() { [[ "$(state "$1" "$2")" =~ ^(r|-b) ]]; }
+# role HOST DOMAIN: a replication pair's role column (protected, backup...)
+role() { xlh "$1" list "$2" 2>/dev/null | awk 'NR == 2 { print $7 }'; }
 
 # start_host NAME BACKEND [TLSDIR [extra ferryd flags]]: ferryd NAME with
 # HOST_MEMORY, TLS from TLSDIR (default $TMP/tls), run under FERRYD_WRAP

@@ -116,7 +116,6 @@ remus() {
 	xlh "$from" remus --json --timeout $TIMEOUT_MS "$@" "$dom" "${ADDR[$to]}:${PORTS[$to]}" \
 		>"$TMP/report.json" 2>"$TMP/remus.err"
 }
-role() { xlh "$1" list "$2" 2>/dev/null | awk 'NR == 2 { print $7 }'; }
 domid() { xlh "$1" list "$2" 2>/dev/null | awk 'NR == 2 { print $2 }'; }
 wait_for() { # SECONDS COMMAND...: until COMMAND holds
 	local end=$((SECONDS + $1))

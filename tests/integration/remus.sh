@@ -57,7 +57,6 @@ status_get() { # HOST KEY
 	xlh "$1" remus-status --json "$NAME" >"$TMP/status.json" 2>/dev/null &&
 		json_get "$TMP/status.json" "$2"
 }
-role() { xlh "$1" list "$2" 2>/dev/null | awk 'NR == 2 { print $7 }'; }
 epochs_grow() { # HOST
 	local a b
 	a=$(status_get "$1" epochs) || return 1
