@@ -113,6 +113,7 @@ struct mig_policy {
 	double predicted_s;  /* downtime if we switched now */
 	uint64_t last_dirty; /* pages the previous round had to send */
 	unsigned stalls;     /* consecutive rounds without convergence */
+	unsigned extra;	     /* rounds sent after the prediction fit */
 	unsigned step;	     /* throttle steps taken */
 	unsigned throttle_pct; /* 100: none */
 	const char *why;     /* static reason of the last decision */

@@ -15,7 +15,17 @@
  * Switch when predicted <= the downtime target, but not after round 0:
  * its dirty count spans the whole bulk copy, and one dirty round is cheap
  * and measures the guest's real rate; also when nothing is dirty (only
- * the state cost is left, more rounds cannot help). A round does not converge
+ * the state cost is left, more rounds cannot help). A fit is not the end
+ * while rounds still shrink: if the round at least halved what it had to
+ * send, the guest dirties under half the send rate (so the next round is
+ * expected to halve it again) and the pages still cost at least 1 ms of
+ * pause, one more round is sent, up to 8 such rounds. The target is a
+ * ceiling, not the goal: a guest the link outruns gets a pause of a few
+ * ms, not the target's worth (QEMU, too, iterates while rounds shrink).
+ * Each extra round is at most half the one before, so together they add
+ * at most twice the predicted pause to the total time; a hot set the
+ * guest rewrites as fast as it is sent stops shrinking and switches at
+ * once. A round does not converge
  * when the dirty count did not shrink by at least 10 % against what the
  * round had to send, or the guest dirties at least as fast as the link
  * sends. After 2 such rounds in a row no_converge applies: abort, force
@@ -33,6 +43,9 @@ const unsigned mig_throttle_steps[MIG_THROTTLE_STEPS] = { 80, 60, 40, 30, 20, 10
 #define SHRINK 0.9
 #define STALL_ROUNDS 2
 #define MIN_ROUNDS 2
+#define KEEP_SHRINK	0.5   /* an extra round must at least halve the dirty set */
+#define MIN_GAIN_S	0.001 /* pause left in pages worth another round */
+#define MAX_EXTRA	8     /* extra rounds after the prediction fits */
 
 void mig_policy_init(struct mig_policy *p, uint32_t downtime_ms, double state_s,
 		     unsigned max_rounds, enum mig_no_converge nc)
@@ -71,6 +84,22 @@ static enum mig_decision no_converge(struct mig_policy *p)
 	return MIG_THROTTLE;
 }
 
+/* After a fit: NULL if one more round is expected to pay for itself,
+ * else why not. */
+static const char *fit_why(const struct mig_policy *p, const struct mig_round *r, uint64_t had)
+{
+	if (p->predicted_s - p->state_s < MIN_GAIN_S)
+		return p->extra ? "fits the target, the pages left cost under 1 ms"
+				: "predicted downtime fits the target";
+	if ((double)r->dirty > KEEP_SHRINK * (double)had ||
+	    p->dirty_rate >= KEEP_SHRINK * p->send_rate)
+		return p->extra ? "fits the target, rounds stopped shrinking"
+				: "predicted downtime fits the target";
+	if (p->extra >= MAX_EXTRA || p->rounds >= p->max_rounds)
+		return "fits the target, no more extra rounds";
+	return NULL;
+}
+
 enum mig_decision mig_policy_round(struct mig_policy *p, const struct mig_round *r)
 {
 	uint64_t had = p->rounds ? p->last_dirty : r->pages;
@@ -90,8 +119,12 @@ enum mig_decision mig_policy_round(struct mig_policy *p, const struct mig_round 
 	p->last_dirty = r->dirty;
 
 	if (p->predicted_s <= p->downtime_s && p->rounds >= MIN_ROUNDS) {
-		p->why = "predicted downtime fits the target";
-		return MIG_SWITCH;
+		p->why = fit_why(p, r, had);
+		if (p->why)
+			return MIG_SWITCH;
+		p->extra++;
+		p->why = "fits the target, rounds still shrink: another round";
+		return MIG_CONTINUE;
 	}
 	if (!r->dirty && p->rounds >= MIN_ROUNDS) {
 		/* Only the state is left: more rounds cannot shorten it. */

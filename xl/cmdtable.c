@@ -76,8 +76,10 @@ const struct xlm_cmd xlm_cmds[] = {
 	  "Migrate a domain to another host",
 	  "[options] <Domain> <Host>[:port]",
 	  "-h                      Print this help.\n"
-	  "--downtime MS           Target downtime of the switchover (default "
-	  XL_STR(MIG_DEFAULT_DOWNTIME_MS) ").\n"
+	  "--downtime MS           Most downtime allowed at the switchover (default "
+	  XL_STR(MIG_DEFAULT_DOWNTIME_MS) "):\n"
+	  "                        once the prediction fits, rounds go on while they\n"
+	  "                        still halve the dirty pages.\n"
 	  "--no-converge MODE      When rounds stop converging: throttle (default:\n"
 	  "                        cap the guest's CPU stepwise), abort (the domain\n"
 	  "                        keeps running here) or force (switch over anyway).\n"

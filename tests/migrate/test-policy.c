@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 /*
  * The switchover policy as a pure function of per-round measurements:
- * converging rounds switch when the predicted downtime fits, rounds that
+ * converging rounds switch when the predicted downtime fits and rounds no
+ * longer shrink (or the pages left cost under 1 ms), rounds that
  * do not converge throttle step by step (then force), abort or force per
  * no_converge, and max_rounds forces the decision.
  */
@@ -34,10 +35,65 @@ Test(policy, converging_rounds_switch_when_predicted_fits)
 	cr_assert_eq(go(&p, 262144, 100000, 1.07), MIG_CONTINUE);
 	cr_assert_float_eq(p.bandwidth, 1e9, 1e3);
 	cr_assert_float_eq(p.predicted_s, 0.002 + 100000 * 4096 / 1e9, 1e-6);
-	/* Round 1: 100k pages sent, 20k dirty: 84 ms < 300 ms. */
-	cr_assert_eq(go(&p, 100000, 20000, 0.41), MIG_SWITCH);
+	/* Round 1: 100k pages sent, 20k dirty: 84 ms < 300 ms, but only 2 of
+	 * the 10 k sent dirtied again: shrinking, one more round. */
+	cr_assert_eq(go(&p, 100000, 20000, 0.41), MIG_CONTINUE);
 	cr_assert_float_eq(p.predicted_s, 0.002 + 20000 * 4096 / 1e9, 1e-6);
+	cr_assert_str_eq(p.why, "fits the target, rounds still shrink: another round");
+	/* A hot set: 15k of the 20k sent dirty again, no longer halved. */
+	cr_assert_eq(go(&p, 20000, 15000, 0.082), MIG_SWITCH);
+	cr_assert_str_eq(p.why, "fits the target, rounds stopped shrinking");
 	cr_assert_eq(p.throttle_pct, 100);
+}
+
+/* 256 MiB rewritten at 200 MiB/s over a 1 GB/s link: each round a fifth of
+ * the one before, so rounds go on until the pages cost under 1 ms. */
+Test(policy, shrinking_rounds_go_on_until_the_pause_is_the_state)
+{
+	const double rate = 200.0 * 256; /* pages/s */
+	struct mig_policy p;
+	uint64_t sent = 262144, dirty = 65536;
+	enum mig_decision d = MIG_CONTINUE;
+	unsigned n = 0;
+
+	mig_policy_init(&p, 300, 0.002, 30, MIG_NC_THROTTLE);
+	while (d == MIG_CONTINUE && n < 30) {
+		double t = (double)sent * 4096 / 1e9;
+
+		d = go(&p, sent, dirty, t);
+		sent = dirty;
+		dirty = (uint64_t)(rate * (double)sent * 4096 / 1e9);
+		n++;
+	}
+	cr_assert_eq(d, MIG_SWITCH);
+	/* 65536 pages (268 ms) fit after round 1; rounds 2-4 took it below 1 ms. */
+	cr_assert_lt(p.predicted_s - p.state_s, 0.001, "pages left cost %.3f ms",
+		     (p.predicted_s - p.state_s) * 1e3);
+	cr_assert_eq(n, 5);
+	cr_assert_str_eq(p.why, "fits the target, the pages left cost under 1 ms");
+}
+
+Test(policy, extra_rounds_are_bounded)
+{
+	struct mig_policy p;
+	uint64_t sent = 1u << 20;
+	unsigned n = 0;
+
+	/* Every round halves-and-a-bit but the pages never get under 1 ms:
+	 * 8 extra rounds after the fit, then the switch. */
+	mig_policy_init(&p, 100000, 0.001, 100, MIG_NC_THROTTLE);
+	cr_assert_eq(go(&p, sent, sent, 10), MIG_CONTINUE);
+	n++;
+	for (; n < 50; n++) {
+		enum mig_decision d = go(&p, sent, sent * 49 / 100, (double)sent * 4096 / 1e9 * 10);
+
+		if (d != MIG_CONTINUE)
+			break;
+		sent = sent * 49 / 100;
+	}
+	/* round 0, the round that fit, 8 extra */
+	cr_assert_eq(p.rounds, 1 + 1 + 8, "%u rounds", p.rounds);
+	cr_assert_str_eq(p.why, "fits the target, no more extra rounds");
 }
 
 Test(policy, round0_alone_never_switches)
