@@ -292,10 +292,21 @@ static int gen_report(yajl_gen g, const void *arg)
 	/* Live rounds 0..rounds-1, then stop-and-copy. */
 	for (unsigned i = 0; !rc && i <= r->rep.rounds && i <= MIG_MAX_ROUNDS_LIMIT; i++)
 		rc = yajl_gen_integer(g, (long long)r->rep.pages_per_round[i]) ? -EINVAL : 0;
-	return rc ?: xlm_gen_array_close(g) ?:
-	       xlm_gen_kv_int(g, "throttle_pct", r->rep.throttle_pct) ?:
-	       xlm_gen_kv_int(g, "zero_pages", (long long)r->rep.zero_pages) ?:
-	       xlm_gen_map_close(g);
+	rc = rc ?: xlm_gen_array_close(g) ?:
+	     xlm_gen_kv_int(g, "throttle_pct", r->rep.throttle_pct) ?:
+	     xlm_gen_kv_int(g, "zero_pages", (long long)r->rep.zero_pages) ?:
+	     xlm_gen_kv_str(g, "decision", r->rep.decision ? r->rep.decision : "") ?:
+	     xlm_gen_kv_str(g, "codec", r->rep.codec ? r->rep.codec : "none") ?:
+	     xlm_gen_kv_bool(g, "codec_auto", r->rep.codec_auto) ?:
+	     xlm_gen_str(g, "compressed_pct_per_round") ?: xlm_gen_array_open(g);
+	/* Per round as pages_per_round: the share of its frames compressed. */
+	for (unsigned i = 0; !rc && i <= r->rep.rounds && i <= MIG_MAX_ROUNDS_LIMIT; i++) {
+		uint32_t n = r->rep.frames_per_round[i];
+		double pct = n ? 100.0 * r->rep.packed_per_round[i] / n : 0;
+
+		rc = yajl_gen_double(g, pct) ? -EINVAL : 0;
+	}
+	return rc ?: xlm_gen_array_close(g) ?: xlm_gen_map_close(g);
 }
 
 static void job_unlink(struct mig_job *j)

@@ -163,6 +163,7 @@ struct mig_session {
 	double state_s;		/* measured fixed cost of the state records */
 	struct mig_policy pol;	/* the last pre-copy's estimates */
 	uint64_t framed_bytes;	/* into the frame layer, at END */
+	struct strm_frame_stats fs_last; /* at the end of the last round */
 	/* token bucket over lower's bytes (o.bandwidth) */
 	double tb_tokens, tb_last;
 	uint64_t tb_wire;
@@ -173,6 +174,8 @@ int mig_session_check_cancel(struct mig_session *s);
 /* Sends every page set in s->dirty and clears it; *pages: how many. */
 int mig_session_send_dirty(struct mig_session *s, uint64_t *pages);
 int mig_session_peek(struct mig_session *s, uint64_t *count);
+/* Counts the frames written since the last call as round round's. */
+void mig_session_count_frames(struct mig_session *s, unsigned round);
 /* Log-dirty on, s->dirty = the populated pages. */
 int mig_session_start_logdirty(struct mig_session *s);
 void mig_session_progress(struct mig_session *s, const char *phase, unsigned round,

@@ -123,6 +123,7 @@ static int live_rounds(struct mig_session *s, struct mig_policy *p)
 		r.interval = ferry_now_s() - t_peek;
 		t_peek += r.interval;
 		rep->pages_per_round[round] = r.pages;
+		mig_session_count_frames(s, round);
 		rep->rounds = round + 1;
 		dec = mig_policy_round(p, &r);
 		rep->predicted_downtime_ms = p->predicted_s * 1e3;

@@ -219,7 +219,29 @@ static int setup_stream(struct mig_session *s)
 				o->codec_auto ? "auto" : strm_codec_name(codec),
 				ferry_strerror(err));
 	s->s.io = s->framed;
+	s->rep.codec = strm_codec_name(codec);
+	s->rep.codec_auto = o->codec_auto;
 	return 0;
+}
+
+static void count_frames(struct mig_session *s, unsigned round, const struct strm_frame_stats *fs)
+{
+	uint64_t frames = fs->frames - s->fs_last.frames;
+	uint64_t raw = fs->frames_stored_raw - s->fs_last.frames_stored_raw;
+
+	if (round > MIG_MAX_ROUNDS_LIMIT)
+		return;
+	s->rep.frames_per_round[round] = (uint32_t)frames;
+	s->rep.packed_per_round[round] = (uint32_t)(frames - raw);
+	s->fs_last = *fs;
+}
+
+void mig_session_count_frames(struct mig_session *s, unsigned round)
+{
+	struct strm_frame_stats fs;
+
+	if (s->framed && !strm_io_frame_stats(s->framed, &fs))
+		count_frames(s, round, &fs);
 }
 
 static int check_domain(struct mig_session *s)
@@ -268,6 +290,7 @@ int mig_session_create(struct hyp *h, uint32_t domid, struct strm_io *io,
 	s->pol.throttle_pct = 100;
 	s->rep.throttle_pct = 100;
 	s->rep.decision = "";
+	s->rep.codec = "none";
 	err = check_domain(s);
 	if (err)
 		goto fail;
@@ -373,6 +396,7 @@ static int finish_stream(struct mig_session *s)
 	if (!strm_io_frame_stats(s->framed, &fs)) {
 		s->rep.frames = fs.frames;
 		s->rep.frames_raw = fs.frames_stored_raw;
+		count_frames(s, s->rep.rounds, &fs);
 	}
 	s->framed_bytes = strm_io_offset(s->framed);
 	err = strm_io_close(s->framed);

@@ -134,6 +134,29 @@ static void progress_end(struct progress *p)
 	p->shown = false;
 }
 
+/* "lz4 (auto): compressed 100% 12% 0% of frames per round" */
+static void print_codec(yajl_val r)
+{
+	static const char *cpr_path[] = { "compressed_pct_per_round", NULL };
+	yajl_val cpr = yajl_tree_get(r, cpr_path, yajl_t_array);
+	const char *codec = xlm_json_str(r, "codec") ?: "none";
+	bool is_auto = YAJL_IS_TRUE(yajl_tree_get(r, (const char *[]){ "codec_auto", NULL },
+						  yajl_t_any));
+
+	if (!strcmp(codec, "none") && !is_auto) {
+		printf("  compression       none\n");
+		return;
+	}
+	printf("  compression       %s%s, frames compressed per round:", codec,
+	       is_auto ? " (auto)" : "");
+	for (size_t i = 0; cpr && i < cpr->u.array.len; i++) {
+		yajl_val v = cpr->u.array.values[i];
+
+		printf(" %.0f%%", YAJL_IS_NUMBER(v) ? YAJL_GET_DOUBLE(v) : 0);
+	}
+	printf("\n");
+}
+
 static void print_report(yajl_val r)
 {
 	static const char *ppr_path[] = { "pages_per_round", NULL };
@@ -164,6 +187,8 @@ static void print_report(yajl_val r)
 	}
 	printf("\n  throttle          %lld%%\n", thr);
 	printf("  zero pages        %lld\n", zero);
+	print_codec(r);
+	printf("  switched over     %s\n", xlm_json_str(r, "decision") ?: "?");
 }
 
 enum { O_DOWNTIME = 256, O_NC, O_ROUNDS, O_BW, O_COMPRESS, O_JSON, O_INSECURE };

@@ -286,12 +286,30 @@ run_backend() { # BACKEND
 		mark B
 		check "$b 5 --compress $c: xl migrate succeeds" migrate A "$B_ADDR:$B_PORT" --compress $c
 		moved_to_b "$b 5 --compress $c"
+		cp "$TMP/report.json" "$TMP/report-$c.json"
 		back_to_a "$b 5 $c"
 	done
 	check "$b 5 --json: valid JSON" json_ok
-	for k in total_s downtime_ms bytes_sent rounds pages_per_round predicted_downtime_ms; do
+	for k in total_s downtime_ms bytes_sent rounds pages_per_round predicted_downtime_ms \
+		decision codec compressed_pct_per_round; do
 		check "$b 5 --json: has $k" test -n "$(json_get $k)"
 	done
+	check "$b 5 --json (auto): one compressed share per round, stop-and-copy too" \
+		python3 -c 'import json,sys; r=json.load(sys.stdin)
+sys.exit(not (r["codec_auto"] and len(r["compressed_pct_per_round"]) == len(r["pages_per_round"]) == r["rounds"] + 1))' \
+		<"$TMP/report-auto.json"
+
+	# guest memory like a real guest's: lz4 compresses round 0's frames,
+	# and the report says so
+	fresh_domain "$b" "workload=verify ws=64M rate=20M data=mix" ||
+		{ not_ok "$b 5: data=mix $NAME on A"; return; }
+	mark B
+	check "$b 5 data=mix --compress lz4: xl migrate succeeds" migrate A "$B_ADDR:$B_PORT" --compress lz4
+	moved_to_b "$b 5 data=mix --compress lz4"
+	check "$b 5 data=mix --compress lz4: most of round 0's frames went compressed" \
+		python3 -c 'import json,sys; r=json.load(sys.stdin)
+sys.exit(not (r["codec"] == "lz4" and not r["codec_auto"] and r["compressed_pct_per_round"][0] >= 50))' \
+		<"$TMP/report.json"
 
 	# a hot guest that cannot converge in 3 rounds to 1 ms
 	fresh_domain "$b" "workload=verify ws=128M rate=400M" || { not_ok "$b 5: hot $NAME on A"; return; }
