@@ -131,10 +131,8 @@ static int live_rounds(struct mig_session *s, struct mig_policy *p)
 		log_info("d%u: round %u: %llu pages, %.1f MB in %.3f s (%.0f MB/s), %llu dirty "
 			 "(%.0f pages/s), predicted downtime %.1f ms: %s",
 			 s->s.domid, round, (unsigned long long)r.pages, (double)r.bytes / 1e6,
-			 r.seconds, p->bandwidth / 1e6, (unsigned long long)r.dirty,
-			 p->dirty_rate, p->predicted_s * 1e3, p->why);
-		if (s->framed && s->o.codec_auto)
-			strm_io_frame_writer_auto(s->framed, p->bandwidth);
+			 r.seconds, p->bandwidth / 1e6, (unsigned long long)r.dirty, p->dirty_rate,
+			 p->predicted_s * 1e3, p->why);
 		mig_session_progress(s, "round", round, p, r.dirty);
 		if (mig_session_check_cancel(s))
 			return -ECANCELED;

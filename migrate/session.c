@@ -213,7 +213,7 @@ static int setup_stream(struct mig_session *s)
 		return err;
 	err = strm_io_frame_writer_borrow(s->lower, codec, 0, &s->framed);
 	if (!err && o->codec_auto)
-		err = strm_io_frame_writer_auto(s->framed, 0);
+		err = strm_io_frame_writer_auto(s->framed, (double)o->bandwidth);
 	if (err)
 		return mig_fail(&s->s, err, "setting up %s frames: %s",
 				o->codec_auto ? "auto" : strm_codec_name(codec),

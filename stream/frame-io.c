@@ -29,11 +29,14 @@ struct frame_io {
 	size_t out_cap;
 	/* auto codec (strm_io_frame_writer_auto): measurements, EWMAs */
 	bool autoc;
-	double hint_bps;  /* the caller's link bandwidth, stored bytes/s */
-	double link_bps;  /* stored bytes/s through lower's writev */
+	double cap_bps;	  /* the caller's pacing, stored bytes/s; 0: none */
+	double link_bps;  /* the link's rate when it held us up; 0: it never did */
 	double comp_bps;  /* raw bytes/s through the compressor */
 	double ratio;	  /* raw / stored of the compressor */
 	uint64_t nprobe;  /* frames since the compressor last ran */
+	double win_t0;	  /* the current measuring window: its start, */
+	double win_wait;  /* the seconds lower's writes spent off the CPU, */
+	uint64_t win_bytes; /* and the stored bytes written */
 	/* reader */
 	uint8_t *raw; /* decoded frame, STRM_FRAME_RAW_MAX */
 	size_t raw_pos, raw_len;
@@ -54,21 +57,23 @@ static int lower_failed(struct frame_io *f, int err)
 
 /* Frames between two runs of the compressor while auto sends raw. */
 #define AUTO_PROBE_EVERY 16
+/* Stored bytes per measuring window of the link. */
+#define AUTO_WINDOW (4u << 20)
 
 /*
  * The auto rule, per frame. The compressor and the link work as a
  * pipeline (the kernel sends while we compress the next frame), so with a
  * link of L stored bytes/s and a compressor of C raw bytes/s at ratio r,
  * raw frames move L raw bytes/s and compressed ones min(C, L * r). That
- * is more only when C > L (and r > 1): compress iff the link is slower
- * than the compressor, with margins (C > 1.25 L, r >= 1.1) for the CPU
- * the write path itself needs. Here lz4 runs at ~0.5 GB/s per core on
- * guest pages (research/limits.md: break-even about 2 Gbit/s per core),
- * so a fast link sends raw. L is the smaller of the caller's measure
- * (strm_io_frame_writer_auto: pacing, a slow reader) and our own timing
- * of lower's writes. Until the compressor has been measured, and every
- * AUTO_PROBE_EVERY frames while sending raw, it runs anyway to refresh C
- * and r (the frame is still sent compressed when that is smaller).
+ * is more only when the link holds the sender up and C > L (and r > 1):
+ * compress then, with margins (C > 1.25 L, r >= 1.1) for the CPU the
+ * write path itself needs. Here lz4 runs at ~0.5 GB/s per core on guest
+ * pages (research/limits.md: break-even about 2 Gbit/s per core), so a
+ * fast link sends raw. L is measured in windows of AUTO_WINDOW bytes
+ * (auto_window), or is the caller's pacing when that is lower. Until the
+ * compressor has been measured, and every AUTO_PROBE_EVERY frames while
+ * sending raw, it runs anyway to refresh C and r (the frame is still sent
+ * compressed when that is smaller).
  */
 static bool auto_compress(struct frame_io *f)
 {
@@ -81,10 +86,10 @@ static bool auto_compress(struct frame_io *f)
 		return true;
 	}
 	link = f->link_bps;
-	if (f->hint_bps > 0 && (!link || f->hint_bps < link))
-		link = f->hint_bps;
+	if (f->cap_bps > 0 && (!link || f->cap_bps < link))
+		link = f->cap_bps;
 	if (!link)
-		return true;
+		return false; /* the link never held us up: the CPU is the limit */
 	if (f->ratio >= 1.1 && f->comp_bps > 1.25 * link) {
 		f->nprobe = 0;
 		return true;
@@ -101,6 +106,45 @@ static void auto_measured(struct frame_io *f, size_t raw, size_t stored, double 
 		f->comp_bps = f->comp_bps ? 0.75 * f->comp_bps + 0.25 * c : c;
 }
 
+/*
+ * One write of stored bytes to lower that spent waited seconds off the
+ * CPU. A single write's time says nothing (a socket buffer or the TLS
+ * layer's may take it at memory speed), so the link is judged per window:
+ * if the writes waited for at least half of its wall time, the link held
+ * the sender up and its rate is the window's. Encryption inside the
+ * write is CPU time, not waiting, so a fast link that only looks busy is
+ * not taken for a slow one. A window faster than the link was thought to
+ * be means it got faster.
+ */
+static void auto_window(struct frame_io *f, size_t stored, double waited)
+{
+	double now = ferry_now_s(), wall, bps;
+
+	if (!f->win_t0)
+		f->win_t0 = now;
+	f->win_bytes += stored;
+	f->win_wait += waited;
+	if (f->win_bytes < AUTO_WINDOW)
+		return;
+	wall = now - f->win_t0;
+	bps = wall > 0 ? (double)f->win_bytes / wall : 0;
+	if (bps > 0 && f->win_wait >= 0.5 * wall)
+		f->link_bps = f->link_bps ? 0.5 * f->link_bps + 0.5 * bps : bps;
+	else if (f->link_bps && bps > f->link_bps)
+		f->link_bps = bps;
+	f->win_t0 = now;
+	f->win_bytes = 0;
+	f->win_wait = 0;
+}
+
+static double thread_cpu_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
 static int emit(struct frame_io *f, const uint8_t *raw, size_t len, uint16_t flags)
 {
 	struct strm_frame_hdr h = {.codec = STRM_CODEC_NONE,
@@ -111,7 +155,7 @@ static int emit(struct frame_io *f, const uint8_t *raw, size_t len, uint16_t fla
 	const uint8_t *stored = raw;
 	uint8_t hdr[STRM_FRAME_HDR_LEN];
 	struct iovec iov[2];
-	double t_write;
+	double t_write = 0, cpu_write = 0;
 	int err;
 
 	if (len && f->codec->id != STRM_CODEC_NONE && auto_compress(f)) {
@@ -136,15 +180,17 @@ static int emit(struct frame_io *f, const uint8_t *raw, size_t len, uint16_t fla
 	strm_frame_hdr_pack(hdr, &h, stored);
 	iov[0] = (struct iovec){.iov_base = hdr, .iov_len = sizeof(hdr)};
 	iov[1] = (struct iovec){.iov_base = (void *)stored, .iov_len = h.stored_len};
-	t_write = f->autoc ? ferry_now_s() : 0;
+	if (f->autoc) {
+		t_write = ferry_now_s();
+		cpu_write = thread_cpu_s();
+	}
 	err = strm_io_writev(f->lower, iov, h.stored_len ? 2 : 1);
 	if (err)
 		return lower_failed(f, err);
-	if (f->autoc && h.stored_len >= 4096) {
-		double dt = ferry_now_s() - t_write, bps = dt > 0 ? (double)h.stored_len / dt : 0;
+	if (f->autoc) {
+		double waited = (ferry_now_s() - t_write) - (thread_cpu_s() - cpu_write);
 
-		if (bps > 0)
-			f->link_bps = f->link_bps ? 0.75 * f->link_bps + 0.25 * bps : bps;
+		auto_window(f, sizeof(hdr) + h.stored_len, waited > 0 ? waited : 0);
 	}
 	f->seq++;
 	f->stats.frames++;
@@ -281,7 +327,7 @@ int strm_io_frame_writer_borrow(struct strm_io *lower, enum strm_codec codec,
 	return err;
 }
 
-int strm_io_frame_writer_auto(struct strm_io *io, double link_bps)
+int strm_io_frame_writer_auto(struct strm_io *io, double cap_bps)
 {
 	struct frame_io *f;
 
@@ -291,7 +337,7 @@ int strm_io_frame_writer_auto(struct strm_io *io, double link_bps)
 	if (f->codec->id == STRM_CODEC_NONE)
 		return -EINVAL;
 	f->autoc = true;
-	f->hint_bps = link_bps > 0 ? link_bps : 0;
+	f->cap_bps = cap_bps > 0 ? cap_bps : 0;
 	return 0;
 }
 

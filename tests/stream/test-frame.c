@@ -4,9 +4,11 @@
 #include <criterion/parameterized.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "common/clock.h"
@@ -337,6 +339,104 @@ Test(frame, incompressible_is_stored_raw, .init = quiet)
 		cr_assert_eq(slen, len + n * FD_HDR_LEN);
 		free(s);
 	}
+	free(data);
+}
+
+/* ---- auto: compress when the link holds the sender up ---------------------- */
+
+/* The link: a socket read at about 16 MiB/s (64 KiB every 4 ms), kept. */
+struct slow_link {
+	int fd;
+	uint8_t *buf;
+	size_t len, cap;
+};
+
+static void *slow_link_main(void *arg)
+{
+	struct slow_link *l = arg;
+	ssize_t n;
+
+	for (;;) {
+		if (l->cap - l->len < 65536) {
+			l->cap *= 2;
+			l->buf = realloc(l->buf, l->cap);
+			cr_assert(l->buf);
+		}
+		n = read(l->fd, l->buf + l->len, 65536);
+		if (n <= 0)
+			break;
+		l->len += (size_t)n;
+		usleep(4000);
+	}
+	return NULL;
+}
+
+/* Frames data with auto lz4 over the slow link; the stats, and the stream
+ * decoded back equals data. */
+static void auto_over_slow_link(const uint8_t *data, size_t len, struct strm_frame_stats *st)
+{
+	struct slow_link l = {.cap = 1 << 20};
+	struct strm_io *lower, *fw;
+	uint8_t *back = malloc(len);
+	size_t got;
+	char msg[256];
+	pthread_t t;
+	int sv[2];
+
+	l.buf = malloc(l.cap);
+	cr_assert(back && l.buf);
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	l.fd = sv[1];
+	cr_assert_eq(pthread_create(&t, NULL, slow_link_main, &l), 0);
+	cr_assert_eq(strm_io_fd(sv[0], true, &lower), 0);
+	cr_assert_eq(strm_io_frame_writer(lower, STRM_CODEC_LZ4, 0, &fw), 0);
+	cr_assert_eq(strm_io_frame_writer_auto(fw, 0), 0);
+	for (size_t pos = 0; pos < len; pos += 1 << 20)
+		cr_assert_eq(strm_io_write(fw, data + pos,
+					   len - pos < (1u << 20) ? len - pos : 1u << 20),
+			     0, "%s", strm_io_error(fw));
+	cr_assert_eq(strm_io_finish(fw), 0, "%s", strm_io_error(fw));
+	cr_assert_eq(strm_io_frame_stats(fw, st), 0);
+	cr_assert_eq(strm_io_close(fw), 0);
+	pthread_join(t, NULL);
+	close(sv[1]);
+	cr_assert_eq(read_mem(l.buf, l.len, back, len, &got, msg, sizeof(msg)), 0, "%s", msg);
+	cr_assert_eq(got, len);
+	cr_assert_eq(memcmp(back, data, len), 0);
+	free(back);
+	free(l.buf);
+}
+
+/* Guest-like memory over a link far slower than lz4: after the first
+ * measuring window auto compresses (it sent everything raw when each
+ * write's own time was its measure: a socket buffer takes a write at
+ * memory speed). */
+Test(frame, auto_compresses_over_a_slow_link, .init = quiet, .timeout = 60)
+{
+	size_t len = 24u << 20;
+	uint8_t *data = fd_mix(len, 21);
+	struct strm_frame_stats st;
+
+	auto_over_slow_link(data, len, &st);
+	cr_log_info("auto, mix over ~16 MiB/s: %" PRIu64 " of %" PRIu64 " frames raw, ratio %.2f",
+		    st.frames_stored_raw, st.frames,
+		    (double)st.raw_bytes / (double)st.stored_bytes);
+	cr_assert_leq(st.frames_stored_raw * 3, st.frames, "%" PRIu64 " of %" PRIu64 " frames raw",
+		      st.frames_stored_raw, st.frames);
+	free(data);
+}
+
+/* The same link, random bytes: compressing cannot help, frames go raw. */
+Test(frame, auto_sends_incompressible_raw_over_a_slow_link, .init = quiet, .timeout = 60)
+{
+	size_t len = 8u << 20;
+	uint8_t *data = malloc(len);
+	struct strm_frame_stats st;
+
+	fd_random(data, len, 22);
+	auto_over_slow_link(data, len, &st);
+	cr_assert_eq(st.frames_stored_raw, st.frames - 1, "%" PRIu64 " of %" PRIu64 " frames raw",
+		     st.frames_stored_raw, st.frames);
 	free(data);
 }
 

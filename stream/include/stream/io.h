@@ -172,12 +172,13 @@ int strm_io_frame_writer_borrow(struct strm_io *lower, enum strm_codec codec,
 /*
  * Auto codec on a frame writer made with a compressing codec: each frame is
  * compressed or stored raw, whichever moves more guest bytes per second
- * given the measured compressor speed and ratio and the link bandwidth
- * (the smaller of link_bps, the caller's measure in wire bytes/s or 0 for
- * none, and the writer's timing of its writes to lower). Call again to
- * update link_bps. -EINVAL for another io or codec none.
+ * given the measured compressor speed and ratio and the link's rate: the
+ * writer's measure of lower when it held the writes up, or cap_bps, the
+ * rate in wire bytes/s the caller paces the stream to (0: none), when that
+ * is lower. A link that never holds the writer up gets raw frames. Call
+ * again to change cap_bps. -EINVAL for another io or codec none.
  */
-int strm_io_frame_writer_auto(struct strm_io *io, double link_bps);
+int strm_io_frame_writer_auto(struct strm_io *io, double cap_bps);
 /* Frame counts of a frame writer or reader so far (end frame included once
  * written or read); -EINVAL for another io. stored_bytes counts headers. */
 struct strm_frame_stats {
