@@ -446,9 +446,9 @@ for k in keys:
     b = best_of[k]
     if ok(b):
         r = b["report"]
-        cpr = r.get("compressed_pct_per_round")
-        comp = ("%s%s %s" % (r.get("codec", "?"), " (auto)" if r.get("codec_auto") else "",
-                             " ".join("%.0f%%" % x for x in cpr))) if cpr and r.get("codec") != "none" else "none"
+        cpr, cn = r.get("compressed_pct_per_round"), r.get("codec_per_round")
+        comp = (("auto: " if r.get("codec_auto") else "") +
+                " ".join("%s %.0f%%" % (n, x) for n, x in zip(cn, cpr))) if cpr and cn and r.get("codec") != "none" else "none"
         print("  %-22s %-5s %s; %s; %s" % (label[k[0]], k[1], r["pages_per_round"],
                                          r.get("decision", "?"), comp))
 print()

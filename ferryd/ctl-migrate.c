@@ -270,6 +270,34 @@ static struct fence_rec *fence_take(struct ctl_mig *mig, uint32_t domid)
 	return f;
 }
 
+/* Per round as pages_per_round: the codec most of its frames went in
+ * (none when most went raw) and the share sent compressed. */
+static int gen_codec_rounds(yajl_gen g, const struct mig_report *rep)
+{
+	unsigned n = rep->rounds < MIG_MAX_ROUNDS_LIMIT ? rep->rounds : MIG_MAX_ROUNDS_LIMIT;
+	int rc = xlm_gen_str(g, "codec_per_round") ?: xlm_gen_array_open(g);
+
+	for (unsigned i = 0; !rc && i <= n; i++) {
+		const uint32_t *f = rep->frames_per_round[i];
+		enum strm_codec top = STRM_CODEC_NONE;
+
+		for (unsigned c = 1; c <= STRM_CODEC_ZSTD; c++)
+			if (f[c] > f[top])
+				top = (enum strm_codec)c;
+		rc = xlm_gen_str(g, strm_codec_name(top));
+	}
+	rc = rc ?: xlm_gen_array_close(g) ?: xlm_gen_str(g, "compressed_pct_per_round") ?:
+	     xlm_gen_array_open(g);
+	for (unsigned i = 0; !rc && i <= n; i++) {
+		const uint32_t *f = rep->frames_per_round[i];
+		uint32_t all = f[STRM_CODEC_NONE] + f[STRM_CODEC_LZ4] + f[STRM_CODEC_ZSTD];
+		double pct = all ? 100.0 * (all - f[STRM_CODEC_NONE]) / all : 0;
+
+		rc = yajl_gen_double(g, pct) ? -EINVAL : 0;
+	}
+	return rc ?: xlm_gen_array_close(g);
+}
+
 static int gen_report(yajl_gen g, const void *arg)
 {
 	const struct mig_job *j = arg;
@@ -298,15 +326,8 @@ static int gen_report(yajl_gen g, const void *arg)
 	     xlm_gen_kv_str(g, "decision", r->rep.decision ? r->rep.decision : "") ?:
 	     xlm_gen_kv_str(g, "codec", r->rep.codec ? r->rep.codec : "none") ?:
 	     xlm_gen_kv_bool(g, "codec_auto", r->rep.codec_auto) ?:
-	     xlm_gen_str(g, "compressed_pct_per_round") ?: xlm_gen_array_open(g);
-	/* Per round as pages_per_round: the share of its frames compressed. */
-	for (unsigned i = 0; !rc && i <= r->rep.rounds && i <= MIG_MAX_ROUNDS_LIMIT; i++) {
-		uint32_t n = r->rep.frames_per_round[i];
-		double pct = n ? 100.0 * r->rep.packed_per_round[i] / n : 0;
-
-		rc = yajl_gen_double(g, pct) ? -EINVAL : 0;
-	}
-	return rc ?: xlm_gen_array_close(g) ?: xlm_gen_map_close(g);
+	     gen_codec_rounds(g, &r->rep);
+	return rc ?: xlm_gen_map_close(g);
 }
 
 static void job_unlink(struct mig_job *j)

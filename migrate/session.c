@@ -226,13 +226,11 @@ static int setup_stream(struct mig_session *s)
 
 static void count_frames(struct mig_session *s, unsigned round, const struct strm_frame_stats *fs)
 {
-	uint64_t frames = fs->frames - s->fs_last.frames;
-	uint64_t raw = fs->frames_stored_raw - s->fs_last.frames_stored_raw;
-
 	if (round > MIG_MAX_ROUNDS_LIMIT)
 		return;
-	s->rep.frames_per_round[round] = (uint32_t)frames;
-	s->rep.packed_per_round[round] = (uint32_t)(frames - raw);
+	for (unsigned c = 0; c <= STRM_CODEC_ZSTD; c++)
+		s->rep.frames_per_round[round][c] =
+			(uint32_t)(fs->frames_by_codec[c] - s->fs_last.frames_by_codec[c]);
 	s->fs_last = *fs;
 }
 

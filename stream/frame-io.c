@@ -31,9 +31,10 @@ struct frame_io {
 	bool autoc;
 	double cap_bps;	  /* the caller's pacing, stored bytes/s; 0: none */
 	double link_bps;  /* the link's rate when it held us up; 0: it never did */
-	double comp_bps;  /* raw bytes/s through the compressor */
-	double ratio;	  /* raw / stored of the compressor */
-	uint64_t nprobe;  /* frames since the compressor last ran */
+	double comp_bps[STRM_FRAME_NCODECS]; /* raw bytes/s through each compressor */
+	double ratio[STRM_FRAME_NCODECS];    /* raw / stored of each */
+	uint64_t nprobe;		     /* frames since a compressor was last probed */
+	unsigned probe;			     /* the index in auto_codecs probed last */
 	double win_t0;	  /* the current measuring window: its start, */
 	double win_wait;  /* the seconds lower's writes spent off the CPU, */
 	uint64_t win_bytes; /* and the stored bytes written */
@@ -55,55 +56,69 @@ static int lower_failed(struct frame_io *f, int err)
 
 /* ---- writer --------------------------------------------------------------- */
 
-/* Frames between two runs of the compressor while auto sends raw. */
-#define AUTO_PROBE_EVERY 16
+/* Frames between two probes of a compressor auto is not using. */
+#define AUTO_PROBE_EVERY 32
 /* Stored bytes per measuring window of the link. */
 #define AUTO_WINDOW (4u << 20)
+
+/* The compressors auto weighs: lz4 is the faster, zstd -1 the tighter. */
+static const enum strm_codec auto_codecs[] = {STRM_CODEC_LZ4, STRM_CODEC_ZSTD};
+#define AUTO_NCODECS (sizeof(auto_codecs) / sizeof(auto_codecs[0]))
 
 /*
  * The auto rule, per frame. The compressor and the link work as a
  * pipeline (the kernel sends while we compress the next frame), so with a
  * link of L stored bytes/s and a compressor of C raw bytes/s at ratio r,
- * raw frames move L raw bytes/s and compressed ones min(C, L * r). That
- * is more only when the link holds the sender up and C > L (and r > 1):
- * compress then, with margins (C > 1.25 L, r >= 1.1) for the CPU the
- * write path itself needs. Here lz4 runs at ~0.5 GB/s per core on guest
- * pages (research/limits.md: break-even about 2 Gbit/s per core), so a
- * fast link sends raw. L is measured in windows of AUTO_WINDOW bytes
- * (auto_window), or is the caller's pacing when that is lower. Until the
- * compressor has been measured, and every AUTO_PROBE_EVERY frames while
- * sending raw, it runs anyway to refresh C and r (the frame is still sent
- * compressed when that is smaller).
+ * raw frames move L raw bytes/s and compressed ones min(C, L * r): more
+ * only when the link holds the sender up and C > L. Of raw, lz4 and zstd
+ * -1 the one that moves most is used, with margins (C / 1.25, r >= 1.1)
+ * for the CPU the write path itself needs. Here lz4 runs at ~0.45 GB/s and
+ * zstd -1 at ~0.35 GB/s per core on guest pages, zstd 5-10 % tighter, so a
+ * 1 Gbit link gets zstd, 2.5 Gbit lz4 and a fast one raw (research/
+ * limits.md). L is measured in windows of AUTO_WINDOW bytes (auto_window),
+ * or is the caller's pacing when that is lower. Each compressor runs once
+ * before anything is judged, then one not in use every AUTO_PROBE_EVERY
+ * frames, in turn, to refresh C and r (the frame is still sent compressed
+ * when that is smaller).
  */
-static bool auto_compress(struct frame_io *f)
+static const struct strm_codec_ops *auto_pick(struct frame_io *f)
 {
-	double link;
+	const struct strm_codec_ops *best = NULL;
+	double link, best_bps;
 
-	if (!f->autoc)
-		return true;
-	if (!f->comp_bps || ++f->nprobe >= AUTO_PROBE_EVERY) {
-		f->nprobe = 0;
-		return true;
-	}
+	for (unsigned i = 0; i < AUTO_NCODECS; i++)
+		if (!f->comp_bps[auto_codecs[i]])
+			return strm_codec_ops_get(auto_codecs[i]);
 	link = f->link_bps;
 	if (f->cap_bps > 0 && (!link || f->cap_bps < link))
 		link = f->cap_bps;
-	if (!link)
-		return false; /* the link never held us up: the CPU is the limit */
-	if (f->ratio >= 1.1 && f->comp_bps > 1.25 * link) {
-		f->nprobe = 0;
-		return true;
+	best_bps = link;
+	for (unsigned i = 0; link && i < AUTO_NCODECS; i++) {
+		enum strm_codec c = auto_codecs[i];
+		double bps = MIN(f->comp_bps[c] / 1.25, link * f->ratio[c]);
+
+		if (f->ratio[c] >= 1.1 && bps > best_bps) {
+			best = strm_codec_ops_get(c);
+			best_bps = bps;
+		}
 	}
-	return false;
+	if (++f->nprobe >= AUTO_PROBE_EVERY) {
+		f->nprobe = 0;
+		f->probe = (f->probe + 1) % AUTO_NCODECS;
+		if (!best || best->id != auto_codecs[f->probe])
+			return strm_codec_ops_get(auto_codecs[f->probe]);
+	}
+	return best; /* NULL: raw (a link that never held us up, too) */
 }
 
-static void auto_measured(struct frame_io *f, size_t raw, size_t stored, double dt)
+static void auto_measured(struct frame_io *f, enum strm_codec c, size_t raw, size_t stored,
+			  double dt)
 {
-	double r = (double)raw / (double)stored, c = dt > 0 ? (double)raw / dt : 0;
+	double r = (double)raw / (double)stored, bps = dt > 0 ? (double)raw / dt : 0;
 
-	f->ratio = f->ratio ? 0.75 * f->ratio + 0.25 * r : r;
-	if (c > 0)
-		f->comp_bps = f->comp_bps ? 0.75 * f->comp_bps + 0.25 * c : c;
+	f->ratio[c] = f->ratio[c] ? 0.75 * f->ratio[c] + 0.25 * r : r;
+	if (bps > 0)
+		f->comp_bps[c] = f->comp_bps[c] ? 0.75 * f->comp_bps[c] + 0.25 * bps : bps;
 }
 
 /*
@@ -113,8 +128,8 @@ static void auto_measured(struct frame_io *f, size_t raw, size_t stored, double 
  * if the writes waited for at least half of its wall time, the link held
  * the sender up and its rate is the window's. Encryption inside the
  * write is CPU time, not waiting, so a fast link that only looks busy is
- * not taken for a slow one. A window faster than the link was thought to
- * be means it got faster.
+ * not taken for a slow one. Other windows say nothing of the link: one
+ * that starts on empty socket buffers runs faster than the link can.
  */
 static void auto_window(struct frame_io *f, size_t stored, double waited)
 {
@@ -130,8 +145,6 @@ static void auto_window(struct frame_io *f, size_t stored, double waited)
 	bps = wall > 0 ? (double)f->win_bytes / wall : 0;
 	if (bps > 0 && f->win_wait >= 0.5 * wall)
 		f->link_bps = f->link_bps ? 0.5 * f->link_bps + 0.5 * bps : bps;
-	else if (f->link_bps && bps > f->link_bps)
-		f->link_bps = bps;
 	f->win_t0 = now;
 	f->win_bytes = 0;
 	f->win_wait = 0;
@@ -153,26 +166,30 @@ static int emit(struct frame_io *f, const uint8_t *raw, size_t len, uint16_t fla
 				   .stored_len = (uint32_t)len,
 				   .seq = f->seq};
 	const uint8_t *stored = raw;
+	const struct strm_codec_ops *codec;
 	uint8_t hdr[STRM_FRAME_HDR_LEN];
 	struct iovec iov[2];
 	double t_write = 0, cpu_write = 0;
 	int err;
 
-	if (len && f->codec->id != STRM_CODEC_NONE && auto_compress(f)) {
+	if (!len || f->codec->id == STRM_CODEC_NONE)
+		codec = NULL;
+	else
+		codec = f->autoc ? auto_pick(f) : f->codec;
+	if (codec) {
 		double t0 = f->autoc ? ferry_now_s() : 0;
-		ssize_t n =
-			f->codec->compress(&f->states[f->codec->id], f->out, f->out_cap, raw, len);
+		ssize_t n = codec->compress(&f->states[codec->id], f->out, f->out_cap, raw, len);
 
 		if (f->autoc && n > 0)
-			auto_measured(f, len, (size_t)n, ferry_now_s() - t0);
+			auto_measured(f, codec->id, len, (size_t)n, ferry_now_s() - t0);
 
 		if (n == -ENOMEM)
 			return strm_io_fail(&f->io, -ENOMEM,
 					    "frame %" PRIu64 ": out of memory in %s", f->seq,
-					    f->codec->name);
+					    codec->name);
 		/* Not smaller (or not compressible within the bound): raw. */
 		if (n > 0 && (size_t)n < len) {
-			h.codec = (uint8_t)f->codec->id;
+			h.codec = (uint8_t)codec->id;
 			h.stored_len = (uint32_t)n;
 			stored = f->out;
 		}
@@ -198,6 +215,8 @@ static int emit(struct frame_io *f, const uint8_t *raw, size_t len, uint16_t fla
 	f->stats.stored_bytes += sizeof(hdr) + h.stored_len;
 	if (len && h.codec == STRM_CODEC_NONE)
 		f->stats.frames_stored_raw++;
+	if (len)
+		f->stats.frames_by_codec[h.codec]++;
 	return 0;
 }
 
@@ -336,6 +355,19 @@ int strm_io_frame_writer_auto(struct strm_io *io, double cap_bps)
 	f = container_of(io, struct frame_io, io);
 	if (f->codec->id == STRM_CODEC_NONE)
 		return -EINVAL;
+	/* Any of auto's compressors may fill the out buffer. */
+	for (unsigned i = 0; i < AUTO_NCODECS; i++) {
+		size_t cap = strm_codec_ops_get(auto_codecs[i])->bound(f->frame_size);
+
+		if (cap > f->out_cap) {
+			uint8_t *out = realloc(f->out, cap);
+
+			if (!out)
+				return -ENOMEM;
+			f->out = out;
+			f->out_cap = cap;
+		}
+	}
 	f->autoc = true;
 	f->cap_bps = cap_bps > 0 ? cap_bps : 0;
 	return 0;
@@ -432,6 +464,8 @@ static ssize_t next_frame(struct frame_io *f, void *dst, size_t dst_len)
 	f->stats.stored_bytes += STRM_FRAME_HDR_LEN + h.stored_len;
 	if (h.raw_len && h.codec == STRM_CODEC_NONE)
 		f->stats.frames_stored_raw++;
+	if (h.raw_len)
+		f->stats.frames_by_codec[h.codec]++;
 	if (h.flags & STRM_FRAME_F_END) {
 		f->done = true;
 		f->end_off = off;

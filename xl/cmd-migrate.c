@@ -134,11 +134,14 @@ static void progress_end(struct progress *p)
 	p->shown = false;
 }
 
-/* "lz4 (auto): compressed 100% 12% 0% of frames per round" */
+/* "auto, per round: zstd 97% lz4 100% none 0%" (the codec most frames of
+ * the round went in, and the share of its frames sent compressed) */
 static void print_codec(yajl_val r)
 {
 	static const char *cpr_path[] = { "compressed_pct_per_round", NULL };
+	static const char *names_path[] = { "codec_per_round", NULL };
 	yajl_val cpr = yajl_tree_get(r, cpr_path, yajl_t_array);
+	yajl_val names = yajl_tree_get(r, names_path, yajl_t_array);
 	const char *codec = xlm_json_str(r, "codec") ?: "none";
 	bool is_auto = YAJL_IS_TRUE(yajl_tree_get(r, (const char *[]){ "codec_auto", NULL },
 						  yajl_t_any));
@@ -147,12 +150,12 @@ static void print_codec(yajl_val r)
 		printf("  compression       none\n");
 		return;
 	}
-	printf("  compression       %s%s, frames compressed per round:", codec,
-	       is_auto ? " (auto)" : "");
-	for (size_t i = 0; cpr && i < cpr->u.array.len; i++) {
-		yajl_val v = cpr->u.array.values[i];
+	printf("  compression       %s, per round:", is_auto ? "auto" : codec);
+	for (size_t i = 0; cpr && names && i < cpr->u.array.len && i < names->u.array.len; i++) {
+		yajl_val v = cpr->u.array.values[i], n = names->u.array.values[i];
 
-		printf(" %.0f%%", YAJL_IS_NUMBER(v) ? YAJL_GET_DOUBLE(v) : 0);
+		printf(" %s %.0f%%", YAJL_IS_STRING(n) ? YAJL_GET_STRING(n) : "?",
+		       YAJL_IS_NUMBER(v) ? YAJL_GET_DOUBLE(v) : 0);
 	}
 	printf("\n");
 }

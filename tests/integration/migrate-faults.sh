@@ -296,7 +296,7 @@ run_backend() { # BACKEND
 	done
 	check "$b 5 --json (auto): one compressed share per round, stop-and-copy too" \
 		python3 -c 'import json,sys; r=json.load(sys.stdin)
-sys.exit(not (r["codec_auto"] and len(r["compressed_pct_per_round"]) == len(r["pages_per_round"]) == r["rounds"] + 1))' \
+sys.exit(not (r["codec_auto"] and len(r["compressed_pct_per_round"]) == len(r["codec_per_round"]) == len(r["pages_per_round"]) == r["rounds"] + 1))' \
 		<"$TMP/report-auto.json"
 
 	# guest memory like a real guest's: lz4 compresses round 0's frames,
@@ -308,7 +308,7 @@ sys.exit(not (r["codec_auto"] and len(r["compressed_pct_per_round"]) == len(r["p
 	moved_to_b "$b 5 data=mix --compress lz4"
 	check "$b 5 data=mix --compress lz4: most of round 0's frames went compressed" \
 		python3 -c 'import json,sys; r=json.load(sys.stdin)
-sys.exit(not (r["codec"] == "lz4" and not r["codec_auto"] and r["compressed_pct_per_round"][0] >= 50))' \
+sys.exit(not (r["codec"] == "lz4" and not r["codec_auto"] and r["codec_per_round"][0] == "lz4" and r["compressed_pct_per_round"][0] >= 50))' \
 		<"$TMP/report.json"
 
 	# a hot guest that cannot converge in 3 rounds to 1 ms

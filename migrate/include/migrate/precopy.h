@@ -77,11 +77,10 @@ struct mig_report {
 	double state_cost_ms;
 	const char *decision;	   /* static string */
 	uint64_t frames, frames_raw;
-	/* Per round as pages_per_round (frames mode only): frames written
-	 * and how many went compressed, so a report says what auto chose;
-	 * the codec frames use (auto: the one it may choose). */
-	uint32_t frames_per_round[MIG_MAX_ROUNDS_LIMIT + 1];
-	uint32_t packed_per_round[MIG_MAX_ROUNDS_LIMIT + 1];
+	/* Per round as pages_per_round (frames mode only): its frames by
+	 * the codec they went in (enum strm_codec), so a report says what
+	 * auto chose; the codec asked for (auto: lz4 or zstd, per frame). */
+	uint32_t frames_per_round[MIG_MAX_ROUNDS_LIMIT + 1][STRM_CODEC_ZSTD + 1];
 	const char *codec; /* static: "none", "lz4", "zstd" */
 	bool codec_auto;
 };
