@@ -293,9 +293,13 @@ static void *run_side(void *arg)
 	struct job *j = arg;
 	struct strm_io *io = NULL, *low = NULL;
 	struct strm_frame_stats st;
+	char name[16];
 	double c0;
 	int rc;
 
+	/* perf report --comm s:tls: one path's sender alone */
+	snprintf(name, sizeof(name), "%c:%s", j->sender ? 's' : 'r', path_names[j->path]);
+	pthread_setname_np(pthread_self(), name);
 	rc = open_io(j, &io, &low);
 	pthread_barrier_wait(j->go);
 	if (rc) {
