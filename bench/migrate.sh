@@ -7,7 +7,8 @@
 # workload to run, `xl migrate --json` it to B, read the report, check that
 # a verify guest printed "verify: resume ... mismatches=0" on B, destroy it.
 # Prints one table beside QEMU's figures (research/qemu-baseline.md) and the
-# targets with met/MISSED, the page path's TLS line (bench-pagepath), and
+# targets with met/MISSED, the page path's TLS line (bench-pagepath; per run,
+# round 0's wire rate against its raw-tls line on stderr), and
 # ferryd's own memory (RssAnon) during the 4 GiB migrations.
 # Figures, not a test: the exit status is 0 unless the set-up fails.
 #
@@ -206,6 +207,22 @@ declare -A S_PAGES=([idle]=0 [idlefull]=0 [r50]=65536 [r200]=65536 [big]=131072)
 RESULTS="$OUT/results.jsonl"
 : >"$RESULTS"
 
+# round0 LINES: A's log past its first LINES lines has the migration's
+# "round 0: N pages, X MB in T s": its wire rate beside bench-pagepath's
+# raw-tls and tls x1 (issue 14: the real page path against raw TLS)
+round0() {
+	local r0
+	r0=$(tail -n +$(($1 + 1)) "$TMP/state-A/ferryd.log" 2>/dev/null |
+		grep -m1 -o 'round 0: [0-9]* pages, [0-9.]* MB in [0-9.]* s')
+	[[ -n $r0 ]] || return 0
+	awk -v raw="$RAW_GIBS" -v tls="$TLS_WIRE_GIBS" '$8 > 0 {
+		g = $5 * 1e6 / $8 / 2^30
+		printf "         %s = %.2f GiB/s on the wire", $0, g
+		if (raw > 0)
+			printf ", %.0f %% of raw-tls %.2f (bench-pagepath tls x1 %.2f)", 100 * g / raw, raw, tls
+		printf "\n" }' <<<"$r0" >&2
+}
+
 # one_run SCENARIO CODEC RUN: appends one JSON line to $RESULTS
 one_run() {
 	local s=$1 c=$2 r=$3 name="mb-$1-$2-$3" cfg="$TMP/mb-$1-$2-$3.cfg"
@@ -233,9 +250,10 @@ CFG
 	: >"$samples"
 	sampler "$samples" "$(ferryd_pid A)" "$(ferryd_pid B)" &
 	SAMPLER=$!
-	local la lb
+	local la lb l0
 	la=$(stat -c %s "$TMP/runlog-A" 2>/dev/null || echo 0)
 	lb=$(stat -c %s "$TMP/runlog-B" 2>/dev/null || echo 0)
+	l0=$(wc -l <"$TMP/state-A/ferryd.log" 2>/dev/null) || l0=0
 	local t0=$(date +%s.%N)
 	xlh A migrate --json --compress "$c" "$name" "$B_ADDR:$PORT" \
 		>"$OUT/report-$name.json" 2>"$OUT/migrate-$name.err"
@@ -296,6 +314,7 @@ for line in open(samples):
 o["peak"] = {"anonA": peak[0], "shmA": peak[1], "anonB": peak[2], "shmB": peak[3]}
 print(json.dumps(o))
 PY
+	round0 "$l0"
 	local line
 	line=$(tail -n 1 "$RESULTS")
 	python3 -c 'import json,sys; o=json.loads(sys.argv[1]); r=o.get("report",{})
@@ -320,6 +339,7 @@ start_host B $B_ADDR || { echo "ferryd B does not start (see $OUT/ferryd-B.out)"
 
 # --- the page path alone ---------------------------------------------------
 TLS_GIBS=1.08 TLS_WIRE=1.67 TLS_SRC="limits.md section 4 (bench-pagepath not run)" PP_LINE=
+RAW_GIBS= TLS_WIRE_GIBS=
 if ((PAGEPATH)) && [[ -x "$PAGEPATH_BIN" ]]; then
 	echo "# bench-pagepath 2 1 tls ..." >&2
 	timeout 600 "$PAGEPATH_BIN" 2 1 tls >"$OUT/pagepath.txt" 2>&1
@@ -332,6 +352,10 @@ if ((PAGEPATH)) && [[ -x "$PAGEPATH_BIN" ]]; then
 		TLS_GIBS=$g TLS_SRC="bench-pagepath tls x1, measured"
 		[[ $w =~ ^[0-9.]+$ ]] && TLS_WIRE=$w
 	fi
+	# wire GiB/s, the third field from the end: raw-tls's, the ceiling
+	RAW_GIBS=$(awk '$1 == "raw-tls" && $2 == 1 { print $(NF - 2) }' "$OUT/pagepath.txt")
+	TLS_WIRE_GIBS=$(awk '{ print $(NF - 2) }' <<<"$PP_LINE")
+	grep -E '^raw-tls x1|\[(met|MISSED)\]' "$OUT/pagepath.txt" >&2
 fi
 
 # --- the scenarios ---------------------------------------------------------

@@ -16,6 +16,10 @@
  * - writev coalesces small iovecs into a 256 KiB buffer and writes large
  *   ones straight through SSL_write (topping up the buffer to a record
  *   boundary first, so a frame header does not become its own record).
+ * - The records a writev makes collect in a second buffer and leave in one
+ *   send when it ends (or fills): a send per 16 KiB record cost the sender
+ *   about 0.2 CPU s per GiB here (issue 14). Every writev ends with all its
+ *   bytes handed to the socket, as before.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -45,6 +49,8 @@
 #define TLS_COALESCE	     (256u << 10)
 #define TLS_RECORD	     (16u << 10)
 #define TLS_READ_BUF	     (64u << 10) /* read-ahead buffer: fewer recv calls */
+/* A full coalescing buffer's records with their headers and tags */
+#define TLS_OBUF	     (TLS_COALESCE + TLS_COALESCE / TLS_RECORD * 64)
 #define TLS_HS_TIMEOUT_MS    30000
 #define TLS_CLOSE_TIMEOUT_MS 2000
 #define TLS_CONFIRM	     'F' /* server -> client: your certificate is accepted */
@@ -67,6 +73,8 @@ struct io_tls {
 	bool shut_sent; /* close_notify sent */
 	uint8_t *cbuf;	/* coalescing buffer (TLS_COALESCE), lazily */
 	size_t clen;
+	uint8_t *obuf; /* records not yet sent (TLS_OBUF), lazily */
+	size_t olen;
 	char addr[TLS_PEER_MAX]; /* peer "ADDR:PORT" */
 	/* The first refusal seen by the verify callback. */
 	int vfy_err;
@@ -94,18 +102,17 @@ static bool sock_wait(struct io_tls *c, short events)
 static BIO_METHOD *sock_method;
 static pthread_once_t sock_method_once = PTHREAD_ONCE_INIT;
 
-static int sock_write(BIO *b, const char *buf, int len)
+/* One send of up to len bytes; -1 with sys_errno set on failure. */
+static ssize_t sock_send(struct io_tls *c, const void *buf, size_t len)
 {
-	struct io_tls *c = BIO_get_data(b);
 	ssize_t n;
 
-	BIO_clear_retry_flags(b);
 	if (strm_cancel_fired(c->cancel)) {
 		c->sys_errno = ECANCELED;
 		return -1;
 	}
 	for (;;) {
-		n = send(c->fd, buf, (size_t)len, MSG_NOSIGNAL | (c->waits ? MSG_DONTWAIT : 0));
+		n = send(c->fd, buf, len, MSG_NOSIGNAL | (c->waits ? MSG_DONTWAIT : 0));
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && c->waits && (errno == EAGAIN || errno == EWOULDBLOCK)) {
@@ -115,11 +122,50 @@ static int sock_write(BIO *b, const char *buf, int len)
 		}
 		break;
 	}
-	if (n < 0) {
+	if (n < 0)
 		c->sys_errno = (errno == EAGAIN || errno == EWOULDBLOCK) ? ETIMEDOUT : errno;
-		return -1;
+	return n;
+}
+
+/* Sends the records held in obuf; -1 with sys_errno set on failure. */
+static int obuf_send(struct io_tls *c)
+{
+	size_t off = 0;
+
+	while (off < c->olen) {
+		ssize_t n = sock_send(c, c->obuf + off, c->olen - off);
+
+		if (n < 0)
+			return -1;
+		off += (size_t)n;
 	}
-	return (int)n;
+	c->olen = 0;
+	return 0;
+}
+
+/*
+ * After the handshake, records collect in obuf until the writev that made
+ * them ends (obuf_flush) or OpenSSL flushes (an alert): one send per
+ * coalescing buffer instead of one per 16 KiB record, and the kernel's
+ * per-send and per-packet work with it.
+ */
+static int sock_write(BIO *b, const char *buf, int len)
+{
+	struct io_tls *c = BIO_get_data(b);
+	ssize_t n;
+
+	BIO_clear_retry_flags(b);
+	if (c->obuf && (size_t)len <= TLS_OBUF) {
+		if (c->olen + (size_t)len > TLS_OBUF && obuf_send(c) < 0)
+			return -1;
+		memcpy(c->obuf + c->olen, buf, (size_t)len);
+		c->olen += (size_t)len;
+		return len;
+	}
+	if (c->olen && obuf_send(c) < 0)
+		return -1;
+	n = sock_send(c, buf, (size_t)len);
+	return n < 0 ? -1 : (int)n;
 }
 
 static int sock_read(BIO *b, char *buf, int len)
@@ -159,7 +205,7 @@ static long sock_ctrl(BIO *b, int cmd, long num, void *ptr)
 	(void)num;
 	(void)ptr;
 	switch (cmd) {
-	case BIO_CTRL_FLUSH: return 1;
+	case BIO_CTRL_FLUSH: return !c || obuf_send(c) == 0;
 	case BIO_CTRL_EOF: return c && c->eof;
 	default: return 0;
 	}
@@ -306,6 +352,29 @@ static bool alert_is_refusal(int reason)
 	}
 }
 
+/* Explains a failed socket call from sys_errno (none: the peer went away). */
+static int sys_explain(struct io_tls *c, char *why, size_t len)
+{
+	if (c->sys_errno == ETIMEDOUT) {
+		if (c->waits && c->progress_ms)
+			snprintf(why, len, "no progress for %d ms: the peer is stalled",
+				 c->progress_ms);
+		else
+			snprintf(why, len, "timed out waiting for the peer");
+		return -ETIMEDOUT;
+	}
+	if (c->sys_errno == ECANCELED) {
+		snprintf(why, len, "cancelled");
+		return -ECANCELED;
+	}
+	if (c->sys_errno) {
+		snprintf(why, len, "%s", ferry_strerror(c->sys_errno));
+		return -c->sys_errno;
+	}
+	snprintf(why, len, "peer closed the connection without close_notify (truncated)");
+	return -ECONNRESET;
+}
+
 /*
  * Explains why an SSL call that returned ret failed: the message goes to
  * why, *local says whether this side refused the peer (log as a warning).
@@ -335,26 +404,7 @@ static int tls_explain(struct io_tls *c, int ret, char *why, size_t len, bool *l
 	case SSL_ERROR_ZERO_RETURN:
 		snprintf(why, len, "peer closed the connection (close_notify)");
 		return 0;
-	case SSL_ERROR_SYSCALL:
-		ERR_clear_error();
-		if (c->sys_errno == ETIMEDOUT) {
-			if (c->waits && c->progress_ms)
-				snprintf(why, len, "no progress for %d ms: the peer is stalled",
-					 c->progress_ms);
-			else
-				snprintf(why, len, "timed out waiting for the peer");
-			return -ETIMEDOUT;
-		}
-		if (c->sys_errno == ECANCELED) {
-			snprintf(why, len, "cancelled");
-			return -ECANCELED;
-		}
-		if (c->sys_errno) {
-			snprintf(why, len, "%s", ferry_strerror(c->sys_errno));
-			return -c->sys_errno;
-		}
-		snprintf(why, len, "peer closed the connection without close_notify (truncated)");
-		return -ECONNRESET;
+	case SSL_ERROR_SYSCALL: ERR_clear_error(); return sys_explain(c, why, len);
 	case SSL_ERROR_SSL: break;
 	default:
 		ERR_clear_error();
@@ -466,6 +516,20 @@ static int cbuf_flush(struct io_tls *c)
 	return err;
 }
 
+/* Sends what sock_write held back; the socket's failure is the io's. */
+static int obuf_flush(struct io_tls *c)
+{
+	char why[TLS_WHY_MAX];
+
+	if (!c->olen)
+		return 0;
+	c->sys_errno = 0;
+	if (obuf_send(c) == 0)
+		return 0;
+	return strm_io_fail(&c->io, sys_explain(c, why, sizeof(why)),
+			    "writing to %s at offset %" PRIu64 ": %s", c->addr, c->io.offset, why);
+}
+
 static int tls_writev(struct strm_io *io, const struct iovec *iov, int iovcnt)
 {
 	struct io_tls *c = container_of(io, struct io_tls, io);
@@ -473,6 +537,9 @@ static int tls_writev(struct strm_io *io, const struct iovec *iov, int iovcnt)
 
 	if (!c->cbuf && !(c->cbuf = malloc(TLS_COALESCE)))
 		return -ENOMEM;
+	/* Without it, each record is a send of its own. */
+	if (!c->obuf)
+		c->obuf = malloc(TLS_OBUF);
 	for (int i = 0; i < iovcnt; i++) {
 		const uint8_t *p = iov[i].iov_base;
 		size_t len = iov[i].iov_len;
@@ -500,7 +567,7 @@ static int tls_writev(struct strm_io *io, const struct iovec *iov, int iovcnt)
 		memcpy(c->cbuf + c->clen, p, len);
 		c->clen += len;
 	}
-	return cbuf_flush(c);
+	return cbuf_flush(c) ?: obuf_flush(c);
 }
 
 static void set_timeouts(int fd, int ms)
@@ -521,6 +588,7 @@ static void send_close_notify(struct io_tls *c)
 	ERR_clear_error();
 	(void)SSL_shutdown(c->ssl);
 	ERR_clear_error();
+	(void)obuf_send(c);
 }
 
 static int tls_finish(struct strm_io *io)
@@ -538,6 +606,7 @@ static void conn_free(struct io_tls *c)
 	if (c->fd >= 0)
 		close(c->fd);
 	free(c->cbuf);
+	free(c->obuf);
 	free(c);
 }
 
