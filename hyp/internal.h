@@ -49,6 +49,9 @@ struct hyp_mem {
 	pthread_cond_t prealloc_done;
 };
 
+/* --prealloc leaves the last frame of every 64 MiB a hole (mem.c). */
+#define HYP_MEM_PREALLOC_GAP 16384
+
 /* prealloc: start the populator (hyp_params.prealloc). */
 int hyp__mem_init(struct hyp_mem *m, uint64_t bytes, bool prealloc);
 void hyp__mem_fini(struct hyp_mem *m);

@@ -342,6 +342,15 @@ static void clear_bits(uint64_t *map, uint64_t bit, uint64_t n)
 		bitmap_clear(map, bit);
 }
 
+/*
+ * A SEEK_HOLE scans the pool's data page by page to the end of its extent:
+ * 6 ms per GiB here. A pool backed whole would be one extent, so releasing
+ * a domain (under the pool's lock) or listing what a save sends would scan
+ * from its frames to the end of the pool (25 ms for 4 GiB). The populator
+ * leaves one hole per HYP_MEM_PREALLOC_GAP frames (internal.h), which
+ * bounds that to 64 MiB of free frames.
+ */
+
 /* Frames the populator holds at a time: 4 MiB, 5-15 ms of the host's
  * backing here, the longest an allocation may wait for them. */
 #define PREALLOC_WINDOW 1024
@@ -351,11 +360,16 @@ static void clear_bits(uint64_t *map, uint64_t bit, uint64_t n)
  * itself a VM, a page the host below has not backed costs 2.5-3.5 s/GiB
  * on first write, 10x the copy, so the first restore into a fresh ferryd
  * ran 3x as long as one into a ferryd that had held a domain. This gives
- * every free hole a page at nice 19, from the top of the pool down (fresh
- * domains take holes from the bottom), and makes it warm: what a restore
- * swaps in. A window's free holes are taken out of free_map while they are
- * written (zeros, by pwrite: no mapping, no page tables), so no domain
- * ever owns a frame this writes; populate() waits for them if it must.
+ * the free holes of the pool's top half a page each at nice 19, from the
+ * top down, and makes them warm: what a restore swaps in. Only half: a
+ * restore's domain is first built on holes (taken from the bottom), which
+ * the warm frames then replace as the stream writes, so a guest of S
+ * frames gets min(S, pool - S) warm ones whether half the pool is backed
+ * or all of it; backing all would hold twice the memory and have the
+ * domain's build punch the warm frames it takes. A window's free holes are
+ * taken out of free_map while they are written (zeros, by pwrite: no
+ * mapping, no page tables), so no domain ever owns a frame this writes;
+ * populate() waits for them if it must.
  */
 static void *prealloc_pool(void *arg)
 {
@@ -366,13 +380,17 @@ static void *prealloc_pool(void *arg)
 	double t0 = ferry_now_s();
 
 	setpriority(PRIO_PROCESS, (id_t)gettid(), 19);
-	while (hi && !m->prealloc_stop) {
-		uint64_t lo = hi > PREALLOC_WINDOW ? hi - PREALLOC_WINDOW : 0, n = 0;
+	while (hi > m->nframes / 2 && !m->prealloc_stop) {
+		uint64_t half = m->nframes / 2, n = 0;
+		uint64_t lo = hi > half + PREALLOC_WINDOW ? hi - PREALLOC_WINDOW : half;
 
 		lo &= ~63ULL;
 		pthread_mutex_lock(&m->lock);
 		for (uint64_t w = lo / 64; w * 64 < hi; w++) {
 			mask[w - lo / 64] = avail(m, w, F_COLD);
+			/* The last frame of every HYP_MEM_PREALLOC_GAP stays a hole. */
+			if (w % (HYP_MEM_PREALLOC_GAP / 64) == HYP_MEM_PREALLOC_GAP / 64 - 1)
+				mask[w - lo / 64] &= ~(1ULL << 63);
 			m->free_map[w] &= ~mask[w - lo / 64];
 			n += (uint64_t)__builtin_popcountll(mask[w - lo / 64]);
 		}
@@ -406,7 +424,8 @@ static void *prealloc_pool(void *arg)
 		hi = lo;
 	}
 	log_info("memory pool: %llu MiB of free frames backed in %.1f s (--prealloc)%s",
-		 (unsigned long long)(n_done >> 8), ferry_now_s() - t0, hi ? ", stopped" : "");
+		 (unsigned long long)(n_done >> 8), ferry_now_s() - t0,
+		 hi > m->nframes / 2 ? ", stopped" : "");
 	return NULL;
 }
 
