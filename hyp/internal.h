@@ -38,8 +38,8 @@ struct hyp_mem {
 	pthread_t toucher;
 	bool toucher_on;
 	volatile int toucher_stop;
-	/* --prealloc: gives every free hole a host page once, in the
-	 * background (mem.c); the frames it holds meanwhile are not free in
+	/* --prealloc: gives the free holes of the pool's top half a host
+	 * page once, in the background (mem.c); the frames it holds meanwhile are not free in
 	 * free_map but are counted in nfree, and prealloc_done is signalled
 	 * when they are back */
 	pthread_t prealloc;
