@@ -50,6 +50,12 @@ static void usage(FILE *f)
 		"  --memory SIZE      machine memory pool, e.g. 4G, 512M (default 4G), at most\n"
 		"                     RAM plus swap; what a destroyed domain held stays for\n"
 		"                     the next restore\n"
+		"  --prealloc         back half the pool with host memory from the start, in\n"
+		"                     the background at low priority, as if a domain had\n"
+		"                     held it: the first restore or incoming migration then\n"
+		"                     writes into memory the host has (a guest up to half\n"
+		"                     the pool wholly). ferryd holds that memory from then\n"
+		"                     on (default: off)\n"
 		"  --guest PATH       the built-in guest ELF (default: guests/ferry-guest.elf\n"
 		"                     next to this binary)\n"
 		"  --log-level L      error, warning, info or debug (default info)\n"
@@ -129,7 +135,8 @@ static int memory_check(const char *arg, uint64_t bytes)
 
 enum { OPT_RUN = 256, OPT_STATE, OPT_BACKEND, OPT_PCPUS, OPT_MEMORY, OPT_GUEST,
        OPT_LOGLEVEL, OPT_LISTEN, OPT_TLSDIR, OPT_TLSNAME, OPT_INSECURE,
-       OPT_NOXS, OPT_NETTIMEOUT, OPT_ONSTOP, OPT_STOPTIMEOUT, OPT_SNAPDEDUP, OPT_RUNLOG };
+       OPT_NOXS, OPT_NETTIMEOUT, OPT_ONSTOP, OPT_STOPTIMEOUT, OPT_SNAPDEDUP, OPT_RUNLOG,
+       OPT_PREALLOC };
 
 /* A whole number in [1, max] for --name (what: the unit, for the message). */
 static int parse_count(const char *name, const char *arg, unsigned long max, const char *what,
@@ -214,6 +221,7 @@ static int parse_opt(int opt, const char *arg, struct ferryd_opts *o, bool *memo
 		o->snapshot_dedup_host = !strcmp(arg, "host");
 		return 0;
 	case OPT_RUNLOG: o->run_log = arg; return 0;
+	case OPT_PREALLOC: o->prealloc = true; return 0;
 	case 'F': o->foreground = true; return 0;
 	case 'h': usage(stdout); exit(0);
 	default: usage(stderr); return -EINVAL;
@@ -288,6 +296,7 @@ static int parse_args(int argc, char **argv, struct ferryd_opts *o)
 		{ "stop-timeout", required_argument, NULL, OPT_STOPTIMEOUT },
 		{ "snapshot-dedup", required_argument, NULL, OPT_SNAPDEDUP },
 		{ "run-log", required_argument, NULL, OPT_RUNLOG },
+		{ "prealloc", no_argument, NULL, OPT_PREALLOC },
 		{ "foreground", no_argument, NULL, 'F' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
@@ -591,6 +600,7 @@ static int hyp_start(const struct ferryd_opts *o, struct ctl_server *srv,
 	hp->backend = o->backend;
 	hp->pcpus = o->pcpus;
 	hp->memory_bytes = o->memory_bytes;
+	hp->prealloc = o->prealloc;
 	hp->state_dir = o->state_dir;
 	hp->guest_elf = o->guest;
 	hp->soft_guest = &wl_soft_guest_ops; /* the built-in guest's workloads */

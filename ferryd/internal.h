@@ -62,6 +62,7 @@ struct ferryd_opts {
 	const char *backend;
 	unsigned pcpus;
 	uint64_t memory_bytes;
+	bool prealloc; /* --prealloc: back the pool's free frames from the start */
 	bool foreground;
 	char guest[4096];
 	/* migration (ctl-migrate.c) */

@@ -38,9 +38,22 @@ struct hyp_mem {
 	pthread_t toucher;
 	bool toucher_on;
 	volatile int toucher_stop;
+	/* --prealloc: gives the free holes of the pool's top half a host
+	 * page once, in the background (mem.c); the frames it holds meanwhile are not free in
+	 * free_map but are counted in nfree, and prealloc_done is signalled
+	 * when they are back */
+	pthread_t prealloc;
+	bool prealloc_on;
+	volatile int prealloc_stop;
+	uint64_t prealloc_held;
+	pthread_cond_t prealloc_done;
 };
 
-int hyp__mem_init(struct hyp_mem *m, uint64_t bytes);
+/* --prealloc leaves the last frame of every 64 MiB a hole (mem.c). */
+#define HYP_MEM_PREALLOC_GAP 16384
+
+/* prealloc: start the populator (hyp_params.prealloc). */
+int hyp__mem_init(struct hyp_mem *m, uint64_t bytes, bool prealloc);
 void hyp__mem_fini(struct hyp_mem *m);
 /* Allocates frames for gfns [gfn, gfn + n) of domid, filling p2m[] and
  * mapping each extent at hva + gfn * 4 KiB. All or nothing. They read as

@@ -11,9 +11,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "common/bitmap.h"
+#include "common/clock.h"
 #include "common/compiler.h"
 #include "common/err.h"
 #include "common/hugemap.h"
@@ -40,7 +42,9 @@ static void *touch_m2p(void *arg)
 	return NULL;
 }
 
-int hyp__mem_init(struct hyp_mem *m, uint64_t bytes)
+static void *prealloc_pool(void *arg);
+
+int hyp__mem_init(struct hyp_mem *m, uint64_t bytes, bool prealloc)
 {
 	uint64_t words;
 	int err;
@@ -81,8 +85,16 @@ int hyp__mem_init(struct hyp_mem *m, uint64_t bytes)
 		m->free_map[words - 1] = (1ULL << (m->nframes % 64)) - 1;
 	m->nfree = m->nframes;
 	pthread_mutex_init(&m->lock, NULL);
+	pthread_cond_init(&m->prealloc_done, NULL);
 	/* Without it the first domains only pay the touches themselves. */
 	m->toucher_on = !pthread_create(&m->toucher, NULL, touch_m2p, m);
+	if (prealloc) {
+		err = -pthread_create(&m->prealloc, NULL, prealloc_pool, m);
+		if (err)
+			log_warn("starting the pool's populator: %s; --prealloc is off",
+				 ferry_strerror(-err));
+		m->prealloc_on = !err;
+	}
 	return 0;
 
 err_maps:
@@ -102,10 +114,15 @@ void hyp__mem_fini(struct hyp_mem *m)
 		m->toucher_stop = 1;
 		pthread_join(m->toucher, NULL);
 	}
+	if (m->prealloc_on) {
+		m->prealloc_stop = 1;
+		pthread_join(m->prealloc, NULL);
+	}
 	munmap(m->free_map, BITMAP_BYTES(m->nframes));
 	munmap(m->warm_map, BITMAP_BYTES(m->nframes));
 	ferry_hugeunmap(m->m2p, m->nframes * 8);
 	close(m->memfd);
+	pthread_cond_destroy(&m->prealloc_done);
 	pthread_mutex_destroy(&m->lock);
 }
 
@@ -326,6 +343,93 @@ static void clear_bits(uint64_t *map, uint64_t bit, uint64_t n)
 }
 
 /*
+ * A SEEK_HOLE scans the pool's data page by page to the end of its extent:
+ * 6 ms per GiB here. A pool backed whole would be one extent, so releasing
+ * a domain (under the pool's lock) or listing what a save sends would scan
+ * from its frames to the end of the pool (25 ms for 4 GiB). The populator
+ * leaves one hole per HYP_MEM_PREALLOC_GAP frames (internal.h), which
+ * bounds that to 64 MiB of free frames.
+ */
+
+/* Frames the populator holds at a time: 4 MiB, 5-15 ms of the host's
+ * backing here, the longest an allocation may wait for them. */
+#define PREALLOC_WINDOW 1024
+
+/*
+ * --prealloc, Xen's bootscrub=idle for this pool: on a machine that is
+ * itself a VM, a page the host below has not backed costs 2.5-3.5 s/GiB
+ * on first write, 10x the copy, so the first restore into a fresh ferryd
+ * ran 3x as long as one into a ferryd that had held a domain. This gives
+ * the free holes of the pool's top half a page each at nice 19, from the
+ * top down, and makes them warm: what a restore swaps in. Only half: a
+ * restore's domain is first built on holes (taken from the bottom), which
+ * the warm frames then replace as the stream writes, so a guest of S
+ * frames gets min(S, pool - S) warm ones whether half the pool is backed
+ * or all of it; backing all would hold twice the memory and have the
+ * domain's build punch the warm frames it takes. A window's free holes are
+ * taken out of free_map while they are written (zeros, by pwrite: no
+ * mapping, no page tables), so no domain ever owns a frame this writes;
+ * populate() waits for them if it must.
+ */
+static void *prealloc_pool(void *arg)
+{
+	static uint8_t zeros[64 << 10];
+	struct hyp_mem *m = arg;
+	uint64_t mask[PREALLOC_WINDOW / 64 + 1]; /* + 1: lo is rounded down */
+	uint64_t hi = m->nframes, n_done = 0;
+	double t0 = ferry_now_s();
+
+	setpriority(PRIO_PROCESS, (id_t)gettid(), 19);
+	while (hi > m->nframes / 2 && !m->prealloc_stop) {
+		uint64_t half = m->nframes / 2, n = 0;
+		uint64_t lo = hi > half + PREALLOC_WINDOW ? hi - PREALLOC_WINDOW : half;
+
+		lo &= ~63ULL;
+		pthread_mutex_lock(&m->lock);
+		for (uint64_t w = lo / 64; w * 64 < hi; w++) {
+			mask[w - lo / 64] = avail(m, w, F_COLD);
+			/* The last frame of every HYP_MEM_PREALLOC_GAP stays a hole. */
+			if (w % (HYP_MEM_PREALLOC_GAP / 64) == HYP_MEM_PREALLOC_GAP / 64 - 1)
+				mask[w - lo / 64] &= ~(1ULL << 63);
+			m->free_map[w] &= ~mask[w - lo / 64];
+			n += (uint64_t)__builtin_popcountll(mask[w - lo / 64]);
+		}
+		m->prealloc_held = n;
+		pthread_mutex_unlock(&m->lock);
+		for (uint64_t f = lo; f < hi && n; f++) {
+			uint64_t len = 0;
+
+			while (f + len < hi && bitmap_test(mask, f + len - lo) &&
+			       len < sizeof(zeros) >> PAGE_SHIFT)
+				len++;
+			/* An error leaves the frame a hole, still free and cold. */
+			if (len && pwrite(m->memfd, zeros, len << PAGE_SHIFT,
+					  (off_t)(f << PAGE_SHIFT)) != (ssize_t)(len << PAGE_SHIFT))
+				for (uint64_t k = 0; k < len; k++)
+					bitmap_clear(mask, f + k - lo);
+			f += len ? len - 1 : 0;
+		}
+		pthread_mutex_lock(&m->lock);
+		for (uint64_t w = lo / 64; w * 64 < hi; w++) {
+			uint64_t back = mask[w - lo / 64];
+
+			m->free_map[w] |= back;
+			m->warm_map[w] |= back;
+			m->nwarm_free += (uint64_t)__builtin_popcountll(back);
+			n_done += (uint64_t)__builtin_popcountll(back);
+		}
+		m->prealloc_held = 0;
+		pthread_cond_broadcast(&m->prealloc_done);
+		pthread_mutex_unlock(&m->lock);
+		hi = lo;
+	}
+	log_info("memory pool: %llu MiB of free frames backed in %.1f s (--prealloc)%s",
+		 (unsigned long long)(n_done >> 8), ferry_now_s() - t0,
+		 hi > m->nframes / 2 ? ", stopped" : "");
+	return NULL;
+}
+
+/*
  * Makes [p, p + bytes) of an anonymous table resident in one call rather
  * than a page fault per page as a loop first writes it. An error (a
  * kernel without MADV_POPULATE_WRITE) only leaves that to the faults.
@@ -405,9 +509,15 @@ static int populate(struct hyp_mem *m, uint32_t domid, uint32_t *p2m, uint8_t *h
 	}
 	/* Holes first: warm frames are worth more to a restore. */
 	pos = m->cursor;
-	err = take(m, domid, p2m, hva, gfn, n, &done, &pos, F_COLD, false);
-	if (!err)
-		err = take(m, domid, p2m, hva, gfn, n, &done, &wpos, F_WARM, keep_warm);
+	for (;;) {
+		err = take(m, domid, p2m, hva, gfn, n, &done, &pos, F_COLD, false);
+		if (!err)
+			err = take(m, domid, p2m, hva, gfn, n, &done, &wpos, F_WARM, keep_warm);
+		if (err || done == n || !m->prealloc_held)
+			break;
+		/* The rest is in the populator's hands for a few ms. */
+		pthread_cond_wait(&m->prealloc_done, &m->lock);
+	}
 	if (!err && done < n)
 		err = -ENOMEM; /* nfree said otherwise: cannot happen */
 	m->cursor = pos;

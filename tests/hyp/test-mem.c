@@ -9,8 +9,10 @@
  */
 #include <criterion/criterion.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "../../hyp/internal.h"
@@ -36,7 +38,7 @@ Test(mem, scattered_frames_go_back_warm_in_one_sweep, .timeout = 120)
 	double t0, secs;
 
 	cr_assert_not_null(p2m);
-	cr_assert_eq(hyp__mem_init(&m, (uint64_t)POOL_MB << 20), 0);
+	cr_assert_eq(hyp__mem_init(&m, (uint64_t)POOL_MB << 20, false), 0);
 	/* A domain owns every frame, each gfn's on its own (no two adjacent
 	 * gfns on adjacent frames), and all of the pool holds data but a few
 	 * holes. */
@@ -74,5 +76,150 @@ Test(mem, scattered_frames_go_back_warm_in_one_sweep, .timeout = 120)
 	cr_expect_lt(secs, 1.0, "releasing %llu scattered frames took %.2f s",
 		     (unsigned long long)FRAMES, secs);
 	hyp__mem_fini(&m);
+	free(p2m);
+}
+
+/* --prealloc's populator (hyp/mem.c) and an allocation racing it. */
+#define PA_MB	  64
+#define PA_FRAMES ((uint64_t)PA_MB << 8)
+#define DOM_PAGES 2048
+#define D2_PAGES  7168 /* more than the holes left: takes warm frames */
+
+static bool is_gap(uint64_t f)
+{
+	return f % HYP_MEM_PREALLOC_GAP == HYP_MEM_PREALLOC_GAP - 1;
+}
+
+/* --prealloc backs the pool's top half (hyp/mem.c), but for the gaps. */
+static bool to_back(const struct hyp_mem *m, uint64_t f)
+{
+	return f >= m->nframes / 2 && !is_gap(f);
+}
+
+/* The free frames it is to back. */
+static uint64_t free_to_back(const struct hyp_mem *m)
+{
+	uint64_t n = 0;
+
+	for (uint64_t f = 0; f < m->nframes; f++)
+		n += bitmap_test(m->free_map, f) && to_back(m, f);
+	return n;
+}
+
+/* Waits (at most 60 s: it runs at nice 19 on a busy machine) until the
+ * populator has gone over the whole pool; false if it never did. */
+static bool prealloc_finished(struct hyp_mem *m)
+{
+	for (int i = 0; i < 6000; i++) {
+		bool done;
+
+		pthread_mutex_lock(&m->lock);
+		done = !m->prealloc_held && m->nwarm_free == free_to_back(m);
+		pthread_mutex_unlock(&m->lock);
+		if (done)
+			return true;
+		usleep(10000);
+	}
+	return false;
+}
+
+static bool frame_has_data(struct hyp_mem *m, uint64_t f)
+{
+	uint64_t first, last;
+
+	return hyp__mem_next_data(m, f, f + 1, &first, &last) == 1 && first == f;
+}
+
+static uint8_t *reserve(uint64_t pages)
+{
+	void *p = mmap(NULL, pages << 12, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+		       -1, 0);
+
+	cr_assert_neq(p, MAP_FAILED);
+	return p;
+}
+
+Test(mem, prealloc_warms_free_frames_and_never_touches_a_domains, .timeout = 120)
+{
+	uint32_t *p2m = malloc(DOM_PAGES * sizeof(*p2m)), *p2m2 = malloc(D2_PAGES * sizeof(*p2m2));
+	uint8_t *hva = reserve(DOM_PAGES), *hva2 = reserve(D2_PAGES);
+	uint64_t warm_holes = 0, zeros_bad = 0;
+	struct hyp_mem m;
+
+	cr_assert(p2m && p2m2);
+	for (uint64_t g = 0; g < DOM_PAGES; g++)
+		p2m[g] = MFN_INVALID;
+	for (uint64_t g = 0; g < D2_PAGES; g++)
+		p2m2[g] = MFN_INVALID;
+	cr_assert_eq(hyp__mem_init(&m, (uint64_t)PA_MB << 20, true), 0);
+	/* A domain built while the populator runs writes its even pages. */
+	cr_assert_eq(hyp__mem_populate(&m, 1, p2m, hva, 0, DOM_PAGES), 0);
+	for (uint64_t g = 0; g < DOM_PAGES; g += 2)
+		memset(hva + (g << 12), (int)(g % 251) + 1, 4096);
+	cr_assert(prealloc_finished(&m),
+		  "the populator never covered the pool: %llu warm of %llu free",
+		  (unsigned long long)m.nwarm_free, (unsigned long long)m.nfree);
+
+	cr_assert_eq(m.nfree, PA_FRAMES - DOM_PAGES);
+	for (uint64_t f = 0; f < PA_FRAMES; f++)
+		if (bitmap_test(m.free_map, f))
+			warm_holes += to_back(&m, f) !=
+				      (bitmap_test(m.warm_map, f) && frame_has_data(&m, f));
+	cr_assert_eq(warm_holes, 0,
+		     "%llu free frames warm and backed that should not be or the reverse",
+		     (unsigned long long)warm_holes);
+	/* One hole per 64 MiB: no scan of the pool's data runs past it. */
+	for (uint64_t f = HYP_MEM_PREALLOC_GAP - 1; f < PA_FRAMES; f += HYP_MEM_PREALLOC_GAP)
+		cr_assert(!frame_has_data(&m, f), "frame %llu holds a page", (unsigned long long)f);
+	/* Its data is intact and the pages it never wrote are still holes
+	 * (a save would send them otherwise). */
+	for (uint64_t g = 0; g < DOM_PAGES; g++) {
+		cr_assert(!bitmap_test(m.free_map, p2m[g]));
+		if (g % 2) {
+			cr_assert(!frame_has_data(&m, p2m[g]),
+				  "gfn %llu (never written) has a page", (unsigned long long)g);
+			continue;
+		}
+		for (int k = 0; k < 4096; k++)
+			cr_assert_eq(hva[(g << 12) + k], (uint8_t)(g % 251 + 1), "gfn %llu changed",
+				     (unsigned long long)g);
+	}
+	/* A domain built now reads zeros, on holes and on warm frames. */
+	cr_assert_eq(hyp__mem_populate(&m, 2, p2m2, hva2, 0, D2_PAGES), 0);
+	for (uint64_t i = 0; i < (uint64_t)D2_PAGES << 12; i++)
+		zeros_bad += hva2[i] != 0;
+	cr_assert_eq(zeros_bad, 0);
+
+	hyp__mem_release(&m, p2m, DOM_PAGES);
+	hyp__mem_release(&m, p2m2, D2_PAGES);
+	hyp__mem_fini(&m);
+	munmap(hva, DOM_PAGES << 12);
+	munmap(hva2, (size_t)D2_PAGES << 12);
+	free(p2m);
+	free(p2m2);
+}
+
+/* The populator holds a window of free frames out of the free map while it
+ * writes them: a domain that needs the whole pool waits, never fails. */
+Test(mem, prealloc_never_fails_an_allocation_of_the_whole_pool, .timeout = 120)
+{
+	uint64_t frames = 4096; /* 16 MiB: 4 windows */
+	uint32_t *p2m = malloc(frames * sizeof(*p2m));
+	uint8_t *hva = reserve(frames);
+
+	cr_assert_not_null(p2m);
+	for (int i = 0; i < 20; i++) {
+		struct hyp_mem m;
+
+		for (uint64_t g = 0; g < frames; g++)
+			p2m[g] = MFN_INVALID;
+		cr_assert_eq(hyp__mem_init(&m, frames << 12, true), 0);
+		usleep((useconds_t)(i % 5) * 1000);
+		cr_assert_eq(hyp__mem_populate(&m, 1, p2m, hva, 0, frames), 0, "run %d", i);
+		cr_assert_eq(m.nfree, 0);
+		hyp__mem_release(&m, p2m, frames);
+		hyp__mem_fini(&m);
+	}
+	munmap(hva, frames << 12);
 	free(p2m);
 }

@@ -135,6 +135,10 @@ struct hyp_params {
 	const char *backend;   /* "kvm", "soft" or "auto" */
 	unsigned pcpus;        /* 0: the host's */
 	uint64_t memory_bytes; /* the machine-memory pool */
+	/* Back the free frames of the pool's top half with host pages in the
+	 * background from the start (ferryd --prealloc): that memory is held
+	 * from then on, and the first restore writes into warm frames. */
+	bool prealloc;
 	const char *state_dir; /* console logs go to <state_dir>/console/ */
 	const char *guest_elf; /* the built-in guest image */
 	/* Soft domains' guest code; NULL: creating a soft domain fails. */
