@@ -38,6 +38,9 @@ struct frame_io {
 	double win_t0;	  /* the current measuring window: its start, */
 	double win_wait;  /* the seconds lower's writes spent off the CPU, */
 	uint64_t win_bytes; /* and the stored bytes written */
+	int sock;	    /* lower's socket, or -1 */
+	uint64_t rwnd_us;   /* its time held up by the reader, at the window's start */
+	bool rwnd_known;
 	/* reader */
 	uint8_t *raw; /* decoded frame, STRM_FRAME_RAW_MAX */
 	size_t raw_pos, raw_len;
@@ -57,7 +60,7 @@ static int lower_failed(struct frame_io *f, int err)
 /* ---- writer --------------------------------------------------------------- */
 
 /* Frames between two probes of a compressor auto is not using. */
-#define AUTO_PROBE_EVERY 32
+#define AUTO_PROBE_EVERY 128
 /* Stored bytes per measuring window of the link. */
 #define AUTO_WINDOW (4u << 20)
 
@@ -76,7 +79,8 @@ static const enum strm_codec auto_codecs[] = {STRM_CODEC_LZ4, STRM_CODEC_ZSTD};
  * zstd -1 at ~0.35 GB/s per core on guest pages, zstd 5-10 % tighter, so a
  * 1 Gbit link gets zstd, 2.5 Gbit lz4 and a fast one raw (research/
  * limits.md). L is measured in windows of AUTO_WINDOW bytes (auto_window),
- * or is the caller's pacing when that is lower. Each compressor runs once
+ * or is the caller's pacing when that is lower; a reader that held the
+ * writes up (slow_reader) gets raw frames too. Each compressor runs once
  * before anything is judged, then one not in use every AUTO_PROBE_EVERY
  * frames, in turn, to refresh C and r (the frame is still sent compressed
  * when that is smaller).
@@ -122,6 +126,26 @@ static void auto_measured(struct frame_io *f, enum strm_codec c, size_t raw, siz
 }
 
 /*
+ * Whether the reader, not the link, held the window up: its socket sat on
+ * a full receive window for a quarter of the window's time or more. The
+ * sender cannot tell the two apart by waiting alone, and compressing for
+ * a slow reader only adds its decompression to the reader's work (a
+ * receiver on the sender's own two cores ran 1.65x slower so at 10 Gbit).
+ */
+static bool slow_reader(struct frame_io *f, double wall)
+{
+	uint64_t us;
+	bool slow;
+
+	if (f->sock < 0 || strm_sock_rwnd_limited_us(f->sock, &us))
+		return false;
+	slow = f->rwnd_known && (double)(us - f->rwnd_us) / 1e6 >= 0.25 * wall;
+	f->rwnd_us = us;
+	f->rwnd_known = true;
+	return slow;
+}
+
+/*
  * One write of stored bytes to lower that spent waited seconds off the
  * CPU. A single write's time says nothing (a socket buffer or the TLS
  * layer's may take it at memory speed), so the link is judged per window:
@@ -143,7 +167,9 @@ static void auto_window(struct frame_io *f, size_t stored, double waited)
 		return;
 	wall = now - f->win_t0;
 	bps = wall > 0 ? (double)f->win_bytes / wall : 0;
-	if (bps > 0 && f->win_wait >= 0.5 * wall)
+	if (slow_reader(f, wall))
+		f->link_bps = 0;
+	else if (bps > 0 && f->win_wait >= 0.5 * wall)
 		f->link_bps = f->link_bps ? 0.5 * f->link_bps + 0.5 * bps : bps;
 	f->win_t0 = now;
 	f->win_bytes = 0;
@@ -320,6 +346,7 @@ int strm_io_frame_writer(struct strm_io *lower, enum strm_codec codec, uint32_t 
 	if (!f)
 		return -ENOMEM;
 	strm_io_init(&f->io, &strm_io_ops_frame_writer);
+	f->sock = -1;
 	f->codec = ops;
 	f->frame_size = frame_size;
 	f->out_cap = ops->bound(frame_size);
@@ -370,6 +397,7 @@ int strm_io_frame_writer_auto(struct strm_io *io, double cap_bps)
 	}
 	f->autoc = true;
 	f->cap_bps = cap_bps > 0 ? cap_bps : 0;
+	f->sock = strm_io_sock_fd(f->lower);
 	return 0;
 }
 

@@ -42,12 +42,20 @@ struct strm_io_ops {
 	/* strm_io_wait_in for backends that wait on an fd: 1, 0 or -errno.
 	 * Optional, may be NULL (-EINVAL). */
 	int (*wait_in)(struct strm_io *io, int timeout_ms);
+	/* The socket the io writes to, or -1. Optional, may be NULL (-1). */
+	int (*sock_fd)(const struct strm_io *io);
 	/* Frees the io and everything it owns (lower io, fd). Mandatory.
 	 * Returns an error from releasing (close(2)), or 0. */
 	int (*close)(struct strm_io *io);
 };
 
 #define STRM_IO_MSG_MAX 256
+
+/* io's socket (ops->sock_fd), or -1. */
+int strm_io_sock_fd(const struct strm_io *io);
+/* sock-limits.c: how long (usec, since the connection began) the TCP
+ * socket fd was held up by its peer's receive window: a slow reader. */
+int strm_sock_rwnd_limited_us(int fd, uint64_t *us);
 
 struct strm_io {
 	const struct strm_io_ops *ops;

@@ -154,6 +154,11 @@ static int fd_set_cancel(struct strm_io *io, struct strm_cancel *cancel, int pro
 	return 0;
 }
 
+static int fd_sock_fd(const struct strm_io *io)
+{
+	return container_of(io, struct io_fd, io)->fd;
+}
+
 /* clang-format off */
 static const struct strm_io_ops strm_io_ops_fd = {
 	.name   = "fd",
@@ -163,6 +168,7 @@ static const struct strm_io_ops strm_io_ops_fd = {
 	.finish = NULL,
 	.set_cancel = fd_set_cancel,
 	.wait_in = fd_wait_in,
+	.sock_fd = fd_sock_fd,
 	.close  = fd_close,
 };
 /* clang-format on */

@@ -649,6 +649,11 @@ static int tls_set_cancel(struct strm_io *io, struct strm_cancel *cancel, int pr
 	return 0;
 }
 
+static int tls_sock_fd(const struct strm_io *io)
+{
+	return container_of(io, struct io_tls, io)->fd;
+}
+
 /* clang-format off */
 static const struct strm_io_ops strm_io_ops_tls = {
 	.name   = "tls",
@@ -658,6 +663,7 @@ static const struct strm_io_ops strm_io_ops_tls = {
 	.finish = tls_finish,
 	.set_cancel = tls_set_cancel,
 	.wait_in = tls_wait_in,
+	.sock_fd = tls_sock_fd,
 	.close  = tls_close,
 };
 /* clang-format on */

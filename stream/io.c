@@ -123,6 +123,11 @@ int strm_io_write(struct strm_io *io, const void *buf, size_t len)
 	return strm_io_writev(io, &iov, 1);
 }
 
+int strm_io_sock_fd(const struct strm_io *io)
+{
+	return io && io->ops->sock_fd ? io->ops->sock_fd(io) : -1;
+}
+
 int strm_io_flush(struct strm_io *io)
 {
 	int err;
