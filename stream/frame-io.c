@@ -239,8 +239,6 @@ static int emit(struct frame_io *f, const uint8_t *raw, size_t len, uint16_t fla
 	f->stats.frames++;
 	f->stats.raw_bytes += len;
 	f->stats.stored_bytes += sizeof(hdr) + h.stored_len;
-	if (len && h.codec == STRM_CODEC_NONE)
-		f->stats.frames_stored_raw++;
 	if (len)
 		f->stats.frames_by_codec[h.codec]++;
 	return 0;
@@ -490,8 +488,6 @@ static ssize_t next_frame(struct frame_io *f, void *dst, size_t dst_len)
 	f->stats.frames++;
 	f->stats.raw_bytes += h.raw_len;
 	f->stats.stored_bytes += STRM_FRAME_HDR_LEN + h.stored_len;
-	if (h.raw_len && h.codec == STRM_CODEC_NONE)
-		f->stats.frames_stored_raw++;
 	if (h.raw_len)
 		f->stats.frames_by_codec[h.codec]++;
 	if (h.flags & STRM_FRAME_F_END) {
@@ -568,5 +564,6 @@ int strm_io_frame_stats(const struct strm_io *io, struct strm_frame_stats *out)
 		return -EINVAL;
 	f = container_of(io, const struct frame_io, io);
 	*out = f->stats;
+	out->frames_stored_raw = f->stats.frames_by_codec[STRM_CODEC_NONE];
 	return 0;
 }
