@@ -183,8 +183,8 @@ int strm_io_frame_writer_auto(struct strm_io *io, double cap_bps);
  * written or read); -EINVAL for another io. stored_bytes counts headers. */
 struct strm_frame_stats {
 	uint64_t frames;
-	uint64_t frames_stored_raw;		       /* non-empty frames kept uncompressed:
-							* frames_by_codec[STRM_CODEC_NONE] */
+	/* Non-empty frames kept uncompressed: frames_by_codec[STRM_CODEC_NONE]. */
+	uint64_t frames_stored_raw;
 	uint64_t frames_by_codec[STRM_CODEC_ZSTD + 1]; /* non-empty frames per codec */
 	uint64_t raw_bytes;
 	uint64_t stored_bytes;
