@@ -41,6 +41,9 @@ struct frame_io {
 	int sock;	    /* lower's socket, or -1 */
 	uint64_t rwnd_us;   /* its time held up by the reader, at the window's start */
 	bool rwnd_known;
+	bool authenticated; /* lower authenticates every byte: raw frames go unchecked */
+	const struct strm_codec_ops *cur; /* the codec of the frame being filled, */
+	bool picked;			  /* once chosen */
 	/* reader */
 	uint8_t *raw; /* decoded frame, STRM_FRAME_RAW_MAX */
 	size_t raw_pos, raw_len;
@@ -184,6 +187,55 @@ static double thread_cpu_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* The codec of the frame being started: NULL for raw. auto weighs it once
+ * per frame, before any of its bytes are copied (emit_direct). */
+static const struct strm_codec_ops *frame_codec(struct frame_io *f)
+{
+	if (!f->picked) {
+		if (f->codec->id == STRM_CODEC_NONE)
+			f->cur = NULL;
+		else
+			f->cur = f->autoc ? auto_pick(f) : f->codec;
+		f->picked = true;
+	}
+	return f->cur;
+}
+
+/* Writes header + the stored bytes (iov[1..n)) to lower and counts the
+ * frame; iov[0] is the header's slot. */
+static int put_frame(struct frame_io *f, const struct strm_frame_hdr *h, const void *stored,
+		     struct iovec *iov, int n)
+{
+	uint8_t hdr[STRM_FRAME_HDR_LEN];
+	double t_write = 0, cpu_write = 0;
+	int err;
+
+	strm_frame_hdr_pack(hdr, h, stored);
+	iov[0] = (struct iovec){.iov_base = hdr, .iov_len = sizeof(hdr)};
+	if (f->autoc) {
+		t_write = ferry_now_s();
+		cpu_write = thread_cpu_s();
+	}
+	err = strm_io_writev(f->lower, iov, h->stored_len ? n : 1);
+	if (err)
+		return lower_failed(f, err);
+	if (f->autoc) {
+		double waited = (ferry_now_s() - t_write) - (thread_cpu_s() - cpu_write);
+
+		auto_window(f, sizeof(hdr) + h->stored_len, waited > 0 ? waited : 0);
+	}
+	f->picked = false;
+	f->seq++;
+	f->stats.frames++;
+	f->stats.raw_bytes += h->raw_len;
+	f->stats.stored_bytes += sizeof(hdr) + h->stored_len;
+	if (h->raw_len)
+		f->stats.frames_by_codec[h->codec]++;
+	if (h->flags & STRM_FRAME_F_UNCHECKED)
+		f->stats.frames_unchecked++;
+	return 0;
+}
+
 static int emit(struct frame_io *f, const uint8_t *raw, size_t len, uint16_t flags)
 {
 	struct strm_frame_hdr h = {.codec = STRM_CODEC_NONE,
@@ -191,17 +243,10 @@ static int emit(struct frame_io *f, const uint8_t *raw, size_t len, uint16_t fla
 				   .raw_len = (uint32_t)len,
 				   .stored_len = (uint32_t)len,
 				   .seq = f->seq};
+	const struct strm_codec_ops *codec = len ? frame_codec(f) : NULL;
 	const uint8_t *stored = raw;
-	const struct strm_codec_ops *codec;
-	uint8_t hdr[STRM_FRAME_HDR_LEN];
 	struct iovec iov[2];
-	double t_write = 0, cpu_write = 0;
-	int err;
 
-	if (!len || f->codec->id == STRM_CODEC_NONE)
-		codec = NULL;
-	else
-		codec = f->autoc ? auto_pick(f) : f->codec;
 	if (codec) {
 		double t0 = f->autoc ? ferry_now_s() : 0;
 		ssize_t n = codec->compress(&f->states[codec->id], f->out, f->out_cap, raw, len);
@@ -220,56 +265,107 @@ static int emit(struct frame_io *f, const uint8_t *raw, size_t len, uint16_t fla
 			stored = f->out;
 		}
 	}
-	strm_frame_hdr_pack(hdr, &h, stored);
-	iov[0] = (struct iovec){.iov_base = hdr, .iov_len = sizeof(hdr)};
+	/* TLS checks these bytes already; our copy of them is stable, but
+	 * a checksum of it is work for both ends that finds nothing more. */
+	if (len && h.codec == STRM_CODEC_NONE && f->authenticated)
+		h.flags |= STRM_FRAME_F_UNCHECKED;
 	iov[1] = (struct iovec){.iov_base = (void *)stored, .iov_len = h.stored_len};
-	if (f->autoc) {
-		t_write = ferry_now_s();
-		cpu_write = thread_cpu_s();
-	}
-	err = strm_io_writev(f->lower, iov, h.stored_len ? 2 : 1);
-	if (err)
-		return lower_failed(f, err);
-	if (f->autoc) {
-		double waited = (ferry_now_s() - t_write) - (thread_cpu_s() - cpu_write);
+	return put_frame(f, &h, stored, iov, 2);
+}
 
-		auto_window(f, sizeof(hdr) + h.stored_len, waited > 0 ? waited : 0);
+/* Iovecs a direct frame may gather: a frame of pages and record headers. */
+#define DIRECT_IOV_MAX 256
+/* The least of a write's bytes that go out as a frame of their own rather
+ * than wait in the buffer for the next write: a frame header per 64 KiB
+ * costs nothing, and a writer of small records keeps whole frames. */
+#define DIRECT_MIN (64u << 10)
+
+/*
+ * A raw frame of the bytes buffered and then take bytes straight from the
+ * caller's iovecs at (*i, *off), with no copy: only over a lower that
+ * authenticates every byte, since the caller's bytes may be a running
+ * guest's pages that change while they are sent, which a checksum
+ * computed beforehand would then not match. Returns 1 when sent (the
+ * cursor moved past it), 0 when the bytes are too scattered (the caller
+ * copies them), or -errno.
+ */
+static int emit_direct(struct frame_io *f, const struct iovec *iov, int iovcnt, int *i, size_t *off,
+		       size_t take)
+{
+	struct strm_frame_hdr h = {.codec = STRM_CODEC_NONE,
+				   .flags = STRM_FRAME_F_UNCHECKED,
+				   .raw_len = (uint32_t)(f->have + take),
+				   .stored_len = (uint32_t)(f->have + take),
+				   .seq = f->seq};
+	struct iovec v[DIRECT_IOV_MAX + 2];
+	size_t o = *off;
+	int n = 1, k = *i, err;
+
+	if (f->have)
+		v[n++] = (struct iovec){.iov_base = f->buf, .iov_len = f->have};
+	while (take) {
+		size_t t;
+
+		if (k == iovcnt || n > DIRECT_IOV_MAX)
+			return 0;
+		t = MIN(take, iov[k].iov_len - o);
+		if (t)
+			v[n++] = (struct iovec){.iov_base = (uint8_t *)iov[k].iov_base + o,
+						.iov_len = t};
+		take -= t;
+		o += t;
+		if (o == iov[k].iov_len) {
+			k++;
+			o = 0;
+		}
 	}
-	f->seq++;
-	f->stats.frames++;
-	f->stats.raw_bytes += len;
-	f->stats.stored_bytes += sizeof(hdr) + h.stored_len;
-	if (len)
-		f->stats.frames_by_codec[h.codec]++;
-	return 0;
+	err = put_frame(f, &h, NULL, v, n);
+	if (err)
+		return err;
+	f->have = 0;
+	*i = k;
+	*off = o;
+	return 1;
 }
 
 static int fw_writev(struct strm_io *io, const struct iovec *iov, int iovcnt)
 {
 	struct frame_io *f = container_of(io, struct frame_io, io);
-	int err;
+	size_t left = 0, off = 0;
+	int i = 0, err;
 
-	for (int i = 0; i < iovcnt; i++) {
-		const uint8_t *p = iov[i].iov_base;
-		size_t len = iov[i].iov_len;
+	for (int k = 0; k < iovcnt; k++)
+		left += iov[k].iov_len;
+	while (left) {
+		size_t n;
 
-		while (len) {
-			size_t n;
-
-			/* Always through our buffer, even a whole frame: the
-			 * caller's bytes may be a running guest's pages, and the
-			 * checksum and the payload sent must read the same bytes. */
-			n = MIN(len, f->frame_size - f->have);
-			memcpy(f->buf + f->have, p, n);
-			f->have += n;
-			p += n;
-			len -= n;
-			if (f->have == f->frame_size) {
-				err = emit(f, f->buf, f->have, 0);
-				if (err)
-					return err;
-				f->have = 0;
+		if (f->authenticated && left >= DIRECT_MIN && !frame_codec(f)) {
+			n = MIN(left, f->frame_size - f->have);
+			err = emit_direct(f, iov, iovcnt, &i, &off, n);
+			if (err < 0)
+				return err;
+			if (err) {
+				left -= n;
+				continue;
 			}
+		}
+		/* Otherwise through our buffer: the caller's bytes may be a
+		 * running guest's pages, and the checksum and the payload
+		 * sent must read the same bytes. */
+		while (off == iov[i].iov_len) {
+			i++;
+			off = 0;
+		}
+		n = MIN(iov[i].iov_len - off, f->frame_size - f->have);
+		memcpy(f->buf + f->have, (const uint8_t *)iov[i].iov_base + off, n);
+		f->have += n;
+		off += n;
+		left -= n;
+		if (f->have == f->frame_size) {
+			err = emit(f, f->buf, f->have, 0);
+			if (err)
+				return err;
+			f->have = 0;
 		}
 	}
 	return 0;
@@ -357,6 +453,7 @@ int strm_io_frame_writer(struct strm_io *lower, enum strm_codec codec, uint32_t 
 		return -ENOMEM;
 	}
 	f->lower = lower;
+	f->authenticated = strm_io_authenticates(lower);
 	*out = &f->io;
 	return 0;
 }
@@ -490,6 +587,8 @@ static ssize_t next_frame(struct frame_io *f, void *dst, size_t dst_len)
 	f->stats.stored_bytes += STRM_FRAME_HDR_LEN + h.stored_len;
 	if (h.raw_len)
 		f->stats.frames_by_codec[h.codec]++;
+	if (h.flags & STRM_FRAME_F_UNCHECKED)
+		f->stats.frames_unchecked++;
 	if (h.flags & STRM_FRAME_F_END) {
 		f->done = true;
 		f->end_off = off;

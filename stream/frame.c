@@ -221,6 +221,16 @@ int strm_codec_parse(const char *name, enum strm_codec *out)
 
 /* ---- header ------------------------------------------------------------------ */
 
+/* The crc field: header bytes 0..27, then the stored bytes unless the
+ * frame is UNCHECKED. */
+static uint32_t frame_crc(const uint8_t hdr[STRM_FRAME_HDR_LEN], const struct strm_frame_hdr *h,
+			  const void *stored)
+{
+	uint32_t crc = strm_crc32c(0, hdr, STRM_FRAME_OFF_CRC);
+
+	return h->flags & STRM_FRAME_F_UNCHECKED ? crc : strm_crc32c(crc, stored, h->stored_len);
+}
+
 void strm_frame_hdr_pack(uint8_t out[STRM_FRAME_HDR_LEN], const struct strm_frame_hdr *h,
 			 const void *stored)
 {
@@ -232,8 +242,7 @@ void strm_frame_hdr_pack(uint8_t out[STRM_FRAME_HDR_LEN], const struct strm_fram
 	put32(out + STRM_FRAME_OFF_STORED, h->stored_len);
 	put64(out + STRM_FRAME_OFF_SEQ, h->seq);
 	put32(out + STRM_FRAME_OFF_HDR_CRC, strm_crc32c(0, out, STRM_FRAME_OFF_HDR_CRC));
-	put32(out + STRM_FRAME_OFF_CRC,
-	      strm_crc32c(strm_crc32c(0, out, STRM_FRAME_OFF_CRC), stored, h->stored_len));
+	put32(out + STRM_FRAME_OFF_CRC, frame_crc(out, h, stored));
 }
 
 int strm_frame_hdr_parse(const uint8_t in[STRM_FRAME_HDR_LEN], uint64_t expect_seq,
@@ -269,6 +278,10 @@ int strm_frame_hdr_parse(const uint8_t in[STRM_FRAME_HDR_LEN], uint64_t expect_s
 		*why = "unknown frame flags";
 		return -EBADMSG;
 	}
+	if ((h->flags & STRM_FRAME_F_UNCHECKED) && h->codec != STRM_CODEC_NONE) {
+		*why = "unchecked frame that is compressed";
+		return -EBADMSG;
+	}
 	if (h->raw_len > STRM_FRAME_RAW_MAX) {
 		*why = "raw length over 4 MiB";
 		return -EBADMSG;
@@ -296,10 +309,9 @@ int strm_frame_decode(const uint8_t hdr[STRM_FRAME_HDR_LEN], const struct strm_f
 		      const char **why)
 {
 	const struct strm_codec_ops *ops = strm_codec_ops_get(h->codec);
-	uint32_t crc = strm_crc32c(strm_crc32c(0, hdr, STRM_FRAME_OFF_CRC), stored, h->stored_len);
 	int err;
 
-	if (crc != h->crc) {
+	if (frame_crc(hdr, h, stored) != h->crc) {
 		*why = "checksum mismatch";
 		return -EBADMSG;
 	}

@@ -42,6 +42,10 @@ struct strm_io_ops {
 	/* strm_io_wait_in for backends that wait on an fd: 1, 0 or -errno.
 	 * Optional, may be NULL (-EINVAL). */
 	int (*wait_in)(struct strm_io *io, int timeout_ms);
+	/* Whether every byte through the io is authenticated by it (TLS's
+	 * AEAD), so a frame layer above need not checksum what it sends.
+	 * Optional, may be NULL (false). */
+	bool (*authenticates)(const struct strm_io *io);
 	/* The socket the io writes to, or -1. Optional, may be NULL (-1). */
 	int (*sock_fd)(const struct strm_io *io);
 	/* Frees the io and everything it owns (lower io, fd). Mandatory.
@@ -53,6 +57,8 @@ struct strm_io_ops {
 
 /* io's socket (ops->sock_fd), or -1. */
 int strm_io_sock_fd(const struct strm_io *io);
+/* ops->authenticates, false without it. */
+bool strm_io_authenticates(const struct strm_io *io);
 /* sock-limits.c: how long (usec, since the connection began) the TCP
  * socket fd was held up by its peer's receive window: a slow reader. */
 int strm_sock_rwnd_limited_us(int fd, uint64_t *us);
@@ -112,7 +118,10 @@ const struct strm_codec_ops *strm_codec_ops_get(unsigned int id);
 #define STRM_FRAME_VERSION	1
 #define STRM_FRAME_HDR_LEN	32
 #define STRM_FRAME_F_END	0x0001u
-#define STRM_FRAME_F_KNOWN	STRM_FRAME_F_END
+/* crc covers the header only: a raw frame sent straight from the caller's
+ * memory over a transport that authenticates every byte (SPEC 7). */
+#define STRM_FRAME_F_UNCHECKED	0x0002u
+#define STRM_FRAME_F_KNOWN	(STRM_FRAME_F_END | STRM_FRAME_F_UNCHECKED)
 #define STRM_FRAME_RAW_MAX	(4u << 20)
 #define STRM_FRAME_SIZE_DEFAULT (256u << 10)
 #define STRM_FRAME_NCODECS	3

@@ -128,6 +128,11 @@ int strm_io_sock_fd(const struct strm_io *io)
 	return io && io->ops->sock_fd ? io->ops->sock_fd(io) : -1;
 }
 
+bool strm_io_authenticates(const struct strm_io *io)
+{
+	return io && io->ops->authenticates && io->ops->authenticates(io);
+}
+
 int strm_io_flush(struct strm_io *io)
 {
 	int err;

@@ -56,6 +56,9 @@ static uint8_t *frame_mem(const uint8_t *data, size_t len, enum strm_codec codec
 	cr_assert_eq(strm_io_finish(fw), 0, "%s", strm_io_error(fw));
 	if (st)
 		cr_assert_eq(strm_io_frame_stats(fw, st), 0);
+	/* Memory authenticates nothing: every payload is checksummed. */
+	if (st)
+		cr_assert_eq(st->frames_unchecked, 0);
 	bytes = strm_io_mem_data(mem, out_len);
 	cr_assert_eq(strm_io_offset(mem), *out_len);
 	copy = malloc(*out_len ? *out_len : 1);
@@ -606,8 +609,12 @@ Test(frame, hostile_headers_are_refused, .init = quiet)
 	expect_refused(h, junk, 50, "unknown codec");
 	fd_frame_hdr(h, 2, 0, 0, 100, 100, 0, junk);
 	expect_refused(h, junk, 100, "unsupported frame version");
-	fd_frame_hdr(h, 1, 0, 2, 100, 100, 0, junk);
+	fd_frame_hdr(h, 1, 0, 4, 100, 100, 0, junk);
 	expect_refused(h, junk, 100, "unknown frame flags");
+	/* UNCHECKED (bit 1) is for raw frames only: a compressed payload is
+	 * always checked before a decompressor sees it. */
+	fd_frame_hdr(h, 1, 1, 2, 4096, 100, 0, NULL);
+	expect_refused(h, junk, 100, "unchecked frame that is compressed");
 	fd_frame_hdr(h, 1, 0, 0, 0, 0, 0, NULL);
 	expect_refused(h, NULL, 0, "empty frame");
 	fd_frame_hdr(h, 1, 0, 1, 100, 100, 1, junk);
@@ -629,6 +636,28 @@ Test(frame, hostile_headers_are_refused, .init = quiet)
 			expect_refused(h, junk, stored, "corrupt compressed data");
 		}
 	}
+}
+
+/* An UNCHECKED raw frame's crc covers its header: the payload is taken as
+ * it is (its transport authenticated it), the header still checked. */
+Test(frame, unchecked_raw_frames_are_read, .init = quiet)
+{
+	uint8_t h[FD_HDR_LEN], junk[100], s[FD_HDR_LEN + sizeof(junk)], out[sizeof(junk)];
+	struct sink sk = {.buf = out, .cap = sizeof(out)};
+	char msg[256];
+	size_t got;
+
+	fd_random(junk, sizeof(junk), 23);
+	fd_frame_hdr(h, 1, 0, 3, sizeof(junk), sizeof(junk), 0, NULL);
+	memcpy(s, h, FD_HDR_LEN);
+	memcpy(s + FD_HDR_LEN, junk, sizeof(junk));
+	cr_assert_eq(read_mem(s, sizeof(s), out, sizeof(out), &got, msg, sizeof(msg)), 0, "%s",
+		     msg);
+	cr_assert(got == sizeof(junk) && !memcmp(out, junk, got));
+	cr_assert_eq(dec_mem(s, sizeof(s), 0, &sk, msg, sizeof(msg)), 0, "%s", msg);
+	cr_assert(sk.len == sizeof(junk) && !memcmp(out, junk, sk.len));
+	s[20] ^= 1; /* the header is still covered */
+	cr_assert_eq(read_mem(s, sizeof(s), out, sizeof(out), &got, msg, sizeof(msg)), -EBADMSG);
 }
 
 Test(frame, errors_name_frame_and_offset, .init = quiet)

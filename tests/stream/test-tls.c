@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -121,6 +122,7 @@ enum srv_mode {
 	SRV_TRUNCATE, /* write len bytes, then shut the socket down without close_notify */
 	SRV_RAW,      /* write raw[] (a cut frame stream) and close cleanly */
 	SRV_REFUSE,   /* read len bytes, write raw[], close with the rest unread */
+	SRV_FRAMES,   /* read a frame stream of len raw bytes into back[], its stats */
 };
 
 struct server {
@@ -134,6 +136,8 @@ struct server {
 	int rc, io_rc;
 	bool got_io;
 	uint64_t bytes_in;
+	uint8_t *back;
+	struct strm_frame_stats fst;
 	char err[ERRLEN], peer[64], io_err[ERRLEN];
 	pthread_t th;
 };
@@ -206,6 +210,20 @@ static void *server_main(void *arg)
 		shutdown(fd, SHUT_RDWR); /* a crash: no close_notify */
 		break;
 	case SRV_RAW: s->io_rc = strm_io_write(io, s->raw, s->len); break;
+	case SRV_FRAMES: {
+		struct strm_io *fr;
+
+		s->io_rc = strm_io_frame_reader(io, &fr);
+		if (s->io_rc)
+			break;
+		io = fr; /* closing it closes the TLS io below */
+		s->back = malloc(s->len);
+		s->io_rc = strm_io_read_full(fr, s->back, s->len);
+		if (!s->io_rc && strm_io_read(fr, tmp, 1) != 0)
+			s->io_rc = -EPROTO; /* the end frame, then a clean end */
+		strm_io_frame_stats(fr, &s->fst);
+		break;
+	}
 	case SRV_REFUSE:
 		buf = malloc(s->len);
 		s->io_rc = strm_io_read_full(io, buf, s->len) ?:
@@ -547,6 +565,49 @@ Test(tls, frames_cut_short_are_an_error)
 	strm_io_close(fw);
 	free(data);
 	free(back);
+}
+
+/*
+ * Raw frames over TLS skip the frame checksum (TLS authenticates them),
+ * and those cut from a write's own iovecs are sent without a copy: the
+ * reader gets every byte back, through frames of both kinds.
+ */
+Test(tls, raw_frames_go_unchecked_over_tls)
+{
+	const size_t half = 4u << 20, len = 2 * half + 400 * 1000;
+	struct server s = {0};
+	struct strm_io *io = NULL, *fw;
+	struct strm_frame_stats st;
+	struct iovec tiny[400];
+	uint8_t *data = fd_mix(len, 5);
+	char err[ERRLEN];
+	int rc;
+
+	server_start(&s, "good", "127.0.0.2", SRV_FRAMES, len);
+	rc = client_open(&s, "good", "127.0.0.3", NULL, &io, err, sizeof(err));
+	cr_assert_eq(rc, 0, "%s", err);
+	cr_assert_eq(strm_io_frame_writer(io, STRM_CODEC_NONE, 0, &fw), 0);
+	/* Scattered iovecs (copied into frames), then whole ones (direct). */
+	cr_assert_eq(write_many(fw, data, half), 0, "%s", strm_io_error(fw));
+	cr_assert_eq(strm_io_flush(fw), 0, "%s", strm_io_error(fw));
+	cr_assert_eq(strm_io_write(fw, data + half, half), 0, "%s", strm_io_error(fw));
+	/* More pieces than a direct frame gathers: copied. */
+	for (int k = 0; k < 400; k++)
+		tiny[k] = (struct iovec){.iov_base = data + 2 * half + k * 1000, .iov_len = 1000};
+	cr_assert_eq(strm_io_writev(fw, tiny, 400), 0, "%s", strm_io_error(fw));
+	cr_assert_eq(strm_io_finish(fw), 0, "%s", strm_io_error(fw));
+	cr_assert_eq(strm_io_frame_stats(fw, &st), 0);
+	cr_assert_eq(strm_io_close(fw), 0);
+	server_join(&s);
+	cr_assert_eq(s.rc, 0, "%s", s.err);
+	cr_assert_eq(s.io_rc, 0, "%s", s.io_err);
+	cr_assert(!memcmp(s.back, data, len), "8.4 MB came through intact");
+	cr_assert_geq(st.frames_unchecked, 32, "%" PRIu64, st.frames_unchecked);
+	cr_assert_eq(st.frames_unchecked, st.frames_by_codec[STRM_CODEC_NONE]);
+	cr_assert_eq(s.fst.frames_unchecked, st.frames_unchecked, "the reader saw them unchecked");
+	cr_assert_eq(s.fst.raw_bytes, len);
+	free(s.back);
+	free(data);
 }
 
 /* ---- TCP ----------------------------------------------------------------- */

@@ -186,6 +186,9 @@ struct strm_frame_stats {
 	/* Non-empty frames kept uncompressed: frames_by_codec[STRM_CODEC_NONE]. */
 	uint64_t frames_stored_raw;
 	uint64_t frames_by_codec[STRM_CODEC_ZSTD + 1]; /* non-empty frames per codec */
+	/* Raw frames whose payload the lower io's authentication covers
+	 * instead of the frame checksum (TLS; formats/SPEC.md 7, UNCHECKED). */
+	uint64_t frames_unchecked;
 	uint64_t raw_bytes;
 	uint64_t stored_bytes;
 };
