@@ -41,6 +41,8 @@ struct rst {
 	/* The domain is made with hyp_domain_create_lazy: its pages come by
 	 * faults, which on_created registers. */
 	bool lazy;
+	/* A plain restore's PAGE_DATA writer thread (page-writer.c), or NULL. */
+	struct rst_pagew *pw;
 };
 
 /* Keeps the first error's message (logged once) and returns err. */
@@ -51,6 +53,23 @@ int rst_on_xl_header(struct rst *r, const struct strm_rec *rec);
 int rst_create_domain(struct rst *r, const struct strm_rec *rec);
 /* PAGE_DATA: ranges checked, then runs of pages and holes to r->pages. */
 int rst_on_pages(struct rst *r, const struct strm_rec *rec);
+/* rst_on_pages' work on a checked PAGE_DATA body, with no logging: 0, or
+ * -errno and msg says what (the record at offset). */
+int rst_apply_pages(struct rst *r, const uint64_t *pfns, const uint8_t *data, uint32_t count,
+		    uint64_t offset, char *msg, size_t msglen);
+
+/* page-writer.c: PAGE_DATA written by a thread of its own, in order. */
+struct rst_pagew;
+int rst_pagew_new(struct rst *r, struct rst_pagew **out);
+/* From the decoder's callback: 1 when rec's body was taken from dec and
+ * queued, 0 when it is not the decoder's to take (the caller drains, then
+ * writes it itself), or an earlier write's -errno (rst_pagew_error). */
+int rst_pagew_submit(struct rst_pagew *w, struct strm_dec *dec, const struct strm_rec *rec);
+/* Waits until every queued batch is written: 0 or the first error. */
+int rst_pagew_drain(struct rst_pagew *w);
+const char *rst_pagew_error(const struct rst_pagew *w);
+/* Writes what is queued, stops the thread, frees w (NULL: nothing). */
+void rst_pagew_free(struct rst_pagew *w);
 /* Every entry of an HVM_CONTEXT body to hyp_domain_load_entry. */
 int rst_load_context(struct rst *r, const uint8_t *body, uint32_t len, uint64_t offset);
 /* FERRY_CONSOLE of older saves. */

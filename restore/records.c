@@ -104,36 +104,28 @@ int rst_create_domain(struct rst *r, const struct strm_rec *rec)
 	return r->on_created ? r->on_created(r->created_opaque, r) : 0;
 }
 
-static int out_of_range(struct rst *r, const struct strm_rec *rec, uint64_t pfn)
+int rst_apply_pages(struct rst *r, const uint64_t *pfns, const uint8_t *data, uint32_t count,
+		    uint64_t offset, char *msg, size_t msglen)
 {
-	return rst_fail(r, -ERANGE,
-			"PAGE_DATA at offset %llu: pfn 0x%llx beyond the domain's %llu pages",
-			(unsigned long long)rec->offset, (unsigned long long)pfn,
-			(unsigned long long)r->gm.npages);
-}
+	uint64_t pfn;
 
-int rst_on_pages(struct rst *r, const struct strm_rec *rec)
-{
-	const uint8_t *data = rec->page_data;
-
-	if (!r->created)
-		return rst_fail(r, -EPROTO, "PAGE_DATA at offset %llu before the headers",
-				(unsigned long long)rec->offset);
-	for (uint32_t i = 0; i < rec->page_count;) {
-		uint64_t pfn = rec->page_pfns[i] & PAGE_DATA_PFN_MASK, n = 1;
-		unsigned type = (unsigned)(rec->page_pfns[i] >> PAGE_DATA_TYPE_SHIFT);
+	for (uint32_t i = 0; i < count;) {
+		uint64_t n = 1;
+		unsigned type = (unsigned)(pfns[i] >> PAGE_DATA_TYPE_SHIFT);
 		int err;
 
+		pfn = pfns[i] & PAGE_DATA_PFN_MASK;
 		if (type == PAGE_TYPE_XTAB) {
 			/* A balloon hole in the sender: the same hole here. */
 			if (pfn >= r->gm.npages)
-				return out_of_range(r, rec, pfn);
+				goto out_of_range;
 			err = rst_applier_unpopulate(r->pages, pfn, 1);
-			if (err)
-				return rst_fail(r, err,
-						"PAGE_DATA at offset %llu: cannot release pfn 0x%llx",
-						(unsigned long long)rec->offset,
-						(unsigned long long)pfn);
+			if (err) {
+				snprintf(msg, msglen,
+					 "PAGE_DATA at offset %llu: cannot release pfn 0x%llx",
+					 (unsigned long long)offset, (unsigned long long)pfn);
+				return err;
+			}
 			i++;
 			continue;
 		}
@@ -142,22 +134,44 @@ int rst_on_pages(struct rst *r, const struct strm_rec *rec)
 			continue;
 		}
 		/* A run of consecutive pfns with data is one write. */
-		while (i + n < rec->page_count &&
-		       rec->page_pfns[i + n] == (rec->page_pfns[i] & PAGE_DATA_PFN_MASK) + n)
+		while (i + n < count && pfns[i + n] == (pfns[i] & PAGE_DATA_PFN_MASK) + n)
 			n++;
-		if (pfn >= r->gm.npages || n > r->gm.npages - pfn)
-			return out_of_range(r, rec, pfn + n - 1);
+		if (pfn >= r->gm.npages || n > r->gm.npages - pfn) {
+			pfn += n - 1;
+			goto out_of_range;
+		}
 		err = rst_applier_load(r->pages, pfn, data, n);
-		if (err)
-			return rst_fail(r, err,
-					"PAGE_DATA at offset %llu: cannot write pfn 0x%llx: %s",
-					(unsigned long long)rec->offset, (unsigned long long)pfn,
-					ferry_strerror(err));
+		if (err) {
+			snprintf(msg, msglen,
+				 "PAGE_DATA at offset %llu: cannot write pfn 0x%llx: %s",
+				 (unsigned long long)offset, (unsigned long long)pfn,
+				 ferry_strerror(err));
+			return err;
+		}
 		data += n * 4096;
 		r->npages += n;
 		i += (uint32_t)n;
 	}
 	return 0;
+
+out_of_range:
+	snprintf(msg, msglen, "PAGE_DATA at offset %llu: pfn 0x%llx beyond the domain's %llu pages",
+		 (unsigned long long)offset, (unsigned long long)pfn,
+		 (unsigned long long)r->gm.npages);
+	return -ERANGE;
+}
+
+int rst_on_pages(struct rst *r, const struct strm_rec *rec)
+{
+	char msg[256];
+	int err;
+
+	if (!r->created)
+		return rst_fail(r, -EPROTO, "PAGE_DATA at offset %llu before the headers",
+				(unsigned long long)rec->offset);
+	err = rst_apply_pages(r, rec->page_pfns, rec->page_data, rec->page_count, rec->offset, msg,
+			      sizeof(msg));
+	return err ? rst_fail(r, err, "%s", msg) : 0;
 }
 
 int rst_load_context(struct rst *r, const uint8_t *body, uint32_t len, uint64_t offset)
@@ -276,6 +290,9 @@ int rst_pump(struct rst *r, struct strm_io *io, strm_rec_fn fn, void *opaque)
 
 void rst_release(struct rst *r, bool destroy)
 {
+	/* Before the domain goes: the writer may be writing into it. */
+	rst_pagew_free(r->pw);
+	r->pw = NULL;
 	rst_applier_free(r->direct);
 	r->direct = r->pages = NULL;
 	if (r->d)

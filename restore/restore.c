@@ -34,12 +34,41 @@ static int on_libxc_end(struct rst *r)
 	return 0;
 }
 
+/* PAGE_DATA through the page writer where it can take the body. */
+static int on_pages(struct rst *r, const struct strm_rec *rec)
+{
+	int rc;
+
+	if (!r->pw)
+		return rst_on_pages(r, rec);
+	rc = rst_pagew_submit(r->pw, r->dec, rec);
+	if (!rc)
+		rc = rst_pagew_drain(r->pw) ?: rst_on_pages(r, rec);
+	return rc < 0 ? rst_fail(r, rc, "%s", rst_pagew_error(r->pw)) : 0;
+}
+
+static int on_headers(struct rst *r, const struct strm_rec *rec)
+{
+	int err = rst_create_domain(r, rec);
+
+	/* A lazy restore's pages are filled by its faults, not written. */
+	if (!err && !r->lazy && rst_pagew_new(r, &r->pw))
+		log_warn("d%u: no page writer thread: pages are written by the receiver", r->domid);
+	return err;
+}
+
 static int on_record(void *opaque, const struct strm_rec *rec)
 {
 	struct plain *p = opaque;
 	struct rst *r = &p->r;
 	int err;
 
+	/* Every other record sees the pages before it written. */
+	if (r->pw && (rec->layer != STRM_LIBXC || rec->type != REC_TYPE_PAGE_DATA)) {
+		err = rst_pagew_drain(r->pw);
+		if (err)
+			return rst_fail(r, err, "%s", rst_pagew_error(r->pw));
+	}
 	switch (rec->layer) {
 	case STRM_XL:
 		return rst_on_xl_header(r, rec);
@@ -53,10 +82,8 @@ static int on_record(void *opaque, const struct strm_rec *rec)
 		break;
 	}
 	switch (rec->type) {
-	case STRM_REC_LIBXC_HEADERS:
-		return rst_create_domain(r, rec);
-	case REC_TYPE_PAGE_DATA:
-		return rst_on_pages(r, rec);
+	case STRM_REC_LIBXC_HEADERS: return on_headers(r, rec);
+	case REC_TYPE_PAGE_DATA: return on_pages(r, rec);
 	case REC_TYPE_HVM_CONTEXT:
 		return rst_load_context(r, rec->body, rec->len, rec->offset);
 	case REC_TYPE_FERRY_CONSOLE:

@@ -1116,6 +1116,20 @@ size_t strm_dec_body_space(struct strm_dec *dec, void **at)
 	return dec->need - dec->have;
 }
 
+int strm_dec_swap_body(struct strm_dec *dec, const struct strm_rec *rec, void *fresh,
+		       size_t fresh_cap, void **taken, size_t *taken_cap)
+{
+	uintptr_t b = (uintptr_t)rec->body, lo = (uintptr_t)dec->buf;
+
+	if (!dec->buf || b < lo || b >= lo + dec->cap)
+		return -ENOENT;
+	*taken = dec->buf;
+	*taken_cap = dec->cap;
+	dec->buf = fresh;
+	dec->cap = fresh ? fresh_cap : 0;
+	return 0;
+}
+
 static const char *reading(const struct strm_dec *dec, char *buf, size_t n)
 {
 	char tmp[24];

@@ -145,6 +145,17 @@ int strm_dec_feed(struct strm_dec *dec, const void *buf, size_t len,
  * every page of PAGE_DATA: the receiver's memory bandwidth is its limit.
  */
 size_t strm_dec_body_space(struct strm_dec *dec, void **at);
+/*
+ * From a record callback: when rec's body lies in the decoder's own buffer
+ * (a body that did not arrive whole in one feed, as a socket's PAGE_DATA
+ * bodies mostly do), gives that buffer to the caller (*taken, of
+ * *taken_cap bytes, malloc'd: the caller frees it) and takes fresh
+ * (malloc'd, fresh_cap bytes; NULL and 0 for none yet) in its place, so
+ * the body outlives the callback without a copy. Returns 0, or -ENOENT
+ * when the body is elsewhere (fresh stays the caller's).
+ */
+int strm_dec_swap_body(struct strm_dec *dec, const struct strm_rec *rec, void *fresh,
+		       size_t fresh_cap, void **taken, size_t *taken_cap);
 /* At end of input: 0 if the stream ended at libxl END, else -ENODATA
  * ("truncated after N bytes, in the middle of ..."). */
 int strm_dec_finish(struct strm_dec *dec);
