@@ -361,6 +361,7 @@ static int fw_writev(struct strm_io *io, const struct iovec *iov, int iovcnt)
 {
 	struct frame_io *f = container_of(io, struct frame_io, io);
 	size_t left = 0, off = 0;
+	bool scattered = false; /* a direct frame found too many pieces */
 	int i = 0, err;
 
 	for (int k = 0; k < iovcnt; k++)
@@ -368,7 +369,7 @@ static int fw_writev(struct strm_io *io, const struct iovec *iov, int iovcnt)
 	while (left) {
 		size_t n;
 
-		if (f->authenticated && left >= DIRECT_MIN && !frame_codec(f)) {
+		if (f->authenticated && !scattered && left >= DIRECT_MIN && !frame_codec(f)) {
 			n = MIN(left, f->frame_size - f->have);
 			err = emit_direct(f, iov, iovcnt, &i, &off, n);
 			if (err < 0)
@@ -377,6 +378,7 @@ static int fw_writev(struct strm_io *io, const struct iovec *iov, int iovcnt)
 				left -= n;
 				continue;
 			}
+			scattered = true;
 		}
 		/* Otherwise through our buffer: the caller's bytes may be a
 		 * running guest's pages, and the checksum and the payload
@@ -395,6 +397,7 @@ static int fw_writev(struct strm_io *io, const struct iovec *iov, int iovcnt)
 			if (err)
 				return err;
 			f->have = 0;
+			scattered = false; /* the next frame may gather fewer */
 		}
 	}
 	return 0;
