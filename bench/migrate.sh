@@ -263,24 +263,25 @@ declare -A S_PAGES=([idle]=0 [idlefull]=0 [r50]=65536 [r200]=65536 [big]=131072)
 RESULTS="$OUT/results.jsonl"
 : >"$RESULTS"
 
-# round0 LINES: A's log past its first LINES lines has the migration's
-# "round 0: N pages, X MB in T s": its wire rate beside bench-pagepath's
-# raw-tls and tls x1 (issue 14: the real page path against raw TLS)
+# round0 LINES MODE SCENARIO CODEC: A's log past its first LINES lines has
+# the migration's "round 0: N pages, X MB in T s": its wire rate beside
+# bench-pagepath's raw-tls and tls x1 (issue 14: the real page path against
+# raw TLS); runs into a warm target (no MODE) also go to round0.txt for the
+# verdict (--cold's rows have their own)
 round0() {
-	local r0
+	local r0 out=
 	r0=$(tail -n +$(($1 + 1)) "$TMP/state-A/ferryd.log" 2>/dev/null |
 		grep -m1 -o 'round 0: [0-9]* pages, [0-9.]* MB in [0-9.]* s')
 	[[ -n $r0 ]] || return 0
-	awk -v raw="$RAW_GIBS" -v tls="$TLS_WIRE_GIBS" '$8 > 0 {
+	[[ -z $2 && -n $RAW_GIBS ]] && out="$OUT/round0.txt"
+	awk -v raw="$RAW_GIBS" -v tls="$TLS_WIRE_GIBS" -v out="$out" -v s="$3" -v c="$4" '$8 > 0 {
 		g = $5 * 1e6 / $8 / 2^30
 		printf "         %s = %.2f GiB/s on the wire", $0, g
 		if (raw > 0)
 			printf ", %.0f %% of raw-tls %.2f (bench-pagepath tls x1 %.2f)", 100 * g / raw, raw, tls
-		printf "\n" }' <<<"$r0" >&2
-	# for the verdict: warm targets only (--cold's rows have their own)
-	[[ -z ${2:-} && -n $RAW_GIBS ]] &&
-		awk -v raw="$RAW_GIBS" -v s="$s" -v c="$c" '$8 > 0 {
-			printf "%s %s %.1f\n", s, c, 100 * ($5 * 1e6 / $8 / 2^30) / raw }' <<<"$r0" >>"$OUT/round0.txt"
+		printf "\n"
+		if (out != "")
+			printf "%s %s %.1f\n", s, c, 100 * g / raw >> out }' <<<"$r0" >&2
 	return 0
 }
 
@@ -420,7 +421,7 @@ for line in open(samples):
 o["peak"] = {"anonA": peak[0], "shmA": peak[1], "anonB": peak[2], "shmB": peak[3]}
 print(json.dumps(o))
 PY
-	round0 "$l0" "$mode"
+	round0 "$l0" "$mode" "$s" "$c"
 	local line
 	line=$(tail -n 1 "$RESULTS")
 	python3 -c 'import json,sys; o=json.loads(sys.argv[1]); r=o.get("report",{})
