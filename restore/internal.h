@@ -65,6 +65,10 @@ int rst_pagew_new(struct rst *r, struct rst_pagew **out);
  * queued, 0 when it is not the decoder's to take (the caller drains, then
  * writes it itself), or an earlier write's -errno (rst_pagew_error). */
 int rst_pagew_submit(struct rst_pagew *w, struct strm_dec *dec, const struct strm_rec *rec);
+/* PAGE_DATA of a plain restore: to r->pw when it takes the body (*queued,
+ * if given, says so), else written here once the queue is empty; without
+ * a writer, rst_on_pages. Errors go through rst_fail. */
+int rst_pagew_on_pages(struct rst *r, const struct strm_rec *rec, bool *queued);
 /* Waits until every queued batch is written: 0 or the first error. */
 int rst_pagew_drain(struct rst_pagew *w);
 const char *rst_pagew_error(const struct rst_pagew *w);

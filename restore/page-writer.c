@@ -155,6 +155,22 @@ out:
 	return err;
 }
 
+int rst_pagew_on_pages(struct rst *r, const struct strm_rec *rec, bool *queued)
+{
+	int rc;
+
+	if (queued)
+		*queued = false;
+	if (!r->pw)
+		return rst_on_pages(r, rec);
+	rc = rst_pagew_submit(r->pw, r->dec, rec);
+	if (rc == 1 && queued)
+		*queued = true;
+	if (!rc)
+		rc = rst_pagew_drain(r->pw) ?: rst_on_pages(r, rec);
+	return rc < 0 ? rst_fail(r, rc, "%s", rst_pagew_error(r->pw)) : 0;
+}
+
 int rst_pagew_drain(struct rst_pagew *w)
 {
 	int err;

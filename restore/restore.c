@@ -34,19 +34,6 @@ static int on_libxc_end(struct rst *r)
 	return 0;
 }
 
-/* PAGE_DATA through the page writer where it can take the body. */
-static int on_pages(struct rst *r, const struct strm_rec *rec)
-{
-	int rc;
-
-	if (!r->pw)
-		return rst_on_pages(r, rec);
-	rc = rst_pagew_submit(r->pw, r->dec, rec);
-	if (!rc)
-		rc = rst_pagew_drain(r->pw) ?: rst_on_pages(r, rec);
-	return rc < 0 ? rst_fail(r, rc, "%s", rst_pagew_error(r->pw)) : 0;
-}
-
 static int on_headers(struct rst *r, const struct strm_rec *rec)
 {
 	int err = rst_create_domain(r, rec);
@@ -83,7 +70,7 @@ static int on_record(void *opaque, const struct strm_rec *rec)
 	}
 	switch (rec->type) {
 	case STRM_REC_LIBXC_HEADERS: return on_headers(r, rec);
-	case REC_TYPE_PAGE_DATA: return on_pages(r, rec);
+	case REC_TYPE_PAGE_DATA: return rst_pagew_on_pages(r, rec, NULL);
 	case REC_TYPE_HVM_CONTEXT:
 		return rst_load_context(r, rec->body, rec->len, rec->offset);
 	case REC_TYPE_FERRY_CONSOLE:

@@ -68,25 +68,21 @@ static const struct rst_applier_ops rec_ops = {
 struct run {
 	struct rst r;
 	char err[256];
-	int queued, direct;
+	int queued;
 };
 
-/* As restore.c's on_pages: queued when the body is the decoder's. */
+/* PAGE_DATA as a plain restore hands it over, counting the bodies queued. */
 static int on_rec(void *opaque, const struct strm_rec *rec)
 {
 	struct run *x = opaque;
+	bool queued;
 	int rc;
 
 	if (rec->layer != STRM_LIBXC || rec->type != REC_TYPE_PAGE_DATA)
 		return 0;
-	rc = rst_pagew_submit(x->r.pw, x->r.dec, rec);
-	if (rc == 1)
-		x->queued++;
-	if (!rc) {
-		x->direct++;
-		rc = rst_pagew_drain(x->r.pw) ?: rst_on_pages(&x->r, rec);
-	}
-	return rc < 0 ? rst_fail(&x->r, rc, "%s", rst_pagew_error(x->r.pw)) : 0;
+	rc = rst_pagew_on_pages(&x->r, rec, &queued);
+	x->queued += queued;
+	return rc;
 }
 
 /* BATCHES records rewriting pfns 0..NPFN-1, batch b's pages all byte b,
