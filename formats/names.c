@@ -28,6 +28,8 @@ const char *fmt_libxc_rec_name(uint32_t type)
 
 	if (type == REC_TYPE_FERRY_CONSOLE)
 		return "FERRY_CONSOLE";
+	if (type == REC_TYPE_FERRY_CHANNEL_SYNC)
+		return "FERRY_CHANNEL_SYNC";
 	return type < sizeof(names) / sizeof(names[0]) ? names[type] : NULL;
 }
 

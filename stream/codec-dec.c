@@ -38,6 +38,7 @@ enum dec_state {
 struct strm_dec {
 	uint64_t max_pfn;
 	uint32_t max_rec_len;
+	bool page_channel; /* strm_dec_limits.page_channel */
 
 	enum dec_state st;
 	uint64_t pos;	  /* decoded bytes consumed (after the frame layer) */
@@ -141,6 +142,7 @@ int strm_dec_new(const struct strm_dec_limits *lim, struct strm_dec **out)
 	if (dec->max_rec_len > REC_LENGTH_MAX)
 		dec->max_rec_len = REC_LENGTH_MAX;
 	dec->checkpointed = lim && lim->checkpointed;
+	dec->page_channel = lim && lim->page_channel;
 	dec->max_epoch = lim && lim->max_epoch_bytes ? lim->max_epoch_bytes :
 						       STRM_DEC_MAX_EPOCH_DEFAULT;
 	dec->st = ST_XL_HDR;
@@ -783,7 +785,7 @@ static int libxc_end_rhdr(struct strm_dec *dec, uint32_t type, uint32_t len)
 		dec->in_checkpoint = true;
 		return want_len(dec, len == 0, "0");
 	}
-	if (!dec->hvm_ctx_seen)
+	if (!dec->hvm_ctx_seen && !dec->page_channel)
 		return rec_fail(dec, -EPROTO, "the libxc stream ends without HVM_CONTEXT");
 	if (dec->held.n)
 		return rec_fail(dec, -EPROTO,
@@ -854,6 +856,11 @@ static int libxc_rhdr(struct strm_dec *dec, const uint8_t *u)
 	}
 	case REC_TYPE_FERRY_CONSOLE:
 		rc = want_len(dec, len >= sizeof(struct ferry_hvm_console), "at least 24");
+		break;
+	case REC_TYPE_FERRY_CHANNEL_SYNC:
+		if (!dec->sde_seen)
+			return rec_fail(dec, -EPROTO, "before STATIC_DATA_END");
+		rc = want_len(dec, len == sizeof(struct ferry_channel_sync), "8");
 		break;
 	case REC_TYPE_X86_PV_INFO:
 	case REC_TYPE_X86_PV_P2M_FRAMES:

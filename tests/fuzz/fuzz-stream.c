@@ -4,9 +4,10 @@
  * picks how the rest is cut into chunks (the decoder must give the same
  * result for any split), whether a pfn limit applies, and whether the
  * stream is read as checkpointed (bit 5; bit 6: a 16 KiB bound on an
- * epoch). A checkpointed decode must hand epochs over whole and in order:
- * every record of epoch e > 1 comes once e - 1 epochs are complete, no
- * record of an epoch after another's, else abort(). Seeds:
+ * epoch) or as a page channel's (bit 7). A checkpointed decode must hand
+ * epochs over whole and in order: every record of epoch e > 1 comes once
+ * e - 1 epochs are complete, no record of an epoch after another's, else
+ * abort(). Seeds:
  * tests/fuzz/corpus/stream/ (ckpt-*: tests/restore/test-fixture.c).
  */
 #include <stdint.h>
@@ -77,6 +78,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 	lim.checkpointed = data[0] & 32;
 	if (data[0] & 64)
 		lim.max_epoch_bytes = 16 << 10;
+	lim.page_channel = data[0] & 128;
 	data++;
 	len--;
 	if (!chunk)

@@ -65,6 +65,17 @@ struct xc_sr_rhdr {
 #define REC_TYPE_X86_MSR_POLICY 0x00000012u
 /* Ferry's optional records (skipped by Xen's reader): see formats/SPEC.md. */
 #define REC_TYPE_FERRY_CONSOLE (REC_TYPE_OPTIONAL | 0x46000001u)
+/* Ferry's mandatory record of a migration with page channels (SPEC.md 6.4):
+ * a stream that needs its channels must not pass for a whole one. */
+#define REC_TYPE_FERRY_CHANNEL_SYNC 0x46000002u
+
+/* FERRY_CHANNEL_SYNC's body: the live round that ended, or
+ * FERRY_CHANNEL_KEEPALIVE when it only says the sender is alive. */
+struct ferry_channel_sync {
+	uint32_t round;
+	uint32_t reserved;
+};
+#define FERRY_CHANNEL_KEEPALIVE 0xffffffffu
 
 /* PAGE_DATA: u32 count, u32 reserved, count x u64 pfn|type, then data. */
 struct xc_sr_rec_page_data_header {

@@ -117,6 +117,9 @@ struct strm_dec_limits {
 	uint64_t max_pfn;     /* pfns >= this are refused (0: no limit yet) */
 	uint32_t max_rec_len; /* body bytes (0: default 16 MiB) */
 	bool checkpointed;    /* accept CHECKPOINT and CHECKPOINT_END (above) */
+	/* A page channel's stream (net.h): the libxc END need not follow an
+	 * HVM_CONTEXT, which travels on the main stream. */
+	bool page_channel;
 	uint64_t max_epoch_bytes; /* 0: STRM_DEC_MAX_EPOCH_DEFAULT */
 };
 

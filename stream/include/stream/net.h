@@ -113,6 +113,17 @@ int strm_tls_setup(const char *dir, const char *const *hosts, unsigned nhosts,
 #define STRM_HS_ERROR	  "ferry-error: "
 #define STRM_HS_XL_MAGIC  "Xen saved do" /* the first 12 bytes of the xl magic */
 #define STRM_HS_PEEK_LEN  12		 /* tells a query from a stream */
+/*
+ * Page channels (xl migrate --channels N, docs/channels.md): the main
+ * connection opens with STRM_HS_CHANNELS "N COOKIE\n" before its stream,
+ * and each of N more connections with STRM_HS_PAGES "COOKIE I\n" (I from
+ * 0) before a stream of its own that carries only PAGE_DATA. COOKIE is
+ * STRM_HS_COOKIE_LEN hex digits, random per migration.
+ */
+#define STRM_HS_CHANNELS     "ferry-chans "
+#define STRM_HS_PAGES	     "ferry-pages "
+#define STRM_HS_CHANNELS_MAX 8
+#define STRM_HS_COOKIE_LEN   32
 
 /*
  * Reads exactly msg (len bytes). A peer that sends STRM_HS_ERROR REASON
