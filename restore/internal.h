@@ -74,6 +74,17 @@ int rst_pagew_drain(struct rst_pagew *w);
 const char *rst_pagew_error(const struct rst_pagew *w);
 /* Writes what is queued, stops the thread, frees w (NULL: nothing). */
 void rst_pagew_free(struct rst_pagew *w);
+/* channels.c: the page channels' reader threads (docs/channels.md). */
+struct rst_chans;
+/* Once the domain exists: a thread per io (borrowed) writing its pages. */
+int rst_chans_start(struct rst *r, struct strm_io *const *ios, unsigned n, int net_ms,
+		    struct rst_chans **out);
+/* Until every channel has reached its END (their pages and bytes then
+ * count in r) or one failed, or cancel fires: 0 or -errno (rst_fail). */
+int rst_chans_wait(struct rst *r, struct rst_chans *set, const struct strm_cancel *cancel);
+bool rst_chans_joined(const struct rst_chans *set);
+/* Stops and joins what still runs, frees set (NULL: nothing). */
+void rst_chans_free(struct rst_chans *set);
 /* Every entry of an HVM_CONTEXT body to hyp_domain_load_entry. */
 int rst_load_context(struct rst *r, const uint8_t *body, uint32_t len, uint64_t offset);
 /* FERRY_CONSOLE of older saves. */

@@ -14,12 +14,25 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "common/compiler.h"
 #include "common/err.h"
 #include "common/log.h"
 #include "restore/receive.h"
 
 #define GO_MS 10000
+/* How long a page channel and its main connection wait for each other. */
+#define CHANNEL_WAIT_MS 10000
+
+/* A page channel waiting for its main connection to take it. */
+struct rcv_park {
+	struct rcv_park *next;
+	char cookie[STRM_HS_COOKIE_LEN + 1];
+	unsigned idx;
+	const char *cert; /* the peer's certificate name ("" plain) */
+	struct strm_io *io;
+	bool taken; /* the main connection owns io now */
+};
 
 struct rcv_entry {
 	struct rcv_entry *next;
@@ -30,6 +43,7 @@ struct rst_rcv_set {
 	pthread_mutex_t lock;
 	pthread_cond_t cond; /* an entry left or was named; a token fired */
 	struct rcv_entry *list;
+	struct rcv_park *parked;
 };
 
 /* One connection's working state. */
@@ -37,7 +51,11 @@ struct rcv {
 	const struct rst_rcv_conf *c;
 	struct rcv_entry ent; /* in c->set while serving */
 	char who[320];	      /* peer and certificate name, for messages */
+	char cert[256];	      /* the peer's certificate name ("" plain) */
 	char name[HYP_NAME_MAX];
+	/* Page channels taken for this connection's stream. */
+	struct strm_io *chans[STRM_HS_CHANNELS_MAX];
+	unsigned nchans;
 };
 
 /* ---- the set of receivers ---------------------------------------------------- */
@@ -192,7 +210,8 @@ static int receive_stream(struct rcv *r, struct strm_io *io, const char *prefix,
 	const struct rst_rcv_conf *c = r->c;
 	struct rst_opts o = { .paused = true, .config = rcv_config, .opaque = r,
 			      .xenstore = c->ops->xenstore,
-			      .xenstore_opaque = c->ops->opaque };
+			      .xenstore_opaque = c->ops->opaque, .channels = r->chans,
+			      .nchannels = r->nchans, .cancel = c->cancel, .net_ms = c->net_ms };
 	struct rst_stats st = { 0 };
 	struct strm_io *pio;
 	char err[512] = "";
@@ -327,6 +346,175 @@ static enum rst_rcv_outcome serve_query(struct rcv *r, struct strm_io *io)
 	return RST_RCV_ANSWERED;
 }
 
+/* ---- page channels --------------------------------------------------------- */
+
+/* One line after the peeked magic, without its newline, into buf. */
+static int read_line(struct strm_io *io, char *buf, size_t size)
+{
+	size_t got = 0;
+
+	while (got < size - 1) {
+		ssize_t n = strm_io_read(io, buf + got, 1);
+
+		if (n <= 0)
+			return n ? (int)n : -ECONNRESET;
+		if (buf[got] == '\n') {
+			buf[got] = 0;
+			return 0;
+		}
+		got++;
+	}
+	return -EPROTO;
+}
+
+/* COOKIE: exactly STRM_HS_COOKIE_LEN lower-case hex digits. */
+static bool cookie_ok(const char *s)
+{
+	size_t n = strspn(s, "0123456789abcdef");
+
+	return n == STRM_HS_COOKIE_LEN && !s[n];
+}
+
+/*
+ * STRM_HS_PAGES was read: parks io until the main connection that named
+ * its cookie takes it (RST_RCV_CHANNEL: io is the main one's now) or the
+ * wait ends (RST_RCV_NOTHING: the caller closes io).
+ */
+static enum rst_rcv_outcome serve_pages(struct rcv *r, struct strm_io *io)
+{
+	struct rst_rcv_set *set = r->c->set;
+	struct rcv_park me = { .cert = r->cert, .io = io }, **pp;
+	char line[STRM_HS_COOKIE_LEN + 16], *sp, *end;
+	struct timespec deadline;
+	unsigned long idx;
+
+	if (read_line(io, line, sizeof(line)) || !(sp = strchr(line, ' ')))
+		goto bad;
+	*sp = 0;
+	idx = strtoul(sp + 1, &end, 10);
+	if (!cookie_ok(line) || end == sp + 1 || *end || idx >= STRM_HS_CHANNELS_MAX)
+		goto bad;
+	memcpy(me.cookie, line, sizeof(me.cookie));
+	me.idx = (unsigned)idx;
+	ferry_deadline_in(&deadline, MIN(r->c->net_ms, CHANNEL_WAIT_MS) / 1e3);
+	pthread_mutex_lock(&set->lock);
+	me.next = set->parked;
+	set->parked = &me;
+	pthread_cond_broadcast(&set->cond);
+	while (!me.taken && !strm_cancel_fired(r->c->cancel) &&
+	       pthread_cond_timedwait(&set->cond, &set->lock, &deadline) != ETIMEDOUT)
+		;
+	if (!me.taken) {
+		for (pp = &set->parked; *pp; pp = &(*pp)->next) {
+			if (*pp == &me) {
+				*pp = me.next;
+				break;
+			}
+		}
+	}
+	pthread_mutex_unlock(&set->lock);
+	if (me.taken)
+		return RST_RCV_CHANNEL;
+	log_warn("migration: page channel %u from %s: no migration here took it", me.idx + 1,
+		 r->who);
+	send_error(io, "no migration here is waiting for this page channel");
+	return RST_RCV_NOTHING;
+bad:
+	log_warn("migration: %s: a page channel's line is malformed; closed", r->who);
+	return RST_RCV_NOTHING;
+}
+
+/* Under set->lock: the parked channel idx of cookie from the same peer. */
+static struct rcv_park **park_find_locked(struct rst_rcv_set *set, const struct rcv *r,
+					  const char *cookie, unsigned idx)
+{
+	for (struct rcv_park **pp = &set->parked; *pp; pp = &(*pp)->next)
+		if ((*pp)->idx == idx && !strcmp((*pp)->cookie, cookie) &&
+		    !strcmp((*pp)->cert, r->cert))
+			return pp;
+	return NULL;
+}
+
+/* Takes channels 0..n-1 of cookie into r->chans, waiting for them to
+ * arrive: 0, or -ETIMEDOUT / -ECANCELED with none taken. */
+static int take_channels(struct rcv *r, const char *cookie, unsigned n)
+{
+	struct rst_rcv_set *set = r->c->set;
+	struct timespec deadline;
+	unsigned have = 0;
+	int rc = 0;
+
+	ferry_deadline_in(&deadline, MIN(r->c->net_ms, CHANNEL_WAIT_MS) / 1e3);
+	pthread_mutex_lock(&set->lock);
+	for (;;) {
+		for (have = 0; have < n && park_find_locked(set, r, cookie, have); have++)
+			;
+		if (have == n)
+			break;
+		if (strm_cancel_fired(r->c->cancel)) {
+			rc = -ECANCELED;
+			break;
+		}
+		if (pthread_cond_timedwait(&set->cond, &set->lock, &deadline) == ETIMEDOUT) {
+			rc = -ETIMEDOUT;
+			break;
+		}
+	}
+	for (unsigned i = 0; !rc && i < n; i++) {
+		struct rcv_park **pp = park_find_locked(set, r, cookie, i), *p = *pp;
+
+		*pp = p->next;
+		p->taken = true;
+		r->chans[i] = p->io;
+	}
+	if (!rc) {
+		r->nchans = n;
+		pthread_cond_broadcast(&set->cond);
+	}
+	pthread_mutex_unlock(&set->lock);
+	if (rc == -ETIMEDOUT)
+		log_err("migration from %s: page channel %u of %u did not arrive within %d ms",
+			r->who, have + 1, n, MIN(r->c->net_ms, CHANNEL_WAIT_MS));
+	return rc;
+}
+
+/* STRM_HS_CHANNELS was read: "N COOKIE", the channels, then the stream. */
+static enum rst_rcv_outcome serve_channels(struct rcv *r, struct strm_io *io, uint32_t *id)
+{
+	char line[STRM_HS_COOKIE_LEN + 16], first[STRM_HS_PEEK_LEN], *end;
+	enum rst_rcv_outcome out = RST_RCV_REFUSED;
+	unsigned long n;
+	int rc;
+
+	if (read_line(io, line, sizeof(line)))
+		goto bad;
+	n = strtoul(line, &end, 10);
+	if (end == line || *end != ' ' || n < 1 || n > STRM_HS_CHANNELS_MAX || !cookie_ok(end + 1))
+		goto bad;
+	rc = take_channels(r, end + 1, (unsigned)n);
+	if (rc) {
+		if (rc != -ECANCELED)
+			send_error(io, "the page channels did not all arrive");
+		return RST_RCV_REFUSED;
+	}
+	rc = strm_io_read_full(io, first, STRM_HS_PEEK_LEN);
+	if (rc)
+		log_info("migration: %s went away after its page channels (%s)", r->who,
+			 strm_hs_strerror(rc));
+	else if (memcmp(first, STRM_HS_XL_MAGIC, STRM_HS_PEEK_LEN))
+		log_warn("migration: %s: no stream after the page channels; closed", r->who);
+	else
+		out = serve_stream(r, io, first, id);
+	for (unsigned i = 0; i < r->nchans; i++)
+		strm_io_close(r->chans[i]);
+	r->nchans = 0;
+	return out;
+bad:
+	log_warn("migration: %s: the page channels' line is malformed; closed", r->who);
+	send_error(io, "malformed page channels line");
+	return RST_RCV_REFUSED;
+}
+
 /* ---- one connection -------------------------------------------------------- */
 
 /* The io over accepted fd, TLS unless plain; NULL (logged) on failure. */
@@ -347,6 +535,7 @@ static struct strm_io *open_io(struct rcv *r, int fd)
 			return NULL;
 		}
 		snprintf(r->who, sizeof(r->who), "%s (%s)", c->peer, peer);
+		snprintf(r->cert, sizeof(r->cert), "%s", peer);
 		return io;
 	}
 	rc = strm_io_fd(fd, true, &io);
@@ -387,12 +576,17 @@ enum rst_rcv_outcome rst_rcv_serve(const struct rst_rcv_conf *c, int fd, uint32_
 		out = serve_query(&r, io);
 	else if (!memcmp(first, STRM_HS_XL_MAGIC, STRM_HS_PEEK_LEN))
 		out = serve_stream(&r, io, first, &id);
+	else if (!memcmp(first, STRM_HS_CHANNELS, STRM_HS_PEEK_LEN))
+		out = serve_channels(&r, io, &id);
+	else if (!memcmp(first, STRM_HS_PAGES, STRM_HS_PEEK_LEN))
+		out = serve_pages(&r, io);
 	else if (c->ops->other && c->ops->other(c->ops->opaque, io, first, r.who, c->cancel))
 		out = RST_RCV_OTHER;
 	else
 		log_warn("migration: %s sent neither a migration stream nor a query; closed",
 			 r.who);
-	strm_io_close(io);
+	if (out != RST_RCV_CHANNEL)
+		strm_io_close(io);
 out:
 	set_remove(&r);
 	if (domid)

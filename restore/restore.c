@@ -15,6 +15,8 @@
 
 struct plain {
 	struct rst r;
+	const struct rst_opts *o;
+	struct rst_chans *chans; /* o->channels' readers, once the domain exists */
 	bool loaded;	/* libxc END applied */
 	char *xs_pairs; /* EMULATOR_XENSTORE_DATA's, after its header */
 	size_t xs_len;
@@ -34,9 +36,13 @@ static int on_libxc_end(struct rst *r)
 	return 0;
 }
 
-static int on_headers(struct rst *r, const struct strm_rec *rec)
+static int on_headers(struct plain *p, const struct strm_rec *rec)
 {
+	struct rst *r = &p->r;
 	int err = rst_create_domain(r, rec);
+
+	if (!err && p->o->nchannels)
+		err = rst_chans_start(r, p->o->channels, p->o->nchannels, p->o->net_ms, &p->chans);
 
 	/* A lazy restore's pages are filled by its faults, not written. */
 	if (!err && !r->lazy && rst_pagew_new(r, &r->pw))
@@ -68,13 +74,27 @@ static int on_record(void *opaque, const struct strm_rec *rec)
 	case STRM_LIBXC:
 		break;
 	}
+	/* The state applies to memory complete: every channel has ended. */
+	if (p->chans && !rst_chans_joined(p->chans) && rec->type != REC_TYPE_PAGE_DATA &&
+	    rec->type != REC_TYPE_STATIC_DATA_END && rec->type != REC_TYPE_FERRY_CHANNEL_SYNC) {
+		err = rst_chans_wait(r, p->chans, p->o->cancel);
+		if (err)
+			return err;
+	}
 	switch (rec->type) {
-	case STRM_REC_LIBXC_HEADERS: return on_headers(r, rec);
+	case STRM_REC_LIBXC_HEADERS: return on_headers(p, rec);
 	case REC_TYPE_PAGE_DATA: return rst_pagew_on_pages(r, rec, NULL);
 	case REC_TYPE_HVM_CONTEXT:
 		return rst_load_context(r, rec->body, rec->len, rec->offset);
 	case REC_TYPE_FERRY_CONSOLE:
 		return rst_on_console(r, rec);
+	case REC_TYPE_FERRY_CHANNEL_SYNC:
+		/* The sender's pulse while its pages go elsewhere. */
+		if (!p->o->nchannels)
+			return rst_fail(r, -EPROTO, "FERRY_CHANNEL_SYNC at offset %llu in a stream "
+					"received without page channels",
+					(unsigned long long)rec->offset);
+		return 0;
 	case REC_TYPE_END:
 		err = on_libxc_end(r);
 		p->loaded = !err;
@@ -121,13 +141,18 @@ int rst_restore_hooked(struct hyp *h, struct strm_io *io, const struct rst_opts 
 {
 	struct plain p = { .r = { .h = h, .config = o->config, .config_opaque = o->opaque,
 				  .err = errbuf, .errlen = errlen, .on_created = created,
-				  .created_opaque = opaque, .lazy = lazy } };
+				  .created_opaque = opaque, .lazy = lazy },
+			   .o = o };
 	struct rst *r = &p.r;
 	struct strm_dec_limits lim = { 0 };
 	double t0 = rst_now();
 	int err;
 
 	errbuf[0] = 0;
+	if (o->nchannels && lazy) {
+		err = rst_fail(r, -EINVAL, "page channels and a lazy restore do not go together");
+		goto out;
+	}
 	err = strm_dec_new(&lim, &r->dec);
 	if (err) {
 		err = rst_fail(r, -ENOMEM, "no memory for the decoder");
@@ -148,6 +173,8 @@ int rst_restore_hooked(struct hyp *h, struct strm_io *io, const struct rst_opts 
 	log_info("d%u: restored '%s': %llu pages, %llu bytes in %.3f s", r->domid, r->cfg.name,
 		 (unsigned long long)r->npages, (unsigned long long)r->bytes, rst_now() - t0);
 out:
+	/* Before the domain can go: the channels write into it. */
+	rst_chans_free(p.chans);
 	rst_release(r, err != 0);
 	if (st) {
 		st->pages = r->npages;

@@ -80,6 +80,7 @@ enum rst_rcv_outcome {
 	RST_RCV_RUNNING,     /* after go: runs here as NAME (*domid) */
 	RST_RCV_HANDED_BACK, /* after go it could not start: destroyed, go sent back */
 	RST_RCV_OTHER,	     /* served by ops->other */
+	RST_RCV_CHANNEL,     /* a page channel, taken by its migration's connection */
 };
 
 /*

@@ -35,6 +35,17 @@ struct rst_opts {
 	void *opaque;
 	rst_xenstore_fn xenstore; /* optional */
 	void *xenstore_opaque;
+	/*
+	 * Optional page channels (docs/channels.md): nchannels more streams,
+	 * borrowed, each carrying only PAGE_DATA, read by a thread of their
+	 * own into the domain's memory. Every channel has reached its END
+	 * before the main stream's state records are applied. Their waits use
+	 * net_ms as progress timeout; cancel (may be NULL) ends them too.
+	 */
+	struct strm_io *const *channels;
+	unsigned nchannels;
+	struct strm_cancel *cancel;
+	int net_ms;
 };
 
 struct rst_stats {
