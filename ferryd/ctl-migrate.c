@@ -326,6 +326,7 @@ static int gen_report(yajl_gen g, const void *arg)
 	     xlm_gen_kv_str(g, "decision", r->rep.decision ? r->rep.decision : "") ?:
 	     xlm_gen_kv_str(g, "codec", r->rep.codec ? r->rep.codec : "none") ?:
 	     xlm_gen_kv_bool(g, "codec_auto", r->rep.codec_auto) ?:
+	     xlm_gen_kv_int(g, "channels", j->o.nchannels ? j->o.nchannels : 1) ?:
 	     gen_codec_rounds(g, &r->rep);
 	return rc ?: xlm_gen_map_close(g);
 }
@@ -443,6 +444,15 @@ static int migrate_opts(struct ctl_client *cl, const struct xlm_req *req, struct
 			return -EINVAL;
 		}
 		j->o.max_rounds = (unsigned)v;
+	}
+	if (xlm_args_int(req, "channels", &v)) {
+		if (v < 0 || v > STRM_HS_CHANNELS_MAX) {
+			REPLY_ERR(cl, req, -EINVAL, "channels: expected 0 to %d",
+				  STRM_HS_CHANNELS_MAX);
+			return -EINVAL;
+		}
+		/* 1 is today's single connection: pages on the main stream. */
+		j->o.nchannels = v > 1 ? (unsigned)v : 0;
 	}
 	if (xlm_args_int(req, "bandwidth", &v)) {
 		if (v < 0) {

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -340,12 +341,70 @@ static void stream_failed(struct hs *s, struct strm_io *io, int rc, const char *
 	log_err("d%u: %s", c->domid, r->err);
 }
 
+/*
+ * Page channels (docs/channels.md): main announces n and a random cookie,
+ * then n more connections present it. 0 with ios[0..n-1] open, or -errno
+ * with res filled and none left open.
+ */
+static int open_channels(struct hs *s, struct strm_io *main, unsigned n, struct strm_io **ios)
+{
+	const struct mig_hs_conf *c = s->c;
+	struct mig_hs_result *r = s->res;
+	char cookie[STRM_HS_COOKIE_LEN + 1], line[STRM_HS_COOKIE_LEN + 32], why[900] = "";
+	uint8_t raw[STRM_HS_COOKIE_LEN / 2];
+	unsigned i = 0, bad;
+	int rc = 0;
+
+	if (getrandom(raw, sizeof(raw), 0) != (ssize_t)sizeof(raw)) {
+		rc = -errno;
+		snprintf(why, sizeof(why), "no random cookie: %s", ferry_strerror(rc));
+		goto fail;
+	}
+	for (unsigned k = 0; k < sizeof(raw); k++)
+		snprintf(cookie + 2 * k, 3, "%02x", raw[k]);
+	snprintf(line, sizeof(line), "%s%u %s\n", STRM_HS_CHANNELS, n, cookie);
+	rc = strm_hs_write(main, line, strlen(line));
+	if (rc) {
+		snprintf(why, sizeof(why), "announcing them: %s", strm_hs_strerror(rc));
+		goto fail;
+	}
+	for (; i < n; i++) {
+		rc = connect_target(c, c->net_ms, &ios[i], why, sizeof(why));
+		if (rc)
+			goto fail;
+		snprintf(line, sizeof(line), "%s%s %u\n", STRM_HS_PAGES, cookie, i);
+		rc = strm_hs_write(ios[i], line, strlen(line));
+		if (rc) {
+			snprintf(why, sizeof(why), "%s", strm_hs_strerror(rc));
+			strm_io_close(ios[i]);
+			goto fail;
+		}
+	}
+	return 0;
+fail:
+	bad = i;
+	while (i--)
+		strm_io_close(ios[i]);
+	r->rc = rc;
+	if (rc == -ECANCELED)
+		snprintf(r->err, sizeof(r->err), "migration of '%s' to %s cancelled while "
+			 "connecting; it keeps running here", c->name, c->host);
+	else
+		snprintf(r->err, sizeof(r->err), "migration of '%s' to %s: cannot open page "
+			 "channel %u of %u: %s; it keeps running here", c->name, c->host, bad + 1,
+			 n, why);
+	log_err("d%u: %s", c->domid, r->err);
+	return rc;
+}
+
 /* Connects and sends the stream: 0 with *io open and the domain paused
  * by this operation, or -errno with res filled (the domain runs). */
 static int send_stream(struct hs *s, struct mig_live_opts *o, struct strm_io **io)
 {
 	const struct mig_hs_conf *c = s->c;
 	struct mig_hs_result *r = s->res;
+	struct strm_io *chans[STRM_HS_CHANNELS_MAX];
+	unsigned n = o->nchannels;
 	char why[1024] = "";
 	int rc = connect_target(c, c->net_ms, io, r->err, sizeof(r->err));
 
@@ -367,9 +426,25 @@ static int send_stream(struct hs *s, struct mig_live_opts *o, struct strm_io **i
 			 c->name);
 		return r->rc;
 	}
-	log_info("d%u: migrating '%s' to %s%s", c->domid, c->name, c->host,
-		 c->tls ? " (TLS)" : " (plain TCP)");
+	if (n > STRM_HS_CHANNELS_MAX)
+		n = STRM_HS_CHANNELS_MAX;
+	if (n && open_channels(s, *io, n, chans)) {
+		strm_io_close(*io);
+		return r->rc;
+	}
+	if (n)
+		log_info("d%u: migrating '%s' to %s%s, pages over %u channel%s", c->domid, c->name,
+			 c->host, c->tls ? " (TLS)" : " (plain TCP)", n, n == 1 ? "" : "s");
+	else
+		log_info("d%u: migrating '%s' to %s%s", c->domid, c->name, c->host,
+			 c->tls ? " (TLS)" : " (plain TCP)");
+	o->channels = chans;
+	o->nchannels = n;
 	rc = mig_live_send(c->h, c->domid, *io, o, &r->rep, why, sizeof(why));
+	/* Each channel's stream has ended, or the migration failed. */
+	for (unsigned i = 0; i < n; i++)
+		strm_io_close(chans[i]);
+	o->channels = NULL;
 	if (rc) {
 		stream_failed(s, *io, rc, why);
 		strm_io_close(*io);

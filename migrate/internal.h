@@ -132,6 +132,17 @@ _Static_assert(MIG_SINK_HOLES_MAX == PAGE_DATA_BATCH_MAX, "holes as Xen batches 
 /* The stream sink; its opaque is the session's struct mig_out. */
 extern const struct mig_page_sink_ops mig_stream_sink_ops;
 
+/* ---- channels.c: pages over page channels --------------------------------- */
+
+struct mig_chans;
+extern const struct mig_page_sink_ops mig_chans_sink_ops;
+/* Opens o->channels' streams and starts their threads; errors in main. */
+int mig_chans_new(struct mig_out *main, const struct mig_session_opts *o, struct mig_chans **out);
+/* Adds the channels' frame figures as of their last round end or END. */
+void mig_chans_frame_stats(struct mig_chans *set, struct strm_frame_stats *sum);
+/* Stops the threads (a stream not ended is cut short), frees (NULL: nothing). */
+void mig_chans_free(struct mig_chans *set);
+
 /* ---- session.c: the save side across epochs --------------------------- */
 
 struct mig_session {
@@ -150,6 +161,7 @@ struct mig_session {
 	struct mig_batch *b;
 	const struct mig_page_sink_ops *sink_ops;
 	void *sink;
+	struct mig_chans *chans; /* the sink, when pages go over page channels */
 	struct strm_io *lower;	/* the caller's io, borrowed */
 	struct strm_io *framed; /* ours, on lower; NULL for a plain stream */
 	uint64_t wire0;		/* lower's offset when we began */

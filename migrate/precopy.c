@@ -117,7 +117,7 @@ static int live_rounds(struct mig_session *s, struct mig_policy *p)
 		r.bytes = mig_session_wire(s) - w0;
 		/* A sink off the stream (a snapshot) moves its pages elsewhere:
 		 * without them the policy would measure no bandwidth at all. */
-		if (s->sink_ops != &mig_stream_sink_ops)
+		if (s->sink_ops != &mig_stream_sink_ops && !s->sink_ops->wire)
 			r.bytes += r.pages * PAGE_SIZE;
 		r.seconds = t1 - t0;
 		r.interval = ferry_now_s() - t_peek;
@@ -211,13 +211,15 @@ int mig_live_send(struct hyp *h, uint32_t domid, struct strm_io *io,
 		.cancel = o->cancel,
 		.progress = o->progress,
 		.opaque = o->opaque,
+		.channels = o->channels,
+		.nchannels = o->nchannels,
 	};
 	struct mig_precopy_opts po = { .downtime_ms = o->downtime_ms,
 				       .no_converge = o->no_converge,
 				       .max_rounds = o->max_rounds };
 	struct mig_session *s;
 	double t0 = ferry_now_s();
-	uint64_t wire0 = strm_io_offset(io);
+	uint64_t wire0 = strm_io_offset(io), side = 0;
 	int err;
 
 	memset(rep, 0, sizeof(*rep));
@@ -230,10 +232,12 @@ int mig_live_send(struct hyp *h, uint32_t domid, struct strm_io *io,
 		if (!err && o->keep_logdirty)
 			*o->keep_logdirty = mig_session_take_logdirty(s);
 		mig_session_report(s, rep);
+		/* What went over the page channels, which close takes away. */
+		side = rep->bytes_sent - (strm_io_offset(io) - wire0);
 		mig_session_close(s);
 	}
 	/* As before the session: turning log-dirty off is in the total. */
-	rep->bytes_sent = strm_io_offset(io) - wire0;
+	rep->bytes_sent = strm_io_offset(io) - wire0 + side;
 	rep->total_s = ferry_now_s() - t0;
 	if (!err)
 		live_log(domid, rep);

@@ -23,7 +23,9 @@
 
 uint64_t mig_session_wire(const struct mig_session *s)
 {
-	return strm_io_offset(s->lower) - s->wire0;
+	uint64_t side = s->sink_ops->wire ? s->sink_ops->wire(s->sink) : 0;
+
+	return strm_io_offset(s->lower) - s->wire0 + side;
 }
 
 static bool cancelled(const struct mig_session *s)
@@ -234,11 +236,21 @@ static void count_frames(struct mig_session *s, unsigned round, const struct str
 	s->fs_last = *fs;
 }
 
+/* The main stream's frame figures, and the page channels'. */
+static int frame_stats(struct mig_session *s, struct strm_frame_stats *fs)
+{
+	int err = strm_io_frame_stats(s->framed, fs);
+
+	if (!err && s->chans)
+		mig_chans_frame_stats(s->chans, fs);
+	return err;
+}
+
 void mig_session_count_frames(struct mig_session *s, unsigned round)
 {
 	struct strm_frame_stats fs;
 
-	if (s->framed && !strm_io_frame_stats(s->framed, &fs))
+	if (s->framed && !frame_stats(s, &fs))
 		count_frames(s, round, &fs);
 }
 
@@ -316,6 +328,18 @@ int mig_session_create(struct hyp *h, uint32_t domid, struct strm_io *io,
 	err = setup_stream(s) ?: mig_put_headers(&s->s);
 	if (err)
 		goto fail;
+	if (o->nchannels) {
+		if (o->sink_ops || o->checkpointed) {
+			err = mig_fail(&s->s, -EINVAL, "page channels carry a live migration's "
+				       "pages only");
+			goto fail;
+		}
+		err = mig_chans_new(&s->s, o, &s->chans);
+		if (err)
+			goto fail;
+		s->sink_ops = &mig_chans_sink_ops;
+		s->sink = s->chans;
+	}
 	*out = s;
 	return 0;
 fail:
@@ -391,7 +415,7 @@ static int finish_stream(struct mig_session *s)
 
 	if (!s->framed)
 		return mig_stream_sink_ops.flush(&s->s);
-	if (!strm_io_frame_stats(s->framed, &fs)) {
+	if (!frame_stats(s, &fs)) {
 		s->rep.frames = fs.frames;
 		s->rep.frames_raw = fs.frames_stored_raw;
 		count_frames(s, s->rep.rounds, &fs);
@@ -544,6 +568,8 @@ void mig_session_close(struct mig_session *s)
 	/* The cap is the source's business, not part of the guest's state. */
 	if (s->throttle_pct < 100)
 		hyp_domain_set_cap(s->s.h, s->s.domid, 0);
+	/* Their threads read guest memory: stopped before the domain may go. */
+	mig_chans_free(s->chans);
 	/* Without END the receiver sees a stream cut short. */
 	if (s->framed)
 		strm_io_close(s->framed);

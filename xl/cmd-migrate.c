@@ -27,7 +27,7 @@
 
 struct migrate_args {
 	const char *domain, *host, *no_converge, *compress;
-	long long downtime_ms, max_rounds, bandwidth;
+	long long downtime_ms, max_rounds, bandwidth, channels;
 	bool insecure;
 };
 
@@ -42,6 +42,7 @@ static int args_migrate(yajl_gen g, void *opaque)
 	       xlm_gen_kv_int(g, "max_rounds", a->max_rounds) ?:
 	       xlm_gen_kv_int(g, "bandwidth", a->bandwidth) ?:
 	       xlm_gen_kv_str(g, "compress", a->compress) ?:
+	       xlm_gen_kv_int(g, "channels", a->channels) ?:
 	       xlm_gen_kv_bool(g, "insecure", a->insecure) ?: xlm_gen_map_close(g);
 }
 
@@ -164,7 +165,7 @@ static void print_report(yajl_val r)
 {
 	static const char *ppr_path[] = { "pages_per_round", NULL };
 	yajl_val ppr = yajl_tree_get(r, ppr_path, yajl_t_array);
-	long long bytes = 0, rounds = 0, thr = 100, zero = 0;
+	long long bytes = 0, rounds = 0, thr = 100, zero = 0, chans = 1;
 	const char *outcome = xlm_json_str(r, "outcome");
 
 	xlm_json_int(r, "bytes_sent", &bytes);
@@ -191,10 +192,13 @@ static void print_report(yajl_val r)
 	printf("\n  throttle          %lld%%\n", thr);
 	printf("  zero pages        %lld\n", zero);
 	print_codec(r);
+	xlm_json_int(r, "channels", &chans);
+	printf("  page channels     %lld%s\n", chans,
+	       chans > 1 ? " (connections besides the main one)" : " (the main connection)");
 	printf("  switched over     %s\n", xlm_json_str(r, "decision") ?: "?");
 }
 
-enum { O_DOWNTIME = 256, O_NC, O_ROUNDS, O_BW, O_COMPRESS, O_JSON, O_INSECURE };
+enum { O_DOWNTIME = 256, O_NC, O_ROUNDS, O_BW, O_COMPRESS, O_CHANNELS, O_JSON, O_INSECURE };
 
 /* One option of xl migrate's: 0, or an exit status (said on stderr). */
 static int migrate_opt(int opt, const char *arg, struct migrate_args *a, bool *json)
@@ -232,6 +236,12 @@ static int migrate_opt(int opt, const char *arg, struct migrate_args *a, bool *j
 					"auto, not '%s'", arg);
 		a->compress = arg;
 		return 0;
+	case O_CHANNELS:
+		a->channels = strtoll(arg, &end, 10);
+		if (*end || end == arg || a->channels < 1 || a->channels > STRM_HS_CHANNELS_MAX)
+			return xlm_fail("migrate: --channels: expected 1 to %d, not '%s'",
+					STRM_HS_CHANNELS_MAX, arg);
+		return 0;
 	case O_JSON: *json = true; return 0;
 	case O_INSECURE: a->insecure = true; return 0;
 	default:
@@ -249,6 +259,7 @@ static int migrate_args_parse(int argc, char **argv, struct migrate_args *a, boo
 		{ "max-rounds", required_argument, NULL, O_ROUNDS },
 		{ "bandwidth", required_argument, NULL, O_BW },
 		{ "compress", required_argument, NULL, O_COMPRESS },
+		{ "channels", required_argument, NULL, O_CHANNELS },
 		{ "json", no_argument, NULL, O_JSON },
 		{ "insecure", no_argument, NULL, O_INSECURE },
 		{ "help", no_argument, NULL, 'h' },
@@ -324,7 +335,7 @@ int xlm_cmd_migrate(int argc, char **argv)
 {
 	struct migrate_args a = { .no_converge = "throttle", .compress = "none",
 				  .downtime_ms = MIG_DEFAULT_DOWNTIME_MS,
-				  .max_rounds = MIG_DEFAULT_MAX_ROUNDS };
+				  .max_rounds = MIG_DEFAULT_MAX_ROUNDS, .channels = 1 };
 	struct progress prog = { .tty = isatty(STDERR_FILENO) };
 	struct sigaction sa = { .sa_handler = on_sigint }, old_int, old_term;
 	bool json = false;

@@ -14,7 +14,9 @@
  * after go with the target unreachable (the source stays fenced: paused,
  * not destroyed) and migrate-resolve both ways; and the connection cut at
  * every message boundary of the target's half, each ending with exactly
- * one running copy.
+ * one running copy. With page channels (docs/channels.md): the pages over
+ * three more connections; a channel lost before it is opened; and the
+ * main connection cut with the channels open.
  */
 #include <criterion/criterion.h>
 #include <criterion/parameterized.h>
@@ -83,6 +85,8 @@ struct env {
 	struct conn conns[MAX_CONN];
 	int nconn;
 	bool block_name; /* no_return: make NAME exist on B, so the start fails */
+	unsigned chans;	 /* page channels the source asks for */
+	int cut_conn;	 /* cut this connection (index > 0) at once; 0: none */
 };
 
 static struct env E;
@@ -140,6 +144,8 @@ static void *conn_main(void *arg)
 
 	if (c->index == 0 && e->cut_at == 0)
 		cut(c, "before the TLS handshake");
+	if (c->index && c->index == e->cut_conn)
+		cut(c, "a page channel, before the TLS handshake");
 	c->out = rst_rcv_serve(&conf, c->fd, &c->domid);
 	return NULL;
 }
@@ -259,7 +265,8 @@ static struct mig_hs_conf s_conf(uint32_t domid)
 static int migrate(struct mig_hs_result *res)
 {
 	struct mig_live_opts o = { .config_json = "{\"c_info\":{\"name\":\"" NAME "\"}}",
-				   .downtime_ms = 300, .max_rounds = 30 };
+				   .downtime_ms = 300, .max_rounds = 30, .nchannels = E.chans,
+				   .codec = E.chans ? STRM_CODEC_LZ4 : STRM_CODEC_NONE };
 	struct mig_hs_conf c = s_conf(E.src);
 	int rc = mig_hs_migrate(&c, &o, res);
 
@@ -523,5 +530,71 @@ ParameterizedTest(int *k, handshake, cut)
 	cr_assert_str_eq(res.outcome, "migrated");
 	cr_assert_eq(out, RST_RCV_RUNNING);
 	cr_assert_eq(res.resolved_by_query, *k == 4);
+	expect_target_runs();
+}
+
+/* ---- page channels ------------------------------------------------------------------ */
+
+Test(handshake, pages_over_three_channels)
+{
+	struct mig_hs_result res;
+
+	E.chans = 3;
+	cr_assert_eq(migrate(&res), 0, "%s", res.err);
+	cr_assert_str_eq(res.outcome, "migrated");
+	cr_assert_eq(join_conns(&E), RST_RCV_RUNNING);
+	/* The next three connections were the channels, each taken by it. */
+	cr_assert_geq(E.nconn, 4);
+	for (int i = 1; i <= 3; i++)
+		cr_assert_eq(E.conns[i].out, RST_RCV_CHANNEL, "connection %d: outcome %d", i,
+			     E.conns[i].out);
+	/* Counted with the main stream's bytes: at least the pages sent. */
+	cr_assert_geq(res.rep.bytes_sent, 1024ull * 4096 / 2, "%llu bytes",
+		      (unsigned long long)res.rep.bytes_sent);
+	expect_target_runs();
+}
+
+Test(handshake, a_channel_lost_before_it_opens_resumes_the_source)
+{
+	struct mig_hs_result res;
+
+	E.chans = 2;
+	E.cut_conn = 2; /* the second page channel */
+	cr_assert_neq(migrate(&res), 0);
+	cr_assert_not(res.fenced);
+	cr_assert_not_null(strstr(res.err, "cannot open page channel 2 of 2"), "%s", res.err);
+	cr_assert_not_null(strstr(res.err, "it keeps running here"), "%s", res.err);
+	/* The target's side gave up waiting for it and kept nothing. */
+	cr_assert_eq(join_conns(&E), RST_RCV_REFUSED);
+	expect_source_runs();
+}
+
+/* The main connection cut after the banner (the channels are open and
+ * waiting), after the stream (the channels have ended) and after go. */
+static int chan_cuts[] = { 1, 2, 4 };
+
+ParameterizedTestParameters(handshake, cut_with_channels)
+{
+	return cr_make_param_array(int, chan_cuts, ARRAY_SIZE(chan_cuts));
+}
+
+ParameterizedTest(int *k, handshake, cut_with_channels)
+{
+	struct mig_hs_result res;
+	int rc;
+
+	E.chans = 2;
+	E.cut_at = *k;
+	fprintf(stderr, "cut %d, 2 page channels:\n", *k);
+	rc = migrate(&res);
+	join_conns(&E);
+	cr_assert_not(res.fenced, "fenced though the target could be asked: %s", res.err);
+	if (*k < 4) {
+		cr_assert_neq(rc, 0);
+		expect_source_runs();
+		return;
+	}
+	cr_assert_eq(rc, 0, "%s", res.err);
+	cr_assert(res.resolved_by_query);
 	expect_target_runs();
 }

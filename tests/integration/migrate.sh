@@ -2,9 +2,10 @@
 # Live migration between two real ferryds on one machine ("hosts" A =
 # 127.0.0.2 and B = 127.0.0.3, TLS with a CA from xl tls-setup), for every
 # backend that runs here: a 1 GiB guest running the verify workload moves
-# A -> B -> A with zero mismatches and its counters continuing; cancel,
-# Ctrl-C, a certificate from another CA, plain TCP against TLS, a target
-# without enough memory and a target killed mid-migration all leave the
+# A -> B -> A (back over 3 page channels, --channels) with zero mismatches
+# and its counters continuing; cancel, Ctrl-C, a certificate from another
+# CA, plain TCP against TLS, a target without enough memory and a target
+# killed mid-migration (with and without page channels) all leave the
 # domain running on A; afterwards exactly one copy runs.
 # Usage: tests/integration/migrate.sh BUILD_DIR
 set -uo pipefail
@@ -63,12 +64,13 @@ migrate() {
 report_has() { grep -q "\"$1\":" "$TMP/report.json"; }
 
 # One successful move FROM -> TO, with every check.
-move() { # FROM TO TO_ADDR LABEL
+move() { # FROM TO TO_ADDR LABEL [xl migrate options]
 	local from=$1 to=$2 addr=$3 what=$4 before id
+	shift 4
 	before=$(sweeps "$from" "$NAME")
 	id=$(xlh "$from" list "$NAME" 2>/dev/null | awk 'NR == 2 { print $2 }')
 	xlh "$from" xenstore-write "/local/domain/$id/data/moved" "$what" >/dev/null 2>&1
-	check "$what: xl migrate succeeds" migrate "$from" "$addr"
+	check "$what: xl migrate succeeds" migrate "$from" "$addr" "$@"
 	id=$(xlh "$to" list "$NAME" 2>/dev/null | awk 'NR == 2 { print $2 }')
 	check "$what: the xenstore subtree came along, under the new domid and name" \
 		test "$(xlh "$to" xenstore-read "/local/domain/$id/data/moved" \
@@ -110,7 +112,11 @@ CFG
 	check "$b: verify sweeps on A" wait_console A "$NAME" "verify: sweep" 2
 
 	move A B $B_ADDR "$b: A -> B"
-	move B A $A_ADDR "$b: B -> A"
+	# the pages over 3 more connections (docs/channels.md), compressed
+	move B A $A_ADDR "$b: B -> A over 3 page channels, lz4" --channels 3 --compress lz4
+	check "$b: the report says 3 page channels" grep -q '"channels":3' "$TMP/report.json"
+	check "$b: the report counts the channels' bytes (over 200 MiB)" \
+		python3 -c "import json,sys; sys.exit(json.load(open('$TMP/report.json'))['bytes_sent'] < 200 << 20)"
 
 	# migrate-cancel while the rounds run (slow link so it cannot finish)
 	migrate A $B_ADDR --bandwidth 20M &
@@ -173,6 +179,17 @@ CFG
 	check "$b: target killed: xl migrate fails" test $t -ne 0
 	still_on_a "$b: target killed"
 	check "$b: target killed: verify still at zero mismatches on A" no_mismatch A "$NAME"
+
+	# and again with the pages over page channels
+	start_host B $B_ADDR "$b" 2G "$TMP/tls" || { not_ok "$b: ferryd B restarts"; return; }
+	migrate A $B_ADDR --bandwidth 50M --channels 2 &
+	p=$!
+	sleep 3
+	kill9_host B
+	wait $p
+	t=$?
+	check "$b: target killed, 2 page channels: xl migrate fails" test $t -ne 0
+	still_on_a "$b: target killed, 2 page channels"
 
 	# and it still migrates after all that
 	start_host B $B_ADDR "$b" 2G "$TMP/tls" || { not_ok "$b: ferryd B restarts"; return; }

@@ -57,6 +57,10 @@ struct mig_live_opts {
 	 * The caller must ld_disable() it.
 	 */
 	struct ld **keep_logdirty;
+	/* Optional page channels (session.h): connections borrowed for the
+	 * call, each carrying a stream of the pages of its pfn stripes. */
+	struct strm_io *const *channels;
+	unsigned nchannels;
 };
 
 struct mig_report {

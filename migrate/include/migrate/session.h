@@ -52,6 +52,9 @@ struct mig_page_sink_ops {
 	int (*flush)(void *sink);
 	/* The epoch's pages are complete; the domain is still paused. */
 	int (*end)(void *sink, unsigned epoch);
+	/* Optional: bytes the sink has put on its own connections, counted
+	 * with the session's (bandwidth, pacing, the report). */
+	uint64_t (*wire)(void *sink);
 };
 
 /* Pages per put, holes per holes call: a PAGE_DATA record each. */
@@ -88,6 +91,16 @@ struct mig_session_opts {
 	 * borrowed) and io carries the other records only. */
 	const struct mig_page_sink_ops *sink_ops;
 	void *sink;
+	/*
+	 * Page channels (docs/channels.md; not with sink_ops, nor checkpointed):
+	 * nchannels more connections (borrowed), each given a stream of its
+	 * own carrying the pages of its pfn stripes, written by a thread of
+	 * its own; io carries the rest and a FERRY_CHANNEL_SYNC at each round's
+	 * end. Pages are read after the sink's put returns (the log-dirty
+	 * covers what the guest writes meanwhile).
+	 */
+	struct strm_io *const *channels;
+	unsigned nchannels;
 	/*
 	 * Optional: a log-dirty consumer of this domain kept from an earlier
 	 * session (mig_session_take_logdirty), owned by the session from the
