@@ -19,7 +19,8 @@
 #   --backend kvm|soft|auto  auto (default): kvm when /dev/kvm can be opened
 #   --insecure               plain TCP instead of TLS
 #   --runs N                 runs per scenario and codec, the best kept (2)
-#   --codecs LIST            comma-separated, default none,lz4,zstd,auto
+#   --codecs LIST            comma-separated, default none,lz4,zstd,auto;
+#                            CODEC/N runs that codec with --channels N
 #   --big-codecs LIST        codecs for the 4 GiB scenario (default: --codecs)
 #   --scenarios LIST         idle,idlefull,r50,r200,big (default: all)
 #   --no-pagepath            skip bench-pagepath (use 1.08 GiB/s, limits.md)
@@ -290,8 +291,10 @@ round0() {
 # started just before) or prealloc (C with --prealloc); warmup is a warm
 # run to make B warm, left out of the report.
 one_run() {
-	local s=$1 c=$2 r=$3 mode=${4:-} name="mb-$1-$2-$3${4:+-$4}" cfg="$TMP/mb-$1-$2-$3${4:+-$4}.cfg"
-	local rc verify=- started=1 samples="$OUT/rss-$s-$c-$r${4:+-$4}.txt" base
+	# (CODEC/N names the domain and its files CODEC-xN)
+	local s=$1 c=$2 r=$3 mode=${4:-} name="mb-$1-${2/\//-x}-$3${4:+-$4}"
+	local cfg="$TMP/$name.cfg"
+	local rc verify=- started=1 samples="$OUT/rss-${name#mb-}.txt" base
 	local T=B TADDR=$B_ADDR tstart=0 tsock=0 cold=() popdone= i
 	cat >"$cfg" <<CFG
 name = "$name"
@@ -345,7 +348,10 @@ CFG
 	lb=$(stat -c %s "$TMP/runlog-$T" 2>/dev/null || echo 0)
 	l0=$(wc -l <"$TMP/state-A/ferryd.log" 2>/dev/null) || l0=0
 	local t0=$(date +%s.%N)
-	xlh A migrate --json --compress "$c" "$name" "$TADDR:$PORT" \
+	# CODEC/N: that codec with --channels N (pages over N more connections)
+	local codec=${c%%/*} chans=1
+	[[ $c == */* ]] && chans=${c#*/}
+	xlh A migrate --json --compress "$codec" --channels "$chans" "$name" "$TADDR:$PORT" \
 		>"$OUT/report-$name.json" 2>"$OUT/migrate-$name.err"
 	rc=$?
 	local t1=$(date +%s.%N)
@@ -670,7 +676,13 @@ for s in order:
             m = median([o["report"]["total_s"] for o in g if ok(o)])
             if m is not None:
                 med[c] = m
-    fixed = {c: m for c, m in med.items() if c != "auto"}
+    fixed = {c: m for c, m in med.items() if c != "auto" and "/" not in c}
+    # CODEC/N (--channels N) against the same codec on one connection
+    for c in sorted(c for c in med if "/" in c):
+        one = c.split("/")[0]
+        if one in med:
+            print("  [info] %s: %s's median total %.3f s vs %s on one connection %.3f s (%.2fx)" % (
+                label[s], c, med[c], one, med[one], med[c] / med[one]))
     if "auto" not in med or not fixed:
         continue
     bc = min(fixed, key=fixed.get)
@@ -765,7 +777,7 @@ if [[ -s $OUT/round0.txt ]]; then
 			m = n % 2 ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
 			printf("  [%s] %s (%s): %.0f %% (runs:%s) against 80 %%\n", (m >= 80 ? "met" : "MISSED"), key_s, key_c, m, all)
 		}
-		$2 != "none" && $2 != "auto" { next }
+		$2 !~ /^(none|auto)(\/[0-9]+)?$/ { next }
 		$1 != key_s || $2 != key_c { flush(); key_s = $1; key_c = $2; n = 0; all = "" }
 		{ v[++n] = $3; all = all " " $3
 		  for (i = n; i > 1 && v[i - 1] > v[i]; i--) { t = v[i]; v[i] = v[i - 1]; v[i - 1] = t } }
