@@ -3,10 +3,11 @@
 # 127.0.0.2 and B = 127.0.0.3, TLS with a CA from xl tls-setup), for every
 # backend that runs here: a 1 GiB guest running the verify workload moves
 # A -> B -> A (back over 3 page channels, --channels) with zero mismatches
-# and its counters continuing; cancel, Ctrl-C, a certificate from another
-# CA, plain TCP against TLS, a target without enough memory and a target
-# killed mid-migration (with and without page channels) all leave the
-# domain running on A; afterwards exactly one copy runs.
+# and its counters continuing. On soft (the handshake's failures do not
+# depend on the backend): cancel, Ctrl-C, a certificate from another CA,
+# plain TCP against TLS, a target without enough memory and a target killed
+# mid-migration (with and without page channels) all leave the domain
+# running on A; afterwards exactly one copy runs.
 # Usage: tests/integration/migrate.sh BUILD_DIR
 set -uo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.bash"
@@ -117,6 +118,15 @@ CFG
 	check "$b: the report says 3 page channels" grep -q '"channels":3' "$TMP/report.json"
 	check "$b: the report counts the channels' bytes (over 200 MiB)" \
 		python3 -c "import json,sys; sys.exit(json.load(open('$TMP/report.json'))['bytes_sent'] < 200 << 20)"
+	# The failures below are the handshake's, TLS's and the target's
+	# checks, which no backend changes: on kvm (which runs beside soft
+	# where /dev/kvm opens, inside CI's 45 minutes) the moves suffice.
+	if [[ $b == kvm ]]; then
+		xlh A destroy "$NAME" 2>/dev/null
+		stop_host A
+		stop_host B
+		return
+	fi
 
 	# migrate-cancel while the rounds run (slow link so it cannot finish)
 	migrate A $B_ADDR --bandwidth 20M &
