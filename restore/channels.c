@@ -37,6 +37,8 @@ struct rst_chan {
 
 struct rst_chans {
 	struct strm_cancel *stop; /* fired to end every channel's reads */
+	struct strm_cancel *home; /* the caller's token, the ios' again at free */
+	int net_ms;
 	pthread_mutex_t lock;
 	pthread_cond_t cond; /* a channel ended */
 	unsigned n;
@@ -125,7 +127,7 @@ static void *chan_main(void *arg)
 }
 
 int rst_chans_start(struct rst *r, struct strm_io *const *ios, unsigned n, int net_ms,
-		    struct rst_chans **out)
+		    struct strm_cancel *home, struct rst_chans **out)
 {
 	struct strm_dec_limits lim = { .max_pfn = r->gm.npages, .page_channel = true };
 	struct rst_chans *set;
@@ -141,6 +143,8 @@ int rst_chans_start(struct rst *r, struct strm_io *const *ios, unsigned n, int n
 	}
 	pthread_mutex_init(&set->lock, NULL);
 	pthread_cond_init(&set->cond, NULL);
+	set->home = home;
+	set->net_ms = net_ms;
 	*out = set;
 	for (unsigned i = 0; i < n; i++) {
 		struct rst_chan *ch = &set->ch[i];
@@ -154,6 +158,8 @@ int rst_chans_start(struct rst *r, struct strm_io *const *ios, unsigned n, int n
 		ch->shadow.pw = NULL;
 		ch->shadow.err = ch->msg;
 		ch->shadow.errlen = sizeof(ch->msg);
+		ch->shadow.dec = NULL; /* not the main stream's: its own */
+		set->n = i + 1;	       /* what free undoes, started or not */
 		err = strm_dec_new(&lim, &ch->shadow.dec) ?:
 		      strm_io_set_cancel(ch->io, set->stop, net_ms);
 		if (!err) {
@@ -163,7 +169,6 @@ int rst_chans_start(struct rst *r, struct strm_io *const *ios, unsigned n, int n
 		if (err)
 			return rst_fail(r, err, "cannot start page channel %u of %u: %s", i + 1, n,
 					ferry_strerror(err));
-		set->n = i + 1;
 	}
 	return 0;
 }
@@ -223,6 +228,8 @@ void rst_chans_free(struct rst_chans *set)
 		if (set->ch[i].started)
 			pthread_join(set->ch[i].thread, NULL);
 		strm_dec_free(set->ch[i].shadow.dec);
+		/* The ios outlive set: their closing must not see its token. */
+		strm_io_set_cancel(set->ch[i].io, set->home, set->net_ms);
 	}
 	strm_cancel_free(set->stop);
 	pthread_cond_destroy(&set->cond);

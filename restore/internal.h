@@ -76,9 +76,11 @@ const char *rst_pagew_error(const struct rst_pagew *w);
 void rst_pagew_free(struct rst_pagew *w);
 /* channels.c: the page channels' reader threads (docs/channels.md). */
 struct rst_chans;
-/* Once the domain exists: a thread per io (borrowed) writing its pages. */
+/* Once the domain exists: a thread per io (borrowed) writing its pages;
+ * the ios wait with set's own token until rst_chans_free gives them home
+ * (the caller's, may be NULL) back. */
 int rst_chans_start(struct rst *r, struct strm_io *const *ios, unsigned n, int net_ms,
-		    struct rst_chans **out);
+		    struct strm_cancel *home, struct rst_chans **out);
 /* Until every channel has reached its END (their pages and bytes then
  * count in r) or one failed, or cancel fires: 0 or -errno (rst_fail). */
 int rst_chans_wait(struct rst *r, struct rst_chans *set, const struct strm_cancel *cancel);

@@ -42,7 +42,8 @@ static int on_headers(struct plain *p, const struct strm_rec *rec)
 	int err = rst_create_domain(r, rec);
 
 	if (!err && p->o->nchannels)
-		err = rst_chans_start(r, p->o->channels, p->o->nchannels, p->o->net_ms, &p->chans);
+		err = rst_chans_start(r, p->o->channels, p->o->nchannels, p->o->net_ms,
+				      p->o->cancel, &p->chans);
 
 	/* A lazy restore's pages are filled by its faults, not written. */
 	if (!err && !r->lazy && rst_pagew_new(r, &r->pw))
