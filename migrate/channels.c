@@ -420,34 +420,16 @@ const struct mig_page_sink_ops mig_chans_sink_ops = {
 
 /* ---- set-up and tear-down -------------------------------------------------- */
 
-/* The channel's stream up to STATIC_DATA_END, framed as the main one. */
+/* The channel's stream up to STATIC_DATA_END, framed as the main one;
+ * auto's link estimate is the channel's share of a cap. */
 static int chan_open(struct mig_chan *ch, const struct mig_session_opts *o, unsigned n)
 {
-	bool frames = o->codec != STRM_CODEC_NONE || o->codec_auto;
-	uint32_t flags = XL_MANDATORY_FLAG_JSON | XL_MANDATORY_FLAG_STREAMV2;
-	enum strm_codec codec = o->codec_auto ? STRM_CODEC_LZ4 : o->codec;
-	struct mig_out *out = &ch->out;
 	int err;
 
 	ch->wire0 = strm_io_offset(ch->lower);
-	err = strm_enc_new(&out->enc);
-	if (err)
-		return mig_fail(out, err, "no memory for the encoder");
-	if (frames)
-		flags |= XL_MANDATORY_FLAG_FERRY_FRAMES;
-	err = mig_put(out, strm_enc_xl_header(out->enc, "{}", flags, out->iov), "the xl header");
-	if (err)
-		return err;
-	if (frames) {
-		err = strm_io_frame_writer_borrow(ch->lower, codec, 0, &ch->framed);
-		/* auto's link estimate: each channel has its share of a cap */
-		if (!err && o->codec_auto)
-			err = strm_io_frame_writer_auto(ch->framed, (double)o->bandwidth / n);
-		if (err)
-			return mig_fail(out, err, "setting up frames: %s", ferry_strerror(err));
-		out->io = ch->framed;
-	}
-	err = mig_put_headers(out);
+	err = mig_open_stream(&ch->out, "{}", o->codec, o->codec_auto, (double)o->bandwidth / n,
+			      &ch->framed) ?:
+	      mig_put_headers(&ch->out);
 	note_wire(ch);
 	return err;
 }

@@ -60,6 +60,14 @@ int mig_fail_logged(struct mig_out *s, int err, const char *fmt, ...) PRINTF_FMT
 /* Writes what an encoder call produced (n iovecs or -errno). */
 int mig_put(struct mig_out *s, int n, const char *what);
 int mig_put_libxc(struct mig_out *s, uint32_t type, const void *body, size_t len);
+/*
+ * s->enc, then the xl header with json; with a codec or auto, a frame
+ * writer of it on s->io (*framed, which s->io then is; auto: lz4 or zstd
+ * per frame against a link of bandwidth bytes/s, 0 measured). *framed
+ * stays NULL for a plain stream.
+ */
+int mig_open_stream(struct mig_out *s, const char *json, enum strm_codec codec, bool codec_auto,
+		    double bandwidth, struct strm_io **framed);
 /* The records after the xl header up to STATIC_DATA_END. */
 int mig_put_headers(struct mig_out *s);
 /* Builds the HVM_CONTEXT body of paused domain s->domid into s->ctx. */

@@ -199,29 +199,12 @@ int mig_session_start_logdirty(struct mig_session *s)
 static int setup_stream(struct mig_session *s)
 {
 	const struct mig_session_opts *o = &s->o;
-	bool frames = o->codec != STRM_CODEC_NONE || o->codec_auto;
-	uint32_t flags = XL_MANDATORY_FLAG_JSON | XL_MANDATORY_FLAG_STREAMV2;
-	enum strm_codec codec = o->codec_auto ? STRM_CODEC_LZ4 : o->codec;
-	int err;
+	int err = mig_open_stream(&s->s, o->config_json, o->codec, o->codec_auto,
+				  (double)o->bandwidth, &s->framed);
 
-	err = strm_enc_new(&s->s.enc);
-	if (err)
-		return mig_fail(&s->s, err, "no memory for the encoder");
-	if (frames)
-		flags |= XL_MANDATORY_FLAG_FERRY_FRAMES;
-	err = mig_put(&s->s, strm_enc_xl_header(s->s.enc, o->config_json, flags, s->s.iov),
-		      "the xl header");
-	if (err || !frames)
+	if (err || !s->framed)
 		return err;
-	err = strm_io_frame_writer_borrow(s->lower, codec, 0, &s->framed);
-	if (!err && o->codec_auto)
-		err = strm_io_frame_writer_auto(s->framed, (double)o->bandwidth);
-	if (err)
-		return mig_fail(&s->s, err, "setting up %s frames: %s",
-				o->codec_auto ? "auto" : strm_codec_name(codec),
-				ferry_strerror(err));
-	s->s.io = s->framed;
-	s->rep.codec = strm_codec_name(codec);
+	s->rep.codec = strm_codec_name(o->codec_auto ? STRM_CODEC_LZ4 : o->codec);
 	s->rep.codec_auto = o->codec_auto;
 	return 0;
 }

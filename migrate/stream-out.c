@@ -64,6 +64,34 @@ int mig_put_libxc(struct mig_out *s, uint32_t type, const void *body, size_t len
 		       fmt_libxc_rec_name(type) ? fmt_libxc_rec_name(type) : "a libxc record");
 }
 
+int mig_open_stream(struct mig_out *s, const char *json, enum strm_codec codec, bool codec_auto,
+		    double bandwidth, struct strm_io **framed)
+{
+	bool frames = codec != STRM_CODEC_NONE || codec_auto;
+	uint32_t flags = XL_MANDATORY_FLAG_JSON | XL_MANDATORY_FLAG_STREAMV2;
+	int err;
+
+	*framed = NULL;
+	if (codec_auto)
+		codec = STRM_CODEC_LZ4;
+	err = strm_enc_new(&s->enc);
+	if (err)
+		return mig_fail(s, err, "no memory for the encoder");
+	if (frames)
+		flags |= XL_MANDATORY_FLAG_FERRY_FRAMES;
+	err = mig_put(s, strm_enc_xl_header(s->enc, json, flags, s->iov), "the xl header");
+	if (err || !frames)
+		return err;
+	err = strm_io_frame_writer_borrow(s->io, codec, 0, framed);
+	if (!err && codec_auto)
+		err = strm_io_frame_writer_auto(*framed, bandwidth);
+	if (err)
+		return mig_fail(s, err, "setting up %s frames: %s",
+				codec_auto ? "auto" : strm_codec_name(codec), ferry_strerror(err));
+	s->io = *framed;
+	return 0;
+}
+
 int mig_put_headers(struct mig_out *s)
 {
 	return mig_put(s, strm_enc_libxl_header(s->enc, s->iov), "the libxl header") ?:
