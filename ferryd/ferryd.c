@@ -56,6 +56,15 @@ static void usage(FILE *f)
 		"                     writes into memory the host has (a guest up to half\n"
 		"                     the pool wholly). ferryd holds that memory from then\n"
 		"                     on (default: off)\n"
+		"  --pool-file PATH   keep the pool in PATH, a file on tmpfs, not in memory\n"
+		"                     that goes with ferryd: the next ferryd on PATH finds\n"
+		"                     what this one's domains (or --prealloc) backed, and\n"
+		"                     its first restore or incoming migration writes into\n"
+		"                     memory the host has. The memory stays held after\n"
+		"                     ferryd exits, until PATH is removed. Created 0600;\n"
+		"                     refused if not ours alone, not on tmpfs, in use by\n"
+		"                     another ferryd, or larger than its tmpfs has room for\n"
+		"                     (default: none, a memfd)\n"
 		"  --guest PATH       the built-in guest ELF (default: guests/ferry-guest.elf\n"
 		"                     next to this binary)\n"
 		"  --log-level L      error, warning, info or debug (default info)\n"
@@ -136,7 +145,7 @@ static int memory_check(const char *arg, uint64_t bytes)
 enum { OPT_RUN = 256, OPT_STATE, OPT_BACKEND, OPT_PCPUS, OPT_MEMORY, OPT_GUEST,
        OPT_LOGLEVEL, OPT_LISTEN, OPT_TLSDIR, OPT_TLSNAME, OPT_INSECURE,
        OPT_NOXS, OPT_NETTIMEOUT, OPT_ONSTOP, OPT_STOPTIMEOUT, OPT_SNAPDEDUP, OPT_RUNLOG,
-       OPT_PREALLOC };
+       OPT_PREALLOC, OPT_POOLFILE };
 
 /* A whole number in [1, max] for --name (what: the unit, for the message). */
 static int parse_count(const char *name, const char *arg, unsigned long max, const char *what,
@@ -222,6 +231,15 @@ static int parse_opt(int opt, const char *arg, struct ferryd_opts *o, bool *memo
 		return 0;
 	case OPT_RUNLOG: o->run_log = arg; return 0;
 	case OPT_PREALLOC: o->prealloc = true; return 0;
+	case OPT_POOLFILE:
+		/* Opened once daemonized, in / */
+		if (arg[0] != '/') {
+			fprintf(stderr, "ferryd: --pool-file: expected an absolute path, not '%s'\n",
+				arg);
+			return -EINVAL;
+		}
+		o->pool_file = arg;
+		return 0;
 	case 'F': o->foreground = true; return 0;
 	case 'h': usage(stdout); exit(0);
 	default: usage(stderr); return -EINVAL;
@@ -297,6 +315,7 @@ static int parse_args(int argc, char **argv, struct ferryd_opts *o)
 		{ "snapshot-dedup", required_argument, NULL, OPT_SNAPDEDUP },
 		{ "run-log", required_argument, NULL, OPT_RUNLOG },
 		{ "prealloc", no_argument, NULL, OPT_PREALLOC },
+		{ "pool-file", required_argument, NULL, OPT_POOLFILE },
 		{ "foreground", no_argument, NULL, 'F' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
@@ -601,6 +620,7 @@ static int hyp_start(const struct ferryd_opts *o, struct ctl_server *srv,
 	hp->pcpus = o->pcpus;
 	hp->memory_bytes = o->memory_bytes;
 	hp->prealloc = o->prealloc;
+	hp->pool_file = o->pool_file;
 	hp->state_dir = o->state_dir;
 	hp->guest_elf = o->guest;
 	hp->soft_guest = &wl_soft_guest_ops; /* the built-in guest's workloads */

@@ -63,6 +63,7 @@ struct ferryd_opts {
 	unsigned pcpus;
 	uint64_t memory_bytes;
 	bool prealloc; /* --prealloc: back the pool's free frames from the start */
+	const char *pool_file; /* --pool-file: the pool in a tmpfs file, kept */
 	bool foreground;
 	char guest[4096];
 	/* migration (ctl-migrate.c) */

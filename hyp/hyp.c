@@ -71,7 +71,7 @@ int hyp_create(const struct hyp_params *p, struct hyp **out)
 			goto err_free;
 		}
 	}
-	err = hyp__mem_init(&h->mem, p->memory_bytes, p->prealloc);
+	err = hyp__mem_init(&h->mem, p->memory_bytes, p->prealloc, p->pool_file);
 	if (err)
 		goto err_free;
 	err = sched_init(h);

@@ -22,7 +22,9 @@
 #define MFN_INVALID UINT32_MAX
 
 struct hyp_mem {
-	int memfd;		/* the pool: a sparse memfd, one frame per 4 KiB */
+	/* the pool: a sparse memfd, or a file on tmpfs (--pool-file), one
+	 * frame per 4 KiB */
+	int memfd;
 	uint64_t nframes;
 	uint64_t nfree;
 	uint64_t *free_map;	/* bit set = frame free */
@@ -52,8 +54,9 @@ struct hyp_mem {
 /* --prealloc leaves the last frame of every 64 MiB a hole (mem.c). */
 #define HYP_MEM_PREALLOC_GAP 16384
 
-/* prealloc: start the populator (hyp_params.prealloc). */
-int hyp__mem_init(struct hyp_mem *m, uint64_t bytes, bool prealloc);
+/* prealloc: start the populator (hyp_params.prealloc); pool_file: keep
+ * the pool there (hyp_params.pool_file), NULL for a memfd. */
+int hyp__mem_init(struct hyp_mem *m, uint64_t bytes, bool prealloc, const char *pool_file);
 void hyp__mem_fini(struct hyp_mem *m);
 /* Allocates frames for gfns [gfn, gfn + n) of domid, filling p2m[] and
  * mapping each extent at hva + gfn * 4 KiB. All or nothing. They read as

@@ -11,8 +11,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/file.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
+
+#include <linux/magic.h>
 
 #include "common/bitmap.h"
 #include "common/clock.h"
@@ -44,7 +49,87 @@ static void *touch_m2p(void *arg)
 
 static void *prealloc_pool(void *arg);
 
-int hyp__mem_init(struct hyp_mem *m, uint64_t bytes, bool prealloc)
+/*
+ * --pool-file: the pool is a file on tmpfs that outlives ferryd, so the
+ * next ferryd finds the frames its domains held still backed by the host
+ * (warm). On a machine that is itself a VM a freed page goes back to the
+ * host below (free page reporting) and costs 2-3 s/GiB to back again;
+ * pages of a file are never freed. It is shmem as a memfd is: holes,
+ * punches, SEEK_DATA and pwrite behave the same. Root's alone (a guest's
+ * old memory is in it), one ferryd's at a time (flock), and refused where
+ * the tmpfs could not hold the whole pool: a write to a mapped page that
+ * tmpfs cannot back is a SIGBUS in ferryd. Returns the fd or -errno.
+ */
+static int open_pool_file(const char *path, uint64_t bytes)
+{
+	struct statfs fs;
+	struct stat st;
+	uint64_t room;
+	int fd, err;
+
+	fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		err = -errno;
+		log_err("pool file %s: %s", path, strerror(errno));
+		return err;
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB)) {
+		err = errno == EWOULDBLOCK ? -EBUSY : -errno;
+		log_err("pool file %s: %s", path,
+			err == -EBUSY ? "in use by another ferryd" : strerror(-err));
+		goto err_fd;
+	}
+	err = -EINVAL;
+	if (fstat(fd, &st) || fstatfs(fd, &fs)) {
+		err = -errno;
+		log_err("pool file %s: %s", path, strerror(errno));
+		goto err_fd;
+	}
+	if (!S_ISREG(st.st_mode) || st.st_nlink != 1 || st.st_uid != geteuid() ||
+	    (st.st_mode & 077)) {
+		log_err("pool file %s: not a regular file of ours alone (owner %u, mode %o, "
+			"%u links): guests' memory goes there",
+			path, (unsigned)st.st_uid, (unsigned)(st.st_mode & 07777),
+			(unsigned)st.st_nlink);
+		goto err_fd;
+	}
+	if (fs.f_type != TMPFS_MAGIC) {
+		log_err("pool file %s: not on tmpfs (a disk file would write guests' memory "
+			"to disk)", path);
+		goto err_fd;
+	}
+	/* What the file holds already is its own; the rest must fit. */
+	room = (uint64_t)fs.f_bavail * (uint64_t)fs.f_bsize + (uint64_t)st.st_blocks * 512;
+	if (fs.f_blocks && room < bytes) {
+		log_err("pool file %s: its tmpfs has room for %llu MiB, the pool is %llu MiB",
+			path, (unsigned long long)(room >> 20), (unsigned long long)(bytes >> 20));
+		err = -ENOSPC;
+		goto err_fd;
+	}
+	return fd;
+
+err_fd:
+	close(fd);
+	return err;
+}
+
+/* A kept pool's data is what earlier ferryds' domains left: warm frames. */
+static void find_kept(struct hyp_mem *m, const char *path)
+{
+	uint64_t f = 0, first, last;
+	double t0 = ferry_now_s();
+
+	while (f < m->nframes && hyp__mem_next_data(m, f, m->nframes, &first, &last) == 1) {
+		for (uint64_t k = first; k < last; k++)
+			bitmap_set(m->warm_map, k);
+		m->nwarm_free += last - first;
+		f = last;
+	}
+	log_info("memory pool: %s, %llu MiB of it backed from before (found in %.0f ms)", path,
+		 (unsigned long long)(m->nwarm_free >> 8), (ferry_now_s() - t0) * 1e3);
+}
+
+int hyp__mem_init(struct hyp_mem *m, uint64_t bytes, bool prealloc, const char *pool_file)
 {
 	uint64_t words;
 	int err;
@@ -53,11 +138,17 @@ int hyp__mem_init(struct hyp_mem *m, uint64_t bytes, bool prealloc)
 	m->nframes = bytes >> PAGE_SHIFT;
 	if (!m->nframes)
 		return -EINVAL;
-	m->memfd = memfd_create("ferry-machine-memory", MFD_CLOEXEC);
-	if (m->memfd < 0) {
-		err = -errno;
-		log_err("memfd_create for the machine-memory pool: %s", strerror(errno));
-		return err;
+	if (pool_file) {
+		m->memfd = open_pool_file(pool_file, bytes);
+		if (m->memfd < 0)
+			return m->memfd;
+	} else {
+		m->memfd = memfd_create("ferry-machine-memory", MFD_CLOEXEC);
+		if (m->memfd < 0) {
+			err = -errno;
+			log_err("memfd_create for the machine-memory pool: %s", strerror(errno));
+			return err;
+		}
 	}
 	if (ftruncate(m->memfd, (off_t)(m->nframes << PAGE_SHIFT)) < 0) {
 		err = -errno;
@@ -84,6 +175,8 @@ int hyp__mem_init(struct hyp_mem *m, uint64_t bytes, bool prealloc)
 	if (m->nframes % 64)
 		m->free_map[words - 1] = (1ULL << (m->nframes % 64)) - 1;
 	m->nfree = m->nframes;
+	if (pool_file)
+		find_kept(m, pool_file);
 	pthread_mutex_init(&m->lock, NULL);
 	pthread_cond_init(&m->prealloc_done, NULL);
 	/* Without it the first domains only pay the touches themselves. */

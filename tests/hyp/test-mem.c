@@ -8,11 +8,14 @@
  * to destroy, with the pool's lock held).
  */
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdio.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "../../hyp/internal.h"
@@ -38,7 +41,7 @@ Test(mem, scattered_frames_go_back_warm_in_one_sweep, .timeout = 120)
 	double t0, secs;
 
 	cr_assert_not_null(p2m);
-	cr_assert_eq(hyp__mem_init(&m, (uint64_t)POOL_MB << 20, false), 0);
+	cr_assert_eq(hyp__mem_init(&m, (uint64_t)POOL_MB << 20, false, NULL), 0);
 	/* A domain owns every frame, each gfn's on its own (no two adjacent
 	 * gfns on adjacent frames), and all of the pool holds data but a few
 	 * holes. */
@@ -151,7 +154,7 @@ Test(mem, prealloc_warms_free_frames_and_never_touches_a_domains, .timeout = 120
 		p2m[g] = MFN_INVALID;
 	for (uint64_t g = 0; g < D2_PAGES; g++)
 		p2m2[g] = MFN_INVALID;
-	cr_assert_eq(hyp__mem_init(&m, (uint64_t)PA_MB << 20, true), 0);
+	cr_assert_eq(hyp__mem_init(&m, (uint64_t)PA_MB << 20, true, NULL), 0);
 	/* A domain built while the populator runs writes its even pages. */
 	cr_assert_eq(hyp__mem_populate(&m, 1, p2m, hva, 0, DOM_PAGES), 0);
 	for (uint64_t g = 0; g < DOM_PAGES; g += 2)
@@ -213,7 +216,7 @@ Test(mem, prealloc_never_fails_an_allocation_of_the_whole_pool, .timeout = 120)
 
 		for (uint64_t g = 0; g < frames; g++)
 			p2m[g] = MFN_INVALID;
-		cr_assert_eq(hyp__mem_init(&m, frames << 12, true), 0);
+		cr_assert_eq(hyp__mem_init(&m, frames << 12, true, NULL), 0);
 		usleep((useconds_t)(i % 5) * 1000);
 		cr_assert_eq(hyp__mem_populate(&m, 1, p2m, hva, 0, frames), 0, "run %d", i);
 		cr_assert_eq(m.nfree, 0);
@@ -222,4 +225,88 @@ Test(mem, prealloc_never_fails_an_allocation_of_the_whole_pool, .timeout = 120)
 	}
 	munmap(hva, frames << 12);
 	free(p2m);
+}
+
+/* --pool-file (hyp/mem.c): a file on /dev/shm (tmpfs), removed at the end. */
+#define KP_FRAMES 4096 /* 16 MiB */
+#define KP_DOM	  1024
+
+static void kept_path(char *buf, size_t len, const char *what)
+{
+	snprintf(buf, len, "/dev/shm/ferry-test-mem-%s.%d", what, (int)getpid());
+	unlink(buf);
+}
+
+/* A ferryd stopped, a ferryd started on its pool: what the first one's
+ * domain held is backed still, as warm frames, and its data never reaches
+ * the next domain, which reads zeros everywhere. */
+Test(mem, a_kept_pool_file_gives_the_next_ferryd_its_frames_warm, .timeout = 60)
+{
+	uint32_t *p2m = malloc(KP_FRAMES * sizeof(*p2m));
+	uint8_t *hva = reserve(KP_FRAMES);
+	uint64_t bad = 0;
+	struct hyp_mem m;
+	char path[128];
+
+	cr_assert_not_null(p2m);
+	kept_path(path, sizeof(path), "kept");
+	for (uint64_t g = 0; g < KP_FRAMES; g++)
+		p2m[g] = MFN_INVALID;
+	cr_assert_eq(hyp__mem_init(&m, KP_FRAMES << 12, false, path), 0);
+	cr_assert_eq(m.nwarm_free, 0, "a new pool file holds no data");
+	cr_assert_eq(hyp__mem_populate(&m, 1, p2m, hva, 0, KP_DOM), 0);
+	memset(hva, 0xa5, KP_DOM << 12);
+	hyp__mem_release(&m, p2m, KP_DOM);
+	/* As a domain's destroy does: the view holds the file (and its lock). */
+	munmap(hva, (size_t)KP_FRAMES << 12);
+	hyp__mem_fini(&m);
+	hva = reserve(KP_FRAMES);
+
+	cr_assert_eq(hyp__mem_init(&m, KP_FRAMES << 12, false, path), 0);
+	cr_assert_eq(m.nwarm_free, KP_DOM, "%llu warm frames found, %d written before",
+		     (unsigned long long)m.nwarm_free, KP_DOM);
+	cr_assert_eq(m.nfree, KP_FRAMES);
+	/* The whole pool: the warm frames too, which must read as zeros. */
+	cr_assert_eq(hyp__mem_populate(&m, 2, p2m, hva, 0, KP_FRAMES), 0);
+	for (uint64_t i = 0; i < (uint64_t)KP_FRAMES << 12; i++)
+		bad += hva[i] != 0;
+	cr_assert_eq(bad, 0, "%llu bytes of the last ferryd's domain reached a new one",
+		     (unsigned long long)bad);
+	hyp__mem_release(&m, p2m, KP_FRAMES);
+	hyp__mem_fini(&m);
+	unlink(path);
+	munmap(hva, (size_t)KP_FRAMES << 12);
+	free(p2m);
+}
+
+/* Refused, and why: in use by another ferryd, open to others, not tmpfs. */
+Test(mem, a_pool_file_is_refused_where_it_is_not_ours_alone, .timeout = 30)
+{
+	struct hyp_mem m, m2;
+	char path[128], disk[] = "ferry-test-mem-disk.XXXXXX";
+	int fd;
+
+	kept_path(path, sizeof(path), "refused");
+	cr_assert_eq(hyp__mem_init(&m, KP_FRAMES << 12, false, path), 0);
+	cr_assert_eq(hyp__mem_init(&m2, KP_FRAMES << 12, false, path), -EBUSY,
+		     "two ferryds on one pool file");
+	hyp__mem_fini(&m);
+	cr_assert_eq(chmod(path, 0644), 0);
+	cr_assert_eq(hyp__mem_init(&m, KP_FRAMES << 12, false, path), -EINVAL,
+		     "a pool file others can read");
+	unlink(path);
+	cr_assert_eq(symlink("/dev/shm", path), 0);
+	cr_assert_neq(hyp__mem_init(&m, KP_FRAMES << 12, false, path), 0, "a symlink");
+	unlink(path);
+
+	/* The build tree is on a disk wherever this runs, but say so if not. */
+	fd = mkstemp(disk);
+	cr_assert_geq(fd, 0);
+	close(fd);
+	if (hyp__mem_init(&m, KP_FRAMES << 12, false, disk) == 0) {
+		hyp__mem_fini(&m);
+		unlink(disk);
+		cr_skip_test("the build tree is on tmpfs: no disk file to refuse");
+	}
+	unlink(disk);
 }

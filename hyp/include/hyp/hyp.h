@@ -139,6 +139,10 @@ struct hyp_params {
 	 * background from the start (ferryd --prealloc): that memory is held
 	 * from then on, and the first restore writes into warm frames. */
 	bool prealloc;
+	/* NULL: the pool is a memfd, gone with ferryd. Else a file on tmpfs
+	 * that outlives it (ferryd --pool-file): the next ferryd finds what
+	 * the last one's domains held backed, as warm frames. */
+	const char *pool_file;
 	const char *state_dir; /* console logs go to <state_dir>/console/ */
 	const char *guest_elf; /* the built-in guest image */
 	/* Soft domains' guest code; NULL: creating a soft domain fails. */
