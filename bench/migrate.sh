@@ -42,9 +42,12 @@
 #                            start), to one started so with --prealloc, and
 #                            to one with --prealloc once it has backed its
 #                            pool (prealloc-done; how long that took is in
-#                            the report); rows for each and the cold/warm
-#                            ratios (the issue's 1.5x); default scenario
-#                            idlefull. Each
+#                            the report), and to a ferryd C started just
+#                            before on the --pool-file the last such C left
+#                            (kept: a restart; the file is on /dev/shm and
+#                            removed at the end); rows for each and the
+#                            cold/warm ratios (the issue's 1.5x); default
+#                            scenario idlefull. Each
 #                            migration runs beside a ballast process holding
 #                            BALLAST MiB (2048) that it wrote: the memory
 #                            this machine freed last (still backed by the
@@ -119,6 +122,7 @@ HOST_MEM=6G # each ferryd's pool: the 4 GiB guest and room
 COLD_MEM=2G # --cold's fresh targets: a 1 GiB guest and room (--prealloc holds it all)
 declare -A PID=()
 SAMPLER= BALLAST= BALLAST_MB=${BALLAST:-2048}
+KEPT_POOL=/dev/shm/ferry-bench-pool.$$ # --cold's kept runs: C's --pool-file
 
 cleanup() {
 	[[ -n "$SAMPLER" ]] && kill "$SAMPLER" 2>/dev/null
@@ -126,6 +130,7 @@ cleanup() {
 	for n in "${!PID[@]}"; do stop_host "$n"; done
 	for n in A B C; do cp "$TMP/state-$n/ferryd.log" "$OUT/ferryd-$n.log" 2>/dev/null; done
 	[[ -n $LINK ]] && link_down
+	rm -f "$KEPT_POOL"
 	rm -rf "$TMP" # with --keep, what matters was copied to DIR
 }
 trap cleanup EXIT
@@ -237,7 +242,7 @@ ballast_stop() {
 pool_kib() {
 	local f
 	for f in /proc/"$1"/fd/*; do
-		[[ $(readlink "$f" 2>/dev/null) == /memfd:ferry-machine-memory* ]] &&
+		[[ $(readlink "$f" 2>/dev/null) == @(/memfd:ferry-machine-memory*|"$KEPT_POOL") ]] &&
 			{ echo $(($(stat -L -c %b "$f") / 2)); return; }
 	done
 	echo 0
@@ -288,8 +293,10 @@ round0() {
 
 # one_run SCENARIO CODEC RUN [MODE]: appends one JSON line to $RESULTS.
 # MODE (--cold): warm (to B, which held a domain before), cold (to a C
-# started just before) or prealloc (C with --prealloc); warmup is a warm
-# run to make B warm, left out of the report.
+# started just before), prealloc (C with --prealloc) or kept (C on the
+# --pool-file the last kept C left); warmup is a warm run to make B warm,
+# kept-warmup a kept one to give the file its first domain, both left out
+# of the report.
 one_run() {
 	# (CODEC/N names the domain and its files CODEC-xN)
 	local s=$1 c=$2 r=$3 mode=${4:-} name="mb-$1-${2/\//-x}-$3${4:+-$4}"
@@ -317,11 +324,12 @@ CFG
 	sleep 1 # let the workload settle at its rate
 	[[ -n $mode && $mode != warmup ]] && ballast_start
 	: >"$samples"
-	if [[ $mode == cold || $mode == prealloc* ]]; then
+	if [[ $mode == cold || $mode == prealloc* || $mode == kept* ]]; then
 		# nothing between the target's socket and `xl migrate` (no sampler)
 		base="$(rss "$(ferryd_pid A)") 0 0"
 		T=C TADDR=$C_ADDR
 		[[ $mode == prealloc* ]] && cold=(--prealloc)
+		[[ $mode == kept* ]] && cold=(--pool-file "$KEPT_POOL")
 		stop_host C
 		rm -rf "$TMP/state-C" "$TMP/run-C"
 		tstart=$(date +%s.%N)
@@ -484,8 +492,11 @@ for s in "${scen[@]}"; do
 	if ((COLD)); then
 		for c in "${cl[@]}"; do
 			one_run "$s" "$c" 0 warmup # B has held a domain from here on
+			one_run "$s" "$c" 0 kept-warmup # and so has the kept pool file
 			for ((r = 1; r <= RUNS; r++)); do
-				for m in cold prealloc prealloc-done warm; do one_run "$s" "$c" "$r" $m; done
+				for m in cold prealloc prealloc-done kept warm; do
+					one_run "$s" "$c" "$r" $m
+				done
 			done
 		done
 		continue
@@ -508,10 +519,11 @@ tls_gibs = float(tls_gibs)
 # bytes_sent counts wire bytes: divide by the wire rate (effective / wire ratio)
 wire_gibs = tls_gibs / float(tls_wire)
 rows = [json.loads(l) for l in open(path) if l.strip()]
-rows = [o for o in rows if o.get("target") != "warmup"]
-tgt_order = ["", "warm", "cold", "prealloc", "prealloc-done"]
+rows = [o for o in rows if o.get("target") not in ("warmup", "kept-warmup")]
+tgt_order = ["", "warm", "cold", "prealloc", "prealloc-done", "kept"]
 tgt_label = {"": "", "warm": " [warm]", "cold": " [cold]", "prealloc": " [cold --prealloc]",
-             "prealloc-done": " [--prealloc, pool backed]"}
+             "prealloc-done": " [--prealloc, pool backed]",
+             "kept": " [fresh ferryd, kept --pool-file]"}
 label = {"idle": "1 GiB idle", "idlefull": "1 GiB idle, RAM filled", "r50": "1 GiB ws=256M @50M/s",
          "r200": "1 GiB ws=256M @200M/s", "big": "4 GiB ws=512M @100M/s"}
 qemu = {"idle": "total 0.63-0.74 s after setup (1.32-1.54 s with), downtime 18-23 ms (66 zstd)",
@@ -702,18 +714,19 @@ for b in get("r200"):
     print("  [%s] 1 GiB @ 200 MiB/s (%s) converges (rounds %d, throttle %d%%) with downtime %.1f ms < 300 ms" % (
         verdict(r["downtime_ms"] < 300), b["codec"], r["rounds"], r["throttle_pct"], r["downtime_ms"]))
 
-cold = [o for o in rows if o.get("target") in ("cold", "prealloc", "prealloc-done")]
+cold = [o for o in rows if o.get("target") in ("cold", "prealloc", "prealloc-done", "kept")]
 if cold:
     import statistics
     print()
     print("Cold target (issue 14): the first migration into a fresh ferryd, started within 100 ms of it,"
-          " within 1.5x of one into a warm target; runs alternate cold, cold --prealloc, warm:")
+          " within 1.5x of one into a warm target; runs alternate cold, cold --prealloc,"
+          " --prealloc once backed, a restart on a kept --pool-file, warm:")
     for (s, c) in sorted({(o["scenario"], o["codec"]) for o in cold}):
         by = {t: [o for o in rows if o["scenario"] == s and o["codec"] == c and o.get("target") == t
-                  and ok(o)] for t in ("warm", "cold", "prealloc", "prealloc-done")}
+                  and ok(o)] for t in ("warm", "cold", "prealloc", "prealloc-done", "kept")}
         med = {t: statistics.median(o["report"]["total_s"] for o in v) if v else None
                for t, v in by.items()}
-        for t in ("cold", "prealloc", "prealloc-done"):
+        for t in ("cold", "prealloc", "prealloc-done", "kept"):
             if not by[t] or not med["warm"]:
                 print("  [MISSED] %s (%s) %s: no successful run to compare" % (label[s], c, t)); continue
             ratios = []
