@@ -30,6 +30,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "common/compiler.h"
 #include "common/err.h"
 #include "common/log.h"
@@ -597,4 +598,92 @@ ParameterizedTest(int *k, handshake, cut_with_channels)
 	cr_assert_eq(rc, 0, "%s", res.err);
 	cr_assert(res.resolved_by_query);
 	expect_target_runs();
+}
+
+/* ---- hostile page-channel lines ------------------------------------------------ */
+
+#define COOKIE "0123456789abcdef0123456789abcdef"
+
+struct bad_line {
+	const char *line;
+	enum rst_rcv_outcome out;
+	const char *reply; /* in the target's answer; "" for none */
+	double max_s;	   /* answered or closed within */
+};
+
+/*
+ * Lines a page channel or a main connection may not send, each on a
+ * connection of its own past TLS and the banner: refused with the reason
+ * named, never a hang and never a domain. The waits for a peer that never
+ * comes are min(net_ms, 10 s): 3 s here.
+ */
+static const struct bad_line bad_lines[] = {
+	{ STRM_HS_CHANNELS "3 xyz\n", RST_RCV_REFUSED, "malformed page channels line", 2 },
+	{ STRM_HS_CHANNELS "9 " COOKIE "\n", RST_RCV_REFUSED, "malformed page channels line", 2 },
+	{ STRM_HS_CHANNELS "0 " COOKIE "\n", RST_RCV_REFUSED, "malformed page channels line", 2 },
+	{ STRM_HS_CHANNELS "2\n", RST_RCV_REFUSED, "malformed page channels line", 2 },
+	{ STRM_HS_PAGES COOKIE " 8\n", RST_RCV_NOTHING, "", 2 },
+	{ STRM_HS_PAGES "zz 0\n", RST_RCV_NOTHING, "", 2 },
+	{ STRM_HS_PAGES COOKIE "\n", RST_RCV_NOTHING, "", 2 },
+	/* well formed, but nothing here has that cookie */
+	{ STRM_HS_PAGES COOKIE " 0\n", RST_RCV_NOTHING, "no migration here is waiting", 6 },
+	{ STRM_HS_CHANNELS "2 " COOKIE "\n", RST_RCV_REFUSED, "did not all arrive", 6 },
+};
+
+/* Sends line on a new connection; what came back until the target closed. */
+static double send_bad_line(const char *line, char *reply, size_t len)
+{
+	char host[64], err[512];
+	struct strm_io *io;
+	size_t got = 0;
+	ssize_t n;
+	double t0;
+	int fd;
+
+	cr_assert_eq(strm_tcp_connect(E.host, 2000, &fd, host, sizeof(host), err, sizeof(err)), 0,
+		     "%s", err);
+	cr_assert_eq(strm_io_tls_client(E.src_tls, fd, TARGET, &io, err, sizeof(err)), 0, "%s",
+		     err);
+	cr_assert_eq(strm_io_set_cancel(io, NULL, 15000), 0);
+	cr_assert_eq(strm_hs_read(io, STRM_HS_BANNER, sizeof(STRM_HS_BANNER) - 1, "banner", err,
+				  sizeof(err)),
+		     0, "%s", err);
+	t0 = ferry_now_s();
+	cr_assert_eq(strm_hs_write(io, line, strlen(line)), 0);
+	while (got + 1 < len && (n = strm_io_read(io, reply + got, len - 1 - got)) > 0)
+		got += (size_t)n;
+	reply[got] = 0;
+	strm_io_close(io);
+	return ferry_now_s() - t0;
+}
+
+Test(handshake, hostile_channel_lines_are_refused_with_the_reason)
+{
+	char reply[1024];
+
+	for (size_t i = 0; i < ARRAY_SIZE(bad_lines); i++) {
+		const struct bad_line *b = &bad_lines[i];
+		double s = send_bad_line(b->line, reply, sizeof(reply));
+
+		cr_assert_leq(s, b->max_s, "'%s': %.1f s to answer", b->line, s);
+		if (*b->reply)
+			cr_assert_not_null(strstr(reply, b->reply), "'%s': the answer was '%s'",
+					   b->line, reply);
+		else
+			cr_assert_str_eq(reply, "", "'%s': the answer was '%s'", b->line, reply);
+		join_conns(&E);
+		cr_assert_eq(E.conns[i].out, b->out, "'%s': outcome %d", b->line, E.conns[i].out);
+	}
+	/* A line longer than any: cut off, not read forever. */
+	{
+		char big[8192];
+
+		memset(big, '7', sizeof(big) - 1);
+		big[sizeof(big) - 1] = 0;
+		memcpy(big, STRM_HS_CHANNELS, strlen(STRM_HS_CHANNELS));
+		cr_assert_leq(send_bad_line(big, reply, sizeof(reply)), 2);
+		join_conns(&E);
+		cr_assert_eq(E.conns[ARRAY_SIZE(bad_lines)].out, RST_RCV_REFUSED);
+	}
+	expect_source_runs();
 }
