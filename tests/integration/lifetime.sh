@@ -9,7 +9,8 @@
 # records of domains a kill -9 lost are reported and removed; a copy left
 # fenced by a SIGTERM past a migration's go (through migrate-faults.sh's
 # proxy, 127.0.3.2 -> 127.0.3.3) is saved fenced, comes back fenced with
-# where it went, and migrate-resolve settles it from there.
+# where it went, and migrate-resolve settles it from there. Section 1 keeps
+# the pool in a --pool-file: the restarted ferryd finds it backed.
 # Usage: tests/integration/lifetime.sh BUILD_DIR
 set -uo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.bash"
@@ -22,11 +23,13 @@ RUN=$TMP/run STATE=$TMP/state SAVED=$TMP/state/saved
 export FERRY_SOCKET=$RUN/ferryd.sock
 ferryd_pid=
 MOUNTED=
+POOL=/dev/shm/ferry-lifetime-pool.$$
 
 cleanup() {
 	stop_ferryd
 	for p in ${PX_PID:-} ${B_PID:-}; do kill -TERM "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
 	[[ -z $MOUNTED ]] || umount "$MOUNTED" 2>/dev/null
+	rm -f "$POOL"
 	[[ -n ${KEEP:-} ]] || rm -rf "$TMP"
 }
 trap cleanup EXIT
@@ -84,7 +87,7 @@ cfg lt-crash 64 "workload=idle"
 cfg lt-full 128 "workload=verify ws=32M rate=20M"
 
 # ---- 1. SIGTERM saves; the next start restores ------------------------------
-start || { not_ok "ferryd starts"; exit 1; }
+start --pool-file "$POOL" || { not_ok "ferryd starts"; exit 1; }
 xl create "$TMP/lt-verify.cfg" >/dev/null 2>&1 && xl create -p "$TMP/lt-idle.cfg" >/dev/null 2>&1 &&
 	xl create "$TMP/lt-bad.cfg" >/dev/null 2>&1
 check "three domains created, one paused" test "$(state_of lt-idle)" = "--p---"
@@ -102,7 +105,11 @@ bad_size=$(($(stat -c %s "$SAVED/lt-bad.save" 2>/dev/null || echo 0) / 2))
 [[ ! -e $SAVED/lt-bad.save ]] || truncate -s "$bad_size" "$SAVED/lt-bad.save"
 
 logmark
-check "ferryd starts again (with --on-stop destroy)" start --on-stop destroy
+check "ferryd starts again (with --on-stop destroy), on the same --pool-file" \
+	start --on-stop destroy --pool-file "$POOL"
+kept_mib() { logsince | sed -n 's/.*memory pool: .*, \([0-9]*\) MiB of it backed from before.*/\1/p'; }
+check "it finds the memory the stopped ferryd's domains held still backed" \
+	test "$(kept_mib)" -ge 32
 check "the verify guest is back and runs" \
 	bash -c "[[ \$(timeout 20 '$XL' list lt-verify | awk 'NR == 2 { print \$5 }') =~ ^(r|-b) ]]"
 check "the paused guest is back, still paused" test "$(state_of lt-idle)" = "--p---"
