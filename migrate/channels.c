@@ -403,6 +403,7 @@ void mig_chans_frame_stats(struct mig_chans *set, struct strm_frame_stats *sum)
 		for (unsigned c = 0; c <= STRM_CODEC_ZSTD; c++)
 			sum->frames_by_codec[c] += fs->frames_by_codec[c];
 		sum->frames_unchecked += fs->frames_unchecked;
+		sum->frames_untried += fs->frames_untried;
 		sum->raw_bytes += fs->raw_bytes;
 		sum->stored_bytes += fs->stored_bytes;
 	}

@@ -856,3 +856,47 @@ Test(frame, writer_throughput, .init = quiet, .timeout = 600)
 	}
 	free(data);
 }
+
+/*
+ * A fixed codec backs off frames that will not compress (frame-io.c,
+ * COMP_BACKOFF_MAX 16): 32 random frames are mostly sent untried, and
+ * mix frames after them are compressed again within 16 frames.
+ */
+Test(frame, a_fixed_codec_backs_off_incompressible_frames, .init = quiet, .timeout = 60)
+{
+	size_t half = 8u << 20, slen, got;
+	uint8_t *data = malloc(2 * half), *mix = fd_mix(half, 15), *back;
+	const enum strm_codec codecs[] = {STRM_CODEC_LZ4, STRM_CODEC_ZSTD};
+
+	cr_assert_not_null(data);
+	fd_random(data, half, 16);
+	memcpy(data + half, mix, half);
+	for (int c = 0; c < 2; c++) {
+		struct strm_frame_stats st;
+		uint8_t *s = frame_mem(data, 2 * half, codecs[c], 0, &slen, &st);
+		struct strm_io *mem, *fr;
+
+		/* 64 frames of 256 KiB and the end frame's tail: tried at
+		 * frames 0, 2, 5, 10, 19 of the random ones, then every 17th. */
+		cr_log_info("%s: %" PRIu64 " of %" PRIu64 " frames untried, %" PRIu64 " compressed",
+			    strm_codec_name(codecs[c]), st.frames_untried, st.frames,
+			    st.frames_by_codec[codecs[c]]);
+		cr_assert_geq(st.frames_untried, 24, "%s tried %" PRIu64 " random frames",
+			      strm_codec_name(codecs[c]), 32 - st.frames_untried);
+		cr_assert_geq(st.frames_by_codec[codecs[c]], 32 - 16, "%s compressed %" PRIu64
+			      " of the 32 mix frames", strm_codec_name(codecs[c]),
+			      st.frames_by_codec[codecs[c]]);
+		/* and it reads back as written */
+		cr_assert_eq(strm_io_mem_reader(s, slen, &mem), 0);
+		cr_assert_eq(strm_io_frame_reader(mem, &fr), 0);
+		back = malloc(2 * half);
+		cr_assert_eq(read_all(fr, back, 2 * half, &got), 0, "%s", strm_io_error(fr));
+		cr_assert_eq(got, 2 * half);
+		cr_assert_eq(memcmp(back, data, 2 * half), 0);
+		strm_io_close(fr);
+		free(back);
+		free(s);
+	}
+	free(mix);
+	free(data);
+}

@@ -189,6 +189,9 @@ struct strm_frame_stats {
 	/* Raw frames whose payload the lower io's authentication covers
 	 * instead of the frame checksum (TLS; formats/SPEC.md 7, UNCHECKED). */
 	uint64_t frames_unchecked;
+	/* Raw frames a fixed codec did not try, backing off after frames
+	 * that would not compress (stream/frame-io.c, COMP_BACKOFF_MAX). */
+	uint64_t frames_untried;
 	uint64_t raw_bytes;
 	uint64_t stored_bytes;
 };
