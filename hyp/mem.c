@@ -48,6 +48,7 @@ static void *touch_m2p(void *arg)
 }
 
 static void *prealloc_pool(void *arg);
+static void mark_warm(void *opaque, const struct hyp__run *r, uint64_t first, uint64_t last);
 
 /*
  * --pool-file: the pool is a file on tmpfs that outlives ferryd, so the
@@ -120,9 +121,7 @@ static void find_kept(struct hyp_mem *m, const char *path)
 	double t0 = ferry_now_s();
 
 	while (f < m->nframes && hyp__mem_next_data(m, f, m->nframes, &first, &last) == 1) {
-		for (uint64_t k = first; k < last; k++)
-			bitmap_set(m->warm_map, k);
-		m->nwarm_free += last - first;
+		mark_warm(m, NULL, first, last);
 		f = last;
 	}
 	log_info("memory pool: %s, %llu MiB of it backed from before (found in %.0f ms)", path,
